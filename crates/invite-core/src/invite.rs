@@ -1,0 +1,416 @@
+//! Invite requests and the validated settings they turn into.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::patch::Patch;
+use crate::problem::{ErrorCode, Problem};
+use crate::redeem::InviteStatus;
+
+/// Most uses an invite may allow.
+pub const MAX_USES_LIMIT: i64 = 1_000_000;
+/// Longest lifetime in hours `expires_in_hours` accepts (30 days).
+pub const MAX_EXPIRES_IN_HOURS: i64 = 720;
+/// Longest lifetime in seconds `max_age` accepts (30 days); 0 means never.
+pub const MAX_AGE_LIMIT: i64 = 2_592_000;
+/// Most active (not revoked, not expired, not used up) random invites a server may hold.
+pub const MAX_ACTIVE_INVITES: i64 = 1000;
+
+/// Whether an invite has a random code or is the server's vanity URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InviteKind {
+    /// A random 8-character code.
+    Random,
+    /// The server's vanity code: never expires, unlimited uses, not in invite lists.
+    Vanity,
+}
+
+impl InviteKind {
+    /// The stored and serialized name (`"random"`, `"vanity"`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Random => "random",
+            Self::Vanity => "vanity",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "random" => Some(Self::Random),
+            "vanity" => Some(Self::Vanity),
+            _ => None,
+        }
+    }
+}
+
+/// The body of `POST /servers/{id}/invites` and `POST /channels/{id}/invites`.
+///
+/// Unknown fields are refused; an absent or empty body is `{}`: a permanent, unlimited invite.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInviteRequest {
+    /// How many joins the invite allows, 1..=1,000,000; absent is unlimited.
+    pub max_uses: Option<i64>,
+    /// Lifetime in hours, 1..=720 (Together's field).
+    pub expires_in_hours: Option<i64>,
+    /// Lifetime in seconds, 0..=2,592,000, 0 = never (Fluxer's field).
+    pub max_age: Option<i64>,
+    /// The channel the invite points at; must belong to the server.
+    pub channel_id: Option<Uuid>,
+    /// Whether joining makes a temporary member. Default false.
+    pub temporary: Option<bool>,
+    /// `false` reuses an existing active invite with the same settings. Default true.
+    pub unique: Option<bool>,
+}
+
+/// A create request that passed every rule, with its expiry computed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviteSettings {
+    /// The channel the invite points at (not yet checked against the server's channels).
+    pub channel_id: Option<Uuid>,
+    /// Uses allowed; `None` is unlimited.
+    pub max_uses: Option<i64>,
+    /// Lifetime in seconds; 0 never expires.
+    pub max_age: i64,
+    /// `created_at + max_age`, or `None` for 0.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Whether joining makes a temporary member.
+    pub temporary: bool,
+    /// Whether a new invite must be created even if an equal one exists.
+    pub unique: bool,
+}
+
+impl CreateInviteRequest {
+    /// Applies the rules in this order: `max_uses`, both lifetimes given, `expires_in_hours`,
+    /// `max_age`. The first broken rule is reported.
+    pub fn validate(&self, now: DateTime<Utc>) -> Result<InviteSettings, Problem> {
+        let max_uses = self.max_uses.map(check_max_uses).transpose()?;
+        let max_age = lifetime(self.max_age, self.expires_in_hours)?.unwrap_or(0);
+        Ok(InviteSettings {
+            channel_id: self.channel_id,
+            max_uses,
+            max_age,
+            expires_at: expires_at(now, max_age),
+            temporary: self.temporary.unwrap_or(false),
+            unique: self.unique.unwrap_or(true),
+        })
+    }
+}
+
+/// The body of `PATCH /servers/{id}/invites/{invite_id}`: only what is present changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateInviteRequest {
+    /// New use limit; `null` makes the invite unlimited. Not below the uses already made.
+    #[serde(default)]
+    pub max_uses: Patch<i64>,
+    /// New lifetime in hours, counted from now.
+    pub expires_in_hours: Option<i64>,
+    /// New lifetime in seconds, counted from now; 0 removes the expiry.
+    pub max_age: Option<i64>,
+}
+
+/// What a valid update changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InviteChanges {
+    /// The new use limit (`Clear` is unlimited).
+    pub max_uses: Patch<i64>,
+    /// The new lifetime and expiry, when they change.
+    pub lifetime: Option<(i64, Option<DateTime<Utc>>)>,
+}
+
+impl InviteChanges {
+    /// Whether the update changes nothing (an empty body).
+    pub fn is_empty(&self) -> bool {
+        self.max_uses.is_unchanged() && self.lifetime.is_none()
+    }
+}
+
+impl UpdateInviteRequest {
+    /// Checks the update against the invite as it is: the same ranges as creation, and a use
+    /// limit no lower than the uses already made.
+    pub fn validate(
+        &self,
+        current: &InviteStatus,
+        now: DateTime<Utc>,
+    ) -> Result<InviteChanges, Problem> {
+        let max_uses = self.max_uses.try_map(|max_uses| {
+            let max_uses = check_max_uses(max_uses)?;
+            if max_uses < current.uses {
+                return Err(Problem::validation(format!(
+                    "max_uses must not be below the invite's current uses ({})",
+                    current.uses
+                )));
+            }
+            Ok(max_uses)
+        })?;
+        let lifetime = lifetime(self.max_age, self.expires_in_hours)?
+            .map(|max_age| (max_age, expires_at(now, max_age)));
+        Ok(InviteChanges { max_uses, lifetime })
+    }
+}
+
+fn check_max_uses(max_uses: i64) -> Result<i64, Problem> {
+    if max_uses <= 0 {
+        Err(Problem::validation("max_uses must be greater than 0"))
+    } else if max_uses > MAX_USES_LIMIT {
+        Err(Problem::validation("max_uses must be at most 1000000"))
+    } else {
+        Ok(max_uses)
+    }
+}
+
+/// The lifetime in seconds from whichever of the two fields is given; `None` when neither is.
+fn lifetime(max_age: Option<i64>, expires_in_hours: Option<i64>) -> Result<Option<i64>, Problem> {
+    match (max_age, expires_in_hours) {
+        (Some(_), Some(_)) => {
+            Err(Problem::validation("Provide either max_age or expires_in_hours, not both"))
+        }
+        (None, Some(hours)) if (1..=MAX_EXPIRES_IN_HOURS).contains(&hours) => {
+            Ok(Some(hours * 3600))
+        }
+        (None, Some(_)) => Err(Problem::validation("expires_in_hours must be between 1 and 720")),
+        (Some(seconds), None) if (0..=MAX_AGE_LIMIT).contains(&seconds) => Ok(Some(seconds)),
+        (Some(_), None) => Err(Problem::validation("max_age must be between 0 and 2592000")),
+        (None, None) => Ok(None),
+    }
+}
+
+fn expires_at(now: DateTime<Utc>, max_age: i64) -> Option<DateTime<Utc>> {
+    (max_age > 0).then(|| now + Duration::seconds(max_age))
+}
+
+/// The refusal when a server already holds [`MAX_ACTIVE_INVITES`] active invites.
+pub fn check_active_invites(active: i64) -> Result<(), Problem> {
+    if active >= MAX_ACTIVE_INVITES {
+        Err(Problem::of(ErrorCode::MaxInvitesReached))
+    } else {
+        Ok(())
+    }
+}
+
+/// The refusal for an `If-Match` that names another version than the invite's.
+pub fn check_version(expected: Option<i64>, current: i64) -> Result<(), Problem> {
+    match expected {
+        Some(expected) if expected != current => Err(Problem::of(ErrorCode::PreconditionFailed)),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()
+    }
+
+    fn parse(json: &str) -> Result<CreateInviteRequest, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    fn message(json: &str) -> String {
+        let problem = parse(json).unwrap().validate(now()).unwrap_err();
+        assert_eq!((problem.status, problem.code), (400, ErrorCode::ValidationError));
+        problem.message.into_owned()
+    }
+
+    #[test]
+    fn an_empty_request_is_a_permanent_unlimited_invite() {
+        let settings = parse("{}").unwrap().validate(now()).unwrap();
+        assert_eq!(
+            settings,
+            InviteSettings {
+                channel_id: None,
+                max_uses: None,
+                max_age: 0,
+                expires_at: None,
+                temporary: false,
+                unique: true,
+            }
+        );
+        assert_eq!(CreateInviteRequest::default().validate(now()).unwrap(), settings);
+    }
+
+    #[test]
+    fn every_field_is_carried_over() {
+        let channel = Uuid::from_u128(7);
+        let request = parse(&format!(
+            r#"{{"max_uses": 10, "expires_in_hours": 24, "channel_id": "{channel}",
+                "temporary": true, "unique": false}}"#
+        ))
+        .unwrap();
+        let settings = request.validate(now()).unwrap();
+        assert_eq!(settings.max_uses, Some(10));
+        assert_eq!(settings.max_age, 86_400);
+        assert_eq!(settings.expires_at, Some(now() + Duration::hours(24)));
+        assert_eq!(settings.channel_id, Some(channel));
+        assert!(settings.temporary);
+        assert!(!settings.unique);
+    }
+
+    #[test]
+    fn max_age_sets_the_expiry_in_seconds_and_zero_never_expires() {
+        let settings = parse(r#"{"max_age": 90}"#).unwrap().validate(now()).unwrap();
+        assert_eq!(
+            (settings.max_age, settings.expires_at),
+            (90, Some(now() + Duration::seconds(90)))
+        );
+        let settings = parse(r#"{"max_age": 0}"#).unwrap().validate(now()).unwrap();
+        assert_eq!((settings.max_age, settings.expires_at), (0, None));
+        let settings = parse(r#"{"max_age": 2592000}"#).unwrap().validate(now()).unwrap();
+        assert_eq!(settings.expires_at, Some(now() + Duration::days(30)));
+    }
+
+    #[test]
+    fn bounds_are_inclusive() {
+        for ok in [
+            r#"{"max_uses": 1}"#,
+            r#"{"max_uses": 1000000}"#,
+            r#"{"expires_in_hours": 1}"#,
+            r#"{"expires_in_hours": 720}"#,
+            r#"{"max_age": 0}"#,
+            r#"{"max_age": 2592000}"#,
+        ] {
+            assert!(parse(ok).unwrap().validate(now()).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn each_rule_has_the_contract_message() {
+        let cases = [
+            (r#"{"max_uses": 0}"#, "max_uses must be greater than 0"),
+            (r#"{"max_uses": -5}"#, "max_uses must be greater than 0"),
+            (r#"{"max_uses": 1000001}"#, "max_uses must be at most 1000000"),
+            (r#"{"expires_in_hours": 0}"#, "expires_in_hours must be between 1 and 720"),
+            (r#"{"expires_in_hours": 721}"#, "expires_in_hours must be between 1 and 720"),
+            (r#"{"expires_in_hours": -1}"#, "expires_in_hours must be between 1 and 720"),
+            (r#"{"max_age": -1}"#, "max_age must be between 0 and 2592000"),
+            (r#"{"max_age": 2592001}"#, "max_age must be between 0 and 2592000"),
+            (
+                r#"{"max_age": 60, "expires_in_hours": 1}"#,
+                "Provide either max_age or expires_in_hours, not both",
+            ),
+        ];
+        for (json, expected) in cases {
+            assert_eq!(message(json), expected, "{json}");
+        }
+    }
+
+    #[test]
+    fn the_first_broken_rule_is_reported() {
+        assert_eq!(
+            message(r#"{"max_uses": 0, "max_age": 60, "expires_in_hours": 1}"#),
+            "max_uses must be greater than 0"
+        );
+        assert_eq!(
+            message(r#"{"max_age": -1, "expires_in_hours": 0}"#),
+            "Provide either max_age or expires_in_hours, not both"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_wrong_types_are_refused_by_deserialization() {
+        let error = parse(r#"{"max_uses": 1, "foo": true}"#).unwrap_err();
+        assert!(error.to_string().contains("unknown field `foo`"), "{error}");
+        assert!(parse(r#"{"max_uses": "ten"}"#).is_err());
+        assert!(parse(r#"{"max_uses": 1.5}"#).is_err());
+        assert!(parse(r#"{"channel_id": "not-a-uuid"}"#).is_err());
+        assert!(parse(r#"{"temporary": 1}"#).is_err());
+        assert!(parse("[]").is_err());
+        // `null` is the same as leaving the field out.
+        assert_eq!(parse(r#"{"max_uses": null}"#).unwrap(), CreateInviteRequest::default());
+    }
+
+    #[test]
+    fn update_changes_only_what_is_given() {
+        let current = InviteStatus { revoked: false, expires_at: None, max_uses: Some(5), uses: 3 };
+        let update: UpdateInviteRequest = serde_json::from_str("{}").unwrap();
+        let changes = update.validate(&current, now()).unwrap();
+        assert!(changes.is_empty());
+
+        let update: UpdateInviteRequest = serde_json::from_str(r#"{"max_uses": null}"#).unwrap();
+        assert_eq!(update.validate(&current, now()).unwrap().max_uses, Patch::Clear);
+
+        let update: UpdateInviteRequest =
+            serde_json::from_str(r#"{"max_uses": 3, "expires_in_hours": 2}"#).unwrap();
+        let changes = update.validate(&current, now()).unwrap();
+        assert_eq!(changes.max_uses, Patch::Set(3));
+        assert_eq!(changes.lifetime, Some((7200, Some(now() + Duration::hours(2)))));
+
+        let update: UpdateInviteRequest = serde_json::from_str(r#"{"max_age": 0}"#).unwrap();
+        assert_eq!(update.validate(&current, now()).unwrap().lifetime, Some((0, None)));
+    }
+
+    #[test]
+    fn update_refuses_a_limit_below_the_uses_and_the_creation_ranges() {
+        let current = InviteStatus { revoked: false, expires_at: None, max_uses: Some(5), uses: 3 };
+        let cases = [
+            (r#"{"max_uses": 2}"#, "max_uses must not be below the invite's current uses (3)"),
+            (r#"{"max_uses": 0}"#, "max_uses must be greater than 0"),
+            (r#"{"max_uses": 1000001}"#, "max_uses must be at most 1000000"),
+            (r#"{"expires_in_hours": 0}"#, "expires_in_hours must be between 1 and 720"),
+            (r#"{"max_age": -1}"#, "max_age must be between 0 and 2592000"),
+            (
+                r#"{"max_age": 1, "expires_in_hours": 1}"#,
+                "Provide either max_age or expires_in_hours, not both",
+            ),
+        ];
+        for (json, expected) in cases {
+            let update: UpdateInviteRequest = serde_json::from_str(json).unwrap();
+            let problem = update.validate(&current, now()).unwrap_err();
+            assert_eq!((problem.status, problem.message.as_ref()), (400, expected), "{json}");
+        }
+        assert!(serde_json::from_str::<UpdateInviteRequest>(r#"{"uses": 0}"#).is_err());
+    }
+
+    #[test]
+    fn active_invite_limit_and_version_check() {
+        assert_eq!(check_active_invites(999), Ok(()));
+        let problem = check_active_invites(1000).unwrap_err();
+        assert_eq!(
+            (problem.status, problem.code.as_str(), problem.message.as_ref()),
+            (400, "MAX_INVITES_REACHED", "Maximum number of active invites reached (1000)")
+        );
+        assert_eq!(check_version(None, 3), Ok(()));
+        assert_eq!(check_version(Some(3), 3), Ok(()));
+        let problem = check_version(Some(2), 3).unwrap_err();
+        assert_eq!((problem.status, problem.code.as_str()), (412, "PRECONDITION_FAILED"));
+    }
+
+    #[test]
+    fn kinds_round_trip() {
+        for kind in [InviteKind::Random, InviteKind::Vanity] {
+            assert_eq!(InviteKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(InviteKind::parse("other"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn max_uses_is_accepted_exactly_in_range(max_uses in any::<i64>()) {
+            let request = CreateInviteRequest { max_uses: Some(max_uses), ..Default::default() };
+            let accepted = request.validate(now()).is_ok();
+            prop_assert_eq!(accepted, (1..=MAX_USES_LIMIT).contains(&max_uses));
+        }
+
+        #[test]
+        fn lifetimes_are_accepted_exactly_in_range(hours in -10_i64..800, seconds in -10_i64..2_600_000) {
+            let by_hours = CreateInviteRequest { expires_in_hours: Some(hours), ..Default::default() };
+            match by_hours.validate(now()) {
+                Ok(settings) => {
+                    prop_assert!((1..=720).contains(&hours));
+                    prop_assert_eq!(settings.expires_at, Some(now() + Duration::hours(hours)));
+                }
+                Err(_) => prop_assert!(!(1..=720).contains(&hours)),
+            }
+            let by_seconds = CreateInviteRequest { max_age: Some(seconds), ..Default::default() };
+            prop_assert_eq!(by_seconds.validate(now()).is_ok(), (0..=MAX_AGE_LIMIT).contains(&seconds));
+        }
+    }
+}

@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod clock;
+pub mod code;
+pub mod invite;
+pub mod permissions;
+pub mod problem;
+pub mod redeem;
+pub mod server;
+
+pub mod patch;
+
+pub use patch::Patch;
+pub use problem::{ErrorCode, Problem};

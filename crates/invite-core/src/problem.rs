@@ -1,0 +1,345 @@
+//! The catalogue of every machine-readable error the service answers with.
+//!
+//! Each [`ErrorCode`] carries its usual HTTP status and its usual message here, in one place, so
+//! that the HTTP layer only translates a [`Problem`] into a response and never invents wording.
+//! The status is a plain `u16` because this crate has no HTTP dependency.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Serialize;
+
+/// A machine-readable error code, serialized in `SCREAMING_SNAKE_CASE` (`"INVITE_EXPIRED"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    /// A field of a well-formed request breaks a rule (range, length, format).
+    ValidationError,
+    /// The body is not JSON, has an unknown field or a value of the wrong type.
+    InvalidJson,
+    /// A path segment that must be a UUID is not one.
+    InvalidId,
+    /// A query-string parameter is malformed or out of range.
+    InvalidQuery,
+    /// The request has a body with a content type other than `application/json`.
+    UnsupportedMediaType,
+    /// The body is larger than the service accepts.
+    PayloadTooLarge,
+    /// No route matches the path.
+    NotFound,
+    /// The route exists but not for this method.
+    MethodNotAllowed,
+    /// The bearer token is missing, malformed, expired or signed with another key.
+    Unauthorized,
+    /// The server does not exist or the caller is not a member (the two are indistinguishable).
+    ServerNotFound,
+    /// The channel does not exist, or belongs to a server the caller is not in.
+    ChannelNotFound,
+    /// A create request names a channel that is not a channel of the server.
+    UnknownChannel,
+    /// The member does not exist in this server.
+    MemberNotFound,
+    /// The user is not banned from this server.
+    BanNotFound,
+    /// No invite has this code or id (in this server).
+    InviteNotFound,
+    /// The invite existed but was revoked.
+    InviteRevoked,
+    /// The caller lacks a permission the action needs.
+    MissingPermission,
+    /// The server lacks a feature the action needs (e.g. `VANITY_URL`).
+    MissingFeature,
+    /// Only the server owner may do this.
+    OwnerOnly,
+    /// The owner cannot leave, be kicked or be banned from their own server.
+    OwnerImmune,
+    /// The caller already belongs to the server.
+    AlreadyMember,
+    /// The caller is banned from the server.
+    Banned,
+    /// The server has paused invites.
+    InvitesPaused,
+    /// The invite's expiry time has passed.
+    InviteExpired,
+    /// The invite has been used as many times as it allows.
+    InviteMaxedOut,
+    /// The server already holds the maximum number of active invites.
+    MaxInvitesReached,
+    /// Every attempt to draw an unused invite code collided.
+    CodeSpaceExhausted,
+    /// The vanity code belongs to another server or is cooling down after its release.
+    VanityTaken,
+    /// Vanity invites are managed through the vanity-url endpoints, not the invite ones.
+    VanityInvite,
+    /// `If-Match` names a version other than the current one.
+    PreconditionFailed,
+    /// Too many requests; retry after the time given.
+    RateLimited,
+    /// The service is in maintenance mode and refuses writes.
+    Maintenance,
+    /// A dependency (the database) is unavailable; retry later.
+    ServiceUnavailable,
+    /// An unexpected failure; the cause is in the service's log, never in the response.
+    InternalError,
+}
+
+impl ErrorCode {
+    /// Every code, for exhaustive checks (documentation, tests, the OpenAPI description).
+    pub const ALL: [Self; 34] = [
+        Self::ValidationError,
+        Self::InvalidJson,
+        Self::InvalidId,
+        Self::InvalidQuery,
+        Self::UnsupportedMediaType,
+        Self::PayloadTooLarge,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::Unauthorized,
+        Self::ServerNotFound,
+        Self::ChannelNotFound,
+        Self::UnknownChannel,
+        Self::MemberNotFound,
+        Self::BanNotFound,
+        Self::InviteNotFound,
+        Self::InviteRevoked,
+        Self::MissingPermission,
+        Self::MissingFeature,
+        Self::OwnerOnly,
+        Self::OwnerImmune,
+        Self::AlreadyMember,
+        Self::Banned,
+        Self::InvitesPaused,
+        Self::InviteExpired,
+        Self::InviteMaxedOut,
+        Self::MaxInvitesReached,
+        Self::CodeSpaceExhausted,
+        Self::VanityTaken,
+        Self::VanityInvite,
+        Self::PreconditionFailed,
+        Self::RateLimited,
+        Self::Maintenance,
+        Self::ServiceUnavailable,
+        Self::InternalError,
+    ];
+
+    /// The code as it appears on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ValidationError => "VALIDATION_ERROR",
+            Self::InvalidJson => "INVALID_JSON",
+            Self::InvalidId => "INVALID_ID",
+            Self::InvalidQuery => "INVALID_QUERY",
+            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::NotFound => "NOT_FOUND",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::Unauthorized => "UNAUTHORIZED",
+            Self::ServerNotFound => "SERVER_NOT_FOUND",
+            Self::ChannelNotFound => "CHANNEL_NOT_FOUND",
+            Self::UnknownChannel => "UNKNOWN_CHANNEL",
+            Self::MemberNotFound => "MEMBER_NOT_FOUND",
+            Self::BanNotFound => "BAN_NOT_FOUND",
+            Self::InviteNotFound => "INVITE_NOT_FOUND",
+            Self::InviteRevoked => "INVITE_REVOKED",
+            Self::MissingPermission => "MISSING_PERMISSION",
+            Self::MissingFeature => "MISSING_FEATURE",
+            Self::OwnerOnly => "OWNER_ONLY",
+            Self::OwnerImmune => "OWNER_IMMUNE",
+            Self::AlreadyMember => "ALREADY_MEMBER",
+            Self::Banned => "BANNED",
+            Self::InvitesPaused => "INVITES_PAUSED",
+            Self::InviteExpired => "INVITE_EXPIRED",
+            Self::InviteMaxedOut => "INVITE_MAXED_OUT",
+            Self::MaxInvitesReached => "MAX_INVITES_REACHED",
+            Self::CodeSpaceExhausted => "CODE_SPACE_EXHAUSTED",
+            Self::VanityTaken => "VANITY_TAKEN",
+            Self::VanityInvite => "VANITY_INVITE",
+            Self::PreconditionFailed => "PRECONDITION_FAILED",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::Maintenance => "MAINTENANCE",
+            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            Self::InternalError => "INTERNAL_ERROR",
+        }
+    }
+
+    /// The HTTP status this code is answered with, unless a [`Problem`] says otherwise
+    /// (a preview answers every refusal with 404, for instance).
+    pub const fn status(self) -> u16 {
+        match self {
+            Self::ValidationError
+            | Self::InvalidJson
+            | Self::InvalidId
+            | Self::InvalidQuery
+            | Self::UnknownChannel
+            | Self::OwnerImmune
+            | Self::InviteExpired
+            | Self::InviteMaxedOut
+            | Self::MaxInvitesReached
+            | Self::VanityInvite => 400,
+            Self::Unauthorized => 401,
+            Self::MissingPermission
+            | Self::MissingFeature
+            | Self::OwnerOnly
+            | Self::Banned
+            | Self::InvitesPaused => 403,
+            Self::NotFound
+            | Self::ServerNotFound
+            | Self::ChannelNotFound
+            | Self::MemberNotFound
+            | Self::BanNotFound
+            | Self::InviteNotFound
+            | Self::InviteRevoked => 404,
+            Self::MethodNotAllowed => 405,
+            Self::AlreadyMember | Self::VanityTaken => 409,
+            Self::PreconditionFailed => 412,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::RateLimited => 429,
+            Self::CodeSpaceExhausted | Self::InternalError => 500,
+            Self::Maintenance | Self::ServiceUnavailable => 503,
+        }
+    }
+
+    /// The message this code is answered with when nothing more specific applies.
+    pub const fn default_message(self) -> &'static str {
+        match self {
+            Self::ValidationError => "The request is invalid",
+            Self::InvalidJson => "The request body is not valid JSON for this endpoint",
+            Self::InvalidId => "The id in the path is not a valid UUID",
+            Self::InvalidQuery => "The query string is invalid",
+            Self::UnsupportedMediaType => "Content-Type must be application/json",
+            Self::PayloadTooLarge => "The request body is larger than 16 KiB",
+            Self::NotFound => "No such route",
+            Self::MethodNotAllowed => "This method is not allowed on this route",
+            Self::Unauthorized => "A valid bearer token is required",
+            Self::ServerNotFound => "Server not found",
+            Self::ChannelNotFound => "Channel not found",
+            Self::UnknownChannel => "Unknown channel",
+            Self::MemberNotFound => "Member not found",
+            Self::BanNotFound => "Ban not found",
+            Self::InviteNotFound | Self::InviteRevoked => "Invite not found",
+            Self::MissingPermission => "You lack the permission this action needs",
+            Self::MissingFeature => "This server lacks the feature this action needs",
+            Self::OwnerOnly => "Only the server owner can do this",
+            Self::OwnerImmune => "The server owner cannot be removed from their server",
+            Self::AlreadyMember => "Already a member of this server",
+            Self::Banned => "You are banned from this server",
+            Self::InvitesPaused => "Invites to this server are paused",
+            Self::InviteExpired => "This invite has expired",
+            Self::InviteMaxedOut => "This invite has reached its maximum uses",
+            Self::MaxInvitesReached => "Maximum number of active invites reached (1000)",
+            Self::CodeSpaceExhausted => "Could not generate a unique invite code, please try again",
+            Self::VanityTaken => "This vanity code is not available",
+            Self::VanityInvite => {
+                "Vanity invites are managed through /servers/{server_id}/vanity-url"
+            }
+            Self::PreconditionFailed => "The invite has changed since the version in If-Match",
+            Self::RateLimited => "You are being rate limited",
+            Self::Maintenance => "The service is in maintenance mode, please retry later",
+            Self::ServiceUnavailable => "The service is temporarily unavailable, please retry",
+            Self::InternalError => "Internal server error",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failure as the user sees it: status, machine code and human message.
+///
+/// Every error type of this crate turns into one, so the HTTP layer renders
+/// `{"error": message, "code": code}` with `status` and adds nothing of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The HTTP status.
+    pub status: u16,
+    /// The machine-readable code.
+    pub code: ErrorCode,
+    /// The human-readable message.
+    pub message: Cow<'static, str>,
+}
+
+impl Problem {
+    /// The code with its usual status and message.
+    pub const fn of(code: ErrorCode) -> Self {
+        Self { status: code.status(), code, message: Cow::Borrowed(code.default_message()) }
+    }
+
+    /// The code with its usual status and a specific message.
+    pub fn with_message(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
+        Self { status: code.status(), code, message: message.into() }
+    }
+
+    /// A `VALIDATION_ERROR` (400) with the given message.
+    pub fn validation(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::with_message(ErrorCode::ValidationError, message)
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.code, self.message)
+    }
+}
+
+impl std::error::Error for Problem {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_match_serde_names() {
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_value(code).unwrap();
+            assert_eq!(json, code.as_str(), "{code:?}");
+        }
+    }
+
+    #[test]
+    fn every_code_is_listed_once() {
+        let mut names: Vec<_> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ErrorCode::ALL.len());
+    }
+
+    #[test]
+    fn contract_statuses_and_messages() {
+        let expected = [
+            (ErrorCode::InviteNotFound, 404, "Invite not found"),
+            (ErrorCode::InviteRevoked, 404, "Invite not found"),
+            (ErrorCode::AlreadyMember, 409, "Already a member of this server"),
+            (ErrorCode::Banned, 403, "You are banned from this server"),
+            (ErrorCode::InvitesPaused, 403, "Invites to this server are paused"),
+            (ErrorCode::InviteExpired, 400, "This invite has expired"),
+            (ErrorCode::InviteMaxedOut, 400, "This invite has reached its maximum uses"),
+            (ErrorCode::ServerNotFound, 404, "Server not found"),
+            (ErrorCode::MaxInvitesReached, 400, "Maximum number of active invites reached (1000)"),
+            (ErrorCode::UnknownChannel, 400, "Unknown channel"),
+            (ErrorCode::CodeSpaceExhausted, 500, ErrorCode::CodeSpaceExhausted.default_message()),
+            (ErrorCode::VanityTaken, 409, ErrorCode::VanityTaken.default_message()),
+            (ErrorCode::PreconditionFailed, 412, ErrorCode::PreconditionFailed.default_message()),
+            (ErrorCode::Unauthorized, 401, ErrorCode::Unauthorized.default_message()),
+            (ErrorCode::RateLimited, 429, ErrorCode::RateLimited.default_message()),
+            (ErrorCode::ServiceUnavailable, 503, ErrorCode::ServiceUnavailable.default_message()),
+            (ErrorCode::Maintenance, 503, ErrorCode::Maintenance.default_message()),
+            (ErrorCode::PayloadTooLarge, 413, ErrorCode::PayloadTooLarge.default_message()),
+        ];
+        for (code, status, message) in expected {
+            let problem = Problem::of(code);
+            assert_eq!((problem.status, problem.message.as_ref()), (status, message), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_specific_message_keeps_the_status() {
+        let problem = Problem::validation("max_uses must be greater than 0");
+        assert_eq!(problem.status, 400);
+        assert_eq!(problem.code, ErrorCode::ValidationError);
+        assert_eq!(problem.to_string(), "400 VALIDATION_ERROR: max_uses must be greater than 0");
+    }
+}

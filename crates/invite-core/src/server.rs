@@ -1,0 +1,438 @@
+//! Requests about servers, channels, members, bans, pauses and vanity URLs, and the value types
+//! they parse into.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use crate::code::VanityCode;
+use crate::patch::Patch;
+use crate::permissions::Permissions;
+use crate::problem::Problem;
+use crate::redeem::InvitesPause;
+
+/// Longest server or channel name, in characters.
+pub const MAX_NAME_LEN: usize = 100;
+/// Longest icon URL, in bytes.
+pub const MAX_ICON_URL_LEN: usize = 2048;
+/// Longest ban reason, in characters.
+pub const MAX_BAN_REASON_LEN: usize = 512;
+
+/// A server name: 1-100 characters after trimming surrounding whitespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerName(String);
+
+impl ServerName {
+    /// Trims and checks the length.
+    pub fn parse(input: &str) -> Result<Self, Problem> {
+        parse_name(input, "name").map(Self)
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name, owned.
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// A channel name: 1-100 characters after trimming surrounding whitespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelName(String);
+
+impl ChannelName {
+    /// Trims and checks the length.
+    pub fn parse(input: &str) -> Result<Self, Problem> {
+        parse_name(input, "name").map(Self)
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name, owned.
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+fn parse_name(input: &str, field: &str) -> Result<String, Problem> {
+    let name = input.trim();
+    if (1..=MAX_NAME_LEN).contains(&name.chars().count()) {
+        Ok(name.to_owned())
+    } else {
+        Err(Problem::validation(format!("{field} must be between 1 and 100 characters")))
+    }
+}
+
+/// An icon URL: an absolute `http` or `https` URL of at most 2048 bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IconUrl(String);
+
+impl IconUrl {
+    /// Parses and checks scheme and length.
+    pub fn parse(input: &str) -> Result<Self, Problem> {
+        let refused = || {
+            Problem::validation("icon_url must be an http or https URL of at most 2048 characters")
+        };
+        if input.len() > MAX_ICON_URL_LEN {
+            return Err(refused());
+        }
+        let url = url::Url::parse(input).map_err(|_| refused())?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(refused());
+        }
+        Ok(Self(input.to_owned()))
+    }
+
+    /// The URL as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL, owned.
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// A feature a server can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ServerFeature {
+    /// The server may set a vanity invite code.
+    VanityUrl,
+}
+
+impl ServerFeature {
+    /// Every feature.
+    pub const ALL: [Self; 1] = [Self::VanityUrl];
+
+    /// The wire and stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::VanityUrl => "VANITY_URL",
+        }
+    }
+
+    /// Parses a feature name; unknown names are refused with a message naming the known ones.
+    pub fn parse(name: &str) -> Result<Self, Problem> {
+        Self::ALL.into_iter().find(|feature| feature.as_str() == name).ok_or_else(|| {
+            Problem::validation(format!("unknown server feature {name:?} (known: VANITY_URL)"))
+        })
+    }
+
+    /// Parses a list of names into a sorted set without duplicates.
+    pub fn parse_all(names: &[String]) -> Result<Vec<Self>, Problem> {
+        let mut features =
+            names.iter().map(|name| Self::parse(name)).collect::<Result<Vec<_>, _>>()?;
+        features.sort_unstable();
+        features.dedup();
+        Ok(features)
+    }
+}
+
+/// The body of `POST /servers`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateServerRequest {
+    /// 1-100 characters.
+    pub name: String,
+    /// An http(s) URL.
+    pub icon_url: Option<String>,
+    /// What every member may do; [`Permissions::DEFAULT_MEMBER`] when absent.
+    pub default_permissions: Option<Permissions>,
+}
+
+/// A valid [`CreateServerRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewServerSettings {
+    /// The name.
+    pub name: ServerName,
+    /// The icon URL.
+    pub icon_url: Option<IconUrl>,
+    /// What every member may do.
+    pub default_permissions: Permissions,
+}
+
+impl CreateServerRequest {
+    /// Checks every field.
+    pub fn validate(&self) -> Result<NewServerSettings, Problem> {
+        Ok(NewServerSettings {
+            name: ServerName::parse(&self.name)?,
+            icon_url: self.icon_url.as_deref().map(IconUrl::parse).transpose()?,
+            default_permissions: self.default_permissions.unwrap_or(Permissions::DEFAULT_MEMBER),
+        })
+    }
+}
+
+/// The body of `PATCH /servers/{id}`: only what is present changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateServerRequest {
+    /// A new name.
+    pub name: Option<String>,
+    /// A new icon URL; `null` removes the icon.
+    #[serde(default)]
+    pub icon_url: Patch<String>,
+    /// New default permissions.
+    pub default_permissions: Option<Permissions>,
+    /// The complete new feature list (owner only).
+    pub features: Option<Vec<String>>,
+}
+
+/// What a valid [`UpdateServerRequest`] changes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServerChanges {
+    /// New name.
+    pub name: Option<ServerName>,
+    /// New icon (`Clear` removes it).
+    pub icon_url: Patch<IconUrl>,
+    /// New default permissions.
+    pub default_permissions: Option<Permissions>,
+    /// New feature set.
+    pub features: Option<Vec<ServerFeature>>,
+}
+
+impl UpdateServerRequest {
+    /// Checks every present field.
+    pub fn validate(&self) -> Result<ServerChanges, Problem> {
+        Ok(ServerChanges {
+            name: self.name.as_deref().map(ServerName::parse).transpose()?,
+            icon_url: self.icon_url.as_ref().try_map(|url| IconUrl::parse(url))?,
+            default_permissions: self.default_permissions,
+            features: self.features.as_deref().map(ServerFeature::parse_all).transpose()?,
+        })
+    }
+}
+
+/// The body of `POST /servers/{id}/channels`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateChannelRequest {
+    /// 1-100 characters.
+    pub name: String,
+}
+
+/// The body of `PATCH /servers/{id}/members/{user_id}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMemberRequest {
+    /// The member's extra permissions (replacing the previous ones).
+    pub permissions: Permissions,
+}
+
+/// The body of `PUT /servers/{id}/bans/{user_id}`; may be absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BanRequest {
+    /// Why, for the moderators; at most 512 characters.
+    pub reason: Option<String>,
+}
+
+impl BanRequest {
+    /// The trimmed reason (an empty one is none), or a refusal when too long.
+    pub fn reason(&self) -> Result<Option<String>, Problem> {
+        let Some(reason) = self.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()) else {
+            return Ok(None);
+        };
+        if reason.chars().count() > MAX_BAN_REASON_LEN {
+            return Err(Problem::validation("reason must be at most 512 characters"));
+        }
+        Ok(Some(reason.to_owned()))
+    }
+}
+
+/// The body of `PUT /servers/{id}/invites-pause`; may be absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PauseRequest {
+    /// When invites work again (RFC 3339); absent pauses them until resumed.
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl PauseRequest {
+    /// The pause to store; an end time must lie in the future.
+    pub fn validate(&self, now: DateTime<Utc>) -> Result<InvitesPause, Problem> {
+        match self.until {
+            None => Ok(InvitesPause::Indefinitely),
+            Some(until) if until > now => Ok(InvitesPause::Until(until)),
+            Some(_) => Err(Problem::validation("until must be in the future")),
+        }
+    }
+}
+
+/// The body of `PATCH /servers/{id}/vanity-url`: `{"code": "..."}` sets, `{"code": null}`
+/// releases.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VanityRequest {
+    /// The new code, `null` to release; must be present.
+    #[serde(default)]
+    pub code: Patch<String>,
+}
+
+impl VanityRequest {
+    /// The code to claim (`Some`) or a release (`None`).
+    pub fn validate(&self) -> Result<Option<VanityCode>, Problem> {
+        match &self.code {
+            Patch::Unchanged => {
+                Err(Problem::validation("code is required (a vanity code, or null to release it)"))
+            }
+            Patch::Clear => Ok(None),
+            Patch::Set(code) => Ok(Some(VanityCode::parse(code)?)),
+        }
+    }
+}
+
+/// A page size from a `?limit=` parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageLimit(i64);
+
+impl PageLimit {
+    /// `limit` within `1..=max`, `default` when absent; out of range is 400 `INVALID_QUERY`.
+    pub fn parse(limit: Option<i64>, default: i64, max: i64) -> Result<Self, Problem> {
+        match limit {
+            None => Ok(Self(default)),
+            Some(limit) if (1..=max).contains(&limit) => Ok(Self(limit)),
+            Some(_) => Err(Problem::with_message(
+                crate::problem::ErrorCode::InvalidQuery,
+                format!("limit must be between 1 and {max}"),
+            )),
+        }
+    }
+
+    /// The size.
+    pub const fn get(self) -> i64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone};
+
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(ServerName::parse("  Rust  ").unwrap().as_str(), "Rust");
+        assert_eq!(ServerName::parse(&"é".repeat(100)).unwrap().as_str().chars().count(), 100);
+        for bad in ["", "   ", &"x".repeat(101)] {
+            let problem = ServerName::parse(bad).unwrap_err();
+            assert_eq!(
+                (problem.status, problem.message.as_ref()),
+                (400, "name must be between 1 and 100 characters")
+            );
+        }
+        assert_eq!(ChannelName::parse("general").unwrap().into_inner(), "general");
+        assert!(ChannelName::parse("").is_err());
+    }
+
+    #[test]
+    fn icon_urls_must_be_http() {
+        assert!(IconUrl::parse("https://cdn.example.com/icon.png").is_ok());
+        assert!(IconUrl::parse("http://localhost:8080/i.png").is_ok());
+        for bad in [
+            "ftp://example.com/x",
+            "javascript:alert(1)",
+            "not a url",
+            "https://",
+            &format!("https://e.com/{}", "a".repeat(2048)),
+        ] {
+            let problem = IconUrl::parse(bad).unwrap_err();
+            assert_eq!(
+                problem.message, "icon_url must be an http or https URL of at most 2048 characters",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn server_create_defaults_and_checks() {
+        let request: CreateServerRequest = serde_json::from_str(r#"{"name": "Rust"}"#).unwrap();
+        let settings = request.validate().unwrap();
+        assert_eq!(settings.default_permissions, Permissions::DEFAULT_MEMBER);
+        assert_eq!(settings.icon_url, None);
+        let request: CreateServerRequest =
+            serde_json::from_str(r#"{"name": "Rust", "default_permissions": 16385}"#).unwrap();
+        assert_eq!(
+            request.validate().unwrap().default_permissions,
+            Permissions::VIEW_CHANNEL | Permissions::CREATE_INVITES
+        );
+        assert!(
+            serde_json::from_str::<CreateServerRequest>(r#"{"name": "x", "owner": 1}"#).is_err()
+        );
+        assert!(serde_json::from_str::<CreateServerRequest>(r"{}").is_err());
+    }
+
+    #[test]
+    fn server_update_tells_null_from_absent_and_checks_features() {
+        let request: UpdateServerRequest = serde_json::from_str(r#"{"icon_url": null}"#).unwrap();
+        assert_eq!(request.validate().unwrap().icon_url, Patch::Clear);
+        let request: UpdateServerRequest = serde_json::from_str("{}").unwrap();
+        assert_eq!(request.validate().unwrap(), ServerChanges::default());
+        let request: UpdateServerRequest =
+            serde_json::from_str(r#"{"features": ["VANITY_URL", "VANITY_URL"]}"#).unwrap();
+        assert_eq!(request.validate().unwrap().features, Some(vec![ServerFeature::VanityUrl]));
+        let request: UpdateServerRequest =
+            serde_json::from_str(r#"{"features": ["BANNER"]}"#).unwrap();
+        assert_eq!(
+            request.validate().unwrap_err().message,
+            "unknown server feature \"BANNER\" (known: VANITY_URL)"
+        );
+    }
+
+    #[test]
+    fn ban_reasons_are_trimmed_and_bounded() {
+        let ban = |reason: &str| BanRequest { reason: Some(reason.to_owned()) };
+        assert_eq!(ban("  spam ").reason().unwrap(), Some("spam".to_owned()));
+        assert_eq!(ban("   ").reason().unwrap(), None);
+        assert_eq!(BanRequest::default().reason().unwrap(), None);
+        assert_eq!(
+            ban(&"x".repeat(513)).reason().unwrap_err().message,
+            "reason must be at most 512 characters"
+        );
+    }
+
+    #[test]
+    fn pauses_end_in_the_future_or_never() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap();
+        assert_eq!(PauseRequest::default().validate(now), Ok(InvitesPause::Indefinitely));
+        let later = now + Duration::hours(1);
+        assert_eq!(
+            PauseRequest { until: Some(later) }.validate(now),
+            Ok(InvitesPause::Until(later))
+        );
+        let problem = PauseRequest { until: Some(now) }.validate(now).unwrap_err();
+        assert_eq!(problem.message, "until must be in the future");
+    }
+
+    #[test]
+    fn vanity_requests_need_a_code_or_null() {
+        let parse = |json| serde_json::from_str::<VanityRequest>(json).unwrap().validate();
+        assert_eq!(parse(r#"{"code": "Rust-Lang"}"#).unwrap().unwrap().as_str(), "rust-lang");
+        assert_eq!(parse(r#"{"code": null}"#), Ok(None));
+        assert_eq!(
+            parse("{}").unwrap_err().message,
+            "code is required (a vanity code, or null to release it)"
+        );
+        assert_eq!(
+            parse(r#"{"code": "a"}"#).unwrap_err().message,
+            "vanity code must be between 3 and 32 characters"
+        );
+    }
+
+    #[test]
+    fn page_limits() {
+        assert_eq!(PageLimit::parse(None, 100, 1000).unwrap().get(), 100);
+        assert_eq!(PageLimit::parse(Some(1000), 100, 1000).unwrap().get(), 1000);
+        for bad in [0, -1, 1001] {
+            let problem = PageLimit::parse(Some(bad), 100, 1000).unwrap_err();
+            assert_eq!((problem.status, problem.code.as_str()), (400, "INVALID_QUERY"));
+            assert_eq!(problem.message, "limit must be between 1 and 1000");
+        }
+    }
+}
