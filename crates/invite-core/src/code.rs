@@ -89,7 +89,7 @@ impl InviteCode {
     ///
     /// The letters are picked by masking each byte to 6 bits and rejecting the two values above
     /// 61 (nanoid's method), so every letter is equally likely: no modulo bias.
-    pub fn generate(random: &mut impl RandomSource) -> Self {
+    pub fn generate(random: &mut (impl RandomSource + ?Sized)) -> Self {
         let code = nanoid::format(
             |len| {
                 let mut bytes = vec![0; len];
@@ -277,7 +277,7 @@ impl<E> ReserveError<E> {
 /// The store only detects a collision (an insert that reports the code as taken); the decision
 /// to draw again, and when to give up, lives here.
 pub fn reserve_code<T, E>(
-    random: &mut impl RandomSource,
+    random: &mut (impl RandomSource + ?Sized),
     mut try_reserve: impl FnMut(&InviteCode) -> Result<Reservation<T>, E>,
 ) -> Result<T, ReserveError<E>> {
     for _ in 0..MAX_CODE_ATTEMPTS {

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod clock;
 pub mod code;
 pub mod invite;
@@ -8,6 +9,7 @@ pub mod permissions;
 pub mod problem;
 pub mod redeem;
 pub mod server;
+pub mod vanity;
 
 pub mod patch;
 

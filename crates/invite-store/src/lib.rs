@@ -1,1 +1,17 @@
-//! Skeleton; filled in by the following issues.
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod connection;
+mod error;
+pub mod migrations;
+pub mod models;
+pub mod pool;
+pub mod repo;
+pub mod schema;
+pub mod sql_types;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use connection::{Backend, DbConnection};
+pub use error::{Constraint, StoreError, StoreResult};
+pub use pool::{DatabaseUrl, DbPool, PoolConfig};

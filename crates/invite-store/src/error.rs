@@ -1,0 +1,119 @@
+//! What can go wrong in the store, sorted by what the caller should do about it.
+
+use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind, Error as DieselError};
+use invite_core::Problem;
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row the operation is about does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule refused the write; the constraint says which.
+    #[error("conflict on {0:?}")]
+    Conflict(Constraint),
+    /// The core's rules refused the operation (unknown channel, limit reached, code taken...):
+    /// answer the user with the problem as it is.
+    #[error("refused: {0}")]
+    Refused(Problem),
+    /// The database cannot be reached or did not answer in time: retry later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Any other database failure: a bug or a broken database, never the user's fault.
+    #[error("database error: {0}")]
+    Database(#[source] DieselError),
+}
+
+impl StoreError {
+    /// Whether the failure says the connection it happened on is unusable.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+impl From<Problem> for StoreError {
+    fn from(problem: Problem) -> Self {
+        Self::Refused(problem)
+    }
+}
+
+/// The uniqueness rules the store relies on to detect conflicts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Constraint {
+    /// `invites.code`: one namespace for random and vanity codes.
+    InviteCode,
+    /// One active vanity invite per server.
+    OneVanityPerServer,
+    /// One membership per user and server.
+    MemberKey,
+    /// One ban per user and server.
+    BanKey,
+    /// Any other constraint, as the database named it.
+    Other(String),
+}
+
+impl Constraint {
+    /// Recognises a constraint from PostgreSQL's constraint name or SQLite's message
+    /// (`UNIQUE constraint failed: invites.code`), which names columns instead.
+    fn identify(info: &dyn DatabaseErrorInformation) -> Self {
+        let name = info.constraint_name().unwrap_or_default();
+        let message = info.message();
+        let named = |constraint: &str, sqlite_columns: &str| {
+            name == constraint || message.ends_with(sqlite_columns)
+        };
+        if named("invites_code_key", ": invites.code") {
+            Self::InviteCode
+        } else if named("invites_one_vanity_per_server", ": invites.server_id") {
+            Self::OneVanityPerServer
+        } else if named("members_pkey", ": members.server_id, members.user_id") {
+            Self::MemberKey
+        } else if named("bans_pkey", ": bans.server_id, bans.user_id") {
+            Self::BanKey
+        } else if name.is_empty() {
+            Self::Other(message.to_owned())
+        } else {
+            Self::Other(name.to_owned())
+        }
+    }
+}
+
+/// Messages of failures that mean "the database is away or overloaded", which diesel reports
+/// as unknown errors: PostgreSQL's statement timeout and shutdowns, SQLite's busy timeout.
+const UNAVAILABLE_MESSAGES: [&str; 6] = [
+    "canceling statement due to statement timeout",
+    "terminating connection",
+    "the database system is",
+    "server closed the connection",
+    "database is locked",
+    "database table is locked",
+];
+
+impl From<DieselError> for StoreError {
+    fn from(error: DieselError) -> Self {
+        match error {
+            DieselError::NotFound => Self::NotFound,
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, ref info) => {
+                Self::Conflict(Constraint::identify(info.as_ref()))
+            }
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                ref info,
+            ) => Self::Unavailable(info.message().to_owned()),
+            DieselError::DatabaseError(_, ref info)
+                if UNAVAILABLE_MESSAGES.iter().any(|m| info.message().contains(m)) =>
+            {
+                Self::Unavailable(info.message().to_owned())
+            }
+            other => Self::Database(other),
+        }
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for StoreError {
+    fn from(error: diesel::r2d2::PoolError) -> Self {
+        Self::Unavailable(error.to_string())
+    }
+}
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;

@@ -1,0 +1,426 @@
+//! What the store hands out: the rows of the data model, with stored names parsed into the
+//! core's types. The `*Row` structs mirror the tables one to one and stay private.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use invite_core::audit::{AuditAction, TargetType};
+use invite_core::invite::InviteKind;
+use invite_core::permissions::Permissions;
+use invite_core::redeem::{InviteStatus, InvitesPause};
+use invite_core::server::ServerFeature;
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::schema::{audit_entries, bans, channels, invites, members, servers};
+use crate::sql_types::{Id, Json, Ts};
+
+/// A stored value no longer parses: the database holds something this version never writes.
+pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Database(diesel::result::Error::DeserializationError(
+        format!("unexpected {what} {value:?} in the database").into(),
+    ))
+}
+
+/// A community server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// Its id.
+    pub id: Uuid,
+    /// 1-100 characters.
+    pub name: String,
+    /// An http(s) URL.
+    pub icon_url: Option<String>,
+    /// The owner, who has every permission and cannot be removed.
+    pub owner_id: Uuid,
+    /// What every member may do.
+    pub default_permissions: Permissions,
+    /// Its features, sorted.
+    pub features: Vec<ServerFeature>,
+    /// The code of its active vanity invite.
+    pub vanity_code: Option<String>,
+    /// Whether, and until when, its invites are paused.
+    pub invites_paused: Option<InvitesPause>,
+    /// How many members it has, maintained with every join and removal.
+    pub member_count: i64,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = servers)]
+pub(crate) struct ServerRow {
+    pub(crate) id: Id,
+    pub(crate) name: String,
+    pub(crate) icon_url: Option<String>,
+    pub(crate) owner_id: Id,
+    pub(crate) default_permissions: i64,
+    pub(crate) features: Json,
+    pub(crate) invites_paused_until: Option<Ts>,
+    pub(crate) invites_paused_indefinitely: bool,
+    pub(crate) member_count: i64,
+    pub(crate) created_at: Ts,
+    pub(crate) updated_at: Ts,
+}
+
+impl ServerRow {
+    pub(crate) fn pause(&self) -> Option<InvitesPause> {
+        InvitesPause::from_columns(
+            self.invites_paused_until.map(Into::into),
+            self.invites_paused_indefinitely,
+        )
+    }
+
+    pub(crate) fn into_server(self, vanity_code: Option<String>) -> Result<Server, StoreError> {
+        let default_permissions = Permissions::from_bits(self.default_permissions)
+            .ok_or_else(|| corrupt("permissions", &self.default_permissions.to_string()))?;
+        let invites_paused = self.pause();
+        // Names a later version may add are skipped rather than failing every read.
+        let mut features: Vec<ServerFeature> = self
+            .features
+            .0
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|name| ServerFeature::parse(name.as_str()?).ok())
+            .collect();
+        features.sort_unstable();
+        Ok(Server {
+            id: self.id.0,
+            name: self.name,
+            icon_url: self.icon_url,
+            owner_id: self.owner_id.0,
+            default_permissions,
+            features,
+            vanity_code,
+            invites_paused,
+            member_count: self.member_count,
+            created_at: self.created_at.0,
+            updated_at: self.updated_at.0,
+        })
+    }
+}
+
+/// Features as stored: a JSON array of names.
+pub(crate) fn features_json(features: &[ServerFeature]) -> Json {
+    Json(features.iter().map(|feature| feature.as_str()).collect())
+}
+
+/// A channel of a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channel {
+    /// Its id.
+    pub id: Uuid,
+    /// Its server.
+    pub server_id: Uuid,
+    /// 1-100 characters.
+    pub name: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = channels)]
+pub(crate) struct ChannelRow {
+    pub(crate) id: Id,
+    pub(crate) server_id: Id,
+    pub(crate) name: String,
+    pub(crate) created_at: Ts,
+}
+
+impl From<ChannelRow> for Channel {
+    fn from(row: ChannelRow) -> Self {
+        Self {
+            id: row.id.0,
+            server_id: row.server_id.0,
+            name: row.name,
+            created_at: row.created_at.0,
+        }
+    }
+}
+
+/// An invite, random or vanity, active or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invite {
+    /// Its id.
+    pub id: Uuid,
+    /// Its server.
+    pub server_id: Uuid,
+    /// The channel it points at.
+    pub channel_id: Option<Uuid>,
+    /// Its code; `None` only for a released vanity invite whose code went to another server.
+    pub code: Option<String>,
+    /// Random or vanity.
+    pub kind: InviteKind,
+    /// Who created it (for a vanity invite, who set the code).
+    pub created_by: Option<Uuid>,
+    /// Uses allowed; `None` is unlimited.
+    pub max_uses: Option<i64>,
+    /// Uses made.
+    pub uses: i64,
+    /// Lifetime in seconds; 0 never expires.
+    pub max_age: i64,
+    /// When it stops working.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Whether it makes temporary members.
+    pub temporary: bool,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// 1 at creation, +1 with every change (uses included): the `ETag`.
+    pub version: i64,
+    /// When it was revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl Invite {
+    /// What the core's decisions look at.
+    pub fn status(&self) -> InviteStatus {
+        InviteStatus {
+            revoked: self.revoked_at.is_some(),
+            expires_at: self.expires_at,
+            max_uses: self.max_uses,
+            uses: self.uses,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = invites)]
+pub(crate) struct InviteRow {
+    pub(crate) id: Id,
+    pub(crate) server_id: Id,
+    pub(crate) channel_id: Option<Id>,
+    pub(crate) code: Option<String>,
+    pub(crate) kind: String,
+    pub(crate) created_by: Option<Id>,
+    pub(crate) max_uses: Option<i64>,
+    pub(crate) uses: i64,
+    pub(crate) max_age: i64,
+    pub(crate) expires_at: Option<Ts>,
+    pub(crate) temporary: bool,
+    pub(crate) created_at: Ts,
+    pub(crate) updated_at: Ts,
+    pub(crate) version: i64,
+    pub(crate) revoked_at: Option<Ts>,
+}
+
+impl TryFrom<InviteRow> for Invite {
+    type Error = StoreError;
+
+    fn try_from(row: InviteRow) -> Result<Self, StoreError> {
+        let kind = InviteKind::parse(&row.kind).ok_or_else(|| corrupt("invite kind", &row.kind))?;
+        Ok(Self {
+            id: row.id.0,
+            server_id: row.server_id.0,
+            channel_id: row.channel_id.map(Into::into),
+            code: row.code,
+            kind,
+            created_by: row.created_by.map(Into::into),
+            max_uses: row.max_uses,
+            uses: row.uses,
+            max_age: row.max_age,
+            expires_at: row.expires_at.map(Into::into),
+            temporary: row.temporary,
+            created_at: row.created_at.0,
+            updated_at: row.updated_at.0,
+            version: row.version,
+            revoked_at: row.revoked_at.map(Into::into),
+        })
+    }
+}
+
+/// How a member came to be in a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JoinSource {
+    /// Created the server.
+    Owner,
+    /// Accepted a random invite.
+    Invite,
+    /// Accepted the vanity invite.
+    Vanity,
+}
+
+impl JoinSource {
+    /// The stored and serialized name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Invite => "invite",
+            Self::Vanity => "vanity",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        [Self::Owner, Self::Invite, Self::Vanity].into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// A member of a server, with how they joined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The server.
+    pub server_id: Uuid,
+    /// The user.
+    pub user_id: Uuid,
+    /// The user's name, if a token ever carried one.
+    pub username: Option<String>,
+    /// Extra permissions on top of the server's defaults.
+    pub permissions: Permissions,
+    /// When they joined.
+    pub joined_at: DateTime<Utc>,
+    /// Whether the membership ends with their last gateway connection.
+    pub temporary: bool,
+    /// How they joined.
+    pub source: JoinSource,
+    /// The invite they joined with.
+    pub joined_via_invite_id: Option<Uuid>,
+    /// That invite's code at the time.
+    pub joined_via_code: Option<String>,
+    /// Who created that invite.
+    pub inviter_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = members)]
+pub(crate) struct MemberRow {
+    pub(crate) server_id: Id,
+    pub(crate) user_id: Id,
+    pub(crate) permissions: i64,
+    pub(crate) joined_at: Ts,
+    pub(crate) temporary: bool,
+    pub(crate) source: String,
+    pub(crate) joined_via_invite_id: Option<Id>,
+    pub(crate) joined_via_code: Option<String>,
+    pub(crate) inviter_id: Option<Id>,
+}
+
+impl MemberRow {
+    pub(crate) fn into_member(self, username: Option<String>) -> Result<Member, StoreError> {
+        let source =
+            JoinSource::parse(&self.source).ok_or_else(|| corrupt("join source", &self.source))?;
+        let permissions = Permissions::from_bits(self.permissions)
+            .ok_or_else(|| corrupt("permissions", &self.permissions.to_string()))?;
+        Ok(Member {
+            server_id: self.server_id.0,
+            user_id: self.user_id.0,
+            username,
+            permissions,
+            joined_at: self.joined_at.0,
+            temporary: self.temporary,
+            source,
+            joined_via_invite_id: self.joined_via_invite_id.map(Into::into),
+            joined_via_code: self.joined_via_code,
+            inviter_id: self.inviter_id.map(Into::into),
+        })
+    }
+}
+
+/// A ban.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ban {
+    /// The server.
+    pub server_id: Uuid,
+    /// The banned user.
+    pub user_id: Uuid,
+    /// Why.
+    pub reason: Option<String>,
+    /// Who banned them.
+    pub banned_by: Uuid,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = bans)]
+pub(crate) struct BanRow {
+    pub(crate) server_id: Id,
+    pub(crate) user_id: Id,
+    pub(crate) reason: Option<String>,
+    pub(crate) banned_by: Id,
+    pub(crate) created_at: Ts,
+}
+
+impl From<BanRow> for Ban {
+    fn from(row: BanRow) -> Self {
+        Self {
+            server_id: row.server_id.0,
+            user_id: row.user_id.0,
+            reason: row.reason,
+            banned_by: row.banned_by.0,
+            created_at: row.created_at.0,
+        }
+    }
+}
+
+/// An entry of a server's audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Its id.
+    pub id: Uuid,
+    /// The server.
+    pub server_id: Uuid,
+    /// Who did it.
+    pub actor_id: Uuid,
+    /// What was done.
+    pub action: AuditAction,
+    /// What `target_id` names.
+    pub target_type: TargetType,
+    /// What it was done to.
+    pub target_id: Option<Uuid>,
+    /// Action-specific details.
+    pub details: serde_json::Value,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_entries)]
+pub(crate) struct AuditRow {
+    pub(crate) id: Id,
+    pub(crate) server_id: Id,
+    pub(crate) actor_id: Id,
+    pub(crate) action: String,
+    pub(crate) target_type: String,
+    pub(crate) target_id: Option<Id>,
+    pub(crate) details: Json,
+    pub(crate) created_at: Ts,
+}
+
+impl TryFrom<AuditRow> for AuditEntry {
+    type Error = StoreError;
+
+    fn try_from(row: AuditRow) -> Result<Self, StoreError> {
+        let action =
+            AuditAction::parse(&row.action).ok_or_else(|| corrupt("audit action", &row.action))?;
+        Ok(Self {
+            id: row.id.0,
+            server_id: row.server_id.0,
+            actor_id: row.actor_id.0,
+            action,
+            target_type: action.target_type(),
+            target_id: row.target_id.map(Into::into),
+            details: row.details.0,
+            created_at: row.created_at.0,
+        })
+    }
+}
+
+/// What a preview shows: the invite and the public face of its server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preview {
+    /// The invite.
+    pub invite: Invite,
+    /// The server's name.
+    pub server_name: String,
+    /// The server's icon.
+    pub server_icon_url: Option<String>,
+    /// The server's member count.
+    pub member_count: i64,
+    /// The server's pause.
+    pub invites_paused: Option<InvitesPause>,
+    /// The channel the invite points at.
+    pub channel: Option<(Uuid, String)>,
+}

@@ -1,0 +1,336 @@
+//! Connection pools for both backends, tuned to fail fast: a short checkout timeout (pool
+//! exhaustion or a dead database becomes `StoreError::Unavailable`, never a hang), a
+//! `statement_timeout` on PostgreSQL, and WAL, `busy_timeout`, foreign keys and full
+//! synchronisation on SQLite.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{self, ManageConnection, R2D2Connection};
+use diesel::{Connection, PgConnection, SqliteConnection};
+
+use crate::connection::{Backend, DbConnection};
+use crate::error::{StoreError, StoreResult};
+
+/// A connection idle for longer than this is pinged before it is handed out; one used more
+/// recently is trusted, so busy paths pay no extra round trip. A connection that failed is
+/// dropped on its way back to the pool instead (see [`PooledConnection::mark_broken`]).
+const PING_AFTER_IDLE: Duration = Duration::from_secs(5);
+
+/// A database URL this service cannot use; the message says what would work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidDatabaseUrl(String);
+
+/// Where the database is, parsed from `INVITE_DATABASE_URL`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `postgres://...` or `postgresql://...`, passed to libpq as is.
+    Postgres(String),
+    /// `sqlite://path/to/file.db`: the file, created if missing.
+    Sqlite(String),
+}
+
+impl DatabaseUrl {
+    /// Parses a URL; anything but the two schemes is refused with a message that says so.
+    pub fn parse(url: &str) -> Result<Self, InvalidDatabaseUrl> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres(url.to_owned()))
+        } else if let Some(path) =
+            url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() || path.starts_with(":memory:") {
+                // Each pooled connection would get its own empty database.
+                return Err(InvalidDatabaseUrl(
+                    "an in-memory SQLite database cannot be shared by a pool; use a file".into(),
+                ));
+            }
+            Ok(Self::Sqlite(path.to_owned()))
+        } else {
+            Err(InvalidDatabaseUrl(format!(
+                "unsupported database URL {:?}: use postgres://... or sqlite://path/to/file.db",
+                redact(url)
+            )))
+        }
+    }
+
+    /// Which backend the URL is for.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Postgres(_) => Backend::Postgres,
+            Self::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+}
+
+/// The URL without its password, for messages and logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Postgres(url) => write!(f, "Postgres({})", redact(url)),
+            Self::Sqlite(path) => write!(f, "Sqlite({path})"),
+        }
+    }
+}
+
+/// How the pool behaves.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// The database.
+    pub url: DatabaseUrl,
+    /// Most connections open at once.
+    pub max_size: u32,
+    /// Longest wait for a connection before failing with `Unavailable`; also bounds how long
+    /// SQLite waits for the write lock.
+    pub checkout_timeout: Duration,
+    /// Longest a single PostgreSQL statement may run.
+    pub statement_timeout: Duration,
+}
+
+impl PoolConfig {
+    /// Defaults for a URL: 10 connections, 2 s checkout, 5 s statements.
+    pub fn new(url: DatabaseUrl) -> Self {
+        Self {
+            url,
+            max_size: 10,
+            checkout_timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A pooled connection: the connection plus what the pool needs to judge its health.
+pub struct PooledConnection {
+    conn: DbConnection,
+    last_used: Instant,
+    broken: bool,
+}
+
+impl PooledConnection {
+    /// Drops the connection instead of returning it to the pool: call after a failure that
+    /// suggests the connection itself is dead (the store's `Unavailable`).
+    pub fn mark_broken(&mut self) {
+        self.broken = true;
+    }
+}
+
+impl Deref for PooledConnection {
+    type Target = DbConnection;
+
+    fn deref(&self) -> &DbConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for PooledConnection {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self.conn
+    }
+}
+
+/// Opens connections of the configured backend and prepares each session.
+#[derive(Debug)]
+pub struct ConnectionManager {
+    url: DatabaseUrl,
+    statement_timeout: Duration,
+    busy_timeout: Duration,
+}
+
+impl ConnectionManager {
+    /// A manager for the configured database.
+    pub fn new(config: &PoolConfig) -> Self {
+        Self {
+            url: config.url.clone(),
+            statement_timeout: config.statement_timeout,
+            busy_timeout: config.checkout_timeout,
+        }
+    }
+
+    /// Opens and prepares one connection, outside any pool (migrations, checks, tests).
+    pub fn open(&self) -> Result<DbConnection, r2d2::Error> {
+        let conn = match &self.url {
+            DatabaseUrl::Postgres(url) => {
+                let mut conn =
+                    PgConnection::establish(url).map_err(r2d2::Error::ConnectionError)?;
+                conn.batch_execute(&format!(
+                    "SET statement_timeout = {}",
+                    self.statement_timeout.as_millis()
+                ))
+                .map_err(r2d2::Error::QueryError)?;
+                DbConnection::Postgres(conn)
+            }
+            DatabaseUrl::Sqlite(path) => {
+                let mut conn =
+                    SqliteConnection::establish(path).map_err(r2d2::Error::ConnectionError)?;
+                // WAL lets readers proceed while one writer commits; FULL makes each commit
+                // durable before it is acknowledged (nothing committed is ever lost).
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; \
+                     PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
+                    self.busy_timeout.as_millis()
+                ))
+                .map_err(r2d2::Error::QueryError)?;
+                DbConnection::Sqlite(conn)
+            }
+        };
+        Ok(conn)
+    }
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = PooledConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<PooledConnection, r2d2::Error> {
+        Ok(PooledConnection { conn: self.open()?, last_used: Instant::now(), broken: false })
+    }
+
+    fn is_valid(&self, conn: &mut PooledConnection) -> Result<(), r2d2::Error> {
+        if conn.last_used.elapsed() < PING_AFTER_IDLE {
+            return Ok(());
+        }
+        conn.conn.ping().map_err(r2d2::Error::QueryError)?;
+        conn.last_used = Instant::now();
+        Ok(())
+    }
+
+    fn has_broken(&self, conn: &mut PooledConnection) -> bool {
+        // Called as the connection comes back: the moment it was last used.
+        conn.last_used = Instant::now();
+        conn.broken || std::thread::panicking() || conn.conn.is_broken()
+    }
+}
+
+/// A pool of connections to one database.
+#[derive(Clone)]
+pub struct DbPool {
+    pool: r2d2::Pool<ConnectionManager>,
+    backend: Backend,
+}
+
+impl fmt::Debug for DbPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DbPool")
+            .field("backend", &self.backend)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Connections open and idle, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolState {
+    /// Open connections.
+    pub connections: u32,
+    /// Of which idle.
+    pub idle: u32,
+    /// The configured maximum.
+    pub max_size: u32,
+}
+
+/// Logs connection failures through `tracing` instead of r2d2's default (stderr).
+#[derive(Debug)]
+struct LogErrors;
+
+impl r2d2::HandleError<r2d2::Error> for LogErrors {
+    fn handle_error(&self, error: r2d2::Error) {
+        tracing::warn!(%error, "database connection failed");
+    }
+}
+
+impl DbPool {
+    /// Builds the pool without connecting: a database that is down at start-up is reported by
+    /// the first checkout (and by `/readyz`) instead of preventing the pool from existing.
+    pub fn new(config: &PoolConfig) -> Self {
+        let pool = r2d2::Pool::builder()
+            .max_size(config.max_size)
+            .min_idle(Some(config.max_size.min(2)))
+            .connection_timeout(config.checkout_timeout)
+            .test_on_check_out(true)
+            .error_handler(Box::new(LogErrors))
+            .build_unchecked(ConnectionManager::new(config));
+        Self { pool, backend: config.url.backend() }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A connection, or `Unavailable` after the checkout timeout.
+    pub fn get(&self) -> StoreResult<r2d2::PooledConnection<ConnectionManager>> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Runs `work` on a pooled connection; a connection that reports `Unavailable` is dropped
+    /// rather than handed to the next caller.
+    pub fn run<T>(&self, work: impl FnOnce(&mut DbConnection) -> StoreResult<T>) -> StoreResult<T> {
+        let mut conn = self.get()?;
+        let result = work(&mut conn);
+        if result.as_ref().is_err_and(StoreError::is_unavailable) {
+            conn.mark_broken();
+        }
+        result
+    }
+
+    /// Open and idle connections.
+    pub fn state(&self) -> PoolState {
+        let state = self.pool.state();
+        PoolState {
+            connections: state.connections,
+            idle: state.idle_connections,
+            max_size: self.pool.max_size(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_pick_the_backend_and_refuse_the_rest() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://invites.db").unwrap(),
+            DatabaseUrl::Sqlite("invites.db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///var/lib/invites.db").unwrap(),
+            DatabaseUrl::Sqlite("/var/lib/invites.db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("postgres://u@localhost/db").unwrap().backend(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            DatabaseUrl::parse("postgresql://u@localhost/db").unwrap().backend(),
+            Backend::Postgres
+        );
+        for bad in ["mysql://x", "invites.db", "sqlite://", "sqlite::memory:"] {
+            assert!(DatabaseUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        let error = DatabaseUrl::parse("mysql://app:s3cret@db/x").unwrap_err();
+        assert!(!error.to_string().contains("s3cret"), "{error}");
+        let url = DatabaseUrl::parse("postgres://app:s3cret@db:5432/x").unwrap();
+        assert_eq!(format!("{url:?}"), "Postgres(postgres://app:***@db:5432/x)");
+    }
+}

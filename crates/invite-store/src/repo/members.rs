@@ -1,0 +1,242 @@
+//! Members and bans.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use invite_core::audit::AuditAction;
+use invite_core::permissions::Permissions;
+use invite_core::server::PageLimit;
+use uuid::Uuid;
+
+use super::audit::{self, NewAuditEntry};
+use super::servers::add_to_member_count;
+use super::{BanRepository, MemberRepository, Removal, unknown_cursor};
+use crate::connection::{DbConnection, on_each_backend, write_transaction};
+use crate::error::{StoreError, StoreResult};
+use crate::models::{Ban, BanRow, Member, MemberRow};
+use crate::schema::{bans, members, users};
+use crate::sql_types::{Id, Ts};
+
+/// Members with the name their tokens carried, if any.
+#[diesel::dsl::auto_type]
+fn members_with_names() -> _ {
+    members::table.left_join(users::table)
+}
+
+type MemberWithName = (MemberRow, Option<String>);
+
+fn into_members(rows: Vec<MemberWithName>) -> StoreResult<Vec<Member>> {
+    rows.into_iter().map(|(row, username)| row.into_member(username)).collect()
+}
+
+/// Deletes the membership and keeps the member count; whether there was one.
+fn delete_membership(conn: &mut DbConnection, server_id: Uuid, user_id: Uuid) -> StoreResult<bool> {
+    let deleted = diesel::delete(
+        members::table
+            .filter(members::server_id.eq(Id(server_id)))
+            .filter(members::user_id.eq(Id(user_id))),
+    )
+    .execute(conn)?;
+    if deleted > 0 {
+        add_to_member_count(conn, server_id, -1)?;
+    }
+    Ok(deleted > 0)
+}
+
+impl MemberRepository for DbConnection {
+    fn list_members(
+        &mut self,
+        server_id: Uuid,
+        after: Option<Uuid>,
+        limit: PageLimit,
+    ) -> StoreResult<Vec<Member>> {
+        let mut query = members_with_names()
+            .filter(members::server_id.eq(Id(server_id)))
+            .order(members::user_id.asc())
+            .limit(limit.get())
+            .select((MemberRow::as_select(), users::username.nullable()))
+            .into_boxed();
+        if let Some(after) = after {
+            query = query.filter(members::user_id.gt(Id(after)));
+        }
+        into_members(query.load(self)?)
+    }
+
+    fn find_member(&mut self, server_id: Uuid, user_id: Uuid) -> StoreResult<Option<Member>> {
+        members_with_names()
+            .filter(members::server_id.eq(Id(server_id)))
+            .filter(members::user_id.eq(Id(user_id)))
+            .select((MemberRow::as_select(), users::username.nullable()))
+            .first::<MemberWithName>(self)
+            .optional()?
+            .map(|(row, username)| row.into_member(username))
+            .transpose()
+    }
+
+    fn set_member_permissions(
+        &mut self,
+        server_id: Uuid,
+        user_id: Uuid,
+        permissions: Permissions,
+    ) -> StoreResult<Member> {
+        write_transaction(self, |conn| {
+            let updated = diesel::update(
+                members::table
+                    .filter(members::server_id.eq(Id(server_id)))
+                    .filter(members::user_id.eq(Id(user_id))),
+            )
+            // Someone given permissions has been vouched for: they stay when they disconnect.
+            .set((members::permissions.eq(permissions.bits()), members::temporary.eq(false)))
+            .execute(conn)?;
+            if updated == 0 {
+                return Err(StoreError::NotFound);
+            }
+            conn.find_member(server_id, user_id)?.ok_or(StoreError::NotFound)
+        })
+    }
+
+    fn remove_member(
+        &mut self,
+        server_id: Uuid,
+        user_id: Uuid,
+        removal: Removal,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        write_transaction(self, |conn| {
+            if !delete_membership(conn, server_id, user_id)? {
+                return Err(StoreError::NotFound);
+            }
+            if let Removal::Kick { by } = removal {
+                audit::record(
+                    conn,
+                    NewAuditEntry {
+                        server_id,
+                        actor_id: by,
+                        action: AuditAction::MemberKick,
+                        target_id: Some(user_id),
+                        details: serde_json::json!({}),
+                        now,
+                    },
+                );
+            }
+            Ok(())
+        })
+    }
+
+    fn members_joined_with(
+        &mut self,
+        invite_id: Uuid,
+        after: Option<Uuid>,
+        limit: PageLimit,
+    ) -> StoreResult<Vec<Member>> {
+        let mut query = members_with_names()
+            .filter(members::joined_via_invite_id.eq(Id(invite_id)))
+            .order((members::joined_at.asc(), members::user_id.asc()))
+            .limit(limit.get())
+            .select((MemberRow::as_select(), users::username.nullable()))
+            .into_boxed();
+        if let Some(after) = after {
+            let joined_at = members::table
+                .filter(members::joined_via_invite_id.eq(Id(invite_id)))
+                .filter(members::user_id.eq(Id(after)))
+                .select(members::joined_at)
+                .first::<Ts>(self)
+                .optional()?
+                .ok_or_else(|| unknown_cursor("a member who joined with this invite"))?;
+            query = query.filter(
+                members::joined_at
+                    .gt(joined_at)
+                    .or(members::joined_at.eq(joined_at).and(members::user_id.gt(Id(after)))),
+            );
+        }
+        into_members(query.load(self)?)
+    }
+}
+
+impl BanRepository for DbConnection {
+    fn ban(
+        &mut self,
+        server_id: Uuid,
+        user_id: Uuid,
+        reason: Option<String>,
+        actor: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Ban> {
+        let ban = BanRow {
+            server_id: Id(server_id),
+            user_id: Id(user_id),
+            reason,
+            banned_by: Id(actor),
+            created_at: Ts(now),
+        };
+        write_transaction(self, |conn| {
+            // Banning again updates the reason and who banned; the first ban time stays.
+            on_each_backend!(&mut *conn, |inner| diesel::insert_into(bans::table)
+                .values(&ban)
+                .on_conflict((bans::server_id, bans::user_id))
+                .do_update()
+                .set((bans::reason.eq(&ban.reason), bans::banned_by.eq(Id(actor))))
+                .execute(inner))?;
+            let was_member = delete_membership(conn, server_id, user_id)?;
+            audit::record(
+                conn,
+                NewAuditEntry {
+                    server_id,
+                    actor_id: actor,
+                    action: AuditAction::MemberBan,
+                    target_id: Some(user_id),
+                    details: serde_json::json!({ "reason": ban.reason, "was_member": was_member }),
+                    now,
+                },
+            );
+            Ok(bans::table
+                .filter(bans::server_id.eq(Id(server_id)))
+                .filter(bans::user_id.eq(Id(user_id)))
+                .select(BanRow::as_select())
+                .first(conn)?
+                .into())
+        })
+    }
+
+    fn unban(
+        &mut self,
+        server_id: Uuid,
+        user_id: Uuid,
+        actor: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        write_transaction(self, |conn| {
+            let deleted = diesel::delete(
+                bans::table
+                    .filter(bans::server_id.eq(Id(server_id)))
+                    .filter(bans::user_id.eq(Id(user_id))),
+            )
+            .execute(conn)?;
+            if deleted == 0 {
+                return Err(StoreError::NotFound);
+            }
+            audit::record(
+                conn,
+                NewAuditEntry {
+                    server_id,
+                    actor_id: actor,
+                    action: AuditAction::MemberUnban,
+                    target_id: Some(user_id),
+                    details: serde_json::json!({}),
+                    now,
+                },
+            );
+            Ok(())
+        })
+    }
+
+    fn list_bans(&mut self, server_id: Uuid) -> StoreResult<Vec<Ban>> {
+        Ok(bans::table
+            .filter(bans::server_id.eq(Id(server_id)))
+            .order((bans::created_at.desc(), bans::user_id.asc()))
+            .select(BanRow::as_select())
+            .load(self)?
+            .into_iter()
+            .map(Ban::from)
+            .collect())
+    }
+}

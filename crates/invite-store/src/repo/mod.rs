@@ -1,0 +1,357 @@
+//! Repository traits: everything the HTTP API reads and writes, as synchronous calls on a
+//! connection. One implementation, on [`DbConnection`], serves both backends.
+//!
+//! Every write that changes more than one row runs in one transaction: either all of it is
+//! committed or none. Refusals decided by the core's rules come back as
+//! [`StoreError::Refused`](crate::StoreError::Refused) and leave the database unchanged.
+
+mod audit;
+mod invites;
+mod members;
+mod redeem;
+mod servers;
+mod vanity;
+
+use chrono::{DateTime, Utc};
+use invite_core::code::{CodeRef, RandomSource, VanityCode};
+use invite_core::invite::{InviteSettings, UpdateInviteRequest};
+use invite_core::permissions::{Permissions, Standing};
+use invite_core::redeem::{InvitesPause, RedemptionRefused};
+use invite_core::server::{ChannelName, NewServerSettings, PageLimit, ServerChanges};
+use uuid::Uuid;
+
+pub use audit::audit_write_failures;
+
+#[cfg(doc)]
+use crate::connection::DbConnection;
+use crate::error::StoreResult;
+use crate::models::{AuditEntry, Ban, Channel, Invite, Member, Preview, Server};
+
+/// The refusal for a `before`/`after` cursor that names nothing in the list it pages through.
+fn unknown_cursor(what: &str) -> crate::error::StoreError {
+    invite_core::Problem::with_message(
+        invite_core::ErrorCode::InvalidQuery,
+        format!("the cursor must be the id of {what} of this server"),
+    )
+    .into()
+}
+
+/// The user doing something, as their token describes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The token's `sub`.
+    pub user_id: Uuid,
+    /// The token's `username` claim, remembered when present.
+    pub username: Option<String>,
+}
+
+impl Actor {
+    /// An actor known only by id.
+    pub fn new(user_id: Uuid) -> Self {
+        Self { user_id, username: None }
+    }
+}
+
+/// Users, remembered by the name their tokens carry.
+pub trait UserRepository {
+    /// Stores the actor's `username` claim, if any (a missing claim keeps the known name).
+    fn remember_user(&mut self, actor: &Actor, now: DateTime<Utc>) -> StoreResult<()>;
+}
+
+/// Servers and their settings.
+pub trait ServerRepository {
+    /// Creates a server owned by `owner`, who becomes its first member.
+    fn create_server(
+        &mut self,
+        owner: &Actor,
+        settings: &NewServerSettings,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Server>;
+
+    /// The server, or `None`.
+    fn find_server(&mut self, server_id: Uuid) -> StoreResult<Option<Server>>;
+
+    /// The caller's standing in the server: `None` when the server does not exist or the caller
+    /// is not a member (the API answers both with the same 404).
+    fn standing(&mut self, server_id: Uuid, user_id: Uuid) -> StoreResult<Option<Standing>>;
+
+    /// Applies the changes; `NotFound` when the server does not exist.
+    fn update_server(
+        &mut self,
+        server_id: Uuid,
+        changes: &ServerChanges,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Server>;
+
+    /// Pauses (`Some`) or resumes (`None`) the server's invites, with its audit entry.
+    fn set_invites_pause(
+        &mut self,
+        server_id: Uuid,
+        pause: Option<InvitesPause>,
+        actor: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Server>;
+}
+
+/// Channels.
+pub trait ChannelRepository {
+    /// Creates a channel in the server.
+    fn create_channel(
+        &mut self,
+        server_id: Uuid,
+        name: &ChannelName,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Channel>;
+
+    /// The server's channels, oldest first.
+    fn list_channels(&mut self, server_id: Uuid) -> StoreResult<Vec<Channel>>;
+
+    /// The channel, or `None`.
+    fn find_channel(&mut self, channel_id: Uuid) -> StoreResult<Option<Channel>>;
+}
+
+/// Why a member leaves a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// They left on their own.
+    Leave,
+    /// A moderator removed them (audited as `MemberKick`).
+    Kick {
+        /// The moderator.
+        by: Uuid,
+    },
+}
+
+/// Members and how they joined.
+pub trait MemberRepository {
+    /// Members ordered by user id, after the given one.
+    fn list_members(
+        &mut self,
+        server_id: Uuid,
+        after: Option<Uuid>,
+        limit: PageLimit,
+    ) -> StoreResult<Vec<Member>>;
+
+    /// The membership, or `None`.
+    fn find_member(&mut self, server_id: Uuid, user_id: Uuid) -> StoreResult<Option<Member>>;
+
+    /// Replaces the member's extra permissions; being given permissions ends a temporary
+    /// membership. `NotFound` when not a member.
+    fn set_member_permissions(
+        &mut self,
+        server_id: Uuid,
+        user_id: Uuid,
+        permissions: Permissions,
+    ) -> StoreResult<Member>;
+
+    /// Removes the member and keeps the member count; `NotFound` when not a member.
+    fn remove_member(
+        &mut self,
+        server_id: Uuid,
+        user_id: Uuid,
+        removal: Removal,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// Members who joined with the invite, in join order, after the given user.
+    fn members_joined_with(
+        &mut self,
+        invite_id: Uuid,
+        after: Option<Uuid>,
+        limit: PageLimit,
+    ) -> StoreResult<Vec<Member>>;
+}
+
+/// Bans.
+pub trait BanRepository {
+    /// Bans the user (again, updating the reason) and removes their membership, if any.
+    fn ban(
+        &mut self,
+        server_id: Uuid,
+        user_id: Uuid,
+        reason: Option<String>,
+        actor: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Ban>;
+
+    /// Lifts the ban; `NotFound` when there is none.
+    fn unban(
+        &mut self,
+        server_id: Uuid,
+        user_id: Uuid,
+        actor: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// The server's bans, newest first.
+    fn list_bans(&mut self, server_id: Uuid) -> StoreResult<Vec<Ban>>;
+}
+
+/// An invite to create.
+#[derive(Debug)]
+pub struct NewInvite<'a> {
+    /// The server.
+    pub server_id: Uuid,
+    /// The creator.
+    pub creator: &'a Actor,
+    /// The validated request.
+    pub settings: &'a InviteSettings,
+    /// The creation time, from which the expiry was computed.
+    pub now: DateTime<Utc>,
+}
+
+/// The result of a create request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreatedInvite {
+    /// A new invite.
+    Created(Invite),
+    /// `unique: false` found an active invite with the same settings and returned it.
+    Reused(Invite),
+}
+
+/// Which invites a list covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InviteScope {
+    /// Every invite of the server.
+    Server(Uuid),
+    /// The invites pointing at the channel.
+    Channel(Uuid),
+}
+
+/// A successful join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joined {
+    /// The new membership.
+    pub member: Member,
+    /// The invite's uses after this join.
+    pub uses: i64,
+    /// The invite's version after this join.
+    pub version: i64,
+}
+
+/// The outcome of an accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redemption {
+    /// The user joined.
+    Joined(Joined),
+    /// The user may not join, for the reason given; nothing changed.
+    Refused(RedemptionRefused),
+}
+
+/// Invites: creation with code reservation, listing, editing, revoking, previews and joins.
+pub trait InviteRepository {
+    /// Creates an invite (or, with `unique: false`, reuses an equal active one), with its audit
+    /// entry. Refuses an unknown channel and a server at its active-invite limit; draws codes
+    /// from `random` with the core's collision retry.
+    fn create_invite(
+        &mut self,
+        new: &NewInvite<'_>,
+        random: &mut dyn RandomSource,
+    ) -> StoreResult<CreatedInvite>;
+
+    /// Random invites that are not revoked, newest first, older than `before`.
+    fn list_invites(
+        &mut self,
+        scope: InviteScope,
+        before: Option<Uuid>,
+        limit: PageLimit,
+    ) -> StoreResult<Vec<Invite>>;
+
+    /// The invite, whatever its state, or `None`.
+    fn find_invite(&mut self, invite_id: Uuid) -> StoreResult<Option<Invite>>;
+
+    /// The invite holding the code, whatever its state, or `None`.
+    fn find_invite_by_code(&mut self, code: &CodeRef) -> StoreResult<Option<Invite>>;
+
+    /// Counts the server's active random invites (not revoked, not expired, not used up).
+    fn count_active_invites(&mut self, server_id: Uuid, now: DateTime<Utc>) -> StoreResult<i64>;
+
+    /// Edits limits with its audit entry. Refuses with 412 when `expected_version` is given and
+    /// differs from the stored one; the request is checked against the invite as it is inside
+    /// the transaction, so a concurrent join cannot slip under a lowered limit.
+    fn update_invite(
+        &mut self,
+        invite_id: Uuid,
+        request: &UpdateInviteRequest,
+        expected_version: Option<i64>,
+        actor: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Invite>;
+
+    /// Revokes (soft-deletes) with its audit entry. `NotFound` when already revoked; 412 as for
+    /// updates.
+    fn revoke_invite(
+        &mut self,
+        invite_id: Uuid,
+        expected_version: Option<i64>,
+        actor: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Invite>;
+
+    /// The invite and its server's public face, in one read whose cost does not depend on the
+    /// server's size; `None` for an unknown code.
+    fn preview(&mut self, code: &CodeRef) -> StoreResult<Option<Preview>>;
+
+    /// Accepts the invite for `user`, atomically: the member row, the use, the version bump,
+    /// the member count and the `MemberJoin` audit entry commit together or not at all, and a
+    /// refused attempt consumes nothing.
+    fn redeem(
+        &mut self,
+        code: &CodeRef,
+        user: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Redemption>;
+}
+
+/// Vanity URLs.
+pub trait VanityRepository {
+    /// The server's active vanity invite, or `None`.
+    fn vanity_invite(&mut self, server_id: Uuid) -> StoreResult<Option<Invite>>;
+
+    /// Sets (`Some`) or releases (`None`) the server's vanity code, with its audit entry,
+    /// following the core's claim rules (shared namespace, 30-day cooldown). Returns the active
+    /// vanity invite afterwards.
+    fn set_vanity_code(
+        &mut self,
+        server_id: Uuid,
+        code: Option<&VanityCode>,
+        actor: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Invite>>;
+}
+
+/// The audit log.
+pub trait AuditRepository {
+    /// Entries newest first, older than `before`.
+    fn list_audit_entries(
+        &mut self,
+        server_id: Uuid,
+        before: Option<Uuid>,
+        limit: PageLimit,
+    ) -> StoreResult<Vec<AuditEntry>>;
+}
+
+/// Every repository, for code that needs them all.
+pub trait Repositories:
+    UserRepository
+    + ServerRepository
+    + ChannelRepository
+    + MemberRepository
+    + BanRepository
+    + InviteRepository
+    + VanityRepository
+    + AuditRepository
+{
+}
+
+impl<T> Repositories for T where
+    T: UserRepository
+        + ServerRepository
+        + ChannelRepository
+        + MemberRepository
+        + BanRepository
+        + InviteRepository
+        + VanityRepository
+        + AuditRepository
+{
+}

@@ -1,0 +1,372 @@
+//! Accepting an invite: the one write that must never over-admit.
+//!
+//! Both paths apply the use with a conditional `UPDATE ... WHERE uses < max_uses` (never a
+//! read-modify-write of the counter) in the same transaction as the member insert, the member
+//! count, the version bump and the `MemberJoin` audit entry. The core decides every refusal.
+//!
+//! - PostgreSQL sends one statement on the success path: data-modifying CTEs read the facts,
+//!   take the use, insert the member, count it and audit it. The use is re-checked under the
+//!   invite's row lock, so concurrent accepts queue on that row and the last free use goes to
+//!   exactly one of them. If the statement admits nobody, the facts it read go to the core for
+//!   the reason; if the core would have admitted on those facts, a concurrent join took the
+//!   use between the snapshot and the lock, and the statement runs again on fresh data.
+//! - SQLite runs `BEGIN IMMEDIATE`, reads the facts, asks the core, and applies the writes:
+//!   writers are serialised, so what was read is what is written against.
+
+use chrono::{DateTime, Utc};
+use diesel::dsl::exists;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Nullable, Text};
+use invite_core::audit::AuditAction;
+use invite_core::code::CodeRef;
+use invite_core::invite::InviteKind;
+use invite_core::permissions::Permissions;
+use invite_core::redeem::{
+    InviteStatus, InvitesPause, RedemptionFacts, RedemptionRefused, decide_redemption,
+};
+use uuid::Uuid;
+
+use super::audit::{self, NewAuditEntry};
+use super::servers::add_to_member_count;
+use super::{Actor, Joined, Redemption, UserRepository};
+use crate::connection::{DbConnection, write_transaction};
+use crate::error::{Constraint, StoreError, StoreResult};
+use crate::models::{Invite, InviteRow, JoinSource, Member, MemberRow, corrupt};
+use crate::schema::{bans, invites, members, servers};
+use crate::sql_types::{DbTimestamp, DbUuid, Id, Ts};
+
+/// Times a PostgreSQL accept runs again after losing a race. Each retry sees everything committed
+/// before it, so a second attempt already gets a definite answer; the bound only guards against
+/// a pathological storm.
+const MAX_ATTEMPTS: usize = 5;
+
+/// The invite named by the code and where the user stands with its server.
+struct Target {
+    invite_id: Uuid,
+    server_id: Uuid,
+    code: Option<String>,
+    kind: InviteKind,
+    created_by: Option<Uuid>,
+    temporary: bool,
+    status: InviteStatus,
+    pause: Option<InvitesPause>,
+    is_member: bool,
+    is_banned: bool,
+}
+
+impl Target {
+    fn facts(&self) -> RedemptionFacts {
+        RedemptionFacts {
+            invite: Some(self.status),
+            pause: self.pause,
+            is_member: self.is_member,
+            is_banned: self.is_banned,
+        }
+    }
+
+    /// The membership an accept of this invite creates.
+    fn member(&self, user: &Actor, now: DateTime<Utc>) -> Member {
+        let vanity = self.kind == InviteKind::Vanity;
+        Member {
+            server_id: self.server_id,
+            user_id: user.user_id,
+            username: user.username.clone(),
+            permissions: Permissions::empty(),
+            joined_at: now,
+            temporary: self.temporary,
+            source: if vanity { JoinSource::Vanity } else { JoinSource::Invite },
+            joined_via_invite_id: Some(self.invite_id),
+            joined_via_code: self.code.clone(),
+            // A vanity link is the server's, not the person's who happened to set it.
+            inviter_id: if vanity { None } else { self.created_by },
+        }
+    }
+}
+
+pub(super) fn redeem(
+    conn: &mut DbConnection,
+    code: &CodeRef,
+    user: &Actor,
+    now: DateTime<Utc>,
+) -> StoreResult<Redemption> {
+    match conn {
+        DbConnection::Postgres(pg) => redeem_postgres(pg, code, user, now),
+        DbConnection::Sqlite(_) => {
+            write_transaction(conn, |conn| redeem_locked(conn, code, user, now))
+        }
+    }
+}
+
+/// Reads the facts with the DSL (both backends; used inside SQLite's immediate transaction).
+fn load_target(
+    conn: &mut DbConnection,
+    code: &CodeRef,
+    user_id: Uuid,
+) -> StoreResult<Option<Target>> {
+    let row = invites::table
+        .inner_join(servers::table)
+        .filter(invites::code.eq(code.as_str()))
+        .select((
+            InviteRow::as_select(),
+            servers::invites_paused_until,
+            servers::invites_paused_indefinitely,
+            exists(
+                members::table
+                    .filter(members::server_id.eq(invites::server_id))
+                    .filter(members::user_id.eq(Id(user_id))),
+            ),
+            exists(
+                bans::table
+                    .filter(bans::server_id.eq(invites::server_id))
+                    .filter(bans::user_id.eq(Id(user_id))),
+            ),
+        ))
+        .first::<(InviteRow, Option<Ts>, bool, bool, bool)>(conn)
+        .optional()?;
+    let Some((invite, paused_until, paused_indefinitely, is_member, is_banned)) = row else {
+        return Ok(None);
+    };
+    let invite = Invite::try_from(invite)?;
+    Ok(Some(Target {
+        invite_id: invite.id,
+        server_id: invite.server_id,
+        kind: invite.kind,
+        created_by: invite.created_by,
+        temporary: invite.temporary,
+        status: invite.status(),
+        code: invite.code,
+        pause: InvitesPause::from_columns(paused_until.map(Into::into), paused_indefinitely),
+        is_member,
+        is_banned,
+    }))
+}
+
+/// Read, decide, write, with writers already serialised by the caller's transaction.
+fn redeem_locked(
+    conn: &mut DbConnection,
+    code: &CodeRef,
+    user: &Actor,
+    now: DateTime<Utc>,
+) -> StoreResult<Redemption> {
+    let Some(target) = load_target(conn, code, user.user_id)? else {
+        return Ok(Redemption::Refused(RedemptionRefused::NotFound));
+    };
+    if let Err(reason) = decide_redemption(&target.facts(), now) {
+        return Ok(Redemption::Refused(reason));
+    }
+    let used =
+        diesel::update(invites::table.filter(invites::id.eq(Id(target.invite_id))).filter(
+            invites::max_uses.is_null().or(invites::uses.nullable().lt(invites::max_uses)),
+        ))
+        .set((
+            invites::uses.eq(invites::uses + 1),
+            invites::version.eq(invites::version + 1),
+            invites::updated_at.eq(Ts(now)),
+        ))
+        .returning((invites::uses, invites::version))
+        .get_result::<(i64, i64)>(conn)
+        .optional()?;
+    let Some((uses, version)) = used else {
+        // Unreachable while writers are serialised; kept so the counter can never overshoot.
+        return Ok(Redemption::Refused(RedemptionRefused::MaxedOut));
+    };
+    let member = target.member(user, now);
+    diesel::insert_into(members::table)
+        .values(MemberRow {
+            server_id: Id(member.server_id),
+            user_id: Id(member.user_id),
+            permissions: 0,
+            joined_at: Ts(now),
+            temporary: member.temporary,
+            source: member.source.as_str().to_owned(),
+            joined_via_invite_id: member.joined_via_invite_id.map(Id),
+            joined_via_code: member.joined_via_code.clone(),
+            inviter_id: member.inviter_id.map(Id),
+        })
+        .execute(conn)?;
+    add_to_member_count(conn, target.server_id, 1)?;
+    conn.remember_user(user, now)?;
+    audit::record(
+        conn,
+        NewAuditEntry {
+            server_id: target.server_id,
+            actor_id: user.user_id,
+            action: AuditAction::MemberJoin,
+            target_id: Some(user.user_id),
+            details: serde_json::json!({ "code": target.code, "invite_id": target.invite_id }),
+            now,
+        },
+    );
+    Ok(Redemption::Joined(Joined { member, uses, version }))
+}
+
+/// The single-statement accept. `$1` code, `$2` user, `$3` now, `$4` username, `$5` audit id.
+/// The member insert has no `ON CONFLICT`: a concurrent join of the same user makes the whole
+/// statement fail (and roll back the use with it), and the retry then reports the membership.
+const ACCEPT_SQL: &str = "
+WITH target AS (
+    SELECT i.id, i.server_id, i.code, i.kind, i.created_by, i.max_uses, i.uses, i.expires_at,
+           i.temporary, i.revoked_at, s.invites_paused_until, s.invites_paused_indefinitely,
+           EXISTS (SELECT 1 FROM members m WHERE m.server_id = i.server_id AND m.user_id = $2)
+               AS is_member,
+           EXISTS (SELECT 1 FROM bans b WHERE b.server_id = i.server_id AND b.user_id = $2)
+               AS is_banned
+    FROM invites i
+    JOIN servers s ON s.id = i.server_id
+    WHERE i.code = $1
+),
+used AS (
+    UPDATE invites AS i
+    SET uses = i.uses + 1, version = i.version + 1, updated_at = $3
+    FROM target AS t
+    WHERE i.id = t.id
+      AND NOT t.is_member
+      AND NOT t.is_banned
+      AND NOT t.invites_paused_indefinitely
+      AND (t.invites_paused_until IS NULL OR t.invites_paused_until <= $3)
+      AND i.revoked_at IS NULL
+      AND (i.expires_at IS NULL OR i.expires_at > $3)
+      AND (i.max_uses IS NULL OR i.uses < i.max_uses)
+    RETURNING i.id, i.server_id, i.code, i.kind, i.created_by, i.temporary, i.uses, i.version
+),
+joined AS (
+    INSERT INTO members (server_id, user_id, permissions, joined_at, temporary, source,
+                         joined_via_invite_id, joined_via_code, inviter_id)
+    SELECT u.server_id, $2, 0, $3, u.temporary,
+           CASE u.kind WHEN 'vanity' THEN 'vanity' ELSE 'invite' END,
+           u.id, u.code, CASE u.kind WHEN 'vanity' THEN NULL ELSE u.created_by END
+    FROM used AS u
+    RETURNING server_id
+),
+counted AS (
+    UPDATE servers AS s SET member_count = s.member_count + 1
+    FROM joined AS j
+    WHERE s.id = j.server_id
+    RETURNING s.id
+),
+audited AS (
+    INSERT INTO audit_entries (id, server_id, actor_id, action, target_type, target_id, details,
+                               created_at)
+    SELECT $5, u.server_id, $2, 'MemberJoin', 'user', $2,
+           jsonb_build_object('code', u.code, 'invite_id', u.id), $3
+    FROM used AS u
+),
+remembered AS (
+    INSERT INTO users (id, username, created_at, updated_at)
+    SELECT $2, $4, $3, $3 FROM used WHERE $4 IS NOT NULL
+    ON CONFLICT (id) DO UPDATE SET username = EXCLUDED.username, updated_at = EXCLUDED.updated_at
+)
+SELECT t.id, t.server_id, t.code, t.kind, t.created_by, t.max_uses, t.uses, t.expires_at,
+       t.temporary, t.revoked_at, t.invites_paused_until, t.invites_paused_indefinitely,
+       t.is_member, t.is_banned, u.uses AS new_uses, u.version AS new_version,
+       EXISTS (SELECT 1 FROM counted) AS admitted
+FROM target AS t
+LEFT JOIN used AS u ON u.id = t.id
+";
+
+#[derive(QueryableByName)]
+#[expect(clippy::struct_excessive_bools, reason = "mirrors the columns the statement returns")]
+struct AcceptRow {
+    #[diesel(sql_type = DbUuid)]
+    id: Uuid,
+    #[diesel(sql_type = DbUuid)]
+    server_id: Uuid,
+    #[diesel(sql_type = Nullable<Text>)]
+    code: Option<String>,
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Nullable<DbUuid>)]
+    created_by: Option<Uuid>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    max_uses: Option<i64>,
+    #[diesel(sql_type = BigInt)]
+    uses: i64,
+    #[diesel(sql_type = Nullable<DbTimestamp>)]
+    expires_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Bool)]
+    temporary: bool,
+    #[diesel(sql_type = Nullable<DbTimestamp>)]
+    revoked_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<DbTimestamp>)]
+    invites_paused_until: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Bool)]
+    invites_paused_indefinitely: bool,
+    #[diesel(sql_type = Bool)]
+    is_member: bool,
+    #[diesel(sql_type = Bool)]
+    is_banned: bool,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    new_uses: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    new_version: Option<i64>,
+    #[diesel(sql_type = Bool)]
+    admitted: bool,
+}
+
+impl AcceptRow {
+    fn into_target(self) -> StoreResult<Target> {
+        let kind =
+            InviteKind::parse(&self.kind).ok_or_else(|| corrupt("invite kind", &self.kind))?;
+        Ok(Target {
+            invite_id: self.id,
+            server_id: self.server_id,
+            code: self.code,
+            kind,
+            created_by: self.created_by,
+            temporary: self.temporary,
+            status: InviteStatus {
+                revoked: self.revoked_at.is_some(),
+                expires_at: self.expires_at,
+                max_uses: self.max_uses,
+                uses: self.uses,
+            },
+            pause: InvitesPause::from_columns(
+                self.invites_paused_until,
+                self.invites_paused_indefinitely,
+            ),
+            is_member: self.is_member,
+            is_banned: self.is_banned,
+        })
+    }
+}
+
+fn redeem_postgres(
+    conn: &mut diesel::PgConnection,
+    code: &CodeRef,
+    user: &Actor,
+    now: DateTime<Utc>,
+) -> StoreResult<Redemption> {
+    for _ in 0..MAX_ATTEMPTS {
+        let result = diesel::sql_query(ACCEPT_SQL)
+            .bind::<Text, _>(code.as_str())
+            .bind::<DbUuid, _>(user.user_id)
+            .bind::<DbTimestamp, _>(now)
+            .bind::<Nullable<Text>, _>(user.username.as_deref())
+            .bind::<DbUuid, _>(Uuid::now_v7())
+            .get_result::<AcceptRow>(conn)
+            .optional()
+            .map_err(StoreError::from);
+        let row = match result {
+            Ok(Some(row)) => row,
+            Ok(None) => return Ok(Redemption::Refused(RedemptionRefused::NotFound)),
+            // The same user joined concurrently: the retry sees the membership.
+            Err(StoreError::Conflict(Constraint::MemberKey)) => continue,
+            Err(error) => return Err(error),
+        };
+        let (admitted, new_uses, new_version) = (row.admitted, row.new_uses, row.new_version);
+        let target = row.into_target()?;
+        if let (true, Some(uses), Some(version)) = (admitted, new_uses, new_version) {
+            return Ok(Redemption::Joined(Joined {
+                member: target.member(user, now),
+                uses,
+                version,
+            }));
+        }
+        if let Err(reason) = decide_redemption(&target.facts(), now) {
+            return Ok(Redemption::Refused(reason));
+        }
+        // Admissible on the snapshot, refused under the lock: a concurrent join took the last
+        // use (or a ban, pause or revoke landed). Run again on fresh data.
+    }
+    Err(StoreError::Unavailable("too much contention on this invite, please retry".to_owned()))
+}

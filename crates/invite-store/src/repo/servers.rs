@@ -1,0 +1,289 @@
+//! Users, servers and channels.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use invite_core::audit::AuditAction;
+use invite_core::permissions::{Permissions, Standing};
+use invite_core::redeem::InvitesPause;
+use invite_core::server::{ChannelName, NewServerSettings, ServerChanges};
+use uuid::Uuid;
+
+use super::audit::{self, NewAuditEntry};
+use super::{Actor, ChannelRepository, ServerRepository, UserRepository};
+use crate::connection::{DbConnection, on_each_backend, write_transaction};
+use crate::error::{StoreError, StoreResult};
+use crate::models::{Channel, ChannelRow, MemberRow, Server, ServerRow, corrupt, features_json};
+use crate::schema::{channels, invites, members, servers, users};
+use crate::sql_types::{Id, Json, Ts};
+
+impl UserRepository for DbConnection {
+    fn remember_user(&mut self, actor: &Actor, now: DateTime<Utc>) -> StoreResult<()> {
+        let Some(username) = actor.username.as_deref() else {
+            return Ok(());
+        };
+        let row = (
+            users::id.eq(Id(actor.user_id)),
+            users::username.eq(username),
+            users::created_at.eq(Ts(now)),
+            users::updated_at.eq(Ts(now)),
+        );
+        on_each_backend!(self, |conn| diesel::insert_into(users::table)
+            .values(row)
+            .on_conflict(users::id)
+            .do_update()
+            .set((users::username.eq(username), users::updated_at.eq(Ts(now))))
+            .execute(conn))?;
+        Ok(())
+    }
+}
+
+/// The code of the server's active vanity invite, as a correlated sub-select, so a server and
+/// its vanity code come back in one query instead of being stored twice.
+#[diesel::dsl::auto_type]
+fn vanity_code_of_server() -> _ {
+    invites::table
+        .filter(invites::server_id.eq(servers::id))
+        .filter(invites::kind.eq("vanity"))
+        .filter(invites::revoked_at.is_null())
+        .select(invites::code)
+        .single_value()
+}
+
+/// Loads a server with its vanity code.
+pub(crate) fn load_server(conn: &mut DbConnection, server_id: Uuid) -> StoreResult<Option<Server>> {
+    servers::table
+        .filter(servers::id.eq(Id(server_id)))
+        .select((ServerRow::as_select(), vanity_code_of_server()))
+        .first::<(ServerRow, Option<String>)>(conn)
+        .optional()?
+        .map(|(row, vanity_code)| row.into_server(vanity_code))
+        .transpose()
+}
+
+/// Changes the member count by `delta` as part of a join or a removal, so the count read by
+/// previews always equals the number of member rows.
+pub(crate) fn add_to_member_count(
+    conn: &mut DbConnection,
+    server_id: Uuid,
+    delta: i64,
+) -> StoreResult<()> {
+    diesel::update(servers::table.filter(servers::id.eq(Id(server_id))))
+        .set(servers::member_count.eq(servers::member_count + delta))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Takes the server row's write lock for the rest of the transaction, so that checks of
+/// server-wide limits (active invites, one vanity code) cannot race with each other. `NotFound`
+/// when the server does not exist.
+pub(crate) fn lock_server(conn: &mut DbConnection, server_id: Uuid) -> StoreResult<()> {
+    let locked = diesel::update(servers::table.filter(servers::id.eq(Id(server_id))))
+        .set(servers::updated_at.eq(servers::updated_at))
+        .execute(conn)?;
+    if locked == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = servers)]
+#[expect(
+    clippy::option_option,
+    reason = "diesel's changeset form: None leaves the column alone, Some(None) sets NULL"
+)]
+struct ServerChangeset {
+    name: Option<String>,
+    icon_url: Option<Option<String>>,
+    default_permissions: Option<i64>,
+    features: Option<Json>,
+    updated_at: Ts,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = servers)]
+struct NewServerRow<'a> {
+    id: Id,
+    name: &'a str,
+    icon_url: Option<&'a str>,
+    owner_id: Id,
+    default_permissions: i64,
+    features: Json,
+    member_count: i64,
+    created_at: Ts,
+    updated_at: Ts,
+}
+
+impl ServerRepository for DbConnection {
+    fn create_server(
+        &mut self,
+        owner: &Actor,
+        settings: &NewServerSettings,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Server> {
+        let server_id = Uuid::now_v7();
+        write_transaction(self, |conn| {
+            diesel::insert_into(servers::table)
+                .values(NewServerRow {
+                    id: Id(server_id),
+                    name: settings.name.as_str(),
+                    icon_url: settings.icon_url.as_ref().map(invite_core::server::IconUrl::as_str),
+                    owner_id: Id(owner.user_id),
+                    default_permissions: settings.default_permissions.bits(),
+                    features: features_json(&[]),
+                    member_count: 1,
+                    created_at: Ts(now),
+                    updated_at: Ts(now),
+                })
+                .execute(conn)?;
+            diesel::insert_into(members::table)
+                .values(MemberRow {
+                    server_id: Id(server_id),
+                    user_id: Id(owner.user_id),
+                    permissions: 0,
+                    joined_at: Ts(now),
+                    temporary: false,
+                    source: "owner".to_owned(),
+                    joined_via_invite_id: None,
+                    joined_via_code: None,
+                    inviter_id: None,
+                })
+                .execute(conn)?;
+            conn.remember_user(owner, now)?;
+            load_server(conn, server_id)?.ok_or(StoreError::NotFound)
+        })
+    }
+
+    fn find_server(&mut self, server_id: Uuid) -> StoreResult<Option<Server>> {
+        load_server(self, server_id)
+    }
+
+    fn standing(&mut self, server_id: Uuid, user_id: Uuid) -> StoreResult<Option<Standing>> {
+        let found = members::table
+            .inner_join(servers::table)
+            .filter(members::server_id.eq(Id(server_id)))
+            .filter(members::user_id.eq(Id(user_id)))
+            .select((servers::owner_id, servers::default_permissions, members::permissions))
+            .first::<(Uuid, i64, i64)>(self)
+            .optional()?;
+        found
+            .map(|(owner_id, default_bits, member_bits)| {
+                let parse = |bits: i64| {
+                    Permissions::from_bits(bits)
+                        .ok_or_else(|| corrupt("permissions", &bits.to_string()))
+                };
+                Ok(Standing {
+                    user_id,
+                    is_owner: owner_id == user_id,
+                    default_permissions: parse(default_bits)?,
+                    member_permissions: parse(member_bits)?,
+                })
+            })
+            .transpose()
+    }
+
+    fn update_server(
+        &mut self,
+        server_id: Uuid,
+        changes: &ServerChanges,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Server> {
+        let changeset = ServerChangeset {
+            name: changes.name.as_ref().map(|name| name.as_str().to_owned()),
+            icon_url: match &changes.icon_url {
+                invite_core::Patch::Unchanged => None,
+                invite_core::Patch::Clear => Some(None),
+                invite_core::Patch::Set(url) => Some(Some(url.as_str().to_owned())),
+            },
+            default_permissions: changes.default_permissions.map(|permissions| permissions.bits()),
+            features: changes.features.as_deref().map(features_json),
+            updated_at: Ts(now),
+        };
+        write_transaction(self, |conn| {
+            let updated = diesel::update(servers::table.filter(servers::id.eq(Id(server_id))))
+                .set(&changeset)
+                .execute(conn)?;
+            if updated == 0 {
+                return Err(StoreError::NotFound);
+            }
+            load_server(conn, server_id)?.ok_or(StoreError::NotFound)
+        })
+    }
+
+    fn set_invites_pause(
+        &mut self,
+        server_id: Uuid,
+        pause: Option<InvitesPause>,
+        actor: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Server> {
+        let (until, indefinitely) = match pause {
+            None => (None, false),
+            Some(InvitesPause::Until(until)) => (Some(until), false),
+            Some(InvitesPause::Indefinitely) => (None, true),
+        };
+        write_transaction(self, |conn| {
+            let updated = diesel::update(servers::table.filter(servers::id.eq(Id(server_id))))
+                .set((
+                    servers::invites_paused_until.eq(until.map(Ts)),
+                    servers::invites_paused_indefinitely.eq(indefinitely),
+                    servers::updated_at.eq(Ts(now)),
+                ))
+                .execute(conn)?;
+            if updated == 0 {
+                return Err(StoreError::NotFound);
+            }
+            let (action, details) = match pause {
+                Some(pause) => (AuditAction::InvitesPause, serde_json::json!({ "until": pause })),
+                None => (AuditAction::InvitesResume, serde_json::json!({})),
+            };
+            audit::record(
+                conn,
+                NewAuditEntry {
+                    server_id,
+                    actor_id: actor,
+                    action,
+                    target_id: Some(server_id),
+                    details,
+                    now,
+                },
+            );
+            load_server(conn, server_id)?.ok_or(StoreError::NotFound)
+        })
+    }
+}
+
+impl ChannelRepository for DbConnection {
+    fn create_channel(
+        &mut self,
+        server_id: Uuid,
+        name: &ChannelName,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Channel> {
+        let channel = ChannelRow {
+            id: Id(Uuid::now_v7()),
+            server_id: Id(server_id),
+            name: name.as_str().to_owned(),
+            created_at: Ts(now),
+        };
+        diesel::insert_into(channels::table).values(&channel).execute(self)?;
+        Ok(channel.into())
+    }
+
+    fn list_channels(&mut self, server_id: Uuid) -> StoreResult<Vec<Channel>> {
+        Ok(channels::table
+            .filter(channels::server_id.eq(Id(server_id)))
+            .order((channels::created_at.asc(), channels::id.asc()))
+            .select(ChannelRow::as_select())
+            .load(self)?
+            .into_iter()
+            .map(Channel::from)
+            .collect())
+    }
+
+    fn find_channel(&mut self, channel_id: Uuid) -> StoreResult<Option<Channel>> {
+        Ok(channels::table
+            .filter(channels::id.eq(Id(channel_id)))
+            .select(ChannelRow::as_select())
+            .first(self)
+            .optional()?
+            .map(Channel::from))
+    }
+}

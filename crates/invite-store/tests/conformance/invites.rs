@@ -1,0 +1,316 @@
+use diesel::prelude::*;
+use invite_core::audit::AuditAction;
+use invite_core::code::{CodeRef, InviteCode};
+use invite_core::invite::{InviteKind, UpdateInviteRequest};
+use invite_core::server::{ChannelName, PageLimit};
+use invite_core::{ErrorCode, Problem};
+use invite_store::repo::{
+    AuditRepository, ChannelRepository, CreatedInvite, InviteRepository, InviteScope, NewInvite,
+};
+use invite_store::schema::invites;
+use invite_store::sql_types::{Id, Ts};
+use invite_store::testing::TestDatabase;
+use invite_store::{DbConnection, StoreError};
+use uuid::Uuid;
+
+use crate::{conformance, create_invite, create_server, minutes, reload, settings, t0, user};
+
+fn refused(result: Result<impl std::fmt::Debug, StoreError>) -> Problem {
+    match result {
+        Err(StoreError::Refused(problem)) => problem,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+fn invite_rows(conn: &mut DbConnection, server_id: Uuid) -> i64 {
+    invites::table.filter(invites::server_id.eq(Id(server_id))).count().get_result(conn).unwrap()
+}
+
+fn page(limit: i64) -> PageLimit {
+    PageLimit::parse(Some(limit), 1000, 1000).unwrap()
+}
+
+/// A random source that always yields the same bytes, so every draw is the same code.
+fn constant(byte: u8) -> impl FnMut(&mut [u8]) {
+    move |dest: &mut [u8]| dest.fill(byte)
+}
+
+conformance! {
+    fn a_created_invite_is_stored_with_its_settings_and_audited(db: &TestDatabase) {
+        let conn = &mut db.connect();
+        let owner = user();
+        let server = create_server(conn, &owner);
+        let invite = create_invite(conn, &server, &owner, r#"{"max_uses": 10, "expires_in_hours": 24, "temporary": true}"#);
+        assert!(InviteCode::parse(invite.code.as_deref().unwrap()).is_ok());
+        assert_eq!(invite.kind, InviteKind::Random);
+        assert_eq!((invite.max_uses, invite.uses, invite.max_age), (Some(10), 0, 86_400));
+        assert_eq!(invite.expires_at, Some(t0() + chrono::Duration::hours(24)));
+        assert!(invite.temporary);
+        assert_eq!((invite.version, invite.revoked_at, invite.created_by), (1, None, Some(owner.user_id)));
+        assert_eq!(reload(conn, &invite), invite);
+        assert_eq!(conn.find_invite_by_code(&crate::code_of(&invite)).unwrap(), Some(invite.clone()));
+
+        let entries = conn.list_audit_entries(server.id, None, page(10)).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].action, AuditAction::InviteCreate);
+        assert_eq!(entries[0].target_id, Some(invite.id));
+        assert_eq!(entries[0].details, serde_json::json!({ "code": invite.code, "max_uses": 10 }));
+    }
+
+    fn an_unknown_channel_is_refused_and_nothing_is_written(db: &TestDatabase) {
+        let conn = &mut db.connect();
+        let owner = user();
+        let server = create_server(conn, &owner);
+        let elsewhere = create_server(conn, &owner);
+        let foreign = conn.create_channel(elsewhere.id, &ChannelName::parse("x").unwrap(), t0()).unwrap();
+        for channel_id in [Uuid::now_v7(), foreign.id] {
+            let settings = settings(&format!(r#"{{"channel_id": "{channel_id}"}}"#));
+            let new = NewInvite { server_id: server.id, creator: &owner, settings: &settings, now: t0() };
+            let problem = refused(conn.create_invite(&new, &mut invite_core::code::OsRandom));
+            assert_eq!((problem.status, problem.code, problem.message.as_ref()), (400, ErrorCode::UnknownChannel, "Unknown channel"));
+        }
+        assert_eq!(invite_rows(conn, server.id), 0);
+        assert!(conn.list_audit_entries(server.id, None, page(10)).unwrap().is_empty());
+
+        let own = conn.create_channel(server.id, &ChannelName::parse("general").unwrap(), t0()).unwrap();
+        let invite = create_invite(conn, &server, &owner, &format!(r#"{{"channel_id": "{}"}}"#, own.id));
+        assert_eq!(invite.channel_id, Some(own.id));
+    }
+
+    fn unique_false_reuses_an_equal_active_invite(db: &TestDatabase) {
+        let conn = &mut db.connect();
+        let owner = user();
+        let server = create_server(conn, &owner);
+        let first = create_invite(conn, &server, &owner, r#"{"max_uses": 5, "max_age": 3600}"#);
+        let reuse = settings(r#"{"max_uses": 5, "max_age": 3600, "unique": false}"#);
+        let new = NewInvite { server_id: server.id, creator: &owner, settings: &reuse, now: t0() };
+        assert_eq!(conn.create_invite(&new, &mut invite_core::code::OsRandom).unwrap(), CreatedInvite::Reused(first.clone()));
+        assert_eq!(invite_rows(conn, server.id), 1);
+        assert_eq!(conn.list_audit_entries(server.id, None, page(10)).unwrap().len(), 1, "a reuse is not audited");
+
+        // Different settings, another creator, or an inactive match: a new invite.
+        for (json, creator) in [
+            (r#"{"max_uses": 6, "max_age": 3600, "unique": false}"#, owner.clone()),
+            (r#"{"max_uses": 5, "max_age": 3600, "temporary": true, "unique": false}"#, owner.clone()),
+            (r#"{"max_uses": 5, "max_age": 3600, "unique": false}"#, user()),
+        ] {
+            let settings = settings(json);
+            let new = NewInvite { server_id: server.id, creator: &creator, settings: &settings, now: t0() };
+            assert!(matches!(conn.create_invite(&new, &mut invite_core::code::OsRandom).unwrap(), CreatedInvite::Created(_)), "{json}");
+        }
+        conn.revoke_invite(first.id, None, owner.user_id, t0()).unwrap();
+        let new = NewInvite { server_id: server.id, creator: &owner, settings: &reuse, now: t0() };
+        assert!(matches!(conn.create_invite(&new, &mut invite_core::code::OsRandom).unwrap(), CreatedInvite::Created(_)));
+    }
+
+    fn a_code_collision_draws_again_and_gives_up_after_three(db: &TestDatabase) {
+        let conn = &mut db.connect();
+        let owner = user();
+        let server = create_server(conn, &owner);
+        let settings = settings("{}");
+        let new = NewInvite { server_id: server.id, creator: &owner, settings: &settings, now: t0() };
+        let CreatedInvite::Created(first) = conn.create_invite(&new, &mut constant(0)).unwrap() else { panic!() };
+        assert_eq!(first.code.as_deref(), Some("AAAAAAAA"));
+
+        // Every draw collides: 500 CODE_SPACE_EXHAUSTED, nothing written, transaction not poisoned.
+        let problem = refused(conn.create_invite(&new, &mut constant(0)));
+        assert_eq!((problem.status, problem.code), (500, ErrorCode::CodeSpaceExhausted));
+        assert_eq!(invite_rows(conn, server.id), 1);
+
+        // Two collisions, then a free code: reserved on the third attempt.
+        let mut draws = 0;
+        let mut two_collisions = |dest: &mut [u8]| {
+            draws += 1;
+            dest.fill(u8::from(draws > 2));
+        };
+        let CreatedInvite::Created(third) = conn.create_invite(&new, &mut two_collisions).unwrap() else { panic!() };
+        assert_eq!(third.code.as_deref(), Some("BBBBBBBB"));
+        assert_eq!(invite_rows(conn, server.id), 2);
+    }
+
+    fn a_server_holds_at_most_1000_active_invites(db: &TestDatabase) {
+        let conn = &mut db.connect();
+        let owner = user();
+        let server = create_server(conn, &owner);
+        // 999 active rows, plus inactive ones that must not count.
+        let rows: Vec<_> = (0..1003)
+            .map(|i| {
+                let (expires_at, max_uses, uses, revoked_at) = match i {
+                    999 => (Some(Ts(t0())), None, 0, None),
+                    1000 => (None, Some(2), 2, None),
+                    1001 => (None, None, 0, Some(Ts(t0()))),
+                    _ => (None, None, 0, None),
+                };
+                (
+                    invites::id.eq(Id(Uuid::now_v7())),
+                    invites::server_id.eq(Id(server.id)),
+                    invites::code.eq(format!("c{i:07}")),
+                    invites::kind.eq(["random", "vanity"][usize::from(i == 1002)]),
+                    invites::max_uses.eq(max_uses),
+                    invites::uses.eq(uses),
+                    invites::expires_at.eq(expires_at),
+                    invites::revoked_at.eq(revoked_at),
+                    invites::created_at.eq(Ts(t0())),
+                    invites::updated_at.eq(Ts(t0())),
+                )
+            })
+            .collect();
+        conn.transaction(|conn| {
+            rows.iter().try_for_each(|row| diesel::insert_into(invites::table).values(row).execute(conn).map(drop))
+        })
+        .unwrap();
+        assert_eq!(conn.count_active_invites(server.id, t0()).unwrap(), 999);
+
+        let last = create_invite(conn, &server, &owner, "{}");
+        let settings = settings("{}");
+        let new = NewInvite { server_id: server.id, creator: &owner, settings: &settings, now: t0() };
+        let problem = refused(conn.create_invite(&new, &mut invite_core::code::OsRandom));
+        assert_eq!(
+            (problem.status, problem.code, problem.message.as_ref()),
+            (400, ErrorCode::MaxInvitesReached, "Maximum number of active invites reached (1000)")
+        );
+        assert_eq!(invite_rows(conn, server.id), 1004);
+        conn.revoke_invite(last.id, None, owner.user_id, t0()).unwrap();
+        create_invite(conn, &server, &owner, "{}");
+    }
+
+    fn lists_are_newest_first_without_revoked_or_vanity(db: &TestDatabase) {
+        let conn = &mut db.connect();
+        let owner = user();
+        let server = create_server(conn, &owner);
+        let channel = conn.create_channel(server.id, &ChannelName::parse("general").unwrap(), t0()).unwrap();
+        let at = |m| t0() + minutes(m);
+        let a = crate::create_invite_at(conn, &server, &owner, r#"{"max_age": 60}"#, at(0));
+        let b = crate::create_invite_at(conn, &server, &owner, &format!(r#"{{"channel_id": "{}"}}"#, channel.id), at(1));
+        let c = crate::create_invite_at(conn, &server, &owner, r#"{"max_uses": 1}"#, at(2));
+        let d = crate::create_invite_at(conn, &server, &owner, "{}", at(3));
+        conn.revoke_invite(d.id, None, owner.user_id, at(4)).unwrap();
+        conn.set_vanity_code_for_test(server.id, owner.user_id);
+
+        let ids = |invites: Vec<invite_store::models::Invite>| invites.into_iter().map(|i| i.id).collect::<Vec<_>>();
+        // `a` has expired by now: lists still show expired and used-up invites.
+        assert_eq!(ids(conn.list_invites(InviteScope::Server(server.id), None, page(1000)).unwrap()), [c.id, b.id, a.id]);
+        assert_eq!(ids(conn.list_invites(InviteScope::Server(server.id), None, page(2)).unwrap()), [c.id, b.id]);
+        assert_eq!(ids(conn.list_invites(InviteScope::Server(server.id), Some(c.id), page(1000)).unwrap()), [b.id, a.id]);
+        assert_eq!(ids(conn.list_invites(InviteScope::Channel(channel.id), None, page(1000)).unwrap()), [b.id]);
+        let problem = refused(conn.list_invites(InviteScope::Server(server.id), Some(Uuid::now_v7()), page(10)));
+        assert_eq!((problem.status, problem.code), (400, ErrorCode::InvalidQuery));
+    }
+
+    fn updates_bump_the_version_and_respect_if_match(db: &TestDatabase) {
+        let conn = &mut db.connect();
+        let owner = user();
+        let server = create_server(conn, &owner);
+        let invite = create_invite(conn, &server, &owner, r#"{"max_uses": 5}"#);
+        let request: UpdateInviteRequest = serde_json::from_str(r#"{"max_uses": 8, "expires_in_hours": 1}"#).unwrap();
+        let later = t0() + minutes(30);
+        let updated = conn.update_invite(invite.id, &request, Some(1), owner.user_id, later).unwrap();
+        assert_eq!((updated.max_uses, updated.max_age, updated.version), (Some(8), 3600, 2));
+        assert_eq!(updated.expires_at, Some(later + chrono::Duration::hours(1)));
+        assert_eq!(updated.updated_at, later);
+
+        let stale = refused(conn.update_invite(invite.id, &request, Some(1), owner.user_id, later));
+        assert_eq!((stale.status, stale.code), (412, ErrorCode::PreconditionFailed));
+        assert_eq!(reload(conn, &invite).version, 2);
+
+        let unlimited: UpdateInviteRequest = serde_json::from_str(r#"{"max_uses": null, "max_age": 0}"#).unwrap();
+        let updated = conn.update_invite(invite.id, &unlimited, None, owner.user_id, later).unwrap();
+        assert_eq!((updated.max_uses, updated.expires_at, updated.version), (None, None, 3));
+
+        let empty: UpdateInviteRequest = serde_json::from_str("{}").unwrap();
+        assert_eq!(conn.update_invite(invite.id, &empty, None, owner.user_id, later).unwrap().version, 3);
+
+        let entries = conn.list_audit_entries(server.id, None, page(10)).unwrap();
+        let actions: Vec<_> = entries.iter().map(|e| e.action).collect();
+        assert_eq!(actions, [AuditAction::InviteUpdate, AuditAction::InviteUpdate, AuditAction::InviteCreate]);
+    }
+
+    fn a_limit_below_the_uses_is_refused(db: &TestDatabase) {
+        let conn = &mut db.connect();
+        let owner = user();
+        let server = create_server(conn, &owner);
+        let invite = create_invite(conn, &server, &owner, r#"{"max_uses": 5}"#);
+        for _ in 0..3 {
+            conn.redeem(&crate::code_of(&invite), &user(), t0()).unwrap();
+        }
+        let request: UpdateInviteRequest = serde_json::from_str(r#"{"max_uses": 2}"#).unwrap();
+        let problem = refused(conn.update_invite(invite.id, &request, None, owner.user_id, t0()));
+        assert_eq!(problem.message, "max_uses must not be below the invite's current uses (3)");
+        let request: UpdateInviteRequest = serde_json::from_str(r#"{"max_uses": 3}"#).unwrap();
+        assert_eq!(conn.update_invite(invite.id, &request, None, owner.user_id, t0()).unwrap().max_uses, Some(3));
+    }
+
+    fn revoking_is_a_soft_delete_and_the_code_is_never_reissued(db: &TestDatabase) {
+        let conn = &mut db.connect();
+        let owner = user();
+        let server = create_server(conn, &owner);
+        let settings = settings("{}");
+        let new = NewInvite { server_id: server.id, creator: &owner, settings: &settings, now: t0() };
+        let CreatedInvite::Created(invite) = conn.create_invite(&new, &mut constant(3)).unwrap() else { panic!() };
+
+        let stale = refused(conn.revoke_invite(invite.id, Some(7), owner.user_id, t0()));
+        assert_eq!(stale.code, ErrorCode::PreconditionFailed);
+        let revoked = conn.revoke_invite(invite.id, Some(1), owner.user_id, t0() + minutes(1)).unwrap();
+        assert_eq!((revoked.revoked_at, revoked.version), (Some(t0() + minutes(1)), 2));
+        assert_eq!(reload(conn, &invite).code, invite.code, "the row and its code stay");
+        assert!(matches!(conn.revoke_invite(invite.id, None, owner.user_id, t0()), Err(StoreError::NotFound)));
+        assert!(matches!(conn.revoke_invite(Uuid::now_v7(), None, owner.user_id, t0()), Err(StoreError::NotFound)));
+
+        // The same draw again cannot take the revoked invite's code.
+        let problem = refused(conn.create_invite(&new, &mut constant(3)));
+        assert_eq!(problem.code, ErrorCode::CodeSpaceExhausted);
+
+        let actions: Vec<_> = conn.list_audit_entries(server.id, None, page(10)).unwrap().iter().map(|e| e.action).collect();
+        assert_eq!(actions, [AuditAction::InviteRevoke, AuditAction::InviteCreate]);
+    }
+
+    fn previews_show_the_server_and_channel_in_one_read(db: &TestDatabase) {
+        let conn = &mut db.connect();
+        let owner = user();
+        let server = create_server(conn, &owner);
+        let channel = conn.create_channel(server.id, &ChannelName::parse("welcome").unwrap(), t0()).unwrap();
+        let invite = create_invite(conn, &server, &owner, &format!(r#"{{"channel_id": "{}"}}"#, channel.id));
+        let preview = conn.preview(&crate::code_of(&invite)).unwrap().unwrap();
+        assert_eq!(preview.invite, invite);
+        assert_eq!(preview.server_name, "Test server");
+        assert_eq!(preview.member_count, 1);
+        assert_eq!(preview.invites_paused, None);
+        assert_eq!(preview.channel, Some((channel.id, "welcome".to_owned())));
+        assert_eq!(conn.preview(&CodeRef::parse("zzzzzzzz").unwrap()).unwrap(), None);
+    }
+
+    fn vanity_and_revoked_invites_cannot_be_managed_as_invites(db: &TestDatabase) {
+        let conn = &mut db.connect();
+        let owner = user();
+        let server = create_server(conn, &owner);
+        let vanity = conn.set_vanity_code_for_test(server.id, owner.user_id);
+        let problem = refused(conn.revoke_invite(vanity.id, None, owner.user_id, t0()));
+        assert_eq!((problem.status, problem.code), (400, ErrorCode::VanityInvite));
+        let request: UpdateInviteRequest = serde_json::from_str(r#"{"max_uses": 3}"#).unwrap();
+        let problem = refused(conn.update_invite(vanity.id, &request, None, owner.user_id, t0()));
+        assert_eq!(problem.code, ErrorCode::VanityInvite);
+        assert_eq!(reload(conn, &vanity), vanity);
+    }
+}
+
+/// Gives a server a vanity invite, for tests that need one in the way.
+trait VanityForTest {
+    fn set_vanity_code_for_test(
+        &mut self,
+        server_id: Uuid,
+        actor: Uuid,
+    ) -> invite_store::models::Invite;
+}
+
+impl VanityForTest for DbConnection {
+    fn set_vanity_code_for_test(
+        &mut self,
+        server_id: Uuid,
+        actor: Uuid,
+    ) -> invite_store::models::Invite {
+        use invite_store::repo::VanityRepository;
+        let random_part = &Uuid::now_v7().simple().to_string()[14..];
+        let code = invite_core::code::VanityCode::parse(&format!("v-{random_part}")).unwrap();
+        self.set_vanity_code(server_id, Some(&code), actor, t0()).unwrap().unwrap()
+    }
+}

@@ -1,0 +1,114 @@
+//! The store's conformance suite: every test is written once and runs on PostgreSQL (a database
+//! of its own, cloned from a migrated template) and on a SQLite file.
+
+mod audit;
+mod concurrency;
+mod invites;
+mod members;
+mod migrations;
+mod redeem;
+mod servers;
+mod vanity;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use diesel::prelude::*;
+use invite_core::code::CodeRef;
+use invite_core::invite::{CreateInviteRequest, InviteSettings};
+use invite_core::server::CreateServerRequest;
+use invite_store::DbConnection;
+use invite_store::models::{Invite, Server};
+use invite_store::repo::{Actor, CreatedInvite, InviteRepository, NewInvite, ServerRepository};
+use uuid::Uuid;
+
+/// Declares tests once and instantiates each for both backends, as `postgres::name` and
+/// `sqlite::name`.
+macro_rules! conformance {
+    ($(fn $name:ident($db:ident: &TestDatabase) $body:block)*) => {
+        $(fn $name($db: &TestDatabase) $body)*
+
+        mod postgres {
+            $(#[test] fn $name() { super::$name(&invite_store::testing::TestDatabase::postgres()) })*
+        }
+
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(&invite_store::testing::TestDatabase::sqlite()) })*
+        }
+    };
+}
+pub(crate) use conformance;
+
+/// A fixed point in time, so expiry is deterministic.
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()
+}
+
+fn minutes(n: i64) -> Duration {
+    Duration::minutes(n)
+}
+
+fn user() -> Actor {
+    Actor::new(Uuid::now_v7())
+}
+
+fn named(name: &str) -> Actor {
+    Actor { user_id: Uuid::now_v7(), username: Some(name.to_owned()) }
+}
+
+fn create_server(conn: &mut DbConnection, owner: &Actor) -> Server {
+    let request = CreateServerRequest {
+        name: "Test server".into(),
+        icon_url: None,
+        default_permissions: None,
+    };
+    conn.create_server(owner, &request.validate().unwrap(), t0()).unwrap()
+}
+
+fn settings(json: &str) -> InviteSettings {
+    serde_json::from_str::<CreateInviteRequest>(json).unwrap().validate(t0()).unwrap()
+}
+
+fn create_invite(conn: &mut DbConnection, server: &Server, creator: &Actor, json: &str) -> Invite {
+    create_invite_at(conn, server, creator, json, t0())
+}
+
+fn create_invite_at(
+    conn: &mut DbConnection,
+    server: &Server,
+    creator: &Actor,
+    json: &str,
+    now: DateTime<Utc>,
+) -> Invite {
+    let settings =
+        serde_json::from_str::<CreateInviteRequest>(json).unwrap().validate(now).unwrap();
+    let new = NewInvite { server_id: server.id, creator, settings: &settings, now };
+    match conn.create_invite(&new, &mut invite_core::code::OsRandom).unwrap() {
+        CreatedInvite::Created(invite) => invite,
+        CreatedInvite::Reused(invite) => panic!("expected a new invite, got {invite:?}"),
+    }
+}
+
+fn code_of(invite: &Invite) -> CodeRef {
+    CodeRef::parse(invite.code.as_deref().unwrap()).unwrap()
+}
+
+/// What the database holds about a server's membership: (member rows, `member_count`).
+fn membership_counts(conn: &mut DbConnection, server_id: Uuid) -> (i64, i64) {
+    use invite_store::schema::{members, servers};
+    use invite_store::sql_types::Id;
+    let rows = members::table
+        .filter(members::server_id.eq(Id(server_id)))
+        .count()
+        .get_result::<i64>(conn)
+        .unwrap();
+    let counted = servers::table
+        .filter(servers::id.eq(Id(server_id)))
+        .select(servers::member_count)
+        .first::<i64>(conn)
+        .unwrap();
+    (rows, counted)
+}
+
+/// The invite as stored now.
+fn reload(conn: &mut DbConnection, invite: &Invite) -> Invite {
+    conn.find_invite(invite.id).unwrap().unwrap()
+}
