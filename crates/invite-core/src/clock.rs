@@ -45,6 +45,31 @@ impl Clock for ManualClock {
     }
 }
 
+/// The system clock shifted by an adjustable offset: real time keeps flowing (tokens, timeouts)
+/// while a test jumps ahead by days (cooldowns, expiry).
+#[derive(Debug, Default)]
+pub struct OffsetClock(Mutex<Duration>);
+
+impl OffsetClock {
+    /// A clock showing the system time.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Moves the clock forward (or back, with a negative duration).
+    pub fn advance(&self, by: Duration) {
+        let mut offset = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *offset += by;
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> DateTime<Utc> {
+        let offset = *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        truncate_to_micros(Utc::now() + offset)
+    }
+}
+
 /// Drops the nanoseconds below a microsecond.
 pub fn truncate_to_micros(time: DateTime<Utc>) -> DateTime<Utc> {
     // Only fails for durations that overflow, which a 1 µs step cannot.
@@ -73,5 +98,15 @@ mod tests {
         );
         clock.advance(Duration::days(30));
         assert_eq!(clock.now().date_naive().to_string(), "2026-01-31");
+    }
+
+    #[test]
+    fn offset_clock_runs_with_the_system_clock_plus_its_offset() {
+        let clock = OffsetClock::new();
+        let before = SystemClock.now();
+        clock.advance(Duration::days(31));
+        let shifted = clock.now();
+        assert!(shifted >= before + Duration::days(31));
+        assert!(shifted < SystemClock.now() + Duration::days(31) + Duration::seconds(5));
     }
 }

@@ -177,18 +177,35 @@ impl ConnectionManager {
             DatabaseUrl::Sqlite(path) => {
                 let mut conn =
                     SqliteConnection::establish(path).map_err(r2d2::Error::ConnectionError)?;
-                // WAL lets readers proceed while one writer commits; FULL makes each commit
-                // durable before it is acknowledged (nothing committed is ever lost).
+                // FULL makes each commit durable before it is acknowledged (nothing committed
+                // is ever lost).
                 conn.batch_execute(&format!(
-                    "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; \
-                     PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
+                    "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
                     self.busy_timeout.as_millis()
                 ))
                 .map_err(r2d2::Error::QueryError)?;
+                enable_wal(&mut conn, self.busy_timeout)?;
                 DbConnection::Sqlite(conn)
             }
         };
         Ok(conn)
+    }
+}
+
+/// Switches the file to WAL, which lets readers proceed while one writer commits. The mode is
+/// stored in the file, so only the first connection to a new file changes anything; but that
+/// change needs the file to itself and fails at once, without waiting for `busy_timeout`, when
+/// other connections (a pool filling up) are opening it at the same moment. So it is retried.
+fn enable_wal(conn: &mut SqliteConnection, patience: Duration) -> Result<(), r2d2::Error> {
+    let started = Instant::now();
+    loop {
+        match conn.batch_execute("PRAGMA journal_mode = WAL") {
+            Ok(()) => return Ok(()),
+            Err(error) if error.to_string().contains("locked") && started.elapsed() < patience => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(error) => return Err(r2d2::Error::QueryError(error)),
+        }
     }
 }
 

@@ -10,10 +10,10 @@ use invite_core::vanity::{CodeHolder, VanityClaim, decide_vanity_claim};
 use invite_core::{ErrorCode, Problem};
 use uuid::Uuid;
 
-use super::{InviteRepository, VanityRepository};
 use super::audit::{self, NewAuditEntry};
 use super::invites::{insert_unless_code_taken, load_invite};
 use super::servers::lock_server;
+use super::{InviteRepository, VanityRepository};
 use crate::connection::{DbConnection, write_transaction};
 use crate::error::{StoreError, StoreResult};
 use crate::models::{Invite, InviteRow};

@@ -1,0 +1,306 @@
+//! Bearer tokens: the HS256 JWTs Together issues (so a Together deployment can share its
+//! secret), or tokens signed with a configured public key (`RS256`, `ES256` or `EdDSA`).
+//!
+//! Claims: `sub` (the user's UUID, required), `exp` (required), `iat`, `username` (optional),
+//! `token_type` (optional; when present it must be `access`, so refresh tokens are refused).
+//! `alg: none` never verifies, and a token signed with another algorithm than the configured one
+//! is refused.
+
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use invite_core::ErrorCode;
+use invite_store::repo::Actor;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The shortest HS256 secret accepted: 256 bits, the size of the hash.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// The claims this service reads and writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user's id.
+    pub sub: Uuid,
+    /// Expiry, seconds since the epoch.
+    pub exp: i64,
+    /// Issue time, seconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    /// The user's name, remembered when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Together marks its tokens `access` or `refresh`; only access tokens authenticate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+}
+
+/// Why the authenticator could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthConfigError {
+    /// The secret is shorter than [`MIN_SECRET_LEN`].
+    #[error("INVITE_JWT_SECRET must be at least {MIN_SECRET_LEN} bytes (got {0})")]
+    ShortSecret(usize),
+    /// The public key is not an RSA, EC or Ed25519 PEM.
+    #[error(
+        "INVITE_JWT_PUBLIC_KEY_FILE is not an RSA, EC (P-256) or Ed25519 public key in PEM form"
+    )]
+    UnreadableKey,
+    /// Neither a secret nor a public key.
+    #[error("set INVITE_JWT_SECRET (at least 32 bytes) or INVITE_JWT_PUBLIC_KEY_FILE")]
+    Missing,
+}
+
+/// Verifies tokens, and mints them when it holds a secret.
+#[derive(Clone)]
+pub struct Authenticator {
+    decoding: DecodingKey,
+    encoding: Option<EncodingKey>,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("algorithms", &self.validation.algorithms)
+            .field("can_mint", &self.encoding.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// HS256 with a shared secret of at least 32 bytes.
+    pub fn from_secret(secret: &[u8]) -> Result<Self, AuthConfigError> {
+        if secret.len() < MIN_SECRET_LEN {
+            return Err(AuthConfigError::ShortSecret(secret.len()));
+        }
+        Ok(Self {
+            decoding: DecodingKey::from_secret(secret),
+            encoding: Some(EncodingKey::from_secret(secret)),
+            validation: validation(Algorithm::HS256),
+        })
+    }
+
+    /// Verification only, with a PEM public key; the algorithm follows the key type.
+    pub fn from_public_key_pem(pem: &[u8]) -> Result<Self, AuthConfigError> {
+        let (decoding, algorithm) = DecodingKey::from_rsa_pem(pem)
+            .map(|key| (key, Algorithm::RS256))
+            .or_else(|_| DecodingKey::from_ec_pem(pem).map(|key| (key, Algorithm::ES256)))
+            .or_else(|_| DecodingKey::from_ed_pem(pem).map(|key| (key, Algorithm::EdDSA)))
+            .map_err(|_| AuthConfigError::UnreadableKey)?;
+        Ok(Self { decoding, encoding: None, validation: validation(algorithm) })
+    }
+
+    /// Checks a token and returns who it names.
+    pub fn verify(&self, token: &str) -> Result<Actor, ApiError> {
+        let claims = decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|error| {
+                let message = match error.kind() {
+                    ErrorKind::ExpiredSignature => "The token has expired",
+                    ErrorKind::InvalidAlgorithm => {
+                        "The token is signed with an algorithm this service does not accept"
+                    }
+                    ErrorKind::InvalidSignature => "The token's signature is invalid",
+                    ErrorKind::MissingRequiredClaim(_) => {
+                        "The token lacks a required claim (sub, exp)"
+                    }
+                    ErrorKind::Json(cause) if cause.to_string().contains("missing field") => {
+                        "The token lacks a required claim (sub, exp)"
+                    }
+                    _ => "The token is invalid",
+                };
+                ApiError::with_message(ErrorCode::Unauthorized, message)
+            })?
+            .claims;
+        if claims.token_type.as_deref().is_some_and(|kind| kind != "access") {
+            return Err(ApiError::with_message(
+                ErrorCode::Unauthorized,
+                "Only access tokens are accepted",
+            ));
+        }
+        Ok(Actor { user_id: claims.sub, username: claims.username })
+    }
+
+    /// Signs claims; `None` when configured with a public key only.
+    pub fn mint(&self, claims: &Claims) -> Option<String> {
+        let key = self.encoding.as_ref()?;
+        encode(&Header::new(Algorithm::HS256), claims, key).ok()
+    }
+
+    /// An access token for `user`, valid for `ttl` from now.
+    pub fn mint_for(
+        &self,
+        user_id: Uuid,
+        username: Option<String>,
+        ttl: std::time::Duration,
+    ) -> Option<String> {
+        let now = chrono::Utc::now().timestamp();
+        let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        self.mint(&Claims {
+            sub: user_id,
+            exp: now.saturating_add(ttl),
+            iat: Some(now),
+            username,
+            token_type: Some("access".to_owned()),
+        })
+    }
+}
+
+fn validation(algorithm: Algorithm) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    // Expired means expired: the contract has no grace period.
+    validation.leeway = 0;
+    validation.validate_aud = false;
+    validation
+}
+
+/// The authenticated caller, extracted from `Authorization: Bearer <token>`.
+#[derive(Debug, Clone)]
+pub struct AuthUser(pub Actor);
+
+impl FromRequest for AuthUser {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(req).map(AuthUser))
+    }
+}
+
+fn authenticate(req: &HttpRequest) -> Result<Actor, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::internal("the application state is not registered"))?;
+    let value =
+        req.headers().get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).ok_or_else(
+            || {
+                ApiError::with_message(
+                    ErrorCode::Unauthorized,
+                    "An Authorization: Bearer <token> header is required",
+                )
+            },
+        )?;
+    let token = value
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| {
+            ApiError::with_message(
+                ErrorCode::Unauthorized,
+                "The Authorization header must be Bearer <token>",
+            )
+        })?;
+    state.auth.verify(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn message(result: Result<Actor, ApiError>) -> String {
+        match result {
+            Err(ApiError::Problem(problem)) => {
+                assert_eq!((problem.status, problem.code), (401, ErrorCode::Unauthorized));
+                problem.message.into_owned()
+            }
+            other => panic!("expected 401, got {other:?}"),
+        }
+    }
+
+    fn claims(exp: i64) -> Claims {
+        Claims {
+            sub: Uuid::from_u128(7),
+            exp,
+            iat: None,
+            username: Some("ann".into()),
+            token_type: None,
+        }
+    }
+
+    fn future() -> i64 {
+        chrono::Utc::now().timestamp() + 600
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
+        assert!(matches!(
+            Authenticator::from_secret(b"short"),
+            Err(AuthConfigError::ShortSecret(5))
+        ));
+    }
+
+    #[test]
+    fn a_valid_token_names_its_user() {
+        let auth = Authenticator::from_secret(SECRET).unwrap();
+        let token = auth.mint(&claims(future())).unwrap();
+        assert_eq!(
+            auth.verify(&token).unwrap(),
+            Actor { user_id: Uuid::from_u128(7), username: Some("ann".into()) }
+        );
+        let access =
+            auth.mint(&Claims { token_type: Some("access".into()), ..claims(future()) }).unwrap();
+        assert!(auth.verify(&access).is_ok());
+    }
+
+    #[test]
+    fn bad_tokens_are_401_with_a_reason() {
+        let auth = Authenticator::from_secret(SECRET).unwrap();
+        let other = Authenticator::from_secret(b"another-secret-another-secret-xx").unwrap();
+        let expired = auth.mint(&claims(chrono::Utc::now().timestamp() - 1)).unwrap();
+        assert_eq!(message(auth.verify(&expired)), "The token has expired");
+        let forged = other.mint(&claims(future())).unwrap();
+        assert_eq!(message(auth.verify(&forged)), "The token's signature is invalid");
+        let refresh =
+            auth.mint(&Claims { token_type: Some("refresh".into()), ..claims(future()) }).unwrap();
+        assert_eq!(message(auth.verify(&refresh)), "Only access tokens are accepted");
+        assert_eq!(message(auth.verify("not.a.token")), "The token is invalid");
+
+        // `alg: none`, hand-made: header {"alg":"none","typ":"JWT"}, no signature.
+        let encode_segment = |bytes: &[u8]| {
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes)
+        };
+        let body = serde_json::to_vec(&claims(future())).unwrap();
+        let unsigned = format!(
+            "{}.{}.",
+            encode_segment(br#"{"alg":"none","typ":"JWT"}"#),
+            encode_segment(&body)
+        );
+        assert!(auth.verify(&unsigned).is_err());
+        // HS512 with the right secret is still the wrong algorithm.
+        let hs512 = encode(
+            &Header::new(Algorithm::HS512),
+            &claims(future()),
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        assert_eq!(
+            message(auth.verify(&hs512)),
+            "The token is signed with an algorithm this service does not accept"
+        );
+    }
+
+    #[test]
+    fn sub_must_be_a_uuid_and_exp_is_required() {
+        let auth = Authenticator::from_secret(SECRET).unwrap();
+        let key = EncodingKey::from_secret(SECRET);
+        let not_uuid =
+            encode(&Header::default(), &serde_json::json!({"sub": "42", "exp": future()}), &key)
+                .unwrap();
+        assert_eq!(message(auth.verify(&not_uuid)), "The token is invalid");
+        let no_exp =
+            encode(&Header::default(), &serde_json::json!({"sub": Uuid::from_u128(1)}), &key)
+                .unwrap();
+        assert_eq!(message(auth.verify(&no_exp)), "The token lacks a required claim (sub, exp)");
+    }
+}

@@ -1,0 +1,205 @@
+//! Request extraction that answers every malformed request with the JSON error body: bodies,
+//! path ids, query strings, `If-Match`, unknown routes and wrong methods.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::{Payload, ServiceResponse};
+use actix_web::error::{PathError, QueryPayloadError};
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::web::{BytesMut, PathConfig, QueryConfig};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
+use futures_util::StreamExt;
+use invite_core::ErrorCode;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// Largest request body accepted, in bytes.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+/// A JSON request body. An absent or empty body is read as `{}`, so endpoints whose fields are
+/// all optional accept a bare `POST`; a non-empty body must be `application/json` (415
+/// otherwise), at most 16 KiB (413) and valid for the type (400 `INVALID_JSON`, with serde's
+/// message naming the field).
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let declared_length = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
+        let is_json = is_json(req.headers());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if declared_length.is_some_and(|length| length > BODY_LIMIT) {
+                return Err(ApiError::of(ErrorCode::PayloadTooLarge));
+            }
+            let mut body = BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|error| {
+                    ApiError::with_message(
+                        ErrorCode::InvalidJson,
+                        format!("could not read the body: {error}"),
+                    )
+                })?;
+                if body.len() + chunk.len() > BODY_LIMIT {
+                    return Err(ApiError::of(ErrorCode::PayloadTooLarge));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+                b"{}"
+            } else if is_json {
+                &body
+            } else {
+                return Err(ApiError::of(ErrorCode::UnsupportedMediaType));
+            };
+            serde_json::from_slice(text).map(JsonBody).map_err(|error| {
+                ApiError::with_message(
+                    ErrorCode::InvalidJson,
+                    format!("Invalid JSON body: {error}"),
+                )
+            })
+        })
+    }
+}
+
+/// `application/json`, any `application/*+json`, with or without parameters.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(content_type) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Path segments that fail to parse (a malformed UUID) answer 400 `INVALID_ID`.
+pub fn path_config() -> PathConfig {
+    PathConfig::default().error_handler(|error: PathError, _req| {
+        let message = match &error {
+            PathError::Deserialize(cause) => format!("Invalid id in the path: {cause}"),
+            _ => ErrorCode::InvalidId.default_message().to_owned(),
+        };
+        ApiError::with_message(ErrorCode::InvalidId, message).into()
+    })
+}
+
+/// Query strings that fail to parse answer 400 `INVALID_QUERY` with serde's message.
+pub fn query_config() -> QueryConfig {
+    QueryConfig::default().error_handler(|error: QueryPayloadError, _req| {
+        let message = match &error {
+            QueryPayloadError::Deserialize(cause) => format!("Invalid query string: {cause}"),
+            _ => ErrorCode::InvalidQuery.default_message().to_owned(),
+        };
+        ApiError::with_message(ErrorCode::InvalidQuery, message).into()
+    })
+}
+
+/// The version an `If-Match` header asks for: `"3"`, `3` and `W/"3"` all mean version 3; `*`
+/// or no header means any. Anything else cannot match a version, so it fails the precondition.
+pub fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
+    let Some(value) = req.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let raw = value.to_str().unwrap_or_default().trim();
+    if raw == "*" {
+        return Ok(None);
+    }
+    raw.trim_start_matches("W/")
+        .trim_matches('"')
+        .parse::<i64>()
+        .map(Some)
+        .map_err(|_| ApiError::of(ErrorCode::PreconditionFailed))
+}
+
+/// The `ETag` of an invite version.
+pub fn etag(version: i64) -> (header::HeaderName, String) {
+    (header::ETAG, format!("\"{version}\""))
+}
+
+/// The answer for a path no route matches.
+pub async fn not_found() -> HttpResponse {
+    ApiError::of(ErrorCode::NotFound).error_response()
+}
+
+/// The answer for a route that exists, with a method it does not take.
+pub async fn method_not_allowed() -> HttpResponse {
+    ApiError::of(ErrorCode::MethodNotAllowed).error_response()
+}
+
+/// Last line of defence: an error response produced outside the handlers (by actix itself)
+/// that is not JSON gets the JSON body its status calls for.
+pub fn json_error_bodies<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let code = match res.status().as_u16() {
+        404 => ErrorCode::NotFound,
+        405 => ErrorCode::MethodNotAllowed,
+        413 => ErrorCode::PayloadTooLarge,
+        415 => ErrorCode::UnsupportedMediaType,
+        400..=499 => ErrorCode::ValidationError,
+        503 => ErrorCode::ServiceUnavailable,
+        _ => ErrorCode::InternalError,
+    };
+    let (req, _) = res.into_parts();
+    let mut response = ApiError::of(code).error_response();
+    if code == ErrorCode::ValidationError {
+        *response.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;
+    }
+    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, response).map_into_right_body()))
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    #[test]
+    fn if_match_forms() {
+        let with = |value: &str| {
+            if_match(
+                &TestRequest::default().insert_header((header::IF_MATCH, value)).to_http_request(),
+            )
+        };
+        assert_eq!(with("\"3\"").unwrap(), Some(3));
+        assert_eq!(with("3").unwrap(), Some(3));
+        assert_eq!(with("W/\"4\"").unwrap(), Some(4));
+        assert_eq!(with("*").unwrap(), None);
+        assert_eq!(with("\"abc\"").unwrap_err().code(), ErrorCode::PreconditionFailed);
+        assert_eq!(if_match(&TestRequest::default().to_http_request()).unwrap(), None);
+    }
+
+    #[test]
+    fn json_content_types() {
+        let check = |value: &str| {
+            is_json(
+                TestRequest::default()
+                    .insert_header((header::CONTENT_TYPE, value))
+                    .to_http_request()
+                    .headers(),
+            )
+        };
+        assert!(check("application/json"));
+        assert!(check("application/json; charset=utf-8"));
+        assert!(check("Application/JSON"));
+        assert!(check("application/merge-patch+json"));
+        assert!(!check("text/plain"));
+        assert!(!check("application/x-www-form-urlencoded"));
+        assert!(!is_json(TestRequest::default().to_http_request().headers()));
+    }
+}

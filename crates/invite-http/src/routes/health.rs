@@ -1,0 +1,54 @@
+//! Liveness and readiness.
+
+use actix_web::{HttpResponse, web};
+use invite_core::ErrorCode;
+use invite_store::migrations::migration_status;
+use serde_json::json;
+
+use super::resource;
+use crate::state::AppState;
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/healthz").route(web::get().to(healthz)))
+        .service(resource("/readyz").route(web::get().to(readyz)));
+}
+
+/// 200 while the process runs: nothing is checked, so a slow database never gets a healthy
+/// process restarted.
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// 200 when the database answers and every migration is applied; otherwise 503 naming the
+/// check that failed, so a load balancer stops sending traffic that could only fail.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let checked = state.db.run(|conn| Ok(migration_status(conn))).await;
+    // Causes go to the log; the body names the failed check only.
+    let (database, migrations) = match checked {
+        Err(error) => {
+            tracing::warn!(%error, "readiness: database unavailable");
+            ("unavailable".to_owned(), "unknown".to_owned())
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "readiness: migration state unreadable");
+            ("ok".to_owned(), "unreadable".to_owned())
+        }
+        Ok(Ok(status)) if status.pending.is_empty() => ("ok".to_owned(), "ok".to_owned()),
+        Ok(Ok(status)) => ("ok".to_owned(), format!("pending: {}", status.pending.join(", "))),
+    };
+    let checks = json!({ "database": database, "migrations": migrations });
+    if database == "ok" && migrations == "ok" {
+        HttpResponse::Ok().json(json!({ "status": "ready", "checks": checks }))
+    } else {
+        let failed = if database == "ok" { "migrations" } else { "database" };
+        let body = json!({
+            "error": format!("Not ready: the {failed} check failed"),
+            "code": ErrorCode::ServiceUnavailable,
+            "status": "unavailable",
+            "checks": checks,
+        });
+        HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", crate::error::RETRY_AFTER_SECONDS.to_string()))
+            .json(body)
+    }
+}

@@ -1,0 +1,356 @@
+//! Invites: create, list, edit and revoke (server- and channel-scoped), preview and accept.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use invite_core::code::CodeRef;
+use invite_core::invite::{CreateInviteRequest, UpdateInviteRequest};
+use invite_core::permissions::{InviteAction, Permissions, Requirement, Standing};
+use invite_core::redeem::{PreviewRefused, RedemptionRefused, check_preview};
+use invite_core::server::PageLimit;
+use invite_core::{ErrorCode, Problem};
+use invite_store::models::Invite;
+use invite_store::repo::{
+    Actor, ChannelRepository, CreatedInvite, InviteRepository, InviteScope, NewInvite, Redemption,
+    ServerRepository,
+};
+use invite_store::{DbConnection, StoreResult};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{member_standing, resource};
+use crate::auth::AuthUser;
+use crate::dto::{InviteDto, JoinedDto, PreviewDto};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, etag, if_match};
+use crate::state::AppState;
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/servers/{server_id}/invites")
+            .route(web::post().to(create_in_server))
+            .route(web::get().to(list_in_server)),
+    )
+    .service(
+        resource("/servers/{server_id}/invites/{invite_id}")
+            .route(web::patch().to(update))
+            .route(web::delete().to(revoke)),
+    )
+    .service(
+        resource("/channels/{channel_id}/invites")
+            .route(web::post().to(create_in_channel))
+            .route(web::get().to(list_in_channel)),
+    )
+    .service(
+        resource("/invites/{code}")
+            .route(web::get().to(preview))
+            .route(web::delete().to(revoke_by_code)),
+    )
+    .service(resource("/invites/{code}/accept").route(web::post().to(accept)));
+}
+
+/// Most invites one list returns.
+const MAX_LIST: i64 = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    channel_id: Option<Uuid>,
+    limit: Option<i64>,
+    before: Option<Uuid>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviewQuery {
+    #[serde(default)]
+    with_counts: bool,
+}
+
+fn invite_response(
+    mut builder: actix_web::HttpResponseBuilder,
+    invite: &Invite,
+    state: &AppState,
+) -> HttpResponse {
+    builder.insert_header(etag(invite.version)).json(InviteDto::new(invite, state))
+}
+
+/// Listing and creating need `CREATE_INVITES`; `MANAGE_SERVER` alone also lets a moderator
+/// manage everyone's invites, so it opens the door to the invite endpoints too.
+fn require_invite_access(standing: &Standing) -> Result<(), Problem> {
+    if standing.has(Permissions::MANAGE_SERVER) {
+        Ok(())
+    } else {
+        standing.require(Requirement::CreateInvites)
+    }
+}
+
+/// The channel's server, for a caller who belongs to it; 404 `CHANNEL_NOT_FOUND` for an unknown
+/// channel and for a channel of a server the caller is not in, which must look the same.
+fn channel_standing(
+    conn: &mut DbConnection,
+    channel_id: Uuid,
+    user_id: Uuid,
+) -> StoreResult<(Uuid, Standing)> {
+    let not_found = || Problem::of(ErrorCode::ChannelNotFound);
+    let channel = conn.find_channel(channel_id)?.ok_or_else(not_found)?;
+    let standing = conn.standing(channel.server_id, user_id)?.ok_or_else(not_found)?;
+    Ok((channel.server_id, standing))
+}
+
+async fn create_in_server(
+    state: web::Data<AppState>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<Uuid>,
+    JsonBody(request): JsonBody<CreateInviteRequest>,
+) -> ApiResult<HttpResponse> {
+    let server_id = path.into_inner();
+    create(&state, actor, request, move |conn, user_id| {
+        Ok((server_id, member_standing(conn, server_id, user_id)?))
+    })
+    .await
+}
+
+async fn create_in_channel(
+    state: web::Data<AppState>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<Uuid>,
+    JsonBody(mut request): JsonBody<CreateInviteRequest>,
+) -> ApiResult<HttpResponse> {
+    let channel_id = path.into_inner();
+    if request.channel_id.is_some_and(|id| id != channel_id) {
+        return Err(ApiError::Problem(Problem::validation(
+            "channel_id in the body must be the channel in the path (or be left out)",
+        )));
+    }
+    request.channel_id = Some(channel_id);
+    create(&state, actor, request, move |conn, user_id| channel_standing(conn, channel_id, user_id))
+        .await
+}
+
+/// Creation, whichever path named the server: membership, then permission, then the request's
+/// rules, then the store (channel, limit, reuse, code).
+async fn create(
+    state: &AppState,
+    actor: Actor,
+    request: CreateInviteRequest,
+    locate: impl FnOnce(&mut DbConnection, Uuid) -> StoreResult<(Uuid, Standing)> + Send + 'static,
+) -> ApiResult<HttpResponse> {
+    let now = state.clock.now();
+    let random = state.random.clone();
+    let created = state
+        .db
+        .run(move |conn| {
+            let (server_id, standing) = locate(conn, actor.user_id)?;
+            standing.require(Requirement::CreateInvites)?;
+            let settings = request.validate(now)?;
+            let new = NewInvite { server_id, creator: &actor, settings: &settings, now };
+            conn.create_invite(&new, random().as_mut())
+        })
+        .await?;
+    Ok(match created {
+        CreatedInvite::Created(invite) => invite_response(HttpResponse::Created(), &invite, state),
+        CreatedInvite::Reused(invite) => invite_response(HttpResponse::Ok(), &invite, state),
+    })
+}
+
+async fn list_in_server(
+    state: web::Data<AppState>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<Uuid>,
+    query: web::Query<ListQuery>,
+) -> ApiResult<HttpResponse> {
+    let server_id = path.into_inner();
+    let ListQuery { channel_id, limit, before } = query.into_inner();
+    let limit = PageLimit::parse(limit, MAX_LIST, MAX_LIST)?;
+    let invites = state
+        .db
+        .run(move |conn| {
+            require_invite_access(&member_standing(conn, server_id, actor.user_id)?)?;
+            let scope = match channel_id {
+                // A channel of another server simply lists nothing.
+                Some(channel_id) => match conn.find_channel(channel_id)? {
+                    Some(channel) if channel.server_id == server_id => {
+                        InviteScope::Channel(channel_id)
+                    }
+                    _ => return Ok(Vec::new()),
+                },
+                None => InviteScope::Server(server_id),
+            };
+            conn.list_invites(scope, before, limit)
+        })
+        .await?;
+    Ok(list_response(&invites, &state))
+}
+
+async fn list_in_channel(
+    state: web::Data<AppState>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<Uuid>,
+    query: web::Query<super::BeforeQuery>,
+) -> ApiResult<HttpResponse> {
+    let channel_id = path.into_inner();
+    let limit = PageLimit::parse(query.limit, MAX_LIST, MAX_LIST)?;
+    let before = query.before;
+    let invites = state
+        .db
+        .run(move |conn| {
+            require_invite_access(&channel_standing(conn, channel_id, actor.user_id)?.1)?;
+            conn.list_invites(InviteScope::Channel(channel_id), before, limit)
+        })
+        .await?;
+    Ok(list_response(&invites, &state))
+}
+
+fn list_response(invites: &[Invite], state: &AppState) -> HttpResponse {
+    HttpResponse::Ok()
+        .json(invites.iter().map(|invite| InviteDto::new(invite, state)).collect::<Vec<_>>())
+}
+
+/// The invite of this server, for a member allowed at least to see invites; 404 when it is
+/// unknown, revoked or another server's.
+fn server_invite(
+    conn: &mut DbConnection,
+    server_id: Uuid,
+    invite_id: Uuid,
+    user_id: Uuid,
+) -> StoreResult<(Standing, Invite)> {
+    let standing = member_standing(conn, server_id, user_id)?;
+    require_invite_access(&standing)?;
+    let invite = conn
+        .find_invite(invite_id)?
+        .filter(|invite| invite.server_id == server_id && invite.revoked_at.is_none())
+        .ok_or_else(|| Problem::of(ErrorCode::InviteNotFound))?;
+    Ok((standing, invite))
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    AuthUser(actor): AuthUser,
+    path: web::Path<(Uuid, Uuid)>,
+    JsonBody(request): JsonBody<UpdateInviteRequest>,
+) -> ApiResult<HttpResponse> {
+    let (server_id, invite_id) = path.into_inner();
+    let expected = if_match(&req)?;
+    let now = state.clock.now();
+    let invite = state
+        .db
+        .run(move |conn| {
+            let (standing, invite) = server_invite(conn, server_id, invite_id, actor.user_id)?;
+            standing.may_manage_invite(invite.created_by, InviteAction::Edit)?;
+            conn.update_invite(invite.id, &request, expected, actor.user_id, now)
+        })
+        .await?;
+    Ok(invite_response(HttpResponse::Ok(), &invite, &state))
+}
+
+async fn revoke(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    AuthUser(actor): AuthUser,
+    path: web::Path<(Uuid, Uuid)>,
+) -> ApiResult<HttpResponse> {
+    let (server_id, invite_id) = path.into_inner();
+    let expected = if_match(&req)?;
+    let now = state.clock.now();
+    state
+        .db
+        .run(move |conn| {
+            let (standing, invite) = server_invite(conn, server_id, invite_id, actor.user_id)?;
+            standing.may_manage_invite(invite.created_by, InviteAction::Revoke)?;
+            revoke_checked(conn, &invite, expected, actor.user_id, now)
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `DELETE /invites/{code}`: the creator may always revoke their invite; anyone else needs
+/// `MANAGE_SERVER` in its server.
+async fn revoke_by_code(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    AuthUser(actor): AuthUser,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let code = CodeRef::parse(&path).ok_or_else(|| ApiError::of(ErrorCode::InviteNotFound))?;
+    let expected = if_match(&req)?;
+    let now = state.clock.now();
+    state
+        .db
+        .run(move |conn| {
+            let invite = conn
+                .find_invite_by_code(&code)?
+                .filter(|invite| invite.revoked_at.is_none())
+                .ok_or_else(|| Problem::of(ErrorCode::InviteNotFound))?;
+            if invite.created_by != Some(actor.user_id) {
+                let manages = conn
+                    .standing(invite.server_id, actor.user_id)?
+                    .is_some_and(|standing| standing.has(Permissions::MANAGE_SERVER));
+                if !manages {
+                    return Err(Problem::with_message(
+                        ErrorCode::MissingPermission,
+                        "You need the Manage Server permission to revoke this invite",
+                    )
+                    .into());
+                }
+            }
+            revoke_checked(conn, &invite, expected, actor.user_id, now)
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn revoke_checked(
+    conn: &mut DbConnection,
+    invite: &Invite,
+    expected: Option<i64>,
+    actor: Uuid,
+    now: chrono::DateTime<chrono::Utc>,
+) -> StoreResult<()> {
+    match conn.revoke_invite(invite.id, expected, actor, now) {
+        Ok(_) => Ok(()),
+        // Revoked by someone else since it was read.
+        Err(invite_store::StoreError::NotFound) => {
+            Err(Problem::of(ErrorCode::InviteNotFound).into())
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Public: no token needed. Only an invite that someone could still accept is shown.
+async fn preview(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<PreviewQuery>,
+) -> ApiResult<HttpResponse> {
+    let code = CodeRef::parse(&path)
+        .ok_or_else(|| ApiError::from(Problem::from(PreviewRefused::NotFound)))?;
+    let found = state.db.run(move |conn| conn.preview(&code)).await?;
+    let now = state.clock.now();
+    check_preview(found.as_ref().map(|preview| preview.invite.status()).as_ref(), now)
+        .map_err(Problem::from)?;
+    let Some(found) = found else {
+        return Err(Problem::from(PreviewRefused::NotFound).into());
+    };
+    let mut preview = PreviewDto::new(found, now);
+    if query.with_counts {
+        preview.approximate_member_count = Some(preview.member_count);
+        // Members connected to the gateway; there is no gateway yet, so nobody is connected.
+        preview.approximate_presence_count = Some(0);
+    }
+    Ok(HttpResponse::Ok().json(preview))
+}
+
+async fn accept(
+    state: web::Data<AppState>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let code = CodeRef::parse(&path)
+        .ok_or_else(|| ApiError::from(Problem::from(RedemptionRefused::NotFound)))?;
+    let now = state.clock.now();
+    match state.db.run(move |conn| conn.redeem(&code, &actor, now)).await? {
+        Redemption::Joined(joined) => Ok(HttpResponse::Created()
+            .json(JoinedDto { message: "Joined server", server_id: joined.member.server_id })),
+        Redemption::Refused(reason) => Err(Problem::from(reason).into()),
+    }
+}

@@ -1,0 +1,142 @@
+//! Members: listing, permissions, leaving and kicking, and who joined with an invite.
+
+use actix_web::{HttpResponse, web};
+use invite_core::permissions::Requirement;
+use invite_core::server::{PageLimit, UpdateMemberRequest};
+use invite_core::{ErrorCode, Problem};
+use invite_store::StoreError;
+use invite_store::repo::{InviteRepository, MemberRepository, Removal};
+use uuid::Uuid;
+
+use super::{AfterQuery, member_standing, resource};
+use crate::auth::AuthUser;
+use crate::dto::MemberDto;
+use crate::error::ApiResult;
+use crate::extract::JsonBody;
+use crate::state::AppState;
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/servers/{server_id}/members").route(web::get().to(list)))
+        .service(
+            resource("/servers/{server_id}/members/{user_id}")
+                .route(web::patch().to(update))
+                .route(web::delete().to(remove)),
+        )
+        .service(
+            resource("/servers/{server_id}/invites/{invite_id}/members")
+                .route(web::get().to(joined_with)),
+        );
+}
+
+const MAX_PAGE: i64 = 1000;
+const DEFAULT_PAGE: i64 = 100;
+
+fn member_not_found(error: StoreError) -> StoreError {
+    match error {
+        StoreError::NotFound => Problem::of(ErrorCode::MemberNotFound).into(),
+        other => other,
+    }
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<Uuid>,
+    query: web::Query<AfterQuery>,
+) -> ApiResult<HttpResponse> {
+    let server_id = path.into_inner();
+    let limit = PageLimit::parse(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
+    let after = query.after;
+    let members = state
+        .db
+        .run(move |conn| {
+            member_standing(conn, server_id, actor.user_id)?;
+            conn.list_members(server_id, after, limit)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(members.into_iter().map(MemberDto::from).collect::<Vec<_>>()))
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<(Uuid, Uuid)>,
+    JsonBody(request): JsonBody<UpdateMemberRequest>,
+) -> ApiResult<HttpResponse> {
+    let (server_id, user_id) = path.into_inner();
+    let member = state
+        .db
+        .run(move |conn| {
+            member_standing(conn, server_id, actor.user_id)?.require(Requirement::Administrator)?;
+            conn.set_member_permissions(server_id, user_id, request.permissions)
+                .map_err(member_not_found)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(MemberDto::from(member)))
+}
+
+/// Leaving (oneself) or kicking (`KICK_MEMBERS`); the owner can do neither to themselves nor be
+/// kicked, since a server without its owner could never be managed again.
+async fn remove(
+    state: web::Data<AppState>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<(Uuid, Uuid)>,
+) -> ApiResult<HttpResponse> {
+    let (server_id, user_id) = path.into_inner();
+    let now = state.clock.now();
+    state
+        .db
+        .run(move |conn| {
+            let standing = member_standing(conn, server_id, actor.user_id)?;
+            let leaving = user_id == actor.user_id;
+            if !leaving {
+                standing.require(Requirement::KickMembers)?;
+            }
+            let owner_id = server_owner(conn, server_id)?;
+            if user_id == owner_id {
+                let message = if leaving {
+                    "The server owner cannot leave their own server"
+                } else {
+                    "The server owner cannot be removed from their server"
+                };
+                return Err(Problem::with_message(ErrorCode::OwnerImmune, message).into());
+            }
+            let removal =
+                if leaving { Removal::Leave } else { Removal::Kick { by: actor.user_id } };
+            conn.remove_member(server_id, user_id, removal, now).map_err(member_not_found)
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The server's owner.
+pub(super) fn server_owner(
+    conn: &mut invite_store::DbConnection,
+    server_id: Uuid,
+) -> invite_store::StoreResult<Uuid> {
+    use invite_store::repo::ServerRepository;
+    Ok(conn.find_server(server_id)?.ok_or_else(|| Problem::of(ErrorCode::ServerNotFound))?.owner_id)
+}
+
+async fn joined_with(
+    state: web::Data<AppState>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<(Uuid, Uuid)>,
+    query: web::Query<AfterQuery>,
+) -> ApiResult<HttpResponse> {
+    let (server_id, invite_id) = path.into_inner();
+    let limit = PageLimit::parse(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
+    let after = query.after;
+    let members = state
+        .db
+        .run(move |conn| {
+            member_standing(conn, server_id, actor.user_id)?.require(Requirement::ManageServer)?;
+            // Revoked invites count: who joined with them stays worth knowing.
+            conn.find_invite(invite_id)?
+                .filter(|invite| invite.server_id == server_id)
+                .ok_or_else(|| Problem::of(ErrorCode::InviteNotFound))?;
+            conn.members_joined_with(invite_id, after, limit)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(members.into_iter().map(MemberDto::from).collect::<Vec<_>>()))
+}

@@ -1,0 +1,76 @@
+//! Vanity URLs.
+
+use actix_web::{HttpResponse, web};
+use invite_core::permissions::Requirement;
+use invite_core::server::{ServerFeature, VanityRequest};
+use invite_core::{ErrorCode, Problem};
+use invite_store::models::Invite;
+use invite_store::repo::{ServerRepository, VanityRepository};
+use uuid::Uuid;
+
+use super::{member_standing, resource};
+use crate::auth::AuthUser;
+use crate::dto::VanityDto;
+use crate::error::ApiResult;
+use crate::extract::JsonBody;
+use crate::state::AppState;
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/servers/{server_id}/vanity-url")
+            .route(web::get().to(get))
+            .route(web::patch().to(update)),
+    );
+}
+
+fn vanity_dto(invite: Option<Invite>) -> VanityDto {
+    match invite {
+        Some(invite) => VanityDto { code: invite.code, uses: invite.uses },
+        None => VanityDto { code: None, uses: 0 },
+    }
+}
+
+async fn get(
+    state: web::Data<AppState>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let server_id = path.into_inner();
+    let invite = state
+        .db
+        .run(move |conn| {
+            member_standing(conn, server_id, actor.user_id)?.require(Requirement::ManageServer)?;
+            conn.vanity_invite(server_id)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(vanity_dto(invite)))
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<Uuid>,
+    JsonBody(request): JsonBody<VanityRequest>,
+) -> ApiResult<HttpResponse> {
+    let server_id = path.into_inner();
+    let code = request.validate()?;
+    let now = state.clock.now();
+    let invite = state
+        .db
+        .run(move |conn| {
+            member_standing(conn, server_id, actor.user_id)?.require(Requirement::ManageServer)?;
+            let server = conn
+                .find_server(server_id)?
+                .ok_or_else(|| Problem::of(ErrorCode::ServerNotFound))?;
+            if !server.features.contains(&ServerFeature::VanityUrl) {
+                return Err(Problem::with_message(
+                    ErrorCode::MissingFeature,
+                    "This server lacks the VANITY_URL feature",
+                )
+                .into());
+            }
+            conn.set_vanity_code(server_id, code.as_ref(), actor.user_id, now)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(vanity_dto(invite)))
+}

@@ -1,0 +1,155 @@
+//! Previewing and accepting (Together's endpoints), and the accept race.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Barrier};
+
+use invite_core::ErrorCode;
+use invite_store::repo::{InviteRepository, MemberRepository};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, both_backends, server_id};
+
+fn member_count(app: &TestApp, server: &Value) -> (usize, i64) {
+    let id: Uuid = server_id(server).parse().unwrap();
+    let mut conn = app.conn();
+    let rows = conn
+        .list_members(
+            id,
+            None,
+            invite_core::server::PageLimit::parse(Some(1000), 1000, 1000).unwrap(),
+        )
+        .unwrap()
+        .len();
+    let counted = invite_store::repo::ServerRepository::find_server(&mut conn, id)
+        .unwrap()
+        .unwrap()
+        .member_count;
+    (rows, counted)
+}
+
+fn uses(app: &TestApp, invite: &Value) -> i64 {
+    app.conn().find_invite(invite["id"].as_str().unwrap().parse().unwrap()).unwrap().unwrap().uses
+}
+
+both_backends! {
+    fn anyone_can_preview_without_a_token(app: &TestApp) {
+        let owner = app.user();
+        let server = app.create_server(&owner);
+        let invite = app.create_invite(&server, &owner, json!({"expires_in_hours": 1}));
+        let preview = app.request(reqwest::Method::GET, &format!("/invites/{}", invite["code"].as_str().unwrap()), None, None);
+        preview.assert_status(200);
+        assert_eq!(preview.body, json!({
+            "code": invite["code"], "server_id": server["id"], "server_name": "Test server",
+            "server_icon_url": null, "member_count": 1, "expires_at": invite["expires_at"],
+            "channel": null, "inviter_id": owner.id, "temporary": false, "invites_paused": false,
+        }));
+    }
+
+    fn previews_of_unusable_invites_are_404_with_their_reason(app: &TestApp) {
+        let owner = app.user();
+        let server = app.create_server(&owner);
+        let used_up = app.create_invite(&server, &owner, json!({"max_uses": 1}));
+        app.accept(&used_up, &app.user()).assert_status(201);
+        let revoked = app.create_invite(&server, &owner, json!({}));
+        app.delete(&format!("/servers/{}/invites/{}", server_id(&server), revoked["id"].as_str().unwrap()), &owner).assert_status(204);
+        let expiring = app.create_invite(&server, &owner, json!({"max_age": 60}));
+        app.clock.advance(chrono::Duration::seconds(60));
+        let anyone = app.user();
+        for (code, reason) in [
+            ("zzzzzzzz", "INVITE_NOT_FOUND"),
+            ("no", "INVITE_NOT_FOUND"),
+            (revoked["code"].as_str().unwrap(), "INVITE_REVOKED"),
+            (expiring["code"].as_str().unwrap(), "INVITE_EXPIRED"),
+            (used_up["code"].as_str().unwrap(), "INVITE_MAXED_OUT"),
+        ] {
+            app.get(&format!("/invites/{code}"), &anyone).assert_error(404, reason, "Invite not found or has expired");
+        }
+    }
+
+    fn accepting_joins_and_records_how(app: &TestApp) {
+        let owner = app.user();
+        let server = app.create_server(&owner);
+        let invite = app.create_invite(&server, &owner, json!({"max_uses": 2}));
+        let guest = app.user_named(Some("guest"));
+        let joined = app.accept(&invite, &guest);
+        joined.assert_status(201);
+        assert_eq!(joined.body, json!({"message": "Joined server", "server_id": server["id"]}));
+
+        assert_eq!(uses(app, &invite), 1);
+        assert_eq!(member_count(app, &server), (2, 2));
+        let member = app.conn().find_member(server_id(&server).parse().unwrap(), guest.id).unwrap().unwrap();
+        assert_eq!(member.joined_via_code.as_deref(), invite["code"].as_str());
+        assert_eq!(member.inviter_id, Some(owner.id));
+        assert_eq!(member.username.as_deref(), Some("guest"));
+        let preview = app.get(&format!("/invites/{}", invite["code"].as_str().unwrap()), &guest);
+        assert_eq!(preview.body["member_count"], 2);
+    }
+
+    fn every_refusal_has_its_status_and_consumes_nothing(app: &TestApp) {
+        let owner = app.user();
+        let server = app.create_server(&owner);
+        let invite = app.create_invite(&server, &owner, json!({"max_uses": 2}));
+        let member = app.user();
+        app.accept(&invite, &member).assert_status(201);
+
+        app.raw(|c, base| c.post(format!("{base}/invites/zzzzzzzz/accept")).bearer_auth(&member.token))
+            .assert_error(404, "INVITE_NOT_FOUND", "Invite not found");
+        app.accept(&invite, &member).assert_error(409, "ALREADY_MEMBER", "Already a member of this server");
+        app.accept(&invite, &owner).assert_error(409, "ALREADY_MEMBER", "Already a member of this server");
+
+        let banned = app.user();
+        app.put(&format!("/servers/{}/bans/{}", server_id(&server), banned.id), &owner, json!({})).assert_status(204);
+        app.accept(&invite, &banned).assert_error(403, "BANNED", "You are banned from this server");
+
+        let last = app.user();
+        app.accept(&invite, &last).assert_status(201);
+        app.accept(&invite, &app.user()).assert_error(400, "INVITE_MAXED_OUT", "This invite has reached its maximum uses");
+        assert_eq!(uses(app, &invite), 2);
+        assert_eq!(member_count(app, &server), (3, 3));
+
+        app.raw(|c, base| c.post(format!("{base}/invites/abc/accept"))).assert_code(401, "UNAUTHORIZED");
+    }
+
+    fn an_invite_expires_after_max_age(app: &TestApp) {
+        let owner = app.user();
+        let server = app.create_server(&owner);
+        let invite = app.create_invite(&server, &owner, json!({"max_age": 1}));
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        app.accept(&invite, &app.user()).assert_error(400, "INVITE_EXPIRED", "This invite has expired");
+        assert_eq!(uses(app, &invite), 0);
+        assert_eq!(member_count(app, &server), (1, 1));
+    }
+
+    fn a_hundred_users_racing_for_ten_uses(app: &TestApp) {
+        let owner = app.user();
+        let server = app.create_server(&owner);
+        let invite = app.create_invite(&server, &owner, json!({"max_uses": 10}));
+        let users: Vec<_> = (0..100).map(|_| app.user()).collect();
+        let barrier = Arc::new(Barrier::new(users.len()));
+        let statuses: Vec<(u16, Value)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = users
+                .iter()
+                .map(|user| {
+                    let (barrier, invite) = (barrier.clone(), &invite);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        let response = app.accept(invite, user);
+                        (response.status, response.body)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut by_status: HashMap<u16, usize> = HashMap::new();
+        for (status, body) in &statuses {
+            *by_status.entry(*status).or_default() += 1;
+            if *status == 400 {
+                assert_eq!(body["code"], ErrorCode::InviteMaxedOut.as_str());
+            }
+        }
+        assert_eq!(by_status, HashMap::from([(201, 10), (400, 90)]));
+        assert_eq!(uses(app, &invite), 10);
+        assert_eq!(member_count(app, &server), (11, 11));
+    }
+}

@@ -1,0 +1,19 @@
+//! Black-box tests of the whole service: the real server on port 0, over a database of its own
+//! (a SQLite file or a PostgreSQL database), spoken to over HTTP. Every test runs on both
+//! backends. Assertions are about what a user sees (status, body, headers) and what the
+//! database holds afterwards.
+#![expect(
+    clippy::needless_pass_by_value,
+    reason = "request helpers take bodies by value so tests can write json!(...) inline"
+)]
+
+mod accept;
+mod auth;
+mod bans;
+mod channels;
+mod errors;
+mod health;
+mod helpers;
+mod invites;
+mod members;
+mod servers;
