@@ -16,7 +16,7 @@ both_backends! {
         app.put(&ban_path, &moderator, json!({"reason": "spam"})).assert_error(403, "MISSING_PERMISSION", "You need the Ban Members permission");
         app.grant(&server, &owner, &moderator, bits::BAN_MEMBERS);
         app.put(&ban_path, &moderator, json!({"reason": "spam"})).assert_status(204);
-        app.put(&format!("/servers/{sid}/bans/{}", owner.id), &moderator, json!({})).assert_error(400, "OWNER_IMMUNE", "The server owner cannot be banned");
+        app.put(&format!("/servers/{sid}/bans/{}", owner.id), &moderator, json!({})).assert_error(403, "OWNER_IMMUNE", "The server owner cannot be banned");
         app.put(&ban_path, &moderator, json!({"reason": "x".repeat(513)})).assert_error(400, "VALIDATION_ERROR", "reason must be at most 512 characters");
 
         let bans = app.get(&format!("/servers/{sid}/bans"), &moderator);

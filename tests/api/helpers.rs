@@ -10,8 +10,8 @@ use invite_http::auth::Authenticator;
 use invite_http::db::Db;
 use invite_http::startup::{self, ServerOptions};
 use invite_http::state::{AppState, RandomFactory, os_random};
-use invite_store::DbConnection;
 use invite_store::testing::TestDatabase;
+use invite_store::{DbConnection, DbPool};
 use reqwest::Method;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
@@ -105,7 +105,8 @@ impl TestResponse {
 
 pub(crate) struct TestApp {
     pub(crate) base: String,
-    pub(crate) db: TestDatabase,
+    /// `None` for an app pointed at a database that is not there.
+    db: Option<TestDatabase>,
     pub(crate) clock: Arc<OffsetClock>,
     auth: Authenticator,
     client: Client,
@@ -120,16 +121,23 @@ impl TestApp {
 
     /// The real application, with the given database and random source, on port 0.
     pub(crate) fn spawn_with(db: TestDatabase, random: RandomFactory) -> Self {
+        let pool = db.pool().clone();
+        Self::spawn_on(pool, Some(db), random)
+    }
+
+    /// The application over `pool`, which may point at a database that refuses connections.
+    pub(crate) fn spawn_on(pool: DbPool, db: Option<TestDatabase>, random: RandomFactory) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let auth = Authenticator::from_secret(SECRET.as_bytes()).unwrap();
         let clock = Arc::new(OffsetClock::new());
         let state = AppState {
-            db: Db::new(db.pool().clone()),
+            db: Db::new(pool),
             auth: Arc::new(auth.clone()),
             clock: clock.clone(),
             random,
             public_url: "https://chat.example".to_owned(),
+            metrics: Arc::default(),
         };
         let options = ServerOptions { workers: Some(2), shutdown_timeout: Duration::from_secs(5) };
         let (sender, receiver) = std::sync::mpsc::channel();
@@ -158,7 +166,7 @@ impl TestApp {
 
     /// A connection of the test's own, to check what the database holds.
     pub(crate) fn conn(&self) -> DbConnection {
-        self.db.connect()
+        self.db.as_ref().expect("this app has a database").connect()
     }
 
     pub(crate) fn request(

@@ -8,12 +8,18 @@
 )]
 
 mod accept;
+mod audit;
 mod auth;
 mod bans;
 mod channels;
+mod database_away;
+mod docs;
 mod errors;
 mod health;
 mod helpers;
+mod invite_management;
 mod invites;
 mod members;
+mod pause;
 mod servers;
+mod vanity;

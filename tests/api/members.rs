@@ -60,8 +60,8 @@ both_backends! {
         app.grant(&server, &owner, &moderator, bits::KICK_MEMBERS);
         app.delete(&format!("/servers/{sid}/members/{}", target.id), &moderator).assert_status(204);
         app.delete(&format!("/servers/{sid}/members/{}", target.id), &moderator).assert_error(404, "MEMBER_NOT_FOUND", "Member not found");
-        app.delete(&format!("/servers/{sid}/members/{}", owner.id), &moderator).assert_error(400, "OWNER_IMMUNE", "The server owner cannot be removed from their server");
-        app.delete(&format!("/servers/{sid}/members/{}", owner.id), &owner).assert_error(400, "OWNER_IMMUNE", "The server owner cannot leave their own server");
+        app.delete(&format!("/servers/{sid}/members/{}", owner.id), &moderator).assert_error(403, "OWNER_IMMUNE", "The server owner cannot be removed from their server");
+        app.delete(&format!("/servers/{sid}/members/{}", owner.id), &owner).assert_error(403, "OWNER_IMMUNE", "The server owner cannot leave their own server");
 
         let conn = &mut app.conn();
         let id = sid.parse().unwrap();

@@ -49,13 +49,21 @@ impl InviteKind {
 ///
 /// Unknown fields are refused; an absent or empty body is `{}`: a permanent, unlimited invite.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateInviteRequest {
     /// How many joins the invite allows, 1..=1,000,000; absent is unlimited.
+    #[serde(default, deserialize_with = "crate::wire::optional_integer")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
     pub max_uses: Option<i64>,
-    /// Lifetime in hours, 1..=720 (Together's field).
+    /// Lifetime in hours, 1..=720 (Together's field). Not together with `max_age`.
+    #[serde(default, deserialize_with = "crate::wire::optional_integer")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 720))]
     pub expires_in_hours: Option<i64>,
-    /// Lifetime in seconds, 0..=2,592,000, 0 = never (Fluxer's field).
+    /// Lifetime in seconds, 0..=2,592,000, 0 = never (Fluxer's field). Not together with
+    /// `expires_in_hours`.
+    #[serde(default, deserialize_with = "crate::wire::optional_integer")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 2_592_000))]
     pub max_age: Option<i64>,
     /// The channel the invite points at; must belong to the server.
     pub channel_id: Option<Uuid>,
@@ -101,14 +109,21 @@ impl CreateInviteRequest {
 
 /// The body of `PATCH /servers/{id}/invites/{invite_id}`: only what is present changes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateInviteRequest {
     /// New use limit; `null` makes the invite unlimited. Not below the uses already made.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::wire::patch_integer")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>, minimum = 1, maximum = 1_000_000))]
     pub max_uses: Patch<i64>,
-    /// New lifetime in hours, counted from now.
+    /// New lifetime in hours, counted from now. Not together with `max_age`.
+    #[serde(default, deserialize_with = "crate::wire::optional_integer")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 720))]
     pub expires_in_hours: Option<i64>,
-    /// New lifetime in seconds, counted from now; 0 removes the expiry.
+    /// New lifetime in seconds, counted from now; 0 removes the expiry. Not together with
+    /// `expires_in_hours`.
+    #[serde(default, deserialize_with = "crate::wire::optional_integer")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 2_592_000))]
     pub max_age: Option<i64>,
 }
 

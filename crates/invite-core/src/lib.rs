@@ -10,6 +10,7 @@ pub mod problem;
 pub mod redeem;
 pub mod server;
 pub mod vanity;
+mod wire;
 
 pub mod patch;
 

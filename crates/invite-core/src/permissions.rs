@@ -73,7 +73,7 @@ impl Serialize for Permissions {
 
 impl<'de> Deserialize<'de> for Permissions {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let bits = i64::deserialize(deserializer)?;
+        let bits = crate::wire::integer(deserializer)?;
         Self::parse_bits(bits).map_err(|problem| serde::de::Error::custom(problem.message))
     }
 }

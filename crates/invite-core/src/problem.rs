@@ -171,13 +171,13 @@ impl ErrorCode {
             | Self::InvalidId
             | Self::InvalidQuery
             | Self::UnknownChannel
-            | Self::OwnerImmune
             | Self::InviteExpired
             | Self::InviteMaxedOut
             | Self::MaxInvitesReached
             | Self::VanityInvite => 400,
             Self::Unauthorized => 401,
             Self::MissingPermission
+            | Self::OwnerImmune
             | Self::MissingFeature
             | Self::OwnerOnly
             | Self::Banned

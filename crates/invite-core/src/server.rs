@@ -59,8 +59,14 @@ impl ChannelName {
     }
 }
 
+/// Whitespace for trimming names: Unicode's, plus the four information separators (U+001C to
+/// U+001F) that Python's `\s` (and so most JSON Schema validators) also counts.
+fn is_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
 fn parse_name(input: &str, field: &str) -> Result<String, Problem> {
-    let name = input.trim();
+    let name = input.trim_matches(is_space);
     if (1..=MAX_NAME_LEN).contains(&name.chars().count()) {
         Ok(name.to_owned())
     } else {
@@ -68,24 +74,36 @@ fn parse_name(input: &str, field: &str) -> Result<String, Problem> {
     }
 }
 
-/// An icon URL: an absolute `http` or `https` URL of at most 2048 bytes.
+/// An icon URL: `http://` or `https://`, a host of letters, digits, dots and hyphens, an
+/// optional port, then anything without whitespace; at most 2048 bytes. Stricter than a URL
+/// parser on purpose: the rule is the pattern the OpenAPI document publishes, so clients can
+/// check it before sending.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IconUrl(String);
 
 impl IconUrl {
-    /// Parses and checks scheme and length.
+    /// Checks the rule above.
     pub fn parse(input: &str) -> Result<Self, Problem> {
         let refused = || {
             Problem::validation("icon_url must be an http or https URL of at most 2048 characters")
         };
-        if input.len() > MAX_ICON_URL_LEN {
-            return Err(refused());
+        let rest = input
+            .strip_prefix("https://")
+            .or_else(|| input.strip_prefix("http://"))
+            .filter(|_| input.len() <= MAX_ICON_URL_LEN)
+            .ok_or_else(refused)?;
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(authority_end);
+        let (host, port) = authority.split_once(':').unwrap_or((authority, ""));
+        let host_ok = !host.is_empty()
+            && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        let port_ok = !authority.contains(':')
+            || ((1..=5).contains(&port.len()) && port.bytes().all(|b| b.is_ascii_digit()));
+        if host_ok && port_ok && !tail.chars().any(is_space) {
+            Ok(Self(input.to_owned()))
+        } else {
+            Err(refused())
         }
-        let url = url::Url::parse(input).map_err(|_| refused())?;
-        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return Err(refused());
-        }
-        Ok(Self(input.to_owned()))
     }
 
     /// The URL as given.
@@ -97,6 +115,15 @@ impl IconUrl {
     pub fn into_inner(self) -> String {
         self.0
     }
+}
+
+/// The names of [`ServerFeature`], for the OpenAPI document.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+pub enum ServerFeatureName {
+    /// See [`ServerFeature::VanityUrl`].
+    #[cfg_attr(feature = "openapi", schema(rename = "VANITY_URL"))]
+    VanityUrl,
 }
 
 /// A feature a server can have.
@@ -136,13 +163,23 @@ impl ServerFeature {
 
 /// The body of `POST /servers`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateServerRequest {
-    /// 1-100 characters.
+    /// 1-100 characters, not all spaces.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100, pattern = r"\S"))]
     pub name: String,
-    /// An http(s) URL.
+    /// An http(s) URL of at most 2048 characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 2048,
+            pattern = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][^\s]*)?$"
+        )
+    )]
     pub icon_url: Option<String>,
     /// What every member may do; [`Permissions::DEFAULT_MEMBER`] when absent.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>, minimum = 0, maximum = 32767))]
     pub default_permissions: Option<Permissions>,
 }
 
@@ -170,16 +207,21 @@ impl CreateServerRequest {
 
 /// The body of `PATCH /servers/{id}`: only what is present changes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateServerRequest {
     /// A new name.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100, pattern = r"\S"))]
     pub name: Option<String>,
     /// A new icon URL; `null` removes the icon.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 2048, pattern = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][^\s]*)?$"))]
     pub icon_url: Patch<String>,
     /// New default permissions.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>, minimum = 0, maximum = 32767))]
     pub default_permissions: Option<Permissions>,
-    /// The complete new feature list (owner only).
+    /// The complete new feature list (owner only); known: `VANITY_URL`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<ServerFeatureName>>))]
     pub features: Option<Vec<String>>,
 }
 
@@ -210,25 +252,31 @@ impl UpdateServerRequest {
 
 /// The body of `POST /servers/{id}/channels`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateChannelRequest {
-    /// 1-100 characters.
+    /// 1-100 characters, not all spaces.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100, pattern = r"\S"))]
     pub name: String,
 }
 
 /// The body of `PATCH /servers/{id}/members/{user_id}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMemberRequest {
     /// The member's extra permissions (replacing the previous ones).
+    #[cfg_attr(feature = "openapi", schema(value_type = i64, minimum = 0, maximum = 32767))]
     pub permissions: Permissions,
 }
 
 /// The body of `PUT /servers/{id}/bans/{user_id}`; may be absent.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BanRequest {
     /// Why, for the moderators; at most 512 characters.
+    #[cfg_attr(feature = "openapi", schema(max_length = 512))]
     pub reason: Option<String>,
 }
 
@@ -247,6 +295,7 @@ impl BanRequest {
 
 /// The body of `PUT /servers/{id}/invites-pause`; may be absent.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PauseRequest {
     /// When invites work again (RFC 3339); absent pauses them until resumed.
@@ -267,10 +316,13 @@ impl PauseRequest {
 /// The body of `PATCH /servers/{id}/vanity-url`: `{"code": "..."}` sets, `{"code": null}`
 /// releases.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VanityRequest {
-    /// The new code, `null` to release; must be present.
+    /// The new code (3-32 of `a-z`, `0-9`, `-`; upper case is lowered), `null` to release;
+    /// must be present.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, required, min_length = 3, max_length = 32, pattern = r"^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$"))]
     pub code: Patch<String>,
 }
 
@@ -320,7 +372,8 @@ mod tests {
     fn names_are_trimmed_and_bounded() {
         assert_eq!(ServerName::parse("  Rust  ").unwrap().as_str(), "Rust");
         assert_eq!(ServerName::parse(&"é".repeat(100)).unwrap().as_str().chars().count(), 100);
-        for bad in ["", "   ", &"x".repeat(101)] {
+        assert_eq!(ServerName::parse("\u{1c}Rust\u{3000}").unwrap().as_str(), "Rust");
+        for bad in ["", "   ", "\u{1f}\u{1c}", &"x".repeat(101)] {
             let problem = ServerName::parse(bad).unwrap_err();
             assert_eq!(
                 (problem.status, problem.message.as_ref()),

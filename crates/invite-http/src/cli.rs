@@ -66,6 +66,7 @@ fn state(
         clock: Arc::new(SystemClock),
         random: os_random(),
         public_url: config.public_url(listener.local_addr()?)?,
+        metrics: Arc::default(),
     })
 }
 

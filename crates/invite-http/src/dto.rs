@@ -6,12 +6,13 @@ use invite_core::permissions::Permissions;
 use invite_core::redeem::InvitesPause;
 use invite_store::models::{AuditEntry, Ban, Channel, Invite, Member, Preview, Server};
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::state::AppState;
 
 /// An invite.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct InviteDto {
     /// Its id.
     pub id: Uuid,
@@ -22,6 +23,7 @@ pub struct InviteDto {
     /// The code.
     pub code: Option<String>,
     /// `random` or `vanity`.
+    #[schema(value_type = String, example = "random")]
     pub kind: &'static str,
     /// The link to share.
     pub url: Option<String>,
@@ -66,7 +68,7 @@ impl InviteDto {
 }
 
 /// A channel as a preview shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ChannelRef {
     /// Its id.
     pub id: Uuid,
@@ -75,7 +77,7 @@ pub struct ChannelRef {
 }
 
 /// What anyone may see of an invite before accepting it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PreviewDto {
     /// The code.
     pub code: String,
@@ -127,7 +129,7 @@ impl PreviewDto {
 }
 
 /// A server.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ServerDto {
     /// Its id.
     pub id: Uuid,
@@ -137,13 +139,16 @@ pub struct ServerDto {
     pub icon_url: Option<String>,
     /// Its owner.
     pub owner_id: Uuid,
-    /// What every member may do.
+    /// What every member may do (permission bits).
+    #[schema(value_type = i64)]
     pub default_permissions: Permissions,
     /// Its features (`VANITY_URL`).
+    #[schema(value_type = Vec<String>)]
     pub features: Vec<&'static str>,
     /// Its vanity code.
     pub vanity_code: Option<String>,
-    /// Until when invites are paused: a time, `"indefinitely"`, or `null`.
+    /// Until when invites are paused: an RFC 3339 time, `"indefinitely"`, or `null`.
+    #[schema(value_type = Option<String>)]
     pub invites_paused_until: Option<InvitesPause>,
     /// Its member count.
     pub member_count: i64,
@@ -173,9 +178,10 @@ impl ServerDto {
 }
 
 /// How a member joined.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct JoinedVia {
     /// `owner`, `invite` or `vanity`.
+    #[schema(value_type = String, example = "invite")]
     pub source: &'static str,
     /// The invite.
     pub invite_id: Option<Uuid>,
@@ -186,7 +192,7 @@ pub struct JoinedVia {
 }
 
 /// A member.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MemberDto {
     /// The server.
     pub server_id: Uuid,
@@ -194,7 +200,8 @@ pub struct MemberDto {
     pub user_id: Uuid,
     /// The user's name, when a token carried one.
     pub username: Option<String>,
-    /// Extra permissions on top of the server's defaults.
+    /// Extra permissions on top of the server's defaults (bits).
+    #[schema(value_type = i64)]
     pub permissions: Permissions,
     /// When they joined.
     pub joined_at: DateTime<Utc>,
@@ -224,7 +231,7 @@ impl From<Member> for MemberDto {
 }
 
 /// A ban.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BanDto {
     /// The server.
     pub server_id: Uuid,
@@ -251,7 +258,7 @@ impl From<Ban> for BanDto {
 }
 
 /// A channel.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ChannelDto {
     /// Its id.
     pub id: Uuid,
@@ -275,7 +282,7 @@ impl From<Channel> for ChannelDto {
 }
 
 /// An audit log entry.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEntryDto {
     /// Its id.
     pub id: Uuid,
@@ -283,13 +290,16 @@ pub struct AuditEntryDto {
     pub server_id: Uuid,
     /// Who did it.
     pub actor_id: Uuid,
-    /// What was done.
+    /// What was done (`InviteCreate`, `MemberJoin`, ...).
+    #[schema(value_type = String, example = "InviteCreate")]
     pub action: invite_core::audit::AuditAction,
-    /// What `target_id` names.
+    /// What `target_id` names: `invite`, `user` or `server`.
+    #[schema(value_type = String, example = "invite")]
     pub target_type: invite_core::audit::TargetType,
     /// What it was done to.
     pub target_id: Option<Uuid>,
     /// Action-specific details.
+    #[schema(value_type = Object)]
     pub details: serde_json::Value,
     /// When.
     pub created_at: DateTime<Utc>,
@@ -311,16 +321,17 @@ impl From<AuditEntry> for AuditEntryDto {
 }
 
 /// The answer to a successful accept (Together's shape).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct JoinedDto {
     /// Always `"Joined server"`.
+    #[schema(value_type = String, example = "Joined server")]
     pub message: &'static str,
     /// The server joined.
     pub server_id: Uuid,
 }
 
 /// The vanity URL of a server.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct VanityDto {
     /// The code, `null` when none is set.
     pub code: Option<String>,

@@ -16,12 +16,23 @@ use serde::Serialize;
 pub const RETRY_AFTER_SECONDS: u64 = 2;
 
 /// The body of every error response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody<'a> {
     /// The human-readable message.
+    #[schema(value_type = String)]
     pub error: &'a str,
     /// The machine-readable code.
+    #[schema(schema_with = error_code_schema)]
     pub code: ErrorCode,
+}
+
+/// Every code the service answers with, as a string enum.
+fn error_code_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(ErrorCode::ALL.iter().map(|code| code.as_str())))
+        .description(Some("The machine-readable code"))
+        .build()
 }
 
 /// A failure as a handler reports it.

@@ -19,8 +19,8 @@ use crate::error::ApiError;
 /// Largest request body accepted, in bytes.
 pub const BODY_LIMIT: usize = 16 * 1024;
 
-/// A JSON request body. An absent or empty body is read as `{}`, so endpoints whose fields are
-/// all optional accept a bare `POST`; a non-empty body must be `application/json` (415
+/// A JSON request body. An absent or empty body, or a JSON `null`, is read as `{}`, so endpoints
+/// whose fields are all optional accept a bare `POST`; a non-empty body must be `application/json` (415
 /// otherwise), at most 16 KiB (413) and valid for the type (400 `INVALID_JSON`, with serde's
 /// message naming the field).
 #[derive(Debug)]
@@ -54,13 +54,21 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 }
                 body.extend_from_slice(&chunk);
             }
-            let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
-                b"{}"
-            } else if is_json {
-                &body
-            } else {
-                return Err(ApiError::of(ErrorCode::UnsupportedMediaType));
-            };
+            let text: &[u8] =
+                if body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null" {
+                    b"{}"
+                } else if !is_json {
+                    return Err(ApiError::of(ErrorCode::UnsupportedMediaType));
+                } else if body.trim_ascii_start().first() == Some(&b'{') {
+                    &body
+                } else {
+                    // serde would read a struct from an array of its fields in order; every body of
+                    // this API is an object, and `[1, 2]` is more likely a mistake than a shorthand.
+                    return Err(ApiError::with_message(
+                        ErrorCode::InvalidJson,
+                        "The body must be a JSON object",
+                    ));
+                };
             serde_json::from_slice(text).map(JsonBody).map_err(|error| {
                 ApiError::with_message(
                     ErrorCode::InvalidJson,
@@ -104,7 +112,8 @@ pub fn query_config() -> QueryConfig {
 }
 
 /// The version an `If-Match` header asks for: `"3"`, `3` and `W/"3"` all mean version 3; `*`
-/// or no header means any. Anything else cannot match a version, so it fails the precondition.
+/// or no header means any. This service's entity tags are always versions, so anything else is
+/// answered as malformed (400) rather than as a tag that merely does not match (412).
 pub fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
     let Some(value) = req.headers().get(header::IF_MATCH) else {
         return Ok(None);
@@ -113,11 +122,21 @@ pub fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
     if raw == "*" {
         return Ok(None);
     }
-    raw.trim_start_matches("W/")
-        .trim_matches('"')
-        .parse::<i64>()
-        .map(Some)
-        .map_err(|_| ApiError::of(ErrorCode::PreconditionFailed))
+    let tag = raw.strip_prefix("W/").unwrap_or(raw);
+    let version = match tag.strip_prefix('"').and_then(|rest| rest.strip_suffix('"')) {
+        Some(quoted) => quoted,
+        None if tag == raw => tag,
+        None => "",
+    };
+    let is_version =
+        (1..=18).contains(&version.len()) && version.bytes().all(|b| b.is_ascii_digit());
+    match version.parse::<i64>() {
+        Ok(version) if is_version => Ok(Some(version)),
+        _ => Err(ApiError::with_message(
+            ErrorCode::ValidationError,
+            "If-Match must name a version, such as \"3\", or be *",
+        )),
+    }
 }
 
 /// The `ETag` of an invite version.
@@ -131,8 +150,12 @@ pub async fn not_found() -> HttpResponse {
 }
 
 /// The answer for a route that exists, with a method it does not take.
-pub async fn method_not_allowed() -> HttpResponse {
-    ApiError::of(ErrorCode::MethodNotAllowed).error_response()
+pub async fn method_not_allowed(allowed: &'static [&'static str]) -> HttpResponse {
+    let mut response = ApiError::of(ErrorCode::MethodNotAllowed).error_response();
+    if let Ok(value) = header::HeaderValue::from_str(&allowed.join(", ")) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
 }
 
 /// Last line of defence: an error response produced outside the handlers (by actix itself)
@@ -180,7 +203,13 @@ mod tests {
         assert_eq!(with("3").unwrap(), Some(3));
         assert_eq!(with("W/\"4\"").unwrap(), Some(4));
         assert_eq!(with("*").unwrap(), None);
-        assert_eq!(with("\"abc\"").unwrap_err().code(), ErrorCode::PreconditionFailed);
+        for malformed in ["", "null", "\"3", "W/3", "3\"\"", "1 2", "\"abc\"", "\"-1\""] {
+            assert_eq!(
+                with(malformed).unwrap_err().code(),
+                ErrorCode::ValidationError,
+                "{malformed}"
+            );
+        }
         assert_eq!(if_match(&TestRequest::default().to_http_request()).unwrap(), None);
     }
 

@@ -8,8 +8,11 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use actix_web::web;
 use tracing::Instrument;
 use uuid::Uuid;
+
+use crate::state::AppState;
 
 /// The header carrying the id both ways.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -38,13 +41,13 @@ pub async fn middleware(
     let started = Instant::now();
     let mut response = next.call(req).instrument(span.clone()).await?;
     let status = response.status().as_u16();
-    span.in_scope(|| {
-        tracing::info!(
-            status,
-            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "request finished"
-        );
-    });
+    let elapsed = started.elapsed().as_secs_f64();
+    span.in_scope(|| tracing::info!(status, elapsed_ms = elapsed * 1000.0, "request finished"));
+    let request = response.request();
+    if let Some(state) = request.app_data::<web::Data<AppState>>() {
+        let route = request.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+        state.metrics.observe_request(&route, request.method().as_str(), status, elapsed);
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }

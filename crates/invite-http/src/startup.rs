@@ -9,7 +9,9 @@ use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, web};
 
 use crate::state::AppState;
-use crate::{extract, request_id, routes};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::{extract, openapi, request_id, routes};
 
 /// How the server runs.
 #[derive(Debug, Clone, Copy)]
@@ -46,9 +48,24 @@ pub fn run(
     options: ServerOptions,
 ) -> std::io::Result<Server> {
     let state = web::Data::new(state);
+    // Built once: the handlers' annotations do not change while the process runs.
+    let document = openapi::document();
     let mut server = HttpServer::new(move || {
         App::new()
             .configure(configure_app(state.clone()))
+            .route(
+                "/openapi.json",
+                web::get().to({
+                    let document = document.clone();
+                    move || std::future::ready(web::Json(document.clone()))
+                }),
+            )
+            // Swagger UI's files are compiled into the binary (`vendored`): no internet needed.
+            .service(
+                SwaggerUi::new("/docs/{_:.*}")
+                    .config(utoipa_swagger_ui::Config::from("/openapi.json")),
+            )
+            .service(web::redirect("/docs", "/docs/"))
             .default_service(web::to(extract::not_found))
             .wrap(ErrorHandlers::new().default_handler(extract::json_error_bodies))
             .wrap(from_fn(request_id::middleware))

@@ -7,6 +7,7 @@ use invite_core::code::{OsRandom, RandomSource};
 
 use crate::auth::Authenticator;
 use crate::db::Db;
+use crate::metrics::Metrics;
 
 /// Makes the random source a code reservation draws from; injectable so tests can force
 /// collisions.
@@ -30,6 +31,8 @@ pub struct AppState {
     pub random: RandomFactory,
     /// The public base URL invite links are built on, without a trailing slash.
     pub public_url: String,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for AppState {

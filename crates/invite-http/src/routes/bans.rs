@@ -8,23 +8,28 @@ use invite_store::StoreError;
 use invite_store::repo::BanRepository;
 use uuid::Uuid;
 
+use super::member_standing;
 use super::members::server_owner;
-use super::{member_standing, resource};
 use crate::auth::AuthUser;
 use crate::dto::BanDto;
-use crate::error::ApiResult;
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
 use crate::state::AppState;
 
-pub(super) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/servers/{server_id}/bans").route(web::get().to(list))).service(
-        resource("/servers/{server_id}/bans/{user_id}")
-            .route(web::put().to(ban))
-            .route(web::delete().to(unban)),
-    );
+routes! {
+    "/servers/{server_id}/bans" => { GET: list },
+    "/servers/{server_id}/bans/{user_id}" => { PUT: ban, DELETE: unban },
 }
 
-async fn ban(
+/// Bans a user (`BAN_MEMBERS`) and removes their membership; banning again updates the reason.
+#[utoipa::path(put, path = "/servers/{server_id}/bans/{user_id}", tag = "members", security(("bearer" = [])),
+    params(("server_id" = Uuid, Path, description = "The server"), ("user_id" = Uuid, Path, description = "The user")), request_body(content = Option<BanRequest>), responses(
+        (status = 204, description = "Banned"),
+        (status = 400, description = "`VALIDATION_ERROR` or malformed input", body = ErrorBody),
+        (status = 403, description = "`MISSING_PERMISSION`, or `OWNER_IMMUNE`: the owner cannot be banned", body = ErrorBody),
+        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+    ))]
+pub(crate) async fn ban(
     state: web::Data<AppState>,
     AuthUser(actor): AuthUser,
     path: web::Path<(Uuid, Uuid)>,
@@ -50,7 +55,14 @@ async fn ban(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn unban(
+/// Lifts a ban (`BAN_MEMBERS`).
+#[utoipa::path(delete, path = "/servers/{server_id}/bans/{user_id}", tag = "members", security(("bearer" = [])),
+    params(("server_id" = Uuid, Path, description = "The server"), ("user_id" = Uuid, Path, description = "The user")), responses(
+        (status = 204, description = "Lifted"),
+        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
+        (status = 404, description = "`SERVER_NOT_FOUND` or `BAN_NOT_FOUND`", body = ErrorBody),
+    ))]
+pub(crate) async fn unban(
     state: web::Data<AppState>,
     AuthUser(actor): AuthUser,
     path: web::Path<(Uuid, Uuid)>,
@@ -70,7 +82,14 @@ async fn unban(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn list(
+/// The server's bans, newest first (`BAN_MEMBERS`).
+#[utoipa::path(get, path = "/servers/{server_id}/bans", tag = "members", security(("bearer" = [])),
+    params(("server_id" = Uuid, Path, description = "The server")), responses(
+        (status = 200, description = "Bans", body = [BanDto]),
+        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
+        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+    ))]
+pub(crate) async fn list(
     state: web::Data<AppState>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,

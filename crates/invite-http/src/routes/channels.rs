@@ -6,22 +6,25 @@ use invite_core::server::{ChannelName, CreateChannelRequest};
 use invite_store::repo::ChannelRepository;
 use uuid::Uuid;
 
-use super::{member_standing, resource};
+use super::member_standing;
 use crate::auth::AuthUser;
 use crate::dto::ChannelDto;
-use crate::error::ApiResult;
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
 use crate::state::AppState;
 
-pub(super) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource("/servers/{server_id}/channels")
-            .route(web::post().to(create))
-            .route(web::get().to(list)),
-    );
+routes! {
+    "/servers/{server_id}/channels" => { POST: create, GET: list },
 }
 
-async fn create(
+/// Creates a channel (`MANAGE_CHANNELS`).
+#[utoipa::path(post, path = "/servers/{server_id}/channels", tag = "servers", security(("bearer" = [])),
+    params(("server_id" = Uuid, Path, description = "The server")), request_body = CreateChannelRequest, responses(
+        (status = 201, description = "Created", body = ChannelDto),
+        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
+        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+    ))]
+pub(crate) async fn create(
     state: web::Data<AppState>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
@@ -41,7 +44,13 @@ async fn create(
     Ok(HttpResponse::Created().json(ChannelDto::from(channel)))
 }
 
-async fn list(
+/// The server's channels, oldest first.
+#[utoipa::path(get, path = "/servers/{server_id}/channels", tag = "servers", security(("bearer" = [])),
+    params(("server_id" = Uuid, Path, description = "The server")), responses(
+        (status = 200, description = "Channels", body = [ChannelDto]),
+        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+    ))]
+pub(crate) async fn list(
     state: web::Data<AppState>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,

@@ -5,23 +5,29 @@ use invite_core::ErrorCode;
 use invite_store::migrations::migration_status;
 use serde_json::json;
 
-use super::resource;
 use crate::state::AppState;
 
-pub(super) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/healthz").route(web::get().to(healthz)))
-        .service(resource("/readyz").route(web::get().to(readyz)));
+routes! {
+    "/healthz" => { GET: healthz },
+    "/readyz" => { GET: readyz },
 }
 
 /// 200 while the process runs: nothing is checked, so a slow database never gets a healthy
 /// process restarted.
-async fn healthz() -> HttpResponse {
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process runs", body = Object, example = json!({"status": "ok"}))))]
+pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
 /// 200 when the database answers and every migration is applied; otherwise 503 naming the
 /// check that failed, so a load balancer stops sending traffic that could only fail.
-async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, description = "Ready: the database answers and every migration is applied", body = Object),
+    (status = 503, description = "Not ready; `checks` names the failed check", body = Object,
+        headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+))]
+pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let checked = state.db.run(|conn| Ok(migration_status(conn))).await;
     // Causes go to the log; the body names the failed check only.
     let (database, migrations) = match checked {

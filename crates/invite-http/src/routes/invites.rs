@@ -16,51 +16,56 @@ use invite_store::{DbConnection, StoreResult};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{member_standing, resource};
+use super::member_standing;
 use crate::auth::AuthUser;
 use crate::dto::{InviteDto, JoinedDto, PreviewDto};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, etag, if_match};
 use crate::state::AppState;
 
-pub(super) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource("/servers/{server_id}/invites")
-            .route(web::post().to(create_in_server))
-            .route(web::get().to(list_in_server)),
-    )
-    .service(
-        resource("/servers/{server_id}/invites/{invite_id}")
-            .route(web::patch().to(update))
-            .route(web::delete().to(revoke)),
-    )
-    .service(
-        resource("/channels/{channel_id}/invites")
-            .route(web::post().to(create_in_channel))
-            .route(web::get().to(list_in_channel)),
-    )
-    .service(
-        resource("/invites/{code}")
-            .route(web::get().to(preview))
-            .route(web::delete().to(revoke_by_code)),
-    )
-    .service(resource("/invites/{code}/accept").route(web::post().to(accept)));
+routes! {
+    "/servers/{server_id}/invites" => { POST: create_in_server, GET: list_in_server },
+    "/servers/{server_id}/invites/{invite_id}" => { PATCH: update, DELETE: revoke },
+    "/channels/{channel_id}/invites" => { POST: create_in_channel, GET: list_in_channel },
+    "/invites/{code}" => { GET: preview, DELETE: revoke_by_code },
+    "/invites/{code}/accept" => { POST: accept },
 }
 
 /// Most invites one list returns.
 const MAX_LIST: i64 = 1000;
 
-#[derive(Debug, Deserialize)]
+/// `?channel_id=&limit=&before=`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListQuery {
+    /// Only invites to this channel.
     channel_id: Option<Uuid>,
+    /// Page size (1-1000, default 1000).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// Only invites older than this one (its id).
     before: Option<Uuid>,
 }
 
-#[derive(Debug, Deserialize)]
+/// `?limit=&before=` for a channel's invites.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct PreviewQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct PageQuery {
+    /// Page size (1-1000, default 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<i64>,
+    /// Only invites older than this one (its id).
+    before: Option<Uuid>,
+}
+
+/// `?with_counts=`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PreviewQuery {
+    /// Adds `approximate_member_count` and `approximate_presence_count`.
     #[serde(default)]
     with_counts: bool,
 }
@@ -96,7 +101,17 @@ fn channel_standing(
     Ok((channel.server_id, standing))
 }
 
-async fn create_in_server(
+/// Creates an invite (`CREATE_INVITES`). `unique: false` returns an equal active invite of the
+/// caller's with 200 instead of creating one.
+#[utoipa::path(post, path = "/servers/{server_id}/invites", tag = "invites", security(("bearer" = [])),
+    params(("server_id" = Uuid, Path, description = "The server")), request_body(content = Option<CreateInviteRequest>, description = "Absent or empty: `{}`"), responses(
+        (status = 201, description = "Created", body = InviteDto, headers(("ETag" = String, description = "The invite's version, quoted"))),
+        (status = 200, description = "`unique: false` found an equal active invite", body = InviteDto, headers(("ETag" = String, description = "The invite's version, quoted"))),
+        (status = 400, description = "A rule of the request (`VALIDATION_ERROR`), `UNKNOWN_CHANNEL`, `MAX_INVITES_REACHED`, malformed input", body = ErrorBody),
+        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
+        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+    ))]
+pub(crate) async fn create_in_server(
     state: web::Data<AppState>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
@@ -109,7 +124,16 @@ async fn create_in_server(
     .await
 }
 
-async fn create_in_channel(
+/// Creates an invite to a channel (`CREATE_INVITES` in its server); same body as for servers.
+#[utoipa::path(post, path = "/channels/{channel_id}/invites", tag = "invites", security(("bearer" = [])),
+    params(("channel_id" = Uuid, Path, description = "The channel")), request_body(content = Option<CreateInviteRequest>, description = "Absent or empty: `{}`"), responses(
+        (status = 201, description = "Created", body = InviteDto, headers(("ETag" = String, description = "The invite's version, quoted"))),
+        (status = 200, description = "`unique: false` found an equal active invite", body = InviteDto, headers(("ETag" = String, description = "The invite's version, quoted"))),
+        (status = 400, description = "A rule of the request (`VALIDATION_ERROR`), `MAX_INVITES_REACHED`, malformed input", body = ErrorBody),
+        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
+        (status = 404, description = "`CHANNEL_NOT_FOUND`: unknown, or in a server the caller is not in", body = ErrorBody),
+    ))]
+pub(crate) async fn create_in_channel(
     state: web::Data<AppState>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
@@ -152,7 +176,15 @@ async fn create(
     })
 }
 
-async fn list_in_server(
+/// The server's invites, newest first, expired and used-up ones included, revoked and vanity
+/// ones left out (`CREATE_INVITES`).
+#[utoipa::path(get, path = "/servers/{server_id}/invites", tag = "invites", security(("bearer" = [])),
+    params(("server_id" = Uuid, Path, description = "The server"), ListQuery), responses(
+        (status = 200, description = "Invites (limit 1-1000, default 1000)", body = [InviteDto]),
+        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
+        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+    ))]
+pub(crate) async fn list_in_server(
     state: web::Data<AppState>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
@@ -181,11 +213,18 @@ async fn list_in_server(
     Ok(list_response(&invites, &state))
 }
 
-async fn list_in_channel(
+/// The channel's invites, newest first (`CREATE_INVITES` in its server).
+#[utoipa::path(get, path = "/channels/{channel_id}/invites", tag = "invites", security(("bearer" = [])),
+    params(("channel_id" = Uuid, Path, description = "The channel"), PageQuery), responses(
+        (status = 200, description = "Invites (limit 1-1000, default 1000)", body = [InviteDto]),
+        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
+        (status = 404, description = "`CHANNEL_NOT_FOUND`", body = ErrorBody),
+    ))]
+pub(crate) async fn list_in_channel(
     state: web::Data<AppState>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
-    query: web::Query<super::BeforeQuery>,
+    query: web::Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
     let channel_id = path.into_inner();
     let limit = PageLimit::parse(query.limit, MAX_LIST, MAX_LIST)?;
@@ -222,7 +261,18 @@ fn server_invite(
     Ok((standing, invite))
 }
 
-async fn update(
+/// Edits an invite's limits; a new expiry counts from now. `CREATE_INVITES` for one's own,
+/// `MANAGE_SERVER` for others'. `If-Match` makes the edit conditional on the version.
+#[utoipa::path(patch, path = "/servers/{server_id}/invites/{invite_id}", tag = "invites", security(("bearer" = [])),
+    params(("server_id" = Uuid, Path, description = "The server"), ("invite_id" = Uuid, Path, description = "The invite"), ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,18}"|[0-9]{1,18})$"#, description = "Expected version, e.g. `\"3\"`")),
+    request_body(content = Option<UpdateInviteRequest>, description = "Absent or `{}`: no change"), responses(
+        (status = 200, description = "The invite after the change", body = InviteDto, headers(("ETag" = String, description = "The invite's version, quoted"))),
+        (status = 400, description = "`VALIDATION_ERROR` (e.g. max_uses below uses), `VANITY_INVITE`, malformed input", body = ErrorBody),
+        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
+        (status = 404, description = "`SERVER_NOT_FOUND` or `INVITE_NOT_FOUND`", body = ErrorBody),
+        (status = 412, description = "`PRECONDITION_FAILED`: the version changed", body = ErrorBody),
+    ))]
+pub(crate) async fn update(
     state: web::Data<AppState>,
     req: HttpRequest,
     AuthUser(actor): AuthUser,
@@ -243,7 +293,17 @@ async fn update(
     Ok(invite_response(HttpResponse::Ok(), &invite, &state))
 }
 
-async fn revoke(
+/// Revokes an invite (a soft delete: its code is never reissued). `CREATE_INVITES` for one's
+/// own, `MANAGE_SERVER` for others'.
+#[utoipa::path(delete, path = "/servers/{server_id}/invites/{invite_id}", tag = "invites", security(("bearer" = [])),
+    params(("server_id" = Uuid, Path, description = "The server"), ("invite_id" = Uuid, Path, description = "The invite"), ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,18}"|[0-9]{1,18})$"#, description = "Expected version, e.g. `\"3\"`")), responses(
+        (status = 204, description = "Revoked"),
+        (status = 400, description = "`VANITY_INVITE`, or a malformed id", body = ErrorBody),
+        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
+        (status = 404, description = "`SERVER_NOT_FOUND`, or `INVITE_NOT_FOUND` (unknown, revoked, another server's)", body = ErrorBody),
+        (status = 412, description = "`PRECONDITION_FAILED`", body = ErrorBody),
+    ))]
+pub(crate) async fn revoke(
     state: web::Data<AppState>,
     req: HttpRequest,
     AuthUser(actor): AuthUser,
@@ -263,9 +323,16 @@ async fn revoke(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `DELETE /invites/{code}`: the creator may always revoke their invite; anyone else needs
-/// `MANAGE_SERVER` in its server.
-async fn revoke_by_code(
+/// Revokes an invite by its code: its creator, or `MANAGE_SERVER` in its server.
+#[utoipa::path(delete, path = "/invites/{code}", tag = "invites", security(("bearer" = [])),
+    params(("code" = String, Path, description = "A random code (8 characters, case sensitive) or a vanity code"), ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,18}"|[0-9]{1,18})$"#, description = "Expected version, e.g. `\"3\"`")), responses(
+        (status = 204, description = "Revoked"),
+        (status = 400, description = "`VANITY_INVITE`", body = ErrorBody),
+        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
+        (status = 404, description = "`INVITE_NOT_FOUND`", body = ErrorBody),
+        (status = 412, description = "`PRECONDITION_FAILED`", body = ErrorBody),
+    ))]
+pub(crate) async fn revoke_by_code(
     state: web::Data<AppState>,
     req: HttpRequest,
     AuthUser(actor): AuthUser,
@@ -316,8 +383,13 @@ fn revoke_checked(
     }
 }
 
-/// Public: no token needed. Only an invite that someone could still accept is shown.
-async fn preview(
+/// Public preview of an invite someone could still accept; no token needed.
+#[utoipa::path(get, path = "/invites/{code}", tag = "invites",
+    params(("code" = String, Path, description = "A random code (8 characters, case sensitive) or a vanity code"), PreviewQuery), responses(
+        (status = 200, description = "The preview", body = PreviewDto),
+        (status = 404, description = "\"Invite not found or has expired\", with `INVITE_NOT_FOUND`, `INVITE_REVOKED`, `INVITE_EXPIRED` or `INVITE_MAXED_OUT`", body = ErrorBody),
+    ))]
+pub(crate) async fn preview(
     state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<PreviewQuery>,
@@ -340,7 +412,16 @@ async fn preview(
     Ok(HttpResponse::Ok().json(preview))
 }
 
-async fn accept(
+/// Joins the invite's server. Atomic: an invite admits exactly as many people as it allows.
+#[utoipa::path(post, path = "/invites/{code}/accept", tag = "invites", security(("bearer" = [])),
+    params(("code" = String, Path, description = "A random code (8 characters, case sensitive) or a vanity code")), responses(
+        (status = 201, description = "Joined", body = JoinedDto),
+        (status = 400, description = "`INVITE_EXPIRED` or `INVITE_MAXED_OUT`", body = ErrorBody),
+        (status = 403, description = "`BANNED` or `INVITES_PAUSED`", body = ErrorBody),
+        (status = 404, description = "`INVITE_NOT_FOUND` or `INVITE_REVOKED` (\"Invite not found\")", body = ErrorBody),
+        (status = 409, description = "`ALREADY_MEMBER`", body = ErrorBody),
+    ))]
+pub(crate) async fn accept(
     state: web::Data<AppState>,
     AuthUser(actor): AuthUser,
     path: web::Path<String>,
@@ -348,7 +429,14 @@ async fn accept(
     let code = CodeRef::parse(&path)
         .ok_or_else(|| ApiError::from(Problem::from(RedemptionRefused::NotFound)))?;
     let now = state.clock.now();
-    match state.db.run(move |conn| conn.redeem(&code, &actor, now)).await? {
+    let outcome = state.db.run(move |conn| conn.redeem(&code, &actor, now)).await;
+    state.metrics.observe_accept(match &outcome {
+        Ok(Redemption::Joined(_)) => "joined",
+        Ok(Redemption::Refused(reason)) => reason.label(),
+        Err(ApiError::Unavailable(_)) => "unavailable",
+        Err(_) => "error",
+    });
+    match outcome? {
         Redemption::Joined(joined) => Ok(HttpResponse::Created()
             .json(JoinedDto { message: "Joined server", server_id: joined.member.server_id })),
         Redemption::Refused(reason) => Err(Problem::from(reason).into()),

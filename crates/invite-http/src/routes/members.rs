@@ -8,24 +8,17 @@ use invite_store::StoreError;
 use invite_store::repo::{InviteRepository, MemberRepository, Removal};
 use uuid::Uuid;
 
-use super::{AfterQuery, member_standing, resource};
+use super::{AfterQuery, member_standing};
 use crate::auth::AuthUser;
 use crate::dto::MemberDto;
-use crate::error::ApiResult;
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
 use crate::state::AppState;
 
-pub(super) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/servers/{server_id}/members").route(web::get().to(list)))
-        .service(
-            resource("/servers/{server_id}/members/{user_id}")
-                .route(web::patch().to(update))
-                .route(web::delete().to(remove)),
-        )
-        .service(
-            resource("/servers/{server_id}/invites/{invite_id}/members")
-                .route(web::get().to(joined_with)),
-        );
+routes! {
+    "/servers/{server_id}/members" => { GET: list },
+    "/servers/{server_id}/members/{user_id}" => { PATCH: update, DELETE: remove },
+    "/servers/{server_id}/invites/{invite_id}/members" => { GET: joined_with },
 }
 
 const MAX_PAGE: i64 = 1000;
@@ -38,7 +31,13 @@ fn member_not_found(error: StoreError) -> StoreError {
     }
 }
 
-async fn list(
+/// Members ordered by user id, with how each joined.
+#[utoipa::path(get, path = "/servers/{server_id}/members", tag = "members", security(("bearer" = [])),
+    params(("server_id" = Uuid, Path, description = "The server"), AfterQuery), responses(
+        (status = 200, description = "Members", body = [MemberDto]),
+        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+    ))]
+pub(crate) async fn list(
     state: web::Data<AppState>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
@@ -57,7 +56,14 @@ async fn list(
     Ok(HttpResponse::Ok().json(members.into_iter().map(MemberDto::from).collect::<Vec<_>>()))
 }
 
-async fn update(
+/// Replaces a member's extra permissions (`ADMINISTRATOR`); ends a temporary membership.
+#[utoipa::path(patch, path = "/servers/{server_id}/members/{user_id}", tag = "members", security(("bearer" = [])),
+    params(("server_id" = Uuid, Path, description = "The server"), ("user_id" = Uuid, Path, description = "The member")), request_body = UpdateMemberRequest, responses(
+        (status = 200, description = "The member", body = MemberDto),
+        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
+        (status = 404, description = "`SERVER_NOT_FOUND` or `MEMBER_NOT_FOUND`", body = ErrorBody),
+    ))]
+pub(crate) async fn update(
     state: web::Data<AppState>,
     AuthUser(actor): AuthUser,
     path: web::Path<(Uuid, Uuid)>,
@@ -77,7 +83,14 @@ async fn update(
 
 /// Leaving (oneself) or kicking (`KICK_MEMBERS`); the owner can do neither to themselves nor be
 /// kicked, since a server without its owner could never be managed again.
-async fn remove(
+/// Leaves (oneself) or kicks (`KICK_MEMBERS`); never the owner.
+#[utoipa::path(delete, path = "/servers/{server_id}/members/{user_id}", tag = "members", security(("bearer" = [])),
+    params(("server_id" = Uuid, Path, description = "The server"), ("user_id" = Uuid, Path, description = "The member")), responses(
+        (status = 204, description = "Removed"),
+        (status = 403, description = "`MISSING_PERMISSION`, or `OWNER_IMMUNE`: the owner can neither leave nor be kicked", body = ErrorBody),
+        (status = 404, description = "`SERVER_NOT_FOUND` or `MEMBER_NOT_FOUND`", body = ErrorBody),
+    ))]
+pub(crate) async fn remove(
     state: web::Data<AppState>,
     AuthUser(actor): AuthUser,
     path: web::Path<(Uuid, Uuid)>,
@@ -118,7 +131,14 @@ pub(super) fn server_owner(
     Ok(conn.find_server(server_id)?.ok_or_else(|| Problem::of(ErrorCode::ServerNotFound))?.owner_id)
 }
 
-async fn joined_with(
+/// Members who joined with an invite, in join order (`MANAGE_SERVER`).
+#[utoipa::path(get, path = "/servers/{server_id}/invites/{invite_id}/members", tag = "members", security(("bearer" = [])),
+    params(("server_id" = Uuid, Path, description = "The server"), ("invite_id" = Uuid, Path, description = "The invite"), AfterQuery), responses(
+        (status = 200, description = "Members", body = [MemberDto]),
+        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
+        (status = 404, description = "`SERVER_NOT_FOUND` or `INVITE_NOT_FOUND`", body = ErrorBody),
+    ))]
+pub(crate) async fn joined_with(
     state: web::Data<AppState>,
     AuthUser(actor): AuthUser,
     path: web::Path<(Uuid, Uuid)>,

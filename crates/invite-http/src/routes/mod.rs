@@ -1,13 +1,35 @@
 //! The routes of the API, one file per resource. Every resource answers a method it does not
 //! take with a JSON 405, and every unknown path with a JSON 404.
+//!
+//! Each module declares its routes once with [`routes!`]: the same declaration registers them
+//! on the app and lists them in [`table`], which the tests compare with `/openapi.json` so that
+//! no route goes undocumented.
 
-mod bans;
-mod channels;
-mod health;
-mod invites;
-mod members;
-mod servers;
-mod vanity;
+/// Declares a module's routes: `"/path" => { GET: handler, POST: other }`. Generates the
+/// module's `configure` and its `ROUTES` listing.
+macro_rules! routes {
+    ($($path:literal => { $($method:ident: $handler:path),+ $(,)? }),+ $(,)?) => {
+        pub(super) fn configure(cfg: &mut actix_web::web::ServiceConfig) {
+            $(
+                cfg.service(
+                    super::resource($path, &[$(stringify!($method)),+])
+                        $(.route(actix_web::web::method(actix_web::http::Method::$method).to($handler)))+
+                );
+            )+
+        }
+
+        pub(super) const ROUTES: &[(&str, &[&str])] = &[$(($path, &[$(stringify!($method)),+])),+];
+    };
+}
+
+pub(crate) mod bans;
+pub(crate) mod channels;
+pub(crate) mod health;
+pub(crate) mod invites;
+pub(crate) mod members;
+pub(crate) mod metrics;
+pub(crate) mod servers;
+pub(crate) mod vanity;
 
 use actix_web::{Resource, web};
 use invite_core::ErrorCode;
@@ -22,6 +44,7 @@ use crate::extract::method_not_allowed;
 /// Registers every route.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
+    metrics::configure(cfg);
     servers::configure(cfg);
     members::configure(cfg);
     bans::configure(cfg);
@@ -30,9 +53,28 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     invites::configure(cfg);
 }
 
-/// A resource whose other methods answer 405 in JSON.
-fn resource(path: &str) -> Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
+/// Every route the API serves, as `(path, method)`, for checks against the documentation.
+/// The documentation's own routes (`/openapi.json`, `/docs`) are not part of the API.
+pub fn table() -> Vec<(&'static str, &'static str)> {
+    [
+        health::ROUTES,
+        metrics::ROUTES,
+        servers::ROUTES,
+        members::ROUTES,
+        bans::ROUTES,
+        channels::ROUTES,
+        vanity::ROUTES,
+        invites::ROUTES,
+    ]
+    .into_iter()
+    .flatten()
+    .flat_map(|(path, methods)| methods.iter().map(move |method| (*path, *method)))
+    .collect()
+}
+
+/// A resource whose other methods answer 405 in JSON, with the `Allow` header listing `allowed`.
+fn resource(path: &str, allowed: &'static [&'static str]) -> Resource {
+    web::resource(path).default_service(web::to(move || method_not_allowed(allowed)))
 }
 
 /// The caller's standing in a server they belong to; 404 `SERVER_NOT_FOUND` otherwise, so a
@@ -47,17 +89,25 @@ fn member_standing(
 }
 
 /// `?limit=&before=` for lists newest first.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct BeforeQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct BeforeQuery {
+    /// Page size (1-100, default 50).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// Only entries older than this one (its id).
     before: Option<Uuid>,
 }
 
 /// `?limit=&after=` for lists by user id.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct AfterQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct AfterQuery {
+    /// Page size (1-1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// Only users after this user id.
     after: Option<Uuid>,
 }

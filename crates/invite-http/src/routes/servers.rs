@@ -7,33 +7,29 @@ use invite_core::{ErrorCode, Problem};
 use invite_store::repo::{AuditRepository, ServerRepository};
 use uuid::Uuid;
 
-use super::{BeforeQuery, member_standing, resource};
+use super::{BeforeQuery, member_standing};
 use crate::auth::AuthUser;
 use crate::dto::{AuditEntryDto, ServerDto};
-use crate::error::ApiResult;
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
 use crate::state::AppState;
 
-pub(super) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/servers").route(web::post().to(create)))
-        .service(
-            resource("/servers/{server_id}")
-                .route(web::get().to(get))
-                .route(web::patch().to(update)),
-        )
-        .service(
-            resource("/servers/{server_id}/invites-pause")
-                .route(web::put().to(pause))
-                .route(web::delete().to(resume)),
-        )
-        .service(resource("/servers/{server_id}/audit-log").route(web::get().to(audit_log)));
+routes! {
+    "/servers" => { POST: create },
+    "/servers/{server_id}" => { GET: get, PATCH: update },
+    "/servers/{server_id}/invites-pause" => { PUT: pause, DELETE: resume },
+    "/servers/{server_id}/audit-log" => { GET: audit_log },
 }
 
 /// Most audit entries one page returns, and the default page.
 const MAX_AUDIT_PAGE: i64 = 100;
 const DEFAULT_AUDIT_PAGE: i64 = 50;
 
-async fn create(
+/// Creates a server; the caller becomes its owner and first member.
+#[utoipa::path(post, path = "/servers", tag = "servers", security(("bearer" = [])),
+    request_body = CreateServerRequest,
+    responses((status = 201, description = "Created", body = ServerDto)))]
+pub(crate) async fn create(
     state: web::Data<AppState>,
     AuthUser(actor): AuthUser,
     JsonBody(request): JsonBody<CreateServerRequest>,
@@ -44,7 +40,13 @@ async fn create(
     Ok(HttpResponse::Created().json(ServerDto::new(server, now)))
 }
 
-async fn get(
+/// A server the caller belongs to.
+#[utoipa::path(get, path = "/servers/{server_id}", tag = "servers", security(("bearer" = [])),
+    params(("server_id" = Uuid, Path, description = "The server")), responses(
+        (status = 200, description = "The server", body = ServerDto),
+        (status = 404, description = "Unknown, or the caller is not a member (`SERVER_NOT_FOUND`)", body = ErrorBody),
+    ))]
+pub(crate) async fn get(
     state: web::Data<AppState>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
@@ -62,7 +64,14 @@ async fn get(
     Ok(HttpResponse::Ok().json(ServerDto::new(server, state.clock.now())))
 }
 
-async fn update(
+/// Edits a server (`MANAGE_SERVER`; `features` only by the owner).
+#[utoipa::path(patch, path = "/servers/{server_id}", tag = "servers", security(("bearer" = [])),
+    params(("server_id" = Uuid, Path, description = "The server")), request_body(content = Option<UpdateServerRequest>, description = "Absent or `{}`: no change"), responses(
+        (status = 200, description = "The server after the change", body = ServerDto),
+        (status = 403, description = "`MISSING_PERMISSION`, or `OWNER_ONLY` for `features`", body = ErrorBody),
+        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+    ))]
+pub(crate) async fn update(
     state: web::Data<AppState>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
@@ -86,7 +95,14 @@ async fn update(
     Ok(HttpResponse::Ok().json(ServerDto::new(server, now)))
 }
 
-async fn pause(
+/// Pauses the server's invites, until a time or until resumed (`MANAGE_SERVER`).
+#[utoipa::path(put, path = "/servers/{server_id}/invites-pause", tag = "servers", security(("bearer" = [])),
+    params(("server_id" = Uuid, Path, description = "The server")), request_body(content = Option<PauseRequest>, description = "Absent or `{}`: until resumed"), responses(
+        (status = 204, description = "Paused"),
+        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
+        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+    ))]
+pub(crate) async fn pause(
     state: web::Data<AppState>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
@@ -105,7 +121,14 @@ async fn pause(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn resume(
+/// Resumes the server's invites (`MANAGE_SERVER`).
+#[utoipa::path(delete, path = "/servers/{server_id}/invites-pause", tag = "servers", security(("bearer" = [])),
+    params(("server_id" = Uuid, Path, description = "The server")), responses(
+        (status = 204, description = "Resumed"),
+        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
+        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+    ))]
+pub(crate) async fn resume(
     state: web::Data<AppState>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
@@ -122,7 +145,14 @@ async fn resume(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn audit_log(
+/// The audit log, newest first (`ADMINISTRATOR`).
+#[utoipa::path(get, path = "/servers/{server_id}/audit-log", tag = "servers", security(("bearer" = [])),
+    params(("server_id" = Uuid, Path, description = "The server"), BeforeQuery), responses(
+        (status = 200, description = "Entries, newest first (limit 1-100, default 50)", body = [AuditEntryDto]),
+        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
+        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+    ))]
+pub(crate) async fn audit_log(
     state: web::Data<AppState>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,

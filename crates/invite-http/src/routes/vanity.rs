@@ -8,19 +8,15 @@ use invite_store::models::Invite;
 use invite_store::repo::{ServerRepository, VanityRepository};
 use uuid::Uuid;
 
-use super::{member_standing, resource};
+use super::member_standing;
 use crate::auth::AuthUser;
 use crate::dto::VanityDto;
-use crate::error::ApiResult;
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
 use crate::state::AppState;
 
-pub(super) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource("/servers/{server_id}/vanity-url")
-            .route(web::get().to(get))
-            .route(web::patch().to(update)),
-    );
+routes! {
+    "/servers/{server_id}/vanity-url" => { GET: get, PATCH: update },
 }
 
 fn vanity_dto(invite: Option<Invite>) -> VanityDto {
@@ -30,7 +26,14 @@ fn vanity_dto(invite: Option<Invite>) -> VanityDto {
     }
 }
 
-async fn get(
+/// The server's vanity code and its uses (`MANAGE_SERVER`).
+#[utoipa::path(get, path = "/servers/{server_id}/vanity-url", tag = "invites", security(("bearer" = [])),
+    params(("server_id" = Uuid, Path, description = "The server")), responses(
+        (status = 200, description = "The vanity URL (`code` null when none)", body = VanityDto),
+        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
+        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+    ))]
+pub(crate) async fn get(
     state: web::Data<AppState>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
@@ -46,7 +49,15 @@ async fn get(
     Ok(HttpResponse::Ok().json(vanity_dto(invite)))
 }
 
-async fn update(
+/// Sets or releases (`{"code": null}`) the vanity code (`MANAGE_SERVER`, feature `VANITY_URL`).
+#[utoipa::path(patch, path = "/servers/{server_id}/vanity-url", tag = "invites", security(("bearer" = [])),
+    params(("server_id" = Uuid, Path, description = "The server")), request_body = VanityRequest, responses(
+        (status = 200, description = "The vanity URL after the change", body = VanityDto),
+        (status = 403, description = "`MISSING_PERMISSION` or `MISSING_FEATURE`", body = ErrorBody),
+        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+        (status = 409, description = "`VANITY_TAKEN`: another server holds it, or released it less than 30 days ago", body = ErrorBody),
+    ))]
+pub(crate) async fn update(
     state: web::Data<AppState>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,

@@ -1,0 +1,129 @@
+//! Prometheus metrics, owned by the application state (no global registry): requests by route,
+//! method and status, latency histograms, accept outcomes, pool state and audit write failures.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::db::Db;
+
+/// The service's metrics.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    accepts: IntCounterVec,
+    pool_connections: IntGauge,
+    pool_idle: IntGauge,
+    pool_max: IntGauge,
+    audit_write_failures: IntCounter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every series.
+    ///
+    /// # Panics
+    /// Never in practice: the names below are valid and registered once per registry.
+    pub fn new() -> Self {
+        let registry =
+            Registry::new_custom(Some("invite".to_owned()), None).expect("a valid prefix");
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by route, method and status"),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by route and method",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["route", "method"],
+        )
+        .expect("valid metric");
+        let accepts = IntCounterVec::new(
+            Opts::new(
+                "accept_outcomes_total",
+                "Invite accepts by outcome: joined, or the refusal reason",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let pool_connections = IntGauge::new("db_pool_connections", "Open database connections")
+            .expect("valid metric");
+        let pool_idle = IntGauge::new("db_pool_idle_connections", "Idle database connections")
+            .expect("valid metric");
+        let pool_max =
+            IntGauge::new("db_pool_max_connections", "Configured most database connections")
+                .expect("valid metric");
+        let audit_write_failures = IntCounter::new(
+            "audit_write_failures_total",
+            "Audit entries that could not be written (the operations went ahead)",
+        )
+        .expect("valid metric");
+        // Every outcome is a series from the start, so a dashboard sees zeros, not gaps.
+        for outcome in ["joined", "unavailable", "error"]
+            .into_iter()
+            .chain(invite_core::redeem::RedemptionRefused::ALL.iter().map(|reason| reason.label()))
+        {
+            accepts.with_label_values(&[outcome]);
+        }
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(latency.clone()),
+            Box::new(accepts.clone()),
+            Box::new(pool_connections.clone()),
+            Box::new(pool_idle.clone()),
+            Box::new(pool_max.clone()),
+            Box::new(audit_write_failures.clone()),
+        ] {
+            registry.register(collector).expect("each series is registered once");
+        }
+        Self {
+            registry,
+            requests,
+            latency,
+            accepts,
+            pool_connections,
+            pool_idle,
+            pool_max,
+            audit_write_failures,
+        }
+    }
+
+    /// Counts a finished request; `route` is the matched pattern (`/servers/{server_id}`), never
+    /// the concrete path, so the number of series stays bounded.
+    pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        self.requests.with_label_values(&[route, method, &status.to_string()]).inc();
+        self.latency.with_label_values(&[route, method]).observe(seconds);
+    }
+
+    /// Counts an accept by outcome (`joined`, `expired`, `unavailable`, ...).
+    pub fn observe_accept(&self, outcome: &str) {
+        self.accepts.with_label_values(&[outcome]).inc();
+    }
+
+    /// The text exposition, with the pool and audit figures read now.
+    pub fn render(&self, db: &Db) -> String {
+        let pool = db.pool().state();
+        self.pool_connections.set(i64::from(pool.connections));
+        self.pool_idle.set(i64::from(pool.idle));
+        self.pool_max.set(i64::from(pool.max_size));
+        let failures = invite_store::repo::audit_write_failures();
+        self.audit_write_failures.inc_by(failures.saturating_sub(self.audit_write_failures.get()));
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}

@@ -1,0 +1,19 @@
+//! `GET /metrics`: Prometheus text.
+
+use actix_web::{HttpResponse, web};
+
+use crate::state::AppState;
+
+routes! {
+    "/metrics" => { GET: metrics },
+}
+
+/// The Prometheus text exposition of the service's metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses(
+    (status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain"),
+))]
+pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render(&state.db))
+}

@@ -1,0 +1,63 @@
+//! Every audited action leaves its entry, visible to administrators, newest first.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, bits, both_backends, server_id};
+
+both_backends! {
+    fn every_action_is_in_the_audit_log(app: &TestApp) {
+        let owner = app.user();
+        let server = app.create_server(&owner);
+        let sid = server_id(&server).to_owned();
+        app.patch(&format!("/servers/{sid}"), &owner, json!({"features": ["VANITY_URL"]})).assert_status(200);
+        let invite = app.create_invite(&server, &owner, json!({"max_uses": 7}));
+        let invite_path = format!("/servers/{sid}/invites/{}", invite["id"].as_str().unwrap());
+        app.patch(&invite_path, &owner, json!({"max_uses": 8})).assert_status(200);
+        let joiner = app.user();
+        app.accept(&invite, &joiner).assert_status(201);
+        app.delete(&invite_path, &owner).assert_status(204);
+        app.patch(&format!("/servers/{sid}/vanity-url"), &owner, json!({"code": "audited"})).assert_status(200);
+        app.put(&format!("/servers/{sid}/invites-pause"), &owner, json!({})).assert_status(204);
+        app.delete(&format!("/servers/{sid}/invites-pause"), &owner).assert_status(204);
+        app.delete(&format!("/servers/{sid}/members/{}", joiner.id), &owner).assert_status(204);
+        app.put(&format!("/servers/{sid}/bans/{}", joiner.id), &owner, json!({"reason": "spam"})).assert_status(204);
+        app.delete(&format!("/servers/{sid}/bans/{}", joiner.id), &owner).assert_status(204);
+
+        let log = app.get(&format!("/servers/{sid}/audit-log?limit=100"), &owner);
+        log.assert_status(200);
+        let entries = log.body.as_array().unwrap();
+        let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
+        assert_eq!(actions, [
+            "MemberUnban", "MemberBan", "MemberKick", "InvitesResume", "InvitesPause", "VanityUpdate",
+            "InviteRevoke", "MemberJoin", "InviteUpdate", "InviteCreate",
+        ]);
+        let entry = |action: &str| entries.iter().find(|e| e["action"] == action).unwrap().clone();
+        let create = entry("InviteCreate");
+        assert_eq!((create["target_type"].clone(), create["target_id"].clone()), (json!("invite"), invite["id"].clone()));
+        assert_eq!(create["details"], json!({"code": invite["code"], "max_uses": 7}));
+        assert_eq!(entry("MemberJoin")["details"]["code"], invite["code"]);
+        assert_eq!(entry("MemberJoin")["actor_id"], json!(joiner.id));
+        assert_eq!(entry("MemberBan")["details"]["reason"], "spam");
+        assert_eq!(entry("VanityUpdate")["details"], json!({"old_code": null, "new_code": "audited"}));
+        assert_eq!(entry("MemberKick")["target_id"], json!(joiner.id));
+        assert!(entries.iter().all(|e| e["server_id"] == server["id"] && e["created_at"].as_str().unwrap().ends_with('Z')));
+
+        // Pages, newest first.
+        let page: Vec<Value> = app.get(&format!("/servers/{sid}/audit-log?limit=3"), &owner).body.as_array().unwrap().clone();
+        assert_eq!(page, entries[..3]);
+        let next = app.get(&format!("/servers/{sid}/audit-log?before={}", page[2]["id"].as_str().unwrap()), &owner);
+        assert_eq!(next.body.as_array().unwrap()[..], entries[3..]);
+        app.get(&format!("/servers/{sid}/audit-log?limit=101"), &owner).assert_error(400, "INVALID_QUERY", "limit must be between 1 and 100");
+    }
+
+    fn the_audit_log_is_for_administrators(app: &TestApp) {
+        let owner = app.user();
+        let server = app.create_server(&owner);
+        let path = format!("/servers/{}/audit-log", server_id(&server));
+        let manager = app.member(&server, &owner);
+        app.grant(&server, &owner, &manager, bits::MANAGE_SERVER);
+        app.get(&path, &manager).assert_error(403, "MISSING_PERMISSION", "You need the Administrator permission");
+        app.grant(&server, &owner, &manager, bits::ADMINISTRATOR);
+        app.get(&path, &manager).assert_status(200);
+    }
+}
