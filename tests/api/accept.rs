@@ -67,6 +67,35 @@ both_backends! {
         }
     }
 
+    fn a_cached_preview_never_outlives_the_change_that_ends_it(app: &TestApp) {
+        let owner = app.user();
+        let server = app.create_server(&owner);
+        let anyone = app.user();
+        let single = app.create_invite(&server, &owner, json!({"max_uses": 1}));
+        let revoked = app.create_invite(&server, &owner, json!({}));
+        let preview = |invite: &Value| app.get(&format!("/invites/{}", invite["code"].as_str().unwrap()), &anyone);
+        // Read twice: the second answer comes from the cache.
+        for invite in [&single, &revoked] {
+            preview(invite).assert_status(200);
+            preview(invite).assert_status(200);
+        }
+        app.accept(&single, &app.user()).assert_status(201);
+        preview(&single).assert_code(404, "INVITE_MAXED_OUT");
+        app.delete(&format!("/servers/{}/invites/{}", server_id(&server), revoked["id"].as_str().unwrap()), &owner).assert_status(204);
+        preview(&revoked).assert_code(404, "INVITE_REVOKED");
+
+        let open = app.create_invite(&server, &owner, json!({}));
+        assert_eq!(preview(&open).body["invites_paused"], false);
+        app.put(&format!("/servers/{}/invites-pause", server_id(&server)), &owner, json!({})).assert_status(204);
+        assert_eq!(preview(&open).body["invites_paused"], true);
+        app.patch(&format!("/servers/{}", server_id(&server)), &owner, json!({"name": "Renamed"})).assert_status(200);
+        assert_eq!(preview(&open).body["server_name"], "Renamed");
+        let expiring = app.create_invite(&server, &owner, json!({"max_age": 60}));
+        preview(&expiring).assert_status(200);
+        app.clock.advance(chrono::Duration::seconds(61));
+        preview(&expiring).assert_code(404, "INVITE_EXPIRED");
+    }
+
     fn accepting_joins_and_records_how(app: &TestApp) {
         let owner = app.user();
         let server = app.create_server(&owner);

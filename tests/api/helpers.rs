@@ -138,8 +138,17 @@ impl TestApp {
             random,
             public_url: "https://chat.example".to_owned(),
             metrics: Arc::default(),
+            // As in production: the tests see the cache's invalidation at work.
+            previews: Arc::new(invite_http::preview_cache::PreviewCache::new(
+                10_000,
+                Duration::from_secs(30),
+            )),
         };
-        let options = ServerOptions { workers: Some(2), shutdown_timeout: Duration::from_secs(5) };
+        let options = ServerOptions {
+            workers: Some(2),
+            shutdown_timeout: Duration::from_secs(5),
+            db_pool_size: 8,
+        };
         let (sender, receiver) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {

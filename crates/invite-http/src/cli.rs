@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::auth::Authenticator;
 use crate::config::{Cli, Command, Config};
 use crate::db::Db;
+use crate::preview_cache::PreviewCache;
 use crate::startup::{self, ServerOptions};
 use crate::state::{AppState, os_random};
 use crate::telemetry;
@@ -67,11 +68,16 @@ fn state(
         random: os_random(),
         public_url: config.public_url(listener.local_addr()?)?,
         metrics: Arc::default(),
+        previews: Arc::new(PreviewCache::new(config.preview_cache_size, config.preview_cache_ttl)),
     })
 }
 
-fn options(config: &Config) -> ServerOptions {
-    ServerOptions { workers: config.workers, shutdown_timeout: config.shutdown_timeout }
+fn options(config: &Config, pool: &DbPool) -> ServerOptions {
+    ServerOptions {
+        workers: config.workers,
+        shutdown_timeout: config.shutdown_timeout,
+        db_pool_size: pool.state().max_size,
+    }
 }
 
 fn serve_until_stopped(
@@ -91,8 +97,9 @@ fn serve(config: &Config) -> anyhow::Result<()> {
     let auth = config.authenticator()?;
     let pool = migrated_pool(config)?;
     let listener = bind(config)?;
+    let options = options(config, &pool);
     let state = state(config, pool, auth, &listener)?;
-    serve_until_stopped(listener, state, options(config))
+    serve_until_stopped(listener, state, options)
 }
 
 fn migrate(config: &Config) -> anyhow::Result<()> {
@@ -228,5 +235,5 @@ fn demo(config: &Config) -> anyhow::Result<()> {
         state.invite_url(&code),
         invite.server_id,
     );
-    serve_until_stopped(listener, state, options(&config))
+    serve_until_stopped(listener, state, options(&config, &pool))
 }

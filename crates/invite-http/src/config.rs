@@ -15,6 +15,8 @@
 //! | `--log` | `INVITE_LOG` | `info` | log filter (`tracing` directives) |
 //! | `--workers` | `INVITE_WORKERS` | cores | HTTP worker threads |
 //! | `--shutdown-timeout` | `INVITE_SHUTDOWN_TIMEOUT` | `30s` | how long in-flight requests may finish after SIGTERM |
+//! | `--preview-cache-ttl` | `INVITE_PREVIEW_CACHE_TTL` | `30s` | longest a cached preview is served; `0s` disables the cache |
+//! | `--preview-cache-size` | `INVITE_PREVIEW_CACHE_SIZE` | 100000 | most cached previews |
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -84,9 +86,9 @@ pub struct Config {
     /// Public base URL of invite links (default `http://<bind>`).
     #[arg(long, env = "INVITE_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
-    /// Most database connections.
-    #[arg(long, env = "INVITE_DB_POOL_SIZE", default_value_t = 10, global = true)]
-    pub db_pool_size: u32,
+    /// Most database connections (default 10 on PostgreSQL, 4 on SQLite).
+    #[arg(long, env = "INVITE_DB_POOL_SIZE", global = true)]
+    pub db_pool_size: Option<u32>,
     /// Longest wait for a database connection before answering 503.
     #[arg(long, env = "INVITE_DB_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
     pub db_timeout: Duration,
@@ -102,6 +104,13 @@ pub struct Config {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "INVITE_WORKERS", global = true)]
     pub workers: Option<usize>,
+    /// Longest a cached preview is served; what another instance changed shows after this at most.
+    /// `0s` turns the cache off.
+    #[arg(long, env = "INVITE_PREVIEW_CACHE_TTL", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub preview_cache_ttl: Duration,
+    /// Most cached previews.
+    #[arg(long, env = "INVITE_PREVIEW_CACHE_SIZE", default_value_t = 100_000, global = true)]
+    pub preview_cache_size: usize,
     /// How long in-flight requests may finish after SIGTERM or Ctrl-C.
     #[arg(long, env = "INVITE_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
     pub shutdown_timeout: Duration,
@@ -150,7 +159,9 @@ impl Config {
     /// The pool settings.
     pub fn pool(&self) -> Result<PoolConfig, ConfigError> {
         let mut pool = PoolConfig::new(DatabaseUrl::parse(&self.database_url)?);
-        pool.max_size = self.db_pool_size.max(1);
+        if let Some(size) = self.db_pool_size {
+            pool.max_size = size.max(1);
+        }
         pool.checkout_timeout = self.db_timeout;
         pool.statement_timeout = self.db_statement_timeout;
         Ok(pool)

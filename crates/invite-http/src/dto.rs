@@ -4,11 +4,12 @@
 use chrono::{DateTime, Utc};
 use invite_core::permissions::Permissions;
 use invite_core::redeem::InvitesPause;
-use invite_store::models::{AuditEntry, Ban, Channel, Invite, Member, Preview, Server};
+use invite_store::models::{AuditEntry, Ban, Channel, Invite, Member, Server};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::preview_cache::CachedPreview;
 use crate::state::AppState;
 
 /// An invite.
@@ -108,19 +109,21 @@ pub struct PreviewDto {
 }
 
 impl PreviewDto {
-    /// The preview at `now`.
-    pub fn new(preview: Preview, now: DateTime<Utc>) -> Self {
-        let vanity = preview.invite.kind == invite_core::invite::InviteKind::Vanity;
+    /// The preview of the invite with `code` at `now`.
+    pub fn new(code: &str, preview: &CachedPreview, now: DateTime<Utc>) -> Self {
         Self {
-            code: preview.invite.code.unwrap_or_default(),
-            server_id: preview.invite.server_id,
-            server_name: preview.server_name,
-            server_icon_url: preview.server_icon_url,
+            code: code.to_owned(),
+            server_id: preview.server_id,
+            server_name: preview.server_name.to_string(),
+            server_icon_url: preview.server_icon_url.as_deref().map(str::to_owned),
             member_count: preview.member_count,
-            expires_at: preview.invite.expires_at,
-            channel: preview.channel.map(|(id, name)| ChannelRef { id, name }),
-            inviter_id: if vanity { None } else { preview.invite.created_by },
-            temporary: preview.invite.temporary,
+            expires_at: preview.expires_at(),
+            channel: preview
+                .channel
+                .as_ref()
+                .map(|(id, name)| ChannelRef { id: *id, name: name.to_string() }),
+            inviter_id: preview.inviter_id,
+            temporary: preview.temporary,
             invites_paused: preview.invites_paused.is_some_and(|pause| pause.is_active(now)),
             approximate_member_count: None,
             approximate_presence_count: None,

@@ -16,6 +16,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
+pub mod preview_cache;
 pub mod request_id;
 pub mod routes;
 pub mod startup;

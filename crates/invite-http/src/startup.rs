@@ -20,11 +20,14 @@ pub struct ServerOptions {
     pub workers: Option<usize>,
     /// How long in-flight requests may finish after a stop signal.
     pub shutdown_timeout: Duration,
+    /// The database pool's size: more threads waiting for a connection than there are
+    /// connections only cost memory, so each worker's blocking pool is sized from it.
+    pub db_pool_size: u32,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        Self { workers: None, shutdown_timeout: Duration::from_secs(30) }
+        Self { workers: None, shutdown_timeout: Duration::from_secs(30), db_pool_size: 10 }
     }
 }
 
@@ -72,8 +75,11 @@ pub fn run(
     })
     .shutdown_timeout(options.shutdown_timeout.as_secs())
     .listen(listener)?;
-    if let Some(workers) = options.workers {
-        server = server.workers(workers.max(1));
-    }
+    let workers = options
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
+        .max(1);
+    let pool_size = usize::try_from(options.db_pool_size).unwrap_or(usize::MAX);
+    server = server.workers(workers).worker_max_blocking_threads(pool_size.div_ceil(workers) + 1);
     Ok(server.run())
 }

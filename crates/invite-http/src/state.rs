@@ -8,6 +8,7 @@ use invite_core::code::{OsRandom, RandomSource};
 use crate::auth::Authenticator;
 use crate::db::Db;
 use crate::metrics::Metrics;
+use crate::preview_cache::PreviewCache;
 
 /// Makes the random source a code reservation draws from; injectable so tests can force
 /// collisions.
@@ -33,6 +34,8 @@ pub struct AppState {
     pub public_url: String,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// Previews by code.
+    pub previews: Arc<PreviewCache>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -7,7 +7,12 @@
 //! `BEGIN IMMEDIATE`) match on the variant, and [`on_each_backend!`] runs one query expression on
 //! whichever connection is inside, so even those are written once where their SQL is the same.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
 use diesel::connection::{AnsiTransactionManager, Connection, TransactionManager};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use parking_lot::Mutex;
 
 mod multi {
     // The derive generates public helper items (`MultiBackend`, its raw values, bind collector
@@ -69,12 +74,33 @@ macro_rules! on_each_backend {
 }
 pub(crate) use on_each_backend;
 
+/// The queue for SQLite's single write lock, in this process.
+///
+/// SQLite admits one writer at a time, and a writer that finds the lock taken is left to SQLite's
+/// busy handler, which polls with sleeps that grow to 100 ms: under a burst of joins the lock is
+/// free most of the time while the waiters sleep, throughput drops, the slowest wait past the
+/// checkout timeout and get a 503. Queueing here first hands the lock over as soon as it is
+/// released. The queue is process-wide rather than per file: a service has one database, and
+/// where a process holds several (the tests) their writes only lose parallelism, never
+/// correctness. Writers from other processes (the CLI) still meet the busy handler.
+static SQLITE_WRITER: Mutex<()> = Mutex::new(());
+
+/// How long a writer waits in [`SQLITE_WRITER`]'s queue: the pool's `busy_timeout`.
+static SQLITE_WRITER_PATIENCE_MS: AtomicU64 = AtomicU64::new(2_000);
+
+/// Sets how long SQLite writers queue before giving up (the configured `busy_timeout`).
+pub(crate) fn set_sqlite_writer_patience(patience: Duration) {
+    let millis = u64::try_from(patience.as_millis()).unwrap_or(u64::MAX);
+    SQLITE_WRITER_PATIENCE_MS.store(millis, Ordering::Relaxed);
+}
+
 /// Runs `work` in a transaction that holds the write lock from its first statement.
 ///
-/// On SQLite this is `BEGIN IMMEDIATE`: a deferred transaction that reads and then writes can
-/// fail with `SQLITE_BUSY` without waiting when another writer got in between, while an immediate
-/// one waits (`busy_timeout`) and then sees the latest data. On PostgreSQL it is an ordinary
-/// transaction: row locks and conditional updates do the work there.
+/// On SQLite this is `BEGIN IMMEDIATE`, entered through this process's writer queue: a deferred
+/// transaction that reads and then writes can fail with `SQLITE_BUSY` without waiting when
+/// another writer got in between, while an immediate one waits and then sees the latest data.
+/// On PostgreSQL it is an ordinary transaction: row locks and conditional updates do the work
+/// there.
 pub(crate) fn write_transaction<T, E>(
     conn: &mut DbConnection,
     work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
@@ -85,6 +111,16 @@ where
     match conn {
         DbConnection::Postgres(_) => conn.transaction(work),
         DbConnection::Sqlite(sqlite) => {
+            let patience = Duration::from_millis(SQLITE_WRITER_PATIENCE_MS.load(Ordering::Relaxed));
+            // Held until the transaction has committed or rolled back.
+            let Some(_writer) = SQLITE_WRITER.try_lock_for(patience) else {
+                // The same answer SQLite gives when its own wait runs out: retry later.
+                return Err(DieselError::DatabaseError(
+                    DatabaseErrorKind::Unknown,
+                    Box::new("database is locked (waited for the other writers)".to_owned()),
+                )
+                .into());
+            };
             AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
             // From here the transaction state lives in the inner connection's manager, which the
             // multi-connection's manager dispatches to: commit and rollback below reach it.

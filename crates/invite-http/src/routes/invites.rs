@@ -1,5 +1,7 @@
 //! Invites: create, list, edit and revoke (server- and channel-scoped), preview and accept.
 
+use std::sync::Arc;
+
 use actix_web::{HttpRequest, HttpResponse, web};
 use invite_core::code::CodeRef;
 use invite_core::invite::{CreateInviteRequest, UpdateInviteRequest};
@@ -21,6 +23,7 @@ use crate::auth::AuthUser;
 use crate::dto::{InviteDto, JoinedDto, PreviewDto};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, etag, if_match};
+use crate::preview_cache::CachedPreview;
 use crate::state::AppState;
 
 routes! {
@@ -290,6 +293,9 @@ pub(crate) async fn update(
             conn.update_invite(invite.id, &request, expected, actor.user_id, now)
         })
         .await?;
+    if let Some(code) = &invite.code {
+        state.previews.invalidate(code);
+    }
     Ok(invite_response(HttpResponse::Ok(), &invite, &state))
 }
 
@@ -312,14 +318,18 @@ pub(crate) async fn revoke(
     let (server_id, invite_id) = path.into_inner();
     let expected = if_match(&req)?;
     let now = state.clock.now();
-    state
+    let code = state
         .db
         .run(move |conn| {
             let (standing, invite) = server_invite(conn, server_id, invite_id, actor.user_id)?;
             standing.may_manage_invite(invite.created_by, InviteAction::Revoke)?;
-            revoke_checked(conn, &invite, expected, actor.user_id, now)
+            revoke_checked(conn, &invite, expected, actor.user_id, now)?;
+            Ok(invite.code)
         })
         .await?;
+    if let Some(code) = code {
+        state.previews.invalidate(&code);
+    }
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -339,6 +349,7 @@ pub(crate) async fn revoke_by_code(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let code = CodeRef::parse(&path).ok_or_else(|| ApiError::of(ErrorCode::InviteNotFound))?;
+    let code_key = code.clone();
     let expected = if_match(&req)?;
     let now = state.clock.now();
     state
@@ -363,6 +374,7 @@ pub(crate) async fn revoke_by_code(
             revoke_checked(conn, &invite, expected, actor.user_id, now)
         })
         .await?;
+    state.previews.invalidate(code_key.as_str());
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -396,14 +408,28 @@ pub(crate) async fn preview(
 ) -> ApiResult<HttpResponse> {
     let code = CodeRef::parse(&path)
         .ok_or_else(|| ApiError::from(Problem::from(PreviewRefused::NotFound)))?;
-    let found = state.db.run(move |conn| conn.preview(&code)).await?;
+    let found = if let Some(cached) = state.previews.get(code.as_str()) {
+        Some(cached)
+    } else {
+        let ticket = state.previews.ticket();
+        let key = code.clone();
+        let found = state
+            .db
+            .run(move |conn| conn.preview(&key))
+            .await?
+            .map(|preview| Arc::new(CachedPreview::from(&preview)));
+        if let Some(found) = &found {
+            state.previews.put(code.as_str(), Arc::clone(found), ticket);
+        }
+        found
+    };
     let now = state.clock.now();
-    check_preview(found.as_ref().map(|preview| preview.invite.status()).as_ref(), now)
+    check_preview(found.as_ref().map(|preview| preview.status).as_ref(), now)
         .map_err(Problem::from)?;
     let Some(found) = found else {
         return Err(Problem::from(PreviewRefused::NotFound).into());
     };
-    let mut preview = PreviewDto::new(found, now);
+    let mut preview = PreviewDto::new(code.as_str(), &found, now);
     if query.with_counts {
         preview.approximate_member_count = Some(preview.member_count);
         // Members connected to the gateway; there is no gateway yet, so nobody is connected.
@@ -429,7 +455,11 @@ pub(crate) async fn accept(
     let code = CodeRef::parse(&path)
         .ok_or_else(|| ApiError::from(Problem::from(RedemptionRefused::NotFound)))?;
     let now = state.clock.now();
-    let outcome = state.db.run(move |conn| conn.redeem(&code, &actor, now)).await;
+    let key = code.clone();
+    let outcome = state.db.run(move |conn| conn.redeem(&key, &actor, now)).await;
+    if matches!(outcome, Ok(Redemption::Joined(_))) {
+        state.previews.invalidate(code.as_str());
+    }
     state.metrics.observe_accept(match &outcome {
         Ok(Redemption::Joined(_)) => "joined",
         Ok(Redemption::Refused(reason)) => reason.label(),

@@ -92,6 +92,7 @@ pub(crate) async fn update(
             conn.update_server(server_id, &changes, now)
         })
         .await?;
+    state.previews.invalidate_all();
     Ok(HttpResponse::Ok().json(ServerDto::new(server, now)))
 }
 
@@ -118,6 +119,7 @@ pub(crate) async fn pause(
             conn.set_invites_pause(server_id, Some(pause), actor.user_id, now)
         })
         .await?;
+    state.previews.invalidate_all();
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -142,6 +144,7 @@ pub(crate) async fn resume(
             conn.set_invites_pause(server_id, None, actor.user_id, now)
         })
         .await?;
+    state.previews.invalidate_all();
     Ok(HttpResponse::NoContent().finish())
 }
 

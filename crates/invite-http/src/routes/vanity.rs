@@ -83,5 +83,6 @@ pub(crate) async fn update(
             conn.set_vanity_code(server_id, code.as_ref(), actor.user_id, now)
         })
         .await?;
+    state.previews.invalidate_all();
     Ok(HttpResponse::Ok().json(vanity_dto(invite)))
 }

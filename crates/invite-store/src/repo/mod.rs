@@ -21,6 +21,7 @@ use invite_core::server::{ChannelName, NewServerSettings, PageLimit, ServerChang
 use uuid::Uuid;
 
 pub use audit::audit_write_failures;
+pub use redeem::accept_statement_sql;
 
 #[cfg(doc)]
 use crate::connection::DbConnection;

@@ -200,42 +200,45 @@ fn redeem_locked(
     Ok(Redemption::Joined(Joined { member, uses, version }))
 }
 
-/// The single-statement accept. `$1` code, `$2` user, `$3` now, `$4` username, `$5` audit id.
+/// The single-statement accept, after its `params` CTE (see [`AcceptStatement`], which binds
+/// the code, the user, the time, the username and the audit entry's id there, once each).
+/// Public through [`accept_statement_sql`] so benchmarks measure the database running exactly it.
 /// The member insert has no `ON CONFLICT`: a concurrent join of the same user makes the whole
 /// statement fail (and roll back the use with it), and the retry then reports the membership.
-const ACCEPT_SQL: &str = "
-WITH target AS (
+pub(crate) const ACCEPT_SQL: &str = "
+),
+target AS (
     SELECT i.id, i.server_id, i.code, i.kind, i.created_by, i.max_uses, i.uses, i.expires_at,
            i.temporary, i.revoked_at, s.invites_paused_until, s.invites_paused_indefinitely,
-           EXISTS (SELECT 1 FROM members m WHERE m.server_id = i.server_id AND m.user_id = $2)
+           EXISTS (SELECT 1 FROM members m WHERE m.server_id = i.server_id AND m.user_id = p.user_id)
                AS is_member,
-           EXISTS (SELECT 1 FROM bans b WHERE b.server_id = i.server_id AND b.user_id = $2)
+           EXISTS (SELECT 1 FROM bans b WHERE b.server_id = i.server_id AND b.user_id = p.user_id)
                AS is_banned
-    FROM invites i
+    FROM params p
+    JOIN invites i ON i.code = p.code
     JOIN servers s ON s.id = i.server_id
-    WHERE i.code = $1
 ),
 used AS (
     UPDATE invites AS i
-    SET uses = i.uses + 1, version = i.version + 1, updated_at = $3
-    FROM target AS t
+    SET uses = i.uses + 1, version = i.version + 1, updated_at = p.now
+    FROM target AS t, params AS p
     WHERE i.id = t.id
       AND NOT t.is_member
       AND NOT t.is_banned
       AND NOT t.invites_paused_indefinitely
-      AND (t.invites_paused_until IS NULL OR t.invites_paused_until <= $3)
+      AND (t.invites_paused_until IS NULL OR t.invites_paused_until <= p.now)
       AND i.revoked_at IS NULL
-      AND (i.expires_at IS NULL OR i.expires_at > $3)
+      AND (i.expires_at IS NULL OR i.expires_at > p.now)
       AND (i.max_uses IS NULL OR i.uses < i.max_uses)
     RETURNING i.id, i.server_id, i.code, i.kind, i.created_by, i.temporary, i.uses, i.version
 ),
 joined AS (
     INSERT INTO members (server_id, user_id, permissions, joined_at, temporary, source,
                          joined_via_invite_id, joined_via_code, inviter_id)
-    SELECT u.server_id, $2, 0, $3, u.temporary,
+    SELECT u.server_id, p.user_id, 0, p.now, u.temporary,
            CASE u.kind WHEN 'vanity' THEN 'vanity' ELSE 'invite' END,
            u.id, u.code, CASE u.kind WHEN 'vanity' THEN NULL ELSE u.created_by END
-    FROM used AS u
+    FROM used AS u, params AS p
     RETURNING server_id
 ),
 counted AS (
@@ -247,13 +250,14 @@ counted AS (
 audited AS (
     INSERT INTO audit_entries (id, server_id, actor_id, action, target_type, target_id, details,
                                created_at)
-    SELECT $5, u.server_id, $2, 'MemberJoin', 'user', $2,
-           jsonb_build_object('code', u.code, 'invite_id', u.id), $3
-    FROM used AS u
+    SELECT p.audit_id, u.server_id, p.user_id, 'MemberJoin', 'user', p.user_id,
+           jsonb_build_object('code', u.code, 'invite_id', u.id), p.now
+    FROM used AS u, params AS p
 ),
 remembered AS (
     INSERT INTO users (id, username, created_at, updated_at)
-    SELECT $2, $4, $3, $3 FROM used WHERE $4 IS NOT NULL
+    SELECT p.user_id, p.username, p.now, p.now FROM used AS u, params AS p
+    WHERE p.username IS NOT NULL
     ON CONFLICT (id) DO UPDATE SET username = EXCLUDED.username, updated_at = EXCLUDED.updated_at
 )
 SELECT t.id, t.server_id, t.code, t.kind, t.created_by, t.max_uses, t.uses, t.expires_at,
@@ -263,6 +267,59 @@ SELECT t.id, t.server_id, t.code, t.kind, t.created_by, t.max_uses, t.uses, t.ex
 FROM target AS t
 LEFT JOIN used AS u ON u.id = t.id
 ";
+
+/// The PostgreSQL accept statement, with `params` (a `SELECT` of `code`, `user_id`, `now`,
+/// `username` and `audit_id` columns) in place of the bound values: what a benchmark of the
+/// database alone runs to find the ceiling the service is measured against.
+pub fn accept_statement_sql(params: &str) -> String {
+    format!("WITH params AS ({params}{ACCEPT_SQL}")
+}
+
+/// [`ACCEPT_SQL`] with its values, as a query of its own type: diesel caches prepared
+/// statements by query type, so the statement is parsed and planned once per connection instead
+/// of once per accept (`sql_query` is never cached, its SQL being arbitrary).
+struct AcceptStatement<'a> {
+    code: &'a str,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+    username: Option<&'a str>,
+    audit_id: Uuid,
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for AcceptStatement<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        out.push_sql("WITH params AS (SELECT ");
+        out.push_bind_param::<Text, _>(&self.code)?;
+        out.push_sql("::text AS code, ");
+        out.push_bind_param::<DbUuid, _>(&self.user_id)?;
+        out.push_sql("::uuid AS user_id, ");
+        out.push_bind_param::<DbTimestamp, _>(&self.now)?;
+        out.push_sql("::timestamptz AS now, ");
+        out.push_bind_param::<Nullable<Text>, _>(&self.username)?;
+        out.push_sql("::text AS username, ");
+        out.push_bind_param::<DbUuid, _>(&self.audit_id)?;
+        out.push_sql("::uuid AS audit_id");
+        out.push_sql(ACCEPT_SQL);
+        Ok(())
+    }
+}
+
+/// The cache key of [`AcceptStatement`] (its own type has a lifetime, a key must not).
+struct AcceptStatementId;
+
+impl diesel::query_builder::QueryId for AcceptStatement<'_> {
+    type QueryId = AcceptStatementId;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::Query for AcceptStatement<'_> {
+    type SqlType = diesel::sql_types::Untyped;
+}
+
+impl RunQueryDsl<diesel::PgConnection> for AcceptStatement<'_> {}
 
 #[derive(QueryableByName)]
 #[expect(clippy::struct_excessive_bools, reason = "mirrors the columns the statement returns")]
@@ -337,15 +394,14 @@ fn redeem_postgres(
     now: DateTime<Utc>,
 ) -> StoreResult<Redemption> {
     for _ in 0..MAX_ATTEMPTS {
-        let result = diesel::sql_query(ACCEPT_SQL)
-            .bind::<Text, _>(code.as_str())
-            .bind::<DbUuid, _>(user.user_id)
-            .bind::<DbTimestamp, _>(now)
-            .bind::<Nullable<Text>, _>(user.username.as_deref())
-            .bind::<DbUuid, _>(Uuid::now_v7())
-            .get_result::<AcceptRow>(conn)
-            .optional()
-            .map_err(StoreError::from);
+        let statement = AcceptStatement {
+            code: code.as_str(),
+            user_id: user.user_id,
+            now,
+            username: user.username.as_deref(),
+            audit_id: Uuid::now_v7(),
+        };
+        let result = statement.get_result::<AcceptRow>(conn).optional().map_err(StoreError::from);
         let row = match result {
             Ok(Some(row)) => row,
             Ok(None) => return Ok(Redemption::Refused(RedemptionRefused::NotFound)),

@@ -198,7 +198,8 @@ conformance! {
 }
 
 /// On PostgreSQL a successful accept is one data statement: no BEGIN, no COMMIT, no second
-/// round trip (counted with diesel's instrumentation on the very connection that runs it).
+/// round trip, and it is prepared once per connection (counted with diesel's instrumentation on
+/// the very connection that runs it).
 #[test]
 fn postgres_accepts_in_one_statement() {
     use std::sync::{Arc, Mutex};
@@ -217,6 +218,9 @@ fn postgres_accepts_in_one_statement() {
                 InstrumentationEvent::BeginTransaction { .. } => {
                     self.0.lock().unwrap().push("BEGIN".to_owned());
                 }
+                InstrumentationEvent::CacheQuery { sql, .. } => {
+                    self.0.lock().unwrap().push(format!("PREPARE {sql}"));
+                }
                 _ => {}
             }
         }
@@ -232,6 +236,24 @@ fn postgres_accepts_in_one_statement() {
     let outcome = conn.redeem(&code_of(&invite), &named("guest"), t0()).unwrap();
     assert!(matches!(outcome, Redemption::Joined(_)), "{outcome:?}");
     let statements = seen.lock().unwrap().clone();
-    assert_eq!(statements.len(), 1, "{statements:#?}");
-    assert!(statements[0].trim_start().starts_with("WITH target AS"), "{}", statements[0]);
+    // The first accept on a connection runs the statement and caches it prepared.
+    let prepared =
+        statements.iter().filter(|sql| sql.starts_with("PREPARE WITH params AS")).count();
+    let executed = statements.iter().filter(|sql| sql.starts_with("WITH params AS")).count();
+    assert_eq!((statements.len(), prepared, executed), (2, 1, 1), "{statements:#?}");
+
+    // Later accepts reuse the prepared statement: one round trip each.
+    seen.lock().unwrap().clear();
+    for _ in 0..3 {
+        assert!(matches!(
+            conn.redeem(&code_of(&invite), &user(), t0()).unwrap(),
+            Redemption::Joined(_)
+        ));
+    }
+    let statements = seen.lock().unwrap().clone();
+    assert_eq!(statements.len(), 3, "{statements:#?}");
+    assert!(
+        statements.iter().all(|sql| sql.trim_start().starts_with("WITH params AS")),
+        "{statements:#?}"
+    );
 }

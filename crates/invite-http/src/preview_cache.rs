@@ -1,0 +1,265 @@
+//! Previews, cached: a preview is public, read far more often than invites change, and must stay
+//! fast whatever the database is doing.
+//!
+//! Correctness rules, in order of importance:
+//! - Whether an invite can be previewed is never served stale by the instance that changed it:
+//!   every change to an invite (a join, an edit, a revoke) drops its entry, and every change to a
+//!   server's public face (a pause, a rename, a vanity change) moves a generation that
+//!   outdates every entry. Expiry is computed at read time from the cached `expires_at`.
+//! - A read that raced an invalidation cannot put back what was just invalidated: invalidations
+//!   leave a tombstone, and an entry read before the tombstone is not stored.
+//! - Other instances sharing the database see this instance's changes after at most the TTL
+//!   (`INVITE_PREVIEW_CACHE_TTL`); `member_count` is approximate within the same bound.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use invite_core::invite::InviteKind;
+use invite_core::redeem::{InviteStatus, InvitesPause};
+use invite_store::models::Preview;
+use quick_cache::sync::{Cache, DefaultLifecycle};
+use quick_cache::{DefaultHashBuilder, UnitWeighter};
+use uuid::Uuid;
+
+/// What a preview shows and what deciding it needs, and nothing else: 100,000 of them must fit
+/// in a small service's memory (about a third of a full [`Preview`] each).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedPreview {
+    /// The server.
+    pub server_id: Uuid,
+    /// Its name.
+    pub server_name: Box<str>,
+    /// Its icon.
+    pub server_icon_url: Option<Box<str>>,
+    /// Its member count when read.
+    pub member_count: i64,
+    /// Its pause.
+    pub invites_paused: Option<InvitesPause>,
+    /// The channel the invite points at.
+    pub channel: Option<(Uuid, Box<str>)>,
+    /// Who created the invite (`None` for a vanity URL, which is the server's).
+    pub inviter_id: Option<Uuid>,
+    /// Whether joining makes a temporary member.
+    pub temporary: bool,
+    /// What deciding whether it can be previewed needs.
+    pub status: InviteStatus,
+}
+
+impl CachedPreview {
+    /// The invite's expiry.
+    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.status.expires_at
+    }
+}
+
+impl From<&Preview> for CachedPreview {
+    fn from(preview: &Preview) -> Self {
+        let vanity = preview.invite.kind == InviteKind::Vanity;
+        Self {
+            server_id: preview.invite.server_id,
+            server_name: preview.server_name.as_str().into(),
+            server_icon_url: preview.server_icon_url.as_deref().map(Into::into),
+            member_count: preview.member_count,
+            invites_paused: preview.invites_paused,
+            channel: preview.channel.as_ref().map(|(id, name)| (*id, name.as_str().into())),
+            inviter_id: if vanity { None } else { preview.invite.created_by },
+            temporary: preview.invite.temporary,
+            status: preview.invite.status(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Entry {
+    preview: Arc<CachedPreview>,
+    fetched: Instant,
+    generation: u64,
+}
+
+/// Slots allocated up front; the table grows from there up to the capacity, so an idle service
+/// holds little memory for a cache it has not filled.
+const INITIAL_SLOTS: usize = 1024;
+
+/// A bounded, time-limited cache of previews by code.
+pub struct PreviewCache {
+    entries: Cache<Box<str>, Entry>,
+    tombstones: Cache<Box<str>, Instant>,
+    generation: AtomicU64,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for PreviewCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreviewCache")
+            .field("entries", &self.entries.len())
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// When a read began: what it may be stored against.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadTicket {
+    started: Instant,
+    generation: u64,
+}
+
+impl PreviewCache {
+    /// A cache of at most `capacity` previews, each kept at most `ttl`; a zero TTL or capacity
+    /// disables caching.
+    pub fn new(capacity: usize, ttl: Duration) -> Self {
+        Self {
+            entries: Cache::with(
+                INITIAL_SLOTS,
+                capacity.max(1) as u64,
+                UnitWeighter,
+                DefaultHashBuilder::default(),
+                DefaultLifecycle::default(),
+            ),
+            // Tombstones only need to outlive the reads in flight when they were laid.
+            tombstones: Cache::with(
+                INITIAL_SLOTS,
+                (capacity / 10).max(1024) as u64,
+                UnitWeighter,
+                DefaultHashBuilder::default(),
+                DefaultLifecycle::default(),
+            ),
+            generation: AtomicU64::new(0),
+            ttl: if capacity == 0 { Duration::ZERO } else { ttl },
+        }
+    }
+
+    /// Whether caching is on.
+    pub fn enabled(&self) -> bool {
+        !self.ttl.is_zero()
+    }
+
+    /// The cached preview, if fresh.
+    pub fn get(&self, code: &str) -> Option<Arc<CachedPreview>> {
+        if !self.enabled() {
+            return None;
+        }
+        let entry = self.entries.get(code)?;
+        let fresh = entry.fetched.elapsed() < self.ttl
+            && entry.generation == self.generation.load(Ordering::Acquire);
+        fresh.then_some(entry.preview)
+    }
+
+    /// Call before reading the database for `code`.
+    pub fn ticket(&self) -> ReadTicket {
+        ReadTicket { started: Instant::now(), generation: self.generation.load(Ordering::Acquire) }
+    }
+
+    /// Stores what a read found, unless something was invalidated since it began.
+    pub fn put(&self, code: &str, preview: Arc<CachedPreview>, ticket: ReadTicket) {
+        if !self.enabled() || ticket.generation != self.generation.load(Ordering::Acquire) {
+            return;
+        }
+        if self.tombstones.get(code).is_some_and(|laid| laid >= ticket.started) {
+            return;
+        }
+        self.entries.insert(
+            code.into(),
+            Entry { preview, fetched: ticket.started, generation: ticket.generation },
+        );
+        // An invalidation may have landed between the check above and the insert; it lays its
+        // tombstone before removing the entry, so looking again closes the window.
+        if self.tombstones.get(code).is_some_and(|laid| laid >= ticket.started) {
+            self.entries.remove(code);
+        }
+    }
+
+    /// The invite with this code changed.
+    pub fn invalidate(&self, code: &str) {
+        if !self.enabled() {
+            return;
+        }
+        self.tombstones.insert(code.into(), Instant::now());
+        self.entries.remove(code);
+    }
+
+    /// Something every preview of a server shows changed (its name, icon, pause, vanity code):
+    /// all entries are outdated at once; such changes are rare.
+    pub fn invalidate_all(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use invite_core::invite::InviteKind;
+    use invite_store::models::Invite;
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn preview(code: &str) -> Preview {
+        let now = Utc::now();
+        Preview {
+            invite: Invite {
+                id: Uuid::now_v7(),
+                server_id: Uuid::now_v7(),
+                channel_id: None,
+                code: Some(code.to_owned()),
+                kind: InviteKind::Random,
+                created_by: None,
+                max_uses: None,
+                uses: 0,
+                max_age: 0,
+                expires_at: None,
+                temporary: false,
+                created_at: now,
+                updated_at: now,
+                version: 1,
+                revoked_at: None,
+            },
+            server_name: "s".into(),
+            server_icon_url: None,
+            member_count: 1,
+            invites_paused: None,
+            channel: None,
+        }
+    }
+
+    #[test]
+    fn stores_and_serves_until_invalidated() {
+        let cache = PreviewCache::new(10, Duration::from_mins(1));
+        let ticket = cache.ticket();
+        cache.put("abc", Arc::new(CachedPreview::from(&preview("abc"))), ticket);
+        assert!(cache.get("abc").is_some());
+        cache.invalidate("abc");
+        assert!(cache.get("abc").is_none());
+        let ticket = cache.ticket();
+        cache.put("abc", Arc::new(CachedPreview::from(&preview("abc"))), ticket);
+        cache.invalidate_all();
+        assert!(cache.get("abc").is_none());
+    }
+
+    #[test]
+    fn a_read_that_raced_an_invalidation_is_not_stored() {
+        let cache = PreviewCache::new(10, Duration::from_mins(1));
+        let before = cache.ticket();
+        std::thread::sleep(Duration::from_millis(2));
+        cache.invalidate("abc");
+        cache.put("abc", Arc::new(CachedPreview::from(&preview("abc"))), before);
+        assert!(cache.get("abc").is_none());
+        let before_bump = cache.ticket();
+        cache.invalidate_all();
+        cache.put("xyz", Arc::new(CachedPreview::from(&preview("xyz"))), before_bump);
+        assert!(cache.get("xyz").is_none());
+    }
+
+    #[test]
+    fn entries_expire_and_a_zero_ttl_disables_caching() {
+        let cache = PreviewCache::new(10, Duration::from_millis(20));
+        cache.put("abc", Arc::new(CachedPreview::from(&preview("abc"))), cache.ticket());
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(cache.get("abc").is_none());
+        let off = PreviewCache::new(10, Duration::ZERO);
+        off.put("abc", Arc::new(CachedPreview::from(&preview("abc"))), off.ticket());
+        assert!(!off.enabled() && off.get("abc").is_none());
+    }
+}

@@ -1,0 +1,201 @@
+//! `invite-loadtest`: seeds a database, drives the service with a scenario, prints throughput
+//! and latency, and checks the invariants afterwards. See `bench/run` for the whole benchmark.
+
+mod ids;
+mod pgbench;
+mod scenario;
+mod seed;
+mod verify;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use invite_http::auth::Authenticator;
+use invite_store::pool::{ConnectionManager, DatabaseUrl, PoolConfig};
+use invite_store::{DbConnection, migrations};
+
+use crate::scenario::{Load, Report, Scenario, Target};
+
+#[derive(Debug, Parser)]
+#[command(name = "invite-loadtest", about = "Load tests for the invite service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Seed an empty database (migrating it first): servers, invites, a big and a small server.
+    Seed {
+        /// The service's database.
+        #[arg(long, env = "INVITE_DATABASE_URL")]
+        database_url: String,
+        /// Ordinary servers.
+        #[arg(long, default_value_t = 10_000)]
+        servers: u64,
+        /// Invites, spread over the servers.
+        #[arg(long, default_value_t = 100_000)]
+        invites: u64,
+        /// Members of the big server.
+        #[arg(long, default_value_t = 100_000)]
+        big_members: u64,
+    },
+    /// Drive a running service with a scenario and print what it measured.
+    Run {
+        /// The service's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// The service's token secret, to mint a token per simulated user.
+        #[arg(long, env = "INVITE_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: String,
+        /// The scenario.
+        #[arg(long, value_enum)]
+        scenario: Scenario,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Measured time.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Unmeasured time first.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        warmup: Duration,
+        /// Hold this total rate (requests per second) instead of going as fast as possible.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Seeded servers and invites (as given to `seed`).
+        #[arg(long, default_value_t = 10_000)]
+        servers: u64,
+        /// Seeded invites.
+        #[arg(long, default_value_t = 100_000)]
+        invites: u64,
+        /// A label for the report (the backend, the setup).
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Append the report as JSON lines to this file.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+    },
+    /// Check the invariants in the database; exits non-zero on a violation.
+    Verify {
+        /// The service's database.
+        #[arg(long, env = "INVITE_DATABASE_URL")]
+        database_url: String,
+    },
+    /// Print the pgbench script(s) of a scenario's database work into a directory.
+    PgbenchScripts {
+        /// The scenario.
+        #[arg(long, value_enum)]
+        scenario: Scenario,
+        /// Where to write the files.
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// Seeded servers.
+        #[arg(long, default_value_t = 10_000)]
+        servers: u64,
+        /// Seeded invites.
+        #[arg(long, default_value_t = 100_000)]
+        invites: u64,
+    },
+}
+
+fn connect(url: &str) -> anyhow::Result<DbConnection> {
+    let config = PoolConfig::new(DatabaseUrl::parse(url)?);
+    ConnectionManager::new(&config).open().context("cannot connect to the database")
+}
+
+fn print_table(reports: &[Report]) {
+    println!(
+        "{:<24} {:>10} {:>5} {:>9} {:>10} {:>8} {:>8} {:>8} {:>8}  statuses",
+        "scenario", "label", "conc", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms"
+    );
+    for r in reports {
+        let statuses: Vec<String> =
+            r.statuses.iter().map(|(status, count)| format!("{status}:{count}")).collect();
+        println!(
+            "{:<24} {:>10} {:>5} {:>9} {:>10.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2}  {}",
+            r.scenario,
+            r.label,
+            r.concurrency,
+            r.requests,
+            r.throughput,
+            r.p50_ms,
+            r.p90_ms,
+            r.p99_ms,
+            r.max_ms,
+            statuses.join(" ")
+        );
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Seed { database_url, servers, invites, big_members } => {
+            let mut conn = connect(&database_url)?;
+            migrations::run_pending_migrations(&mut conn)?;
+            let started = std::time::Instant::now();
+            seed::seed(&mut conn, seed::SeedSize { servers, invites, big_members })?;
+            println!(
+                "seeded {servers} servers, {invites} invites, a server of {big_members} members in {:.1?}",
+                started.elapsed()
+            );
+        }
+        Command::Run {
+            url,
+            jwt_secret,
+            scenario,
+            concurrency,
+            duration,
+            warmup,
+            rate,
+            servers,
+            invites,
+            label,
+            json,
+        } => {
+            let auth = Authenticator::from_secret(jwt_secret.as_bytes())?;
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(concurrency.max(1))
+                .tcp_nodelay(true)
+                .timeout(Duration::from_secs(30))
+                .build()?;
+            let target = Target {
+                base: url.trim_end_matches('/').to_owned(),
+                auth: Arc::new(auth),
+                client,
+                servers,
+                invites,
+            };
+            let load = Load { concurrency: concurrency.max(1), duration, warmup, rate };
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let reports = runtime.block_on(scenario::run(&target, scenario, &label, load))?;
+            print_table(&reports);
+            if let Some(path) = json {
+                let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+                for report in &reports {
+                    writeln!(file, "{}", serde_json::to_string(report)?)?;
+                }
+            }
+        }
+        Command::Verify { database_url } => {
+            let violated = verify::verify(&mut connect(&database_url)?)?;
+            if !violated.is_empty() {
+                bail!("{} invariant(s) violated", violated.len());
+            }
+        }
+        Command::PgbenchScripts { scenario, dir, servers, invites } => {
+            let scripts = pgbench::scripts(scenario, servers, invites)
+                .context("this scenario has no database-only equivalent")?;
+            std::fs::create_dir_all(&dir)?;
+            for (name, script) in scripts {
+                let file = name.split('@').next().unwrap_or(name);
+                std::fs::write(dir.join(file), script)?;
+                println!("{}", dir.join(name).display());
+            }
+        }
+    }
+    Ok(())
+}
