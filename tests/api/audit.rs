@@ -1,8 +1,39 @@
 //! Every audited action leaves its entry, visible to administrators, newest first.
 
+use diesel::connection::SimpleConnection;
+use invite_store::Backend;
+use invite_store::repo::{InviteRepository, MemberRepository};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, bits, both_backends, server_id};
+
+/// Makes every insert into the audit log fail, as a full disk or a broken table would.
+fn break_the_audit_log(app: &TestApp) {
+    let mut conn = app.conn();
+    let sql = match conn.backend() {
+        Backend::Postgres => {
+            "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN RAISE EXCEPTION 'the audit log is broken'; END $$; \
+             CREATE TRIGGER audit_broken BEFORE INSERT ON audit_entries \
+             FOR EACH ROW EXECUTE FUNCTION refuse_audit();"
+        }
+        Backend::Sqlite => {
+            "CREATE TRIGGER audit_broken BEFORE INSERT ON audit_entries \
+             BEGIN SELECT RAISE(ABORT, 'the audit log is broken'); END;"
+        }
+    };
+    conn.batch_execute(sql).unwrap();
+}
+
+fn audit_failures_in_metrics(app: &TestApp) -> u64 {
+    let metrics = app.request(reqwest::Method::GET, "/metrics", None, None).text;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("invite_audit_write_failures_total "))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
 
 both_backends! {
     fn every_action_is_in_the_audit_log(app: &TestApp) {
@@ -59,5 +90,38 @@ both_backends! {
         app.get(&path, &manager).assert_error(403, "MISSING_PERMISSION", "You need the Administrator permission");
         app.grant(&server, &owner, &manager, bits::ADMINISTRATOR);
         app.get(&path, &manager).assert_status(200);
+    }
+
+    fn a_failed_audit_write_never_fails_the_operation_it_describes(app: &TestApp) {
+        let owner = app.user();
+        let server = app.create_server(&owner);
+        let sid = server_id(&server).to_owned();
+        let kicked = app.member(&server, &owner);
+        let log = |app: &TestApp| app.get(&format!("/servers/{sid}/audit-log?limit=100"), &owner).body.as_array().unwrap().len();
+        let entries_before = log(app);
+        // The counter belongs to the process, which other tests share: compare, never equate.
+        let failures_before = audit_failures_in_metrics(app);
+        break_the_audit_log(app);
+
+        let invite = app.create_invite(&server, &owner, json!({"max_uses": 3}));
+        let invite_path = format!("/servers/{sid}/invites/{}", invite["id"].as_str().unwrap());
+        app.patch(&invite_path, &owner, json!({"max_uses": 4})).assert_status(200);
+        let joiner = app.user();
+        app.accept(&invite, &joiner).assert_status(201);
+        app.put(&format!("/servers/{sid}/invites-pause"), &owner, json!({})).assert_status(204);
+        app.delete(&format!("/servers/{sid}/invites-pause"), &owner).assert_status(204);
+        app.delete(&format!("/servers/{sid}/members/{}", kicked.id), &owner).assert_status(204);
+        app.put(&format!("/servers/{sid}/bans/{}", kicked.id), &owner, json!({})).assert_status(204);
+        app.delete(&format!("/servers/{sid}/bans/{}", kicked.id), &owner).assert_status(204);
+        app.delete(&invite_path, &owner).assert_status(204);
+
+        // Every operation took effect, none left an entry, and each failure was counted.
+        let mut conn = app.conn();
+        let stored = conn.find_invite(invite["id"].as_str().unwrap().parse().unwrap()).unwrap().unwrap();
+        assert_eq!((stored.max_uses, stored.uses, stored.revoked_at.is_some()), (Some(4), 1, true));
+        assert!(conn.find_member(sid.parse().unwrap(), joiner.id).unwrap().is_some());
+        assert!(conn.find_member(sid.parse().unwrap(), kicked.id).unwrap().is_none());
+        assert_eq!(log(app), entries_before);
+        assert!(audit_failures_in_metrics(app) >= failures_before + 9, "nine audit writes failed");
     }
 }

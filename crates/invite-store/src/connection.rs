@@ -85,13 +85,18 @@ pub(crate) use on_each_backend;
 /// correctness. Writers from other processes (the CLI) still meet the busy handler.
 static SQLITE_WRITER: Mutex<()> = Mutex::new(());
 
-/// How long a writer waits in [`SQLITE_WRITER`]'s queue: the pool's `busy_timeout`.
-static SQLITE_WRITER_PATIENCE_MS: AtomicU64 = AtomicU64::new(2_000);
+/// How long a writer waits in [`SQLITE_WRITER`]'s queue: the pool's `busy_timeout`. Every SQLite
+/// connection is opened by a `ConnectionManager`, which sets it first.
+static SQLITE_WRITER_PATIENCE_MS: AtomicU64 = AtomicU64::new(0);
 
-/// Sets how long SQLite writers queue before giving up (the configured `busy_timeout`).
+/// Raises how long SQLite writers queue before giving up to the configured `busy_timeout`.
+///
+/// The queue is shared by the process, so the longest patience any pool asked for wins: a
+/// service has one pool, and where a process opens several (the tests, a pool for a race beside
+/// the default one), a later pool with a shorter timeout must not cut the waits of the first.
 pub(crate) fn set_sqlite_writer_patience(patience: Duration) {
     let millis = u64::try_from(patience.as_millis()).unwrap_or(u64::MAX);
-    SQLITE_WRITER_PATIENCE_MS.store(millis, Ordering::Relaxed);
+    SQLITE_WRITER_PATIENCE_MS.fetch_max(millis, Ordering::Relaxed);
 }
 
 /// Runs `work` in a transaction that holds the write lock from its first statement.
@@ -134,7 +139,11 @@ where
                     }
                 },
                 Err(error) => {
-                    DbConnection::rollback_transaction(conn)?;
+                    // The work's error says what went wrong; a failed rollback only says the
+                    // connection is gone too, which the pool finds out when it next checks it.
+                    if let Err(rollback_error) = DbConnection::rollback_transaction(conn) {
+                        tracing::warn!(%rollback_error, "rollback after a failed write failed");
+                    }
                     Err(error)
                 }
             }

@@ -48,6 +48,8 @@ pub enum Constraint {
     MemberKey,
     /// One ban per user and server.
     BanKey,
+    /// A banned user cannot become a member (the `members_not_banned` trigger).
+    MemberBanned,
     /// Any other constraint, as the database named it.
     Other(String),
 }
@@ -69,6 +71,8 @@ impl Constraint {
             Self::MemberKey
         } else if named("bans_pkey", ": bans.server_id, bans.user_id") {
             Self::BanKey
+        } else if name == MEMBER_BANNED || message == MEMBER_BANNED {
+            Self::MemberBanned
         } else if name.is_empty() {
             Self::Other(message.to_owned())
         } else {
@@ -76,6 +80,10 @@ impl Constraint {
         }
     }
 }
+
+/// The trigger refusing a banned user's membership; PostgreSQL reports it as the constraint's
+/// name, SQLite as the message of its `RAISE(ABORT, ...)`.
+const MEMBER_BANNED: &str = "members_not_banned";
 
 /// Messages of failures that mean "the database is away or overloaded", which diesel reports
 /// as unknown errors: PostgreSQL's statement timeout and shutdowns, SQLite's busy timeout.
@@ -94,6 +102,14 @@ impl From<DieselError> for StoreError {
             DieselError::NotFound => Self::NotFound,
             DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, ref info) => {
                 Self::Conflict(Constraint::identify(info.as_ref()))
+            }
+            // PostgreSQL raises it as a check violation; diesel knows no kind for SQLite's
+            // trigger failures.
+            DieselError::DatabaseError(
+                DatabaseErrorKind::CheckViolation | DatabaseErrorKind::Unknown,
+                ref info,
+            ) if Constraint::identify(info.as_ref()) == Constraint::MemberBanned => {
+                Self::Conflict(Constraint::MemberBanned)
             }
             DieselError::DatabaseError(
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,

@@ -188,6 +188,39 @@ impl TestDatabase {
     }
 }
 
+/// Inserts `count` active random invites into the server, in one transaction and without the
+/// repository's checks: tests of the 1000-active-invites limit would otherwise make a thousand
+/// requests first.
+pub fn insert_active_invites(
+    conn: &mut DbConnection,
+    server_id: Uuid,
+    count: usize,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    use diesel::prelude::*;
+
+    use crate::schema::invites;
+    use crate::sql_types::{Id, Ts};
+
+    conn.transaction(|conn| {
+        (0..count).try_for_each(|_| {
+            let code = invite_core::code::InviteCode::generate(&mut invite_core::code::OsRandom);
+            diesel::insert_into(invites::table)
+                .values((
+                    invites::id.eq(Id(Uuid::now_v7())),
+                    invites::server_id.eq(Id(server_id)),
+                    invites::code.eq(code.as_str()),
+                    invites::kind.eq("random"),
+                    invites::created_at.eq(Ts(now)),
+                    invites::updated_at.eq(Ts(now)),
+                ))
+                .execute(conn)
+                .map(drop)
+        })
+    })
+    .expect("insert the invites");
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         // Close the pool's connections before the database goes away.

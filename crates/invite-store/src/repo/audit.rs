@@ -50,14 +50,19 @@ pub(crate) fn record(conn: &mut DbConnection, entry: NewAuditEntry) {
     let written = conn
         .transaction(|conn| diesel::insert_into(audit_entries::table).values(&row).execute(conn));
     if let Err(error) = written {
-        AUDIT_WRITE_FAILURES.fetch_add(1, Ordering::Relaxed);
-        tracing::error!(
-            %error,
-            server_id = %entry.server_id,
-            action = row.action,
-            "audit entry could not be written; the operation itself went ahead"
-        );
+        count_failure(entry.server_id, entry.action, error);
     }
+}
+
+/// Logs and counts an audit entry that could not be written.
+pub(crate) fn count_failure(server_id: Uuid, action: AuditAction, error: impl std::fmt::Display) {
+    AUDIT_WRITE_FAILURES.fetch_add(1, Ordering::Relaxed);
+    tracing::error!(
+        %error,
+        %server_id,
+        action = action.as_str(),
+        "audit entry could not be written; the operation itself went ahead"
+    );
 }
 
 impl AuditRepository for DbConnection {

@@ -5,7 +5,8 @@
 //! count, the version bump and the `MemberJoin` audit entry. The core decides every refusal.
 //!
 //! - PostgreSQL sends one statement on the success path: data-modifying CTEs read the facts,
-//!   take the use, insert the member, count it and audit it. The use is re-checked under the
+//!   take the use, insert the member, count it and audit it (the audit entry through
+//!   `record_member_join`, which catches its own failure as SQLite's savepoint does). The use is re-checked under the
 //!   invite's row lock, so concurrent accepts queue on that row and the last free use goes to
 //!   exactly one of them. If the statement admits nobody, the facts it read go to the core for
 //!   the reason; if the core would have admitted on those facts, a concurrent join took the
@@ -205,6 +206,8 @@ fn redeem_locked(
 /// Public through [`accept_statement_sql`] so benchmarks measure the database running exactly it.
 /// The member insert has no `ON CONFLICT`: a concurrent join of the same user makes the whole
 /// statement fail (and roll back the use with it), and the retry then reports the membership.
+/// The insert also meets the `members_not_banned` trigger, which waits for a ban in progress on
+/// the server and refuses the member if one committed (see its migration).
 pub(crate) const ACCEPT_SQL: &str = "
 ),
 target AS (
@@ -248,10 +251,9 @@ counted AS (
     RETURNING s.id
 ),
 audited AS (
-    INSERT INTO audit_entries (id, server_id, actor_id, action, target_type, target_id, details,
-                               created_at)
-    SELECT p.audit_id, u.server_id, p.user_id, 'MemberJoin', 'user', p.user_id,
-           jsonb_build_object('code', u.code, 'invite_id', u.id), p.now
+    SELECT record_member_join(p.audit_id, u.server_id, p.user_id,
+                              jsonb_build_object('code', u.code, 'invite_id', u.id), p.now)
+               AS failure
     FROM used AS u, params AS p
 ),
 remembered AS (
@@ -263,7 +265,8 @@ remembered AS (
 SELECT t.id, t.server_id, t.code, t.kind, t.created_by, t.max_uses, t.uses, t.expires_at,
        t.temporary, t.revoked_at, t.invites_paused_until, t.invites_paused_indefinitely,
        t.is_member, t.is_banned, u.uses AS new_uses, u.version AS new_version,
-       EXISTS (SELECT 1 FROM counted) AS admitted
+       EXISTS (SELECT 1 FROM counted) AS admitted,
+       (SELECT failure FROM audited) AS audit_failure
 FROM target AS t
 LEFT JOIN used AS u ON u.id = t.id
 ";
@@ -358,6 +361,9 @@ struct AcceptRow {
     new_version: Option<i64>,
     #[diesel(sql_type = Bool)]
     admitted: bool,
+    /// Why the `MemberJoin` entry could not be written; `None` when it was, or nobody joined.
+    #[diesel(sql_type = Nullable<Text>)]
+    audit_failure: Option<String>,
 }
 
 impl AcceptRow {
@@ -405,11 +411,15 @@ fn redeem_postgres(
         let row = match result {
             Ok(Some(row)) => row,
             Ok(None) => return Ok(Redemption::Refused(RedemptionRefused::NotFound)),
-            // The same user joined concurrently: the retry sees the membership.
-            Err(StoreError::Conflict(Constraint::MemberKey)) => continue,
+            // The same user joined concurrently, or a ban committed while this statement ran
+            // (the `members_not_banned` trigger): the retry sees the membership or the ban.
+            Err(StoreError::Conflict(Constraint::MemberKey | Constraint::MemberBanned)) => continue,
             Err(error) => return Err(error),
         };
         let (admitted, new_uses, new_version) = (row.admitted, row.new_uses, row.new_version);
+        if let Some(failure) = &row.audit_failure {
+            audit::count_failure(row.server_id, AuditAction::MemberJoin, failure);
+        }
         let target = row.into_target()?;
         if let (true, Some(uses), Some(version)) = (admitted, new_uses, new_version) {
             return Ok(Redemption::Joined(Joined {
@@ -421,8 +431,10 @@ fn redeem_postgres(
         if let Err(reason) = decide_redemption(&target.facts(), now) {
             return Ok(Redemption::Refused(reason));
         }
-        // Admissible on the snapshot, refused under the lock: a concurrent join took the last
-        // use (or a ban, pause or revoke landed). Run again on fresh data.
+        // Admissible on the snapshot, refused under the invite's row lock: a concurrent join
+        // took the last use, or an edit or revoke landed. Run again on fresh data. (A pause
+        // that commits while the statement runs does not stop it: the join is ordered before
+        // the pause. A ban does, through the trigger above.)
     }
     Err(StoreError::Unavailable("too much contention on this invite, please retry".to_owned()))
 }

@@ -115,9 +115,13 @@ fn claim_code(
     actor: Uuid,
     now: DateTime<Utc>,
 ) -> StoreResult<Invite> {
+    // Both updates below apply only to the row as it was read (its version): the claim was
+    // decided on it, and the two servers involved lock different server rows, so a reclaim and
+    // a takeover of the same released code can run at once. The second to reach the row finds
+    // its version moved on and is told the code is taken.
     match (claim, holder) {
         (VanityClaim::Reclaim, Some(own)) => {
-            diesel::update(invites::table.filter(invites::id.eq(Id(own.id))))
+            let reclaimed = diesel::update(unchanged(&own))
                 .set((
                     invites::revoked_at.eq(None::<Ts>),
                     invites::created_by.eq(Id(actor)),
@@ -125,18 +129,36 @@ fn claim_code(
                     invites::updated_at.eq(Ts(now)),
                 ))
                 .execute(conn)?;
+            if reclaimed == 0 {
+                return Err(Problem::of(ErrorCode::VanityTaken).into());
+            }
             load_invite(conn, own.id)?.ok_or(StoreError::NotFound)
         }
         (VanityClaim::TakeOver, Some(previous)) => {
             // The old row keeps its history (uses, members who joined with it) but gives up
             // the code, which is the one thing two rows may not share.
-            diesel::update(invites::table.filter(invites::id.eq(Id(previous.id))))
-                .set((invites::code.eq(None::<String>), invites::updated_at.eq(Ts(now))))
+            let given_up = diesel::update(unchanged(&previous))
+                .set((
+                    invites::code.eq(None::<String>),
+                    invites::version.eq(invites::version + 1),
+                    invites::updated_at.eq(Ts(now)),
+                ))
                 .execute(conn)?;
+            if given_up == 0 {
+                return Err(Problem::of(ErrorCode::VanityTaken).into());
+            }
             insert_vanity(conn, server_id, code, actor, now)
         }
         _ => insert_vanity(conn, server_id, code, actor, now),
     }
+}
+
+/// The invite's row, if it is still at the version it was read at.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn unchanged(invite: &Invite) -> _ {
+    let id: Id = Id(invite.id);
+    let version: i64 = invite.version;
+    invites::table.filter(invites::id.eq(id)).filter(invites::version.eq(version))
 }
 
 fn insert_vanity(

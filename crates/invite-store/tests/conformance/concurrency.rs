@@ -8,7 +8,7 @@ use std::time::Duration;
 use invite_core::code::CodeRef;
 use invite_core::redeem::RedemptionRefused;
 use invite_core::server::PageLimit;
-use invite_store::repo::{Actor, InviteRepository, MemberRepository, Redemption};
+use invite_store::repo::{Actor, BanRepository, InviteRepository, MemberRepository, Redemption};
 use invite_store::testing::TestDatabase;
 use invite_store::{Backend, DbPool, PoolConfig};
 
@@ -93,5 +93,53 @@ conformance! {
         assert_eq!((joined, already), (1, RACERS - 1));
         assert_eq!(reload(conn, &invite).uses, 1);
         assert_eq!(membership_counts(conn, server.id), (2, 2));
+    }
+
+    fn a_ban_racing_an_accept_never_leaves_a_banned_member(db: &TestDatabase) {
+        const PAIRS: usize = 40;
+        let pool = racing_pool(db);
+        let conn = &mut db.connect();
+        for round in 0..5 {
+            let owner = user();
+            let server = create_server(conn, &owner);
+            let invite = create_invite(conn, &server, &owner, "{}");
+            let code = code_of(&invite);
+            let users: Vec<Actor> = (0..PAIRS).map(|_| user()).collect();
+            let barrier = Arc::new(Barrier::new(2 * PAIRS));
+            let mut accepts = Vec::new();
+            let mut bans = Vec::new();
+            for actor in &users {
+                let (banned, by, server_id) = (actor.user_id, owner.user_id, server.id);
+                let (pool_a, code, barrier_a, actor) =
+                    (pool.clone(), code.clone(), barrier.clone(), actor.clone());
+                accepts.push(std::thread::spawn(move || {
+                    barrier_a.wait();
+                    pool_a.run(|conn| conn.redeem(&code, &actor, t0())).unwrap()
+                }));
+                let (pool_b, barrier_b) = (pool.clone(), barrier.clone());
+                bans.push(std::thread::spawn(move || {
+                    barrier_b.wait();
+                    pool_b.run(|conn| conn.ban(server_id, banned, None, by, t0())).unwrap();
+                }));
+            }
+            let outcomes: Vec<Redemption> =
+                accepts.into_iter().map(|handle| handle.join().unwrap()).collect();
+            for handle in bans {
+                handle.join().unwrap();
+            }
+
+            // Every ban stands, so nobody may be left a member, whichever of the two came first.
+            for (actor, outcome) in users.iter().zip(&outcomes) {
+                assert!(
+                    matches!(outcome, Redemption::Joined(_))
+                        || *outcome == Redemption::Refused(RedemptionRefused::Banned),
+                    "round {round}: {outcome:?}"
+                );
+                assert_eq!(conn.find_member(server.id, actor.user_id).unwrap(), None, "round {round}");
+            }
+            assert_eq!(membership_counts(conn, server.id), (1, 1), "round {round}");
+            let joined = outcomes.iter().filter(|o| matches!(o, Redemption::Joined(_))).count();
+            assert_eq!(reload(conn, &invite).uses, i64::try_from(joined).unwrap(), "round {round}");
+        }
     }
 }

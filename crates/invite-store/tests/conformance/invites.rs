@@ -9,7 +9,7 @@ use invite_store::repo::{
 };
 use invite_store::schema::invites;
 use invite_store::sql_types::{Id, Ts};
-use invite_store::testing::TestDatabase;
+use invite_store::testing::{TestDatabase, insert_active_invites};
 use invite_store::{DbConnection, StoreError};
 use uuid::Uuid;
 
@@ -133,7 +133,8 @@ conformance! {
         let owner = user();
         let server = create_server(conn, &owner);
         // 999 active rows, plus inactive ones that must not count.
-        let rows: Vec<_> = (0..1003)
+        insert_active_invites(conn, server.id, 999, t0());
+        let rows: Vec<_> = (999..1003)
             .map(|i| {
                 let (expires_at, max_uses, uses, revoked_at) = match i {
                     999 => (Some(Ts(t0())), None, 0, None),

@@ -1,0 +1,1 @@
+DROP TRIGGER members_not_banned;
