@@ -44,6 +44,9 @@ both_backends! {
             "server_icon_url": null, "member_count": 1, "expires_at": invite["expires_at"],
             "channel": null, "inviter_id": owner.id, "temporary": false, "invites_paused": false,
         }));
+        // Fluxer's clients ask for the expiry explicitly; it is always there.
+        let fluxer = app.request(reqwest::Method::GET, &format!("/invites/{}?with_expiration=true", invite["code"].as_str().unwrap()), None, None);
+        assert_eq!(fluxer.body, preview.body);
     }
 
     fn previews_of_unusable_invites_are_404_with_their_reason(app: &TestApp) {
@@ -113,6 +116,25 @@ both_backends! {
         assert_eq!(member.username.as_deref(), Some("guest"));
         let preview = app.get(&format!("/invites/{}", invite["code"].as_str().unwrap()), &guest);
         assert_eq!(preview.body["member_count"], 2);
+    }
+
+    fn every_preview_of_a_server_shows_its_member_count_after_a_join_or_a_leave(app: &TestApp) {
+        let owner = app.user();
+        let server = app.create_server(&owner);
+        let (first, second) = (app.create_invite(&server, &owner, json!({})), app.create_invite(&server, &owner, json!({})));
+        let count = |invite: &Value| app.request(reqwest::Method::GET, &format!("/invites/{}", invite["code"].as_str().unwrap()), None, None).body["member_count"].clone();
+        // Both previews are read, so both are cached; a join through one changes the other's.
+        assert_eq!((count(&first), count(&second)), (json!(1), json!(1)));
+        let guest = app.user();
+        app.accept(&first, &guest).assert_status(201);
+        assert_eq!((count(&first), count(&second)), (json!(2), json!(2)));
+        app.delete(&format!("/servers/{}/members/{}", server_id(&server), guest.id), &guest).assert_status(204);
+        assert_eq!(count(&second), json!(1));
+        let banned = app.member(&server, &owner);
+        assert_eq!(count(&second), json!(2));
+        app.put(&format!("/servers/{}/bans/{}", server_id(&server), banned.id), &owner, json!({})).assert_status(204);
+        assert_eq!(count(&second), json!(1));
+        assert_eq!(member_count(app, &server), (1, 1));
     }
 
     fn every_refusal_has_its_status_and_consumes_nothing(app: &TestApp) {

@@ -34,6 +34,14 @@ both_backends! {
         let huge = json!({"max_uses": 1, "pad": "x".repeat(17 * 1024)});
         let too_large = app.raw(|c, _| c.post(&invites).bearer_auth(&owner.token).json(&huge));
         too_large.assert_error(413, "PAYLOAD_TOO_LARGE", "The request body is larger than 16 KiB");
+        // Streamed, with no length declared up front: counted as it arrives.
+        let body = serde_json::to_vec(&huge).unwrap();
+        let streamed = app.raw(|c, _| c.post(&invites).bearer_auth(&owner.token).header("content-type", "application/json").body(reqwest::blocking::Body::new(std::io::Cursor::new(body))));
+        streamed.assert_error(413, "PAYLOAD_TOO_LARGE", "The request body is larger than 16 KiB");
+        // An endpoint that reads no body refuses one over the limit all the same.
+        let accept = format!("{}/invites/abcdefgh/accept", app.base);
+        let oversized = app.raw(|c, _| c.post(&accept).bearer_auth(&owner.token).json(&huge));
+        oversized.assert_error(413, "PAYLOAD_TOO_LARGE", "The request body is larger than 16 KiB");
 
         let bad_uuid = app.get("/servers/not-a-uuid/invites", &owner);
         bad_uuid.assert_code(400, "INVALID_ID");

@@ -64,11 +64,23 @@ both_backends! {
         assert_eq!(edited.header("etag"), Some("\"3\""));
         app.patch(&path, &owner, json!({"max_uses": 0})).assert_error(400, "VALIDATION_ERROR", "max_uses must be greater than 0");
         app.patch(&path, &owner, json!({"max_uses": null})).assert_status(200);
-        let below = app.patch(&path, &owner, json!({"max_uses": 1}));
-        below.assert_status(200);
+        // Down to the uses already made, but not below them.
+        let at_uses = app.patch(&path, &owner, json!({"max_uses": 1}));
+        assert_eq!((at_uses.status, at_uses.body["max_uses"].clone()), (200, json!(1)));
+        app.patch(&path, &owner, json!({"max_uses": 2})).assert_status(200);
+        app.accept(&invite, &app.user()).assert_status(201);
+        app.patch(&path, &owner, json!({"max_uses": 1})).assert_error(400, "VALIDATION_ERROR", "max_uses must not be below the invite's current uses (2)");
         app.patch(&path, &owner, json!({"uses": 0})).assert_code(400, "INVALID_JSON");
 
-        patch_if_match(app, &path, &owner, "\"1\"", json!({"max_uses": 9})).assert_code(412, "PRECONDITION_FAILED");
+        // A new lifetime counts from now, as the service's clock tells it.
+        app.clock.advance(chrono::Duration::hours(5));
+        let extended = app.patch(&path, &owner, json!({"expires_in_hours": 2}));
+        let expires_at: chrono::DateTime<chrono::Utc> = extended.body["expires_at"].as_str().unwrap().parse().unwrap();
+        let expected = chrono::Utc::now() + chrono::Duration::hours(7);
+        assert!((expires_at - expected).num_seconds().abs() < 60, "{expires_at} vs {expected}");
+        app.patch(&path, &owner, json!({"max_uses": null})).assert_status(200);
+
+        patch_if_match(app, &path, &owner, "\"1\"", json!({"max_uses": 9})).assert_error(412, "PRECONDITION_FAILED", "The invite has changed since the version in If-Match");
         let current = app.get(&format!("/servers/{}/invites", server_id(&server)), &owner).body[0]["version"].clone();
         let ok = patch_if_match(app, &path, &owner, &format!("\"{current}\""), json!({"max_uses": 9}));
         ok.assert_status(200);
@@ -128,6 +140,20 @@ both_backends! {
         app.delete("/invites/zzzzzzzz", &owner).assert_error(404, "INVITE_NOT_FOUND", "Invite not found");
     }
 
+    fn revoking_honours_if_match(app: &TestApp) {
+        let owner = app.user();
+        let server = app.create_server(&owner);
+        let invite = app.create_invite(&server, &owner, json!({}));
+        app.accept(&invite, &app.user()).assert_status(201);
+        let url = format!("{}{}", app.base, invite_path(&server, &invite));
+        let delete = |version: &str| app.raw(|c, _| c.delete(&url).bearer_auth(&owner.token).header("if-match", version));
+        delete("\"1\"").assert_error(412, "PRECONDITION_FAILED", "The invite has changed since the version in If-Match");
+        let listed = app.get(&format!("/servers/{}/invites", server_id(&server)), &owner);
+        assert_eq!((listed.body[0]["id"].clone(), listed.body[0]["version"].clone()), (invite["id"].clone(), json!(2)));
+        delete("\"2\"").assert_status(204);
+        assert_eq!(app.get(&format!("/servers/{}/invites", server_id(&server)), &owner).body, json!([]));
+    }
+
     fn unique_false_returns_the_existing_invite(app: &TestApp) {
         let owner = app.user();
         let server = app.create_server(&owner);
@@ -137,9 +163,14 @@ both_backends! {
         let again = app.post(&path, &owner, json!({"max_uses": 5, "max_age": 3600, "temporary": true, "unique": false}));
         again.assert_status(200);
         assert_eq!(again.body["id"], first.body["id"]);
+        assert_eq!(again.header("etag"), Some("\"1\""));
         assert_eq!(app.get(&path, &owner).body.as_array().unwrap().len(), 1);
         let different = app.post(&path, &owner, json!({"max_uses": 6, "unique": false}));
         different.assert_status(201);
+        // Reuse creates nothing, so it records nothing either.
+        let log = app.get(&format!("/servers/{}/audit-log", server_id(&server)), &owner).body;
+        let creates: Vec<_> = log.as_array().unwrap().iter().filter(|entry| entry["action"] == "InviteCreate").map(|entry| entry["target_id"].clone()).collect();
+        assert_eq!(creates, [different.body["id"].clone(), first.body["id"].clone()]);
     }
 
     fn a_temporary_invite_makes_a_temporary_member_and_counts_are_optional(app: &TestApp) {

@@ -1,6 +1,7 @@
 //! Creating, listing and revoking invites (Together's endpoints).
 
 use invite_store::repo::InviteRepository;
+use invite_store::testing::insert_active_invites;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -55,18 +56,34 @@ both_backends! {
             (json!({"max_uses": 0}), "max_uses must be greater than 0"),
             (json!({"max_uses": -3}), "max_uses must be greater than 0"),
             (json!({"max_uses": 1_000_001}), "max_uses must be at most 1000000"),
+            // Beyond any integer type: still the field's own rule, not a parse error.
+            (json!({"max_uses": 1e20}), "max_uses must be at most 1000000"),
+            (json!({"max_uses": u64::MAX}), "max_uses must be at most 1000000"),
+            (json!({"expires_in_hours": -1e30}), "expires_in_hours must be between 1 and 720"),
             (json!({"expires_in_hours": 0}), "expires_in_hours must be between 1 and 720"),
             (json!({"expires_in_hours": 721}), "expires_in_hours must be between 1 and 720"),
             (json!({"max_age": -1}), "max_age must be between 0 and 2592000"),
             (json!({"max_age": 2_592_001}), "max_age must be between 0 and 2592000"),
             (json!({"max_age": 60, "expires_in_hours": 1}), "Provide either max_age or expires_in_hours, not both"),
-            (json!({"channel_id": Uuid::now_v7()}), "Unknown channel"),
         ] {
             let response = app.post(&path, &owner, body.clone());
             assert_eq!(response.status, 400, "{body}: {}", response.text);
             assert_eq!(response.body["error"], message, "{body}");
         }
         assert_eq!(app.get(&path, &owner).body, json!([]), "refused creates write nothing");
+        app.post(&path, &owner, json!({"channel_id": Uuid::now_v7()})).assert_error(400, "UNKNOWN_CHANNEL", "Unknown channel");
+    }
+
+    fn a_server_holds_at_most_1000_active_invites(app: &TestApp) {
+        let owner = app.user();
+        let server = app.create_server(&owner);
+        let path = format!("/servers/{}/invites", server_id(&server));
+        insert_active_invites(&mut app.conn(), server_id(&server).parse().unwrap(), 999, chrono::Utc::now());
+        let last = app.create_invite(&server, &owner, json!({}));
+        app.post(&path, &owner, json!({})).assert_error(400, "MAX_INVITES_REACHED", "Maximum number of active invites reached (1000)");
+        assert_eq!(app.get(&path, &owner).body.as_array().unwrap().len(), 1000);
+        app.delete(&format!("{path}/{}", last["id"].as_str().unwrap()), &owner).assert_status(204);
+        app.post(&path, &owner, json!({})).assert_status(201);
     }
 
     fn creating_and_listing_need_create_invites(app: &TestApp) {

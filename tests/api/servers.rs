@@ -1,7 +1,27 @@
-use serde_json::json;
+use reqwest::Method;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, bits, both_backends, server_id};
+use crate::helpers::{TestApp, TestResponse, TestUser, bits, both_backends, server_id};
+
+/// A request with an optional body and `If-Match`.
+fn send(
+    app: &TestApp,
+    user: &TestUser,
+    (method, path, body, if_match): &(Method, String, Option<Value>, Option<&str>),
+) -> TestResponse {
+    let url = format!("{}{path}", app.base);
+    app.raw(|client, _| {
+        let mut request = client.request(method.clone(), &url).bearer_auth(&user.token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        if let Some(version) = if_match {
+            request = request.header("if-match", *version);
+        }
+        request
+    })
+}
 
 both_backends! {
     fn creating_a_server_makes_its_creator_owner_and_member(app: &TestApp) {
@@ -71,5 +91,49 @@ both_backends! {
         assert_eq!(featured.body["features"], json!(["VANITY_URL"]));
         app.patch(&path, &owner, json!({"features": ["NOPE"]})).assert_code(400, "VALIDATION_ERROR");
         assert_eq!(app.get(&path, &owner).body["name"], "Renamed");
+    }
+
+    fn strangers_get_404_and_members_403_before_the_rules_of_their_request(app: &TestApp) {
+        let owner = app.user();
+        let server = app.create_server(&owner);
+        let id = server_id(&server).to_owned();
+        let invite = app.create_invite(&server, &owner, json!({}));
+        let invite_id = invite["id"].as_str().unwrap().to_owned();
+        let member = app.member(&server, &owner);
+        let stranger = app.user();
+        // Every request breaks a rule of its body, query or If-Match, which only the owner,
+        // who may make it, gets to hear about.
+        let requests = [
+            (Method::PATCH, format!("/servers/{id}"), Some(json!({"name": ""})), None),
+            (Method::PUT, format!("/servers/{id}/invites-pause"), Some(json!({"until": "2000-01-01T00:00:00Z"})), None),
+            (Method::PUT, format!("/servers/{id}/bans/{}", Uuid::now_v7()), Some(json!({"reason": "x".repeat(600)})), None),
+            (Method::POST, format!("/servers/{id}/channels"), Some(json!({"name": ""})), None),
+            (Method::POST, format!("/servers/{id}/invites"), Some(json!({"max_uses": 0})), None),
+            (Method::GET, format!("/servers/{id}/invites?limit=0"), None, None),
+            (Method::GET, format!("/servers/{id}/audit-log?limit=0"), None, None),
+            (Method::GET, format!("/servers/{id}/invites/{invite_id}/members?limit=0"), None, None),
+            (Method::PATCH, format!("/servers/{id}/vanity-url"), Some(json!({"code": "a"})), None),
+            (Method::PATCH, format!("/servers/{id}/invites/{invite_id}"), Some(json!({})), Some("garbage")),
+            (Method::DELETE, format!("/servers/{id}/invites/{invite_id}"), None, Some("garbage")),
+        ];
+        for request in &requests {
+            let (method, path, ..) = request;
+            send(app, &stranger, request).assert_error(404, "SERVER_NOT_FOUND", "Server not found");
+            let refused = send(app, &member, request);
+            assert_eq!((refused.status, refused.body["code"].as_str()), (403, Some("MISSING_PERMISSION")), "{method} {path}: {}", refused.text);
+            let malformed = send(app, &owner, request);
+            assert_eq!(malformed.status, 400, "{method} {path}: {}", malformed.text);
+        }
+        let members = (Method::GET, format!("/servers/{id}/members?limit=0"), None, None);
+        send(app, &stranger, &members).assert_error(404, "SERVER_NOT_FOUND", "Server not found");
+        send(app, &member, &members).assert_error(400, "INVALID_QUERY", "limit must be between 1 and 1000");
+
+        // Nothing changed.
+        let path = format!("/servers/{id}");
+        assert_eq!(app.get(&path, &owner).body, app.get(&path, &member).body);
+        assert_eq!(app.get(&path, &owner).body["name"], "Test server");
+        assert_eq!(app.get(&format!("{path}/channels"), &owner).body, json!([]));
+        assert_eq!(app.get(&format!("{path}/bans"), &owner).body, json!([]));
+        assert_eq!(app.get(&format!("{path}/invites"), &owner).body.as_array().unwrap().len(), 2);
     }
 }

@@ -77,7 +77,8 @@ both_backends! {
         let vanity_id = member["joined_via"]["invite_id"].as_str().unwrap().to_owned();
         app.delete(&format!("/servers/{}/invites/{vanity_id}", server_id(&server)), &owner).assert_code(400, "VANITY_INVITE");
         app.patch(&format!("/servers/{}/invites/{vanity_id}", server_id(&server)), &owner, json!({"max_uses": 1})).assert_code(400, "VANITY_INVITE");
-        app.get(&vanity_path(&server), &owner).assert_status(200);
+        assert_eq!(app.get(&vanity_path(&server), &owner).body, json!({"code": "join-us", "uses": 1}));
+        app.request(reqwest::Method::GET, "/invites/join-us", None, None).assert_status(200);
     }
 
     fn another_servers_code_is_taken_and_a_released_one_cools_down_for_thirty_days(app: &TestApp) {

@@ -1,6 +1,10 @@
 //! Reading integers the way JSON Schema defines them: `10` and `10.0` are the same integer.
 //! Generated clients and validators send either; refusing `10.0` would reject requests the
 //! published schema calls valid.
+//!
+//! Integers beyond `i64` saturate to its bounds instead of failing to parse: every field read
+//! here has a much narrower range, so `{"max_uses": 1e20}` is answered by the field's own rule
+//! ("`max_uses` must be at most 1000000") rather than by a parse error about the number.
 
 use std::fmt;
 
@@ -22,17 +26,16 @@ impl Visitor<'_> for Integer {
     }
 
     fn visit_u64<E: de::Error>(self, value: u64) -> Result<i64, E> {
-        i64::try_from(value).map_err(|_| E::invalid_value(de::Unexpected::Unsigned(value), &self))
+        Ok(i64::try_from(value).unwrap_or(i64::MAX))
     }
 
     #[expect(
         clippy::cast_possible_truncation,
-        reason = "the range and the fraction are checked first"
+        reason = "the fraction is checked first, and `as` saturates out-of-range values"
     )]
     fn visit_f64<E: de::Error>(self, value: f64) -> Result<i64, E> {
-        // 2^63 is exactly representable; every integral f64 below it converts exactly.
-        let in_range = (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&value);
-        if value.fract() == 0.0 && in_range {
+        // Infinities and NaN have no zero fraction; JSON cannot spell them anyway.
+        if value.fract() == 0.0 {
             Ok(value as i64)
         } else {
             Err(E::invalid_type(de::Unexpected::Float(value), &self))
@@ -113,14 +116,20 @@ mod tests {
     }
 
     #[test]
-    fn fractions_huge_numbers_and_strings_are_refused() {
-        for bad in [
-            r#"{"value": 1.5}"#,
-            r#"{"value": 1e30}"#,
-            r#"{"value": "1"}"#,
-            r#"{"value": 18446744073709551615}"#,
-            r#"{"patch": 0.5}"#,
-        ] {
+    fn huge_integers_saturate() {
+        assert_eq!(parse(r#"{"value": 1e30}"#).unwrap().value, Some(i64::MAX));
+        assert_eq!(parse(r#"{"value": -1e30}"#).unwrap().value, Some(i64::MIN));
+        assert_eq!(parse(r#"{"value": 18446744073709551615}"#).unwrap().value, Some(i64::MAX));
+        assert_eq!(
+            parse(r#"{"value": 99999999999999999999999999}"#).unwrap().value,
+            Some(i64::MAX)
+        );
+        assert_eq!(parse(r#"{"value": 9223372036854775807}"#).unwrap().value, Some(i64::MAX));
+    }
+
+    #[test]
+    fn fractions_and_strings_are_refused() {
+        for bad in [r#"{"value": 1.5}"#, r#"{"value": "1"}"#, r#"{"patch": 0.5}"#] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

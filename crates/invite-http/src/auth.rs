@@ -290,6 +290,68 @@ mod tests {
         );
     }
 
+    /// Key pairs made for these tests only (`openssl genpkey -algorithm ed25519`, and a P-256
+    /// key from `openssl ecparam -name prime256v1`); they sign nothing anywhere else.
+    const ED25519_PRIVATE: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIBoCtEpSZ7tb4jjzjRXks/RNtb2F3H1N9pX+8J9+yczF
+-----END PRIVATE KEY-----
+";
+    const ED25519_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEAfF4WHb2ltoe+1Wh1V2GRE8xf1WuLCDKDZ1hnHQcCyGg=
+-----END PUBLIC KEY-----
+";
+    const P256_PRIVATE: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgvZ+nSoIVfz+i4rd5
+5pSFnrsHGkNKS5huF4m4xZcPuNihRANCAAQ1eIqSilxWcg/L0G0klmRipOlfbjrF
+uHgYj7NZtsM9/+XpS7sb0LIvT2mMlI1hr4vy1sjpiXmLzA8U3HT4EBt+
+-----END PRIVATE KEY-----
+";
+    const P256_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAENXiKkopcVnIPy9BtJJZkYqTpX246
+xbh4GI+zWbbDPf/l6Uu7G9CyL09pjJSNYa+L8tbI6Yl5i8wPFNx0+BAbfg==
+-----END PUBLIC KEY-----
+";
+
+    #[test]
+    fn a_public_key_verifies_its_own_algorithm_only() {
+        let signed = |algorithm, key: &EncodingKey| {
+            encode(&Header::new(algorithm), &claims(future()), key).unwrap()
+        };
+        let ed_key = EncodingKey::from_ed_pem(ED25519_PRIVATE.as_bytes()).unwrap();
+        let ec_key = EncodingKey::from_ec_pem(P256_PRIVATE.as_bytes()).unwrap();
+        let expected = Actor { user_id: Uuid::from_u128(7), username: Some("ann".into()) };
+
+        let ed = Authenticator::from_public_key_pem(ED25519_PUBLIC.as_bytes()).unwrap();
+        assert_eq!(ed.verify(&signed(Algorithm::EdDSA, &ed_key)).unwrap(), expected);
+        assert_eq!(ed.mint(&claims(future())), None, "a public key cannot mint");
+        let ec = Authenticator::from_public_key_pem(P256_PUBLIC.as_bytes()).unwrap();
+        assert_eq!(ec.verify(&signed(Algorithm::ES256, &ec_key)).unwrap(), expected);
+
+        // Another key's token, and the classic confusion: HS256 keyed with the public key's
+        // own bytes, which an attacker knows.
+        assert_eq!(
+            message(ed.verify(&signed(Algorithm::ES256, &ec_key))),
+            "The token is signed with an algorithm this service does not accept"
+        );
+        let confused =
+            signed(Algorithm::HS256, &EncodingKey::from_secret(ED25519_PUBLIC.as_bytes()));
+        assert_eq!(
+            message(ed.verify(&confused)),
+            "The token is signed with an algorithm this service does not accept"
+        );
+        let expired = encode(
+            &Header::new(Algorithm::EdDSA),
+            &claims(chrono::Utc::now().timestamp() - 1),
+            &ed_key,
+        )
+        .unwrap();
+        assert_eq!(message(ed.verify(&expired)), "The token has expired");
+        assert!(matches!(
+            Authenticator::from_public_key_pem(b"not a key"),
+            Err(AuthConfigError::UnreadableKey)
+        ));
+    }
+
     #[test]
     fn sub_must_be_a_uuid_and_exp_is_required() {
         let auth = Authenticator::from_secret(SECRET).unwrap();

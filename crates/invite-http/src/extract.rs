@@ -4,17 +4,18 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::dev::{Payload, ServiceResponse};
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::{PathError, QueryPayloadError};
 use actix_web::http::header::{self, HeaderMap};
-use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::middleware::{ErrorHandlerResponse, Next};
 use actix_web::web::{BytesMut, PathConfig, QueryConfig};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
 use futures_util::StreamExt;
-use invite_core::ErrorCode;
+use invite_core::{ErrorCode, Problem};
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 
 /// Largest request body accepted, in bytes.
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -31,16 +32,11 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let declared_length = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
         let is_json = is_json(req.headers());
         let mut payload = payload.take();
         Box::pin(async move {
-            if declared_length.is_some_and(|length| length > BODY_LIMIT) {
-                return Err(ApiError::of(ErrorCode::PayloadTooLarge));
-            }
+            // A declared length over the limit never gets here ([`refuse_oversized_bodies`]);
+            // a streamed body is counted as it arrives.
             let mut body = BytesMut::new();
             while let Some(chunk) = payload.next().await {
                 let chunk = chunk.map_err(|error| {
@@ -79,6 +75,23 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     }
 }
 
+/// Answers 413 to any request that declares a body over [`BODY_LIMIT`], before routing: the
+/// limit holds for every endpoint, including those that read no body, and nothing is read.
+pub async fn refuse_oversized_bodies<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > BODY_LIMIT as u64) {
+        let response = ApiError::of(ErrorCode::PayloadTooLarge).error_response();
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+    next.call(req).await.map(ServiceResponse::map_into_left_body)
+}
+
 /// `application/json`, any `application/*+json`, with or without parameters.
 fn is_json(headers: &HeaderMap) -> bool {
     let Some(content_type) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
@@ -114,7 +127,7 @@ pub fn query_config() -> QueryConfig {
 /// The version an `If-Match` header asks for: `"3"`, `3` and `W/"3"` all mean version 3; `*`
 /// or no header means any. This service's entity tags are always versions, so anything else is
 /// answered as malformed (400) rather than as a tag that merely does not match (412).
-pub fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
+pub fn if_match(req: &HttpRequest) -> Result<Option<i64>, Problem> {
     let Some(value) = req.headers().get(header::IF_MATCH) else {
         return Ok(None);
     };
@@ -132,7 +145,7 @@ pub fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
         (1..=18).contains(&version.len()) && version.bytes().all(|b| b.is_ascii_digit());
     match version.parse::<i64>() {
         Ok(version) if is_version => Ok(Some(version)),
-        _ => Err(ApiError::with_message(
+        _ => Err(Problem::with_message(
             ErrorCode::ValidationError,
             "If-Match must name a version, such as \"3\", or be *",
         )),
@@ -169,7 +182,8 @@ pub fn json_error_bodies<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorH
     if is_json {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
-    let code = match res.status().as_u16() {
+    let status = res.status();
+    let code = match status.as_u16() {
         404 => ErrorCode::NotFound,
         405 => ErrorCode::MethodNotAllowed,
         413 => ErrorCode::PayloadTooLarge,
@@ -179,10 +193,14 @@ pub fn json_error_bodies<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorH
         _ => ErrorCode::InternalError,
     };
     let (req, _) = res.into_parts();
-    let mut response = ApiError::of(code).error_response();
-    if code == ErrorCode::ValidationError {
-        *response.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;
-    }
+    let response = if code == ErrorCode::ValidationError {
+        // The status actix chose (408, 411, 414, ...) says more than a generic 400 would, and
+        // its reason phrase is the most precise message there is.
+        let message = status.canonical_reason().unwrap_or("The request was refused");
+        HttpResponse::build(status).json(ErrorBody { error: message, code })
+    } else {
+        ApiError::of(code).error_response()
+    };
     Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, response).map_into_right_body()))
 }
 
@@ -205,7 +223,7 @@ mod tests {
         assert_eq!(with("*").unwrap(), None);
         for malformed in ["", "null", "\"3", "W/3", "3\"\"", "1 2", "\"abc\"", "\"-1\""] {
             assert_eq!(
-                with(malformed).unwrap_err().code(),
+                with(malformed).unwrap_err().code,
                 ErrorCode::ValidationError,
                 "{malformed}"
             );

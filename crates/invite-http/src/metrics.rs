@@ -104,6 +104,12 @@ impl Metrics {
     /// Counts a finished request; `route` is the matched pattern (`/servers/{server_id}`), never
     /// the concrete path, so the number of series stays bounded.
     pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        // Any token is a valid HTTP method; labelling each one a client invents would let
+        // clients grow the series without bound.
+        let method = match method {
+            "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => method,
+            _ => "OTHER",
+        };
         self.requests.with_label_values(&[route, method, &status.to_string()]).inc();
         self.latency.with_label_values(&[route, method]).observe(seconds);
     }

@@ -6,6 +6,9 @@
 //!   every change to an invite (a join, an edit, a revoke) drops its entry, and every change to a
 //!   server's public face (a pause, a rename, a vanity change) moves a generation that
 //!   outdates every entry. Expiry is computed at read time from the cached `expires_at`.
+//! - Nor is the member count: a join, leave, kick or ban marks the server, which outdates the
+//!   entries of all its invites read before the mark (a join through one invite changes what
+//!   the previews of the others show).
 //! - A read that raced an invalidation cannot put back what was just invalidated: invalidations
 //!   leave a tombstone, and an entry read before the tombstone is not stored.
 //! - Other instances sharing the database see this instance's changes after at most the TTL
@@ -85,7 +88,10 @@ const INITIAL_SLOTS: usize = 1024;
 /// A bounded, time-limited cache of previews by code.
 pub struct PreviewCache {
     entries: Cache<Box<str>, Entry>,
+    /// When each recently changed code was invalidated.
     tombstones: Cache<Box<str>, Instant>,
+    /// When each server's membership last changed.
+    members_changed: Cache<Uuid, Instant>,
     generation: AtomicU64,
     ttl: Duration,
 }
@@ -118,8 +124,17 @@ impl PreviewCache {
                 DefaultHashBuilder::default(),
                 DefaultLifecycle::default(),
             ),
-            // Tombstones only need to outlive the reads in flight when they were laid.
+            // Tombstones only need to outlive the reads in flight when they were laid, and a
+            // membership mark the entries read before it (at most the TTL); one that is evicted
+            // early leaves a count stale for at most the TTL.
             tombstones: Cache::with(
+                INITIAL_SLOTS,
+                (capacity / 10).max(1024) as u64,
+                UnitWeighter,
+                DefaultHashBuilder::default(),
+                DefaultLifecycle::default(),
+            ),
+            members_changed: Cache::with(
                 INITIAL_SLOTS,
                 (capacity / 10).max(1024) as u64,
                 UnitWeighter,
@@ -143,8 +158,13 @@ impl PreviewCache {
         }
         let entry = self.entries.get(code)?;
         let fresh = entry.fetched.elapsed() < self.ttl
-            && entry.generation == self.generation.load(Ordering::Acquire);
+            && entry.generation == self.generation.load(Ordering::Acquire)
+            && !self.members_changed_since(entry.preview.server_id, entry.fetched);
         fresh.then_some(entry.preview)
+    }
+
+    fn members_changed_since(&self, server_id: Uuid, read: Instant) -> bool {
+        self.members_changed.get(&server_id).is_some_and(|changed| changed >= read)
     }
 
     /// Call before reading the database for `code`.
@@ -154,7 +174,10 @@ impl PreviewCache {
 
     /// Stores what a read found, unless something was invalidated since it began.
     pub fn put(&self, code: &str, preview: Arc<CachedPreview>, ticket: ReadTicket) {
-        if !self.enabled() || ticket.generation != self.generation.load(Ordering::Acquire) {
+        if !self.enabled()
+            || ticket.generation != self.generation.load(Ordering::Acquire)
+            || self.members_changed_since(preview.server_id, ticket.started)
+        {
             return;
         }
         if self.tombstones.get(code).is_some_and(|laid| laid >= ticket.started) {
@@ -178,6 +201,13 @@ impl PreviewCache {
         }
         self.tombstones.insert(code.into(), Instant::now());
         self.entries.remove(code);
+    }
+
+    /// Someone joined or left the server: the member count of each of its previews changed.
+    pub fn members_changed(&self, server_id: Uuid) {
+        if self.enabled() {
+            self.members_changed.insert(server_id, Instant::now());
+        }
     }
 
     /// Something every preview of a server shows changed (its name, icon, pause, vanity code):
@@ -250,6 +280,28 @@ mod tests {
         cache.invalidate_all();
         cache.put("xyz", Arc::new(CachedPreview::from(&preview("xyz"))), before_bump);
         assert!(cache.get("xyz").is_none());
+    }
+
+    #[test]
+    fn a_membership_change_outdates_every_preview_of_the_server() {
+        let cache = PreviewCache::new(10, Duration::from_mins(1));
+        let first = CachedPreview::from(&preview("abc"));
+        let server_id = first.server_id;
+        let sibling = CachedPreview { server_id, ..CachedPreview::from(&preview("def")) };
+        let other = CachedPreview::from(&preview("xyz"));
+        cache.put("abc", Arc::new(first), cache.ticket());
+        cache.put("def", Arc::new(sibling.clone()), cache.ticket());
+        cache.put("xyz", Arc::new(other), cache.ticket());
+        let before = cache.ticket();
+        std::thread::sleep(Duration::from_millis(2));
+        cache.members_changed(server_id);
+        assert!(cache.get("abc").is_none() && cache.get("def").is_none());
+        assert!(cache.get("xyz").is_some(), "another server's preview stays");
+        // A read that began before the change is not stored; one that began after it is.
+        cache.put("def", Arc::new(sibling.clone()), before);
+        assert!(cache.get("def").is_none());
+        cache.put("def", Arc::new(sibling), cache.ticket());
+        assert!(cache.get("def").is_some());
     }
 
     #[test]

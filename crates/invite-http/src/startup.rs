@@ -70,6 +70,7 @@ pub fn run(
             )
             .service(web::redirect("/docs", "/docs/"))
             .default_service(web::to(extract::not_found))
+            .wrap(from_fn(extract::refuse_oversized_bodies))
             .wrap(ErrorHandlers::new().default_handler(extract::json_error_bodies))
             .wrap(from_fn(request_id::middleware))
     })

@@ -15,7 +15,12 @@ pub enum LogFormat {
 /// `invite_http=debug,info`.
 pub fn init(format: LogFormat, filter: &str) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    // Standard error, so that what a command prints on standard output (`token`, `check`, the
+    // demo's instructions) can be captured or piped without log lines mixed in.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr);
     // A second call (tests) finds a subscriber already installed; that one keeps working.
     let _ = match format {
         LogFormat::Pretty => builder.compact().try_init(),

@@ -36,12 +36,12 @@ pub(crate) async fn ban(
     JsonBody(request): JsonBody<BanRequest>,
 ) -> ApiResult<HttpResponse> {
     let (server_id, user_id) = path.into_inner();
-    let reason = request.reason()?;
     let now = state.clock.now();
     state
         .db
         .run(move |conn| {
             member_standing(conn, server_id, actor.user_id)?.require(Requirement::BanMembers)?;
+            let reason = request.reason()?;
             if user_id == server_owner(conn, server_id)? {
                 return Err(Problem::with_message(
                     ErrorCode::OwnerImmune,
@@ -52,6 +52,7 @@ pub(crate) async fn ban(
             conn.ban(server_id, user_id, reason, actor.user_id, now)
         })
         .await?;
+    state.previews.members_changed(server_id);
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -31,13 +31,13 @@ pub(crate) async fn create(
     JsonBody(request): JsonBody<CreateChannelRequest>,
 ) -> ApiResult<HttpResponse> {
     let server_id = path.into_inner();
-    let name = ChannelName::parse(&request.name)?;
     let now = state.clock.now();
     let channel = state
         .db
         .run(move |conn| {
             member_standing(conn, server_id, actor.user_id)?
                 .require(Requirement::ManageChannels)?;
+            let name = ChannelName::parse(&request.name)?;
             conn.create_channel(server_id, &name, now)
         })
         .await?;

@@ -63,7 +63,7 @@ pub(crate) struct PageQuery {
     before: Option<Uuid>,
 }
 
-/// `?with_counts=`.
+/// `?with_counts=&with_expiration=`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -71,6 +71,10 @@ pub(crate) struct PreviewQuery {
     /// Adds `approximate_member_count` and `approximate_presence_count`.
     #[serde(default)]
     with_counts: bool,
+    /// Accepted for Fluxer's clients, which send it; `expires_at` is always included.
+    #[serde(default)]
+    #[expect(dead_code, reason = "read only so that Fluxer's clients are not refused")]
+    with_expiration: bool,
 }
 
 fn invite_response(
@@ -143,14 +147,19 @@ pub(crate) async fn create_in_channel(
     JsonBody(mut request): JsonBody<CreateInviteRequest>,
 ) -> ApiResult<HttpResponse> {
     let channel_id = path.into_inner();
-    if request.channel_id.is_some_and(|id| id != channel_id) {
-        return Err(ApiError::Problem(Problem::validation(
-            "channel_id in the body must be the channel in the path (or be left out)",
-        )));
-    }
+    let names_another = request.channel_id.is_some_and(|id| id != channel_id);
     request.channel_id = Some(channel_id);
-    create(&state, actor, request, move |conn, user_id| channel_standing(conn, channel_id, user_id))
-        .await
+    create(&state, actor, request, move |conn, user_id| {
+        let located = channel_standing(conn, channel_id, user_id)?;
+        if names_another {
+            return Err(Problem::validation(
+                "channel_id in the body must be the channel in the path (or be left out)",
+            )
+            .into());
+        }
+        Ok(located)
+    })
+    .await
 }
 
 /// Creation, whichever path named the server: membership, then permission, then the request's
@@ -195,11 +204,11 @@ pub(crate) async fn list_in_server(
 ) -> ApiResult<HttpResponse> {
     let server_id = path.into_inner();
     let ListQuery { channel_id, limit, before } = query.into_inner();
-    let limit = PageLimit::parse(limit, MAX_LIST, MAX_LIST)?;
     let invites = state
         .db
         .run(move |conn| {
             require_invite_access(&member_standing(conn, server_id, actor.user_id)?)?;
+            let limit = PageLimit::parse(limit, MAX_LIST, MAX_LIST)?;
             let scope = match channel_id {
                 // A channel of another server simply lists nothing.
                 Some(channel_id) => match conn.find_channel(channel_id)? {
@@ -230,12 +239,12 @@ pub(crate) async fn list_in_channel(
     query: web::Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
     let channel_id = path.into_inner();
-    let limit = PageLimit::parse(query.limit, MAX_LIST, MAX_LIST)?;
-    let before = query.before;
+    let PageQuery { limit, before } = query.into_inner();
     let invites = state
         .db
         .run(move |conn| {
             require_invite_access(&channel_standing(conn, channel_id, actor.user_id)?.1)?;
+            let limit = PageLimit::parse(limit, MAX_LIST, MAX_LIST)?;
             conn.list_invites(InviteScope::Channel(channel_id), before, limit)
         })
         .await?;
@@ -283,13 +292,14 @@ pub(crate) async fn update(
     JsonBody(request): JsonBody<UpdateInviteRequest>,
 ) -> ApiResult<HttpResponse> {
     let (server_id, invite_id) = path.into_inner();
-    let expected = if_match(&req)?;
+    let expected = if_match(&req);
     let now = state.clock.now();
     let invite = state
         .db
         .run(move |conn| {
             let (standing, invite) = server_invite(conn, server_id, invite_id, actor.user_id)?;
             standing.may_manage_invite(invite.created_by, InviteAction::Edit)?;
+            let expected = expected?;
             conn.update_invite(invite.id, &request, expected, actor.user_id, now)
         })
         .await?;
@@ -316,13 +326,14 @@ pub(crate) async fn revoke(
     path: web::Path<(Uuid, Uuid)>,
 ) -> ApiResult<HttpResponse> {
     let (server_id, invite_id) = path.into_inner();
-    let expected = if_match(&req)?;
+    let expected = if_match(&req);
     let now = state.clock.now();
     let code = state
         .db
         .run(move |conn| {
             let (standing, invite) = server_invite(conn, server_id, invite_id, actor.user_id)?;
             standing.may_manage_invite(invite.created_by, InviteAction::Revoke)?;
+            let expected = expected?;
             revoke_checked(conn, &invite, expected, actor.user_id, now)?;
             Ok(invite.code)
         })
@@ -350,7 +361,7 @@ pub(crate) async fn revoke_by_code(
 ) -> ApiResult<HttpResponse> {
     let code = CodeRef::parse(&path).ok_or_else(|| ApiError::of(ErrorCode::InviteNotFound))?;
     let code_key = code.clone();
-    let expected = if_match(&req)?;
+    let expected = if_match(&req);
     let now = state.clock.now();
     state
         .db
@@ -371,7 +382,7 @@ pub(crate) async fn revoke_by_code(
                     .into());
                 }
             }
-            revoke_checked(conn, &invite, expected, actor.user_id, now)
+            revoke_checked(conn, &invite, expected?, actor.user_id, now)
         })
         .await?;
     state.previews.invalidate(code_key.as_str());
@@ -457,8 +468,9 @@ pub(crate) async fn accept(
     let now = state.clock.now();
     let key = code.clone();
     let outcome = state.db.run(move |conn| conn.redeem(&key, &actor, now)).await;
-    if matches!(outcome, Ok(Redemption::Joined(_))) {
+    if let Ok(Redemption::Joined(joined)) = &outcome {
         state.previews.invalidate(code.as_str());
+        state.previews.members_changed(joined.member.server_id);
     }
     state.metrics.observe_accept(match &outcome {
         Ok(Redemption::Joined(_)) => "joined",

@@ -44,12 +44,12 @@ pub(crate) async fn list(
     query: web::Query<AfterQuery>,
 ) -> ApiResult<HttpResponse> {
     let server_id = path.into_inner();
-    let limit = PageLimit::parse(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
-    let after = query.after;
+    let AfterQuery { limit, after } = query.into_inner();
     let members = state
         .db
         .run(move |conn| {
             member_standing(conn, server_id, actor.user_id)?;
+            let limit = PageLimit::parse(limit, DEFAULT_PAGE, MAX_PAGE)?;
             conn.list_members(server_id, after, limit)
         })
         .await?;
@@ -119,6 +119,7 @@ pub(crate) async fn remove(
             conn.remove_member(server_id, user_id, removal, now).map_err(member_not_found)
         })
         .await?;
+    state.previews.members_changed(server_id);
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -145,12 +146,12 @@ pub(crate) async fn joined_with(
     query: web::Query<AfterQuery>,
 ) -> ApiResult<HttpResponse> {
     let (server_id, invite_id) = path.into_inner();
-    let limit = PageLimit::parse(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
-    let after = query.after;
+    let AfterQuery { limit, after } = query.into_inner();
     let members = state
         .db
         .run(move |conn| {
             member_standing(conn, server_id, actor.user_id)?.require(Requirement::ManageServer)?;
+            let limit = PageLimit::parse(limit, DEFAULT_PAGE, MAX_PAGE)?;
             // Revoked invites count: who joined with them stays worth knowing.
             conn.find_invite(invite_id)?
                 .filter(|invite| invite.server_id == server_id)

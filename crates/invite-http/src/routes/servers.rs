@@ -78,13 +78,13 @@ pub(crate) async fn update(
     JsonBody(request): JsonBody<UpdateServerRequest>,
 ) -> ApiResult<HttpResponse> {
     let server_id = path.into_inner();
-    let changes = request.validate()?;
     let now = state.clock.now();
     let server = state
         .db
         .run(move |conn| {
             let standing = member_standing(conn, server_id, actor.user_id)?;
             standing.require(Requirement::ManageServer)?;
+            let changes = request.validate()?;
             // Features are what the platform grants a server; only its owner may change them.
             if changes.features.is_some() {
                 standing.require(Requirement::Owner)?;
@@ -111,11 +111,11 @@ pub(crate) async fn pause(
 ) -> ApiResult<HttpResponse> {
     let server_id = path.into_inner();
     let now = state.clock.now();
-    let pause = request.validate(now)?;
     state
         .db
         .run(move |conn| {
             member_standing(conn, server_id, actor.user_id)?.require(Requirement::ManageServer)?;
+            let pause = request.validate(now)?;
             conn.set_invites_pause(server_id, Some(pause), actor.user_id, now)
         })
         .await?;
@@ -162,12 +162,12 @@ pub(crate) async fn audit_log(
     query: web::Query<BeforeQuery>,
 ) -> ApiResult<HttpResponse> {
     let server_id = path.into_inner();
-    let limit = PageLimit::parse(query.limit, DEFAULT_AUDIT_PAGE, MAX_AUDIT_PAGE)?;
-    let before = query.before;
+    let BeforeQuery { limit, before } = query.into_inner();
     let entries = state
         .db
         .run(move |conn| {
             member_standing(conn, server_id, actor.user_id)?.require(Requirement::Administrator)?;
+            let limit = PageLimit::parse(limit, DEFAULT_AUDIT_PAGE, MAX_AUDIT_PAGE)?;
             conn.list_audit_entries(server_id, before, limit)
         })
         .await?;

@@ -64,12 +64,12 @@ pub(crate) async fn update(
     JsonBody(request): JsonBody<VanityRequest>,
 ) -> ApiResult<HttpResponse> {
     let server_id = path.into_inner();
-    let code = request.validate()?;
     let now = state.clock.now();
     let invite = state
         .db
         .run(move |conn| {
             member_standing(conn, server_id, actor.user_id)?.require(Requirement::ManageServer)?;
+            let code = request.validate()?;
             let server = conn
                 .find_server(server_id)?
                 .ok_or_else(|| Problem::of(ErrorCode::ServerNotFound))?;
