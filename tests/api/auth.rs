@@ -54,5 +54,12 @@ both_backends! {
         assert_eq!(server.body["owner_id"], json!(id));
         let members = app.get(&format!("/servers/{}/members", server.body["id"].as_str().unwrap()), &together);
         assert_eq!(members.body[0]["username"], "rustacean");
+
+        // A name that cannot be shown (or stored: NUL) is not remembered; the request works.
+        let odd = as_user(token(json!({"sub": Uuid::now_v7(), "exp": now + 600, "username": "a\u{0}b"}), SECRET));
+        let server = app.post("/servers", &odd, json!({"name": "Odd"}));
+        server.assert_status(201);
+        let members = app.get(&format!("/servers/{}/members", server.body["id"].as_str().unwrap()), &odd);
+        assert_eq!(members.body[0]["username"], json!(null));
     }
 }

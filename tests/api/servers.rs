@@ -51,6 +51,12 @@ both_backends! {
         app.post("/servers", &owner, json!({"name": ""})).assert_error(400, "VALIDATION_ERROR", "name must be between 1 and 100 characters");
         app.post("/servers", &owner, json!({"name": "x".repeat(101)})).assert_error(400, "VALIDATION_ERROR", "name must be between 1 and 100 characters");
         app.post("/servers", &owner, json!({"name": "x", "icon_url": "ftp://x"})).assert_error(400, "VALIDATION_ERROR", "icon_url must be an http or https URL of at most 2048 characters");
+        // NUL cannot even be stored by PostgreSQL: refused up front on both backends.
+        app.post("/servers", &owner, json!({"name": "a\u{0}b"})).assert_error(400, "VALIDATION_ERROR", "name must not contain control characters");
+        app.post("/servers", &owner, json!({"name": "x", "icon_url": "https://cdn.example/\u{0}"})).assert_error(400, "VALIDATION_ERROR", "icon_url must be an http or https URL of at most 2048 characters");
+        let server = app.create_server(&owner);
+        app.post(&format!("/servers/{}/channels", server_id(&server)), &owner, json!({"name": "\u{0}\u{ec}\u{1F600}"})).assert_error(400, "VALIDATION_ERROR", "name must not contain control characters");
+        app.put(&format!("/servers/{}/bans/{}", server_id(&server), Uuid::now_v7()), &owner, json!({"reason": "\u{1b}[31m"})).assert_error(400, "VALIDATION_ERROR", "reason must not contain control characters");
         app.post("/servers", &owner, json!({"name": "x", "default_permissions": 1_i64 << 40})).assert_code(400, "INVALID_JSON");
         app.post("/servers", &owner, json!({})).assert_code(400, "INVALID_JSON");
     }

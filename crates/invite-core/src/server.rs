@@ -60,24 +60,35 @@ impl ChannelName {
 }
 
 /// Whitespace for trimming names: Unicode's, plus the four information separators (U+001C to
-/// U+001F) that Python's `\s` (and so most JSON Schema validators) also counts.
+/// U+001F) that Python's `\s` (and so most JSON Schema validators) also counts, and U+FEFF,
+/// which JavaScript's `\s` (the dialect of the published patterns) counts.
 fn is_space(c: char) -> bool {
-    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c) || c == '\u{feff}'
+}
+
+/// Control characters that are not whitespace (NUL, escape, ...): they have no place in a name
+/// or a reason, and PostgreSQL cannot even store NUL. The published patterns exclude exactly
+/// these: `\u0000-\u0008\u000E-\u001B\u007F-\u0084\u0086-\u009F`; a name's pattern also
+/// asks for one character that is neither space nor control, as [`parse_name`]'s trimming does.
+fn is_forbidden_control(c: char) -> bool {
+    c.is_control() && !is_space(c)
 }
 
 fn parse_name(input: &str, field: &str) -> Result<String, Problem> {
     let name = input.trim_matches(is_space);
-    if (1..=MAX_NAME_LEN).contains(&name.chars().count()) {
-        Ok(name.to_owned())
-    } else {
-        Err(Problem::validation(format!("{field} must be between 1 and 100 characters")))
+    if !(1..=MAX_NAME_LEN).contains(&name.chars().count()) {
+        return Err(Problem::validation(format!("{field} must be between 1 and 100 characters")));
     }
+    if name.chars().any(is_forbidden_control) {
+        return Err(Problem::validation(format!("{field} must not contain control characters")));
+    }
+    Ok(name.to_owned())
 }
 
 /// An icon URL: `http://` or `https://`, a host of letters, digits, dots and hyphens, an
-/// optional port, then anything without whitespace; at most 2048 bytes. Stricter than a URL
-/// parser on purpose: the rule is the pattern the OpenAPI document publishes, so clients can
-/// check it before sending.
+/// optional port, then anything without whitespace or control characters; at most 2048 bytes.
+/// Stricter than a URL parser on purpose: the rule is the pattern the OpenAPI document
+/// publishes, so clients can check it before sending.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IconUrl(String);
 
@@ -99,7 +110,7 @@ impl IconUrl {
             && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
         let port_ok = !authority.contains(':')
             || ((1..=5).contains(&port.len()) && port.bytes().all(|b| b.is_ascii_digit()));
-        if host_ok && port_ok && !tail.chars().any(is_space) {
+        if host_ok && port_ok && !tail.chars().any(|c| is_space(c) || c.is_control()) {
             Ok(Self(input.to_owned()))
         } else {
             Err(refused())
@@ -167,14 +178,21 @@ impl ServerFeature {
 #[serde(deny_unknown_fields)]
 pub struct CreateServerRequest {
     /// 1-100 characters, not all spaces.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100, pattern = r"\S"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 100,
+            pattern = r"^[^\u0000-\u0008\u000E-\u001B\u007F-\u0084\u0086-\u009F]*[^\s\u0000-\u0008\u000E-\u001F\u007F-\u009F][^\u0000-\u0008\u000E-\u001B\u007F-\u0084\u0086-\u009F]*$"
+        )
+    )]
     pub name: String,
     /// An http(s) URL of at most 2048 characters.
     #[cfg_attr(
         feature = "openapi",
         schema(
             max_length = 2048,
-            pattern = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][^\s]*)?$"
+            pattern = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][^\s\u0000-\u001F\u007F-\u009F]*)?$"
         )
     )]
     pub icon_url: Option<String>,
@@ -211,11 +229,18 @@ impl CreateServerRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateServerRequest {
     /// A new name.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100, pattern = r"\S"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 100,
+            pattern = r"^[^\u0000-\u0008\u000E-\u001B\u007F-\u0084\u0086-\u009F]*[^\s\u0000-\u0008\u000E-\u001F\u007F-\u009F][^\u0000-\u0008\u000E-\u001B\u007F-\u0084\u0086-\u009F]*$"
+        )
+    )]
     pub name: Option<String>,
     /// A new icon URL; `null` removes the icon.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 2048, pattern = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][^\s]*)?$"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 2048, pattern = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][^\s\u0000-\u001F\u007F-\u009F]*)?$"))]
     pub icon_url: Patch<String>,
     /// New default permissions.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>, minimum = 0, maximum = 32767))]
@@ -256,7 +281,14 @@ impl UpdateServerRequest {
 #[serde(deny_unknown_fields)]
 pub struct CreateChannelRequest {
     /// 1-100 characters, not all spaces.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100, pattern = r"\S"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 100,
+            pattern = r"^[^\u0000-\u0008\u000E-\u001B\u007F-\u0084\u0086-\u009F]*[^\s\u0000-\u0008\u000E-\u001F\u007F-\u009F][^\u0000-\u0008\u000E-\u001B\u007F-\u0084\u0086-\u009F]*$"
+        )
+    )]
     pub name: String,
 }
 
@@ -275,8 +307,14 @@ pub struct UpdateMemberRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BanRequest {
-    /// Why, for the moderators; at most 512 characters.
-    #[cfg_attr(feature = "openapi", schema(max_length = 512))]
+    /// Why, for the moderators; at most 512 characters, no control characters but whitespace.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 512,
+            pattern = r"^[^\u0000-\u0008\u000E-\u001B\u007F-\u0084\u0086-\u009F]*$"
+        )
+    )]
     pub reason: Option<String>,
 }
 
@@ -288,6 +326,9 @@ impl BanRequest {
         };
         if reason.chars().count() > MAX_BAN_REASON_LEN {
             return Err(Problem::validation("reason must be at most 512 characters"));
+        }
+        if reason.chars().any(is_forbidden_control) {
+            return Err(Problem::validation("reason must not contain control characters"));
         }
         Ok(Some(reason.to_owned()))
     }
@@ -382,6 +423,16 @@ mod tests {
         }
         assert_eq!(ChannelName::parse("general").unwrap().into_inner(), "general");
         assert!(ChannelName::parse("").is_err());
+        assert_eq!(ServerName::parse("\u{feff}Rust\u{85}").unwrap().as_str(), "Rust");
+        assert_eq!(ServerName::parse("two\nlines").unwrap().as_str(), "two\nlines");
+        for bad in ["a\0b", "\u{1b}[31mred", "x\u{7f}", "\u{9f}"] {
+            let problem = ChannelName::parse(bad).unwrap_err();
+            assert_eq!(
+                (problem.status, problem.message.as_ref()),
+                (400, "name must not contain control characters"),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
@@ -393,6 +444,8 @@ mod tests {
             "javascript:alert(1)",
             "not a url",
             "https://",
+            "https://e.com/a\0b",
+            "https://e.com/\u{85}",
             &format!("https://e.com/{}", "a".repeat(2048)),
         ] {
             let problem = IconUrl::parse(bad).unwrap_err();
@@ -447,6 +500,11 @@ mod tests {
         assert_eq!(
             ban(&"x".repeat(513)).reason().unwrap_err().message,
             "reason must be at most 512 characters"
+        );
+        assert_eq!(ban("line one\nline two").reason().unwrap(), Some("line one\nline two".into()));
+        assert_eq!(
+            ban("nul\0").reason().unwrap_err().message,
+            "reason must not contain control characters"
         );
     }
 

@@ -125,7 +125,10 @@ impl Authenticator {
                 "Only access tokens are accepted",
             ));
         }
-        Ok(Actor { user_id: claims.sub, username: claims.username })
+        // A name is remembered to show it; one with control characters (NUL cannot even be
+        // stored) is not worth showing, and must not turn the request into a failure.
+        let username = claims.username.filter(|name| !name.chars().any(char::is_control));
+        Ok(Actor { user_id: claims.sub, username })
     }
 
     /// Signs claims; `None` when configured with a public key only.
@@ -251,6 +254,9 @@ mod tests {
         let access =
             auth.mint(&Claims { token_type: Some("access".into()), ..claims(future()) }).unwrap();
         assert!(auth.verify(&access).is_ok());
+        let odd_name =
+            auth.mint(&Claims { username: Some("a\0b".into()), ..claims(future()) }).unwrap();
+        assert_eq!(auth.verify(&odd_name).unwrap().username, None);
     }
 
     #[test]
