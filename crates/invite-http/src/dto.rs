@@ -109,14 +109,14 @@ pub struct PreviewDto {
 }
 
 impl PreviewDto {
-    /// The preview of the invite with `code` at `now`.
-    pub fn new(code: &str, preview: &CachedPreview, now: DateTime<Utc>) -> Self {
+    /// The preview of the invite with `code` at `now`, showing `member_count` members.
+    pub fn new(code: &str, preview: &CachedPreview, member_count: i64, now: DateTime<Utc>) -> Self {
         Self {
             code: code.to_owned(),
             server_id: preview.server_id,
             server_name: preview.server_name.to_string(),
             server_icon_url: preview.server_icon_url.as_deref().map(str::to_owned),
-            member_count: preview.member_count,
+            member_count,
             expires_at: preview.expires_at(),
             channel: preview
                 .channel

@@ -94,8 +94,8 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Responses any operation can give: malformed input (400), a failure (500), an unavailable
-/// database (503); with a token, 401; with a body, 413 and 415.
+/// Responses any operation can give: malformed input (400), a declared body over 16 KiB (413),
+/// a failure (500), an unavailable database (503); with a token, 401; with a body, 415.
 struct SharedResponses;
 
 fn error_response(description: &str) -> ResponseBuilder {
@@ -116,6 +116,7 @@ fn add_shared(operation: &mut Operation) {
             "Malformed input: `INVALID_ID`, `INVALID_QUERY`, `INVALID_JSON`, `VALIDATION_ERROR`",
         ),
     );
+    add("413", error_response("`PAYLOAD_TOO_LARGE`: the body is over 16 KiB"));
     add("500", error_response("`INTERNAL_ERROR`; the cause is in the service's log"));
     add(
         "503",
@@ -128,7 +129,6 @@ fn add_shared(operation: &mut Operation) {
         add("401", error_response("`UNAUTHORIZED`: missing, invalid or expired bearer token"));
     }
     if operation.request_body.is_some() {
-        add("413", error_response("`PAYLOAD_TOO_LARGE`: the body is over 16 KiB"));
         add(
             "415",
             error_response("`UNSUPPORTED_MEDIA_TYPE`: a body that is not `application/json`"),

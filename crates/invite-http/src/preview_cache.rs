@@ -6,9 +6,11 @@
 //!   every change to an invite (a join, an edit, a revoke) drops its entry, and every change to a
 //!   server's public face (a pause, a rename, a vanity change) moves a generation that
 //!   outdates every entry. Expiry is computed at read time from the cached `expires_at`.
-//! - Nor is the member count: a join, leave, kick or ban marks the server, which outdates the
-//!   entries of all its invites read before the mark (a join through one invite changes what
-//!   the previews of the others show).
+//! - Nor is the member count, which every preview of a server shows, whichever invite changed
+//!   it. A join on this instance records the count it produced, and previews of the server
+//!   show the larger of that and their own (joins are frequent; dropping every preview of the
+//!   server on each would empty the cache under load). A leave, kick or ban lowers the count:
+//!   it marks the server, which outdates the entries of all its invites read before the mark.
 //! - A read that raced an invalidation cannot put back what was just invalidated: invalidations
 //!   leave a tombstone, and an entry read before the tombstone is not stored.
 //! - Other instances sharing the database see this instance's changes after at most the TTL
@@ -90,8 +92,10 @@ pub struct PreviewCache {
     entries: Cache<Box<str>, Entry>,
     /// When each recently changed code was invalidated.
     tombstones: Cache<Box<str>, Instant>,
-    /// When each server's membership last changed.
-    members_changed: Cache<Uuid, Instant>,
+    /// When each server last lost a member.
+    members_left: Cache<Uuid, Instant>,
+    /// The member count the latest join on this instance produced, per server, and when.
+    joined_counts: Cache<Uuid, (i64, Instant)>,
     generation: AtomicU64,
     ttl: Duration,
 }
@@ -134,7 +138,14 @@ impl PreviewCache {
                 DefaultHashBuilder::default(),
                 DefaultLifecycle::default(),
             ),
-            members_changed: Cache::with(
+            members_left: Cache::with(
+                INITIAL_SLOTS,
+                (capacity / 10).max(1024) as u64,
+                UnitWeighter,
+                DefaultHashBuilder::default(),
+                DefaultLifecycle::default(),
+            ),
+            joined_counts: Cache::with(
                 INITIAL_SLOTS,
                 (capacity / 10).max(1024) as u64,
                 UnitWeighter,
@@ -159,12 +170,21 @@ impl PreviewCache {
         let entry = self.entries.get(code)?;
         let fresh = entry.fetched.elapsed() < self.ttl
             && entry.generation == self.generation.load(Ordering::Acquire)
-            && !self.members_changed_since(entry.preview.server_id, entry.fetched);
+            && !self.members_left_since(entry.preview.server_id, entry.fetched);
         fresh.then_some(entry.preview)
     }
 
-    fn members_changed_since(&self, server_id: Uuid, read: Instant) -> bool {
-        self.members_changed.get(&server_id).is_some_and(|changed| changed >= read)
+    fn members_left_since(&self, server_id: Uuid, read: Instant) -> bool {
+        self.members_left.get(&server_id).is_some_and(|left| left >= read)
+    }
+
+    /// The member count to show with `preview`: its own, or the count a later join on this
+    /// instance produced. Between two departures counts only grow, so the larger is the newer.
+    pub fn member_count(&self, preview: &CachedPreview) -> i64 {
+        self.joined_counts
+            .get(&preview.server_id)
+            .filter(|(_, recorded)| recorded.elapsed() < self.ttl)
+            .map_or(preview.member_count, |(count, _)| count.max(preview.member_count))
     }
 
     /// Call before reading the database for `code`.
@@ -176,7 +196,7 @@ impl PreviewCache {
     pub fn put(&self, code: &str, preview: Arc<CachedPreview>, ticket: ReadTicket) {
         if !self.enabled()
             || ticket.generation != self.generation.load(Ordering::Acquire)
-            || self.members_changed_since(preview.server_id, ticket.started)
+            || self.members_left_since(preview.server_id, ticket.started)
         {
             return;
         }
@@ -203,10 +223,26 @@ impl PreviewCache {
         self.entries.remove(code);
     }
 
-    /// Someone joined or left the server: the member count of each of its previews changed.
-    pub fn members_changed(&self, server_id: Uuid) {
+    /// Someone joined the server through this instance, making it `member_count` strong.
+    pub fn member_joined(&self, server_id: Uuid, member_count: i64) {
+        if !self.enabled() {
+            return;
+        }
+        // Two joins finishing together may record out of order: keep the larger count.
+        let known = self
+            .joined_counts
+            .get(&server_id)
+            .filter(|(_, recorded)| recorded.elapsed() < self.ttl)
+            .map_or(0, |(count, _)| count);
+        self.joined_counts.insert(server_id, (member_count.max(known), Instant::now()));
+    }
+
+    /// Someone left the server, or was kicked or banned: every preview of it read before now
+    /// shows too many members.
+    pub fn member_left(&self, server_id: Uuid) {
         if self.enabled() {
-            self.members_changed.insert(server_id, Instant::now());
+            self.joined_counts.remove(&server_id);
+            self.members_left.insert(server_id, Instant::now());
         }
     }
 
@@ -283,7 +319,24 @@ mod tests {
     }
 
     #[test]
-    fn a_membership_change_outdates_every_preview_of_the_server() {
+    fn a_join_raises_the_count_of_every_preview_of_the_server() {
+        let cache = PreviewCache::new(10, Duration::from_mins(1));
+        let first = CachedPreview::from(&preview("abc"));
+        let server_id = first.server_id;
+        let sibling = CachedPreview { server_id, ..CachedPreview::from(&preview("def")) };
+        let other = CachedPreview::from(&preview("xyz"));
+        cache.put("def", Arc::new(sibling), cache.ticket());
+        cache.put("xyz", Arc::new(other), cache.ticket());
+        cache.member_joined(server_id, 3);
+        cache.member_joined(server_id, 2); // finished second, counted first
+        let sibling = cache.get("def").expect("a join keeps the previews");
+        assert_eq!(cache.member_count(&sibling), 3);
+        assert_eq!(cache.member_count(&cache.get("xyz").unwrap()), 1, "another server's");
+        assert_eq!(cache.member_count(&first), 3);
+    }
+
+    #[test]
+    fn a_departure_outdates_every_preview_of_the_server() {
         let cache = PreviewCache::new(10, Duration::from_mins(1));
         let first = CachedPreview::from(&preview("abc"));
         let server_id = first.server_id;
@@ -292,12 +345,14 @@ mod tests {
         cache.put("abc", Arc::new(first), cache.ticket());
         cache.put("def", Arc::new(sibling.clone()), cache.ticket());
         cache.put("xyz", Arc::new(other), cache.ticket());
+        cache.member_joined(server_id, 5);
         let before = cache.ticket();
         std::thread::sleep(Duration::from_millis(2));
-        cache.members_changed(server_id);
+        cache.member_left(server_id);
         assert!(cache.get("abc").is_none() && cache.get("def").is_none());
         assert!(cache.get("xyz").is_some(), "another server's preview stays");
-        // A read that began before the change is not stored; one that began after it is.
+        assert_eq!(cache.member_count(&sibling), 1, "the join's count went with the departure");
+        // A read that began before the departure is not stored; one that began after it is.
         cache.put("def", Arc::new(sibling.clone()), before);
         assert!(cache.get("def").is_none());
         cache.put("def", Arc::new(sibling), cache.ticket());

@@ -52,7 +52,7 @@ pub(crate) async fn ban(
             conn.ban(server_id, user_id, reason, actor.user_id, now)
         })
         .await?;
-    state.previews.members_changed(server_id);
+    state.previews.member_left(server_id);
     Ok(HttpResponse::NoContent().finish())
 }
 

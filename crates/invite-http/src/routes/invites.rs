@@ -440,7 +440,8 @@ pub(crate) async fn preview(
     let Some(found) = found else {
         return Err(Problem::from(PreviewRefused::NotFound).into());
     };
-    let mut preview = PreviewDto::new(code.as_str(), &found, now);
+    let mut preview =
+        PreviewDto::new(code.as_str(), &found, state.previews.member_count(&found), now);
     if query.with_counts {
         preview.approximate_member_count = Some(preview.member_count);
         // Members connected to the gateway; there is no gateway yet, so nobody is connected.
@@ -470,7 +471,7 @@ pub(crate) async fn accept(
     let outcome = state.db.run(move |conn| conn.redeem(&key, &actor, now)).await;
     if let Ok(Redemption::Joined(joined)) = &outcome {
         state.previews.invalidate(code.as_str());
-        state.previews.members_changed(joined.member.server_id);
+        state.previews.member_joined(joined.member.server_id, joined.member_count);
     }
     state.metrics.observe_accept(match &outcome {
         Ok(Redemption::Joined(_)) => "joined",

@@ -119,7 +119,7 @@ pub(crate) async fn remove(
             conn.remove_member(server_id, user_id, removal, now).map_err(member_not_found)
         })
         .await?;
-    state.previews.members_changed(server_id);
+    state.previews.member_left(server_id);
     Ok(HttpResponse::NoContent().finish())
 }
 

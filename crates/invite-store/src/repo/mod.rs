@@ -228,6 +228,8 @@ pub struct Joined {
     pub uses: i64,
     /// The invite's version after this join.
     pub version: i64,
+    /// The server's member count after this join (this one included).
+    pub member_count: i64,
 }
 
 /// The outcome of an accept.

@@ -185,7 +185,7 @@ fn redeem_locked(
             inviter_id: member.inviter_id.map(Id),
         })
         .execute(conn)?;
-    add_to_member_count(conn, target.server_id, 1)?;
+    let member_count = add_to_member_count(conn, target.server_id, 1)?;
     conn.remember_user(user, now)?;
     audit::record(
         conn,
@@ -198,7 +198,7 @@ fn redeem_locked(
             now,
         },
     );
-    Ok(Redemption::Joined(Joined { member, uses, version }))
+    Ok(Redemption::Joined(Joined { member, uses, version, member_count }))
 }
 
 /// The single-statement accept, after its `params` CTE (see [`AcceptStatement`], which binds
@@ -248,7 +248,7 @@ counted AS (
     UPDATE servers AS s SET member_count = s.member_count + 1
     FROM joined AS j
     WHERE s.id = j.server_id
-    RETURNING s.id
+    RETURNING s.member_count
 ),
 audited AS (
     SELECT record_member_join(p.audit_id, u.server_id, p.user_id,
@@ -265,7 +265,7 @@ remembered AS (
 SELECT t.id, t.server_id, t.code, t.kind, t.created_by, t.max_uses, t.uses, t.expires_at,
        t.temporary, t.revoked_at, t.invites_paused_until, t.invites_paused_indefinitely,
        t.is_member, t.is_banned, u.uses AS new_uses, u.version AS new_version,
-       EXISTS (SELECT 1 FROM counted) AS admitted,
+       (SELECT member_count FROM counted) AS member_count,
        (SELECT failure FROM audited) AS audit_failure
 FROM target AS t
 LEFT JOIN used AS u ON u.id = t.id
@@ -359,8 +359,9 @@ struct AcceptRow {
     new_uses: Option<i64>,
     #[diesel(sql_type = Nullable<BigInt>)]
     new_version: Option<i64>,
-    #[diesel(sql_type = Bool)]
-    admitted: bool,
+    /// The server's member count after the join; `None` when nobody joined.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    member_count: Option<i64>,
     /// Why the `MemberJoin` entry could not be written; `None` when it was, or nobody joined.
     #[diesel(sql_type = Nullable<Text>)]
     audit_failure: Option<String>,
@@ -416,16 +417,20 @@ fn redeem_postgres(
             Err(StoreError::Conflict(Constraint::MemberKey | Constraint::MemberBanned)) => continue,
             Err(error) => return Err(error),
         };
-        let (admitted, new_uses, new_version) = (row.admitted, row.new_uses, row.new_version);
+        let (member_count, new_uses, new_version) =
+            (row.member_count, row.new_uses, row.new_version);
         if let Some(failure) = &row.audit_failure {
             audit::count_failure(row.server_id, AuditAction::MemberJoin, failure);
         }
         let target = row.into_target()?;
-        if let (true, Some(uses), Some(version)) = (admitted, new_uses, new_version) {
+        if let (Some(member_count), Some(uses), Some(version)) =
+            (member_count, new_uses, new_version)
+        {
             return Ok(Redemption::Joined(Joined {
                 member: target.member(user, now),
                 uses,
                 version,
+                member_count,
             }));
         }
         if let Err(reason) = decide_redemption(&target.facts(), now) {

@@ -61,16 +61,16 @@ pub(crate) fn load_server(conn: &mut DbConnection, server_id: Uuid) -> StoreResu
 }
 
 /// Changes the member count by `delta` as part of a join or a removal, so the count read by
-/// previews always equals the number of member rows.
+/// previews always equals the number of member rows; returns the new count.
 pub(crate) fn add_to_member_count(
     conn: &mut DbConnection,
     server_id: Uuid,
     delta: i64,
-) -> StoreResult<()> {
-    diesel::update(servers::table.filter(servers::id.eq(Id(server_id))))
+) -> StoreResult<i64> {
+    Ok(diesel::update(servers::table.filter(servers::id.eq(Id(server_id))))
         .set(servers::member_count.eq(servers::member_count + delta))
-        .execute(conn)?;
-    Ok(())
+        .returning(servers::member_count)
+        .get_result(conn)?)
 }
 
 /// Takes the server row's write lock for the rest of the transaction, so that checks of

@@ -38,7 +38,7 @@ conformance! {
         let invite = create_invite(conn, &server, &owner, r#"{"max_uses": 3, "temporary": true}"#);
         let guest = named("guest");
         let Redemption::Joined(joined) = conn.redeem(&code_of(&invite), &guest, t0()).unwrap() else { panic!() };
-        assert_eq!((joined.uses, joined.version), (1, 2));
+        assert_eq!((joined.uses, joined.version, joined.member_count), (1, 2, 2));
         assert_eq!(joined.member.server_id, server.id);
         assert_eq!(joined.member.source, JoinSource::Invite);
         assert_eq!(joined.member.joined_via_invite_id, Some(invite.id));
