@@ -87,6 +87,20 @@ struct Entry {
 /// holds little memory for a cache it has not filled.
 const INITIAL_SLOTS: usize = 1024;
 
+/// A table of records about recent changes, a tenth the size of the previews' (at least 1024).
+/// Tombstones only need to outlive the reads in flight when they were laid, and membership
+/// records the entries read before them (at most the TTL): one evicted early leaves a preview
+/// stale for at most the TTL, the bound every instance but this one lives with anyway.
+fn bookkeeping<K: Eq + std::hash::Hash, V: Clone>(capacity: usize) -> Cache<K, V> {
+    Cache::with(
+        INITIAL_SLOTS,
+        (capacity / 10).max(1024) as u64,
+        UnitWeighter,
+        DefaultHashBuilder::default(),
+        DefaultLifecycle::default(),
+    )
+}
+
 /// A bounded, time-limited cache of previews by code.
 pub struct PreviewCache {
     entries: Cache<Box<str>, Entry>,
@@ -128,30 +142,9 @@ impl PreviewCache {
                 DefaultHashBuilder::default(),
                 DefaultLifecycle::default(),
             ),
-            // Tombstones only need to outlive the reads in flight when they were laid, and a
-            // membership mark the entries read before it (at most the TTL); one that is evicted
-            // early leaves a count stale for at most the TTL.
-            tombstones: Cache::with(
-                INITIAL_SLOTS,
-                (capacity / 10).max(1024) as u64,
-                UnitWeighter,
-                DefaultHashBuilder::default(),
-                DefaultLifecycle::default(),
-            ),
-            members_left: Cache::with(
-                INITIAL_SLOTS,
-                (capacity / 10).max(1024) as u64,
-                UnitWeighter,
-                DefaultHashBuilder::default(),
-                DefaultLifecycle::default(),
-            ),
-            joined_counts: Cache::with(
-                INITIAL_SLOTS,
-                (capacity / 10).max(1024) as u64,
-                UnitWeighter,
-                DefaultHashBuilder::default(),
-                DefaultLifecycle::default(),
-            ),
+            tombstones: bookkeeping(capacity),
+            members_left: bookkeeping(capacity),
+            joined_counts: bookkeeping(capacity),
             generation: AtomicU64::new(0),
             ttl: if capacity == 0 { Duration::ZERO } else { ttl },
         }

@@ -125,7 +125,7 @@ pub(crate) async fn create_in_server(
     JsonBody(request): JsonBody<CreateInviteRequest>,
 ) -> ApiResult<HttpResponse> {
     let server_id = path.into_inner();
-    create(&state, actor, request, move |conn, user_id| {
+    create(&state, actor, request, None, move |conn, user_id| {
         Ok((server_id, member_standing(conn, server_id, user_id)?))
     })
     .await
@@ -144,30 +144,23 @@ pub(crate) async fn create_in_channel(
     state: web::Data<AppState>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
-    JsonBody(mut request): JsonBody<CreateInviteRequest>,
+    JsonBody(request): JsonBody<CreateInviteRequest>,
 ) -> ApiResult<HttpResponse> {
     let channel_id = path.into_inner();
-    let names_another = request.channel_id.is_some_and(|id| id != channel_id);
-    request.channel_id = Some(channel_id);
-    create(&state, actor, request, move |conn, user_id| {
-        let located = channel_standing(conn, channel_id, user_id)?;
-        if names_another {
-            return Err(Problem::validation(
-                "channel_id in the body must be the channel in the path (or be left out)",
-            )
-            .into());
-        }
-        Ok(located)
+    create(&state, actor, request, Some(channel_id), move |conn, user_id| {
+        channel_standing(conn, channel_id, user_id)
     })
     .await
 }
 
 /// Creation, whichever path named the server: membership, then permission, then the request's
-/// rules, then the store (channel, limit, reuse, code).
+/// rules, then the store (channel, limit, reuse, code). `path_channel` is the channel a
+/// channel-scoped path names, which the body may repeat but not contradict.
 async fn create(
     state: &AppState,
     actor: Actor,
-    request: CreateInviteRequest,
+    mut request: CreateInviteRequest,
+    path_channel: Option<Uuid>,
     locate: impl FnOnce(&mut DbConnection, Uuid) -> StoreResult<(Uuid, Standing)> + Send + 'static,
 ) -> ApiResult<HttpResponse> {
     let now = state.clock.now();
@@ -177,6 +170,15 @@ async fn create(
         .run(move |conn| {
             let (server_id, standing) = locate(conn, actor.user_id)?;
             standing.require(Requirement::CreateInvites)?;
+            if let Some(channel_id) = path_channel {
+                if request.channel_id.is_some_and(|id| id != channel_id) {
+                    return Err(Problem::validation(
+                        "channel_id in the body must be the channel in the path (or be left out)",
+                    )
+                    .into());
+                }
+                request.channel_id = Some(channel_id);
+            }
             let settings = request.validate(now)?;
             let new = NewInvite { server_id, creator: &actor, settings: &settings, now };
             conn.create_invite(&new, random().as_mut())

@@ -6,9 +6,9 @@
 //!
 //! - PostgreSQL sends one statement on the success path: data-modifying CTEs read the facts,
 //!   take the use, insert the member, count it and audit it (the audit entry through
-//!   `record_member_join`, which catches its own failure as SQLite's savepoint does). The use is re-checked under the
-//!   invite's row lock, so concurrent accepts queue on that row and the last free use goes to
-//!   exactly one of them. If the statement admits nobody, the facts it read go to the core for
+//!   `record_member_join`, which catches its own failure as SQLite's savepoint does). The use
+//!   is re-checked under the invite's row lock, so concurrent accepts queue on that row and the
+//!   last free use goes to exactly one of them. If the statement admits nobody, the facts it read go to the core for
 //!   the reason; if the core would have admitted on those facts, a concurrent join took the
 //!   use between the snapshot and the lock, and the statement runs again on fresh data.
 //! - SQLite runs `BEGIN IMMEDIATE`, reads the facts, asks the core, and applies the writes:
