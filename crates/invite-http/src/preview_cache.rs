@@ -311,13 +311,19 @@ mod tests {
         assert!(cache.get("xyz").is_none());
     }
 
+    /// Previews `abc` and `def` of one server, and `xyz` of another.
+    fn two_servers() -> (CachedPreview, CachedPreview, CachedPreview) {
+        let first = CachedPreview::from(&preview("abc"));
+        let sibling =
+            CachedPreview { server_id: first.server_id, ..CachedPreview::from(&preview("def")) };
+        (first, sibling, CachedPreview::from(&preview("xyz")))
+    }
+
     #[test]
     fn a_join_raises_the_count_of_every_preview_of_the_server() {
         let cache = PreviewCache::new(10, Duration::from_mins(1));
-        let first = CachedPreview::from(&preview("abc"));
+        let (first, sibling, other) = two_servers();
         let server_id = first.server_id;
-        let sibling = CachedPreview { server_id, ..CachedPreview::from(&preview("def")) };
-        let other = CachedPreview::from(&preview("xyz"));
         cache.put("def", Arc::new(sibling), cache.ticket());
         cache.put("xyz", Arc::new(other), cache.ticket());
         cache.member_joined(server_id, 3);
@@ -331,10 +337,8 @@ mod tests {
     #[test]
     fn a_departure_outdates_every_preview_of_the_server() {
         let cache = PreviewCache::new(10, Duration::from_mins(1));
-        let first = CachedPreview::from(&preview("abc"));
+        let (first, sibling, other) = two_servers();
         let server_id = first.server_id;
-        let sibling = CachedPreview { server_id, ..CachedPreview::from(&preview("def")) };
-        let other = CachedPreview::from(&preview("xyz"));
         cache.put("abc", Arc::new(first), cache.ticket());
         cache.put("def", Arc::new(sibling.clone()), cache.ticket());
         cache.put("xyz", Arc::new(other), cache.ticket());
