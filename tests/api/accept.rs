@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Barrier};
 
 use invite_core::ErrorCode;
-use invite_store::repo::{InviteRepository, MemberRepository};
+use invite_store::repo::MemberRepository;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -29,7 +29,7 @@ fn member_count(app: &TestApp, server: &Value) -> (usize, i64) {
 }
 
 fn uses(app: &TestApp, invite: &Value) -> i64 {
-    app.conn().find_invite(invite["id"].as_str().unwrap().parse().unwrap()).unwrap().unwrap().uses
+    app.uses(invite)
 }
 
 both_backends! {

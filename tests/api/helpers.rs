@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
+use clap::Parser as _;
 use invite_core::clock::OffsetClock;
 use invite_http::auth::Authenticator;
-use invite_http::db::Db;
-use invite_http::startup::{self, ServerOptions};
-use invite_http::state::{AppState, RandomFactory, os_random};
+use invite_http::config::Cli;
+use invite_http::startup;
+use invite_http::state::{RandomFactory, os_random};
 use invite_store::testing::TestDatabase;
 use invite_store::{DbConnection, DbPool};
 use reqwest::Method;
@@ -39,6 +40,21 @@ macro_rules! both_backends {
     };
 }
 pub(crate) use both_backends;
+
+/// Declares tests taking a [`invite_store::Backend`] and runs each on SQLite and on PostgreSQL,
+/// for tests that start their application with settings of their own.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(#[test] fn $name() { super::$name(invite_store::Backend::Postgres) })*
+        }
+
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(invite_store::Backend::Sqlite) })*
+        }
+    };
+}
+pub(crate) use on_both_backends;
 
 /// A user with a token.
 #[derive(Debug, Clone)]
@@ -103,6 +119,57 @@ impl TestResponse {
     }
 }
 
+/// A response read off a raw connection.
+#[derive(Debug)]
+pub(crate) struct RawResponse {
+    pub(crate) status: u16,
+    /// Header lines, names lower-cased.
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Value,
+    pub(crate) text: String,
+}
+
+impl RawResponse {
+    fn parse(received: &[u8]) -> Self {
+        let text = String::from_utf8_lossy(received).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|line| line.split(' ').nth(1))
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0);
+        let headers = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+            .collect();
+        let body = serde_json::from_str(body).unwrap_or(Value::Null);
+        Self { status, headers, body, text: text.clone() }
+    }
+
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+    }
+
+    #[track_caller]
+    pub(crate) fn assert_status_is(&self, status: u16) {
+        assert_eq!(self.status, status, "{}", self.text);
+    }
+
+    /// Asserts a JSON error with this status and code.
+    #[track_caller]
+    pub(crate) fn assert_json_error(&self, status: u16, code: &str) {
+        assert_eq!(
+            (self.status, self.body["code"].as_str()),
+            (status, Some(code)),
+            "{}",
+            self.text
+        );
+        assert!(self.body["error"].is_string(), "{}", self.text);
+        assert_eq!(self.header("content-type"), Some("application/json"), "{}", self.text);
+    }
+}
+
 pub(crate) struct TestApp {
     pub(crate) base: String,
     /// `None` for an app pointed at a database that is not there.
@@ -119,6 +186,14 @@ impl TestApp {
         Self::spawn_with(TestDatabase::new(backend), os_random())
     }
 
+    /// The real application with these extra command-line settings (rate limits are off unless
+    /// they turn them on: most tests send bursts).
+    pub(crate) fn spawn_args(backend: invite_store::Backend, args: &[&str]) -> Self {
+        let db = TestDatabase::new(backend);
+        let pool = db.pool().clone();
+        Self::spawn_full(pool, Some(db), os_random(), args)
+    }
+
     /// The real application, with the given database and random source, on port 0.
     pub(crate) fn spawn_with(db: TestDatabase, random: RandomFactory) -> Self {
         let pool = db.pool().clone();
@@ -127,28 +202,37 @@ impl TestApp {
 
     /// The application over `pool`, which may point at a database that refuses connections.
     pub(crate) fn spawn_on(pool: DbPool, db: Option<TestDatabase>, random: RandomFactory) -> Self {
+        Self::spawn_full(pool, db, random, &[])
+    }
+
+    fn spawn_full(
+        pool: DbPool,
+        db: Option<TestDatabase>,
+        random: RandomFactory,
+        args: &[&str],
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let auth = Authenticator::from_secret(SECRET.as_bytes()).unwrap();
         let clock = Arc::new(OffsetClock::new());
-        let state = AppState {
-            db: Db::new(pool),
-            auth: Arc::new(auth.clone()),
-            clock: clock.clone(),
-            random,
-            public_url: "https://chat.example".to_owned(),
-            metrics: Arc::default(),
-            // As in production: the tests see the cache's invalidation at work.
-            previews: Arc::new(invite_http::preview_cache::PreviewCache::new(
-                10_000,
-                Duration::from_secs(30),
-            )),
-        };
-        let options = ServerOptions {
-            workers: Some(2),
-            shutdown_timeout: Duration::from_secs(5),
-            db_pool_size: 8,
-        };
+        let mut argv = vec!["invite-server", "--jwt-secret", SECRET];
+        if !args.contains(&"--rate-limits") {
+            argv.extend(["--rate-limits", "off"]);
+        }
+        // Debug builds are ten times slower than release ones: bursts that a release build
+        // serves in milliseconds would be shed here. Shedding tests set their own.
+        if !args.contains(&"--db-queue-timeout") {
+            argv.extend(["--db-queue-timeout", "2s"]);
+        }
+        argv.extend(args);
+        let config = Cli::try_parse_from(argv).expect("valid test settings").config;
+        let (mut state, mut options) =
+            startup::prepare(&config, pool, auth.clone(), "https://chat.example".to_owned())
+                .expect("the application starts");
+        state.clock = clock.clone();
+        state.random = random;
+        options.workers = Some(2);
+        options.shutdown_timeout = Duration::from_secs(5);
         let (sender, receiver) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
@@ -160,6 +244,27 @@ impl TestApp {
         let handle = receiver.recv().unwrap();
         let client = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
         Self { base, db, clock, auth, client, handle, thread: Some(thread) }
+    }
+
+    /// A second instance of the service over the same database, as another process sharing it
+    /// would be (a pool of its own), with these settings.
+    pub(crate) fn second_instance(&self, args: &[&str]) -> TestApp {
+        let db = self.db.as_ref().expect("this app has a database");
+        let pool = DbPool::new(&invite_store::PoolConfig::new(db.url().clone()));
+        Self::spawn_full(pool, None, os_random(), args)
+    }
+
+    /// Sends `request` as raw bytes on a connection of its own and returns everything the
+    /// service sent back until it closed the connection (or 15 s passed).
+    pub(crate) fn raw_tcp(&self, request: &[u8]) -> RawResponse {
+        use std::io::{Read, Write};
+        let address = self.base.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        stream.write_all(request).unwrap();
+        let mut received = Vec::new();
+        let _ = stream.read_to_end(&mut received);
+        RawResponse::parse(&received)
     }
 
     pub(crate) fn user(&self) -> TestUser {
@@ -233,6 +338,13 @@ impl TestApp {
 
     pub(crate) fn delete(&self, path: &str, user: &TestUser) -> TestResponse {
         self.request(Method::DELETE, path, Some(user), None)
+    }
+
+    /// The invite's `uses`, as the database holds it.
+    pub(crate) fn uses(&self, invite: &Value) -> i64 {
+        use invite_store::repo::InviteRepository;
+        let id = invite["id"].as_str().unwrap().parse().unwrap();
+        self.conn().find_invite(id).unwrap().unwrap().uses
     }
 
     /// `POST /servers`; returns the server.

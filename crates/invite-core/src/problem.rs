@@ -73,8 +73,22 @@ pub enum ErrorCode {
     VanityInvite,
     /// `If-Match` names a version other than the current one.
     PreconditionFailed,
+    /// The `Idempotency-Key` was used for another request (method, path or body).
+    IdempotencyKeyReused,
+    /// A request with the same `Idempotency-Key` is still being processed.
+    IdempotencyInFlight,
+    /// The HTTP request itself is malformed (headers, framing), below any endpoint.
+    MalformedRequest,
+    /// The request (its head or its body) did not arrive in time.
+    RequestTimeout,
+    /// The request's target (path and query) is longer than the service reads.
+    UriTooLong,
+    /// The request's headers are too many or too large.
+    HeadersTooLarge,
     /// Too many requests; retry after the time given.
     RateLimited,
+    /// More work is waiting for the database than it can serve in time; retry shortly.
+    Overloaded,
     /// The service is in maintenance mode and refuses writes.
     Maintenance,
     /// A dependency (the database) is unavailable; retry later.
@@ -85,7 +99,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for exhaustive checks (documentation, tests, the OpenAPI description).
-    pub const ALL: [Self; 34] = [
+    pub const ALL: [Self; 41] = [
         Self::ValidationError,
         Self::InvalidJson,
         Self::InvalidId,
@@ -116,7 +130,14 @@ impl ErrorCode {
         Self::VanityTaken,
         Self::VanityInvite,
         Self::PreconditionFailed,
+        Self::IdempotencyKeyReused,
+        Self::IdempotencyInFlight,
+        Self::MalformedRequest,
+        Self::RequestTimeout,
+        Self::UriTooLong,
+        Self::HeadersTooLarge,
         Self::RateLimited,
+        Self::Overloaded,
         Self::Maintenance,
         Self::ServiceUnavailable,
         Self::InternalError,
@@ -155,7 +176,14 @@ impl ErrorCode {
             Self::VanityTaken => "VANITY_TAKEN",
             Self::VanityInvite => "VANITY_INVITE",
             Self::PreconditionFailed => "PRECONDITION_FAILED",
+            Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            Self::IdempotencyInFlight => "IDEMPOTENCY_IN_FLIGHT",
+            Self::MalformedRequest => "MALFORMED_REQUEST",
+            Self::RequestTimeout => "REQUEST_TIMEOUT",
+            Self::UriTooLong => "URI_TOO_LONG",
+            Self::HeadersTooLarge => "HEADERS_TOO_LARGE",
             Self::RateLimited => "RATE_LIMITED",
+            Self::Overloaded => "OVERLOADED",
             Self::Maintenance => "MAINTENANCE",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             Self::InternalError => "INTERNAL_ERROR",
@@ -174,7 +202,8 @@ impl ErrorCode {
             | Self::InviteExpired
             | Self::InviteMaxedOut
             | Self::MaxInvitesReached
-            | Self::VanityInvite => 400,
+            | Self::VanityInvite
+            | Self::MalformedRequest => 400,
             Self::Unauthorized => 401,
             Self::MissingPermission
             | Self::OwnerImmune
@@ -190,13 +219,17 @@ impl ErrorCode {
             | Self::InviteNotFound
             | Self::InviteRevoked => 404,
             Self::MethodNotAllowed => 405,
-            Self::AlreadyMember | Self::VanityTaken => 409,
+            Self::RequestTimeout => 408,
+            Self::AlreadyMember | Self::VanityTaken | Self::IdempotencyInFlight => 409,
             Self::PreconditionFailed => 412,
             Self::PayloadTooLarge => 413,
+            Self::UriTooLong => 414,
             Self::UnsupportedMediaType => 415,
+            Self::IdempotencyKeyReused => 422,
             Self::RateLimited => 429,
+            Self::HeadersTooLarge => 431,
             Self::CodeSpaceExhausted | Self::InternalError => 500,
-            Self::Maintenance | Self::ServiceUnavailable => 503,
+            Self::Maintenance | Self::ServiceUnavailable | Self::Overloaded => 503,
         }
     }
 
@@ -234,7 +267,18 @@ impl ErrorCode {
                 "Vanity invites are managed through /servers/{server_id}/vanity-url"
             }
             Self::PreconditionFailed => "The invite has changed since the version in If-Match",
+            Self::IdempotencyKeyReused => {
+                "This Idempotency-Key was used for another request (method, path or body)"
+            }
+            Self::IdempotencyInFlight => {
+                "A request with this Idempotency-Key is still being processed, retry shortly"
+            }
+            Self::MalformedRequest => "The HTTP request is malformed",
+            Self::RequestTimeout => "The request did not arrive in time",
+            Self::UriTooLong => "The request's path and query are too long",
+            Self::HeadersTooLarge => "The request's headers are too many or too large",
             Self::RateLimited => "You are being rate limited",
+            Self::Overloaded => "The service is overloaded, please retry shortly",
             Self::Maintenance => "The service is in maintenance mode, please retry later",
             Self::ServiceUnavailable => "The service is temporarily unavailable, please retry",
             Self::InternalError => "Internal server error",

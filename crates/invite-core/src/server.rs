@@ -75,8 +75,10 @@ fn is_forbidden_control(c: char) -> bool {
 }
 
 fn parse_name(input: &str, field: &str) -> Result<String, Problem> {
+    // The bound holds for what was sent, before trimming, as the published `maxLength` says:
+    // `"\t" + 100 letters` is 101 characters, and refused.
     let name = input.trim_matches(is_space);
-    if !(1..=MAX_NAME_LEN).contains(&name.chars().count()) {
+    if input.chars().count() > MAX_NAME_LEN || name.is_empty() {
         return Err(Problem::validation(format!("{field} must be between 1 and 100 characters")));
     }
     if name.chars().any(is_forbidden_control) {
@@ -321,12 +323,13 @@ pub struct BanRequest {
 impl BanRequest {
     /// The trimmed reason (an empty one is none), or a refusal when too long.
     pub fn reason(&self) -> Result<Option<String>, Problem> {
+        // Bounded as sent, before trimming, like names (see `parse_name`).
+        if self.reason.as_deref().is_some_and(|r| r.chars().count() > MAX_BAN_REASON_LEN) {
+            return Err(Problem::validation("reason must be at most 512 characters"));
+        }
         let Some(reason) = self.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()) else {
             return Ok(None);
         };
-        if reason.chars().count() > MAX_BAN_REASON_LEN {
-            return Err(Problem::validation("reason must be at most 512 characters"));
-        }
         if reason.chars().any(is_forbidden_control) {
             return Err(Problem::validation("reason must not contain control characters"));
         }
@@ -414,7 +417,8 @@ mod tests {
         assert_eq!(ServerName::parse("  Rust  ").unwrap().as_str(), "Rust");
         assert_eq!(ServerName::parse(&"é".repeat(100)).unwrap().as_str().chars().count(), 100);
         assert_eq!(ServerName::parse("\u{1c}Rust\u{3000}").unwrap().as_str(), "Rust");
-        for bad in ["", "   ", "\u{1f}\u{1c}", &"x".repeat(101)] {
+        let padded = format!("\t{}", "a".repeat(100));
+        for bad in ["", "   ", "\u{1f}\u{1c}", &"x".repeat(101), &padded] {
             let problem = ServerName::parse(bad).unwrap_err();
             assert_eq!(
                 (problem.status, problem.message.as_ref()),

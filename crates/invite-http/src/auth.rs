@@ -10,7 +10,7 @@ use std::future::{Ready, ready};
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use invite_core::ErrorCode;
 use invite_store::repo::Actor;
 use jsonwebtoken::errors::ErrorKind;
@@ -126,8 +126,12 @@ impl Authenticator {
             ));
         }
         // A name is remembered to show it; one with control characters (NUL cannot even be
-        // stored) is not worth showing, and must not turn the request into a failure.
-        let username = claims.username.filter(|name| !name.chars().any(char::is_control));
+        // stored), or longer than any name the contract allows, is not worth showing, and must
+        // not turn the request into a failure either.
+        let username = claims.username.filter(|name| {
+            !name.chars().any(char::is_control)
+                && name.chars().count() <= invite_core::server::MAX_NAME_LEN
+        });
         Ok(Actor { user_id: claims.sub, username })
     }
 
@@ -174,7 +178,15 @@ impl FromRequest for AuthUser {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req).map(AuthUser))
+        // Verified once per request, whichever extractors ask.
+        if let Some(user) = req.extensions().get::<AuthUser>() {
+            return ready(Ok(user.clone()));
+        }
+        let user = authenticate(req).map(AuthUser);
+        if let Ok(user) = &user {
+            req.extensions_mut().insert(user.clone());
+        }
+        ready(user)
     }
 }
 
@@ -257,6 +269,12 @@ mod tests {
         let odd_name =
             auth.mint(&Claims { username: Some("a\0b".into()), ..claims(future()) }).unwrap();
         assert_eq!(auth.verify(&odd_name).unwrap().username, None);
+        for (length, kept) in [(100, true), (101, false), (15_000, false)] {
+            let long = auth
+                .mint(&Claims { username: Some("é".repeat(length)), ..claims(future()) })
+                .unwrap();
+            assert_eq!(auth.verify(&long).unwrap().username.is_some(), kept, "{length}");
+        }
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! an unreachable database) ends with a message saying what to fix, never a panic.
 
 use std::net::TcpListener;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -15,12 +14,10 @@ use invite_store::repo::{Actor, CreatedInvite, InviteRepository, NewInvite, Serv
 use invite_store::{DbPool, PoolConfig};
 use uuid::Uuid;
 
-use crate::auth::Authenticator;
 use crate::config::{Cli, Command, Config};
-use crate::db::Db;
-use crate::preview_cache::PreviewCache;
+
 use crate::startup::{self, ServerOptions};
-use crate::state::{AppState, os_random};
+use crate::state::AppState;
 use crate::telemetry;
 
 /// Runs the command the command line names (`serve` by default).
@@ -55,31 +52,6 @@ fn bind(config: &Config) -> anyhow::Result<TcpListener> {
     TcpListener::bind(&config.bind).with_context(|| format!("cannot listen on {}", config.bind))
 }
 
-fn state(
-    config: &Config,
-    pool: DbPool,
-    auth: Authenticator,
-    listener: &TcpListener,
-) -> anyhow::Result<AppState> {
-    Ok(AppState {
-        db: Db::new(pool),
-        auth: Arc::new(auth),
-        clock: Arc::new(SystemClock),
-        random: os_random(),
-        public_url: config.public_url(listener.local_addr()?)?,
-        metrics: Arc::default(),
-        previews: Arc::new(PreviewCache::new(config.preview_cache_size, config.preview_cache_ttl)),
-    })
-}
-
-fn options(config: &Config, pool: &DbPool) -> ServerOptions {
-    ServerOptions {
-        workers: config.workers,
-        shutdown_timeout: config.shutdown_timeout,
-        db_pool_size: pool.state().max_size,
-    }
-}
-
 fn serve_until_stopped(
     listener: TcpListener,
     state: AppState,
@@ -95,10 +67,12 @@ fn serve_until_stopped(
 
 fn serve(config: &Config) -> anyhow::Result<()> {
     let auth = config.authenticator()?;
+    // Every setting is checked before anything is touched.
+    config.reliability()?;
     let pool = migrated_pool(config)?;
     let listener = bind(config)?;
-    let options = options(config, &pool);
-    let state = state(config, pool, auth, &listener)?;
+    let public_url = config.public_url(listener.local_addr()?)?;
+    let (state, options) = startup::prepare(config, pool, auth, public_url)?;
     serve_until_stopped(listener, state, options)
 }
 
@@ -183,9 +157,11 @@ fn demo(config: &Config) -> anyhow::Result<()> {
         config.jwt_secret = Some(secret);
     }
     let auth = config.authenticator()?;
+    config.reliability()?;
     let pool = migrated_pool(&config)?;
     let listener = bind(&config)?;
-    let state = state(&config, pool.clone(), auth, &listener)?;
+    let public_url = config.public_url(listener.local_addr()?)?;
+    let (state, options) = startup::prepare(&config, pool.clone(), auth, public_url)?;
 
     let (owner, guest) = (Uuid::now_v7(), Uuid::now_v7());
     let now = SystemClock.now();
@@ -235,5 +211,5 @@ fn demo(config: &Config) -> anyhow::Result<()> {
         state.invite_url(&code),
         invite.server_id,
     );
-    serve_until_stopped(listener, state, options(&config, &pool))
+    serve_until_stopped(listener, state, options)
 }

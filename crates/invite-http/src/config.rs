@@ -17,6 +17,18 @@
 //! | `--shutdown-timeout` | `INVITE_SHUTDOWN_TIMEOUT` | `30s` | how long in-flight requests may finish after SIGTERM |
 //! | `--preview-cache-ttl` | `INVITE_PREVIEW_CACHE_TTL` | `30s` | longest a cached preview is served; `0s` disables the cache |
 //! | `--preview-cache-size` | `INVITE_PREVIEW_CACHE_SIZE` | 100000 | most cached previews |
+//! | `--db-queue-timeout` | `INVITE_DB_QUEUE_TIMEOUT` | `250ms` | longest expected wait for the database before new work is refused (503 `OVERLOADED`) |
+//! | `--body-timeout` | `INVITE_BODY_TIMEOUT` | `10s` | longest a request body may take to arrive (408) |
+//! | `--rate-limits` | `INVITE_RATE_LIMITS` | `on` | `on` or `off` |
+//! | `--rate-limit-accept` | `INVITE_RATE_LIMIT_ACCEPT` | `10/10s` | accepts per user |
+//! | `--rate-limit-create` | `INVITE_RATE_LIMIT_CREATE` | `20/60s` | invite creations per user and server |
+//! | `--rate-limit-preview` | `INVITE_RATE_LIMIT_PREVIEW` | `100/10s` | previews per client address |
+//! | `--rate-limit-unknown-code` | `INVITE_RATE_LIMIT_UNKNOWN_CODE` | `20/60s` | lookups of unknown codes per client address |
+//! | `--trusted-proxies` | `INVITE_TRUSTED_PROXIES` | none | CIDRs whose `X-Forwarded-For`/`Forwarded` is believed |
+//! | `--maintenance` | `INVITE_MAINTENANCE` | unset | `on` or `off` at start (unset: as the database says) |
+//! | `--maintenance-message` | `INVITE_MAINTENANCE_MESSAGE` | none | what to tell people during maintenance |
+//! | `--maintenance-until` | `INVITE_MAINTENANCE_UNTIL` | none | RFC 3339 end of the window |
+//! | `--admin-token` | `INVITE_ADMIN_TOKEN` | none | bearer token of `/admin/*` (at least 32 bytes); without it they answer 404 |
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -114,7 +126,101 @@ pub struct Config {
     /// How long in-flight requests may finish after SIGTERM or Ctrl-C.
     #[arg(long, env = "INVITE_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
     pub shutdown_timeout: Duration,
+    /// Longest expected wait for a database connection before new database work is refused at
+    /// once with 503 `OVERLOADED` (never more than `INVITE_DB_TIMEOUT`).
+    #[arg(long, env = "INVITE_DB_QUEUE_TIMEOUT", default_value = "250ms", value_parser = humantime::parse_duration, global = true)]
+    pub db_queue_timeout: Duration,
+    /// Longest a request body may take to arrive before 408.
+    #[arg(long, env = "INVITE_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub body_timeout: Duration,
+    /// Rate limits: `on` or `off`.
+    #[arg(long, env = "INVITE_RATE_LIMITS", default_value = "on", global = true)]
+    pub rate_limits: String,
+    /// Accepts per user, as `<count>/<period>`.
+    #[arg(long, env = "INVITE_RATE_LIMIT_ACCEPT", default_value = "10/10s", global = true)]
+    pub rate_limit_accept: String,
+    /// Invite creations per user and server.
+    #[arg(long, env = "INVITE_RATE_LIMIT_CREATE", default_value = "20/60s", global = true)]
+    pub rate_limit_create: String,
+    /// Previews (JSON and page) per client address.
+    #[arg(long, env = "INVITE_RATE_LIMIT_PREVIEW", default_value = "100/10s", global = true)]
+    pub rate_limit_preview: String,
+    /// Lookups of codes that do not exist, per client address.
+    #[arg(long, env = "INVITE_RATE_LIMIT_UNKNOWN_CODE", default_value = "20/60s", global = true)]
+    pub rate_limit_unknown_code: String,
+    /// Proxies (comma-separated CIDRs) whose `X-Forwarded-For` or `Forwarded` header names the
+    /// client; anyone else's is ignored.
+    #[arg(long, env = "INVITE_TRUSTED_PROXIES", default_value = "", global = true)]
+    pub trusted_proxies: String,
+    /// Maintenance mode at start: `on` or `off`; unset keeps what the database holds.
+    #[arg(long, env = "INVITE_MAINTENANCE", global = true)]
+    pub maintenance: Option<String>,
+    /// What writes refused during maintenance tell people.
+    #[arg(long, env = "INVITE_MAINTENANCE_MESSAGE", global = true)]
+    pub maintenance_message: Option<String>,
+    /// When the maintenance window ends (RFC 3339); past it, writes are accepted again.
+    #[arg(long, env = "INVITE_MAINTENANCE_UNTIL", global = true)]
+    pub maintenance_until: Option<String>,
+    /// Bearer token of the operator endpoints (`/admin/*`), at least 32 bytes.
+    #[arg(long, env = "INVITE_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    pub admin_token: Option<String>,
 }
+
+/// A rate: `count` requests per `period`, with bursts of up to `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Requests per period, and the largest burst.
+    pub count: std::num::NonZeroU32,
+    /// The period.
+    pub period: Duration,
+}
+
+impl Rate {
+    /// Parses `10/10s`, `20/1m`, `5/s`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (count, period) = text.trim().split_once('/')?;
+        let count = count.trim().parse().ok()?;
+        let period = period.trim();
+        // `5/s` reads as five a second.
+        let period = if period.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            humantime::parse_duration(&format!("1{period}")).ok()?
+        } else {
+            humantime::parse_duration(period).ok()?
+        };
+        (!period.is_zero()).then_some(Self { count, period })
+    }
+}
+
+/// The settings of contract section 6, checked.
+#[derive(Debug, Clone)]
+pub struct Reliability {
+    /// The rate of each bucket, or `None` when rate limits are off.
+    pub rates: Option<crate::rate_limit::Rates>,
+    /// Proxies whose forwarding headers are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Maintenance to switch at start, if `INVITE_MAINTENANCE` is set.
+    pub maintenance: Option<MaintenanceSetting>,
+    /// The operator token, if any.
+    pub admin_token: Option<String>,
+    /// Longest expected wait for the database before shedding.
+    pub db_queue_timeout: Duration,
+    /// Longest a body may take to arrive.
+    pub body_timeout: Duration,
+}
+
+/// `INVITE_MAINTENANCE` and its message and end, as set at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaintenanceSetting {
+    /// On or off.
+    pub enabled: bool,
+    /// What to tell people.
+    pub message: Option<String>,
+    /// When it ends.
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The shortest admin token accepted.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
 
 /// A configuration the service cannot run with; the message says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +245,29 @@ pub enum ConfigError {
     /// The public URL is not an http(s) URL.
     #[error("INVITE_PUBLIC_URL must be an http:// or https:// URL, got {0:?}")]
     PublicUrl(String),
+    /// A setting has a value it cannot take; the message names the variable.
+    #[error("{variable} {expected}, got {value:?}")]
+    Invalid {
+        /// The environment variable.
+        variable: &'static str,
+        /// What it must be.
+        expected: &'static str,
+        /// What it was.
+        value: String,
+    },
+}
+
+fn invalid(variable: &'static str, expected: &'static str, value: &str) -> ConfigError {
+    ConfigError::Invalid { variable, expected, value: value.to_owned() }
+}
+
+/// Reads an `on`/`off` switch.
+fn switch(variable: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        _ => Err(invalid(variable, "must be on or off", value)),
+    }
 }
 
 impl Config {
@@ -165,6 +294,102 @@ impl Config {
         pool.checkout_timeout = self.db_timeout;
         pool.statement_timeout = self.db_statement_timeout;
         Ok(pool)
+    }
+
+    /// Rate limits, proxies, maintenance and the admin token, each checked; the error names the
+    /// variable at fault.
+    pub fn reliability(&self) -> Result<Reliability, ConfigError> {
+        let rate = |variable: &'static str, value: &str| {
+            Rate::parse(value).ok_or_else(|| {
+                invalid(
+                    variable,
+                    "must be <count>/<period>, such as 10/10s (count at least 1)",
+                    value,
+                )
+            })
+        };
+        let rates = if switch("INVITE_RATE_LIMITS", &self.rate_limits)? {
+            Some(crate::rate_limit::Rates {
+                accept: rate("INVITE_RATE_LIMIT_ACCEPT", &self.rate_limit_accept)?,
+                create: rate("INVITE_RATE_LIMIT_CREATE", &self.rate_limit_create)?,
+                preview: rate("INVITE_RATE_LIMIT_PREVIEW", &self.rate_limit_preview)?,
+                unknown_code: rate(
+                    "INVITE_RATE_LIMIT_UNKNOWN_CODE",
+                    &self.rate_limit_unknown_code,
+                )?,
+            })
+        } else {
+            None
+        };
+        let trusted_proxies = self
+            .trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|cidr| !cidr.is_empty())
+            .map(|cidr| {
+                // A bare address is a network of one.
+                cidr.parse::<ipnet::IpNet>()
+                    .or_else(|_| cidr.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        invalid(
+                            "INVITE_TRUSTED_PROXIES",
+                            "must be comma-separated CIDRs, such as 10.0.0.0/8,::1/128",
+                            cidr,
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let until = self
+            .maintenance_until
+            .as_deref()
+            .map(|value| {
+                chrono::DateTime::parse_from_rfc3339(value.trim())
+                    .map(|time| time.with_timezone(&chrono::Utc))
+                    .map_err(|_| {
+                        invalid(
+                            "INVITE_MAINTENANCE_UNTIL",
+                            "must be an RFC 3339 time, such as 2026-12-24T18:00:00Z",
+                            value,
+                        )
+                    })
+            })
+            .transpose()?;
+        if let Some(message) = &self.maintenance_message
+            && message.chars().count() > crate::maintenance::MAX_MESSAGE_LEN
+        {
+            return Err(invalid(
+                "INVITE_MAINTENANCE_MESSAGE",
+                "must be at most 500 characters",
+                message,
+            ));
+        }
+        let maintenance = self
+            .maintenance
+            .as_deref()
+            .map(|value| switch("INVITE_MAINTENANCE", value))
+            .transpose()?
+            .map(|enabled| MaintenanceSetting {
+                enabled,
+                message: self.maintenance_message.clone(),
+                until,
+            });
+        if let Some(token) = &self.admin_token
+            && token.len() < MIN_ADMIN_TOKEN_LEN
+        {
+            return Err(ConfigError::Invalid {
+                variable: "INVITE_ADMIN_TOKEN",
+                expected: "must be at least 32 bytes",
+                value: format!("{} bytes", token.len()),
+            });
+        }
+        Ok(Reliability {
+            rates,
+            trusted_proxies,
+            maintenance,
+            admin_token: self.admin_token.clone(),
+            db_queue_timeout: self.db_queue_timeout.min(self.db_timeout),
+            body_timeout: self.body_timeout,
+        })
     }
 
     /// The base of invite links, without a trailing slash.

@@ -1,27 +1,82 @@
-//! The one bridge between async handlers and the synchronous store.
+//! The one bridge between async handlers and the synchronous store, and the guard in front of
+//! the database (contract section 6).
 //!
-//! Every database call goes through [`Db::run`]: the connection checkout and the work run on
-//! actix's blocking pool (never on a worker thread, which would stall every request it serves),
-//! the request's tracing span follows them there, and a checkout that times out becomes a 503
-//! within the checkout timeout of the request's arrival at the bridge.
+//! Every database call goes through [`Db::run`]:
+//! - **Deadline.** A request's database work (waiting for a thread and a connection, then the
+//!   statements) must be over within `INVITE_DB_TIMEOUT` of the request's arrival; past it the
+//!   request is answered 503 `SERVICE_UNAVAILABLE` at once, and a write still open then rolls
+//!   back rather than commits (see `invite_store::DbPool::run_by`).
+//! - **Load shedding.** When more work is waiting than the threads can start within
+//!   `INVITE_DB_QUEUE_TIMEOUT` (by Little's law: waiting × the recent time each holds a thread
+//!   ÷ threads), new work is refused at once with 503 `OVERLOADED`: a longer queue would only
+//!   make every admitted request slower, since the database is already as busy as it gets.
+//! - **Circuit breaker.** After consecutive failures to reach the database, requests are
+//!   answered 503 at once instead of each waiting out the deadline; one request every
+//!   [`PROBE_INTERVAL`] goes through to find out whether the database is back.
+//! - **Health.** What the bridge observes feeds `/status` ([`DbHealth`]).
+//!
+//! The checkout and the work run on actix's blocking pool (never on a worker thread, which
+//! would stall every request it serves), and the request's tracing span follows them there.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use actix_web::web;
-use invite_store::{DbConnection, DbPool, StoreResult};
+use chrono::{DateTime, Utc};
+use invite_store::repo::{IdempotencyClaim, Keyed, RecordedResponse};
+use invite_store::{DbConnection, DbPool, StoreError, StoreResult};
+use parking_lot::Mutex;
 
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::Metrics;
 
-/// A handle on the pool, cheap to clone.
+/// Consecutive failures to reach the database that open the circuit.
+const FAILURES_TO_OPEN: u32 = 3;
+
+/// How often a request is let through to the database while the circuit is open.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How long a shed request or a failure keeps the database `degraded` in `/status`.
+const TROUBLE_WINDOW: Duration = Duration::from_secs(30);
+
+/// Kept from the request's database budget for the rest of its life (writing the answer), so
+/// the answer leaves within `INVITE_DB_TIMEOUT` of the request's arrival.
+const ANSWER_MARGIN: Duration = Duration::from_millis(20);
+
+tokio::task_local! {
+    /// When the request being served arrived; set by [`since_arrival`].
+    static ARRIVED: Instant;
+}
+
+/// Runs a request's future knowing when it arrived, so its database deadline counts from then.
+pub async fn since_arrival<F: std::future::Future>(arrived: Instant, request: F) -> F::Output {
+    ARRIVED.scope(arrived, request).await
+}
+
+/// How the bridge is tuned.
+#[derive(Debug, Clone, Copy)]
+pub struct DbLimits {
+    /// Longest a request's database work may take, from its arrival (`INVITE_DB_TIMEOUT`).
+    pub timeout: Duration,
+    /// Longest expected wait before new work is shed (`INVITE_DB_QUEUE_TIMEOUT`).
+    pub queue_timeout: Duration,
+    /// Threads that run database work at once (every worker's blocking pool together).
+    pub threads: usize,
+}
+
+/// A handle on the pool and its guard, cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: DbPool,
+    gate: Arc<Gate>,
+    metrics: Arc<Metrics>,
 }
 
 impl Db {
-    /// Wraps a pool.
-    pub fn new(pool: DbPool) -> Self {
-        Self { pool }
+    /// Wraps a pool; `limits.threads` must match the blocking threads the server runs.
+    pub fn new(pool: DbPool, limits: DbLimits, metrics: Arc<Metrics>) -> Self {
+        Self { pool, gate: Arc::new(Gate::new(limits)), metrics }
     }
 
     /// The pool, for health checks and metrics.
@@ -29,20 +84,375 @@ impl Db {
         &self.pool
     }
 
-    /// Runs `work` with a pooled connection on the blocking pool.
+    /// What the bridge has observed of the database.
+    pub fn health(&self) -> DbHealth {
+        self.gate.health(Instant::now())
+    }
+
+    /// Runs `work` with a pooled connection on the blocking pool, within the request's deadline.
     pub async fn run<T, F>(&self, work: F) -> ApiResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> StoreResult<T> + Send + 'static,
     {
-        // The deadline starts now, not when a blocking thread frees up: under load, requests
-        // queue for threads, and the promise is a 503 within the checkout timeout, not later.
-        let deadline = Instant::now() + self.pool.checkout_timeout();
+        let now = Instant::now();
+        let arrived = ARRIVED.try_with(|arrived| *arrived).unwrap_or(now);
+        let deadline = arrived + self.gate.limits.timeout.saturating_sub(ANSWER_MARGIN);
+        let probe = self.gate.admit(now, deadline).inspect_err(|error| {
+            if matches!(error, ApiError::Overloaded) {
+                self.metrics.observe_shed();
+            }
+        })?;
+        let waiting = Waiting::new(&self.gate);
+        let gate = Arc::clone(&self.gate);
         let pool = self.pool.clone();
         let span = tracing::Span::current();
-        web::block(move || span.in_scope(|| pool.run_by(deadline, work)))
-            .await
-            .map_err(|error| ApiError::internal(format!("the blocking pool failed: {error}")))?
-            .map_err(ApiError::from)
+        let blocking = web::block(move || {
+            let started = waiting.start();
+            let result = span.in_scope(|| pool.run_by(deadline, work));
+            gate.observe_hold(started.elapsed());
+            result
+        });
+        let outcome = match tokio::time::timeout_at(deadline.into(), blocking).await {
+            Err(_) => Err(StoreError::Unavailable("the database did not answer in time".into())),
+            Ok(Err(error)) => {
+                return Err(ApiError::internal(format!("the blocking pool failed: {error}")));
+            }
+            Ok(Ok(outcome)) => outcome,
+        };
+        self.gate.observe(outcome.as_ref().err(), probe, Instant::now());
+        outcome.map_err(ApiError::from)
+    }
+
+    /// Runs a write whose response `render` describes. With an Idempotency-Key (`claim`), the
+    /// write and the record of its response commit together, and a key already answered is
+    /// replayed without doing the work again (see `invite_store::repo::recorded`).
+    pub async fn write<T, F, R>(
+        &self,
+        claim: Option<IdempotencyClaim>,
+        now: DateTime<Utc>,
+        work: F,
+        render: R,
+    ) -> ApiResult<Keyed<RecordedResponse>>
+    where
+        F: FnOnce(&mut DbConnection) -> StoreResult<T> + Send + 'static,
+        R: FnOnce(&T) -> RecordedResponse + Send + 'static,
+    {
+        self.run(move |conn| match claim {
+            None => work(conn).map(|value| Keyed::Fresh(render(&value))),
+            Some(claim) => invite_store::repo::recorded(conn, &claim, now, work, render),
+        })
+        .await
+    }
+}
+
+/// Counts a request as waiting until its work starts on a thread (or is dropped unstarted).
+struct Waiting {
+    gate: Option<Arc<Gate>>,
+}
+
+impl Waiting {
+    fn new(gate: &Arc<Gate>) -> Self {
+        gate.waiting.fetch_add(1, Ordering::AcqRel);
+        Self { gate: Some(Arc::clone(gate)) }
+    }
+
+    fn start(mut self) -> Instant {
+        if let Some(gate) = self.gate.take() {
+            gate.waiting.fetch_sub(1, Ordering::AcqRel);
+            gate.progress();
+        }
+        Instant::now()
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Some(gate) = self.gate.take() {
+            gate.waiting.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Whether a request was let through as the open circuit's probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Probe(bool);
+
+/// The circuit's state.
+#[derive(Debug, Clone, Copy)]
+enum Circuit {
+    /// Requests go through; `failures` in a row have failed.
+    Closed { failures: u32 },
+    /// The database is away since `since`; the next probe may go at `next_probe`.
+    Open { since: Instant, next_probe: Instant, probing: bool },
+}
+
+/// What the bridge remembers for `/status`.
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    circuit: Circuit,
+    /// The latest failure to reach the database, and the latest request shed.
+    last_failure: Option<Instant>,
+    last_shed: Option<Instant>,
+    /// When the latest spell of trouble began (for "degraded since").
+    trouble_began: Option<Instant>,
+    /// When the circuit last closed again.
+    recovered: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Gate {
+    limits: DbLimits,
+    waiting: AtomicUsize,
+    /// Recent time a request holds a thread, in nanoseconds (an exponential moving average).
+    hold_nanos: AtomicU64,
+    /// When work last started or finished, in nanoseconds since `started`.
+    progress_nanos: AtomicU64,
+    record: Mutex<Record>,
+    started: Instant,
+}
+
+impl Gate {
+    fn new(limits: DbLimits) -> Self {
+        Self {
+            limits: DbLimits { threads: limits.threads.max(1), ..limits },
+            waiting: AtomicUsize::new(0),
+            hold_nanos: AtomicU64::new(0),
+            progress_nanos: AtomicU64::new(0),
+            record: Mutex::new(Record {
+                circuit: Circuit::Closed { failures: 0 },
+                last_failure: None,
+                last_shed: None,
+                trouble_began: None,
+                recovered: None,
+            }),
+            started: Instant::now(),
+        }
+    }
+
+    /// Lets a request through, or refuses it at once: the circuit is open (503
+    /// `SERVICE_UNAVAILABLE`), or the queue could not be served in time (503 `OVERLOADED`).
+    fn admit(&self, now: Instant, deadline: Instant) -> ApiResult<Probe> {
+        let probe = {
+            let mut record = self.record.lock();
+            match &mut record.circuit {
+                Circuit::Closed { .. } => Probe(false),
+                Circuit::Open { next_probe, probing, .. } => {
+                    if *probing || now < *next_probe {
+                        return Err(ApiError::Unavailable("the database is unreachable".into()));
+                    }
+                    *probing = true;
+                    Probe(true)
+                }
+            }
+        };
+        let waiting = self.waiting.load(Ordering::Acquire);
+        if !probe.0 && waiting >= self.limits.threads {
+            // Work that has not finished tells as much as work that has: when nothing has
+            // started or finished for a while (a database stalling), each thread is held at
+            // least that long.
+            let stalled = now.saturating_duration_since(
+                self.started + Duration::from_nanos(self.progress_nanos.load(Ordering::Relaxed)),
+            );
+            let average = Duration::from_nanos(self.hold_nanos.load(Ordering::Relaxed));
+            let hold = average.max(stalled);
+            let expected = hold.mul_f64((waiting + 1) as f64 / self.limits.threads as f64);
+            let budget = self.limits.queue_timeout.min(deadline.saturating_duration_since(now));
+            if expected > budget {
+                let mut record = self.record.lock();
+                begin_trouble(&mut record, now);
+                record.last_shed = Some(now);
+                return Err(ApiError::Overloaded);
+            }
+        }
+        Ok(probe)
+    }
+
+    /// Notes that work started or finished now.
+    fn progress(&self) {
+        let now = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.progress_nanos.fetch_max(now, Ordering::Relaxed);
+    }
+
+    fn observe_hold(&self, hold: Duration) {
+        self.progress();
+        let sample = u64::try_from(hold.as_nanos()).unwrap_or(u64::MAX);
+        // An update lost to a concurrent one only delays the average by one sample.
+        let old = self.hold_nanos.load(Ordering::Relaxed);
+        let new = if old == 0 { sample } else { old - old / 8 + sample / 8 };
+        self.hold_nanos.store(new, Ordering::Relaxed);
+    }
+
+    /// Records the outcome of a request that reached for the database.
+    fn observe(&self, error: Option<&StoreError>, probe: Probe, now: Instant) {
+        let failed = error.is_some_and(StoreError::is_unavailable);
+        let mut record = self.record.lock();
+        if failed {
+            begin_trouble(&mut record, now);
+            record.last_failure = Some(now);
+            record.circuit = match record.circuit {
+                Circuit::Closed { failures } if failures + 1 < FAILURES_TO_OPEN => {
+                    Circuit::Closed { failures: failures + 1 }
+                }
+                Circuit::Closed { .. } => {
+                    tracing::warn!("the database is unreachable: answering 503 until it is back");
+                    Circuit::Open { since: now, next_probe: now + PROBE_INTERVAL, probing: false }
+                }
+                Circuit::Open { since, .. } => {
+                    Circuit::Open { since, next_probe: now + PROBE_INTERVAL, probing: false }
+                }
+            };
+        } else if probe.0 || matches!(record.circuit, Circuit::Closed { .. }) {
+            if matches!(record.circuit, Circuit::Open { .. }) {
+                tracing::info!("the database is back");
+                record.recovered = Some(now);
+            }
+            record.circuit = Circuit::Closed { failures: 0 };
+        }
+    }
+
+    fn health(&self, now: Instant) -> DbHealth {
+        let record = *self.record.lock();
+        if let Circuit::Open { since, .. } = record.circuit {
+            return DbHealth { state: DbState::Unreachable, since };
+        }
+        let latest =
+            [record.last_failure, record.last_shed, record.recovered].into_iter().flatten().max();
+        match latest {
+            Some(latest) if now.duration_since(latest) <= TROUBLE_WINDOW => DbHealth {
+                state: DbState::Degraded {
+                    shedding: record
+                        .last_shed
+                        .is_some_and(|shed| now.duration_since(shed) <= TROUBLE_WINDOW),
+                },
+                since: [record.trouble_began, record.recovered]
+                    .into_iter()
+                    .flatten()
+                    .filter(|began| *began <= latest)
+                    .min()
+                    .unwrap_or(latest),
+            },
+            Some(latest) => DbHealth { state: DbState::Healthy, since: latest + TROUBLE_WINDOW },
+            None => DbHealth { state: DbState::Healthy, since: self.started },
+        }
+    }
+}
+
+/// Marks the start of a spell of trouble, unless one is going on.
+fn begin_trouble(record: &mut Record, now: Instant) {
+    let quiet = [record.last_failure, record.last_shed]
+        .into_iter()
+        .flatten()
+        .all(|last| now.duration_since(last) > TROUBLE_WINDOW);
+    if quiet && !matches!(record.circuit, Circuit::Open { .. }) {
+        record.trouble_began = Some(now);
+    }
+}
+
+/// The database as the bridge sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbState {
+    /// Answering, with nothing shed and no failure lately.
+    Healthy,
+    /// Answering, but requests were shed or failed lately (`shedding` says whether any was
+    /// shed).
+    Degraded {
+        /// Whether requests were refused as overload.
+        shedding: bool,
+    },
+    /// Unreachable: the circuit is open.
+    Unreachable,
+}
+
+/// The database's state and since when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbHealth {
+    /// The state.
+    pub state: DbState,
+    /// Since when.
+    pub since: Instant,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate(threads: usize) -> Gate {
+        Gate::new(DbLimits {
+            timeout: Duration::from_secs(2),
+            queue_timeout: Duration::from_millis(100),
+            threads,
+        })
+    }
+
+    #[test]
+    fn a_stalled_database_is_shed_before_anything_finishes() {
+        let gate = gate(4);
+        let later = gate.started + Duration::from_millis(500);
+        gate.waiting.store(4, Ordering::Relaxed);
+        // Nothing has started or finished for 500 ms: five in line on four threads wait over
+        // 100 ms.
+        assert!(matches!(
+            gate.admit(later, later + Duration::from_secs(2)),
+            Err(ApiError::Overloaded)
+        ));
+    }
+
+    #[test]
+    fn sheds_only_a_queue_that_cannot_start_in_time() {
+        let gate = gate(4);
+        let now = Instant::now();
+        let deadline = now + Duration::from_secs(2);
+        gate.observe_hold(Duration::from_millis(10));
+        // 40 waiting on 4 threads holding 10 ms each: about 100 ms to start.
+        gate.waiting.store(39, Ordering::Relaxed);
+        assert!(gate.admit(now, deadline).is_ok());
+        gate.waiting.store(44, Ordering::Relaxed);
+        assert!(matches!(gate.admit(now, deadline), Err(ApiError::Overloaded)));
+        // Fewer waiting than threads is no queue at all, however slow the work.
+        gate.observe_hold(Duration::from_secs(10));
+        gate.waiting.store(3, Ordering::Relaxed);
+        assert!(gate.admit(now, deadline).is_ok());
+        assert_eq!(gate.health(now).state, DbState::Degraded { shedding: true });
+    }
+
+    #[test]
+    fn failures_open_the_circuit_and_a_probe_closes_it() {
+        let gate = gate(4);
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs(2);
+        let away = StoreError::Unavailable("connection refused".into());
+        for _ in 0..FAILURES_TO_OPEN {
+            assert_eq!(gate.admit(start, deadline).unwrap(), Probe(false));
+            gate.observe(Some(&away), Probe(false), start);
+        }
+        assert_eq!(gate.health(start), DbHealth { state: DbState::Unreachable, since: start });
+        assert!(matches!(gate.admit(start, deadline), Err(ApiError::Unavailable(_))));
+        let later = start + PROBE_INTERVAL;
+        assert_eq!(gate.admit(later, deadline).unwrap(), Probe(true));
+        // One probe at a time.
+        assert!(gate.admit(later, deadline).is_err());
+        gate.observe(None, Probe(true), later);
+        assert!(gate.admit(later, deadline).is_ok());
+        let health = gate.health(later);
+        assert_eq!(health.state, DbState::Degraded { shedding: false });
+        assert_eq!(health.since, start);
+        let quiet = later + TROUBLE_WINDOW + Duration::from_secs(1);
+        assert_eq!(
+            gate.health(quiet),
+            DbHealth { state: DbState::Healthy, since: later + TROUBLE_WINDOW }
+        );
+    }
+
+    #[test]
+    fn a_refusal_is_not_a_failure() {
+        let gate = gate(4);
+        let now = Instant::now();
+        let refused = StoreError::NotFound;
+        for _ in 0..10 {
+            gate.observe(Some(&refused), Probe(false), now);
+        }
+        assert!(gate.admit(now, now + Duration::from_secs(2)).is_ok());
+        assert_eq!(gate.health(now).state, DbState::Healthy);
     }
 }

@@ -49,13 +49,18 @@ pub struct InviteDto {
 impl InviteDto {
     /// The invite as the API shows it.
     pub fn new(invite: &Invite, state: &AppState) -> Self {
+        Self::with_base(invite, &state.public_url)
+    }
+
+    /// The invite, with its link on the public base URL `base`.
+    pub fn with_base(invite: &Invite, base: &str) -> Self {
         Self {
             id: invite.id,
             server_id: invite.server_id,
             channel_id: invite.channel_id,
             code: invite.code.clone(),
             kind: invite.kind.as_str(),
-            url: invite.code.as_deref().map(|code| state.invite_url(code)),
+            url: invite.code.as_deref().map(|code| crate::state::invite_url(base, code)),
             created_by: invite.created_by,
             max_uses: invite.max_uses,
             uses: invite.uses,

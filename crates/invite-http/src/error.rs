@@ -12,6 +12,8 @@ use invite_core::{ErrorCode, Problem};
 use invite_store::StoreError;
 use serde::Serialize;
 
+use crate::rate_limit::Limited;
+
 /// Seconds a client is asked to wait after a 503 before retrying.
 pub const RETRY_AFTER_SECONDS: u64 = 2;
 
@@ -42,6 +44,19 @@ pub enum ApiError {
     Problem(Problem),
     /// The database is unreachable, overloaded or timed out: 503 with `Retry-After`.
     Unavailable(String),
+    /// More work waits for the database than it can serve in time: 503 `OVERLOADED`, refused
+    /// at once, with `Retry-After`.
+    Overloaded,
+    /// A rate-limit bucket is empty: 429 with `Retry-After` and the body's `retry_after`.
+    RateLimited(Limited),
+    /// Writes are refused during maintenance: 503 `MAINTENANCE` with the operator's message and
+    /// `Retry-After` until the planned end.
+    Maintenance {
+        /// The operator's message, if any.
+        message: Option<String>,
+        /// Seconds until the planned end (60 when there is none).
+        retry_after: u64,
+    },
     /// A bug or a broken dependency: 500 with an opaque body; the cause goes to the log.
     Internal(String),
 }
@@ -70,9 +85,46 @@ impl ApiError {
         match self {
             Self::Problem(problem) => problem.code,
             Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            Self::Overloaded => ErrorCode::Overloaded,
+            Self::RateLimited(_) => ErrorCode::RateLimited,
+            Self::Maintenance { .. } => ErrorCode::Maintenance,
             Self::Internal(_) => ErrorCode::InternalError,
         }
     }
+
+    /// Seconds a client should wait before retrying, for the answers that say "retry".
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::Unavailable(_) => Some(RETRY_AFTER_SECONDS),
+            Self::Overloaded => Some(OVERLOADED_RETRY_AFTER_SECONDS),
+            // Whole seconds, rounded up: retrying at the header's word never meets the limit.
+            Self::RateLimited(limited) => Some(
+                limited.retry_after.as_secs() + u64::from(limited.retry_after.subsec_nanos() > 0),
+            ),
+            Self::Maintenance { retry_after, .. } => Some(*retry_after),
+            Self::Problem(_) | Self::Internal(_) => None,
+        }
+    }
+}
+
+/// Seconds a client is asked to wait after 503 `OVERLOADED`: the queue it met drains in less
+/// than `INVITE_DB_QUEUE_TIMEOUT`.
+pub const OVERLOADED_RETRY_AFTER_SECONDS: u64 = 1;
+
+/// The body of a 429: the usual two fields, and Discord's `retry_after` and `global`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RateLimitedBody<'a> {
+    /// The human-readable message.
+    #[schema(value_type = String)]
+    pub error: &'a str,
+    /// `RATE_LIMITED`.
+    #[schema(value_type = String, example = "RATE_LIMITED")]
+    pub code: ErrorCode,
+    /// Seconds to wait, to the millisecond.
+    pub retry_after: f64,
+    /// Whether the limit is global rather than this bucket's (always `false`: every bucket is
+    /// per user or per address).
+    pub global: bool,
 }
 
 impl fmt::Display for ApiError {
@@ -80,6 +132,11 @@ impl fmt::Display for ApiError {
         match self {
             Self::Problem(problem) => problem.fmt(f),
             Self::Unavailable(cause) => write!(f, "database unavailable: {cause}"),
+            Self::Overloaded => f.write_str("overloaded"),
+            Self::RateLimited(limited) => {
+                write!(f, "rate limited ({})", limited.state.bucket.name())
+            }
+            Self::Maintenance { .. } => f.write_str("maintenance"),
             Self::Internal(cause) => write!(f, "internal error: {cause}"),
         }
     }
@@ -112,7 +169,10 @@ impl ResponseError for ApiError {
             Self::Problem(problem) => {
                 StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             }
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Overloaded | Self::Maintenance { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -124,17 +184,29 @@ impl ResponseError for ApiError {
                 tracing::warn!(%cause, "answering 503: database unavailable");
                 ErrorCode::ServiceUnavailable.default_message()
             }
+            Self::Maintenance { message: Some(message), .. } => message.as_str(),
             Self::Internal(cause) => {
                 tracing::error!(%cause, "answering 500");
                 ErrorCode::InternalError.default_message()
             }
+            Self::Overloaded | Self::RateLimited(_) | Self::Maintenance { message: None, .. } => {
+                self.code().default_message()
+            }
         };
         let mut response = HttpResponse::build(self.status_code());
-        if matches!(self, Self::Unavailable(_)) || self.code() == ErrorCode::Maintenance {
-            response.insert_header((header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS)));
+        if let Some(seconds) = self.retry_after() {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(seconds.max(1))));
         }
         if self.code() == ErrorCode::Unauthorized {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        if let Self::RateLimited(limited) = self {
+            return response.json(RateLimitedBody {
+                error: message,
+                code: self.code(),
+                retry_after: (limited.retry_after.as_secs_f64() * 1000.0).ceil() / 1000.0,
+                global: false,
+            });
         }
         response.json(ErrorBody { error: message, code: self.code() })
     }

@@ -4,11 +4,10 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::dev::{Payload, ServiceResponse};
 use actix_web::error::{PathError, QueryPayloadError};
 use actix_web::http::header::{self, HeaderMap};
-use actix_web::middleware::{ErrorHandlerResponse, Next};
+use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::web::{BytesMut, PathConfig, QueryConfig};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
 use futures_util::StreamExt;
@@ -33,6 +32,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let is_json = is_json(req.headers());
+        let utf8 = declares_utf8(req.headers());
         let mut payload = payload.take();
         Box::pin(async move {
             // A declared length over the limit never gets here ([`refuse_oversized_bodies`]);
@@ -55,6 +55,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                     b"{}"
                 } else if !is_json {
                     return Err(ApiError::of(ErrorCode::UnsupportedMediaType));
+                } else if !utf8 {
+                    // JSON is UTF-8 (RFC 8259); reading UTF-16 as UTF-8 would garble it silently.
+                    return Err(ApiError::with_message(
+                        ErrorCode::UnsupportedMediaType,
+                        "JSON bodies must be encoded in UTF-8",
+                    ));
                 } else if body.trim_ascii_start().first() == Some(&b'{') {
                     &body
                 } else {
@@ -75,21 +81,18 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     }
 }
 
-/// Answers 413 to any request that declares a body over [`BODY_LIMIT`], before routing: the
-/// limit holds for every endpoint, including those that read no body, and nothing is read.
-pub async fn refuse_oversized_bodies<B: MessageBody>(
-    req: ServiceRequest,
-    next: Next<B>,
-) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > BODY_LIMIT as u64) {
-        let response = ApiError::of(ErrorCode::PayloadTooLarge).error_response();
-        return Ok(req.into_response(response).map_into_right_body());
-    }
-    next.call(req).await.map(ServiceResponse::map_into_left_body)
+/// Whether the content type's `charset`, if any, is UTF-8.
+fn declares_utf8(headers: &HeaderMap) -> bool {
+    let Some(content_type) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    content_type.split(';').skip(1).all(|parameter| match parameter.split_once('=') {
+        Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
+            let value = value.trim().trim_matches('"');
+            value.eq_ignore_ascii_case("utf-8") || value.eq_ignore_ascii_case("utf8")
+        }
+        _ => true,
+    })
 }
 
 /// `application/json`, any `application/*+json`, with or without parameters.
@@ -165,10 +168,32 @@ pub async fn not_found() -> HttpResponse {
 /// The answer for a route that exists, with a method it does not take.
 pub async fn method_not_allowed(allowed: &'static [&'static str]) -> HttpResponse {
     let mut response = ApiError::of(ErrorCode::MethodNotAllowed).error_response();
-    if let Ok(value) = header::HeaderValue::from_str(&allowed.join(", ")) {
+    // HEAD works wherever GET does (see `startup::head_as_get`).
+    let mut methods = allowed.to_vec();
+    if methods.contains(&"GET") {
+        methods.push("HEAD");
+    }
+    if let Ok(value) = header::HeaderValue::from_str(&methods.join(", ")) {
         response.headers_mut().insert(header::ALLOW, value);
     }
     response
+}
+
+/// The code of a refusal made below the handlers, by its status.
+pub fn refusal_code(status: u16) -> ErrorCode {
+    match status {
+        400 => ErrorCode::MalformedRequest,
+        404 => ErrorCode::NotFound,
+        405 => ErrorCode::MethodNotAllowed,
+        408 => ErrorCode::RequestTimeout,
+        413 => ErrorCode::PayloadTooLarge,
+        414 => ErrorCode::UriTooLong,
+        415 => ErrorCode::UnsupportedMediaType,
+        431 => ErrorCode::HeadersTooLarge,
+        400..=499 => ErrorCode::ValidationError,
+        503 => ErrorCode::ServiceUnavailable,
+        _ => ErrorCode::InternalError,
+    }
 }
 
 /// Last line of defence: an error response produced outside the handlers (by actix itself)
@@ -183,19 +208,11 @@ pub fn json_error_bodies<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorH
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();
-    let code = match status.as_u16() {
-        404 => ErrorCode::NotFound,
-        405 => ErrorCode::MethodNotAllowed,
-        413 => ErrorCode::PayloadTooLarge,
-        415 => ErrorCode::UnsupportedMediaType,
-        400..=499 => ErrorCode::ValidationError,
-        503 => ErrorCode::ServiceUnavailable,
-        _ => ErrorCode::InternalError,
-    };
+    let code = refusal_code(status.as_u16());
     let (req, _) = res.into_parts();
     let response = if code == ErrorCode::ValidationError {
-        // The status actix chose (408, 411, 414, ...) says more than a generic 400 would, and
-        // its reason phrase is the most precise message there is.
+        // The status actix chose (411, ...) says more than a generic 400 would, and its reason
+        // phrase is the most precise message there is.
         let message = status.canonical_reason().unwrap_or("The request was refused");
         HttpResponse::build(status).json(ErrorBody { error: message, code })
     } else {
@@ -248,5 +265,22 @@ mod tests {
         assert!(!check("text/plain"));
         assert!(!check("application/x-www-form-urlencoded"));
         assert!(!is_json(TestRequest::default().to_http_request().headers()));
+    }
+
+    #[test]
+    fn charsets_other_than_utf8_are_refused() {
+        let check = |value: &str| {
+            declares_utf8(
+                TestRequest::default()
+                    .insert_header((header::CONTENT_TYPE, value))
+                    .to_http_request()
+                    .headers(),
+            )
+        };
+        assert!(check("application/json"));
+        assert!(check("application/json; charset=utf-8"));
+        assert!(check("application/json;charset=\"UTF-8\""));
+        assert!(!check("application/json; charset=utf-16"));
+        assert!(!check("application/json; charset=iso-8859-1"));
     }
 }

@@ -5,18 +5,28 @@
 //! - [`config`]: every setting, as flags and `INVITE_*` variables.
 //! - [`cli`]: `serve`, `migrate`, `token`, `demo`, `check`.
 //! - [`error::ApiError`]: the one error type, rendered as `{"error", "code"}`.
-//! - [`db::Db`]: the one bridge from async handlers to the synchronous store.
+//! - [`db::Db`]: the one bridge from async handlers to the synchronous store, with the
+//!   deadline, the load shedder and the circuit breaker in front of the database.
+//! - Contract section 6: [`rate_limit`], [`maintenance`], [`idempotency`], [`refusals`],
+//!   [`body`] (body deadlines) and `GET /status`.
 
 pub mod auth;
+pub mod background;
+pub mod body;
 pub mod cli;
+pub mod client_addr;
 pub mod config;
 pub mod db;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
+pub mod maintenance;
 pub mod metrics;
 pub mod openapi;
 pub mod preview_cache;
+pub mod rate_limit;
+pub mod refusals;
 pub mod request_id;
 pub mod routes;
 pub mod startup;

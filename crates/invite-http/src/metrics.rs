@@ -19,6 +19,9 @@ pub struct Metrics {
     pool_idle: IntGauge,
     pool_max: IntGauge,
     audit_write_failures: IntCounter,
+    rate_limited: IntCounterVec,
+    shed: IntCounter,
+    maintenance: IntGauge,
 }
 
 impl Default for Metrics {
@@ -71,6 +74,22 @@ impl Metrics {
             "Audit entries that could not be written (the operations went ahead)",
         )
         .expect("valid metric");
+        let rate_limited = IntCounterVec::new(
+            Opts::new("rate_limited_total", "Requests refused with 429, by bucket"),
+            &["bucket"],
+        )
+        .expect("valid metric");
+        for bucket in crate::rate_limit::Bucket::ALL {
+            rate_limited.with_label_values(&[bucket.name()]);
+        }
+        let shed = IntCounter::new(
+            "db_overloaded_total",
+            "Requests refused at once (503 OVERLOADED) because the database queue was too long",
+        )
+        .expect("valid metric");
+        let maintenance =
+            IntGauge::new("maintenance", "1 while maintenance mode refuses writes, else 0")
+                .expect("valid metric");
         // Every outcome is a series from the start, so a dashboard sees zeros, not gaps.
         for outcome in ["joined", "unavailable", "error"]
             .into_iter()
@@ -86,6 +105,9 @@ impl Metrics {
             Box::new(pool_idle.clone()),
             Box::new(pool_max.clone()),
             Box::new(audit_write_failures.clone()),
+            Box::new(rate_limited.clone()),
+            Box::new(shed.clone()),
+            Box::new(maintenance.clone()),
         ] {
             registry.register(collector).expect("each series is registered once");
         }
@@ -98,7 +120,25 @@ impl Metrics {
             pool_idle,
             pool_max,
             audit_write_failures,
+            rate_limited,
+            shed,
+            maintenance,
         }
+    }
+
+    /// Counts a 429 of `bucket`.
+    pub fn observe_rate_limited(&self, bucket: &str) {
+        self.rate_limited.with_label_values(&[bucket]).inc();
+    }
+
+    /// Counts a request shed as overload.
+    pub fn observe_shed(&self) {
+        self.shed.inc();
+    }
+
+    /// Whether maintenance mode is refusing writes.
+    pub fn set_maintenance(&self, active: bool) {
+        self.maintenance.set(i64::from(active));
     }
 
     /// Counts a finished request; `route` is the matched pattern (`/servers/{server_id}`), never

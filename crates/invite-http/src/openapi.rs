@@ -6,7 +6,23 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, OpenApi as Document, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{bans, channels, health, invites, members, metrics, servers, vanity};
+use crate::routes::{
+    admin, bans, channels, health, invites, members, metrics, servers, status, vanity,
+};
+
+/// The `Idempotency-Key` header every POST takes.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyHeader {
+    /// Makes retrying the request safe: within 24 hours, the same key from the same user
+    /// replays the first response (`Idempotent-Replayed: true`) without doing the work again;
+    /// the same key on another request is 422 `IDEMPOTENCY_KEY_REUSED`, and while its twin
+    /// still runs, 409 `IDEMPOTENCY_IN_FLIGHT`. 1-255 printable ASCII characters.
+    #[serde(rename = "Idempotency-Key")]
+    #[param(max_length = 255, pattern = "^[ -~]{1,255}$")]
+    #[expect(dead_code, reason = "read from the header by `idempotency::IdempotencyKey`")]
+    idempotency_key: Option<String>,
+}
 
 /// The whole API.
 #[derive(OpenApi)]
@@ -17,7 +33,8 @@ use crate::routes::{bans, channels, health, invites, members, metrics, servers, 
                        `{\"error\": message, \"code\": CODE}`.",
     ),
     paths(
-        health::healthz, health::readyz, metrics::metrics,
+        health::healthz, health::readyz, metrics::metrics, status::status,
+        admin::get_maintenance, admin::start_maintenance, admin::end_maintenance,
         servers::create, servers::get, servers::update, servers::pause, servers::resume,
         servers::audit_log,
         members::list, members::update, members::remove, members::joined_with,
@@ -28,13 +45,13 @@ use crate::routes::{bans, channels, health, invites, members, metrics, servers, 
         invites::create_in_channel, invites::list_in_channel, invites::preview,
         invites::revoke_by_code, invites::accept,
     ),
-    components(schemas(crate::error::ErrorBody)),
+    components(schemas(crate::error::ErrorBody, crate::error::RateLimitedBody)),
     modifiers(&BearerAuth, &SharedResponses),
     tags(
         (name = "invites", description = "Invites: create, list, edit, revoke, preview, accept"),
         (name = "servers", description = "Servers, channels, the invite pause and the audit log"),
         (name = "members", description = "Members and bans"),
-        (name = "operations", description = "Health, readiness and metrics"),
+        (name = "operations", description = "Health, readiness, status, metrics and maintenance"),
     ),
 )]
 pub struct ApiDoc;
@@ -91,6 +108,15 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "admin",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("INVITE_ADMIN_TOKEN"))
+                    .build(),
+            ),
+        );
     }
 }
 
@@ -106,6 +132,19 @@ fn error_response(description: &str) -> ResponseBuilder {
 }
 
 fn add_shared(operation: &mut Operation) {
+    // A 409 of the operation's own gains the idempotency meaning instead of being replaced.
+    let keyed = operation.parameters.iter().flatten().any(|parameter| {
+        matches!(parameter, utoipa::openapi::RefOr::T(parameter) if parameter.name == "Idempotency-Key")
+    });
+    if keyed
+        && let Some(utoipa::openapi::RefOr::T(response)) =
+            operation.responses.responses.get_mut("409")
+    {
+        response.description = format!(
+            "{}; or `IDEMPOTENCY_IN_FLIGHT`: a request with the same key is still running",
+            response.description
+        );
+    }
     let responses = &mut operation.responses.responses;
     let mut add = |status: &str, response: ResponseBuilder| {
         responses.entry(status.to_owned()).or_insert_with(|| response.build().into());
@@ -116,15 +155,26 @@ fn add_shared(operation: &mut Operation) {
             "Malformed input: `INVALID_ID`, `INVALID_QUERY`, `INVALID_JSON`, `VALIDATION_ERROR`",
         ),
     );
+    add("408", error_response("`REQUEST_TIMEOUT`: the request did not arrive in time"));
     add("413", error_response("`PAYLOAD_TOO_LARGE`: the body is over 16 KiB"));
     add("500", error_response("`INTERNAL_ERROR`; the cause is in the service's log"));
     add(
         "503",
         error_response(
-            "`SERVICE_UNAVAILABLE`: the database is away; retry after `Retry-After` seconds",
+            "Retry after `Retry-After` seconds: `SERVICE_UNAVAILABLE` (the database is away), \
+             `OVERLOADED` (more work waits than can be served in time), or, for writes, \
+             `MAINTENANCE` (with the operator's message)",
         )
         .header("Retry-After", HeaderBuilder::new().description(Some("Seconds to wait")).build()),
     );
+    if keyed {
+        add(
+            "422",
+            error_response("`IDEMPOTENCY_KEY_REUSED`: the key was used for another request"),
+        );
+        let in_flight = "`IDEMPOTENCY_IN_FLIGHT`: a request with the same key is still running";
+        add("409", error_response(in_flight));
+    }
     if operation.security.as_ref().is_some_and(|security| !security.is_empty()) {
         add("401", error_response("`UNAUTHORIZED`: missing, invalid or expired bearer token"));
     }

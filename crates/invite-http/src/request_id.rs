@@ -39,7 +39,9 @@ pub async fn middleware(
         path = %req.path(),
     );
     let started = Instant::now();
-    let mut response = next.call(req).instrument(span.clone()).await?;
+    // The request's database deadline counts from here.
+    let mut response =
+        crate::db::since_arrival(started, next.call(req).instrument(span.clone())).await?;
     let status = response.status().as_u16();
     let elapsed = started.elapsed().as_secs_f64();
     span.in_scope(|| tracing::info!(status, elapsed_ms = elapsed * 1000.0, "request finished"));

@@ -1,17 +1,48 @@
 //! Building and running the HTTP server on a listener it is handed: the binary binds the
 //! configured address, tests bind port 0.
+//!
+//! The server is assembled from actix-server and actix-http rather than actix-web's
+//! `HttpServer`, for two things `HttpServer` cannot do:
+//! - each connection's stream is wrapped in [`JsonRefusals`], so the refusals the HTTP layer
+//!   makes before any handler runs (408, 400, 414, 431) carry the JSON error body too;
+//! - on SIGTERM, requests that arrive on open keep-alive connections are still answered, with
+//!   `Connection: close`. `HttpServer` tells every connection to stop at once, which drops a
+//!   request already on its way on an idle connection, unanswered.
 
 use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use actix_web::dev::Server;
-use actix_web::middleware::{ErrorHandlers, from_fn};
-use actix_web::{App, HttpServer, web};
-
-use crate::state::AppState;
+use actix_http::{HttpService, KeepAlive};
+use actix_service::{IntoServiceFactory as _, ServiceFactoryExt as _, fn_service, map_config};
+use actix_web::body::MessageBody;
+use actix_web::dev::{AppConfig, Server, ServiceRequest, ServiceResponse};
+use actix_web::http::{ConnectionType, Method};
+use actix_web::middleware::{ErrorHandlers, Next, from_fn};
+use actix_web::{App, web};
+use tokio::net::TcpStream;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::{extract, openapi, request_id, routes};
+use anyhow::Context as _;
+use invite_core::clock::{Clock as _, SystemClock};
+use invite_store::DbPool;
+use invite_store::repo::MaintenanceRepository;
+
+use crate::auth::Authenticator;
+use crate::body::BodyTimeout;
+use crate::config::Config;
+use crate::db::{Db, DbLimits};
+use crate::metrics::Metrics;
+use crate::preview_cache::PreviewCache;
+use crate::refusals::JsonRefusals;
+use crate::state::AppState;
+use crate::{background, body, extract, openapi, rate_limit, request_id, routes};
+
+/// How long a connection may take to send a request's head (then 408).
+const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an idle keep-alive connection is kept.
+const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
 /// How the server runs.
 #[derive(Debug, Clone, Copy)]
@@ -23,12 +54,94 @@ pub struct ServerOptions {
     /// The database pool's size: more threads waiting for a connection than there are
     /// connections only cost memory, so each worker's blocking pool is sized from it.
     pub db_pool_size: u32,
+    /// Longest a request body may take to arrive.
+    pub body_timeout: Duration,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        Self { workers: None, shutdown_timeout: Duration::from_secs(30), db_pool_size: 10 }
+        Self {
+            workers: None,
+            shutdown_timeout: Duration::from_secs(30),
+            db_pool_size: 10,
+            body_timeout: Duration::from_secs(10),
+        }
     }
+}
+
+impl ServerOptions {
+    /// Worker threads.
+    pub fn worker_count(&self) -> usize {
+        self.workers
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+            })
+            .max(1)
+    }
+
+    /// Database threads per worker: each may run `pool size / workers + 1` database calls at
+    /// once; more would only queue for a connection while holding a thread's memory.
+    pub fn db_threads_per_worker(&self) -> usize {
+        usize::try_from(self.db_pool_size).unwrap_or(usize::MAX).div_ceil(self.worker_count()) + 1
+    }
+
+    /// Database threads of the whole server, for the load shedder's arithmetic.
+    pub fn db_threads(&self) -> usize {
+        self.db_threads_per_worker() * self.worker_count()
+    }
+}
+
+/// Everything a server needs, built from the configuration: the state and the options. The
+/// maintenance switch is set from `INVITE_MAINTENANCE` when it is set (an error if that cannot
+/// be written), and otherwise read as the database holds it.
+pub fn prepare(
+    config: &Config,
+    pool: DbPool,
+    auth: Authenticator,
+    public_url: String,
+) -> anyhow::Result<(AppState, ServerOptions)> {
+    let reliability = config.reliability()?;
+    let options = ServerOptions {
+        workers: config.workers,
+        shutdown_timeout: config.shutdown_timeout,
+        db_pool_size: pool.state().max_size,
+        body_timeout: reliability.body_timeout,
+    };
+    let now = SystemClock.now();
+    let switch = match &reliability.maintenance {
+        Some(setting) => Some(
+            pool.run(|conn| {
+                conn.set_maintenance(
+                    setting.enabled,
+                    setting.message.as_deref(),
+                    setting.until,
+                    now,
+                )
+            })
+            .context("cannot set the maintenance switch (INVITE_MAINTENANCE)")?,
+        ),
+        // The poller reads it again every few seconds: a database away now is not fatal here.
+        None => pool.run(|conn| conn.maintenance()).unwrap_or_else(|error| {
+            tracing::warn!(%error, "cannot read the maintenance switch yet");
+            None
+        }),
+    };
+    let metrics = Arc::new(Metrics::default());
+    let limits = DbLimits {
+        timeout: config.db_timeout,
+        queue_timeout: reliability.db_queue_timeout,
+        threads: options.db_threads(),
+    };
+    let state = AppState::new(
+        Db::new(pool, limits, Arc::clone(&metrics)),
+        auth,
+        public_url,
+        &reliability,
+        PreviewCache::new(config.preview_cache_size, config.preview_cache_ttl),
+        metrics,
+    );
+    background::show_maintenance(&state, switch);
+    Ok((state, options))
 }
 
 /// Registers the whole application on an actix `App`: state, extractor error handlers, routes,
@@ -42,45 +155,133 @@ pub fn configure_app(state: web::Data<AppState>) -> impl FnOnce(&mut web::Servic
     }
 }
 
-/// Starts serving on `listener`. The returned server handles SIGTERM and Ctrl-C itself: it stops
-/// accepting, lets in-flight requests finish within the shutdown timeout, then returns, and
-/// dropping the state afterwards closes the pool.
+/// HTTP requires HEAD wherever GET works: a HEAD request is routed as a GET, and the
+/// connection leaves the body out (it knows the request was HEAD).
+async fn head_as_get(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if req.method() == Method::HEAD {
+        req.head_mut().method = Method::GET;
+    }
+    next.call(req).await
+}
+
+/// Once the server is stopping, every response closes its connection: the client then opens a
+/// new one (to another instance) instead of sending on one that is about to close.
+async fn close_when_draining(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let draining = req
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|state| state.draining.load(Ordering::Acquire));
+    let mut response = next.call(req).await?;
+    if draining {
+        response.response_mut().head_mut().set_connection_type(ConnectionType::Close);
+    }
+    Ok(response)
+}
+
+/// Starts serving on `listener`, with the background tasks; call from within an actix system.
+/// The returned server handles SIGTERM and Ctrl-C itself: it answers 503 on `/readyz`, stops
+/// accepting, lets in-flight requests (and those arriving on open connections) finish within
+/// the shutdown timeout, then returns; dropping the state afterwards closes the pool.
 pub fn run(
     listener: TcpListener,
     state: AppState,
     options: ServerOptions,
 ) -> std::io::Result<Server> {
+    background::spawn(&state);
+    let draining = state.draining.clone();
     let state = web::Data::new(state);
+    let local_addr = listener.local_addr()?;
     // Built once: the handlers' annotations do not change while the process runs.
     let document = openapi::document();
-    let mut server = HttpServer::new(move || {
-        App::new()
-            .configure(configure_app(state.clone()))
-            .route(
-                "/openapi.json",
-                web::get().to({
-                    let document = document.clone();
-                    move || std::future::ready(web::Json(document.clone()))
-                }),
-            )
-            // Swagger UI's files are compiled into the binary (`vendored`): no internet needed.
-            .service(
-                SwaggerUi::new("/docs/{_:.*}")
-                    .config(utoipa_swagger_ui::Config::from("/openapi.json")),
-            )
-            .service(web::redirect("/docs", "/docs/"))
-            .default_service(web::to(extract::not_found))
-            .wrap(from_fn(extract::refuse_oversized_bodies))
-            .wrap(ErrorHandlers::new().default_handler(extract::json_error_bodies))
-            .wrap(from_fn(request_id::middleware))
-    })
-    .shutdown_timeout(options.shutdown_timeout.as_secs())
-    .listen(listener)?;
-    let workers = options
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
-        .max(1);
-    let pool_size = usize::try_from(options.db_pool_size).unwrap_or(usize::MAX);
-    server = server.workers(workers).worker_max_blocking_threads(pool_size.div_ceil(workers) + 1);
-    Ok(server.run())
+    let body_timeout = BodyTimeout(options.body_timeout);
+    let server = actix_server::Server::build()
+        .workers(options.worker_count())
+        .worker_max_blocking_threads(options.db_threads_per_worker())
+        .shutdown_timeout(options.shutdown_timeout.as_secs())
+        .disable_signals()
+        .listen("invite-http", listener, move || {
+            let state = state.clone();
+            let document = document.clone();
+            let app = App::new()
+                .app_data(body_timeout)
+                .configure(configure_app(state))
+                .service(
+                    web::resource("/openapi.json")
+                        .route(web::get().to({
+                            let document = document.clone();
+                            move || std::future::ready(web::Json(document.clone()))
+                        }))
+                        .default_service(web::to(|| extract::method_not_allowed(&["GET"]))),
+                )
+                // Swagger UI's files are compiled into the binary (`vendored`): no internet.
+                .service(
+                    SwaggerUi::new("/docs/{_:.*}")
+                        .config(utoipa_swagger_ui::Config::from("/openapi.json")),
+                )
+                .service(web::redirect("/docs", "/docs/"))
+                .default_service(web::to(extract::not_found))
+                .wrap(from_fn(body::buffer))
+                .wrap(from_fn(head_as_get))
+                .wrap(from_fn(rate_limit::headers))
+                .wrap(ErrorHandlers::new().default_handler(extract::json_error_bodies))
+                .wrap(from_fn(close_when_draining))
+                .wrap(from_fn(request_id::middleware));
+            let app = map_config(
+                app.into_factory().map_err(|error: actix_web::Error| error.error_response()),
+                |()| AppConfig::default(),
+            );
+            let http = HttpService::build()
+                .keep_alive(KeepAlive::Timeout(KEEP_ALIVE))
+                .client_request_timeout(REQUEST_HEAD_TIMEOUT)
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .local_addr(local_addr)
+                .h1(app);
+            fn_service(|stream: TcpStream| async move {
+                let peer = stream.peer_addr().ok();
+                // Responses are written whole; waiting to coalesce them only adds latency.
+                let _ = stream.set_nodelay(true);
+                Ok::<_, actix_http::error::DispatchError>((JsonRefusals::new(stream), peer))
+            })
+            .and_then(http)
+        })?
+        .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        stop_signal().await;
+        tracing::info!("stopping: finishing the requests under way");
+        draining.store(true, Ordering::Release);
+        handle.stop(true).await;
+    });
+    Ok(server)
+}
+
+/// SIGTERM or Ctrl-C.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            () = terminate => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -1,14 +1,21 @@
 //! What every handler shares, built once at start-up and passed down explicitly.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
-use invite_core::clock::Clock;
+use invite_core::clock::{Clock, SystemClock};
 use invite_core::code::{OsRandom, RandomSource};
 
 use crate::auth::Authenticator;
+use crate::client_addr::TrustedProxies;
+use crate::config::Reliability;
 use crate::db::Db;
+use crate::idempotency::InFlight;
+use crate::maintenance::Maintenance;
 use crate::metrics::Metrics;
 use crate::preview_cache::PreviewCache;
+use crate::rate_limit::{BucketState, Limited, RateLimits};
 
 /// Makes the random source a code reservation draws from; injectable so tests can force
 /// collisions.
@@ -22,6 +29,20 @@ pub fn os_random() -> RandomFactory {
 /// The application state.
 #[derive(Clone)]
 pub struct AppState {
+    /// Rate limits, `None` when turned off (`INVITE_RATE_LIMITS=off`).
+    pub limits: Option<Arc<RateLimits>>,
+    /// Whose forwarding headers name the client.
+    pub proxies: Arc<TrustedProxies>,
+    /// This instance's view of the maintenance switch.
+    pub maintenance: Arc<Maintenance>,
+    /// The operator token of `/admin/*`, if configured.
+    pub admin_token: Option<Arc<str>>,
+    /// Idempotency keys whose request is running here.
+    pub in_flight: Arc<InFlight>,
+    /// Set once the server is stopping: responses then close their connections.
+    pub draining: Arc<AtomicBool>,
+    /// When the process started serving.
+    pub started: Instant,
     /// The database, behind the one async bridge.
     pub db: Db,
     /// Token verification.
@@ -50,8 +71,63 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
+    /// The state for a database and a configuration; the clock and random source are the
+    /// system's (tests replace them).
+    pub fn new(
+        db: Db,
+        auth: Authenticator,
+        public_url: String,
+        reliability: &Reliability,
+        previews: PreviewCache,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            limits: reliability
+                .rates
+                .map(|rates| Arc::new(RateLimits::new(rates, Arc::clone(&metrics)))),
+            proxies: Arc::new(TrustedProxies::new(reliability.trusted_proxies.clone())),
+            maintenance: Arc::default(),
+            admin_token: reliability.admin_token.as_deref().map(Arc::from),
+            in_flight: Arc::default(),
+            draining: Arc::default(),
+            started: Instant::now(),
+            db,
+            auth: Arc::new(auth),
+            clock: Arc::new(SystemClock),
+            random: os_random(),
+            public_url,
+            metrics,
+            previews: Arc::new(previews),
+        }
+    }
+
+    /// Charges `bucket`'s key for this request, recording where it stands for the response's
+    /// `X-RateLimit-*` headers; 429 when the bucket is empty. Nothing when limits are off.
+    pub fn limit(
+        &self,
+        req: &actix_web::HttpRequest,
+        charge: impl FnOnce(&RateLimits) -> Result<BucketState, Limited>,
+    ) -> Result<(), crate::error::ApiError> {
+        let Some(limits) = &self.limits else { return Ok(()) };
+        match charge(limits) {
+            Ok(state) => {
+                crate::rate_limit::record(req, state);
+                Ok(())
+            }
+            Err(limited) => {
+                crate::rate_limit::record(req, limited.state);
+                Err(crate::error::ApiError::RateLimited(limited))
+            }
+        }
+    }
+
     /// The link people open to preview and accept an invite.
     pub fn invite_url(&self, code: &str) -> String {
-        format!("{}/invite/{code}", self.public_url)
+        invite_url(&self.public_url, code)
     }
+}
+
+/// The link to an invite on the public base URL `base`.
+pub fn invite_url(base: &str, code: &str) -> String {
+    format!("{base}/invite/{code}")
 }

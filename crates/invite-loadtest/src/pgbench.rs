@@ -13,7 +13,9 @@ const RANDOM_CODE: &str = "'d' || lpad(:n::text, 7, '0')";
 fn accept(code: &str) -> String {
     let params = format!(
         "SELECT {code} AS code, gen_random_uuid() AS user_id, now() AS now, \
-         NULL::text AS username, gen_random_uuid() AS audit_id"
+         NULL::text AS username, gen_random_uuid() AS audit_id, NULL::text AS idempotency_key, \
+         NULL::text AS fingerprint, NULL::integer AS status, NULL::text AS body_before, \
+         NULL::text AS body_after"
     );
     format!("{};\n", accept_statement_sql(&params))
 }

@@ -7,12 +7,15 @@
 //! `BEGIN IMMEDIATE`) match on the variant, and [`on_each_backend!`] runs one query expression on
 //! whichever connection is inside, so even those are written once where their SQL is the same.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use diesel::connection::{AnsiTransactionManager, Connection, TransactionManager};
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use parking_lot::Mutex;
+
+use crate::error::StoreError;
 
 mod multi {
     // The derive generates public helper items (`MultiBackend`, its raw values, bind collector
@@ -99,6 +102,41 @@ pub(crate) fn set_sqlite_writer_patience(patience: Duration) {
     SQLITE_WRITER_PATIENCE_MS.fetch_max(millis, Ordering::Relaxed);
 }
 
+thread_local! {
+    /// The deadline of the request this thread is working for, set by
+    /// [`DbPool::run_by`](crate::DbPool::run_by) around the work: a write still running when it
+    /// passes is rolled back instead of committed, because its caller has been told 503 by then.
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Runs `work` with `deadline` as the current request's deadline on this thread.
+pub(crate) fn with_deadline<T>(deadline: Instant, work: impl FnOnce() -> T) -> T {
+    struct Restore(Option<Instant>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            DEADLINE.with(|cell| cell.set(self.0));
+        }
+    }
+    let _restore = Restore(DEADLINE.with(|cell| cell.replace(Some(deadline))));
+    work()
+}
+
+/// Refuses to go on once the current request's deadline has passed: the caller has already
+/// answered 503, so committing now would change what that answer said.
+pub(crate) fn check_deadline() -> Result<(), StoreError> {
+    match DEADLINE.with(Cell::get) {
+        Some(deadline) if Instant::now() >= deadline => Err(StoreError::Unavailable(
+            "the request's deadline passed before its write could commit".to_owned(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Whether the connection is inside a transaction already.
+fn in_transaction(conn: &mut DbConnection) -> bool {
+    matches!(DbConnection::transaction_manager_status_mut(conn).transaction_depth(), Ok(Some(_)))
+}
+
 /// Runs `work` in a transaction that holds the write lock from its first statement.
 ///
 /// On SQLite this is `BEGIN IMMEDIATE`, entered through this process's writer queue: a deferred
@@ -106,19 +144,33 @@ pub(crate) fn set_sqlite_writer_patience(patience: Duration) {
 /// another writer got in between, while an immediate one waits and then sees the latest data.
 /// On PostgreSQL it is an ordinary transaction: row locks and conditional updates do the work
 /// there.
+///
+/// Called inside another write transaction, `work` simply joins it (no savepoint): its error
+/// fails the whole transaction, which is what every caller wants, and the outer transaction
+/// (a write recorded with its Idempotency-Key, for instance) commits the lot at once.
+///
+/// The commit is skipped, and the transaction rolled back, when the request's deadline (see
+/// [`with_deadline`]) has passed meanwhile.
 pub(crate) fn write_transaction<T, E>(
     conn: &mut DbConnection,
     work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
 ) -> Result<T, E>
 where
-    E: From<diesel::result::Error>,
+    E: From<diesel::result::Error> + From<StoreError>,
 {
-    match conn {
-        DbConnection::Postgres(_) => conn.transaction(work),
+    if in_transaction(conn) {
+        return work(conn);
+    }
+    check_deadline()?;
+    // Held until the transaction has committed or rolled back.
+    let _writer = match conn {
+        DbConnection::Postgres(pg) => {
+            AnsiTransactionManager::begin_transaction_sql(pg, "BEGIN")?;
+            None
+        }
         DbConnection::Sqlite(sqlite) => {
             let patience = Duration::from_millis(SQLITE_WRITER_PATIENCE_MS.load(Ordering::Relaxed));
-            // Held until the transaction has committed or rolled back.
-            let Some(_writer) = SQLITE_WRITER.try_lock_for(patience) else {
+            let Some(writer) = SQLITE_WRITER.try_lock_for(patience) else {
                 // The same answer SQLite gives when its own wait runs out: retry later.
                 return Err(DieselError::DatabaseError(
                     DatabaseErrorKind::Unknown,
@@ -127,26 +179,27 @@ where
                 .into());
             };
             AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
-            // From here the transaction state lives in the inner connection's manager, which the
-            // multi-connection's manager dispatches to: commit and rollback below reach it.
-            match work(conn) {
-                Ok(value) => match DbConnection::commit_transaction(conn) {
-                    Ok(()) => Ok(value),
-                    Err(commit_error) => {
-                        // Leave the connection usable; the commit error is the one to report.
-                        let _ = DbConnection::rollback_transaction(conn);
-                        Err(commit_error.into())
-                    }
-                },
-                Err(error) => {
-                    // The work's error says what went wrong; a failed rollback only says the
-                    // connection is gone too, which the pool finds out when it next checks it.
-                    if let Err(rollback_error) = DbConnection::rollback_transaction(conn) {
-                        tracing::warn!(%rollback_error, "rollback after a failed write failed");
-                    }
-                    Err(error)
-                }
+            Some(writer)
+        }
+    };
+    // From here the transaction state lives in the inner connection's manager, which the
+    // multi-connection's manager dispatches to: commit and rollback below reach it.
+    match work(conn).and_then(|value| check_deadline().map(|()| value).map_err(E::from)) {
+        Ok(value) => match DbConnection::commit_transaction(conn) {
+            Ok(()) => Ok(value),
+            Err(commit_error) => {
+                // Leave the connection usable; the commit error is the one to report.
+                let _ = DbConnection::rollback_transaction(conn);
+                Err(commit_error.into())
             }
+        },
+        Err(error) => {
+            // The work's error says what went wrong; a failed rollback only says the
+            // connection is gone too, which the pool finds out when it next checks it.
+            if let Err(rollback_error) = DbConnection::rollback_transaction(conn) {
+                tracing::warn!(%rollback_error, "rollback after a failed write failed");
+            }
+            Err(error)
         }
     }
 }

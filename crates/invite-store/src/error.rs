@@ -50,6 +50,8 @@ pub enum Constraint {
     BanKey,
     /// A banned user cannot become a member (the `members_not_banned` trigger).
     MemberBanned,
+    /// One recorded response per user and `Idempotency-Key`.
+    IdempotencyKey,
     /// Any other constraint, as the database named it.
     Other(String),
 }
@@ -71,6 +73,11 @@ impl Constraint {
             Self::MemberKey
         } else if named("bans_pkey", ": bans.server_id, bans.user_id") {
             Self::BanKey
+        } else if named(
+            "idempotency_records_pkey",
+            ": idempotency_records.user_id, idempotency_records.idempotency_key",
+        ) {
+            Self::IdempotencyKey
         } else if name == MEMBER_BANNED || message == MEMBER_BANNED {
             Self::MemberBanned
         } else if name.is_empty() {
@@ -87,11 +94,15 @@ const MEMBER_BANNED: &str = "members_not_banned";
 
 /// Messages of failures that mean "the database is away or overloaded", which diesel reports
 /// as unknown errors: PostgreSQL's statement timeout and shutdowns, SQLite's busy timeout.
-const UNAVAILABLE_MESSAGES: [&str; 6] = [
+const UNAVAILABLE_MESSAGES: [&str; 10] = [
     "canceling statement due to statement timeout",
+    "canceling statement due to user request",
     "terminating connection",
     "the database system is",
     "server closed the connection",
+    "no connection to the server",
+    "connection to server",
+    "could not receive data from server",
     "database is locked",
     "database table is locked",
 ];
@@ -120,6 +131,9 @@ impl From<DieselError> for StoreError {
             {
                 Self::Unavailable(info.message().to_owned())
             }
+            // The connection died under a transaction and diesel could not even roll it back:
+            // the database is away, not the request at fault.
+            DieselError::BrokenTransactionManager => Self::Unavailable(error.to_string()),
             other => Self::Database(other),
         }
     }

@@ -322,7 +322,9 @@ impl DbPool {
 
     /// Like [`DbPool::run`], but the checkout gives up at `deadline` rather than a full timeout
     /// after it starts: a caller that queued for a thread before reaching the pool still fails
-    /// within the timeout it was promised, and one whose deadline has passed fails at once.
+    /// within the timeout it was promised, and one whose deadline has passed fails at once. A
+    /// write transaction of `work` that is still open at `deadline` rolls back instead of
+    /// committing.
     pub fn run_by<T>(
         &self,
         deadline: Instant,
@@ -335,7 +337,7 @@ impl DbPool {
             ));
         }
         let mut conn = self.pool.get_timeout(remaining)?;
-        let result = work(&mut conn);
+        let result = crate::connection::with_deadline(deadline, || work(&mut conn));
         if result.as_ref().is_err_and(StoreError::is_unavailable) {
             conn.mark_broken();
         }

@@ -113,6 +113,34 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::{Bool, Nullable, SmallInt, Text};
+    use crate::sql_types::DbTimestamp;
+
+    maintenance (id) {
+        id -> SmallInt,
+        enabled -> Bool,
+        message -> Nullable<Text>,
+        ends_at -> Nullable<DbTimestamp>,
+        since -> DbTimestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{Integer, Nullable, Text};
+    use crate::sql_types::{DbTimestamp, DbUuid};
+
+    idempotency_records (user_id, idempotency_key) {
+        user_id -> DbUuid,
+        idempotency_key -> Text,
+        fingerprint -> Text,
+        status -> Integer,
+        body -> Text,
+        etag -> Nullable<Text>,
+        created_at -> DbTimestamp,
+    }
+}
+
 diesel::joinable!(channels -> servers (server_id));
 diesel::joinable!(invites -> servers (server_id));
 diesel::joinable!(invites -> channels (channel_id));
@@ -129,4 +157,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     members,
     bans,
     audit_entries,
+    maintenance,
+    idempotency_records,
 );

@@ -1,5 +1,6 @@
 //! Channels.
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use invite_core::permissions::Requirement;
 use invite_core::server::{ChannelName, CreateChannelRequest};
@@ -11,6 +12,7 @@ use crate::auth::AuthUser;
 use crate::dto::ChannelDto;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
+use crate::idempotency::{IdempotencyKey, render, respond};
 use crate::state::AppState;
 
 routes! {
@@ -19,8 +21,8 @@ routes! {
 
 /// Creates a channel (`MANAGE_CHANNELS`).
 #[utoipa::path(post, path = "/servers/{server_id}/channels", tag = "servers", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server")), request_body = CreateChannelRequest, responses(
-        (status = 201, description = "Created", body = ChannelDto),
+    params(("server_id" = Uuid, Path, description = "The server"), crate::openapi::IdempotencyHeader), request_body = CreateChannelRequest, responses(
+        (status = 201, description = "Created (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = ChannelDto),
         (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
     ))]
@@ -28,20 +30,26 @@ pub(crate) async fn create(
     state: web::Data<AppState>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
+    key: IdempotencyKey,
     JsonBody(request): JsonBody<CreateChannelRequest>,
 ) -> ApiResult<HttpResponse> {
     let server_id = path.into_inner();
     let now = state.clock.now();
-    let channel = state
+    let answer = state
         .db
-        .run(move |conn| {
-            member_standing(conn, server_id, actor.user_id)?
-                .require(Requirement::ManageChannels)?;
-            let name = ChannelName::parse(&request.name)?;
-            conn.create_channel(server_id, &name, now)
-        })
+        .write(
+            key.claim(),
+            now,
+            move |conn| {
+                member_standing(conn, server_id, actor.user_id)?
+                    .require(Requirement::ManageChannels)?;
+                let name = ChannelName::parse(&request.name)?;
+                conn.create_channel(server_id, &name, now)
+            },
+            |channel| render(StatusCode::CREATED, &ChannelDto::from(channel.clone()), None),
+        )
         .await?;
-    Ok(HttpResponse::Created().json(ChannelDto::from(channel)))
+    Ok(respond(answer))
 }
 
 /// The server's channels, oldest first.

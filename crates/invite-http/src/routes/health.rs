@@ -5,6 +5,9 @@ use invite_core::ErrorCode;
 use invite_store::migrations::migration_status;
 use serde_json::json;
 
+use std::sync::atomic::Ordering;
+
+use crate::routes::admin::MaintenanceDto;
 use crate::state::AppState;
 
 routes! {
@@ -20,8 +23,9 @@ pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// 200 when the database answers and every migration is applied; otherwise 503 naming the
-/// check that failed, so a load balancer stops sending traffic that could only fail.
+/// 200 when the database answers and every migration is applied, with the maintenance switch
+/// (maintenance keeps an instance ready: reads go on); otherwise 503 naming the check that
+/// failed, or saying the instance is stopping, so a load balancer sends traffic elsewhere.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
     (status = 200, description = "Ready: the database answers and every migration is applied", body = Object),
     (status = 503, description = "Not ready; `checks` names the failed check", body = Object,
@@ -43,8 +47,25 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Ok(Ok(status)) => ("ok".to_owned(), format!("pending: {}", status.pending.join(", "))),
     };
     let checks = json!({ "database": database, "migrations": migrations });
-    if database == "ok" && migrations == "ok" {
-        HttpResponse::Ok().json(json!({ "status": "ready", "checks": checks }))
+    // Maintenance refuses writes but serves reads: the instance stays in rotation, and says so.
+    let maintenance = MaintenanceDto::new(state.maintenance.current().as_ref(), state.clock.now());
+    let draining = state.draining.load(Ordering::Acquire);
+    if database == "ok" && migrations == "ok" && !draining {
+        HttpResponse::Ok().json(json!({
+            "status": "ready",
+            "checks": checks,
+            "maintenance": maintenance,
+        }))
+    } else if draining {
+        // Stopping: a load balancer should send new requests elsewhere.
+        HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", crate::error::RETRY_AFTER_SECONDS.to_string()))
+            .json(json!({
+                "error": "Not ready: the instance is shutting down",
+                "code": ErrorCode::ServiceUnavailable,
+                "status": "stopping",
+                "checks": checks,
+            }))
     } else {
         let failed = if database == "ok" { "migrations" } else { "database" };
         let body = json!({

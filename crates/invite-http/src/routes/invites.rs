@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use invite_core::code::CodeRef;
 use invite_core::invite::{CreateInviteRequest, UpdateInviteRequest};
@@ -11,8 +12,8 @@ use invite_core::server::PageLimit;
 use invite_core::{ErrorCode, Problem};
 use invite_store::models::Invite;
 use invite_store::repo::{
-    Actor, ChannelRepository, CreatedInvite, InviteRepository, InviteScope, NewInvite, Redemption,
-    ServerRepository,
+    Actor, ChannelRepository, CreatedInvite, InviteRepository, InviteScope, JoinResponseTemplate,
+    Keyed, NewInvite, RecordedResponse, Redemption, ServerRepository, keyed,
 };
 use invite_store::{DbConnection, StoreResult};
 use serde::Deserialize;
@@ -23,7 +24,9 @@ use crate::auth::AuthUser;
 use crate::dto::{InviteDto, JoinedDto, PreviewDto};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, etag, if_match};
+use crate::idempotency::{IdempotencyKey, render, respond};
 use crate::preview_cache::CachedPreview;
+use crate::rate_limit::AddrKey;
 use crate::state::AppState;
 
 routes! {
@@ -111,21 +114,25 @@ fn channel_standing(
 /// Creates an invite (`CREATE_INVITES`). `unique: false` returns an equal active invite of the
 /// caller's with 200 instead of creating one.
 #[utoipa::path(post, path = "/servers/{server_id}/invites", tag = "invites", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server")), request_body(content = Option<CreateInviteRequest>, description = "Absent or empty: `{}`"), responses(
-        (status = 201, description = "Created", body = InviteDto, headers(("ETag" = String, description = "The invite's version, quoted"))),
+    params(("server_id" = Uuid, Path, description = "The server"), crate::openapi::IdempotencyHeader), request_body(content = Option<CreateInviteRequest>, description = "Absent or empty: `{}`"), responses(
+        (status = 201, description = "Created (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = InviteDto, headers(("ETag" = String, description = "The invite's version, quoted"))),
         (status = 200, description = "`unique: false` found an equal active invite", body = InviteDto, headers(("ETag" = String, description = "The invite's version, quoted"))),
         (status = 400, description = "A rule of the request (`VALIDATION_ERROR`), `UNKNOWN_CHANNEL`, `MAX_INVITES_REACHED`, malformed input", body = ErrorBody),
         (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
+        (status = 429, description = "`RATE_LIMITED`: the `create` bucket is empty; retry after `Retry-After` seconds. Every response of this operation carries `X-RateLimit-Limit`, `-Remaining`, `-Reset-After` and `-Bucket`", body = crate::error::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
     ))]
 pub(crate) async fn create_in_server(
     state: web::Data<AppState>,
+    req: HttpRequest,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
+    key: IdempotencyKey,
     JsonBody(request): JsonBody<CreateInviteRequest>,
 ) -> ApiResult<HttpResponse> {
     let server_id = path.into_inner();
-    create(&state, actor, request, None, move |conn, user_id| {
+    state.limit(&req, |limits| limits.create(actor.user_id, server_id))?;
+    create(&state, actor, key, request, None, move |conn, user_id| {
         Ok((server_id, member_standing(conn, server_id, user_id)?))
     })
     .await
@@ -133,21 +140,37 @@ pub(crate) async fn create_in_server(
 
 /// Creates an invite to a channel (`CREATE_INVITES` in its server); same body as for servers.
 #[utoipa::path(post, path = "/channels/{channel_id}/invites", tag = "invites", security(("bearer" = [])),
-    params(("channel_id" = Uuid, Path, description = "The channel")), request_body(content = Option<CreateInviteRequest>, description = "Absent or empty: `{}`"), responses(
-        (status = 201, description = "Created", body = InviteDto, headers(("ETag" = String, description = "The invite's version, quoted"))),
+    params(("channel_id" = Uuid, Path, description = "The channel"), crate::openapi::IdempotencyHeader), request_body(content = Option<CreateInviteRequest>, description = "Absent or empty: `{}`"), responses(
+        (status = 201, description = "Created (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = InviteDto, headers(("ETag" = String, description = "The invite's version, quoted"))),
         (status = 200, description = "`unique: false` found an equal active invite", body = InviteDto, headers(("ETag" = String, description = "The invite's version, quoted"))),
         (status = 400, description = "A rule of the request (`VALIDATION_ERROR`), `MAX_INVITES_REACHED`, malformed input", body = ErrorBody),
         (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
+        (status = 429, description = "`RATE_LIMITED`: the `create` bucket is empty; retry after `Retry-After` seconds. Every response of this operation carries `X-RateLimit-Limit`, `-Remaining`, `-Reset-After` and `-Bucket`", body = crate::error::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 404, description = "`CHANNEL_NOT_FOUND`: unknown, or in a server the caller is not in", body = ErrorBody),
     ))]
 pub(crate) async fn create_in_channel(
     state: web::Data<AppState>,
+    req: HttpRequest,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
+    key: IdempotencyKey,
     JsonBody(request): JsonBody<CreateInviteRequest>,
 ) -> ApiResult<HttpResponse> {
     let channel_id = path.into_inner();
-    create(&state, actor, request, Some(channel_id), move |conn, user_id| {
+    if state.limits.is_some() {
+        // The bucket is per user and server: find the channel's server first.
+        let server_id = state
+            .db
+            .run(move |conn| {
+                Ok(conn
+                    .find_channel(channel_id)?
+                    .ok_or_else(|| Problem::of(ErrorCode::ChannelNotFound))?
+                    .server_id)
+            })
+            .await?;
+        state.limit(&req, |limits| limits.create(actor.user_id, server_id))?;
+    }
+    create(&state, actor, key, request, Some(channel_id), move |conn, user_id| {
         channel_standing(conn, channel_id, user_id)
     })
     .await
@@ -159,35 +182,45 @@ pub(crate) async fn create_in_channel(
 async fn create(
     state: &AppState,
     actor: Actor,
+    key: IdempotencyKey,
     mut request: CreateInviteRequest,
     path_channel: Option<Uuid>,
     locate: impl FnOnce(&mut DbConnection, Uuid) -> StoreResult<(Uuid, Standing)> + Send + 'static,
 ) -> ApiResult<HttpResponse> {
     let now = state.clock.now();
     let random = state.random.clone();
-    let created = state
+    let public_url = state.public_url.clone();
+    let answer = state
         .db
-        .run(move |conn| {
-            let (server_id, standing) = locate(conn, actor.user_id)?;
-            standing.require(Requirement::CreateInvites)?;
-            if let Some(channel_id) = path_channel {
-                if request.channel_id.is_some_and(|id| id != channel_id) {
-                    return Err(Problem::validation(
+        .write(
+            key.claim(),
+            now,
+            move |conn| {
+                let (server_id, standing) = locate(conn, actor.user_id)?;
+                standing.require(Requirement::CreateInvites)?;
+                if let Some(channel_id) = path_channel {
+                    if request.channel_id.is_some_and(|id| id != channel_id) {
+                        return Err(Problem::validation(
                         "channel_id in the body must be the channel in the path (or be left out)",
                     )
                     .into());
+                    }
+                    request.channel_id = Some(channel_id);
                 }
-                request.channel_id = Some(channel_id);
-            }
-            let settings = request.validate(now)?;
-            let new = NewInvite { server_id, creator: &actor, settings: &settings, now };
-            conn.create_invite(&new, random().as_mut())
-        })
+                let settings = request.validate(now)?;
+                let new = NewInvite { server_id, creator: &actor, settings: &settings, now };
+                conn.create_invite(&new, random().as_mut())
+            },
+            move |created| {
+                let (status, invite) = match created {
+                    CreatedInvite::Created(invite) => (StatusCode::CREATED, invite),
+                    CreatedInvite::Reused(invite) => (StatusCode::OK, invite),
+                };
+                render(status, &InviteDto::with_base(invite, &public_url), Some(invite.version))
+            },
+        )
         .await?;
-    Ok(match created {
-        CreatedInvite::Created(invite) => invite_response(HttpResponse::Created(), &invite, state),
-        CreatedInvite::Reused(invite) => invite_response(HttpResponse::Ok(), &invite, state),
-    })
+    Ok(respond(answer))
 }
 
 /// The server's invites, newest first, expired and used-up ones included, revoked and vanity
@@ -413,14 +446,22 @@ fn revoke_checked(
     params(("code" = String, Path, description = "A random code (8 characters, case sensitive) or a vanity code"), PreviewQuery), responses(
         (status = 200, description = "The preview", body = PreviewDto),
         (status = 404, description = "\"Invite not found or has expired\", with `INVITE_NOT_FOUND`, `INVITE_REVOKED`, `INVITE_EXPIRED` or `INVITE_MAXED_OUT`", body = ErrorBody),
+        (status = 429, description = "`RATE_LIMITED`: the `preview` (or, after many unknown codes, `unknown-code` bucket is empty; retry after `Retry-After` seconds. Every response of this operation carries `X-RateLimit-Limit`, `-Remaining`, `-Reset-After` and `-Bucket`", body = crate::error::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 pub(crate) async fn preview(
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<String>,
     query: web::Query<PreviewQuery>,
 ) -> ApiResult<HttpResponse> {
-    let code = CodeRef::parse(&path)
-        .ok_or_else(|| ApiError::from(Problem::from(PreviewRefused::NotFound)))?;
+    let addr = AddrKey::from(state.proxies.client_of(&req));
+    state.limit(&req, |limits| limits.preview(addr))?;
+    // A code that does not exist (a malformed one cannot) charges the scanning bucket.
+    let unknown = || -> ApiResult<HttpResponse> {
+        state.limit(&req, |limits| limits.unknown_code(addr))?;
+        Err(Problem::from(PreviewRefused::NotFound).into())
+    };
+    let Some(code) = CodeRef::parse(&path) else { return unknown() };
     let found = if let Some(cached) = state.previews.get(code.as_str()) {
         Some(cached)
     } else {
@@ -436,12 +477,9 @@ pub(crate) async fn preview(
         }
         found
     };
+    let Some(found) = found else { return unknown() };
     let now = state.clock.now();
-    check_preview(found.as_ref().map(|preview| preview.status).as_ref(), now)
-        .map_err(Problem::from)?;
-    let Some(found) = found else {
-        return Err(Problem::from(PreviewRefused::NotFound).into());
-    };
+    check_preview(Some(&found.status), now).map_err(Problem::from)?;
     let mut preview =
         PreviewDto::new(code.as_str(), &found, state.previews.member_count(&found), now);
     if query.with_counts {
@@ -454,36 +492,66 @@ pub(crate) async fn preview(
 
 /// Joins the invite's server. Atomic: an invite admits exactly as many people as it allows.
 #[utoipa::path(post, path = "/invites/{code}/accept", tag = "invites", security(("bearer" = [])),
-    params(("code" = String, Path, description = "A random code (8 characters, case sensitive) or a vanity code")), responses(
-        (status = 201, description = "Joined", body = JoinedDto),
+    params(("code" = String, Path, description = "A random code (8 characters, case sensitive) or a vanity code"), crate::openapi::IdempotencyHeader), responses(
+        (status = 201, description = "Joined (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = JoinedDto),
         (status = 400, description = "`INVITE_EXPIRED` or `INVITE_MAXED_OUT`", body = ErrorBody),
         (status = 403, description = "`BANNED` or `INVITES_PAUSED`", body = ErrorBody),
         (status = 404, description = "`INVITE_NOT_FOUND` or `INVITE_REVOKED` (\"Invite not found\")", body = ErrorBody),
         (status = 409, description = "`ALREADY_MEMBER`", body = ErrorBody),
+        (status = 429, description = "`RATE_LIMITED`: the `accept` bucket is empty; retry after `Retry-After` seconds. Every response of this operation carries `X-RateLimit-Limit`, `-Remaining`, `-Reset-After` and `-Bucket`", body = crate::error::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 pub(crate) async fn accept(
     state: web::Data<AppState>,
+    req: HttpRequest,
     AuthUser(actor): AuthUser,
     path: web::Path<String>,
+    key: IdempotencyKey,
 ) -> ApiResult<HttpResponse> {
+    state.limit(&req, |limits| limits.accept(actor.user_id))?;
     let code = CodeRef::parse(&path)
         .ok_or_else(|| ApiError::from(Problem::from(RedemptionRefused::NotFound)))?;
     let now = state.clock.now();
-    let key = code.clone();
-    let outcome = state.db.run(move |conn| conn.redeem(&key, &actor, now)).await;
-    if let Ok(Redemption::Joined(joined)) = &outcome {
+    let target = code.clone();
+    let claim = key.claim();
+    let outcome = state
+        .db
+        .run(move |conn| match &claim {
+            None => conn.redeem(&target, &actor, now).map(Keyed::Fresh),
+            Some(claim) => keyed(
+                conn,
+                claim,
+                now,
+                |conn| conn.redeem_recorded(&target, &actor, now, claim, &JOINED),
+                |redemption| matches!(redemption, Redemption::Joined(_)),
+            ),
+        })
+        .await;
+    if let Ok(Keyed::Fresh(Redemption::Joined(joined))) = &outcome {
         state.previews.invalidate(code.as_str());
         state.previews.member_joined(joined.member.server_id, joined.member_count);
     }
     state.metrics.observe_accept(match &outcome {
-        Ok(Redemption::Joined(_)) => "joined",
-        Ok(Redemption::Refused(reason)) => reason.label(),
-        Err(ApiError::Unavailable(_)) => "unavailable",
+        Ok(Keyed::Fresh(Redemption::Joined(_))) => "joined",
+        Ok(Keyed::Replay(_)) => "replayed",
+        Ok(Keyed::Fresh(Redemption::Refused(reason))) => reason.label(),
+        Err(ApiError::Unavailable(_) | ApiError::Overloaded) => "unavailable",
         Err(_) => "error",
     });
     match outcome? {
-        Redemption::Joined(joined) => Ok(HttpResponse::Created()
-            .json(JoinedDto { message: "Joined server", server_id: joined.member.server_id })),
-        Redemption::Refused(reason) => Err(Problem::from(reason).into()),
+        Keyed::Replay(recorded) => Ok(respond(Keyed::Replay(recorded))),
+        Keyed::Fresh(Redemption::Joined(joined)) => Ok(respond(Keyed::Fresh(RecordedResponse {
+            status: JOINED.status,
+            body: JOINED.render(joined.member.server_id),
+            etag: None,
+        }))),
+        Keyed::Fresh(Redemption::Refused(reason)) => Err(Problem::from(reason).into()),
     }
 }
+
+/// The response to a join, `{"message":"Joined server","server_id":"..."}` ([`JoinedDto`]), as
+/// the store records it with the join itself (in the PostgreSQL accept's single statement).
+const JOINED: JoinResponseTemplate<'static> = JoinResponseTemplate {
+    status: 201,
+    before: r#"{"message":"Joined server","server_id":""#,
+    after: r#""}"#,
+};

@@ -13,7 +13,14 @@ macro_rules! routes {
             $(
                 cfg.service(
                     super::resource($path, &[$(stringify!($method)),+])
-                        $(.route(actix_web::web::method(actix_web::http::Method::$method).to($handler)))+
+                        $(.route(
+                            actix_web::web::method(actix_web::http::Method::$method)
+                                .to($handler)
+                                // Refuses writes during maintenance; reads pass.
+                                .wrap(actix_web::middleware::from_fn(
+                                    crate::maintenance::refuse_writes,
+                                )),
+                        ))+
                 );
             )+
         }
@@ -22,6 +29,7 @@ macro_rules! routes {
     };
 }
 
+pub(crate) mod admin;
 pub(crate) mod bans;
 pub(crate) mod channels;
 pub(crate) mod health;
@@ -29,6 +37,7 @@ pub(crate) mod invites;
 pub(crate) mod members;
 pub(crate) mod metrics;
 pub(crate) mod servers;
+pub(crate) mod status;
 pub(crate) mod vanity;
 
 use actix_web::{Resource, web};
@@ -44,6 +53,8 @@ use crate::extract::method_not_allowed;
 /// Registers every route.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
+    status::configure(cfg);
+    admin::configure(cfg);
     metrics::configure(cfg);
     servers::configure(cfg);
     members::configure(cfg);
@@ -58,6 +69,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
 pub fn table() -> Vec<(&'static str, &'static str)> {
     [
         health::ROUTES,
+        status::ROUTES,
+        admin::ROUTES,
         metrics::ROUTES,
         servers::ROUTES,
         members::ROUTES,

@@ -1,5 +1,6 @@
 //! Servers, their invite pause, and their audit log.
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use invite_core::permissions::Requirement;
 use invite_core::server::{CreateServerRequest, PageLimit, PauseRequest, UpdateServerRequest};
@@ -12,6 +13,7 @@ use crate::auth::AuthUser;
 use crate::dto::{AuditEntryDto, ServerDto};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
+use crate::idempotency::{IdempotencyKey, render, respond};
 use crate::state::AppState;
 
 routes! {
@@ -27,17 +29,26 @@ const DEFAULT_AUDIT_PAGE: i64 = 50;
 
 /// Creates a server; the caller becomes its owner and first member.
 #[utoipa::path(post, path = "/servers", tag = "servers", security(("bearer" = [])),
-    request_body = CreateServerRequest,
-    responses((status = 201, description = "Created", body = ServerDto)))]
+    params(crate::openapi::IdempotencyHeader), request_body = CreateServerRequest,
+    responses((status = 201, description = "Created (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = ServerDto)))]
 pub(crate) async fn create(
     state: web::Data<AppState>,
     AuthUser(actor): AuthUser,
+    key: IdempotencyKey,
     JsonBody(request): JsonBody<CreateServerRequest>,
 ) -> ApiResult<HttpResponse> {
     let settings = request.validate()?;
     let now = state.clock.now();
-    let server = state.db.run(move |conn| conn.create_server(&actor, &settings, now)).await?;
-    Ok(HttpResponse::Created().json(ServerDto::new(server, now)))
+    let answer = state
+        .db
+        .write(
+            key.claim(),
+            now,
+            move |conn| conn.create_server(&actor, &settings, now),
+            move |server| render(StatusCode::CREATED, &ServerDto::new(server.clone(), now), None),
+        )
+        .await?;
+    Ok(respond(answer))
 }
 
 /// A server the caller belongs to.

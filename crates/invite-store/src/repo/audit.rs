@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{AuditRepository, unknown_cursor};
 use crate::connection::DbConnection;
-use crate::error::StoreResult;
+use crate::error::{StoreError, StoreResult};
 use crate::models::{AuditEntry, AuditRow};
 use crate::schema::audit_entries;
 use crate::sql_types::{Id, Json, Ts};
@@ -35,8 +35,10 @@ pub(crate) struct NewAuditEntry {
 }
 
 /// Records an entry inside the caller's transaction, under a savepoint: a failed audit write is
-/// logged and counted but never fails, or rolls back, the operation it describes.
-pub(crate) fn record(conn: &mut DbConnection, entry: NewAuditEntry) {
+/// logged and counted but never fails, or rolls back, the operation it describes. A connection
+/// that died meanwhile is not an audit failure: the operation cannot commit either, and the
+/// caller gets the database's unavailability.
+pub(crate) fn record(conn: &mut DbConnection, entry: NewAuditEntry) -> StoreResult<()> {
     let row = AuditRow {
         id: Id(Uuid::now_v7()),
         server_id: Id(entry.server_id),
@@ -49,8 +51,13 @@ pub(crate) fn record(conn: &mut DbConnection, entry: NewAuditEntry) {
     };
     let written = conn
         .transaction(|conn| diesel::insert_into(audit_entries::table).values(&row).execute(conn));
-    if let Err(error) = written {
-        count_failure(entry.server_id, entry.action, error);
+    match written.map_err(StoreError::from) {
+        Ok(_) => Ok(()),
+        Err(error) if error.is_unavailable() => Err(error),
+        Err(error) => {
+            count_failure(entry.server_id, entry.action, error);
+            Ok(())
+        }
     }
 }
 

@@ -191,7 +191,7 @@ impl InviteRepository for DbConnection {
                     }),
                     now: new.now,
                 },
-            );
+            )?;
             Ok(CreatedInvite::Created(invite))
         })
     }
@@ -292,7 +292,7 @@ impl InviteRepository for DbConnection {
                     }),
                     now,
                 },
-            );
+            )?;
             load_invite(conn, invite_id)?.ok_or(StoreError::NotFound)
         })
     }
@@ -324,7 +324,7 @@ impl InviteRepository for DbConnection {
                     details: serde_json::json!({ "code": invite.code }),
                     now,
                 },
-            );
+            )?;
             load_invite(conn, invite_id)?.ok_or(StoreError::NotFound)
         })
     }
@@ -385,6 +385,17 @@ impl InviteRepository for DbConnection {
         user: &super::Actor,
         now: DateTime<Utc>,
     ) -> StoreResult<Redemption> {
-        super::redeem::redeem(self, code, user, now)
+        super::redeem::redeem(self, code, user, now, None)
+    }
+
+    fn redeem_recorded(
+        &mut self,
+        code: &CodeRef,
+        user: &super::Actor,
+        now: DateTime<Utc>,
+        claim: &super::IdempotencyClaim,
+        response: &super::JoinResponseTemplate<'_>,
+    ) -> StoreResult<Redemption> {
+        super::redeem::redeem(self, code, user, now, Some((claim, response)))
     }
 }

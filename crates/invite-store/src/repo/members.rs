@@ -116,7 +116,7 @@ impl MemberRepository for DbConnection {
                         details: serde_json::json!({}),
                         now,
                     },
-                );
+                )?;
             }
             Ok(())
         })
@@ -191,7 +191,7 @@ impl BanRepository for DbConnection {
                     details: serde_json::json!({ "reason": ban.reason, "was_member": was_member }),
                     now,
                 },
-            );
+            )?;
             Ok(bans::table
                 .filter(bans::server_id.eq(Id(server_id)))
                 .filter(bans::user_id.eq(Id(user_id)))
@@ -228,7 +228,7 @@ impl BanRepository for DbConnection {
                     details: serde_json::json!({}),
                     now,
                 },
-            );
+            )?;
             Ok(())
         })
     }

@@ -6,7 +6,9 @@
 //! [`StoreError::Refused`](crate::StoreError::Refused) and leave the database unchanged.
 
 mod audit;
+mod idempotency;
 mod invites;
+mod maintenance;
 mod members;
 mod redeem;
 mod servers;
@@ -21,6 +23,11 @@ use invite_core::server::{ChannelName, NewServerSettings, PageLimit, ServerChang
 use uuid::Uuid;
 
 pub use audit::audit_write_failures;
+pub use idempotency::{
+    IDEMPOTENCY_WINDOW, IdempotencyClaim, JoinResponseTemplate, Keyed, PriorResponse,
+    RecordedResponse, keyed, recorded,
+};
+pub use maintenance::MaintenanceState;
 pub use redeem::accept_statement_sql;
 
 #[cfg(doc)]
@@ -304,6 +311,19 @@ pub trait InviteRepository {
         user: &Actor,
         now: DateTime<Utc>,
     ) -> StoreResult<Redemption>;
+
+    /// [`InviteRepository::redeem`] for a request with an `Idempotency-Key`: a join also records
+    /// its response (`response`, with the server's id) under the claim, in the same transaction
+    /// (on PostgreSQL, in the same statement). A refusal records nothing. A conflict on
+    /// [`Constraint::IdempotencyKey`](crate::Constraint) means a twin joined first.
+    fn redeem_recorded(
+        &mut self,
+        code: &CodeRef,
+        user: &Actor,
+        now: DateTime<Utc>,
+        claim: &IdempotencyClaim,
+        response: &JoinResponseTemplate<'_>,
+    ) -> StoreResult<Redemption>;
 }
 
 /// Vanity URLs.
@@ -332,6 +352,46 @@ pub trait AuditRepository {
         before: Option<Uuid>,
         limit: PageLimit,
     ) -> StoreResult<Vec<AuditEntry>>;
+}
+
+/// Responses recorded for `Idempotency-Key` replays.
+pub trait IdempotencyRepository {
+    /// What the claim's key already stands for. A record older than
+    /// [`IDEMPOTENCY_WINDOW`] stands for nothing, and is deleted on the way.
+    fn prior_response(
+        &mut self,
+        claim: &IdempotencyClaim,
+        now: DateTime<Utc>,
+    ) -> StoreResult<PriorResponse>;
+
+    /// Records the response to the claim's request; call it inside the transaction of the change
+    /// it describes. A conflict on [`Constraint::IdempotencyKey`](crate::Constraint) means a
+    /// twin recorded first, and the caller's transaction must roll back.
+    fn record_response(
+        &mut self,
+        claim: &IdempotencyClaim,
+        response: &RecordedResponse,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// Deletes up to about `batch` records older than [`IDEMPOTENCY_WINDOW`]; returns how many
+    /// went.
+    fn purge_idempotency_records(&mut self, now: DateTime<Utc>, batch: i64) -> StoreResult<usize>;
+}
+
+/// The maintenance switch (contract section 6), shared by every instance on the database.
+pub trait MaintenanceRepository {
+    /// The switch as last set; `None` if it never was (maintenance is off).
+    fn maintenance(&mut self) -> StoreResult<Option<MaintenanceState>>;
+
+    /// Sets the switch. Switching it on while it is on, or off while off, keeps `since`.
+    fn set_maintenance(
+        &mut self,
+        enabled: bool,
+        message: Option<&str>,
+        ends_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<MaintenanceState>;
 }
 
 /// Every repository, for code that needs them all.

@@ -17,7 +17,7 @@
 use chrono::{DateTime, Utc};
 use diesel::dsl::exists;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Nullable, Text};
+use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
 use invite_core::audit::AuditAction;
 use invite_core::code::CodeRef;
 use invite_core::invite::InviteKind;
@@ -29,8 +29,11 @@ use uuid::Uuid;
 
 use super::audit::{self, NewAuditEntry};
 use super::servers::add_to_member_count;
-use super::{Actor, Joined, Redemption, UserRepository};
-use crate::connection::{DbConnection, write_transaction};
+use super::{
+    Actor, IdempotencyClaim, IdempotencyRepository, JoinResponseTemplate, Joined, RecordedResponse,
+    Redemption, UserRepository,
+};
+use crate::connection::{DbConnection, check_deadline, write_transaction};
 use crate::error::{Constraint, StoreError, StoreResult};
 use crate::models::{Invite, InviteRow, JoinSource, Member, MemberRow, corrupt};
 use crate::schema::{bans, invites, members, servers};
@@ -84,16 +87,20 @@ impl Target {
     }
 }
 
+/// A join to record with its response, for an accept that carries an `Idempotency-Key`.
+pub(super) type JoinRecord<'a> = (&'a IdempotencyClaim, &'a JoinResponseTemplate<'a>);
+
 pub(super) fn redeem(
     conn: &mut DbConnection,
     code: &CodeRef,
     user: &Actor,
     now: DateTime<Utc>,
+    record: Option<JoinRecord<'_>>,
 ) -> StoreResult<Redemption> {
     match conn {
-        DbConnection::Postgres(pg) => redeem_postgres(pg, code, user, now),
+        DbConnection::Postgres(pg) => redeem_postgres(pg, code, user, now, record),
         DbConnection::Sqlite(_) => {
-            write_transaction(conn, |conn| redeem_locked(conn, code, user, now))
+            write_transaction(conn, |conn| redeem_locked(conn, code, user, now, record))
         }
     }
 }
@@ -148,6 +155,7 @@ fn redeem_locked(
     code: &CodeRef,
     user: &Actor,
     now: DateTime<Utc>,
+    record: Option<JoinRecord<'_>>,
 ) -> StoreResult<Redemption> {
     let Some(target) = load_target(conn, code, user.user_id)? else {
         return Ok(Redemption::Refused(RedemptionRefused::NotFound));
@@ -197,12 +205,21 @@ fn redeem_locked(
             details: serde_json::json!({ "code": target.code, "invite_id": target.invite_id }),
             now,
         },
-    );
+    )?;
+    if let Some((claim, template)) = record {
+        let response = RecordedResponse {
+            status: template.status,
+            body: template.render(target.server_id),
+            etag: None,
+        };
+        conn.record_response(claim, &response, now)?;
+    }
     Ok(Redemption::Joined(Joined { member, uses, version, member_count }))
 }
 
 /// The single-statement accept, after its `params` CTE (see [`AcceptStatement`], which binds
-/// the code, the user, the time, the username and the audit entry's id there, once each).
+/// the code, the user, the time, the username, the audit entry's id and, for a request with an
+/// `Idempotency-Key`, the record of its response there, once each).
 /// Public through [`accept_statement_sql`] so benchmarks measure the database running exactly it.
 /// The member insert has no `ON CONFLICT`: a concurrent join of the same user makes the whole
 /// statement fail (and roll back the use with it), and the retry then reports the membership.
@@ -261,6 +278,14 @@ remembered AS (
     SELECT p.user_id, p.username, p.now, p.now FROM used AS u, params AS p
     WHERE p.username IS NOT NULL
     ON CONFLICT (id) DO UPDATE SET username = EXCLUDED.username, updated_at = EXCLUDED.updated_at
+),
+recorded AS (
+    INSERT INTO idempotency_records (user_id, idempotency_key, fingerprint, status, body, etag,
+                                     created_at)
+    SELECT p.user_id, p.idempotency_key, p.fingerprint, p.status,
+           p.body_before || u.server_id::text || p.body_after, NULL, p.now
+    FROM used AS u, params AS p
+    WHERE p.idempotency_key IS NOT NULL
 )
 SELECT t.id, t.server_id, t.code, t.kind, t.created_by, t.max_uses, t.uses, t.expires_at,
        t.temporary, t.revoked_at, t.invites_paused_until, t.invites_paused_indefinitely,
@@ -272,8 +297,9 @@ LEFT JOIN used AS u ON u.id = t.id
 ";
 
 /// The PostgreSQL accept statement, with `params` (a `SELECT` of `code`, `user_id`, `now`,
-/// `username` and `audit_id` columns) in place of the bound values: what a benchmark of the
-/// database alone runs to find the ceiling the service is measured against.
+/// `username`, `audit_id`, `idempotency_key`, `fingerprint`, `status`, `body_before` and
+/// `body_after` columns) in place of the bound values: what a benchmark of the database alone
+/// runs to find the ceiling the service is measured against.
 pub fn accept_statement_sql(params: &str) -> String {
     format!("WITH params AS ({params}{ACCEPT_SQL}")
 }
@@ -287,6 +313,12 @@ struct AcceptStatement<'a> {
     now: DateTime<Utc>,
     username: Option<&'a str>,
     audit_id: Uuid,
+    /// The record of the response, all `None` for a request without an `Idempotency-Key`.
+    idempotency_key: Option<&'a str>,
+    fingerprint: Option<&'a str>,
+    status: Option<i32>,
+    body_before: Option<&'a str>,
+    body_after: Option<&'a str>,
 }
 
 impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for AcceptStatement<'_> {
@@ -304,7 +336,17 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for AcceptStatement<'_
         out.push_bind_param::<Nullable<Text>, _>(&self.username)?;
         out.push_sql("::text AS username, ");
         out.push_bind_param::<DbUuid, _>(&self.audit_id)?;
-        out.push_sql("::uuid AS audit_id");
+        out.push_sql("::uuid AS audit_id, ");
+        out.push_bind_param::<Nullable<Text>, _>(&self.idempotency_key)?;
+        out.push_sql("::text AS idempotency_key, ");
+        out.push_bind_param::<Nullable<Text>, _>(&self.fingerprint)?;
+        out.push_sql("::text AS fingerprint, ");
+        out.push_bind_param::<Nullable<Integer>, _>(&self.status)?;
+        out.push_sql("::integer AS status, ");
+        out.push_bind_param::<Nullable<Text>, _>(&self.body_before)?;
+        out.push_sql("::text AS body_before, ");
+        out.push_bind_param::<Nullable<Text>, _>(&self.body_after)?;
+        out.push_sql("::text AS body_after");
         out.push_sql(ACCEPT_SQL);
         Ok(())
     }
@@ -399,14 +441,23 @@ fn redeem_postgres(
     code: &CodeRef,
     user: &Actor,
     now: DateTime<Utc>,
+    record: Option<JoinRecord<'_>>,
 ) -> StoreResult<Redemption> {
     for _ in 0..MAX_ATTEMPTS {
+        // The statement commits as it runs: past the request's deadline its caller has been
+        // answered 503 already, and must not be contradicted by a join.
+        check_deadline()?;
         let statement = AcceptStatement {
             code: code.as_str(),
             user_id: user.user_id,
             now,
             username: user.username.as_deref(),
             audit_id: Uuid::now_v7(),
+            idempotency_key: record.map(|(claim, _)| claim.key.as_str()),
+            fingerprint: record.map(|(claim, _)| claim.fingerprint.as_str()),
+            status: record.map(|(_, template)| i32::from(template.status)),
+            body_before: record.map(|(_, template)| template.before),
+            body_after: record.map(|(_, template)| template.after),
         };
         let result = statement.get_result::<AcceptRow>(conn).optional().map_err(StoreError::from);
         let row = match result {

@@ -244,7 +244,7 @@ impl ServerRepository for DbConnection {
                     details,
                     now,
                 },
-            );
+            )?;
             load_server(conn, server_id)?.ok_or(StoreError::NotFound)
         })
     }

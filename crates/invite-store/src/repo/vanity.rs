@@ -98,7 +98,7 @@ impl VanityRepository for DbConnection {
                         details: serde_json::json!({ "old_code": old_code, "new_code": new_code }),
                         now,
                     },
-                );
+                )?;
             }
             Ok(claimed)
         })

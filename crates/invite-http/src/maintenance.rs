@@ -1,0 +1,118 @@
+//! Maintenance mode (contract section 6): writes answer 503 `MAINTENANCE`, reads and previews
+//! go on.
+//!
+//! The switch lives in the database, so every instance sharing it follows: each instance reads
+//! it every [`POLL_INTERVAL`], and the instance that switched it knows at once. It is set at
+//! start from `INVITE_MAINTENANCE` (when set), or at run time through `/admin/maintenance`. A
+//! window with an end time is over by itself once the time has passed.
+
+use std::time::Duration;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
+use actix_web::{ResponseError, web};
+use chrono::{DateTime, Utc};
+use invite_store::repo::MaintenanceState;
+use parking_lot::RwLock;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// How often each instance reads the switch; an instance follows a switch made elsewhere
+/// within this (and within 5 s, as the contract asks, with room to spare).
+pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Longest maintenance message, in characters.
+pub const MAX_MESSAGE_LEN: usize = 500;
+
+/// What clients are asked to wait when the window has no planned end.
+const RETRY_AFTER_WITHOUT_END: u64 = 60;
+
+/// This instance's view of the switch.
+#[derive(Debug, Default)]
+pub struct Maintenance {
+    state: RwLock<Option<MaintenanceState>>,
+}
+
+impl Maintenance {
+    /// The switch as last read or set.
+    pub fn current(&self) -> Option<MaintenanceState> {
+        self.state.read().clone()
+    }
+
+    /// The switch, if it refuses writes at `now`.
+    pub fn active(&self, now: DateTime<Utc>) -> Option<MaintenanceState> {
+        self.state.read().as_ref().filter(|state| state.is_active(now)).cloned()
+    }
+
+    /// Records the switch as the database holds it.
+    pub fn update(&self, state: Option<MaintenanceState>) {
+        *self.state.write() = state;
+    }
+}
+
+/// The refusal of a write during `state`'s window at `now`.
+pub fn refusal(state: &MaintenanceState, now: DateTime<Utc>) -> ApiError {
+    let retry_after = state.ends_at.map_or(RETRY_AFTER_WITHOUT_END, |ends_at| {
+        let left = (ends_at - now).num_milliseconds().max(0);
+        u64::try_from((left + 999) / 1000).unwrap_or(1).max(1)
+    });
+    ApiError::Maintenance { message: state.message.clone(), retry_after }
+}
+
+/// Whether a method changes something (the methods maintenance refuses).
+fn is_write(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Route middleware: refuses writes during maintenance, before anything else is read (no token
+/// check, no database).
+pub async fn refuse_writes<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    // The operator's own switch is never refused.
+    if is_write(req.method())
+        && !req.path().starts_with("/admin/")
+        && let Some(state) = req.app_data::<web::Data<AppState>>()
+        && let Some(window) = state.maintenance.active(state.clock.now())
+    {
+        let response = refusal(&window, state.clock.now()).error_response();
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+    next.call(req).await.map(ServiceResponse::map_into_left_body)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+
+    use super::*;
+
+    #[test]
+    fn retry_after_counts_down_to_the_planned_end() {
+        let now = Utc::now();
+        let state = |ends_at| MaintenanceState {
+            enabled: true,
+            message: Some("Upgrading".into()),
+            ends_at,
+            since: now,
+        };
+        let seconds = |error| match error {
+            ApiError::Maintenance { retry_after, message } => {
+                assert_eq!(message.as_deref(), Some("Upgrading"));
+                retry_after
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(seconds(refusal(&state(None), now)), 60);
+        assert_eq!(seconds(refusal(&state(Some(now + TimeDelta::milliseconds(90_500))), now)), 91);
+        assert_eq!(seconds(refusal(&state(Some(now + TimeDelta::milliseconds(10))), now)), 1);
+        let maintenance = Maintenance::default();
+        maintenance.update(Some(state(Some(now + TimeDelta::seconds(5)))));
+        assert!(maintenance.active(now).is_some());
+        assert!(maintenance.active(now + TimeDelta::seconds(5)).is_none(), "over by itself");
+    }
+}

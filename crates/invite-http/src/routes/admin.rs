@@ -1,0 +1,160 @@
+//! Operator endpoints, behind `INVITE_ADMIN_TOKEN` (compared in constant time). Without a
+//! configured token they do not exist: 404, as for any unknown path.
+
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use invite_core::{ErrorCode, Problem};
+use invite_store::repo::{MaintenanceRepository, MaintenanceState};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::JsonBody;
+use crate::maintenance::MAX_MESSAGE_LEN;
+use crate::state::AppState;
+
+routes! {
+    "/admin/maintenance" => { GET: get_maintenance, PUT: start_maintenance, DELETE: end_maintenance },
+}
+
+/// A caller holding the admin token.
+#[derive(Debug)]
+pub(crate) struct Admin;
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(admin(req))
+    }
+}
+
+fn admin(req: &HttpRequest) -> Result<Admin, ApiError> {
+    let expected = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|state| state.admin_token.clone())
+        .ok_or_else(|| ApiError::of(ErrorCode::NotFound))?;
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().as_bytes())
+        .unwrap_or_default();
+    if bool::from(given.ct_eq(expected.as_bytes())) {
+        Ok(Admin)
+    } else {
+        Err(ApiError::with_message(
+            ErrorCode::Unauthorized,
+            "The admin token (Authorization: Bearer <INVITE_ADMIN_TOKEN>) is required",
+        ))
+    }
+}
+
+/// `PUT /admin/maintenance`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MaintenanceRequest {
+    /// What refused writes tell people (at most 500 characters).
+    #[schema(max_length = 500)]
+    message: Option<String>,
+    /// When the window ends (RFC 3339, in the future); writes are accepted again from then.
+    until: Option<DateTime<Utc>>,
+}
+
+/// The maintenance switch.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct MaintenanceDto {
+    /// Whether writes are refused now.
+    active: bool,
+    /// Whether the switch is on (it may be on with its window over).
+    enabled: bool,
+    /// What refused writes say.
+    message: Option<String>,
+    /// When the window ends.
+    until: Option<DateTime<Utc>>,
+    /// When the switch last changed.
+    since: Option<DateTime<Utc>>,
+}
+
+impl MaintenanceDto {
+    pub(crate) fn new(state: Option<&MaintenanceState>, now: DateTime<Utc>) -> Self {
+        Self {
+            active: state.is_some_and(|state| state.is_active(now)),
+            enabled: state.is_some_and(|state| state.enabled),
+            message: state.and_then(|state| state.message.clone()),
+            until: state.and_then(|state| state.ends_at),
+            since: state.map(|state| state.since),
+        }
+    }
+}
+
+/// The maintenance switch as this instance sees it.
+#[utoipa::path(get, path = "/admin/maintenance", tag = "operations", security(("admin" = [])), responses(
+    (status = 200, description = "The switch", body = MaintenanceDto),
+    (status = 401, description = "`UNAUTHORIZED`: not the admin token", body = ErrorBody),
+    (status = 404, description = "`NOT_FOUND`: no admin token is configured", body = ErrorBody),
+))]
+pub(crate) async fn get_maintenance(state: web::Data<AppState>, _admin: Admin) -> HttpResponse {
+    let now = state.clock.now();
+    HttpResponse::Ok().json(MaintenanceDto::new(state.maintenance.current().as_ref(), now))
+}
+
+/// Starts (or changes) maintenance on every instance sharing the database: writes answer 503
+/// `MAINTENANCE` with the message and `Retry-After`, reads and previews go on.
+#[utoipa::path(put, path = "/admin/maintenance", tag = "operations", security(("admin" = [])),
+    request_body(content = Option<MaintenanceRequest>, description = "Absent or `{}`: no message, no planned end"), responses(
+    (status = 200, description = "Maintenance is on", body = MaintenanceDto),
+    (status = 400, description = "`VALIDATION_ERROR`: a message over 500 characters or an end in the past", body = ErrorBody),
+    (status = 401, description = "`UNAUTHORIZED`: not the admin token", body = ErrorBody),
+    (status = 404, description = "`NOT_FOUND`: no admin token is configured", body = ErrorBody),
+))]
+pub(crate) async fn start_maintenance(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    JsonBody(request): JsonBody<MaintenanceRequest>,
+) -> ApiResult<HttpResponse> {
+    let now = state.clock.now();
+    let message = request.message.map(|message| message.trim().to_owned());
+    if message.as_ref().is_some_and(|message| {
+        message.chars().count() > MAX_MESSAGE_LEN || message.chars().any(char::is_control)
+    }) {
+        return Err(Problem::validation(
+            "message must be at most 500 characters, without control characters",
+        )
+        .into());
+    }
+    if request.until.is_some_and(|until| until <= now) {
+        return Err(Problem::validation("until must be in the future").into());
+    }
+    let message = message.filter(|message| !message.is_empty());
+    let until = request.until;
+    let switched = state
+        .db
+        .run(move |conn| conn.set_maintenance(true, message.as_deref(), until, now))
+        .await?;
+    crate::background::show_maintenance(&state, Some(switched.clone()));
+    Ok(HttpResponse::Ok().json(MaintenanceDto::new(Some(&switched), now)))
+}
+
+/// Ends maintenance on every instance sharing the database.
+#[utoipa::path(delete, path = "/admin/maintenance", tag = "operations", security(("admin" = [])), responses(
+    (status = 204, description = "Maintenance is off"),
+    (status = 401, description = "`UNAUTHORIZED`: not the admin token", body = ErrorBody),
+    (status = 404, description = "`NOT_FOUND`: no admin token is configured", body = ErrorBody),
+))]
+pub(crate) async fn end_maintenance(
+    state: web::Data<AppState>,
+    _admin: Admin,
+) -> ApiResult<HttpResponse> {
+    let now = state.clock.now();
+    let switched = state.db.run(move |conn| conn.set_maintenance(false, None, None, now)).await?;
+    crate::background::show_maintenance(&state, Some(switched));
+    Ok(HttpResponse::NoContent().finish())
+}

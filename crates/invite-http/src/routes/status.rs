@@ -1,0 +1,253 @@
+//! `GET /status`: the page people are told to check when invites fail. JSON for programs, a
+//! small HTML page for browsers (by the `Accept` header), both computed from what this instance
+//! observes: its view of the database (answering, shedding or failing lately, unreachable) and
+//! the maintenance switch.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::db::DbState;
+use crate::state::AppState;
+
+routes! {
+    "/status" => { GET: status },
+}
+
+/// A status, worst last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Level {
+    /// Everything works.
+    Operational,
+    /// Everything works, with refusals or failures lately.
+    Degraded,
+    /// Reads work; writes are refused for maintenance.
+    Maintenance,
+    /// Whatever needs the database fails.
+    Outage,
+}
+
+impl Level {
+    fn words(self) -> &'static str {
+        match self {
+            Self::Operational => "All systems operational",
+            Self::Degraded => "Degraded performance",
+            Self::Maintenance => "Under maintenance",
+            Self::Outage => "Outage",
+        }
+    }
+}
+
+/// One part of the service.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Component {
+    /// `database` or `writes`.
+    name: &'static str,
+    /// Its status.
+    status: Level,
+    /// Since when.
+    since: DateTime<Utc>,
+    /// What it means, in plain words.
+    description: &'static str,
+}
+
+/// The maintenance window, while one is on.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Window {
+    /// The operator's message.
+    message: Option<String>,
+    /// When it is planned to end.
+    until: Option<DateTime<Utc>>,
+    /// Since when.
+    since: DateTime<Utc>,
+}
+
+/// The status document.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct StatusDto {
+    /// The worst of the components.
+    status: Level,
+    /// Since when.
+    since: DateTime<Utc>,
+    /// Each part.
+    components: Vec<Component>,
+    /// The maintenance window, or `null`.
+    maintenance: Option<Window>,
+}
+
+fn wall_clock(at: Instant, now: Instant, wall_now: DateTime<Utc>) -> DateTime<Utc> {
+    let ago = now.saturating_duration_since(at);
+    wall_now - chrono::TimeDelta::from_std(ago).unwrap_or_default()
+}
+
+fn document(state: &AppState) -> StatusDto {
+    let (now, wall_now) = (Instant::now(), state.clock.now());
+    let health = state.db.health();
+    let (database, description) = match health.state {
+        DbState::Healthy => (Level::Operational, "The database answers"),
+        DbState::Degraded { shedding: true } => {
+            (Level::Degraded, "Busy: some requests were refused to keep the rest fast")
+        }
+        DbState::Degraded { shedding: false } => {
+            (Level::Degraded, "Some requests failed to reach the database lately")
+        }
+        DbState::Unreachable => (Level::Outage, "The database cannot be reached"),
+    };
+    let database = Component {
+        name: "database",
+        status: database,
+        since: wall_clock(health.since, now, wall_now),
+        description,
+    };
+    let switch = state.maintenance.current();
+    let active = switch.as_ref().filter(|window| window.is_active(wall_now));
+    let writes = match (active, &switch) {
+        (Some(window), _) => Component {
+            name: "writes",
+            status: Level::Maintenance,
+            since: window.since,
+            description: "Invites can be previewed; creating and accepting them waits",
+        },
+        (None, Some(window)) => Component {
+            name: "writes",
+            status: Level::Operational,
+            // A window that ran out ended at its planned end.
+            since: match window.ends_at {
+                Some(ends_at) if window.enabled => ends_at,
+                _ => window.since,
+            },
+            description: "Invites can be created and accepted",
+        },
+        (None, None) => Component {
+            name: "writes",
+            status: Level::Operational,
+            since: wall_clock(state.started, now, wall_now),
+            description: "Invites can be created and accepted",
+        },
+    };
+    let worst = if database.status == Level::Outage {
+        &database
+    } else if writes.status == Level::Maintenance {
+        &writes
+    } else if database.status == Level::Degraded {
+        &database
+    } else if database.since >= writes.since {
+        &database
+    } else {
+        &writes
+    };
+    let (status, since) = (worst.status, worst.since);
+    StatusDto {
+        status,
+        since,
+        components: vec![database, writes],
+        maintenance: active.map(|window| Window {
+            message: window.message.clone(),
+            until: window.ends_at,
+            since: window.since,
+        }),
+    }
+}
+
+/// Whether the client asked for HTML (a browser) rather than JSON.
+fn wants_html(req: &HttpRequest) -> bool {
+    let accept =
+        req.headers().get(header::ACCEPT).and_then(|value| value.to_str().ok()).unwrap_or("");
+    accept.contains("text/html") && !accept.contains("application/json")
+}
+
+/// The service's status: `operational`, `degraded`, `maintenance` or `outage`, since when, each
+/// component, and the maintenance message. JSON, or HTML for a browser.
+#[utoipa::path(get, path = "/status", tag = "operations", responses(
+    (status = 200, description = "The status (also as `text/html` when the `Accept` header prefers it)", body = StatusDto),
+))]
+pub(crate) async fn status(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let document = document(&state);
+    let mut response = HttpResponse::Ok();
+    response.insert_header((header::CACHE_CONTROL, "no-store"));
+    response.insert_header((header::VARY, "Accept"));
+    if wants_html(&req) {
+        response.content_type("text/html; charset=utf-8").body(html(&document))
+    } else {
+        response.json(document)
+    }
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn time(at: DateTime<Utc>) -> String {
+    let exact = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    format!("<time datetime=\"{exact}\">{}</time>", at.format("%Y-%m-%d %H:%M UTC"))
+}
+
+/// The same document for people: plain words, no script, refreshed every 30 seconds.
+fn html(document: &StatusDto) -> String {
+    let mut page = String::with_capacity(2048);
+    let _ = write!(
+        page,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta http-equiv=\"refresh\" content=\"30\"><title>{words}: invite service status</title>\
+         <style>body{{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}}\
+         .operational{{color:#176f2c}}.degraded{{color:#8a5a00}}.maintenance{{color:#1f4fa8}}.outage{{color:#a01919}}\
+         @media (prefers-color-scheme:dark){{body{{background:#111;color:#eee}}.operational{{color:#6fd08c}}\
+         .degraded{{color:#f0c060}}.maintenance{{color:#8fb4ff}}.outage{{color:#ff8080}}}}</style></head><body>\
+         <h1 class=\"{level}\">{words}</h1><p>Since {since}.</p>",
+        words = document.status.words(),
+        level = level_name(document.status),
+        since = time(document.since),
+    );
+    if let Some(window) = &document.maintenance {
+        page.push_str("<h2>Maintenance</h2>");
+        if let Some(message) = &window.message {
+            let _ = write!(page, "<p>{}</p>", escape(message));
+        }
+        match window.until {
+            Some(until) => {
+                let _ = write!(page, "<p>Planned to end at {}.</p>", time(until));
+            }
+            None => page.push_str("<p>No end time was announced.</p>"),
+        }
+    }
+    page.push_str("<h2>Components</h2><ul>");
+    for component in &document.components {
+        let _ = write!(
+            page,
+            "<li><strong>{}</strong>: <span class=\"{}\">{}</span> since {}. {}.</li>",
+            component.name,
+            level_name(component.status),
+            level_name(component.status),
+            time(component.since),
+            component.description,
+        );
+    }
+    page.push_str("</ul></body></html>");
+    page
+}
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Operational => "operational",
+        Level::Degraded => "degraded",
+        Level::Maintenance => "maintenance",
+        Level::Outage => "outage",
+    }
+}

@@ -1,0 +1,179 @@
+//! Rate limits (contract section 6): the four buckets, Discord's headers on every limited
+//! response, the 429 body, per-address keys that spoofed headers cannot move, and scanning.
+
+use invite_store::Backend;
+use serde_json::json;
+
+use crate::helpers::{TestApp, TestResponse, on_both_backends, server_id};
+
+fn limited(backend: Backend, args: &[&str]) -> TestApp {
+    let mut all = vec!["--rate-limits", "on"];
+    all.extend(args);
+    TestApp::spawn_args(backend, &all)
+}
+
+/// The `X-RateLimit-*` headers: limit, remaining, bucket, and the seconds until full.
+#[track_caller]
+fn bucket(response: &TestResponse) -> (u32, u32, String, f64) {
+    let get = |name: &str| {
+        response.header(name).unwrap_or_else(|| panic!("no {name}: {:?}", response.headers))
+    };
+    (
+        get("x-ratelimit-limit").parse().unwrap(),
+        get("x-ratelimit-remaining").parse().unwrap(),
+        get("x-ratelimit-bucket").to_owned(),
+        get("x-ratelimit-reset-after").parse().unwrap(),
+    )
+}
+
+#[track_caller]
+fn assert_rate_limited(response: &TestResponse, bucket_name: &str, most_seconds: f64) {
+    response.assert_code(429, "RATE_LIMITED");
+    assert_eq!(response.body["global"], false, "{}", response.text);
+    let wait = response.body["retry_after"].as_f64().expect("retry_after is a number");
+    assert!(wait > 0.0 && wait <= most_seconds, "retry_after {wait}");
+    let header: u64 = response.header("retry-after").unwrap().parse().unwrap();
+    assert!(header >= 1 && header as f64 >= wait && (header as f64) < wait + 1.0, "{header}");
+    let (_, remaining, name, _) = bucket(response);
+    assert_eq!((remaining, name.as_str()), (0, bucket_name));
+}
+
+fn accepts_are_limited_per_user(backend: Backend) {
+    let app = limited(backend, &["--rate-limit-accept", "2/60s"]);
+    let owner = app.user();
+    let server = app.create_server(&owner);
+    let invite = app.create_invite(&server, &owner, json!({}));
+    let guest = app.user();
+    let joined = app.accept(&invite, &guest);
+    joined.assert_status(201);
+    let (limit, remaining, name, reset) = bucket(&joined);
+    assert_eq!((limit, remaining, name.as_str()), (2, 1, "accept"));
+    assert!((29.0..=30.0).contains(&reset), "one of two spent refills in 30 s: {reset}");
+    // A refusal is limited too, and says so.
+    let again = app.accept(&invite, &guest);
+    again.assert_code(409, "ALREADY_MEMBER");
+    assert_eq!(bucket(&again).1, 0);
+    let other = app.create_invite(&server, &owner, json!({}));
+    let refused = app.accept(&other, &guest);
+    assert_rate_limited(&refused, "accept", 30.0);
+    assert_eq!(app.uses(&other), 0, "a refused accept changes nothing");
+    // Another user has a bucket of their own.
+    app.accept(&other, &app.user()).assert_status(201);
+    let metrics = app.request(reqwest::Method::GET, "/metrics", None, None).text;
+    assert!(
+        metrics.contains("invite_rate_limited_total{bucket=\"accept\"} 1"),
+        "{}",
+        metrics.lines().filter(|l| l.contains("rate_limited")).collect::<Vec<_>>().join("\n")
+    );
+}
+
+fn creates_are_limited_per_user_and_server(backend: Backend) {
+    let app = limited(backend, &["--rate-limit-create", "2/60s"]);
+    let owner = app.user();
+    let (first, second) = (app.create_server(&owner), app.create_server(&owner));
+    let path = format!("/servers/{}/invites", server_id(&first));
+    let created = app.post(&path, &owner, json!({}));
+    created.assert_status(201);
+    assert_eq!(bucket(&created).2, "create");
+    app.post(&path, &owner, json!({})).assert_status(201);
+    assert_rate_limited(&app.post(&path, &owner, json!({})), "create", 30.0);
+    // The channel-scoped path shares the server's bucket.
+    let channel = app.post(
+        &format!("/servers/{}/channels", server_id(&first)),
+        &owner,
+        json!({"name": "general"}),
+    );
+    let channel_path = format!("/channels/{}/invites", channel.body["id"].as_str().unwrap());
+    assert_rate_limited(&app.post(&channel_path, &owner, json!({})), "create", 30.0);
+    // Another server is another bucket.
+    app.post(&format!("/servers/{}/invites", server_id(&second)), &owner, json!({}))
+        .assert_status(201);
+    let listed = app.get(&path, &owner);
+    assert_eq!(listed.body.as_array().unwrap().len(), 2, "the refused creates made nothing");
+}
+
+fn preview_as(app: &TestApp, code: &str, forwarded_for: Option<&str>) -> TestResponse {
+    app.raw(|client, base| {
+        let request = client.get(format!("{base}/invites/{code}"));
+        match forwarded_for {
+            Some(address) => request.header("x-forwarded-for", address),
+            None => request,
+        }
+    })
+}
+
+fn previews_are_limited_per_address_whatever_untrusted_headers_say(backend: Backend) {
+    let app = limited(backend, &["--rate-limit-preview", "3/60s"]);
+    let owner = app.user();
+    let server = app.create_server(&owner);
+    let code = app.create_invite(&server, &owner, json!({}))["code"].as_str().unwrap().to_owned();
+    for n in 0..3 {
+        let preview = preview_as(&app, &code, Some(&format!("198.51.100.{n}")));
+        preview.assert_status(200);
+        assert_eq!(bucket(&preview).1, 2 - n);
+    }
+    // The socket's peer is the client: the header is anybody's to write.
+    assert_rate_limited(&preview_as(&app, &code, Some("203.0.113.99")), "preview", 20.0);
+}
+
+fn a_trusted_proxy_names_the_client(backend: Backend) {
+    let app = limited(
+        backend,
+        &["--rate-limit-preview", "2/60s", "--trusted-proxies", "127.0.0.0/8,::1/128"],
+    );
+    let owner = app.user();
+    let server = app.create_server(&owner);
+    let code = app.create_invite(&server, &owner, json!({}))["code"].as_str().unwrap().to_owned();
+    for _ in 0..2 {
+        preview_as(&app, &code, Some("198.51.100.7")).assert_status(200);
+    }
+    assert_rate_limited(&preview_as(&app, &code, Some("198.51.100.7")), "preview", 30.0);
+    // Another client behind the same proxy, and one the client tried to hide behind a
+    // forged entry (the proxy appends the real one), each have their own bucket.
+    preview_as(&app, &code, Some("198.51.100.8")).assert_status(200);
+    preview_as(&app, &code, Some("198.51.100.7, 198.51.100.9")).assert_status(200);
+}
+
+fn scanning_for_codes_is_stopped_known_codes_included(backend: Backend) {
+    let app = limited(
+        backend,
+        &["--rate-limit-unknown-code", "3/60s", "--trusted-proxies", "127.0.0.1/32"],
+    );
+    let owner = app.user();
+    let server = app.create_server(&owner);
+    let code = app.create_invite(&server, &owner, json!({}))["code"].as_str().unwrap().to_owned();
+    let scanner = Some("198.51.100.66");
+    preview_as(&app, &code, scanner).assert_status(200);
+    for (n, guess) in ["Zz9Zz9Zz", "nope-nope", "Yy8Yy8Yy"].into_iter().enumerate() {
+        let miss = preview_as(&app, guess, scanner);
+        miss.assert_code(404, "INVITE_NOT_FOUND");
+        let (limit, remaining, name, _) = bucket(&miss);
+        assert_eq!((limit, remaining, name.as_str()), (3, 2 - n as u32, "unknown-code"));
+    }
+    // The bucket is empty: even a code that exists is not answered any more.
+    assert_rate_limited(&preview_as(&app, &code, scanner), "unknown-code", 20.0);
+    assert_rate_limited(&preview_as(&app, "Xx7Xx7Xx", scanner), "unknown-code", 20.0);
+    // Someone else previews as usual.
+    preview_as(&app, &code, Some("198.51.100.67")).assert_status(200);
+}
+
+fn with_limits_off_nothing_is_limited(backend: Backend) {
+    let app = TestApp::spawn_args(backend, &["--rate-limit-accept", "1/60s"]);
+    let owner = app.user();
+    let server = app.create_server(&owner);
+    let invite = app.create_invite(&server, &owner, json!({}));
+    for _ in 0..3 {
+        let joined = app.accept(&invite, &app.user());
+        joined.assert_status(201);
+        assert_eq!(joined.header("x-ratelimit-limit"), None);
+    }
+}
+
+on_both_backends!(
+    accepts_are_limited_per_user,
+    creates_are_limited_per_user_and_server,
+    previews_are_limited_per_address_whatever_untrusted_headers_say,
+    a_trusted_proxy_names_the_client,
+    scanning_for_codes_is_stopped_known_codes_included,
+    with_limits_off_nothing_is_limited,
+);
