@@ -20,15 +20,34 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use actix_web::ResponseError;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
+use invite_core::ErrorCode;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::error::ErrorBody;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::refusal_code;
 
 /// A request line longer than this is a target too long (414): the service's own paths are far
 /// shorter, and a proxy in front usually caps lines at 8 KiB.
 pub const MAX_REQUEST_LINE: usize = 8 * 1024;
+
+/// Answers 414 to a target longer than [`MAX_REQUEST_LINE`] that the connection let through,
+/// so that every target over the bound gets the same answer whatever its exact length.
+pub async fn refuse_long_targets<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let target = req.uri().path_and_query().map_or(0, |target| target.as_str().len());
+    if target > MAX_REQUEST_LINE {
+        let response = ApiError::of(ErrorCode::UriTooLong).error_response();
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+    next.call(req).await.map(ServiceResponse::map_into_left_body)
+}
 
 /// How much of a response's start is searched for its head.
 const HEAD_SEARCH: usize = 1024;
@@ -127,7 +146,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for JsonRefusals<T> {
 
 /// The status of a response head that is a 4xx or 5xx with an empty body.
 fn empty_refusal(buf: &[u8]) -> Option<StatusCode> {
-    let rest = buf.strip_prefix(b"HTTP/1.1 ")?;
+    let rest = buf.strip_prefix(b"HTTP/1.1 ").or_else(|| buf.strip_prefix(b"HTTP/1.0 "))?;
     if !matches!(rest.first(), Some(b'4' | b'5')) {
         return None;
     }
@@ -148,6 +167,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// The JSON refusal for `status`. A request line still unfinished, or longer than
 /// [`MAX_REQUEST_LINE`], makes it a 414 whatever the dispatcher said.
 fn replacement(status: StatusCode, line_ended: bool, line: usize) -> Vec<u8> {
+    // (HTTP/1.1 in the status line is right for a 1.0 client too: RFC 9110 section 6.2.)
     let long_line = line > MAX_REQUEST_LINE || (!line_ended && line > MAX_REQUEST_LINE / 2);
     let status = if long_line && matches!(status.as_u16(), 400 | 431) {
         StatusCode::URI_TOO_LONG
@@ -177,6 +197,8 @@ mod tests {
         assert_eq!(empty_refusal(refusal), Some(StatusCode::BAD_REQUEST));
         let timeout = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n";
         assert_eq!(empty_refusal(timeout), Some(StatusCode::REQUEST_TIMEOUT));
+        let old = b"HTTP/1.0 400 Bad Request\r\ncontent-length: 0\r\n\r\n";
+        assert_eq!(empty_refusal(old), Some(StatusCode::BAD_REQUEST));
         let json = b"HTTP/1.1 404 Not Found\r\ncontent-length: 58\r\ncontent-type: application/json\r\n\r\n{}";
         assert_eq!(empty_refusal(json), None);
         let no_content = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n";

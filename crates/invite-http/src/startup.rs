@@ -35,7 +35,7 @@ use crate::config::Config;
 use crate::db::{Db, DbLimits};
 use crate::metrics::Metrics;
 use crate::preview_cache::PreviewCache;
-use crate::refusals::JsonRefusals;
+use crate::refusals::{self, JsonRefusals};
 use crate::state::AppState;
 use crate::{background, body, extract, openapi, rate_limit, request_id, routes};
 
@@ -226,6 +226,7 @@ pub fn run(
                 .service(web::redirect("/docs", "/docs/"))
                 .default_service(web::to(extract::not_found))
                 .wrap(from_fn(body::buffer))
+                .wrap(from_fn(refusals::refuse_long_targets))
                 .wrap(from_fn(head_as_get))
                 .wrap(from_fn(rate_limit::headers))
                 .wrap(ErrorHandlers::new().default_handler(extract::json_error_bodies))
