@@ -1,0 +1,249 @@
+//! One method per endpoint of contract sections 5.1-5.3.
+
+use std::fmt::Display;
+
+use chrono::{DateTime, Utc};
+use reqwest::Method;
+use uuid::Uuid;
+
+use crate::call::{Call, json, nothing};
+use crate::client::Client;
+use crate::headers::ResponseHeaders;
+use crate::model::{
+    Accepted, AuditEntry, Ban, Channel, Invite, Member, Preview, Server, VanityUrl,
+};
+use crate::permissions::Permissions;
+use crate::request::{
+    BanBody, CreateChannelBody, CreateInvite, CreateServer, ListInvites, PageAfter, PageBefore,
+    PauseBody, UpdateInvite, UpdateMemberBody, UpdateServer, VanityBody,
+};
+
+/// A path from its segments.
+fn path(segments: &[&dyn Display]) -> Vec<String> {
+    segments.iter().map(ToString::to_string).collect()
+}
+
+fn accepted(headers: &ResponseHeaders, body: &[u8]) -> Result<Accepted, serde_json::Error> {
+    let mut accepted: Accepted = serde_json::from_slice(body)?;
+    accepted.replayed = headers.replayed;
+    accepted.rate_limit.clone_from(&headers.rate_limit);
+    Ok(accepted)
+}
+
+fn preview(headers: &ResponseHeaders, body: &[u8]) -> Result<Preview, serde_json::Error> {
+    let mut preview: Preview = serde_json::from_slice(body)?;
+    preview.rate_limit.clone_from(&headers.rate_limit);
+    Ok(preview)
+}
+
+/// Invites (contract 5.1 and 5.2).
+impl Client {
+    /// `POST /servers/{server_id}/invites`: creates an invite (`CREATE_INVITES`). With
+    /// `unique: Some(false)` the service may return an equal existing invite (status 200, see
+    /// [`Call::send_full`]).
+    pub fn create_invite(&self, server_id: Uuid, request: &CreateInvite) -> Call<Invite> {
+        Call::new(self, Method::POST, path(&[&"servers", &server_id, &"invites"]), json)
+            .json(request)
+    }
+
+    /// `GET /servers/{server_id}/invites`: the server's invites, newest first, expired and
+    /// used-up ones included, revoked ones left out.
+    pub fn list_invites(&self, server_id: Uuid, filter: ListInvites) -> Call<Vec<Invite>> {
+        Call::new(self, Method::GET, path(&[&"servers", &server_id, &"invites"]), json)
+            .query("channel_id", filter.channel_id)
+            .query("limit", filter.limit)
+            .query("before", filter.before)
+    }
+
+    /// `DELETE /servers/{server_id}/invites/{invite_id}`: revokes an invite. Honours
+    /// [`Call::if_match`].
+    pub fn revoke_invite(&self, server_id: Uuid, invite_id: Uuid) -> Call<()> {
+        Call::new(
+            self,
+            Method::DELETE,
+            path(&[&"servers", &server_id, &"invites", &invite_id]),
+            nothing,
+        )
+    }
+
+    /// `PATCH /servers/{server_id}/invites/{invite_id}`: edits an invite's limits. Honours
+    /// [`Call::if_match`].
+    pub fn update_invite(
+        &self,
+        server_id: Uuid,
+        invite_id: Uuid,
+        request: &UpdateInvite,
+    ) -> Call<Invite> {
+        Call::new(
+            self,
+            Method::PATCH,
+            path(&[&"servers", &server_id, &"invites", &invite_id]),
+            json,
+        )
+        .json(request)
+    }
+
+    /// `GET /invites/{code}`: what anyone may see of an invite; no token needed. A refusal is
+    /// 404 with the precise code (`INVITE_NOT_FOUND`, `INVITE_REVOKED`, `INVITE_EXPIRED`,
+    /// `INVITE_MAXED_OUT`).
+    pub fn preview(&self, code: &str) -> Call<Preview> {
+        Call::new(self, Method::GET, path(&[&"invites", &code]), preview)
+    }
+
+    /// `GET /invites/{code}?with_counts=true`: the preview with the approximate member and
+    /// presence counts.
+    pub fn preview_with_counts(&self, code: &str) -> Call<Preview> {
+        self.preview(code).query("with_counts", Some(true))
+    }
+
+    /// `POST /invites/{code}/accept`: joins the invite's server. Safe to retry: the same
+    /// idempotency key goes with every attempt, and [`Accepted::replayed`] says whether the
+    /// answer is the stored one of an earlier attempt.
+    pub fn accept(&self, code: &str) -> Call<Accepted> {
+        Call::new(self, Method::POST, path(&[&"invites", &code, &"accept"]), accepted)
+    }
+
+    /// `DELETE /invites/{code}`: revokes an invite by its code (its creator, or
+    /// `MANAGE_SERVER`). Honours [`Call::if_match`].
+    pub fn delete_invite(&self, code: &str) -> Call<()> {
+        Call::new(self, Method::DELETE, path(&[&"invites", &code]), nothing)
+    }
+
+    /// `POST /channels/{channel_id}/invites`: creates an invite to a channel.
+    pub fn create_channel_invite(&self, channel_id: Uuid, request: &CreateInvite) -> Call<Invite> {
+        Call::new(self, Method::POST, path(&[&"channels", &channel_id, &"invites"]), json)
+            .json(request)
+    }
+
+    /// `GET /channels/{channel_id}/invites`: the channel's invites, newest first.
+    pub fn list_channel_invites(&self, channel_id: Uuid, page: PageBefore) -> Call<Vec<Invite>> {
+        Call::new(self, Method::GET, path(&[&"channels", &channel_id, &"invites"]), json)
+            .query("limit", page.limit)
+            .query("before", page.before)
+    }
+
+    /// `GET /servers/{server_id}/vanity-url`: the vanity code and its uses (`MANAGE_SERVER`).
+    pub fn get_vanity_url(&self, server_id: Uuid) -> Call<VanityUrl> {
+        Call::new(self, Method::GET, path(&[&"servers", &server_id, &"vanity-url"]), json)
+    }
+
+    /// `PATCH /servers/{server_id}/vanity-url`: sets the vanity code, or releases it with
+    /// `None` (`MANAGE_SERVER` and the `VANITY_URL` feature); taken: 409 `VANITY_TAKEN`.
+    pub fn set_vanity_url(&self, server_id: Uuid, code: Option<&str>) -> Call<VanityUrl> {
+        Call::new(self, Method::PATCH, path(&[&"servers", &server_id, &"vanity-url"]), json)
+            .json(&VanityBody { code })
+    }
+}
+
+/// Servers, members, bans, channels, pause, audit (contract 5.3).
+impl Client {
+    /// `POST /servers`: creates a server; the caller becomes its owner and first member.
+    pub fn create_server(&self, request: &CreateServer) -> Call<Server> {
+        Call::new(self, Method::POST, path(&[&"servers"]), json).json(request)
+    }
+
+    /// `GET /servers/{server_id}`: a server the caller belongs to.
+    pub fn get_server(&self, server_id: Uuid) -> Call<Server> {
+        Call::new(self, Method::GET, path(&[&"servers", &server_id]), json)
+    }
+
+    /// `PATCH /servers/{server_id}`: edits a server (`MANAGE_SERVER`; features: the owner).
+    pub fn update_server(&self, server_id: Uuid, request: &UpdateServer) -> Call<Server> {
+        Call::new(self, Method::PATCH, path(&[&"servers", &server_id]), json).json(request)
+    }
+
+    /// `GET /servers/{server_id}/members`: members ordered by user id, with how each joined.
+    pub fn list_members(&self, server_id: Uuid, page: PageAfter) -> Call<Vec<Member>> {
+        Call::new(self, Method::GET, path(&[&"servers", &server_id, &"members"]), json)
+            .query("limit", page.limit)
+            .query("after", page.after)
+    }
+
+    /// `PATCH /servers/{server_id}/members/{user_id}`: replaces a member's extra permissions
+    /// (`ADMINISTRATOR`); ends a temporary membership.
+    pub fn update_member(
+        &self,
+        server_id: Uuid,
+        user_id: Uuid,
+        permissions: Permissions,
+    ) -> Call<Member> {
+        Call::new(self, Method::PATCH, path(&[&"servers", &server_id, &"members", &user_id]), json)
+            .json(&UpdateMemberBody { permissions })
+    }
+
+    /// `DELETE /servers/{server_id}/members/{user_id}`: leaves the server (the caller's own
+    /// id) or kicks a member (`KICK_MEMBERS`). The owner can do neither (`OWNER_IMMUNE`).
+    pub fn remove_member(&self, server_id: Uuid, user_id: Uuid) -> Call<()> {
+        Call::new(
+            self,
+            Method::DELETE,
+            path(&[&"servers", &server_id, &"members", &user_id]),
+            nothing,
+        )
+    }
+
+    /// `PUT /servers/{server_id}/bans/{user_id}`: bans a user and removes their membership
+    /// (`BAN_MEMBERS`); banning again updates the reason.
+    pub fn ban(&self, server_id: Uuid, user_id: Uuid, reason: Option<&str>) -> Call<()> {
+        Call::new(self, Method::PUT, path(&[&"servers", &server_id, &"bans", &user_id]), nothing)
+            .json(&BanBody { reason })
+    }
+
+    /// `DELETE /servers/{server_id}/bans/{user_id}`: lifts a ban (`BAN_MEMBERS`).
+    pub fn unban(&self, server_id: Uuid, user_id: Uuid) -> Call<()> {
+        Call::new(self, Method::DELETE, path(&[&"servers", &server_id, &"bans", &user_id]), nothing)
+    }
+
+    /// `GET /servers/{server_id}/bans`: the server's bans, newest first (`BAN_MEMBERS`).
+    pub fn list_bans(&self, server_id: Uuid) -> Call<Vec<Ban>> {
+        Call::new(self, Method::GET, path(&[&"servers", &server_id, &"bans"]), json)
+    }
+
+    /// `POST /servers/{server_id}/channels`: creates a channel (`MANAGE_CHANNELS`).
+    pub fn create_channel(&self, server_id: Uuid, name: &str) -> Call<Channel> {
+        Call::new(self, Method::POST, path(&[&"servers", &server_id, &"channels"]), json)
+            .json(&CreateChannelBody { name })
+    }
+
+    /// `GET /servers/{server_id}/channels`: the server's channels, oldest first.
+    pub fn list_channels(&self, server_id: Uuid) -> Call<Vec<Channel>> {
+        Call::new(self, Method::GET, path(&[&"servers", &server_id, &"channels"]), json)
+    }
+
+    /// `PUT /servers/{server_id}/invites-pause`: pauses the server's invites until `until`, or
+    /// until resumed (`MANAGE_SERVER`). Accepting then answers 403 `INVITES_PAUSED`.
+    pub fn pause_invites(&self, server_id: Uuid, until: Option<DateTime<Utc>>) -> Call<()> {
+        Call::new(self, Method::PUT, path(&[&"servers", &server_id, &"invites-pause"]), nothing)
+            .json(&PauseBody { until })
+    }
+
+    /// `DELETE /servers/{server_id}/invites-pause`: resumes the server's invites.
+    pub fn resume_invites(&self, server_id: Uuid) -> Call<()> {
+        Call::new(self, Method::DELETE, path(&[&"servers", &server_id, &"invites-pause"]), nothing)
+    }
+
+    /// `GET /servers/{server_id}/invites/{invite_id}/members`: the members who joined with an
+    /// invite, revoked ones included (`MANAGE_SERVER`).
+    pub fn list_invite_members(
+        &self,
+        server_id: Uuid,
+        invite_id: Uuid,
+        page: PageAfter,
+    ) -> Call<Vec<Member>> {
+        Call::new(
+            self,
+            Method::GET,
+            path(&[&"servers", &server_id, &"invites", &invite_id, &"members"]),
+            json,
+        )
+        .query("limit", page.limit)
+        .query("after", page.after)
+    }
+
+    /// `GET /servers/{server_id}/audit-log`: the audit log, newest first (`ADMINISTRATOR`).
+    pub fn audit_log(&self, server_id: Uuid, page: PageBefore) -> Call<Vec<AuditEntry>> {
+        Call::new(self, Method::GET, path(&[&"servers", &server_id, &"audit-log"]), json)
+            .query("limit", page.limit)
+            .query("before", page.before)
+    }
+}

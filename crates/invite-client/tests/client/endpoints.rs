@@ -1,0 +1,269 @@
+//! Every endpoint, called through the client against the real service, with what a user would
+//! check of each answer.
+
+use chrono::{DurationRound, TimeDelta, Utc};
+use invite_client::{
+    AuditAction, ChannelRef, CreateInvite, CreateServer, ErrorCode, InviteKind, InvitesPause,
+    JoinSource, ListInvites, PageAfter, PageBefore, Patch, Permissions, ServerFeature, TargetType,
+    UpdateInvite, UpdateServer,
+};
+
+use crate::support::both_backends;
+
+both_backends! {
+    async fn invites_are_created_previewed_accepted_edited_and_revoked(app: &TestApp) {
+        let owner = app.user_named(Some("alice"));
+        let guest = app.user();
+        let client = app.client(&owner);
+        let server = client.create_server(&CreateServer::named("Rustaceans")).await.unwrap();
+
+        let created = client
+            .create_invite(
+                server.id,
+                &CreateInvite { max_uses: Some(2), expires_in_hours: Some(24), ..Default::default() },
+            )
+            .send_full()
+            .await
+            .unwrap();
+        assert_eq!((created.status, created.version, created.replayed), (201, Some(1), false));
+        let key = created.idempotency_key.as_deref().expect("a POST carries an Idempotency-Key");
+        assert_eq!(uuid::Uuid::parse_str(key).unwrap().get_version_num(), 4);
+        let invite = created.value;
+        let code = invite.code.clone().unwrap();
+        assert_eq!(code.len(), 8);
+        assert_eq!(invite.url.as_deref(), Some(format!("https://chat.example/invite/{code}").as_str()));
+        assert_eq!((invite.server_id, invite.created_by), (server.id, Some(owner.id)));
+        assert_eq!((invite.kind, invite.max_uses, invite.uses), (InviteKind::Random, Some(2), 0));
+        assert_eq!((invite.max_age, invite.temporary, invite.version), (86_400, false, 1));
+        assert_eq!(invite.expires_at, Some(invite.created_at + TimeDelta::hours(24)));
+
+        // Anyone may preview, without a token.
+        let preview = app.anonymous().preview(&code).await.unwrap();
+        assert_eq!((preview.code.as_str(), preview.server_id), (code.as_str(), server.id));
+        assert_eq!((preview.server_name.as_str(), preview.member_count), ("Rustaceans", 1));
+        assert_eq!((preview.inviter_id, preview.channel), (Some(owner.id), None));
+        assert_eq!((preview.invites_paused, preview.expires_at), (false, invite.expires_at));
+        assert_eq!((preview.approximate_member_count, preview.approximate_presence_count), (None, None));
+        let counted = app.anonymous().preview_with_counts(&code).await.unwrap();
+        assert_eq!((counted.approximate_member_count, counted.approximate_presence_count), (Some(1), Some(0)));
+
+        let joined = app.client(&guest).accept(&code).await.unwrap();
+        assert_eq!((joined.server_id, joined.message.as_str(), joined.replayed), (server.id, "Joined server", false));
+        assert_eq!(app.anonymous().preview(&code).await.unwrap().member_count, 2);
+
+        let listed = client.list_invites(server.id, ListInvites::default()).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].id, listed[0].uses, listed[0].version), (invite.id, 1, 2));
+
+        // An edit conditional on the version the list showed.
+        let edited = client
+            .update_invite(server.id, invite.id, &UpdateInvite { max_uses: Patch::Set(5), ..Default::default() })
+            .if_match(2)
+            .send_full()
+            .await
+            .unwrap();
+        assert_eq!((edited.value.max_uses, edited.value.version, edited.version), (Some(5), 3, Some(3)));
+        let unlimited = client
+            .update_invite(server.id, invite.id, &UpdateInvite { max_uses: Patch::Clear, max_age: Some(0), ..Default::default() })
+            .await
+            .unwrap();
+        assert_eq!((unlimited.max_uses, unlimited.max_age, unlimited.expires_at), (None, 0, None));
+
+        let joined_with = client.list_invite_members(server.id, invite.id, PageAfter::default()).await.unwrap();
+        assert_eq!(joined_with.len(), 1);
+        assert_eq!(joined_with[0].user_id, guest.id);
+        assert_eq!(joined_with[0].joined_via.source, JoinSource::Invite);
+        assert_eq!(joined_with[0].joined_via.invite_code.as_deref(), Some(code.as_str()));
+        assert_eq!(joined_with[0].joined_via.inviter_id, Some(owner.id));
+
+        // Revoked by id, conditionally, and by code: both gone from the list and the previews.
+        let second = client.create_invite(server.id, &CreateInvite::default()).await.unwrap();
+        let third = client.create_invite(server.id, &CreateInvite::default()).await.unwrap();
+        client.revoke_invite(server.id, second.id).if_match(1).await.unwrap();
+        client.delete_invite(third.code.as_deref().unwrap()).await.unwrap();
+        let ids: Vec<_> = client
+            .list_invites(server.id, ListInvites::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|invite| invite.id)
+            .collect();
+        assert_eq!(ids, [invite.id]);
+        for gone in [&second, &third] {
+            let error = app.anonymous().preview(gone.code.as_deref().unwrap()).await.unwrap_err();
+            assert_eq!((error.status(), error.code()), (Some(404), Some(&ErrorCode::InviteRevoked)));
+        }
+    }
+
+    async fn channel_invites_are_created_and_listed_newest_first(app: &TestApp) {
+        let owner = app.user();
+        let client = app.client(&owner);
+        let server = client.create_server(&CreateServer::named("Channels")).await.unwrap();
+        let channel = client.create_channel(server.id, "general").await.unwrap();
+        assert_eq!((channel.name.as_str(), channel.server_id), ("general", server.id));
+        let other = client.create_channel(server.id, "random").await.unwrap();
+        let channels = client.list_channels(server.id).await.unwrap();
+        assert_eq!(channels.iter().map(|c| c.id).collect::<Vec<_>>(), [channel.id, other.id]);
+
+        let mut created = Vec::new();
+        for _ in 0..3 {
+            let invite = client.create_channel_invite(channel.id, &CreateInvite::default()).await.unwrap();
+            assert_eq!(invite.channel_id, Some(channel.id));
+            created.push(invite.id);
+        }
+        client.create_invite(server.id, &CreateInvite { channel_id: Some(other.id), ..Default::default() }).await.unwrap();
+
+        let listed = client.list_channel_invites(channel.id, PageBefore::default()).await.unwrap();
+        let newest_first: Vec<_> = created.iter().rev().copied().collect();
+        assert_eq!(listed.iter().map(|i| i.id).collect::<Vec<_>>(), newest_first);
+        let page = client
+            .list_channel_invites(channel.id, PageBefore { limit: Some(1), before: Some(created[2]) })
+            .await
+            .unwrap();
+        assert_eq!(page.iter().map(|i| i.id).collect::<Vec<_>>(), [created[1]]);
+        let filtered = client
+            .list_invites(server.id, ListInvites { channel_id: Some(channel.id), limit: Some(2), before: None })
+            .await
+            .unwrap();
+        assert_eq!(filtered.iter().map(|i| i.id).collect::<Vec<_>>(), newest_first[..2]);
+
+        let code = listed[0].code.clone().unwrap();
+        let preview = app.anonymous().preview(&code).await.unwrap();
+        assert_eq!(preview.channel, Some(ChannelRef { id: channel.id, name: "general".to_owned() }));
+    }
+
+    async fn servers_members_and_bans_are_managed(app: &TestApp) {
+        let owner = app.user();
+        let client = app.client(&owner);
+        let server = client
+            .create_server(&CreateServer {
+                name: "Moderated".to_owned(),
+                icon_url: Some("https://cdn.example/icon.png".to_owned()),
+                default_permissions: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!((server.owner_id, server.member_count), (owner.id, 1));
+        assert_eq!(server.default_permissions, Permissions::DEFAULT_MEMBER);
+        assert_eq!((server.features.len(), server.vanity_code.as_deref(), server.invites_paused_until), (0, None, None));
+        assert_eq!(client.get_server(server.id).await.unwrap(), server);
+
+        let edited = client
+            .update_server(
+                server.id,
+                &UpdateServer {
+                    name: Some("Moderated well".to_owned()),
+                    icon_url: Patch::Clear,
+                    default_permissions: Some(Permissions::VIEW_CHANNEL),
+                    features: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!((edited.name.as_str(), edited.icon_url.as_deref()), ("Moderated well", None));
+        assert_eq!(edited.default_permissions, Permissions::VIEW_CHANNEL);
+
+        let code = client.create_invite(server.id, &CreateInvite::default()).await.unwrap().code.unwrap();
+        let (first, second, third) = (app.user(), app.user(), app.user());
+        for user in [&first, &second, &third] {
+            app.client(user).accept(&code).await.unwrap();
+        }
+        let members = client.list_members(server.id, PageAfter::default()).await.unwrap();
+        let mut expected = vec![owner.id, first.id, second.id, third.id];
+        expected.sort_unstable();
+        assert_eq!(members.iter().map(|m| m.user_id).collect::<Vec<_>>(), expected);
+        let page = client
+            .list_members(server.id, PageAfter { limit: Some(2), after: Some(expected[0]) })
+            .await
+            .unwrap();
+        assert_eq!(page.iter().map(|m| m.user_id).collect::<Vec<_>>(), expected[1..3]);
+
+        let promoted = client.update_member(server.id, first.id, Permissions::CREATE_INVITES).await.unwrap();
+        assert_eq!((promoted.user_id, promoted.permissions), (first.id, Permissions::CREATE_INVITES));
+
+        // Leave, kick, ban: each takes one member out.
+        app.client(&first).remove_member(server.id, first.id).await.unwrap();
+        client.remove_member(server.id, second.id).await.unwrap();
+        client.ban(server.id, third.id, Some("spam")).await.unwrap();
+        let left: Vec<_> = client
+            .list_members(server.id, PageAfter::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.user_id)
+            .collect();
+        assert_eq!(left, [owner.id]);
+        let bans = client.list_bans(server.id).await.unwrap();
+        assert_eq!(bans.len(), 1);
+        assert_eq!((bans[0].user_id, bans[0].reason.as_deref(), bans[0].banned_by), (third.id, Some("spam"), owner.id));
+        let refused = app.client(&third).accept(&code).await.unwrap_err();
+        assert_eq!(refused.code(), Some(&ErrorCode::Banned));
+
+        client.unban(server.id, third.id).await.unwrap();
+        assert!(client.list_bans(server.id).await.unwrap().is_empty());
+        app.client(&third).accept(&code).await.unwrap();
+    }
+
+    async fn pauses_vanity_urls_and_the_audit_log(app: &TestApp) {
+        let owner = app.user();
+        let guest = app.user();
+        let client = app.client(&owner);
+        let server = client.create_server(&CreateServer::named("Paused")).await.unwrap();
+        let code = client.create_invite(server.id, &CreateInvite::default()).await.unwrap().code.unwrap();
+
+        // Whole seconds: the time comes back exactly as sent.
+        let until = (Utc::now() + TimeDelta::hours(1)).duration_trunc(TimeDelta::seconds(1)).unwrap();
+        client.pause_invites(server.id, Some(until)).await.unwrap();
+        assert_eq!(client.get_server(server.id).await.unwrap().invites_paused_until, Some(InvitesPause::Until(until)));
+        assert!(app.anonymous().preview(&code).await.unwrap().invites_paused);
+        let refused = app.client(&guest).accept(&code).await.unwrap_err();
+        assert_eq!((refused.status(), refused.code()), (Some(403), Some(&ErrorCode::InvitesPaused)));
+        client.pause_invites(server.id, None).await.unwrap();
+        assert_eq!(client.get_server(server.id).await.unwrap().invites_paused_until, Some(InvitesPause::Indefinitely));
+        client.resume_invites(server.id).await.unwrap();
+        assert_eq!(client.get_server(server.id).await.unwrap().invites_paused_until, None);
+        app.client(&guest).accept(&code).await.unwrap();
+
+        // A vanity URL needs the feature, which only the owner may give.
+        assert_eq!(client.get_vanity_url(server.id).await.unwrap(), invite_client::VanityUrl { code: None, uses: 0 });
+        let refused = client.set_vanity_url(server.id, Some("paused-fans")).await.unwrap_err();
+        assert_eq!((refused.status(), refused.code()), (Some(403), Some(&ErrorCode::MissingFeature)));
+        let featured = client
+            .update_server(server.id, &UpdateServer { features: Some(vec![ServerFeature::VanityUrl]), ..Default::default() })
+            .await
+            .unwrap();
+        assert_eq!(featured.features, [ServerFeature::VanityUrl]);
+        let vanity = client.set_vanity_url(server.id, Some("Paused-Fans")).await.unwrap();
+        assert_eq!(vanity.code.as_deref(), Some("paused-fans"));
+        let preview = app.anonymous().preview("paused-fans").await.unwrap();
+        assert_eq!((preview.server_id, preview.inviter_id), (server.id, None));
+        let fan = app.user();
+        app.client(&fan).accept("paused-fans").await.unwrap();
+        assert_eq!(client.get_vanity_url(server.id).await.unwrap().uses, 1);
+        assert_eq!(client.set_vanity_url(server.id, None).await.unwrap().code, None);
+
+        let entries = client.audit_log(server.id, PageBefore::default()).await.unwrap();
+        let actions: Vec<_> = entries.iter().map(|entry| entry.action.clone()).collect();
+        assert_eq!(
+            actions,
+            [
+                AuditAction::VanityUpdate,
+                AuditAction::MemberJoin,
+                AuditAction::VanityUpdate,
+                AuditAction::MemberJoin,
+                AuditAction::InvitesResume,
+                AuditAction::InvitesPause,
+                AuditAction::InvitesPause,
+                AuditAction::InviteCreate,
+            ]
+        );
+        assert!(entries.iter().all(|entry| entry.server_id == server.id));
+        assert_eq!((entries[1].target_type.clone(), entries[1].target_id), (TargetType::User, Some(fan.id)));
+        assert_eq!(entries[7].details["code"], code.as_str());
+        let page = client
+            .audit_log(server.id, PageBefore { limit: Some(2), before: Some(entries[3].id) })
+            .await
+            .unwrap();
+        assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), [entries[4].id, entries[5].id]);
+    }
+}
