@@ -1,16 +1,11 @@
 //! `TestApp`: the real server, on port 0, over a database of its own, spoken to over HTTP.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::ServerHandle;
-use clap::Parser as _;
 use invite_core::clock::OffsetClock;
-use invite_http::auth::Authenticator;
-use invite_http::config::Cli;
-use invite_http::startup;
 use invite_http::state::{RandomFactory, os_random};
+use invite_http::testing::TestServer;
 use invite_store::testing::TestDatabase;
 use invite_store::{DbConnection, DbPool};
 use reqwest::Method;
@@ -18,7 +13,7 @@ use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-pub(crate) const SECRET: &str = "test-secret-test-secret-test-secret!";
+pub(crate) use invite_http::testing::SECRET;
 
 /// Declares tests once and runs each on SQLite and on PostgreSQL, as `sqlite::name` and
 /// `postgres::name`.
@@ -172,13 +167,12 @@ impl RawResponse {
 
 pub(crate) struct TestApp {
     pub(crate) base: String,
+    pub(crate) clock: Arc<OffsetClock>,
+    client: Client,
+    // Stopped before the database is dropped: fields drop in declaration order.
+    server: TestServer,
     /// `None` for an app pointed at a database that is not there.
     db: Option<TestDatabase>,
-    pub(crate) clock: Arc<OffsetClock>,
-    auth: Authenticator,
-    client: Client,
-    handle: ServerHandle,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl TestApp {
@@ -211,39 +205,9 @@ impl TestApp {
         random: RandomFactory,
         args: &[&str],
     ) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let auth = Authenticator::from_secret(SECRET.as_bytes()).unwrap();
-        let clock = Arc::new(OffsetClock::new());
-        let mut argv = vec!["invite-server", "--jwt-secret", SECRET];
-        if !args.contains(&"--rate-limits") {
-            argv.extend(["--rate-limits", "off"]);
-        }
-        // Debug builds are ten times slower than release ones: bursts that a release build
-        // serves in milliseconds would be shed here. Shedding tests set their own.
-        if !args.contains(&"--db-queue-timeout") {
-            argv.extend(["--db-queue-timeout", "2s"]);
-        }
-        argv.extend(args);
-        let config = Cli::try_parse_from(argv).expect("valid test settings").config;
-        let (mut state, mut options) =
-            startup::prepare(&config, pool, auth.clone(), "https://chat.example".to_owned())
-                .expect("the application starts");
-        state.clock = clock.clone();
-        state.random = random;
-        options.workers = Some(2);
-        options.shutdown_timeout = Duration::from_secs(5);
-        let (sender, receiver) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let server = startup::run(listener, state, options).unwrap();
-                sender.send(server.handle()).unwrap();
-                server.await.unwrap();
-            });
-        });
-        let handle = receiver.recv().unwrap();
+        let server = TestServer::start(pool, random, args);
         let client = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        Self { base, db, clock, auth, client, handle, thread: Some(thread) }
+        Self { base: server.base.clone(), clock: server.clock.clone(), client, server, db }
     }
 
     /// A second instance of the service over the same database, as another process sharing it
@@ -273,9 +237,7 @@ impl TestApp {
 
     pub(crate) fn user_named(&self, username: Option<&str>) -> TestUser {
         let id = Uuid::now_v7();
-        let token =
-            self.auth.mint_for(id, username.map(str::to_owned), Duration::from_hours(1)).unwrap();
-        TestUser { id, token }
+        TestUser { id, token: self.server.token(id, username) }
     }
 
     /// A connection of the test's own, to check what the database holds.
@@ -392,21 +354,6 @@ impl TestApp {
     ) {
         let path = format!("/servers/{}/members/{}", server["id"].as_str().unwrap(), user.id);
         self.patch(&path, owner, json!({ "permissions": permissions })).assert_status(200);
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        // Stop the server (and release its connections) before the database is dropped.
-        let handle = self.handle.clone();
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(handle.stop(true));
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

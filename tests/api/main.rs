@@ -15,6 +15,7 @@ mod channels;
 mod database_away;
 mod docs;
 mod errors;
+mod examples;
 mod health;
 mod helpers;
 mod http_layer;

@@ -86,12 +86,14 @@ string_enum! {
         IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
         /// A request with the same `Idempotency-Key` is still being processed (409).
         IdempotencyInFlight => "IDEMPOTENCY_IN_FLIGHT",
-        /// The `Idempotency-Key` header is malformed (400).
-        InvalidIdempotencyKey => "INVALID_IDEMPOTENCY_KEY",
         /// The request took too long to arrive (408).
         RequestTimeout => "REQUEST_TIMEOUT",
-        /// The request is malformed in a way no more specific code describes (400).
-        BadRequest => "BAD_REQUEST",
+        /// The HTTP request itself is malformed: headers, framing (400).
+        MalformedRequest => "MALFORMED_REQUEST",
+        /// The request's path and query are too long (414).
+        UriTooLong => "URI_TOO_LONG",
+        /// The request's headers are too many or too large (431).
+        HeadersTooLarge => "HEADERS_TOO_LARGE",
         /// An unexpected failure on the service's side (500).
         InternalError => "INTERNAL_ERROR",
     }

@@ -14,7 +14,7 @@ use crate::state::AppState;
 const FORGET_IDLE_EVERY: Duration = Duration::from_secs(5);
 
 /// How often expired idempotency records are purged, and how many go per statement.
-const PURGE_EVERY: Duration = Duration::from_secs(600);
+const PURGE_EVERY: Duration = Duration::from_mins(10);
 const PURGE_BATCH: i64 = 10_000;
 
 /// Records the maintenance switch in this instance's view and its gauge.
@@ -29,7 +29,7 @@ pub fn spawn(state: &AppState) {
     let poller = state.clone();
     actix_web::rt::spawn(async move {
         loop {
-            match poller.db.run(|conn| conn.maintenance()).await {
+            match poller.db.run(MaintenanceRepository::maintenance).await {
                 Ok(switch) => show_maintenance(&poller, switch),
                 // The database's own state is in /status; the last known switch stands.
                 Err(error) => tracing::debug!(%error, "could not read the maintenance switch"),

@@ -42,7 +42,7 @@ pub async fn buffer<B: MessageBody + 'static>(
         .and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok());
     let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
     if declared.is_some_and(|length| length > BODY_LIMIT as u64) {
-        return Ok(refuse(req, ApiError::of(ErrorCode::PayloadTooLarge)));
+        return Ok(refuse(req, &ApiError::of(ErrorCode::PayloadTooLarge)));
     }
     if declared.unwrap_or(0) == 0 && !chunked {
         req.extensions_mut().insert(BufferedBody(Bytes::new()));
@@ -68,11 +68,11 @@ pub async fn buffer<B: MessageBody + 'static>(
     };
     let body = match tokio::time::timeout(timeout, read).await {
         Ok(Ok(body)) => body,
-        Ok(Err(error)) => return Ok(refuse(req, error)),
+        Ok(Err(error)) => return Ok(refuse(req, &error)),
         Err(_) => {
             return Ok(refuse(
                 req,
-                ApiError::with_message(
+                &ApiError::with_message(
                     ErrorCode::RequestTimeout,
                     "The request body did not arrive in time",
                 ),
@@ -84,7 +84,7 @@ pub async fn buffer<B: MessageBody + 'static>(
     next.call(req).await.map(ServiceResponse::map_into_left_body)
 }
 
-fn refuse<B>(req: ServiceRequest, error: ApiError) -> ServiceResponse<EitherBody<B>> {
+fn refuse<B>(req: ServiceRequest, error: &ApiError) -> ServiceResponse<EitherBody<B>> {
     let mut response = error.error_response();
     response.head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
     req.into_response(response).map_into_right_body()

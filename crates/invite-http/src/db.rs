@@ -256,7 +256,9 @@ impl Gate {
             );
             let average = Duration::from_nanos(self.hold_nanos.load(Ordering::Relaxed));
             let hold = average.max(stalled);
-            let expected = hold.mul_f64((waiting + 1) as f64 / self.limits.threads as f64);
+            // Integer arithmetic: thread counts and queues are far below u32::MAX.
+            let expected = hold * u32::try_from(waiting + 1).unwrap_or(u32::MAX)
+                / u32::try_from(self.limits.threads).unwrap_or(u32::MAX);
             let budget = self.limits.queue_timeout.min(deadline.saturating_duration_since(now));
             if expected > budget {
                 let mut record = self.record.lock();

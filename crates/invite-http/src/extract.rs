@@ -183,6 +183,7 @@ pub async fn method_not_allowed(allowed: &'static [&'static str]) -> HttpRespons
 pub fn refusal_code(status: u16) -> ErrorCode {
     match status {
         400 => ErrorCode::MalformedRequest,
+        401..=403 | 406 | 407 | 409..=412 | 416..=430 | 432..=499 => ErrorCode::ValidationError,
         404 => ErrorCode::NotFound,
         405 => ErrorCode::MethodNotAllowed,
         408 => ErrorCode::RequestTimeout,
@@ -190,7 +191,6 @@ pub fn refusal_code(status: u16) -> ErrorCode {
         414 => ErrorCode::UriTooLong,
         415 => ErrorCode::UnsupportedMediaType,
         431 => ErrorCode::HeadersTooLarge,
-        400..=499 => ErrorCode::ValidationError,
         503 => ErrorCode::ServiceUnavailable,
         _ => ErrorCode::InternalError,
     }

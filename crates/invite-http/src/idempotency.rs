@@ -13,6 +13,7 @@
 //!   refusal changed nothing, and answers that say "retry" (429, 503) must not be replayed: a
 //!   retry with the same key is decided afresh.
 
+use std::fmt::Write as _;
 use std::future::{Ready, ready};
 use std::sync::Arc;
 
@@ -118,8 +119,10 @@ fn fingerprint(req: &HttpRequest) -> String {
     if let Some(BufferedBody(body)) = req.extensions().get::<BufferedBody>() {
         hasher.update(body);
     }
-    let digest = hasher.finalize();
-    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+    hasher.finalize().iter().fold(String::with_capacity(64), |mut hex, byte| {
+        let _ = write!(hex, "{byte:02x}");
+        hex
+    })
 }
 
 /// A JSON response as it is sent and recorded.
@@ -156,6 +159,7 @@ pub fn respond(answer: Keyed<RecordedResponse>) -> HttpResponse {
 
 #[cfg(test)]
 mod tests {
+    use actix_web::http::Method;
     use actix_web::test::TestRequest;
 
     use super::*;
@@ -167,7 +171,6 @@ mod tests {
             req.extensions_mut().insert(BufferedBody(actix_web::web::Bytes::from_static(body)));
             fingerprint(&req)
         };
-        use actix_web::http::Method;
         let base = request(Method::POST, "/servers/1/invites", b"{}");
         assert_eq!(base, request(Method::POST, "/servers/1/invites", b"{}"));
         assert_ne!(base, request(Method::PUT, "/servers/1/invites", b"{}"));

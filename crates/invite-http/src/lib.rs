@@ -32,3 +32,5 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;

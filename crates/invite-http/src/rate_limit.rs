@@ -120,7 +120,7 @@ type Keyed<K> = RateLimiter<K, DashMapStateStore<K>, DefaultClock, StateInformat
 struct Limiter<K: Hash + Eq + Clone> {
     bucket: Bucket,
     rate: Rate,
-    limiter: Keyed<K>,
+    keyed: Keyed<K>,
 }
 
 impl<K: Hash + Eq + Clone> Limiter<K> {
@@ -130,7 +130,7 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
         let quota = Quota::with_period(interval.max(Duration::from_nanos(1)))
             .expect("a positive period")
             .allow_burst(rate.count);
-        Self { bucket, rate, limiter: RateLimiter::dashmap(quota).with_middleware() }
+        Self { bucket, rate, keyed: RateLimiter::dashmap(quota).with_middleware() }
     }
 
     fn state(&self, remaining: u32) -> BucketState {
@@ -144,7 +144,7 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
     }
 
     fn check(&self, key: &K) -> Result<BucketState, Limited> {
-        match self.limiter.check_key(key) {
+        match self.keyed.check_key(key) {
             Ok(snapshot) => Ok(self.state(snapshot.remaining_burst_capacity())),
             Err(not_until) => {
                 let retry_after = not_until.wait_time_from(DefaultClock::default().now());
@@ -154,9 +154,9 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
     }
 
     fn forget_idle(&self) -> usize {
-        self.limiter.retain_recent();
-        self.limiter.shrink_to_fit();
-        self.limiter.len()
+        self.keyed.retain_recent();
+        self.keyed.shrink_to_fit();
+        self.keyed.len()
     }
 }
 
@@ -253,10 +253,10 @@ impl RateLimits {
 
     /// Keys held, for the memory check.
     pub fn keys(&self) -> usize {
-        self.accept.limiter.len()
-            + self.create.limiter.len()
-            + self.preview.limiter.len()
-            + self.unknown_code.limiter.len()
+        self.accept.keyed.len()
+            + self.create.keyed.len()
+            + self.preview.keyed.len()
+            + self.unknown_code.keyed.len()
             + self.scanners.len()
     }
 }
@@ -305,7 +305,7 @@ mod tests {
     }
 
     fn limits(preview: u32, unknown: u32) -> RateLimits {
-        let slow = Duration::from_secs(60);
+        let slow = Duration::from_mins(1);
         RateLimits::new(
             Rates {
                 accept: rate(2, slow),

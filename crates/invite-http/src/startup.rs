@@ -121,7 +121,7 @@ pub fn prepare(
             .context("cannot set the maintenance switch (INVITE_MAINTENANCE)")?,
         ),
         // The poller reads it again every few seconds: a database away now is not fatal here.
-        None => pool.run(|conn| conn.maintenance()).unwrap_or_else(|error| {
+        None => pool.run(MaintenanceRepository::maintenance).unwrap_or_else(|error| {
             tracing::warn!(%error, "cannot read the maintenance switch yet");
             None
         }),

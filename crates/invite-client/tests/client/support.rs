@@ -2,22 +2,16 @@
 //! database of its own (as the service's black-box tests do), and a scripted HTTP server that
 //! answers what a test tells it to, for the failures the real one cannot be made to produce.
 
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_web::dev::ServerHandle;
 use invite_client::{Client, RetryPolicy};
 use invite_core::clock::OffsetClock;
-use invite_http::auth::Authenticator;
-use invite_http::db::Db;
-use invite_http::startup::{self, ServerOptions};
-use invite_http::state::{AppState, os_random};
+use invite_http::state::os_random;
+use invite_http::testing::TestServer;
 use invite_store::testing::TestDatabase;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
-
-const SECRET: &str = "test-secret-test-secret-test-secret!";
 
 /// Declares async tests once and runs each on SQLite and on PostgreSQL, as `sqlite::name` and
 /// `postgres::name`, each against a server of its own.
@@ -55,47 +49,16 @@ pub(crate) struct TestUser {
 pub(crate) struct TestApp {
     pub(crate) base: String,
     pub(crate) clock: Arc<OffsetClock>,
-    auth: Authenticator,
-    handle: ServerHandle,
-    thread: Option<std::thread::JoinHandle<()>>,
-    // Dropped after the server has stopped (fields drop after `Drop::drop`).
+    // Stopped before the database is dropped: fields drop in declaration order.
+    server: TestServer,
     _db: TestDatabase,
 }
 
 impl TestApp {
     pub(crate) fn spawn(backend: invite_store::Backend) -> Self {
         let db = TestDatabase::new(backend);
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let auth = Authenticator::from_secret(SECRET.as_bytes()).unwrap();
-        let clock = Arc::new(OffsetClock::new());
-        let state = AppState {
-            db: Db::new(db.pool().clone()),
-            auth: Arc::new(auth.clone()),
-            clock: clock.clone(),
-            random: os_random(),
-            public_url: "https://chat.example".to_owned(),
-            metrics: Arc::default(),
-            previews: Arc::new(invite_http::preview_cache::PreviewCache::new(
-                10_000,
-                Duration::from_secs(30),
-            )),
-        };
-        let options = ServerOptions {
-            workers: Some(2),
-            shutdown_timeout: Duration::from_secs(5),
-            db_pool_size: 8,
-        };
-        let (sender, receiver) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let server = startup::run(listener, state, options).unwrap();
-                sender.send(server.handle()).unwrap();
-                server.await.unwrap();
-            });
-        });
-        let handle = receiver.recv().unwrap();
-        Self { base, clock, auth, handle, thread: Some(thread), _db: db }
+        let server = TestServer::start(db.pool().clone(), os_random(), &[]);
+        Self { base: server.base.clone(), clock: server.clock.clone(), server, _db: db }
     }
 
     pub(crate) fn user(&self) -> TestUser {
@@ -104,9 +67,7 @@ impl TestApp {
 
     pub(crate) fn user_named(&self, username: Option<&str>) -> TestUser {
         let id = Uuid::now_v7();
-        let token =
-            self.auth.mint_for(id, username.map(str::to_owned), Duration::from_hours(1)).unwrap();
-        TestUser { id, token }
+        TestUser { id, token: self.server.token(id, username) }
     }
 
     /// A client of this service calling as `user`.
@@ -117,26 +78,6 @@ impl TestApp {
     /// A client of this service without a token.
     pub(crate) fn anonymous(&self) -> Client {
         Client::new(&self.base).unwrap()
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        // The test's runtime may be the current thread's: stop the server from a thread of its
-        // own, so that blocking on it does not need this runtime.
-        let handle = self.handle.clone();
-        std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(handle.stop(true));
-        })
-        .join()
-        .unwrap();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

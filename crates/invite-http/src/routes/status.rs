@@ -130,13 +130,10 @@ fn document(state: &AppState) -> StatusDto {
             description: "Invites can be created and accepted",
         },
     };
-    let worst = if database.status == Level::Outage {
-        &database
-    } else if writes.status == Level::Maintenance {
+    // The worst component tells; when all is well, the latest change does.
+    let worst = if writes.status == Level::Maintenance && database.status != Level::Outage {
         &writes
-    } else if database.status == Level::Degraded {
-        &database
-    } else if database.since >= writes.since {
+    } else if database.status != Level::Operational || database.since >= writes.since {
         &database
     } else {
         &writes
