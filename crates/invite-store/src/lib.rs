@@ -3,6 +3,7 @@
 
 pub mod connection;
 mod error;
+pub mod invariants;
 pub mod migrations;
 pub mod models;
 pub mod pool;

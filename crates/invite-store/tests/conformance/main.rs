@@ -7,6 +7,7 @@ mod invites;
 mod members;
 mod migrations;
 mod redeem;
+mod reliability;
 mod servers;
 mod vanity;
 

@@ -256,4 +256,19 @@ fn postgres_accepts_in_one_statement() {
         statements.iter().all(|sql| sql.trim_start().starts_with("WITH params AS")),
         "{statements:#?}"
     );
+
+    // An accept with an Idempotency-Key records its response in that same statement.
+    seen.lock().unwrap().clear();
+    let guest = user();
+    let claim = invite_store::repo::IdempotencyClaim {
+        user_id: guest.user_id,
+        key: "k".into(),
+        fingerprint: "f".into(),
+    };
+    let template =
+        invite_store::repo::JoinResponseTemplate { status: 201, before: "[", after: "]" };
+    let outcome = conn.redeem_recorded(&code_of(&invite), &guest, t0(), &claim, &template);
+    assert!(matches!(outcome, Ok(Redemption::Joined(_))), "{outcome:?}");
+    let statements = seen.lock().unwrap().clone();
+    assert_eq!(statements.len(), 1, "{statements:#?}");
 }

@@ -1,0 +1,181 @@
+//! Idempotency records, the maintenance switch, and a connection lost under a transaction.
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use invite_store::repo::{
+    IdempotencyClaim, IdempotencyRepository, InviteRepository, JoinResponseTemplate, Keyed,
+    MaintenanceRepository, PriorResponse, RecordedResponse, Redemption, ServerRepository, keyed,
+    recorded,
+};
+use invite_store::testing::TestDatabase;
+use invite_store::{Constraint, StoreError};
+use uuid::Uuid;
+
+use crate::{code_of, conformance, create_invite, create_server, minutes, t0, user};
+
+const JOINED: JoinResponseTemplate<'static> =
+    JoinResponseTemplate { status: 201, before: "{\"server_id\":\"", after: "\"}" };
+
+fn claim(user_id: Uuid, key: &str) -> IdempotencyClaim {
+    IdempotencyClaim { user_id, key: key.to_owned(), fingerprint: "f1".to_owned() }
+}
+
+fn response(body: &str) -> RecordedResponse {
+    RecordedResponse { status: 201, body: body.to_owned(), etag: Some("\"1\"".to_owned()) }
+}
+
+conformance! {
+    fn a_join_commits_with_its_record(db: &TestDatabase) {
+        let conn = &mut db.connect();
+        let owner = user();
+        let server = create_server(conn, &owner);
+        let invite = create_invite(conn, &server, &owner, r#"{"max_uses": 5}"#);
+        let guest = user();
+        let key = claim(guest.user_id, "join");
+        let joined = conn.redeem_recorded(&code_of(&invite), &guest, t0(), &key, &JOINED).unwrap();
+        assert!(matches!(joined, Redemption::Joined(_)), "{joined:?}");
+        let body = format!("{{\"server_id\":\"{}\"}}", server.id);
+        assert_eq!(
+            conn.prior_response(&key, t0()).unwrap(),
+            PriorResponse::Replay(RecordedResponse { status: 201, body: body.clone(), etag: None })
+        );
+        // The retry is the record, not a second attempt (which would say "already a member").
+        let retry = keyed(conn, &key, t0(), |conn| {
+            conn.redeem_recorded(&code_of(&invite), &guest, t0(), &key, &JOINED)
+        }, |redemption| matches!(redemption, Redemption::Joined(_))).unwrap();
+        assert_eq!(retry, Keyed::Replay(RecordedResponse { status: 201, body, etag: None }));
+        assert_eq!(conn.find_invite(invite.id).unwrap().unwrap().uses, 1);
+        // A refusal records nothing.
+        let late = user();
+        let late_key = claim(late.user_id, "late");
+        conn.set_invites_pause(server.id, Some(invite_core::redeem::InvitesPause::Indefinitely), owner.user_id, t0()).unwrap();
+        let refused = conn.redeem_recorded(&code_of(&invite), &late, t0(), &late_key, &JOINED).unwrap();
+        assert!(matches!(refused, Redemption::Refused(_)), "{refused:?}");
+        assert_eq!(conn.prior_response(&late_key, t0()).unwrap(), PriorResponse::None);
+    }
+
+    fn a_write_commits_with_its_record_or_not_at_all(db: &TestDatabase) {
+        let conn = &mut db.connect();
+        let owner = user();
+        let key = claim(owner.user_id, "create");
+        let first = recorded(conn, &key, t0(), |conn| Ok(create_server(conn, &owner)), |server| response(&server.id.to_string())).unwrap();
+        let Keyed::Fresh(first) = first else { panic!("{first:?}") };
+        let again = recorded(conn, &key, t0(), |_| -> invite_store::StoreResult<()> { panic!("the work must not run again") }, |()| response("x")).unwrap();
+        assert_eq!(again, Keyed::Replay(first));
+        // Another request under the key is refused; the work fails: nothing is kept.
+        let other = IdempotencyClaim { fingerprint: "f2".to_owned(), ..key.clone() };
+        let refused = recorded(conn, &other, t0(), |conn| Ok(create_server(conn, &owner)), |_| response("y"));
+        assert!(matches!(refused, Err(StoreError::Refused(ref problem)) if problem.code == invite_core::ErrorCode::IdempotencyKeyReused), "{refused:?}");
+        let failing = claim(owner.user_id, "failing");
+        let before = count_servers(conn);
+        let failed = recorded(conn, &failing, t0(), |conn| {
+            create_server(conn, &owner);
+            Err::<(), _>(StoreError::NotFound)
+        }, |()| response("z"));
+        assert!(matches!(failed, Err(StoreError::NotFound)), "{failed:?}");
+        assert_eq!(count_servers(conn), before, "the write rolled back with the failure");
+        assert_eq!(conn.prior_response(&failing, t0()).unwrap(), PriorResponse::None);
+    }
+
+    fn records_answer_for_a_day_then_are_purged(db: &TestDatabase) {
+        let conn = &mut db.connect();
+        let owner = user();
+        let old = claim(owner.user_id, "old");
+        let fresh = claim(owner.user_id, "fresh");
+        conn.record_response(&old, &response("old"), t0()).unwrap();
+        conn.record_response(&fresh, &response("fresh"), t0() + minutes(120)).unwrap();
+        let day_later = t0() + minutes(24 * 60);
+        assert_eq!(conn.prior_response(&old, day_later - minutes(1)).unwrap(), PriorResponse::Replay(response("old")));
+        assert_eq!(conn.purge_idempotency_records(day_later, 1000).unwrap(), 1);
+        assert_eq!(conn.prior_response(&old, day_later).unwrap(), PriorResponse::None);
+        assert_eq!(conn.prior_response(&fresh, day_later).unwrap(), PriorResponse::Replay(response("fresh")));
+        // An expired record not purged yet frees its key too.
+        let later = t0() + minutes(26 * 60 + 1);
+        assert_eq!(conn.prior_response(&fresh, later).unwrap(), PriorResponse::None);
+        conn.record_response(&fresh, &response("again"), later).unwrap();
+        assert_eq!(conn.prior_response(&fresh, later).unwrap(), PriorResponse::Replay(response("again")));
+        // Two records under one key cannot be.
+        let twin = conn.record_response(&fresh, &response("twin"), later);
+        assert!(matches!(twin, Err(StoreError::Conflict(Constraint::IdempotencyKey))), "{twin:?}");
+    }
+
+    fn the_maintenance_switch_keeps_when_it_changed(db: &TestDatabase) {
+        let conn = &mut db.connect();
+        assert_eq!(conn.maintenance().unwrap(), None);
+        let on = conn.set_maintenance(true, Some("Upgrading"), Some(t0() + minutes(30)), t0()).unwrap();
+        assert_eq!((on.enabled, on.message.as_deref(), on.since), (true, Some("Upgrading"), t0()));
+        assert!(on.is_active(t0()) && !on.is_active(t0() + minutes(30)));
+        // A new message keeps the window's start.
+        let edited = conn.set_maintenance(true, Some("Almost done"), None, t0() + minutes(5)).unwrap();
+        assert_eq!((edited.since, edited.ends_at), (t0(), None));
+        let off = conn.set_maintenance(false, None, None, t0() + minutes(10)).unwrap();
+        assert_eq!(conn.maintenance().unwrap(), Some(off.clone()));
+        assert_eq!((off.enabled, off.since), (false, t0() + minutes(10)));
+    }
+}
+
+fn count_servers(conn: &mut invite_store::DbConnection) -> i64 {
+    invite_store::schema::servers::table.count().get_result(conn).unwrap()
+}
+
+/// A twin on another instance records first: this one's change rolls back, and the twin's
+/// response is the answer (PostgreSQL: SQLite writers are serialised, there is no such race).
+#[test]
+fn postgres_a_twin_that_recorded_first_wins() {
+    let db = TestDatabase::postgres();
+    let conn = &mut db.connect();
+    let owner = user();
+    let key = claim(owner.user_id, "raced");
+    let before = count_servers(conn);
+    let answer = recorded(
+        conn,
+        &key,
+        t0(),
+        |conn| {
+            let server = create_server(conn, &owner);
+            // Meanwhile, on another connection, the twin commits its record.
+            db.connect().record_response(&key, &response("twin"), t0()).unwrap();
+            Ok(server)
+        },
+        |server| response(&server.id.to_string()),
+    )
+    .unwrap();
+    assert_eq!(answer, Keyed::Replay(response("twin")));
+    assert_eq!(count_servers(conn), before, "this one's server rolled back");
+}
+
+/// The connection dies in the middle of a write transaction (PostgreSQL stopping, a network cut):
+/// the caller is told the database is unavailable, never that something else broke.
+#[test]
+fn postgres_a_connection_lost_mid_transaction_is_unavailable() {
+    #[derive(QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    let db = TestDatabase::postgres();
+    let conn = &mut db.connect();
+    let owner = user();
+    let server = create_server(conn, &owner);
+    let pid =
+        diesel::sql_query("SELECT pg_backend_pid() AS pid").get_result::<Pid>(conn).unwrap().pid;
+    let failures = invite_store::repo::audit_write_failures();
+    let settings = crate::settings("{}");
+    let new = invite_store::repo::NewInvite {
+        server_id: server.id,
+        creator: &owner,
+        settings: &settings,
+        now: t0(),
+    };
+    // The code is drawn inside the transaction, after the server's row is locked: the
+    // connection is killed right then.
+    let mut killer = db.connect();
+    let mut random = |dest: &mut [u8]| {
+        killer.batch_execute(&format!("SELECT pg_terminate_backend({pid})")).unwrap();
+        dest.fill(7);
+    };
+    let result = conn.create_invite(&new, &mut random);
+    assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
+    assert_eq!(invite_store::repo::audit_write_failures(), failures, "not an audit failure");
+    assert!(StoreError::from(diesel::result::Error::BrokenTransactionManager).is_unavailable());
+}
