@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reads bench/run's results (JSON lines) and prints the figures and the goals of issue 6.
+"""Reads bench/run's results (JSON lines) and prints the figures and the goals of issues 6 and 11.
 
     report.py RESULTS                     the report
     report.py --best RESULTS LABEL NAME   best throughput of a scenario (for bench/run)
@@ -53,6 +53,67 @@ def record_pgbench_log(path, rate, logs):
         f.write(json.dumps(result) + "\n")
     print(f"pgbench accept-distinct at {rate} tps: p50 {result['p50_ms']:.2f} ms, "
           f"p99 {result['p99_ms']:.2f} ms, p99/p50 = {result['p99_ms'] / result['p50_ms']:.2f}")
+
+
+def overload(run, best_run):
+    """An accept run offered more than the best closed-loop rate: a load-shedding run."""
+    return (best_run is not None and run["scenario"] == "accept-distinct" and run.get("target_rate")
+            and run["target_rate"] > 1.5 * best_run["throughput"])
+
+
+DEADLINE_MS = 2000
+
+
+def shedding(results, failures):
+    print("\n## Load shedding: accepts offered open-loop above the sustainable rate\n")
+    for label in ["postgres", "sqlite"]:
+        best_run = best(results, label, "accept-distinct")
+        if not best_run:
+            continue
+        normal = [r for r in results if r.get("label") == label and r["scenario"] == "accept-distinct"
+                  and r.get("target_rate") and r["target_rate"] < best_run["throughput"]]
+        normal_p50 = normal[0]["admitted_ms"][0] if normal and normal[0].get("admitted_ms") else None
+        if normal_p50:
+            print(f"{label:<9}normal load ({normal[0]['target_rate']:.0f} req/s, half the best): admitted p50 {normal_p50:.2f} ms")
+        for r in results:
+            if r.get("label") != label or not overload(r, best_run):
+                continue
+            factor = r["target_rate"] / best_run["throughput"]
+            refused = r["statuses"].get("503", 0)
+            admitted = r["requests"] - refused - r["statuses"].get("0", 0)
+            a50, a99 = r.get("admitted_ms") or (float("nan"), float("nan"))
+            r50, r99, rmax = r.get("refused_ms") or (0.0, 0.0, 0.0)
+            print(f"{label:<9}{factor:.0f}x ({r['target_rate']:.0f} req/s offered): admitted {admitted / r['seconds']:.0f}/s "
+                  f"(p50 {a50:.2f} ms, p99 {a99:.2f} ms), refused {refused / r['seconds']:.0f}/s "
+                  f"(p50 {r50:.2f} ms, p99 {r99:.2f} ms), slowest {r['max_ms']:.0f} ms")
+            checks = [
+                (f"admitted p99/p50 = {a99 / a50:.2f}", "<= 5", a99 <= 5 * a50),
+                (f"refused p99 = {r99:.1f} ms", "<= 50 ms", r99 <= 50),
+                (f"slowest = {r['max_ms']:.0f} ms", f"<= the {DEADLINE_MS} ms deadline", r["max_ms"] <= DEADLINE_MS),
+            ]
+            if normal_p50:
+                # Also against the p50 at a normal load (half the best rate), for the record: with
+                # the default INVITE_DB_QUEUE_TIMEOUT a queue of up to 100 ms is admitted.
+                print(f"{'':<9}    admitted p99 / normal-load p50 = {a99 / normal_p50:.1f} (for the record)")
+            for name, goal, ok in checks:
+                print(f"{'':<9}    {name:<34} goal {goal}: {verdict(ok)}")
+                if not ok:
+                    failures.append(f"{label} {factor:.0f}x {name}")
+
+
+def limits_on_off(results, failures):
+    on = sorted(r["throughput"] for r in results if r.get("label") == "limits-on")
+    off = sorted(r["throughput"] for r in results if r.get("label") == "limits-off")
+    if not on or not off:
+        return
+    median = lambda values: values[len(values) // 2]
+    ratio = median(on) / median(off)
+    print("\n## Rate limits on (generous buckets, 10,000 client addresses) against off, previews c=64\n")
+    print(f"on  {' / '.join(f'{v:.0f}' for v in on)} req/s, median {median(on):.0f}")
+    print(f"off {' / '.join(f'{v:.0f}' for v in off)} req/s, median {median(off):.0f}")
+    print(f"on/off = {ratio:.2f}   goal >= 0.9: {verdict(ratio >= 0.9)}")
+    if ratio < 0.9:
+        failures.append(f"rate limits on/off {ratio:.2f}")
 
 
 def verdict(ok):
@@ -113,8 +174,9 @@ def main(path):
             print(f"{label:<9}preview-big-server p50 big/small at c={c:<3} = {ratio:5.2f}   goal <= 1.2: {verdict(ratio <= 1.2)}")
             if ratio > 1.2:
                 failures.append(f"{label} preview-big-server c={c} {ratio:.2f}")
+        best_accept = best(results, label, "accept-distinct")
         for r in results:
-            if r.get("label") == label and r.get("target_rate"):
+            if r.get("label") == label and r.get("target_rate") and not overload(r, best_accept):
                 ratio = r["p99_ms"] / r["p50_ms"]
                 print(f"{label:<9}{r['scenario']:<17} at {r['target_rate']:>8.1f} req/s (half the best): "
                       f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, p99/p50 = {ratio:5.2f}   goal <= 10: {verdict(ratio <= 10)}")
@@ -133,6 +195,8 @@ def main(path):
             print(f"{label:<9}accept-capped: {admitted} of 2000 admitted   goal exactly 500: {verdict(admitted == 500)}")
             if admitted != 500:
                 failures.append(f"{label} accept-capped admitted {admitted}")
+    shedding(results, failures)
+    limits_on_off(results, failures)
     print()
     if failures:
         print("Goals not met: " + "; ".join(failures))

@@ -174,3 +174,18 @@ both_backends! {
         assert_eq!(members.body[0]["username"], serde_json::Value::Null, "{}", members.text);
     }
 }
+
+#[test]
+fn one_address_holds_a_bounded_number_of_connections() {
+    let app = TestApp::spawn_args(Backend::Sqlite, &["--max-connections-per-address", "3"]);
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let held: Vec<_> = (0..3).map(|_| std::net::TcpStream::connect(&address).unwrap()).collect();
+    // Give the service a moment to take them in.
+    std::thread::sleep(Duration::from_millis(200));
+    app.raw_tcp(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .assert_json_error(429, "TOO_MANY_CONNECTIONS");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    app.raw_tcp(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .assert_status_is(200);
+}

@@ -87,6 +87,8 @@ pub enum ErrorCode {
     HeadersTooLarge,
     /// Too many requests; retry after the time given.
     RateLimited,
+    /// The client's address holds too many connections open at once.
+    TooManyConnections,
     /// More work is waiting for the database than it can serve in time; retry shortly.
     Overloaded,
     /// The service is in maintenance mode and refuses writes.
@@ -99,7 +101,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for exhaustive checks (documentation, tests, the OpenAPI description).
-    pub const ALL: [Self; 41] = [
+    pub const ALL: [Self; 42] = [
         Self::ValidationError,
         Self::InvalidJson,
         Self::InvalidId,
@@ -137,6 +139,7 @@ impl ErrorCode {
         Self::UriTooLong,
         Self::HeadersTooLarge,
         Self::RateLimited,
+        Self::TooManyConnections,
         Self::Overloaded,
         Self::Maintenance,
         Self::ServiceUnavailable,
@@ -183,6 +186,7 @@ impl ErrorCode {
             Self::UriTooLong => "URI_TOO_LONG",
             Self::HeadersTooLarge => "HEADERS_TOO_LARGE",
             Self::RateLimited => "RATE_LIMITED",
+            Self::TooManyConnections => "TOO_MANY_CONNECTIONS",
             Self::Overloaded => "OVERLOADED",
             Self::Maintenance => "MAINTENANCE",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
@@ -226,7 +230,7 @@ impl ErrorCode {
             Self::UriTooLong => 414,
             Self::UnsupportedMediaType => 415,
             Self::IdempotencyKeyReused => 422,
-            Self::RateLimited => 429,
+            Self::RateLimited | Self::TooManyConnections => 429,
             Self::HeadersTooLarge => 431,
             Self::CodeSpaceExhausted | Self::InternalError => 500,
             Self::Maintenance | Self::ServiceUnavailable | Self::Overloaded => 503,
@@ -278,6 +282,7 @@ impl ErrorCode {
             Self::UriTooLong => "The request's path and query are too long",
             Self::HeadersTooLarge => "The request's headers are too many or too large",
             Self::RateLimited => "You are being rate limited",
+            Self::TooManyConnections => "Too many connections from this address at once",
             Self::Overloaded => "The service is overloaded, please retry shortly",
             Self::Maintenance => "The service is in maintenance mode, please retry later",
             Self::ServiceUnavailable => "The service is temporarily unavailable, please retry",

@@ -23,6 +23,11 @@ impl TrustedProxies {
         Self(networks)
     }
 
+    /// Whether `addr` is a trusted proxy.
+    pub fn is_trusted(&self, addr: IpAddr) -> bool {
+        self.trusts(addr)
+    }
+
     fn trusts(&self, addr: IpAddr) -> bool {
         let addr = addr.to_canonical();
         self.0.iter().any(|net| net.contains(&addr))

@@ -17,8 +17,9 @@
 //! | `--shutdown-timeout` | `INVITE_SHUTDOWN_TIMEOUT` | `30s` | how long in-flight requests may finish after SIGTERM |
 //! | `--preview-cache-ttl` | `INVITE_PREVIEW_CACHE_TTL` | `30s` | longest a cached preview is served; `0s` disables the cache |
 //! | `--preview-cache-size` | `INVITE_PREVIEW_CACHE_SIZE` | 100000 | most cached previews |
-//! | `--db-queue-timeout` | `INVITE_DB_QUEUE_TIMEOUT` | `250ms` | longest expected wait for the database before new work is refused (503 `OVERLOADED`) |
+//! | `--db-queue-timeout` | `INVITE_DB_QUEUE_TIMEOUT` | `100ms` | longest expected wait for the database before new work is refused (503 `OVERLOADED`) |
 //! | `--body-timeout` | `INVITE_BODY_TIMEOUT` | `10s` | longest a request body may take to arrive (408) |
+//! | `--max-connections-per-address` | `INVITE_MAX_CONNECTIONS_PER_ADDRESS` | 1000 | connections one client address holds open at once (then 429) |
 //! | `--rate-limits` | `INVITE_RATE_LIMITS` | `on` | `on` or `off` |
 //! | `--rate-limit-accept` | `INVITE_RATE_LIMIT_ACCEPT` | `10/10s` | accepts per user |
 //! | `--rate-limit-create` | `INVITE_RATE_LIMIT_CREATE` | `20/60s` | invite creations per user and server |
@@ -128,11 +129,14 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Longest expected wait for a database connection before new database work is refused at
     /// once with 503 `OVERLOADED` (never more than `INVITE_DB_TIMEOUT`).
-    #[arg(long, env = "INVITE_DB_QUEUE_TIMEOUT", default_value = "250ms", value_parser = humantime::parse_duration, global = true)]
+    #[arg(long, env = "INVITE_DB_QUEUE_TIMEOUT", default_value = "100ms", value_parser = humantime::parse_duration, global = true)]
     pub db_queue_timeout: Duration,
     /// Longest a request body may take to arrive before 408.
     #[arg(long, env = "INVITE_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub body_timeout: Duration,
+    /// Most connections one client address (other than a trusted proxy) holds open at once.
+    #[arg(long, env = "INVITE_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 1000, global = true)]
+    pub max_connections_per_address: usize,
     /// Rate limits: `on` or `off`.
     #[arg(long, env = "INVITE_RATE_LIMITS", default_value = "on", global = true)]
     pub rate_limits: String,
@@ -206,6 +210,8 @@ pub struct Reliability {
     pub db_queue_timeout: Duration,
     /// Longest a body may take to arrive.
     pub body_timeout: Duration,
+    /// Most connections one address holds open at once.
+    pub connections_per_address: usize,
 }
 
 /// `INVITE_MAINTENANCE` and its message and end, as set at start.
@@ -389,6 +395,7 @@ impl Config {
             admin_token: self.admin_token.clone(),
             db_queue_timeout: self.db_queue_timeout.min(self.db_timeout),
             body_timeout: self.body_timeout,
+            connections_per_address: self.max_connections_per_address.max(1),
         })
     }
 

@@ -16,6 +16,7 @@ pub mod body;
 pub mod cli;
 pub mod client_addr;
 pub mod config;
+pub mod connections;
 pub mod db;
 pub mod dto;
 pub mod error;

@@ -56,6 +56,8 @@ const HEAD_SEARCH: usize = 1024;
 #[derive(Debug)]
 pub struct JsonRefusals<T> {
     inner: T,
+    /// The connection's place under the per-address cap, freed when the connection closes.
+    _slot: Option<crate::connections::ConnectionSlot>,
     /// A replacement response, and how much of it is written.
     pending: Vec<u8>,
     written: usize,
@@ -65,9 +67,9 @@ pub struct JsonRefusals<T> {
 }
 
 impl<T> JsonRefusals<T> {
-    /// Wraps a connection's stream.
-    pub fn new(inner: T) -> Self {
-        Self { inner, pending: Vec::new(), written: 0, line: 0, line_ended: false }
+    /// Wraps a connection's stream, holding its place under the per-address cap, if any.
+    pub fn new(inner: T, slot: Option<crate::connections::ConnectionSlot>) -> Self {
+        Self { inner, _slot: slot, pending: Vec::new(), written: 0, line: 0, line_ended: false }
     }
 }
 

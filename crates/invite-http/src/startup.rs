@@ -32,6 +32,7 @@ use invite_store::repo::MaintenanceRepository;
 use crate::auth::Authenticator;
 use crate::body::BodyTimeout;
 use crate::config::Config;
+use crate::connections::ConnectionLimit;
 use crate::db::{Db, DbLimits};
 use crate::metrics::Metrics;
 use crate::preview_cache::PreviewCache;
@@ -56,6 +57,8 @@ pub struct ServerOptions {
     pub db_pool_size: u32,
     /// Longest a request body may take to arrive.
     pub body_timeout: Duration,
+    /// Most connections one address (other than a trusted proxy) holds open at once.
+    pub connections_per_address: usize,
 }
 
 impl Default for ServerOptions {
@@ -65,6 +68,7 @@ impl Default for ServerOptions {
             shutdown_timeout: Duration::from_secs(30),
             db_pool_size: 10,
             body_timeout: Duration::from_secs(10),
+            connections_per_address: 1000,
         }
     }
 }
@@ -106,6 +110,7 @@ pub fn prepare(
         shutdown_timeout: config.shutdown_timeout,
         db_pool_size: pool.state().max_size,
         body_timeout: reliability.body_timeout,
+        connections_per_address: reliability.connections_per_address,
     };
     let now = SystemClock.now();
     let switch = match &reliability.maintenance {
@@ -199,6 +204,7 @@ pub fn run(
     // Built once: the handlers' annotations do not change while the process runs.
     let document = openapi::document();
     let body_timeout = BodyTimeout(options.body_timeout);
+    let connections = ConnectionLimit::new(options.connections_per_address, state.proxies.clone());
     let server = actix_server::Server::build()
         .workers(options.worker_count())
         .worker_max_blocking_threads(options.db_threads_per_worker())
@@ -242,11 +248,31 @@ pub fn run(
                 .client_disconnect_timeout(Duration::from_secs(1))
                 .local_addr(local_addr)
                 .h1(app);
-            fn_service(|stream: TcpStream| async move {
-                let peer = stream.peer_addr().ok();
-                // Responses are written whole; waiting to coalesce them only adds latency.
-                let _ = stream.set_nodelay(true);
-                Ok::<_, actix_http::error::DispatchError>((JsonRefusals::new(stream), peer))
+            let connections = connections.clone();
+            fn_service(move |mut stream: TcpStream| {
+                let connections = connections.clone();
+                async move {
+                    let peer = stream.peer_addr().ok();
+                    let slot = match peer.map(|peer| connections.admit(peer.ip())) {
+                        Some(Some(slot)) => slot,
+                        None => None,
+                        Some(None) => {
+                            // The address holds its share: say so, and close.
+                            use tokio::io::AsyncWriteExt as _;
+                            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                                let _ = stream.write_all(&crate::connections::refusal()).await;
+                                let _ = stream.shutdown().await;
+                            })
+                            .await;
+                            return Err(actix_http::error::DispatchError::Io(
+                                std::io::Error::other("too many connections from one address"),
+                            ));
+                        }
+                    };
+                    // Responses are written whole; waiting to coalesce them only adds latency.
+                    let _ = stream.set_nodelay(true);
+                    Ok((JsonRefusals::new(stream, slot), peer))
+                }
             })
             .and_then(http)
         })?

@@ -210,3 +210,32 @@ fn sigterm_stops_the_server_gracefully() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn malformed_reliability_settings_stop_start_up_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir);
+    let cases = [
+        ("INVITE_RATE_LIMIT_ACCEPT", "ten per second", "must be <count>/<period>"),
+        ("INVITE_RATE_LIMIT_PREVIEW", "0/10s", "must be <count>/<period>"),
+        ("INVITE_RATE_LIMITS", "maybe", "must be on or off"),
+        ("INVITE_TRUSTED_PROXIES", "10.0.0.0/33", "must be comma-separated CIDRs"),
+        ("INVITE_ADMIN_TOKEN", "too-short", "must be at least 32 bytes, got \"9 bytes\""),
+        ("INVITE_MAINTENANCE_UNTIL", "tomorrow", "must be an RFC 3339 time"),
+        ("INVITE_MAINTENANCE", "sometimes", "must be on or off"),
+    ];
+    for (variable, value, expected) in cases {
+        let output = run(
+            &["serve"],
+            &[("INVITE_JWT_SECRET", SECRET), ("INVITE_DATABASE_URL", &url), (variable, value)],
+        );
+        assert!(!output.status.success(), "{variable}={value} was accepted");
+        let message = stderr(&output);
+        assert!(message.contains(variable) && message.contains(expected), "{variable}: {message}");
+        assert!(!message.contains("panicked"), "{message}");
+        // The admin token itself never reaches the message.
+        assert!(variable != "INVITE_ADMIN_TOKEN" || !message.contains(value), "{message}");
+    }
+    // Nothing was started: not even the database file was made.
+    assert!(!dir.path().join("invites.db").exists());
+}

@@ -54,7 +54,8 @@ enum Command {
         /// The scenario.
         #[arg(long, value_enum)]
         scenario: Scenario,
-        /// Requests in flight at once.
+        /// Requests in flight at once: the senders of a closed loop, the connections of an open
+        /// one (`--rate`).
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
         /// Measured time.
@@ -63,7 +64,9 @@ enum Command {
         /// Unmeasured time first.
         #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
         warmup: Duration,
-        /// Hold this total rate (requests per second) instead of going as fast as possible.
+        /// Send this many requests a second, each when it is due whatever the answers do (an
+        /// open loop; latency counts from when a request was due), instead of `concurrency`
+        /// senders going as fast as they are answered.
         #[arg(long)]
         rate: Option<f64>,
         /// Seeded servers and invites (as given to `seed`).
@@ -75,6 +78,10 @@ enum Command {
         /// A label for the report (the backend, the setup).
         #[arg(long, default_value = "")]
         label: String,
+        /// Spread requests over this many client addresses, sent in `X-Forwarded-For` (the
+        /// service must trust this tool's address in `INVITE_TRUSTED_PROXIES`); 0 sends none.
+        #[arg(long, default_value_t = 0)]
+        client_addresses: u32,
         /// Append the report as JSON lines to this file.
         #[arg(long)]
         json: Option<std::path::PathBuf>,
@@ -128,6 +135,14 @@ fn print_table(reports: &[Report]) {
             r.max_ms,
             statuses.join(" ")
         );
+        if let Some((refused_p50, refused_p99, refused_max)) = r.refused_ms {
+            let (admitted_p50, admitted_p99) = r.admitted_ms.unwrap_or_default();
+            println!(
+                "{:<24} admitted p50 {admitted_p50:.2} ms, p99 {admitted_p99:.2} ms; \
+                 refused (503) p50 {refused_p50:.2} ms, p99 {refused_p99:.2} ms, max {refused_max:.2} ms",
+                ""
+            );
+        }
     }
 }
 
@@ -154,6 +169,7 @@ fn main() -> anyhow::Result<()> {
             servers,
             invites,
             label,
+            client_addresses,
             json,
         } => {
             let auth = Authenticator::from_secret(jwt_secret.as_bytes())?;
@@ -168,6 +184,7 @@ fn main() -> anyhow::Result<()> {
                 client,
                 servers,
                 invites,
+                addresses: client_addresses,
             };
             let load = Load { concurrency: concurrency.max(1), duration, warmup, rate };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -49,6 +49,9 @@ pub(crate) struct Target {
     pub(crate) servers: u64,
     /// Seeded invites.
     pub(crate) invites: u64,
+    /// Client addresses to spread requests over, in `X-Forwarded-For` (for a service that
+    /// trusts this tool as its proxy); 0 sends none.
+    pub(crate) addresses: u32,
 }
 
 /// One request's kind.
@@ -78,6 +81,16 @@ impl Target {
                 .bearer_auth(self.token(ids::owner(*server)))
                 .header("content-type", "application/json")
                 .body(r#"{"max_uses": 10}"#),
+        };
+        let builder = if self.addresses > 0 {
+            // 10.0.0.0/8 holds 16 million addresses; each request draws one of `addresses`.
+            let n = fastrand::u32(0..self.addresses);
+            builder.header(
+                "x-forwarded-for",
+                format!("10.{}.{}.{}", n >> 16 & 255, n >> 8 & 255, n & 255),
+            )
+        } else {
+            builder
         };
         match builder.send().await {
             // Reading the body to its end keeps the connection reusable.
@@ -151,6 +164,40 @@ pub(crate) struct Report {
     pub(crate) max_ms: f64,
     /// Every status seen, with its count (`0` is a transport failure).
     pub(crate) statuses: BTreeMap<u16, u64>,
+    /// Latency of the requests the service admitted (every answer but a 503), p50 and p99.
+    pub(crate) admitted_ms: Option<(f64, f64)>,
+    /// Latency of the requests it refused at once (503: overloaded, unavailable), p50, p99 and
+    /// the maximum.
+    pub(crate) refused_ms: Option<(f64, f64, f64)>,
+}
+
+/// Latencies by what became of the request.
+struct Latencies {
+    all: Histogram<u64>,
+    admitted: Histogram<u64>,
+    refused: Histogram<u64>,
+}
+
+impl Latencies {
+    fn new() -> Self {
+        Self { all: histogram(), admitted: histogram(), refused: histogram() }
+    }
+
+    fn record(&mut self, status: u16, micros: u64) {
+        let micros = micros.max(1);
+        let _ = self.all.record(micros);
+        let _ = match status {
+            503 => self.refused.record(micros),
+            0 => Ok(()),
+            _ => self.admitted.record(micros),
+        };
+    }
+
+    fn add(&mut self, other: &Self) {
+        let _ = self.all.add(&other.all);
+        let _ = self.admitted.add(&other.admitted);
+        let _ = self.refused.add(&other.refused);
+    }
 }
 
 impl Report {
@@ -159,11 +206,14 @@ impl Report {
         label: &str,
         load: Load,
         seconds: f64,
-        histogram: &Histogram<u64>,
+        latencies: &Latencies,
         statuses: BTreeMap<u16, u64>,
     ) -> Self {
         let ms = |micros: u64| micros as f64 / 1000.0;
+        let histogram = &latencies.all;
         let requests = histogram.len();
+        let admitted = &latencies.admitted;
+        let refused = &latencies.refused;
         Self {
             scenario,
             label: label.to_owned(),
@@ -177,6 +227,16 @@ impl Report {
             p99_ms: ms(histogram.value_at_quantile(0.99)),
             max_ms: ms(histogram.max()),
             statuses,
+            admitted_ms: (!admitted.is_empty()).then(|| {
+                (ms(admitted.value_at_quantile(0.50)), ms(admitted.value_at_quantile(0.99)))
+            }),
+            refused_ms: (!refused.is_empty()).then(|| {
+                (
+                    ms(refused.value_at_quantile(0.50)),
+                    ms(refused.value_at_quantile(0.99)),
+                    ms(refused.max()),
+                )
+            }),
         }
     }
 }
@@ -191,37 +251,23 @@ async fn drive(
     scenario: Scenario,
     sub: Option<&'static str>,
     load: Load,
-) -> (f64, Histogram<u64>, BTreeMap<u16, u64>) {
+) -> (f64, Latencies, BTreeMap<u16, u64>) {
     let started = Instant::now();
     let measure_from = started + load.warmup;
     let stop_at = measure_from + load.duration;
-    // Each worker holds its share of the rate by sending at a fixed interval.
-    let interval =
-        load.rate.map(|rate| Duration::from_secs_f64(load.concurrency as f64 / rate.max(0.001)));
+    if let Some(rate) = load.rate {
+        return open_loop(target, scenario, sub, (rate, load.concurrency), measure_from, stop_at)
+            .await;
+    }
+    // A closed loop: each worker sends its next request when the last one is answered.
     let workers: Vec<_> = (0..load.concurrency)
-        .map(|worker| {
+        .map(|_| {
             let target = target.clone();
             tokio::spawn(async move {
-                let mut histogram = histogram();
+                let mut latencies = Latencies::new();
                 let mut statuses = BTreeMap::new();
-                let mut next_send = Instant::now();
-                if let Some(interval) = interval {
-                    // Spread the workers over one interval instead of sending in bursts.
-                    next_send += interval.mul_f64(worker as f64 / load.concurrency as f64);
-                }
                 loop {
-                    // Held at a rate, latency counts from when the request was due, as pgbench's
-                    // `--rate` does: a request sent late because the previous one was slow
-                    // waited too, and leaving that out would hide the tail.
-                    let sent = match interval {
-                        Some(interval) => {
-                            let due = next_send;
-                            tokio::time::sleep_until(due.into()).await;
-                            next_send += interval;
-                            due
-                        }
-                        None => Instant::now(),
-                    };
+                    let sent = Instant::now();
                     if sent >= stop_at {
                         break;
                     }
@@ -229,19 +275,19 @@ async fn drive(
                     let status = target.send(&request).await;
                     if sent >= measure_from {
                         let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
-                        let _ = histogram.record(micros.max(1));
+                        latencies.record(status, micros);
                         *statuses.entry(status).or_insert(0) += 1;
                     }
                 }
-                (histogram, statuses)
+                (latencies, statuses)
             })
         })
         .collect();
-    let mut merged = histogram();
+    let mut merged = Latencies::new();
     let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
     for worker in workers {
-        if let Ok((histogram, counts)) = worker.await {
-            let _ = merged.add(&histogram);
+        if let Ok((latencies, counts)) = worker.await {
+            merged.add(&latencies);
             for (status, count) in counts {
                 *statuses.entry(status).or_insert(0) += count;
             }
@@ -250,6 +296,54 @@ async fn drive(
     let measured =
         (Instant::now().min(stop_at + Duration::from_mins(1)) - measure_from).as_secs_f64();
     (measured.max(f64::EPSILON), merged, statuses)
+}
+
+/// Sends requests at `rate` a second whatever the answers do (an open loop): each is due at its
+/// time, goes out on a task of its own over one of `connections` connections, and its latency
+/// counts from when it was due (a wait for a free connection included). A closed loop (each
+/// sender waiting for its answer) would slow down with the service and hide its tail; this is
+/// how users arrive.
+async fn open_loop(
+    target: &Target,
+    scenario: Scenario,
+    sub: Option<&'static str>,
+    (rate, connections): (f64, usize),
+    measure_from: Instant,
+    stop_at: Instant,
+) -> (f64, Latencies, BTreeMap<u16, u64>) {
+    let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
+    let connections = Arc::new(tokio::sync::Semaphore::new(connections.max(1)));
+    let (sender, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    let mut due = Instant::now();
+    while due < stop_at {
+        tokio::time::sleep_until(due.into()).await;
+        // The timer wakes once a millisecond at best: send everything due by now.
+        let now = Instant::now();
+        while due <= now && due < stop_at {
+            let (target, sender, request) =
+                (target.clone(), sender.clone(), target.next(scenario, sub));
+            let connections = connections.clone();
+            let sent = due;
+            tokio::spawn(async move {
+                let Ok(_connection) = connections.acquire().await else { return };
+                let status = target.send(&request).await;
+                let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+                let _ = sender.send((sent >= measure_from, status, micros));
+            });
+            due += interval;
+        }
+    }
+    drop(sender);
+    let mut latencies = Latencies::new();
+    let mut statuses = BTreeMap::new();
+    while let Some((measured, status, micros)) = answers.recv().await {
+        if measured {
+            latencies.record(status, micros);
+            *statuses.entry(status).or_insert(0) += 1;
+        }
+    }
+    let measured = (stop_at - measure_from).as_secs_f64();
+    (measured.max(f64::EPSILON), latencies, statuses)
 }
 
 /// Runs a time-based scenario; `preview-big-server` gives two reports, big then small.
@@ -275,8 +369,8 @@ pub(crate) async fn run(
     };
     let mut reports = Vec::new();
     for (sub, scenario_name) in parts {
-        let (seconds, histogram, statuses) = drive(target, scenario, sub, load).await;
-        reports.push(Report::new(scenario_name, label, load, seconds, &histogram, statuses));
+        let (seconds, latencies, statuses) = drive(target, scenario, sub, load).await;
+        reports.push(Report::new(scenario_name, label, load, seconds, &latencies, statuses));
     }
     Ok(reports)
 }
@@ -309,24 +403,26 @@ async fn capped(target: &Target, label: &str, load: Load) -> anyhow::Result<Repo
         .map(|_| {
             let (target, code, sent) = (target.clone(), code.clone(), sent.clone());
             tokio::spawn(async move {
-                let mut histogram = histogram();
+                let mut latencies = Latencies::new();
                 let mut statuses = BTreeMap::new();
                 while sent.fetch_add(1, Ordering::Relaxed) < CAPPED_USERS {
                     let at = Instant::now();
                     let status = target.send(&Request::Accept(code.clone())).await;
-                    let _ = histogram
-                        .record(u64::try_from(at.elapsed().as_micros()).unwrap_or(u64::MAX).max(1));
+                    latencies.record(
+                        status,
+                        u64::try_from(at.elapsed().as_micros()).unwrap_or(u64::MAX),
+                    );
                     *statuses.entry(status).or_insert(0) += 1;
                 }
-                (histogram, statuses)
+                (latencies, statuses)
             })
         })
         .collect();
-    let mut merged = histogram();
+    let mut merged = Latencies::new();
     let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
     for worker in workers {
-        let (histogram, counts) = worker.await?;
-        let _ = merged.add(&histogram);
+        let (latencies, counts) = worker.await?;
+        merged.add(&latencies);
         for (status, count) in counts {
             *statuses.entry(status).or_insert(0) += count;
         }

@@ -176,8 +176,9 @@ impl ConnectionManager {
     pub fn open(&self) -> Result<DbConnection, r2d2::Error> {
         let conn = match &self.url {
             DatabaseUrl::Postgres(url) => {
+                let url = with_network_timeouts(url, self.busy_timeout);
                 let mut conn =
-                    PgConnection::establish(url).map_err(r2d2::Error::ConnectionError)?;
+                    PgConnection::establish(&url).map_err(r2d2::Error::ConnectionError)?;
                 conn.batch_execute(&format!(
                     "SET statement_timeout = {}",
                     self.statement_timeout.as_millis()
@@ -204,6 +205,27 @@ impl ConnectionManager {
         };
         Ok(conn)
     }
+}
+
+/// The URL with libpq's network timeouts, unless it sets them itself: a connection attempt
+/// gives up after the checkout timeout (libpq counts whole seconds, at least 2), and a
+/// connection whose sent data stays unacknowledged for 10 s (a network that drops packets
+/// rather than refusing them) is closed, instead of holding its thread for the kernel's
+/// retransmissions, which take a quarter of an hour.
+fn with_network_timeouts(url: &str, connect: Duration) -> String {
+    let mut url = url.to_owned();
+    let connect_seconds = connect.as_secs_f64().ceil().max(2.0).to_string();
+    for (name, value) in
+        [("connect_timeout", connect_seconds.as_str()), ("tcp_user_timeout", "10000")]
+    {
+        if !url.contains(&format!("{name}=")) {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str(name);
+            url.push('=');
+            url.push_str(value);
+        }
+    }
+    url
 }
 
 /// Switches the file to WAL, which lets readers proceed while one writer commits. The mode is
@@ -397,6 +419,18 @@ mod tests {
         for bad in ["mysql://x", "invites.db", "sqlite://", "sqlite::memory:"] {
             assert!(DatabaseUrl::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn network_timeouts_are_added_unless_set() {
+        assert_eq!(
+            with_network_timeouts("postgres://u@h/db", Duration::from_millis(1500)),
+            "postgres://u@h/db?connect_timeout=2&tcp_user_timeout=10000"
+        );
+        assert_eq!(
+            with_network_timeouts("postgres://u@h/db?connect_timeout=9", Duration::from_secs(5)),
+            "postgres://u@h/db?connect_timeout=9&tcp_user_timeout=10000"
+        );
     }
 
     #[test]
