@@ -91,6 +91,18 @@ pub struct InviteSettings {
 }
 
 impl CreateInviteRequest {
+    /// Points the request at the channel a channel-scoped path names: the body may repeat that
+    /// channel, but not name another.
+    pub fn scoped_to_channel(mut self, channel_id: Uuid) -> Result<Self, Problem> {
+        if self.channel_id.is_some_and(|id| id != channel_id) {
+            return Err(Problem::validation(
+                "channel_id in the body must be the channel in the path (or be left out)",
+            ));
+        }
+        self.channel_id = Some(channel_id);
+        Ok(self)
+    }
+
     /// Applies the rules in this order: `max_uses`, both lifetimes given, `expires_in_hours`,
     /// `max_age`. The first broken rule is reported.
     pub fn validate(&self, now: DateTime<Utc>) -> Result<InviteSettings, Problem> {

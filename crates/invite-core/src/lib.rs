@@ -4,12 +4,14 @@
 pub mod audit;
 pub mod clock;
 pub mod code;
+pub mod event;
 pub mod invite;
 pub mod permissions;
 pub mod problem;
 pub mod redeem;
 pub mod server;
 pub mod vanity;
+pub mod webhook;
 mod wire;
 
 pub mod patch;

@@ -116,6 +116,50 @@ impl Standing {
         if met { Ok(()) } else { Err(requirement.problem()) }
     }
 
+    /// Whether the caller may see the server's invites (list them, and reach one to edit or
+    /// revoke it): `CREATE_INVITES`, or `MANAGE_SERVER`, which lets a moderator manage everyone's
+    /// invites. A member with neither is told about `CREATE_INVITES` (Together's wording).
+    pub fn may_see_invites(&self) -> Result<(), Problem> {
+        if self.has(Permissions::MANAGE_SERVER) {
+            Ok(())
+        } else {
+            self.require(Requirement::CreateInvites)
+        }
+    }
+
+    /// Whether the caller may remove `target` from a server owned by `owner`: oneself (leaving),
+    /// or anyone with `KICK_MEMBERS`; never the owner, since a server without its owner could
+    /// never be managed again.
+    pub fn may_remove(&self, target: Uuid, owner: Uuid) -> Result<Departure, Problem> {
+        let departure = if target == self.user_id {
+            Departure::Leave
+        } else {
+            self.require(Requirement::KickMembers)?;
+            Departure::Kick
+        };
+        if target == owner {
+            let message = match departure {
+                Departure::Leave => "The server owner cannot leave their own server",
+                Departure::Kick => "The server owner cannot be removed from their server",
+            };
+            return Err(Problem::with_message(ErrorCode::OwnerImmune, message));
+        }
+        Ok(departure)
+    }
+
+    /// Whether the caller may ban `target` from a server owned by `owner`: `BAN_MEMBERS`, and
+    /// never the owner.
+    pub fn may_ban(&self, target: Uuid, owner: Uuid) -> Result<(), Problem> {
+        self.require(Requirement::BanMembers)?;
+        if target == owner {
+            return Err(Problem::with_message(
+                ErrorCode::OwnerImmune,
+                "The server owner cannot be banned",
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether the caller may revoke or edit an invite created by `created_by`: `MANAGE_SERVER`
     /// covers every invite; without it, one's own invites need `CREATE_INVITES`.
     pub fn may_manage_invite(
@@ -130,6 +174,35 @@ impl Standing {
         } else {
             Err(Problem::with_message(ErrorCode::MissingPermission, action.others_message()))
         }
+    }
+}
+
+/// How a member leaves a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Departure {
+    /// On their own.
+    Leave,
+    /// Removed by a moderator.
+    Kick,
+}
+
+/// Whether `actor` may revoke, by its code, an invite created by `created_by`, holding
+/// `standing` in its server (`None` when not a member): its creator always may (taking one's own
+/// link down is always allowed, even after leaving), anyone else needs `MANAGE_SERVER`.
+pub fn may_revoke_by_code(
+    actor: Uuid,
+    created_by: Option<Uuid>,
+    standing: Option<&Standing>,
+) -> Result<(), Problem> {
+    if created_by == Some(actor)
+        || standing.is_some_and(|standing| standing.has(Permissions::MANAGE_SERVER))
+    {
+        Ok(())
+    } else {
+        Err(Problem::with_message(
+            ErrorCode::MissingPermission,
+            InviteAction::Revoke.others_message(),
+        ))
     }
 }
 
@@ -210,6 +283,67 @@ mod tests {
             default_permissions: Permissions::DEFAULT_MEMBER,
             member_permissions: bits,
         }
+    }
+
+    fn owner() -> Standing {
+        Standing { is_owner: true, ..member(Permissions::empty()) }
+    }
+
+    #[test]
+    fn seeing_invites_takes_create_invites_or_manage_server() {
+        assert!(member(Permissions::CREATE_INVITES).may_see_invites().is_ok());
+        assert!(member(Permissions::MANAGE_SERVER).may_see_invites().is_ok());
+        let refused = member(Permissions::empty()).may_see_invites().unwrap_err();
+        assert_eq!(refused.message, "You need the Create Invites permission");
+    }
+
+    #[test]
+    fn nobody_removes_or_bans_the_owner() {
+        let (me, them, the_owner) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(9));
+        let plain = member(Permissions::empty());
+        assert_eq!(plain.may_remove(me, the_owner), Ok(Departure::Leave));
+        assert_eq!(
+            plain.may_remove(them, the_owner).unwrap_err().code,
+            ErrorCode::MissingPermission
+        );
+        let kicker = member(Permissions::KICK_MEMBERS);
+        assert_eq!(kicker.may_remove(them, the_owner), Ok(Departure::Kick));
+        let immune = kicker.may_remove(the_owner, the_owner).unwrap_err();
+        assert_eq!(
+            (immune.code, immune.message.as_ref()),
+            (ErrorCode::OwnerImmune, "The server owner cannot be removed from their server")
+        );
+        let leaving_owner = Standing { user_id: the_owner, ..owner() };
+        assert_eq!(
+            leaving_owner.may_remove(the_owner, the_owner).unwrap_err().message,
+            "The server owner cannot leave their own server"
+        );
+        // Without the permission, the permission is what the caller hears first.
+        assert_eq!(
+            plain.may_ban(the_owner, the_owner).unwrap_err().code,
+            ErrorCode::MissingPermission
+        );
+        assert_eq!(
+            member(Permissions::BAN_MEMBERS).may_ban(the_owner, the_owner).unwrap_err().code,
+            ErrorCode::OwnerImmune
+        );
+        assert!(member(Permissions::BAN_MEMBERS).may_ban(them, the_owner).is_ok());
+    }
+
+    #[test]
+    fn a_creator_revokes_their_own_code_even_as_a_stranger() {
+        let (me, them) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        assert!(may_revoke_by_code(me, Some(me), None).is_ok());
+        assert!(
+            may_revoke_by_code(me, Some(them), Some(&member(Permissions::MANAGE_SERVER))).is_ok()
+        );
+        assert_eq!(
+            may_revoke_by_code(me, Some(them), Some(&member(Permissions::CREATE_INVITES)))
+                .unwrap_err()
+                .message,
+            "You need the Manage Server permission to revoke this invite"
+        );
+        assert!(may_revoke_by_code(me, None, None).is_err());
     }
 
     #[test]

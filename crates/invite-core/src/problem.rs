@@ -41,6 +41,8 @@ pub enum ErrorCode {
     MemberNotFound,
     /// The user is not banned from this server.
     BanNotFound,
+    /// No webhook has this id in this server.
+    WebhookNotFound,
     /// No invite has this code or id (in this server).
     InviteNotFound,
     /// The invite existed but was revoked.
@@ -101,7 +103,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for exhaustive checks (documentation, tests, the OpenAPI description).
-    pub const ALL: [Self; 42] = [
+    pub const ALL: [Self; 43] = [
         Self::ValidationError,
         Self::InvalidJson,
         Self::InvalidId,
@@ -116,6 +118,7 @@ impl ErrorCode {
         Self::UnknownChannel,
         Self::MemberNotFound,
         Self::BanNotFound,
+        Self::WebhookNotFound,
         Self::InviteNotFound,
         Self::InviteRevoked,
         Self::MissingPermission,
@@ -163,6 +166,7 @@ impl ErrorCode {
             Self::UnknownChannel => "UNKNOWN_CHANNEL",
             Self::MemberNotFound => "MEMBER_NOT_FOUND",
             Self::BanNotFound => "BAN_NOT_FOUND",
+            Self::WebhookNotFound => "WEBHOOK_NOT_FOUND",
             Self::InviteNotFound => "INVITE_NOT_FOUND",
             Self::InviteRevoked => "INVITE_REVOKED",
             Self::MissingPermission => "MISSING_PERMISSION",
@@ -220,6 +224,7 @@ impl ErrorCode {
             | Self::ChannelNotFound
             | Self::MemberNotFound
             | Self::BanNotFound
+            | Self::WebhookNotFound
             | Self::InviteNotFound
             | Self::InviteRevoked => 404,
             Self::MethodNotAllowed => 405,
@@ -254,6 +259,7 @@ impl ErrorCode {
             Self::UnknownChannel => "Unknown channel",
             Self::MemberNotFound => "Member not found",
             Self::BanNotFound => "Ban not found",
+            Self::WebhookNotFound => "Webhook not found",
             Self::InviteNotFound | Self::InviteRevoked => "Invite not found",
             Self::MissingPermission => "You lack the permission this action needs",
             Self::MissingFeature => "This server lacks the feature this action needs",

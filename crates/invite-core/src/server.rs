@@ -7,7 +7,7 @@ use serde::Deserialize;
 use crate::code::VanityCode;
 use crate::patch::Patch;
 use crate::permissions::Permissions;
-use crate::problem::Problem;
+use crate::problem::{ErrorCode, Problem};
 use crate::redeem::InvitesPause;
 
 /// Longest server or channel name, in characters.
@@ -162,6 +162,18 @@ impl ServerFeature {
         Self::ALL.into_iter().find(|feature| feature.as_str() == name).ok_or_else(|| {
             Problem::validation(format!("unknown server feature {name:?} (known: VANITY_URL)"))
         })
+    }
+
+    /// Refuses, with 403 `MISSING_FEATURE`, a server whose `features` lack this one.
+    pub fn require_in(self, features: &[Self]) -> Result<(), Problem> {
+        if features.contains(&self) {
+            Ok(())
+        } else {
+            Err(Problem::with_message(
+                ErrorCode::MissingFeature,
+                format!("This server lacks the {} feature", self.as_str()),
+            ))
+        }
     }
 
     /// Parses a list of names into a sorted set without duplicates.

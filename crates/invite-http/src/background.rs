@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use invite_store::repo::{IdempotencyRepository, MaintenanceRepository, MaintenanceState};
+use invite_store::repo::{
+    EventRepository, IdempotencyRepository, MaintenanceRepository, MaintenanceState,
+};
 
 use crate::maintenance::POLL_INTERVAL;
 use crate::state::AppState;
@@ -51,6 +53,14 @@ pub fn spawn(state: &AppState) {
     actix_web::rt::spawn(async move {
         loop {
             let now = purger.clock.now();
+            let before =
+                now - chrono::TimeDelta::from_std(purger.events_retention).unwrap_or_default();
+            loop {
+                match purger.db.run(move |conn| conn.purge_events(before, PURGE_BATCH)).await {
+                    Ok(purged) if purged > 0 => tracing::debug!(purged, "purged old events"),
+                    _ => break,
+                }
+            }
             loop {
                 match purger
                     .db

@@ -30,6 +30,8 @@
 //! | `--maintenance-message` | `INVITE_MAINTENANCE_MESSAGE` | none | what to tell people during maintenance |
 //! | `--maintenance-until` | `INVITE_MAINTENANCE_UNTIL` | none | RFC 3339 end of the window |
 //! | `--admin-token` | `INVITE_ADMIN_TOKEN` | none | bearer token of `/admin/*` (at least 32 bytes); without it they answer 404 |
+//! | `--webhook-allow-private` | `INVITE_WEBHOOK_ALLOW_PRIVATE` | `off` | whether webhooks may target private, loopback and link-local addresses |
+//! | `--events-retention` | `INVITE_EVENTS_RETENTION` | `7d` | how long events stay in the outbox |
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -168,6 +170,12 @@ pub struct Config {
     /// Bearer token of the operator endpoints (`/admin/*`), at least 32 bytes.
     #[arg(long, env = "INVITE_ADMIN_TOKEN", hide_env_values = true, global = true)]
     pub admin_token: Option<String>,
+    /// Whether webhooks may target private, loopback and link-local addresses: `on` or `off`.
+    #[arg(long, env = "INVITE_WEBHOOK_ALLOW_PRIVATE", default_value = "off", global = true)]
+    pub webhook_allow_private: String,
+    /// How long events are kept in the outbox (for the events endpoint and resuming).
+    #[arg(long, env = "INVITE_EVENTS_RETENTION", default_value = "7d", value_parser = humantime::parse_duration, global = true)]
+    pub events_retention: Duration,
 }
 
 /// A rate: `count` requests per `period`, with bursts of up to `count`.
@@ -212,6 +220,10 @@ pub struct Reliability {
     pub body_timeout: Duration,
     /// Most connections one address holds open at once.
     pub connections_per_address: usize,
+    /// Whether webhooks may target private addresses.
+    pub webhook_allow_private: bool,
+    /// How long events are kept.
+    pub events_retention: Duration,
 }
 
 /// `INVITE_MAINTENANCE` and its message and end, as set at start.
@@ -396,6 +408,11 @@ impl Config {
             db_queue_timeout: self.db_queue_timeout.min(self.db_timeout),
             body_timeout: self.body_timeout,
             connections_per_address: self.max_connections_per_address.max(1),
+            webhook_allow_private: switch(
+                "INVITE_WEBHOOK_ALLOW_PRIVATE",
+                &self.webhook_allow_private,
+            )?,
+            events_retention: self.events_retention,
         })
     }
 

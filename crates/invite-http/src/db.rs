@@ -126,20 +126,22 @@ impl Db {
 
     /// Runs a write whose response `render` describes. With an Idempotency-Key (`claim`), the
     /// write and the record of its response commit together, and a key already answered is
-    /// replayed without doing the work again (see `invite_store::repo::recorded`).
+    /// replayed without doing the work again (see `invite_store::repo::recorded`); a fresh
+    /// answer comes with the work's value.
     pub async fn write<T, F, R>(
         &self,
         claim: Option<IdempotencyClaim>,
         now: DateTime<Utc>,
         work: F,
         render: R,
-    ) -> ApiResult<Keyed<RecordedResponse>>
+    ) -> ApiResult<Keyed<(RecordedResponse, T)>>
     where
+        T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> StoreResult<T> + Send + 'static,
         R: FnOnce(&T) -> RecordedResponse + Send + 'static,
     {
         self.run(move |conn| match claim {
-            None => work(conn).map(|value| Keyed::Fresh(render(&value))),
+            None => work(conn).map(|value| Keyed::Fresh((render(&value), value))),
             Some(claim) => invite_store::repo::recorded(conn, &claim, now, work, render),
         })
         .await

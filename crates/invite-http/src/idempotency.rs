@@ -13,7 +13,6 @@
 //!   refusal changed nothing, and answers that say "retry" (429, 503) must not be replayed: a
 //!   retry with the same key is decided afresh.
 
-use std::fmt::Write as _;
 use std::future::{Ready, ready};
 use std::sync::Arc;
 
@@ -119,10 +118,7 @@ fn fingerprint(req: &HttpRequest) -> String {
     if let Some(BufferedBody(body)) = req.extensions().get::<BufferedBody>() {
         hasher.update(body);
     }
-    hasher.finalize().iter().fold(String::with_capacity(64), |mut hex, byte| {
-        let _ = write!(hex, "{byte:02x}");
-        hex
-    })
+    crate::webhooks::hex(&hasher.finalize())
 }
 
 /// A JSON response as it is sent and recorded.

@@ -20,6 +20,7 @@ pub mod connections;
 pub mod db;
 pub mod dto;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod idempotency;
 pub mod maintenance;
@@ -35,3 +36,4 @@ pub mod state;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod webhooks;

@@ -7,7 +7,7 @@ use utoipa::openapi::{ContentBuilder, HeaderBuilder, OpenApi as Document, Ref, R
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    admin, bans, channels, health, invites, members, metrics, servers, status, vanity,
+    admin, bans, channels, health, invites, members, metrics, servers, status, vanity, webhooks,
 };
 
 /// The `Idempotency-Key` header every POST takes.
@@ -44,6 +44,7 @@ pub struct IdempotencyHeader {
         invites::create_in_server, invites::list_in_server, invites::update, invites::revoke,
         invites::create_in_channel, invites::list_in_channel, invites::preview,
         invites::revoke_by_code, invites::accept,
+        webhooks::events, webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::RateLimitedBody)),
     modifiers(&BearerAuth, &SharedResponses),
@@ -51,6 +52,7 @@ pub struct IdempotencyHeader {
         (name = "invites", description = "Invites: create, list, edit, revoke, preview, accept"),
         (name = "servers", description = "Servers, channels, the invite pause and the audit log"),
         (name = "members", description = "Members and bans"),
+        (name = "events", description = "The server's events: webhooks, and the events endpoint"),
         (name = "operations", description = "Health, readiness, status, metrics and maintenance"),
     ),
 )]

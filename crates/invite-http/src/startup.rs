@@ -137,7 +137,11 @@ pub fn prepare(
         queue_timeout: reliability.db_queue_timeout,
         threads: options.db_threads(),
     };
-    let state = AppState::new(
+    let listen_url = match pool.url() {
+        invite_store::DatabaseUrl::Postgres(url) => Some(url.clone()),
+        invite_store::DatabaseUrl::Sqlite(_) => None,
+    };
+    let mut state = AppState::new(
         Db::new(pool, limits, Arc::clone(&metrics)),
         auth,
         public_url,
@@ -145,6 +149,7 @@ pub fn prepare(
         PreviewCache::new(config.preview_cache_size, config.preview_cache_ttl),
         metrics,
     );
+    state.listen_url = listen_url;
     background::show_maintenance(&state, switch);
     Ok((state, options))
 }
@@ -198,6 +203,8 @@ pub fn run(
     options: ServerOptions,
 ) -> std::io::Result<Server> {
     background::spawn(&state);
+    crate::events::spawn(&state, state.listen_url.clone());
+    crate::webhooks::spawn(&state);
     let draining = state.draining.clone();
     let state = web::Data::new(state);
     let local_addr = listener.local_addr()?;

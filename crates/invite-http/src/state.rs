@@ -4,18 +4,26 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
+use actix_web::HttpResponse;
 use invite_core::clock::{Clock, SystemClock};
 use invite_core::code::{OsRandom, RandomSource};
+use invite_ops::{Ctx, Done};
+use invite_store::repo::{Actor, IdempotencyClaim, Keyed, RecordedResponse};
+use invite_store::{DbConnection, StoreResult};
 
 use crate::auth::Authenticator;
 use crate::client_addr::TrustedProxies;
 use crate::config::Reliability;
 use crate::db::Db;
+use crate::error::ApiResult;
+use crate::events::EventBus;
 use crate::idempotency::InFlight;
+use crate::idempotency::respond;
 use crate::maintenance::Maintenance;
 use crate::metrics::Metrics;
 use crate::preview_cache::PreviewCache;
 use crate::rate_limit::{BucketState, Limited, RateLimits};
+use crate::webhooks::Deliverer;
 
 /// Makes the random source a code reservation draws from; injectable so tests can force
 /// collisions.
@@ -43,6 +51,16 @@ pub struct AppState {
     pub draining: Arc<AtomicBool>,
     /// When the process started serving.
     pub started: Instant,
+    /// The outbox's reader on this instance, and its wake-ups.
+    pub events: Arc<EventBus>,
+    /// Delivers webhooks.
+    pub deliverer: Arc<Deliverer>,
+    /// Whether webhooks may target private addresses (`INVITE_WEBHOOK_ALLOW_PRIVATE`).
+    pub webhook_allow_private: bool,
+    /// How long events stay in the outbox (`INVITE_EVENTS_RETENTION`).
+    pub events_retention: std::time::Duration,
+    /// Where the `LISTEN` connection goes (PostgreSQL only).
+    pub listen_url: Option<String>,
     /// The database, behind the one async bridge.
     pub db: Db,
     /// Token verification.
@@ -91,6 +109,11 @@ impl AppState {
             in_flight: Arc::default(),
             draining: Arc::default(),
             started: Instant::now(),
+            events: Arc::default(),
+            deliverer: Arc::new(Deliverer::new(reliability.webhook_allow_private)),
+            webhook_allow_private: reliability.webhook_allow_private,
+            events_retention: reliability.events_retention,
+            listen_url: None,
             db,
             auth: Arc::new(auth),
             clock: Arc::new(SystemClock),
@@ -119,6 +142,48 @@ impl AppState {
                 Err(crate::error::ApiError::RateLimited(limited))
             }
         }
+    }
+
+    /// The actor of a request, and its time from the service's clock.
+    pub fn ctx(&self, actor: Actor) -> Ctx {
+        Ctx { actor, now: self.clock.now() }
+    }
+
+    /// Runs a change through the operations layer: its events are applied on this instance and
+    /// announced to the others before the answer leaves.
+    pub async fn change<T, F>(&self, work: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> StoreResult<Done<T>> + Send + 'static,
+    {
+        let done = self.db.run(work).await?;
+        self.events.published(&self.previews, &done.events);
+        Ok(done.value)
+    }
+
+    /// Runs a POST's change: with an Idempotency-Key (`claim`), replayed or recorded with the
+    /// change (see [`Db::write`]); `render` is the response, as sent and recorded.
+    pub async fn post<T, F, R>(
+        &self,
+        claim: Option<IdempotencyClaim>,
+        work: F,
+        render: R,
+    ) -> ApiResult<HttpResponse>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> StoreResult<Done<T>> + Send + 'static,
+        R: FnOnce(&T) -> RecordedResponse + Send + 'static,
+    {
+        let now = self.clock.now();
+        let answer =
+            self.db.write(claim, now, work, move |done: &Done<T>| render(&done.value)).await?;
+        Ok(match answer {
+            Keyed::Fresh((response, done)) => {
+                self.events.published(&self.previews, &done.events);
+                respond(Keyed::Fresh(response))
+            }
+            Keyed::Replay(response) => respond(Keyed::Replay(response)),
+        })
     }
 
     /// The link people open to preview and accept an invite.

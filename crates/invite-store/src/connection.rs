@@ -151,7 +151,7 @@ fn in_transaction(conn: &mut DbConnection) -> bool {
 ///
 /// The commit is skipped, and the transaction rolled back, when the request's deadline (see
 /// [`with_deadline`]) has passed meanwhile.
-pub(crate) fn write_transaction<T, E>(
+pub fn write_transaction<T, E>(
     conn: &mut DbConnection,
     work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
 ) -> Result<T, E>

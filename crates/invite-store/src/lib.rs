@@ -13,6 +13,6 @@ pub mod sql_types;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use connection::{Backend, DbConnection};
+pub use connection::{Backend, DbConnection, write_transaction};
 pub use error::{Constraint, StoreError, StoreResult};
 pub use pool::{DatabaseUrl, DbPool, PoolConfig};

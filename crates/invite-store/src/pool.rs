@@ -273,14 +273,14 @@ impl ManageConnection for ConnectionManager {
 #[derive(Clone)]
 pub struct DbPool {
     pool: r2d2::Pool<ConnectionManager>,
-    backend: Backend,
+    url: DatabaseUrl,
     checkout_timeout: Duration,
 }
 
 impl fmt::Debug for DbPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DbPool")
-            .field("backend", &self.backend)
+            .field("url", &self.url)
             .field("state", &self.state())
             .finish_non_exhaustive()
     }
@@ -318,7 +318,7 @@ impl DbPool {
             .test_on_check_out(true)
             .error_handler(Box::new(LogErrors))
             .build_unchecked(ConnectionManager::new(config));
-        Self { pool, backend: config.url.backend(), checkout_timeout: config.checkout_timeout }
+        Self { pool, url: config.url.clone(), checkout_timeout: config.checkout_timeout }
     }
 
     /// How long a checkout may wait for a connection.
@@ -328,7 +328,12 @@ impl DbPool {
 
     /// The backend.
     pub fn backend(&self) -> Backend {
-        self.backend
+        self.url.backend()
+    }
+
+    /// The database.
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
     }
 
     /// A connection, or `Unavailable` after the checkout timeout.

@@ -141,6 +141,61 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::{BigInt, Text};
+    use crate::sql_types::{DbJson, DbTimestamp, DbUuid};
+
+    events (seq) {
+        seq -> BigInt,
+        server_id -> DbUuid,
+        #[sql_name = "type"]
+        kind -> Text,
+        payload -> DbJson,
+        audience -> Text,
+        created_at -> DbTimestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{BigInt, Integer, Nullable, Text};
+    use crate::sql_types::{DbJson, DbTimestamp, DbUuid};
+
+    webhooks (id) {
+        id -> DbUuid,
+        server_id -> DbUuid,
+        url -> Text,
+        event_types -> DbJson,
+        secret -> Text,
+        created_by -> DbUuid,
+        created_at -> DbTimestamp,
+        cursor -> BigInt,
+        attempts -> Integer,
+        failing_since -> Nullable<DbTimestamp>,
+        next_attempt_at -> Nullable<DbTimestamp>,
+        lease_owner -> Nullable<DbUuid>,
+        lease_until -> Nullable<DbTimestamp>,
+        disabled_at -> Nullable<DbTimestamp>,
+        disabled_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{BigInt, Integer, Nullable, Text};
+    use crate::sql_types::{DbTimestamp, DbUuid};
+
+    webhook_deliveries (id) {
+        id -> DbUuid,
+        webhook_id -> DbUuid,
+        event_seq -> BigInt,
+        event_type -> Text,
+        attempt -> Integer,
+        status -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        duration_ms -> BigInt,
+        created_at -> DbTimestamp,
+    }
+}
+
 diesel::joinable!(channels -> servers (server_id));
 diesel::joinable!(invites -> servers (server_id));
 diesel::joinable!(invites -> channels (channel_id));
@@ -148,6 +203,8 @@ diesel::joinable!(members -> users (user_id));
 diesel::joinable!(members -> servers (server_id));
 diesel::joinable!(bans -> servers (server_id));
 diesel::joinable!(audit_entries -> servers (server_id));
+diesel::joinable!(webhooks -> servers (server_id));
+diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -159,4 +216,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_entries,
     maintenance,
     idempotency_records,
+    events,
+    webhooks,
+    webhook_deliveries,
 );

@@ -1,15 +1,9 @@
 //! Bans.
 
 use actix_web::{HttpResponse, web};
-use invite_core::permissions::Requirement;
 use invite_core::server::BanRequest;
-use invite_core::{ErrorCode, Problem};
-use invite_store::StoreError;
-use invite_store::repo::BanRepository;
 use uuid::Uuid;
 
-use super::member_standing;
-use super::members::server_owner;
 use crate::auth::AuthUser;
 use crate::dto::BanDto;
 use crate::error::{ApiResult, ErrorBody};
@@ -35,24 +29,9 @@ pub(crate) async fn ban(
     path: web::Path<(Uuid, Uuid)>,
     JsonBody(request): JsonBody<BanRequest>,
 ) -> ApiResult<HttpResponse> {
-    let (server_id, user_id) = path.into_inner();
-    let now = state.clock.now();
-    state
-        .db
-        .run(move |conn| {
-            member_standing(conn, server_id, actor.user_id)?.require(Requirement::BanMembers)?;
-            let reason = request.reason()?;
-            if user_id == server_owner(conn, server_id)? {
-                return Err(Problem::with_message(
-                    ErrorCode::OwnerImmune,
-                    "The server owner cannot be banned",
-                )
-                .into());
-            }
-            conn.ban(server_id, user_id, reason, actor.user_id, now)
-        })
-        .await?;
-    state.previews.member_left(server_id);
+    let ctx = state.ctx(actor);
+    let ids = path.into_inner();
+    state.change(move |conn| invite_ops::members::ban(conn, &ctx, ids, &request)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -68,18 +47,9 @@ pub(crate) async fn unban(
     AuthUser(actor): AuthUser,
     path: web::Path<(Uuid, Uuid)>,
 ) -> ApiResult<HttpResponse> {
-    let (server_id, user_id) = path.into_inner();
-    let now = state.clock.now();
-    state
-        .db
-        .run(move |conn| {
-            member_standing(conn, server_id, actor.user_id)?.require(Requirement::BanMembers)?;
-            conn.unban(server_id, user_id, actor.user_id, now).map_err(|error| match error {
-                StoreError::NotFound => Problem::of(ErrorCode::BanNotFound).into(),
-                other => other,
-            })
-        })
-        .await?;
+    let ctx = state.ctx(actor);
+    let ids = path.into_inner();
+    state.change(move |conn| invite_ops::members::unban(conn, &ctx, ids)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -95,13 +65,8 @@ pub(crate) async fn list(
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
+    let ctx = state.ctx(actor);
     let server_id = path.into_inner();
-    let bans = state
-        .db
-        .run(move |conn| {
-            member_standing(conn, server_id, actor.user_id)?.require(Requirement::BanMembers)?;
-            conn.list_bans(server_id)
-        })
-        .await?;
+    let bans = state.db.run(move |conn| invite_ops::members::bans(conn, &ctx, server_id)).await?;
     Ok(HttpResponse::Ok().json(bans.into_iter().map(BanDto::from).collect::<Vec<_>>()))
 }

@@ -2,17 +2,14 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use invite_core::permissions::Requirement;
-use invite_core::server::{ChannelName, CreateChannelRequest};
-use invite_store::repo::ChannelRepository;
+use invite_core::server::CreateChannelRequest;
 use uuid::Uuid;
 
-use super::member_standing;
 use crate::auth::AuthUser;
 use crate::dto::ChannelDto;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
-use crate::idempotency::{IdempotencyKey, render, respond};
+use crate::idempotency::{IdempotencyKey, render};
 use crate::state::AppState;
 
 routes! {
@@ -33,23 +30,15 @@ pub(crate) async fn create(
     key: IdempotencyKey,
     JsonBody(request): JsonBody<CreateChannelRequest>,
 ) -> ApiResult<HttpResponse> {
+    let ctx = state.ctx(actor);
     let server_id = path.into_inner();
-    let now = state.clock.now();
-    let answer = state
-        .db
-        .write(
+    state
+        .post(
             key.claim(),
-            now,
-            move |conn| {
-                member_standing(conn, server_id, actor.user_id)?
-                    .require(Requirement::ManageChannels)?;
-                let name = ChannelName::parse(&request.name)?;
-                conn.create_channel(server_id, &name, now)
-            },
+            move |conn| invite_ops::channels::create(conn, &ctx, server_id, &request),
             |channel| render(StatusCode::CREATED, &ChannelDto::from(channel.clone()), None),
         )
-        .await?;
-    Ok(respond(answer))
+        .await
 }
 
 /// The server's channels, oldest first.
@@ -63,13 +52,9 @@ pub(crate) async fn list(
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
+    let ctx = state.ctx(actor);
     let server_id = path.into_inner();
-    let channels = state
-        .db
-        .run(move |conn| {
-            member_standing(conn, server_id, actor.user_id)?;
-            conn.list_channels(server_id)
-        })
-        .await?;
+    let channels =
+        state.db.run(move |conn| invite_ops::channels::list(conn, &ctx, server_id)).await?;
     Ok(HttpResponse::Ok().json(channels.into_iter().map(ChannelDto::from).collect::<Vec<_>>()))
 }

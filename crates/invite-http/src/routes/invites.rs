@@ -6,20 +6,16 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use invite_core::code::CodeRef;
 use invite_core::invite::{CreateInviteRequest, UpdateInviteRequest};
-use invite_core::permissions::{InviteAction, Permissions, Requirement, Standing};
 use invite_core::redeem::{PreviewRefused, RedemptionRefused, check_preview};
-use invite_core::server::PageLimit;
 use invite_core::{ErrorCode, Problem};
+use invite_ops::invites::Place;
 use invite_store::models::Invite;
 use invite_store::repo::{
-    Actor, ChannelRepository, CreatedInvite, InviteRepository, InviteScope, JoinResponseTemplate,
-    Keyed, NewInvite, RecordedResponse, Redemption, ServerRepository, keyed,
+    Actor, CreatedInvite, JoinResponseTemplate, Keyed, RecordedResponse, Redemption,
 };
-use invite_store::{DbConnection, StoreResult};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::member_standing;
 use crate::auth::AuthUser;
 use crate::dto::{InviteDto, JoinedDto, PreviewDto};
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -36,9 +32,6 @@ routes! {
     "/invites/{code}" => { GET: preview, DELETE: revoke_by_code },
     "/invites/{code}/accept" => { POST: accept },
 }
-
-/// Most invites one list returns.
-const MAX_LIST: i64 = 1000;
 
 /// `?channel_id=&limit=&before=`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -88,29 +81,6 @@ fn invite_response(
     builder.insert_header(etag(invite.version)).json(InviteDto::new(invite, state))
 }
 
-/// Listing and creating need `CREATE_INVITES`; `MANAGE_SERVER` alone also lets a moderator
-/// manage everyone's invites, so it opens the door to the invite endpoints too.
-fn require_invite_access(standing: &Standing) -> Result<(), Problem> {
-    if standing.has(Permissions::MANAGE_SERVER) {
-        Ok(())
-    } else {
-        standing.require(Requirement::CreateInvites)
-    }
-}
-
-/// The channel's server, for a caller who belongs to it; 404 `CHANNEL_NOT_FOUND` for an unknown
-/// channel and for a channel of a server the caller is not in, which must look the same.
-fn channel_standing(
-    conn: &mut DbConnection,
-    channel_id: Uuid,
-    user_id: Uuid,
-) -> StoreResult<(Uuid, Standing)> {
-    let not_found = || Problem::of(ErrorCode::ChannelNotFound);
-    let channel = conn.find_channel(channel_id)?.ok_or_else(not_found)?;
-    let standing = conn.standing(channel.server_id, user_id)?.ok_or_else(not_found)?;
-    Ok((channel.server_id, standing))
-}
-
 /// Creates an invite (`CREATE_INVITES`). `unique: false` returns an equal active invite of the
 /// caller's with 200 instead of creating one.
 #[utoipa::path(post, path = "/servers/{server_id}/invites", tag = "invites", security(("bearer" = [])),
@@ -130,12 +100,7 @@ pub(crate) async fn create_in_server(
     key: IdempotencyKey,
     JsonBody(request): JsonBody<CreateInviteRequest>,
 ) -> ApiResult<HttpResponse> {
-    let server_id = path.into_inner();
-    state.limit(&req, |limits| limits.create(actor.user_id, server_id))?;
-    create(&state, actor, key, request, None, move |conn, user_id| {
-        Ok((server_id, member_standing(conn, server_id, user_id)?))
-    })
-    .await
+    create(&state, &req, actor, key, request, Place::Server(path.into_inner())).await
 }
 
 /// Creates an invite to a channel (`CREATE_INVITES` in its server); same body as for servers.
@@ -156,61 +121,35 @@ pub(crate) async fn create_in_channel(
     key: IdempotencyKey,
     JsonBody(request): JsonBody<CreateInviteRequest>,
 ) -> ApiResult<HttpResponse> {
-    let channel_id = path.into_inner();
-    if state.limits.is_some() {
-        // The bucket is per user and server: find the channel's server first.
-        let server_id = state
-            .db
-            .run(move |conn| {
-                Ok(conn
-                    .find_channel(channel_id)?
-                    .ok_or_else(|| Problem::of(ErrorCode::ChannelNotFound))?
-                    .server_id)
-            })
-            .await?;
-        state.limit(&req, |limits| limits.create(actor.user_id, server_id))?;
-    }
-    create(&state, actor, key, request, Some(channel_id), move |conn, user_id| {
-        channel_standing(conn, channel_id, user_id)
-    })
-    .await
+    create(&state, &req, actor, key, request, Place::Channel(path.into_inner())).await
 }
 
-/// Creation, whichever path named the server: membership, then permission, then the request's
-/// rules, then the store (channel, limit, reuse, code). `path_channel` is the channel a
-/// channel-scoped path names, which the body may repeat but not contradict.
+/// Creation, whichever path named the server: the rate limit is per user and server, so a
+/// channel-scoped path first finds the channel's server.
 async fn create(
     state: &AppState,
+    req: &HttpRequest,
     actor: Actor,
     key: IdempotencyKey,
-    mut request: CreateInviteRequest,
-    path_channel: Option<Uuid>,
-    locate: impl FnOnce(&mut DbConnection, Uuid) -> StoreResult<(Uuid, Standing)> + Send + 'static,
+    request: CreateInviteRequest,
+    place: Place,
 ) -> ApiResult<HttpResponse> {
-    let now = state.clock.now();
+    if state.limits.is_some() {
+        let server_id = match place {
+            Place::Server(server_id) => server_id,
+            Place::Channel(_) => {
+                state.db.run(move |conn| invite_ops::invites::server_of(conn, place)).await?
+            }
+        };
+        state.limit(req, |limits| limits.create(actor.user_id, server_id))?;
+    }
+    let ctx = state.ctx(actor);
     let random = state.random.clone();
     let public_url = state.public_url.clone();
-    let answer = state
-        .db
-        .write(
+    state
+        .post(
             key.claim(),
-            now,
-            move |conn| {
-                let (server_id, standing) = locate(conn, actor.user_id)?;
-                standing.require(Requirement::CreateInvites)?;
-                if let Some(channel_id) = path_channel {
-                    if request.channel_id.is_some_and(|id| id != channel_id) {
-                        return Err(Problem::validation(
-                        "channel_id in the body must be the channel in the path (or be left out)",
-                    )
-                    .into());
-                    }
-                    request.channel_id = Some(channel_id);
-                }
-                let settings = request.validate(now)?;
-                let new = NewInvite { server_id, creator: &actor, settings: &settings, now };
-                conn.create_invite(&new, random().as_mut())
-            },
+            move |conn| invite_ops::invites::create(conn, &ctx, place, request, random().as_mut()),
             move |created| {
                 let (status, invite) = match created {
                     CreatedInvite::Created(invite) => (StatusCode::CREATED, invite),
@@ -219,8 +158,7 @@ async fn create(
                 render(status, &InviteDto::with_base(invite, &public_url), Some(invite.version))
             },
         )
-        .await?;
-    Ok(respond(answer))
+        .await
 }
 
 /// The server's invites, newest first, expired and used-up ones included, revoked and vanity
@@ -237,26 +175,12 @@ pub(crate) async fn list_in_server(
     path: web::Path<Uuid>,
     query: web::Query<ListQuery>,
 ) -> ApiResult<HttpResponse> {
-    let server_id = path.into_inner();
+    let ctx = state.ctx(actor);
+    let place = Place::Server(path.into_inner());
     let ListQuery { channel_id, limit, before } = query.into_inner();
-    let invites = state
-        .db
-        .run(move |conn| {
-            require_invite_access(&member_standing(conn, server_id, actor.user_id)?)?;
-            let limit = PageLimit::parse(limit, MAX_LIST, MAX_LIST)?;
-            let scope = match channel_id {
-                // A channel of another server simply lists nothing.
-                Some(channel_id) => match conn.find_channel(channel_id)? {
-                    Some(channel) if channel.server_id == server_id => {
-                        InviteScope::Channel(channel_id)
-                    }
-                    _ => return Ok(Vec::new()),
-                },
-                None => InviteScope::Server(server_id),
-            };
-            conn.list_invites(scope, before, limit)
-        })
-        .await?;
+    let query = invite_ops::invites::ListQuery { channel_id, limit, before };
+    let invites =
+        state.db.run(move |conn| invite_ops::invites::list(conn, &ctx, place, query)).await?;
     Ok(list_response(&invites, &state))
 }
 
@@ -273,39 +197,18 @@ pub(crate) async fn list_in_channel(
     path: web::Path<Uuid>,
     query: web::Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
-    let channel_id = path.into_inner();
+    let ctx = state.ctx(actor);
+    let place = Place::Channel(path.into_inner());
     let PageQuery { limit, before } = query.into_inner();
-    let invites = state
-        .db
-        .run(move |conn| {
-            require_invite_access(&channel_standing(conn, channel_id, actor.user_id)?.1)?;
-            let limit = PageLimit::parse(limit, MAX_LIST, MAX_LIST)?;
-            conn.list_invites(InviteScope::Channel(channel_id), before, limit)
-        })
-        .await?;
+    let query = invite_ops::invites::ListQuery { channel_id: None, limit, before };
+    let invites =
+        state.db.run(move |conn| invite_ops::invites::list(conn, &ctx, place, query)).await?;
     Ok(list_response(&invites, &state))
 }
 
 fn list_response(invites: &[Invite], state: &AppState) -> HttpResponse {
     HttpResponse::Ok()
         .json(invites.iter().map(|invite| InviteDto::new(invite, state)).collect::<Vec<_>>())
-}
-
-/// The invite of this server, for a member allowed at least to see invites; 404 when it is
-/// unknown, revoked or another server's.
-fn server_invite(
-    conn: &mut DbConnection,
-    server_id: Uuid,
-    invite_id: Uuid,
-    user_id: Uuid,
-) -> StoreResult<(Standing, Invite)> {
-    let standing = member_standing(conn, server_id, user_id)?;
-    require_invite_access(&standing)?;
-    let invite = conn
-        .find_invite(invite_id)?
-        .filter(|invite| invite.server_id == server_id && invite.revoked_at.is_none())
-        .ok_or_else(|| Problem::of(ErrorCode::InviteNotFound))?;
-    Ok((standing, invite))
 }
 
 /// Edits an invite's limits; a new expiry counts from now. `CREATE_INVITES` for one's own,
@@ -326,21 +229,12 @@ pub(crate) async fn update(
     path: web::Path<(Uuid, Uuid)>,
     JsonBody(request): JsonBody<UpdateInviteRequest>,
 ) -> ApiResult<HttpResponse> {
-    let (server_id, invite_id) = path.into_inner();
+    let ctx = state.ctx(actor);
+    let ids = path.into_inner();
     let expected = if_match(&req);
-    let now = state.clock.now();
     let invite = state
-        .db
-        .run(move |conn| {
-            let (standing, invite) = server_invite(conn, server_id, invite_id, actor.user_id)?;
-            standing.may_manage_invite(invite.created_by, InviteAction::Edit)?;
-            let expected = expected?;
-            conn.update_invite(invite.id, &request, expected, actor.user_id, now)
-        })
+        .change(move |conn| invite_ops::invites::update(conn, &ctx, ids, &request, expected))
         .await?;
-    if let Some(code) = &invite.code {
-        state.previews.invalidate(code);
-    }
     Ok(invite_response(HttpResponse::Ok(), &invite, &state))
 }
 
@@ -360,22 +254,10 @@ pub(crate) async fn revoke(
     AuthUser(actor): AuthUser,
     path: web::Path<(Uuid, Uuid)>,
 ) -> ApiResult<HttpResponse> {
-    let (server_id, invite_id) = path.into_inner();
+    let ctx = state.ctx(actor);
+    let ids = path.into_inner();
     let expected = if_match(&req);
-    let now = state.clock.now();
-    let code = state
-        .db
-        .run(move |conn| {
-            let (standing, invite) = server_invite(conn, server_id, invite_id, actor.user_id)?;
-            standing.may_manage_invite(invite.created_by, InviteAction::Revoke)?;
-            let expected = expected?;
-            revoke_checked(conn, &invite, expected, actor.user_id, now)?;
-            Ok(invite.code)
-        })
-        .await?;
-    if let Some(code) = code {
-        state.previews.invalidate(&code);
-    }
+    state.change(move |conn| invite_ops::invites::revoke(conn, &ctx, ids, expected)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -395,50 +277,12 @@ pub(crate) async fn revoke_by_code(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let code = CodeRef::parse(&path).ok_or_else(|| ApiError::of(ErrorCode::InviteNotFound))?;
-    let code_key = code.clone();
+    let ctx = state.ctx(actor);
     let expected = if_match(&req);
-    let now = state.clock.now();
     state
-        .db
-        .run(move |conn| {
-            let invite = conn
-                .find_invite_by_code(&code)?
-                .filter(|invite| invite.revoked_at.is_none())
-                .ok_or_else(|| Problem::of(ErrorCode::InviteNotFound))?;
-            if invite.created_by != Some(actor.user_id) {
-                let manages = conn
-                    .standing(invite.server_id, actor.user_id)?
-                    .is_some_and(|standing| standing.has(Permissions::MANAGE_SERVER));
-                if !manages {
-                    return Err(Problem::with_message(
-                        ErrorCode::MissingPermission,
-                        "You need the Manage Server permission to revoke this invite",
-                    )
-                    .into());
-                }
-            }
-            revoke_checked(conn, &invite, expected?, actor.user_id, now)
-        })
+        .change(move |conn| invite_ops::invites::revoke_by_code(conn, &ctx, &code, expected))
         .await?;
-    state.previews.invalidate(code_key.as_str());
     Ok(HttpResponse::NoContent().finish())
-}
-
-fn revoke_checked(
-    conn: &mut DbConnection,
-    invite: &Invite,
-    expected: Option<i64>,
-    actor: Uuid,
-    now: chrono::DateTime<chrono::Utc>,
-) -> StoreResult<()> {
-    match conn.revoke_invite(invite.id, expected, actor, now) {
-        Ok(_) => Ok(()),
-        // Revoked by someone else since it was read.
-        Err(invite_store::StoreError::NotFound) => {
-            Err(Problem::of(ErrorCode::InviteNotFound).into())
-        }
-        Err(error) => Err(error),
-    }
 }
 
 /// Public preview of an invite someone could still accept; no token needed.
@@ -469,7 +313,7 @@ pub(crate) async fn preview(
         let key = code.clone();
         let found = state
             .db
-            .run(move |conn| conn.preview(&key))
+            .run(move |conn| invite_ops::invites::preview(conn, &key))
             .await?
             .map(|preview| Arc::new(CachedPreview::from(&preview)));
         if let Some(found) = &found {
@@ -510,41 +354,41 @@ pub(crate) async fn accept(
     state.limit(&req, |limits| limits.accept(actor.user_id))?;
     let code = CodeRef::parse(&path)
         .ok_or_else(|| ApiError::from(Problem::from(RedemptionRefused::NotFound)))?;
-    let now = state.clock.now();
-    let target = code.clone();
+    let ctx = state.ctx(actor);
     let claim = key.claim();
     let outcome = state
         .db
-        .run(move |conn| match &claim {
-            None => conn.redeem(&target, &actor, now).map(Keyed::Fresh),
-            Some(claim) => keyed(
+        .run(move |conn| {
+            invite_ops::accept::accept(
                 conn,
-                claim,
-                now,
-                |conn| conn.redeem_recorded(&target, &actor, now, claim, &JOINED),
-                |redemption| matches!(redemption, Redemption::Joined(_)),
-            ),
+                &ctx,
+                &code,
+                claim.as_ref().map(|claim| (claim, &JOINED)),
+            )
         })
         .await;
-    if let Ok(Keyed::Fresh(Redemption::Joined(joined))) = &outcome {
-        state.previews.invalidate(code.as_str());
-        state.previews.member_joined(joined.member.server_id, joined.member_count);
+    if let Ok(Keyed::Fresh(done)) = &outcome {
+        state.events.published(&state.previews, &done.events);
     }
     state.metrics.observe_accept(match &outcome {
-        Ok(Keyed::Fresh(Redemption::Joined(_))) => "joined",
+        Ok(Keyed::Fresh(done)) => match &done.value {
+            Redemption::Joined(_) => "joined",
+            Redemption::Refused(reason) => reason.label(),
+        },
         Ok(Keyed::Replay(_)) => "replayed",
-        Ok(Keyed::Fresh(Redemption::Refused(reason))) => reason.label(),
         Err(ApiError::Unavailable(_) | ApiError::Overloaded) => "unavailable",
         Err(_) => "error",
     });
     match outcome? {
         Keyed::Replay(recorded) => Ok(respond(Keyed::Replay(recorded))),
-        Keyed::Fresh(Redemption::Joined(joined)) => Ok(respond(Keyed::Fresh(RecordedResponse {
-            status: JOINED.status,
-            body: JOINED.render(joined.member.server_id),
-            etag: None,
-        }))),
-        Keyed::Fresh(Redemption::Refused(reason)) => Err(Problem::from(reason).into()),
+        Keyed::Fresh(done) => match done.value {
+            Redemption::Joined(joined) => Ok(respond(Keyed::Fresh(RecordedResponse {
+                status: JOINED.status,
+                body: JOINED.render(joined.member.server_id),
+                etag: None,
+            }))),
+            Redemption::Refused(reason) => Err(Problem::from(reason).into()),
+        },
     }
 }
 

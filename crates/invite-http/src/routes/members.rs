@@ -1,14 +1,10 @@
 //! Members: listing, permissions, leaving and kicking, and who joined with an invite.
 
 use actix_web::{HttpResponse, web};
-use invite_core::permissions::Requirement;
-use invite_core::server::{PageLimit, UpdateMemberRequest};
-use invite_core::{ErrorCode, Problem};
-use invite_store::StoreError;
-use invite_store::repo::{InviteRepository, MemberRepository, Removal};
+use invite_core::server::UpdateMemberRequest;
 use uuid::Uuid;
 
-use super::{AfterQuery, member_standing};
+use super::AfterQuery;
 use crate::auth::AuthUser;
 use crate::dto::MemberDto;
 use crate::error::{ApiResult, ErrorBody};
@@ -19,16 +15,6 @@ routes! {
     "/servers/{server_id}/members" => { GET: list },
     "/servers/{server_id}/members/{user_id}" => { PATCH: update, DELETE: remove },
     "/servers/{server_id}/invites/{invite_id}/members" => { GET: joined_with },
-}
-
-const MAX_PAGE: i64 = 1000;
-const DEFAULT_PAGE: i64 = 100;
-
-fn member_not_found(error: StoreError) -> StoreError {
-    match error {
-        StoreError::NotFound => Problem::of(ErrorCode::MemberNotFound).into(),
-        other => other,
-    }
 }
 
 /// Members ordered by user id, with how each joined.
@@ -43,15 +29,12 @@ pub(crate) async fn list(
     path: web::Path<Uuid>,
     query: web::Query<AfterQuery>,
 ) -> ApiResult<HttpResponse> {
+    let ctx = state.ctx(actor);
     let server_id = path.into_inner();
     let AfterQuery { limit, after } = query.into_inner();
     let members = state
         .db
-        .run(move |conn| {
-            member_standing(conn, server_id, actor.user_id)?;
-            let limit = PageLimit::parse(limit, DEFAULT_PAGE, MAX_PAGE)?;
-            conn.list_members(server_id, after, limit)
-        })
+        .run(move |conn| invite_ops::members::list(conn, &ctx, server_id, (limit, after)))
         .await?;
     Ok(HttpResponse::Ok().json(members.into_iter().map(MemberDto::from).collect::<Vec<_>>()))
 }
@@ -69,21 +52,15 @@ pub(crate) async fn update(
     path: web::Path<(Uuid, Uuid)>,
     JsonBody(request): JsonBody<UpdateMemberRequest>,
 ) -> ApiResult<HttpResponse> {
-    let (server_id, user_id) = path.into_inner();
-    let member = state
-        .db
-        .run(move |conn| {
-            member_standing(conn, server_id, actor.user_id)?.require(Requirement::Administrator)?;
-            conn.set_member_permissions(server_id, user_id, request.permissions)
-                .map_err(member_not_found)
-        })
-        .await?;
+    let ctx = state.ctx(actor);
+    let ids = path.into_inner();
+    let member =
+        state.change(move |conn| invite_ops::members::update(conn, &ctx, ids, &request)).await?;
     Ok(HttpResponse::Ok().json(MemberDto::from(member)))
 }
 
-/// Leaving (oneself) or kicking (`KICK_MEMBERS`); the owner can do neither to themselves nor be
-/// kicked, since a server without its owner could never be managed again.
-/// Leaves (oneself) or kicks (`KICK_MEMBERS`); never the owner.
+/// Leaves (oneself) or kicks (`KICK_MEMBERS`); never the owner, since a server without its
+/// owner could never be managed again.
 #[utoipa::path(delete, path = "/servers/{server_id}/members/{user_id}", tag = "members", security(("bearer" = [])),
     params(("server_id" = Uuid, Path, description = "The server"), ("user_id" = Uuid, Path, description = "The member")), responses(
         (status = 204, description = "Removed"),
@@ -95,41 +72,10 @@ pub(crate) async fn remove(
     AuthUser(actor): AuthUser,
     path: web::Path<(Uuid, Uuid)>,
 ) -> ApiResult<HttpResponse> {
-    let (server_id, user_id) = path.into_inner();
-    let now = state.clock.now();
-    state
-        .db
-        .run(move |conn| {
-            let standing = member_standing(conn, server_id, actor.user_id)?;
-            let leaving = user_id == actor.user_id;
-            if !leaving {
-                standing.require(Requirement::KickMembers)?;
-            }
-            let owner_id = server_owner(conn, server_id)?;
-            if user_id == owner_id {
-                let message = if leaving {
-                    "The server owner cannot leave their own server"
-                } else {
-                    "The server owner cannot be removed from their server"
-                };
-                return Err(Problem::with_message(ErrorCode::OwnerImmune, message).into());
-            }
-            let removal =
-                if leaving { Removal::Leave } else { Removal::Kick { by: actor.user_id } };
-            conn.remove_member(server_id, user_id, removal, now).map_err(member_not_found)
-        })
-        .await?;
-    state.previews.member_left(server_id);
+    let ctx = state.ctx(actor);
+    let ids = path.into_inner();
+    state.change(move |conn| invite_ops::members::remove(conn, &ctx, ids)).await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// The server's owner.
-pub(super) fn server_owner(
-    conn: &mut invite_store::DbConnection,
-    server_id: Uuid,
-) -> invite_store::StoreResult<Uuid> {
-    use invite_store::repo::ServerRepository;
-    Ok(conn.find_server(server_id)?.ok_or_else(|| Problem::of(ErrorCode::ServerNotFound))?.owner_id)
 }
 
 /// Members who joined with an invite, in join order (`MANAGE_SERVER`).
@@ -145,19 +91,12 @@ pub(crate) async fn joined_with(
     path: web::Path<(Uuid, Uuid)>,
     query: web::Query<AfterQuery>,
 ) -> ApiResult<HttpResponse> {
-    let (server_id, invite_id) = path.into_inner();
+    let ctx = state.ctx(actor);
+    let ids = path.into_inner();
     let AfterQuery { limit, after } = query.into_inner();
     let members = state
         .db
-        .run(move |conn| {
-            member_standing(conn, server_id, actor.user_id)?.require(Requirement::ManageServer)?;
-            let limit = PageLimit::parse(limit, DEFAULT_PAGE, MAX_PAGE)?;
-            // Revoked invites count: who joined with them stays worth knowing.
-            conn.find_invite(invite_id)?
-                .filter(|invite| invite.server_id == server_id)
-                .ok_or_else(|| Problem::of(ErrorCode::InviteNotFound))?;
-            conn.members_joined_with(invite_id, after, limit)
-        })
+        .run(move |conn| invite_ops::invites::members_joined_with(conn, &ctx, ids, (limit, after)))
         .await?;
     Ok(HttpResponse::Ok().json(members.into_iter().map(MemberDto::from).collect::<Vec<_>>()))
 }

@@ -39,12 +39,9 @@ pub(crate) mod metrics;
 pub(crate) mod servers;
 pub(crate) mod status;
 pub(crate) mod vanity;
+pub(crate) mod webhooks;
 
 use actix_web::{Resource, web};
-use invite_core::ErrorCode;
-use invite_core::permissions::Standing;
-use invite_store::repo::ServerRepository;
-use invite_store::{DbConnection, StoreResult};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -61,6 +58,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     bans::configure(cfg);
     channels::configure(cfg);
     vanity::configure(cfg);
+    webhooks::configure(cfg);
     invites::configure(cfg);
 }
 
@@ -77,6 +75,7 @@ pub fn table() -> Vec<(&'static str, &'static str)> {
         bans::ROUTES,
         channels::ROUTES,
         vanity::ROUTES,
+        webhooks::ROUTES,
         invites::ROUTES,
     ]
     .into_iter()
@@ -88,17 +87,6 @@ pub fn table() -> Vec<(&'static str, &'static str)> {
 /// A resource whose other methods answer 405 in JSON, with the `Allow` header listing `allowed`.
 fn resource(path: &str, allowed: &'static [&'static str]) -> Resource {
     web::resource(path).default_service(web::to(move || method_not_allowed(allowed)))
-}
-
-/// The caller's standing in a server they belong to; 404 `SERVER_NOT_FOUND` otherwise, so a
-/// stranger cannot tell a private server from a missing one.
-fn member_standing(
-    conn: &mut DbConnection,
-    server_id: Uuid,
-    user_id: Uuid,
-) -> StoreResult<Standing> {
-    conn.standing(server_id, user_id)?
-        .ok_or_else(|| invite_core::Problem::of(ErrorCode::ServerNotFound).into())
 }
 
 /// `?limit=&before=` for lists newest first.

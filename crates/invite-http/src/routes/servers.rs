@@ -2,18 +2,15 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use invite_core::permissions::Requirement;
-use invite_core::server::{CreateServerRequest, PageLimit, PauseRequest, UpdateServerRequest};
-use invite_core::{ErrorCode, Problem};
-use invite_store::repo::{AuditRepository, ServerRepository};
+use invite_core::server::{CreateServerRequest, PauseRequest, UpdateServerRequest};
 use uuid::Uuid;
 
-use super::{BeforeQuery, member_standing};
+use super::BeforeQuery;
 use crate::auth::AuthUser;
 use crate::dto::{AuditEntryDto, ServerDto};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
-use crate::idempotency::{IdempotencyKey, render, respond};
+use crate::idempotency::{IdempotencyKey, render};
 use crate::state::AppState;
 
 routes! {
@@ -22,10 +19,6 @@ routes! {
     "/servers/{server_id}/invites-pause" => { PUT: pause, DELETE: resume },
     "/servers/{server_id}/audit-log" => { GET: audit_log },
 }
-
-/// Most audit entries one page returns, and the default page.
-const MAX_AUDIT_PAGE: i64 = 100;
-const DEFAULT_AUDIT_PAGE: i64 = 50;
 
 /// Creates a server; the caller becomes its owner and first member.
 #[utoipa::path(post, path = "/servers", tag = "servers", security(("bearer" = [])),
@@ -37,18 +30,17 @@ pub(crate) async fn create(
     key: IdempotencyKey,
     JsonBody(request): JsonBody<CreateServerRequest>,
 ) -> ApiResult<HttpResponse> {
-    let settings = request.validate()?;
-    let now = state.clock.now();
-    let answer = state
-        .db
-        .write(
+    // The request's rules first: they need no database.
+    request.validate()?;
+    let ctx = state.ctx(actor);
+    let now = ctx.now;
+    state
+        .post(
             key.claim(),
-            now,
-            move |conn| conn.create_server(&actor, &settings, now),
+            move |conn| invite_ops::servers::create(conn, &ctx, &request),
             move |server| render(StatusCode::CREATED, &ServerDto::new(server.clone(), now), None),
         )
-        .await?;
-    Ok(respond(answer))
+        .await
 }
 
 /// A server the caller belongs to.
@@ -62,17 +54,11 @@ pub(crate) async fn get(
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
+    let ctx = state.ctx(actor);
+    let now = ctx.now;
     let server_id = path.into_inner();
-    let server = state
-        .db
-        .run(move |conn| {
-            member_standing(conn, server_id, actor.user_id)?;
-            Ok(conn
-                .find_server(server_id)?
-                .ok_or_else(|| Problem::of(ErrorCode::ServerNotFound))?)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(ServerDto::new(server, state.clock.now())))
+    let server = state.db.run(move |conn| invite_ops::servers::get(conn, &ctx, server_id)).await?;
+    Ok(HttpResponse::Ok().json(ServerDto::new(server, now)))
 }
 
 /// Edits a server (`MANAGE_SERVER`; `features` only by the owner).
@@ -88,22 +74,12 @@ pub(crate) async fn update(
     path: web::Path<Uuid>,
     JsonBody(request): JsonBody<UpdateServerRequest>,
 ) -> ApiResult<HttpResponse> {
+    let ctx = state.ctx(actor);
+    let now = ctx.now;
     let server_id = path.into_inner();
-    let now = state.clock.now();
     let server = state
-        .db
-        .run(move |conn| {
-            let standing = member_standing(conn, server_id, actor.user_id)?;
-            standing.require(Requirement::ManageServer)?;
-            let changes = request.validate()?;
-            // Features are what the platform grants a server; only its owner may change them.
-            if changes.features.is_some() {
-                standing.require(Requirement::Owner)?;
-            }
-            conn.update_server(server_id, &changes, now)
-        })
+        .change(move |conn| invite_ops::servers::update(conn, &ctx, server_id, &request))
         .await?;
-    state.previews.invalidate_all();
     Ok(HttpResponse::Ok().json(ServerDto::new(server, now)))
 }
 
@@ -120,17 +96,11 @@ pub(crate) async fn pause(
     path: web::Path<Uuid>,
     JsonBody(request): JsonBody<PauseRequest>,
 ) -> ApiResult<HttpResponse> {
+    let ctx = state.ctx(actor);
     let server_id = path.into_inner();
-    let now = state.clock.now();
     state
-        .db
-        .run(move |conn| {
-            member_standing(conn, server_id, actor.user_id)?.require(Requirement::ManageServer)?;
-            let pause = request.validate(now)?;
-            conn.set_invites_pause(server_id, Some(pause), actor.user_id, now)
-        })
+        .change(move |conn| invite_ops::servers::set_pause(conn, &ctx, server_id, Some(&request)))
         .await?;
-    state.previews.invalidate_all();
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -146,16 +116,9 @@ pub(crate) async fn resume(
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
+    let ctx = state.ctx(actor);
     let server_id = path.into_inner();
-    let now = state.clock.now();
-    state
-        .db
-        .run(move |conn| {
-            member_standing(conn, server_id, actor.user_id)?.require(Requirement::ManageServer)?;
-            conn.set_invites_pause(server_id, None, actor.user_id, now)
-        })
-        .await?;
-    state.previews.invalidate_all();
+    state.change(move |conn| invite_ops::servers::set_pause(conn, &ctx, server_id, None)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -172,15 +135,12 @@ pub(crate) async fn audit_log(
     path: web::Path<Uuid>,
     query: web::Query<BeforeQuery>,
 ) -> ApiResult<HttpResponse> {
+    let ctx = state.ctx(actor);
     let server_id = path.into_inner();
     let BeforeQuery { limit, before } = query.into_inner();
     let entries = state
         .db
-        .run(move |conn| {
-            member_standing(conn, server_id, actor.user_id)?.require(Requirement::Administrator)?;
-            let limit = PageLimit::parse(limit, DEFAULT_AUDIT_PAGE, MAX_AUDIT_PAGE)?;
-            conn.list_audit_entries(server_id, before, limit)
-        })
+        .run(move |conn| invite_ops::servers::audit_log(conn, &ctx, server_id, (limit, before)))
         .await?;
     Ok(HttpResponse::Ok().json(entries.into_iter().map(AuditEntryDto::from).collect::<Vec<_>>()))
 }

@@ -1,14 +1,10 @@
 //! Vanity URLs.
 
 use actix_web::{HttpResponse, web};
-use invite_core::permissions::Requirement;
-use invite_core::server::{ServerFeature, VanityRequest};
-use invite_core::{ErrorCode, Problem};
+use invite_core::server::VanityRequest;
 use invite_store::models::Invite;
-use invite_store::repo::{ServerRepository, VanityRepository};
 use uuid::Uuid;
 
-use super::member_standing;
 use crate::auth::AuthUser;
 use crate::dto::VanityDto;
 use crate::error::{ApiResult, ErrorBody};
@@ -38,14 +34,10 @@ pub(crate) async fn get(
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
+    let ctx = state.ctx(actor);
     let server_id = path.into_inner();
-    let invite = state
-        .db
-        .run(move |conn| {
-            member_standing(conn, server_id, actor.user_id)?.require(Requirement::ManageServer)?;
-            conn.vanity_invite(server_id)
-        })
-        .await?;
+    let invite =
+        state.db.run(move |conn| invite_ops::servers::vanity(conn, &ctx, server_id)).await?;
     Ok(HttpResponse::Ok().json(vanity_dto(invite)))
 }
 
@@ -63,26 +55,10 @@ pub(crate) async fn update(
     path: web::Path<Uuid>,
     JsonBody(request): JsonBody<VanityRequest>,
 ) -> ApiResult<HttpResponse> {
+    let ctx = state.ctx(actor);
     let server_id = path.into_inner();
-    let now = state.clock.now();
     let invite = state
-        .db
-        .run(move |conn| {
-            member_standing(conn, server_id, actor.user_id)?.require(Requirement::ManageServer)?;
-            let code = request.validate()?;
-            let server = conn
-                .find_server(server_id)?
-                .ok_or_else(|| Problem::of(ErrorCode::ServerNotFound))?;
-            if !server.features.contains(&ServerFeature::VanityUrl) {
-                return Err(Problem::with_message(
-                    ErrorCode::MissingFeature,
-                    "This server lacks the VANITY_URL feature",
-                )
-                .into());
-            }
-            conn.set_vanity_code(server_id, code.as_ref(), actor.user_id, now)
-        })
+        .change(move |conn| invite_ops::servers::set_vanity(conn, &ctx, server_id, &request))
         .await?;
-    state.previews.invalidate_all();
     Ok(HttpResponse::Ok().json(vanity_dto(invite)))
 }

@@ -15,7 +15,7 @@ use crate::models::{AuditEntry, AuditRow};
 use crate::schema::audit_entries;
 use crate::sql_types::{Id, Json, Ts};
 
-/// Audit writes that failed since the process started. A counter rather than configuration, so a
+/// Audit writes that failed (failing their operations) since the process started. A counter rather than configuration, so a
 /// process-wide static is the honest shape for it; `/metrics` exports it.
 static AUDIT_WRITE_FAILURES: AtomicU64 = AtomicU64::new(0);
 
@@ -34,10 +34,9 @@ pub(crate) struct NewAuditEntry {
     pub(crate) now: DateTime<Utc>,
 }
 
-/// Records an entry inside the caller's transaction, under a savepoint: a failed audit write is
-/// logged and counted but never fails, or rolls back, the operation it describes. A connection
-/// that died meanwhile is not an audit failure: the operation cannot commit either, and the
-/// caller gets the database's unavailability.
+/// Records an entry inside the caller's transaction, plainly: the entry commits with the change
+/// it describes, and a failed entry fails the change (contract section 5.3). A failure that is
+/// not the connection's is logged and counted on its way out.
 pub(crate) fn record(conn: &mut DbConnection, entry: NewAuditEntry) -> StoreResult<()> {
     let row = AuditRow {
         id: Id(Uuid::now_v7()),
@@ -49,14 +48,14 @@ pub(crate) fn record(conn: &mut DbConnection, entry: NewAuditEntry) -> StoreResu
         details: Json(entry.details),
         created_at: Ts(entry.now),
     };
-    let written = conn
-        .transaction(|conn| diesel::insert_into(audit_entries::table).values(&row).execute(conn));
-    match written.map_err(StoreError::from) {
+    match diesel::insert_into(audit_entries::table).values(&row).execute(conn) {
         Ok(_) => Ok(()),
-        Err(error) if error.is_unavailable() => Err(error),
         Err(error) => {
-            count_failure(entry.server_id, entry.action, error);
-            Ok(())
+            let error = StoreError::from(error);
+            if !error.is_unavailable() {
+                count_failure(entry.server_id, entry.action, &error);
+            }
+            Err(error)
         }
     }
 }
@@ -68,7 +67,7 @@ pub(crate) fn count_failure(server_id: Uuid, action: AuditAction, error: impl st
         %error,
         %server_id,
         action = action.as_str(),
-        "audit entry could not be written; the operation itself went ahead"
+        "audit entry could not be written; the operation it describes failed with it"
     );
 }
 

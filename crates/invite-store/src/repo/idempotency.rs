@@ -202,15 +202,15 @@ pub fn keyed<T>(
 }
 
 /// [`keyed`] for a write that `work` performs and `render` describes: the work and its record
-/// commit in one transaction. Nothing is recorded when the work fails: it changed nothing, so a
-/// retry is decided afresh.
+/// commit in one transaction; a fresh answer comes with the work's value. Nothing is recorded
+/// when the work fails: it changed nothing, so a retry is decided afresh.
 pub fn recorded<T>(
     conn: &mut DbConnection,
     claim: &IdempotencyClaim,
     now: DateTime<Utc>,
     work: impl FnOnce(&mut DbConnection) -> StoreResult<T>,
     render: impl FnOnce(&T) -> RecordedResponse,
-) -> StoreResult<Keyed<RecordedResponse>> {
+) -> StoreResult<Keyed<(RecordedResponse, T)>> {
     keyed(
         conn,
         claim,
@@ -220,7 +220,7 @@ pub fn recorded<T>(
                 let value = work(conn)?;
                 let response = render(&value);
                 conn.record_response(claim, &response, now)?;
-                Ok(response)
+                Ok((response, value))
             })
         },
         |_| true,

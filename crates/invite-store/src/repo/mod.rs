@@ -6,6 +6,7 @@
 //! [`StoreError::Refused`](crate::StoreError::Refused) and leave the database unchanged.
 
 mod audit;
+mod events;
 mod idempotency;
 mod invites;
 mod maintenance;
@@ -13,6 +14,7 @@ mod members;
 mod redeem;
 mod servers;
 mod vanity;
+mod webhooks;
 
 use chrono::{DateTime, Utc};
 use invite_core::code::{CodeRef, RandomSource, VanityCode};
@@ -23,12 +25,14 @@ use invite_core::server::{ChannelName, NewServerSettings, PageLimit, ServerChang
 use uuid::Uuid;
 
 pub use audit::audit_write_failures;
+pub use events::{Event, EventHorizon, HorizonSample, NewEvent};
 pub use idempotency::{
     IDEMPOTENCY_WINDOW, IdempotencyClaim, JoinResponseTemplate, Keyed, PriorResponse,
     RecordedResponse, keyed, recorded,
 };
 pub use maintenance::MaintenanceState;
 pub use redeem::accept_statement_sql;
+pub use webhooks::{AttemptOutcome, Delivery, NewWebhook, Webhook};
 
 #[cfg(doc)]
 use crate::connection::DbConnection;
@@ -90,6 +94,11 @@ pub trait ServerRepository {
         changes: &ServerChanges,
         now: DateTime<Utc>,
     ) -> StoreResult<Server>;
+
+    /// Takes the server's row lock for the rest of the transaction: writes that must not
+    /// interleave for one server (counting against a limit, numbering its events) take turns.
+    /// `NotFound` when there is no such server.
+    fn lock_server(&mut self, server_id: Uuid) -> StoreResult<()>;
 
     /// Pauses (`Some`) or resumes (`None`) the server's invites, with its audit entry.
     fn set_invites_pause(
@@ -227,7 +236,7 @@ pub enum InviteScope {
 }
 
 /// A successful join.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Joined {
     /// The new membership.
     pub member: Member,
@@ -237,13 +246,15 @@ pub struct Joined {
     pub version: i64,
     /// The server's member count after this join (this one included).
     pub member_count: i64,
+    /// The `MEMBER_JOIN` event the join wrote to the outbox.
+    pub event: Event,
 }
 
 /// The outcome of an accept.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Redemption {
-    /// The user joined.
-    Joined(Joined),
+    /// The user joined (boxed: a join carries its member and event, a refusal one byte).
+    Joined(Box<Joined>),
     /// The user may not join, for the reason given; nothing changed.
     Refused(RedemptionRefused),
 }
@@ -377,6 +388,76 @@ pub trait IdempotencyRepository {
     /// Deletes up to about `batch` records older than [`IDEMPOTENCY_WINDOW`]; returns how many
     /// went.
     fn purge_idempotency_records(&mut self, now: DateTime<Utc>, batch: i64) -> StoreResult<usize>;
+}
+
+/// The outbox (contract section 9); see the `events` module for how it is read safely.
+pub trait EventRepository {
+    /// Appends events inside the caller's transaction, after taking their servers' row locks (so
+    /// that one server's events are numbered in commit order); returns them as stored.
+    fn append_events(&mut self, events: &[NewEvent], now: DateTime<Utc>)
+    -> StoreResult<Vec<Event>>;
+
+    /// One server's events after `after`, oldest first: safe to page through with `after`,
+    /// since a server's events commit in `seq` order.
+    fn server_events(&mut self, server_id: Uuid, after: i64, limit: i64)
+    -> StoreResult<Vec<Event>>;
+
+    /// Every server's events after `after` and up to `up_to` (an [`EventHorizon`]), oldest
+    /// first.
+    fn events_between(&mut self, after: i64, up_to: i64, limit: i64) -> StoreResult<Vec<Event>>;
+
+    /// What an [`EventHorizon`] needs to know now.
+    fn horizon_sample(&mut self) -> StoreResult<HorizonSample>;
+
+    /// The largest `seq` committed so far (0 when none).
+    fn latest_seq(&mut self) -> StoreResult<i64>;
+
+    /// Deletes up to about `batch` events written before `before`; returns how many went.
+    fn purge_events(&mut self, before: DateTime<Utc>, batch: i64) -> StoreResult<usize>;
+}
+
+/// Webhooks and their deliveries (contract section 9).
+pub trait WebhookRepository {
+    /// Registers a webhook whose deliveries start after event `cursor`.
+    fn create_webhook(&mut self, new: &NewWebhook<'_>, cursor: i64) -> StoreResult<Webhook>;
+
+    /// How many webhooks the server has.
+    fn count_webhooks(&mut self, server_id: Uuid) -> StoreResult<i64>;
+
+    /// The server's webhooks, oldest first.
+    fn list_webhooks(&mut self, server_id: Uuid) -> StoreResult<Vec<Webhook>>;
+
+    /// The webhook, or `None`.
+    fn find_webhook(&mut self, webhook_id: Uuid) -> StoreResult<Option<Webhook>>;
+
+    /// Deletes the server's webhook, with its deliveries; `false` when there was none.
+    fn delete_webhook(&mut self, server_id: Uuid, webhook_id: Uuid) -> StoreResult<bool>;
+
+    /// The webhook's latest deliveries, newest first.
+    fn deliveries(&mut self, webhook_id: Uuid, limit: i64) -> StoreResult<Vec<Delivery>>;
+
+    /// Takes (or renews) the lease of every enabled webhook that is due (not waiting for a
+    /// retry) and not leased by another instance, until `until`.
+    fn lease_due_webhooks(
+        &mut self,
+        owner: Uuid,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<Webhook>>;
+
+    /// Records an attempt (if any) and its outcome, if `owner` still holds the lease; `false`
+    /// when it no longer does (nothing is written then).
+    fn record_attempt(
+        &mut self,
+        owner: Uuid,
+        delivery: Option<&Delivery>,
+        webhook_id: Uuid,
+        outcome: &AttemptOutcome,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Deletes deliveries logged before `before`.
+    fn purge_deliveries(&mut self, before: DateTime<Utc>) -> StoreResult<usize>;
 }
 
 /// The maintenance switch (contract section 6), shared by every instance on the database.

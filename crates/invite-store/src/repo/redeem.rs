@@ -20,6 +20,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
 use invite_core::audit::AuditAction;
 use invite_core::code::CodeRef;
+use invite_core::event::EventType;
 use invite_core::invite::InviteKind;
 use invite_core::permissions::Permissions;
 use invite_core::redeem::{
@@ -30,8 +31,8 @@ use uuid::Uuid;
 use super::audit::{self, NewAuditEntry};
 use super::servers::add_to_member_count;
 use super::{
-    Actor, IdempotencyClaim, IdempotencyRepository, JoinResponseTemplate, Joined, RecordedResponse,
-    Redemption, UserRepository,
+    Actor, Event, EventRepository, IdempotencyClaim, IdempotencyRepository, JoinResponseTemplate,
+    Joined, NewEvent, RecordedResponse, Redemption, UserRepository,
 };
 use crate::connection::{DbConnection, check_deadline, write_transaction};
 use crate::error::{Constraint, StoreError, StoreResult};
@@ -195,6 +196,17 @@ fn redeem_locked(
         .execute(conn)?;
     let member_count = add_to_member_count(conn, target.server_id, 1)?;
     conn.remember_user(user, now)?;
+    let event = conn
+        .append_events(
+            &[NewEvent {
+                server_id: target.server_id,
+                kind: EventType::MemberJoin,
+                payload: member_join_payload(&member, member_count),
+            }],
+            now,
+        )?
+        .pop()
+        .ok_or_else(|| corrupt("event", "none appended"))?;
     audit::record(
         conn,
         NewAuditEntry {
@@ -214,7 +226,22 @@ fn redeem_locked(
         };
         conn.record_response(claim, &response, now)?;
     }
-    Ok(Redemption::Joined(Joined { member, uses, version, member_count }))
+    Ok(Redemption::Joined(Box::new(Joined { member, uses, version, member_count, event })))
+}
+
+/// The `MEMBER_JOIN` event's payload: what the PostgreSQL accept statement builds in SQL (see
+/// [`ACCEPT_SQL`]'s `evented`), for the other path. A conformance test keeps the two equal.
+pub(crate) fn member_join_payload(member: &Member, member_count: i64) -> serde_json::Value {
+    serde_json::json!({
+        "server_id": member.server_id,
+        "user_id": member.user_id,
+        "invite_id": member.joined_via_invite_id,
+        "code": member.joined_via_code,
+        "source": member.source.as_str(),
+        "inviter_id": member.inviter_id,
+        "temporary": member.temporary,
+        "member_count": member_count,
+    })
 }
 
 /// The single-statement accept, after its `params` CTE (see [`AcceptStatement`], which binds
@@ -265,13 +292,27 @@ counted AS (
     UPDATE servers AS s SET member_count = s.member_count + 1
     FROM joined AS j
     WHERE s.id = j.server_id
-    RETURNING s.member_count
+    RETURNING s.id, s.member_count
 ),
 audited AS (
-    SELECT record_member_join(p.audit_id, u.server_id, p.user_id,
-                              jsonb_build_object('code', u.code, 'invite_id', u.id), p.now)
-               AS failure
+    INSERT INTO audit_entries (id, server_id, actor_id, action, target_type, target_id, details,
+                               created_at)
+    SELECT p.audit_id, u.server_id, p.user_id, 'MemberJoin', 'user', p.user_id,
+           jsonb_build_object('code', u.code, 'invite_id', u.id), p.now
     FROM used AS u, params AS p
+),
+evented AS (
+    -- Drawn from `counted`, after the server's row lock (see the `events` module).
+    INSERT INTO events (server_id, type, payload, audience, created_at)
+    SELECT c.id, 'MEMBER_JOIN',
+           jsonb_build_object(
+               'server_id', c.id, 'user_id', p.user_id, 'invite_id', u.id, 'code', u.code,
+               'source', CASE u.kind WHEN 'vanity' THEN 'vanity' ELSE 'invite' END,
+               'inviter_id', CASE u.kind WHEN 'vanity' THEN NULL ELSE u.created_by END,
+               'temporary', u.temporary, 'member_count', c.member_count),
+           'members', p.now
+    FROM counted AS c, used AS u, params AS p
+    RETURNING seq, payload
 ),
 remembered AS (
     INSERT INTO users (id, username, created_at, updated_at)
@@ -291,7 +332,8 @@ SELECT t.id, t.server_id, t.code, t.kind, t.created_by, t.max_uses, t.uses, t.ex
        t.temporary, t.revoked_at, t.invites_paused_until, t.invites_paused_indefinitely,
        t.is_member, t.is_banned, u.uses AS new_uses, u.version AS new_version,
        (SELECT member_count FROM counted) AS member_count,
-       (SELECT failure FROM audited) AS audit_failure
+       (SELECT seq FROM evented) AS event_seq,
+       (SELECT payload FROM evented) AS event_payload
 FROM target AS t
 LEFT JOIN used AS u ON u.id = t.id
 ";
@@ -404,9 +446,11 @@ struct AcceptRow {
     /// The server's member count after the join; `None` when nobody joined.
     #[diesel(sql_type = Nullable<BigInt>)]
     member_count: Option<i64>,
-    /// Why the `MemberJoin` entry could not be written; `None` when it was, or nobody joined.
-    #[diesel(sql_type = Nullable<Text>)]
-    audit_failure: Option<String>,
+    /// The `MEMBER_JOIN` event's `seq` and payload; `None` when nobody joined.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    event_seq: Option<i64>,
+    #[diesel(sql_type = Nullable<crate::sql_types::DbJson>)]
+    event_payload: Option<serde_json::Value>,
 }
 
 impl AcceptRow {
@@ -470,19 +514,26 @@ fn redeem_postgres(
         };
         let (member_count, new_uses, new_version) =
             (row.member_count, row.new_uses, row.new_version);
-        if let Some(failure) = &row.audit_failure {
-            audit::count_failure(row.server_id, AuditAction::MemberJoin, failure);
-        }
+        let event = row.event_seq.zip(row.event_payload.clone());
         let target = row.into_target()?;
-        if let (Some(member_count), Some(uses), Some(version)) =
-            (member_count, new_uses, new_version)
+        if let (Some(member_count), Some(uses), Some(version), Some((seq, payload))) =
+            (member_count, new_uses, new_version, event)
         {
-            return Ok(Redemption::Joined(Joined {
+            let event = Event {
+                seq,
+                server_id: target.server_id,
+                kind: EventType::MemberJoin,
+                payload,
+                audience: EventType::MemberJoin.audience(),
+                created_at: now,
+            };
+            return Ok(Redemption::Joined(Box::new(Joined {
                 member: target.member(user, now),
                 uses,
                 version,
                 member_count,
-            }));
+                event,
+            })));
         }
         if let Err(reason) = decide_redemption(&target.facts(), now) {
             return Ok(Redemption::Refused(reason));

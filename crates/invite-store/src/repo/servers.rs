@@ -207,6 +207,10 @@ impl ServerRepository for DbConnection {
         })
     }
 
+    fn lock_server(&mut self, server_id: Uuid) -> StoreResult<()> {
+        lock_server(self, server_id)
+    }
+
     fn set_invites_pause(
         &mut self,
         server_id: Uuid,

@@ -59,7 +59,7 @@ conformance! {
         let owner = user();
         let key = claim(owner.user_id, "create");
         let first = recorded(conn, &key, t0(), |conn| Ok(create_server(conn, &owner)), |server| response(&server.id.to_string())).unwrap();
-        let Keyed::Fresh(first) = first else { panic!("{first:?}") };
+        let Keyed::Fresh((first, _)) = first else { panic!("{first:?}") };
         let again = recorded(conn, &key, t0(), |_| -> invite_store::StoreResult<()> { panic!("the work must not run again") }, |()| response("x")).unwrap();
         assert_eq!(again, Keyed::Replay(first));
         // Another request under the key is refused; the work fails: nothing is kept.

@@ -1,0 +1,239 @@
+//! The events of the outbox, delivered to what listens on this instance (contract section 9):
+//! the preview cache, and the webhook deliverer.
+//!
+//! - Events this instance writes are applied the moment their operation returns, before its
+//!   response leaves ([`EventBus::published`]): the instance that made a change never shows it
+//!   stale.
+//! - Every instance reads the outbox in `seq` order, up to the horizon where nothing can still
+//!   commit below (see `invite_store::repo::EventHorizon`): nothing committed is lost, applied
+//!   twice out of order, or reordered. It reads when woken and at least every
+//!   [`POLL_INTERVAL`].
+//! - On PostgreSQL, an instance that wrote events announces them with `NOTIFY invite_events`,
+//!   sent right after its commit on a connection of its own, and every instance `LISTEN`s on
+//!   such a connection (`tokio-postgres`; diesel cannot listen), reconnecting with backoff and
+//!   catching up from its last `seq`. The `NOTIFY` is not part of the writing transaction:
+//!   PostgreSQL serialises the commits of transactions that notify, which would make every join
+//!   wait for the one before it, fsync included. A lost notification only delays delivery to
+//!   the next poll. On SQLite everything is in this process: the wake-up is enough.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures_util::StreamExt;
+use invite_core::event::EventType;
+use invite_store::repo::{Event, EventHorizon, EventRepository};
+use tokio::sync::Notify;
+
+use crate::preview_cache::PreviewCache;
+use crate::state::AppState;
+
+/// Longest an instance goes without reading the outbox: what another instance's change takes
+/// to show here when its notification is lost.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// How soon to read again while drawn `seq`s wait for transactions to end.
+const HORIZON_RETRY: Duration = Duration::from_millis(10);
+
+/// Events read at a time.
+const BATCH: i64 = 500;
+
+/// The channel of `LISTEN`/`NOTIFY`.
+pub const CHANNEL: &str = "invite_events";
+
+/// This instance's reader of the outbox, and the wake-ups between it and the writers.
+#[derive(Debug, Default)]
+pub struct EventBus {
+    /// Wakes the reader.
+    wake: Notify,
+    /// Wakes the webhook deliverer: there are new events.
+    pub(crate) delivered: Notify,
+    /// Asks the listener to announce this instance's commits.
+    announce: Notify,
+    announce_pending: AtomicBool,
+    /// The last `seq` read.
+    cursor: AtomicI64,
+}
+
+impl EventBus {
+    /// Events this instance just committed: applied here at once, announced to the others.
+    pub fn published(&self, previews: &PreviewCache, events: &[Event]) {
+        if events.is_empty() {
+            return;
+        }
+        for event in events {
+            apply(previews, event);
+        }
+        self.wake.notify_one();
+        self.announce_pending.store(true, Ordering::Release);
+        self.announce.notify_one();
+    }
+
+    /// The last `seq` this instance has read.
+    pub fn cursor(&self) -> i64 {
+        self.cursor.load(Ordering::Acquire)
+    }
+}
+
+/// What an event outdates in the preview cache: the one consumer of events there is.
+pub fn apply(previews: &PreviewCache, event: &Event) {
+    let code = || event.payload.get("code").and_then(|code| code.as_str());
+    match event.kind {
+        EventType::InviteUpdate | EventType::InviteDelete => {
+            if let Some(code) = code() {
+                previews.invalidate(code);
+            }
+        }
+        EventType::MemberJoin => {
+            // The invite's uses changed (it may be used up now), and the server's count.
+            if let Some(code) = code() {
+                previews.invalidate(code);
+            }
+            if let Some(count) =
+                event.payload.get("member_count").and_then(serde_json::Value::as_i64)
+            {
+                previews.member_joined(event.server_id, count);
+            }
+        }
+        EventType::MemberRemove => previews.member_left(event.server_id),
+        // What every preview of the server shows: its pause, name, icon, vanity code.
+        EventType::InvitesPause
+        | EventType::InvitesResume
+        | EventType::ServerUpdate
+        | EventType::VanityUpdate => previews.invalidate_all(),
+        EventType::InviteCreate
+        | EventType::MemberUpdate
+        | EventType::BanAdd
+        | EventType::BanRemove
+        | EventType::ChannelCreate => {}
+    }
+}
+
+/// Starts the reader (and, on PostgreSQL, the listener); call from within the server's runtime.
+pub fn spawn(state: &AppState, listen_url: Option<String>) {
+    let reader = state.clone();
+    actix_web::rt::spawn(async move { read(reader).await });
+    if let Some(url) = listen_url {
+        let bus = Arc::clone(&state.events);
+        actix_web::rt::spawn(async move { listen(bus, url).await });
+    }
+}
+
+async fn read(state: AppState) {
+    // Start from what is committed now: what came before is not news to this instance.
+    let start = loop {
+        match state.db.run(EventRepository::latest_seq).await {
+            Ok(seq) => break seq,
+            Err(error) => {
+                tracing::debug!(%error, "the event reader waits for the database");
+                tokio::time::sleep(POLL_INTERVAL).await;
+            }
+        }
+    };
+    state.events.cursor.store(start, Ordering::Release);
+    let mut horizon = EventHorizon::starting_at(start);
+    loop {
+        let wait = if horizon.is_waiting() { HORIZON_RETRY } else { POLL_INTERVAL };
+        let _ = tokio::time::timeout(wait, state.events.wake.notified()).await;
+        loop {
+            let cursor = state.events.cursor();
+            let sample = match state.db.run(EventRepository::horizon_sample).await {
+                Ok(sample) => sample,
+                Err(error) => {
+                    tracing::debug!(%error, "cannot read the event horizon");
+                    break;
+                }
+            };
+            let safe = horizon.advance(sample);
+            if safe <= cursor {
+                break;
+            }
+            let batch =
+                match state.db.run(move |conn| conn.events_between(cursor, safe, BATCH)).await {
+                    Ok(batch) => batch,
+                    Err(error) => {
+                        tracing::debug!(%error, "cannot read the outbox");
+                        break;
+                    }
+                };
+            // A full batch leaves more to read; otherwise everything up to `safe` is read.
+            let full = i64::try_from(batch.len()).unwrap_or(i64::MAX) >= BATCH;
+            let last = if full { batch.last().map_or(safe, |event| event.seq) } else { safe };
+            for event in &batch {
+                apply(&state.previews, event);
+            }
+            state.events.cursor.store(last, Ordering::Release);
+            if !batch.is_empty() {
+                state.events.delivered.notify_waiters();
+            }
+            if !full {
+                break;
+            }
+        }
+    }
+}
+
+/// The `LISTEN` connection: wakes the reader on every notification and on every (re)connection
+/// (to catch up with what was missed), and sends this instance's announcements.
+async fn listen(bus: Arc<EventBus>, url: String) {
+    let mut delays = backoff();
+    loop {
+        match listen_once(&bus, &url).await {
+            // Closed after working: the next connection starts with short waits again.
+            Ok(()) => delays = backoff(),
+            Err(error) => tracing::warn!(%error, "the event listener lost its connection"),
+        }
+        let delay = delays.next().unwrap_or(Duration::from_secs(30));
+        tokio::time::sleep(delay).await;
+    }
+}
+
+fn backoff() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(30))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+async fn listen_once(bus: &EventBus, url: &str) -> Result<(), tokio_postgres::Error> {
+    let (client, mut connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    let (notices, mut notifications) = tokio::sync::mpsc::unbounded_channel();
+    // The connection yields the notifications; it must be polled for the client to work.
+    let driver = actix_web::rt::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(tokio_postgres::AsyncMessage::Notification(_)) => {
+                    let _ = notices.send(());
+                }
+                Ok(_) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    });
+    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    tracing::info!("listening for events from the other instances");
+    // Whatever happened while not listening is caught up now.
+    bus.wake.notify_one();
+    loop {
+        tokio::select! {
+            notice = notifications.recv() => {
+                if notice.is_none() { break; }
+                bus.wake.notify_one();
+            }
+            () = bus.announce.notified() => {
+                if bus.announce_pending.swap(false, Ordering::AcqRel) {
+                    client.batch_execute(&format!("NOTIFY {CHANNEL}")).await?;
+                }
+            }
+        }
+    }
+    match driver.await {
+        Ok(Err(error)) => Err(error),
+        _ => Ok(()),
+    }
+}

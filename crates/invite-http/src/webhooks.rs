@@ -1,0 +1,429 @@
+//! Delivering webhooks (contract section 9), Stripe's and Svix's way:
+//!
+//! - **Ordered, at least once, per webhook.** Each webhook has a cursor in the database: the
+//!   last event delivered. One instance at a time holds its lease and posts the next event;
+//!   on success the cursor moves. A crash between the receiver's answer and the cursor's move
+//!   delivers that event again: receivers de-duplicate by `Invite-Event-Id` (the `seq`).
+//! - **Signed.** `Invite-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`,
+//!   keyed with the webhook's secret: the timestamp in the signed content stops replays of old
+//!   deliveries (`examples/webhook_receiver.rs` checks both).
+//! - **Retried.** A failure (no answer within [`TIMEOUT`], or a status other than 2xx) is tried
+//!   again after an exponential, jittered wait (from 1 s, at most an hour apart, `backon`), for
+//!   24 hours; then the webhook is disabled, saying why. The state is in the database, so a
+//!   retry survives a restart.
+//! - **Kept inside the public internet.** The target's name is resolved at every connection, and
+//!   private, loopback and link-local addresses are refused there (not only at registration: a
+//!   name can be pointed elsewhere after, DNS rebinding), unless `INVITE_WEBHOOK_ALLOW_PRIVATE`.
+//!   Redirects are not followed.
+//! - **Never in anyone's way.** Each webhook is delivered on a task of its own: one receiver
+//!   that hangs delays its own events, no other webhook's and no request.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use chrono::{DateTime, TimeDelta, Utc};
+use hmac::{Hmac, Mac};
+use invite_core::webhook::is_public;
+use invite_store::repo::{
+    AttemptOutcome, Delivery, Event, EventRepository, Webhook, WebhookRepository,
+};
+use parking_lot::Mutex;
+use sha2::Sha256;
+use uuid::Uuid;
+
+use crate::state::AppState;
+
+/// Longest a receiver has to answer.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long deliveries keep failing before the webhook is disabled.
+pub const GIVE_UP_AFTER: TimeDelta = TimeDelta::hours(24);
+
+/// How long a lease lasts; renewed at every pass.
+const LEASE: TimeDelta = TimeDelta::seconds(60);
+
+/// How often due webhooks are looked for, besides when events arrive.
+const PASS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Events fetched at a time for one webhook.
+const BATCH: i64 = 100;
+
+/// Deliveries logged are kept this long.
+const KEEP_DELIVERIES: TimeDelta = TimeDelta::days(7);
+
+/// The wait before attempt `attempt + 1` (after `attempt` failures), jittered.
+pub fn retry_delay(attempts: u32) -> Duration {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_secs(1))
+        .with_max_delay(Duration::from_hours(1))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .build()
+        .nth(attempts.saturating_sub(1) as usize)
+        .unwrap_or(Duration::from_hours(1))
+}
+
+/// Lower-case hexadecimal.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut hex, byte| {
+        let _ = write!(hex, "{byte:02x}");
+        hex
+    })
+}
+
+/// `t=<unix>,v1=<hex>`: the signature of `body` sent at `timestamp`.
+pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    // HMAC accepts keys of any length: this cannot fail.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        return String::new();
+    };
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("t={timestamp},v1={}", hex(&mac.finalize().into_bytes()))
+}
+
+/// A new webhook secret: 32 random bytes, hex, prefixed so it is recognisable in a leak scan.
+///
+/// # Panics
+/// When the operating system has no randomness to give, which leaves nothing safe to do.
+pub fn new_secret() -> String {
+    let mut bytes = [0_u8; 32];
+    getrandom::fill(&mut bytes).expect("the OS has randomness");
+    format!("whsec_{}", hex(&bytes))
+}
+
+/// Resolves names for the delivery client, keeping only addresses a delivery may reach.
+#[derive(Debug, Clone, Copy)]
+struct PublicOnly {
+    allow_private: bool,
+}
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> =
+                found.into_iter().filter(|addr| allow_private || is_public(addr.ip())).collect();
+            if allowed.is_empty() {
+                return Err(format!(
+                    "{} resolves to no public address (private, loopback and link-local ones are refused)",
+                    name.as_str()
+                )
+                .into());
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Resolves a webhook's host as a delivery would: `Err` with the reason when it points nowhere
+/// a delivery may go.
+pub async fn check_target(host: &str, port: u16, allow_private: bool) -> Result<(), String> {
+    let literal = host.parse::<std::net::IpAddr>().ok();
+    let addrs: Vec<SocketAddr> = match literal {
+        Some(ip) => vec![SocketAddr::new(ip, port)],
+        None => tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|_| format!("url's host {host} does not resolve"))?
+            .collect(),
+    };
+    if allow_private || addrs.iter().any(|addr| is_public(addr.ip())) {
+        Ok(())
+    } else {
+        Err("url must not point at a private, loopback or link-local address".to_owned())
+    }
+}
+
+/// The deliverer of this instance.
+pub struct Deliverer {
+    instance: Uuid,
+    client: reqwest::Client,
+    allow_private: bool,
+    running: Mutex<HashSet<Uuid>>,
+}
+
+impl std::fmt::Debug for Deliverer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deliverer").field("instance", &self.instance).finish_non_exhaustive()
+    }
+}
+
+impl Deliverer {
+    /// A deliverer refusing private targets unless `allow_private`.
+    ///
+    /// # Panics
+    /// When no HTTP client can be built at all (no TLS backend is involved: never).
+    pub fn new(allow_private: bool) -> Self {
+        let client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(PublicOnly { allow_private }))
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(TIMEOUT)
+            .connect_timeout(Duration::from_secs(5))
+            .user_agent("invite-service-webhooks/1")
+            .build()
+            .expect("an HTTP client without TLS always builds");
+        Self { instance: Uuid::now_v7(), client, allow_private, running: Mutex::default() }
+    }
+}
+
+/// Starts delivering; call from within the server's runtime.
+pub fn spawn(state: &AppState) {
+    let state = state.clone();
+    actix_web::rt::spawn(async move {
+        let mut purged = Instant::now();
+        loop {
+            let _ = tokio::time::timeout(PASS_INTERVAL, state.events.delivered.notified()).await;
+            pass(&state).await;
+            if purged.elapsed() > Duration::from_hours(1) {
+                purged = Instant::now();
+                let before = state.clock.now() - KEEP_DELIVERIES;
+                let _ = state.db.run(move |conn| conn.purge_deliveries(before)).await;
+            }
+        }
+    });
+}
+
+/// Leases the due webhooks and starts delivering each that is not already being delivered.
+async fn pass(state: &AppState) {
+    let deliverer = Arc::clone(&state.deliverer);
+    let now = state.clock.now();
+    let owner = deliverer.instance;
+    let leased =
+        match state.db.run(move |conn| conn.lease_due_webhooks(owner, now, now + LEASE)).await {
+            Ok(leased) => leased,
+            Err(error) => {
+                tracing::debug!(%error, "cannot lease webhooks");
+                return;
+            }
+        };
+    for webhook in leased {
+        if !deliverer.running.lock().insert(webhook.id) {
+            continue;
+        }
+        let state = state.clone();
+        actix_web::rt::spawn(async move {
+            let id = webhook.id;
+            deliver(&state, webhook).await;
+            state.deliverer.running.lock().remove(&id);
+        });
+    }
+}
+
+/// Delivers the webhook's events after its cursor, in order, until one fails or none is left.
+async fn deliver(state: &AppState, mut webhook: Webhook) {
+    let owner = state.deliverer.instance;
+    loop {
+        let (server, after) = (webhook.server_id, webhook.cursor);
+        let Ok(events) = state.db.run(move |conn| conn.server_events(server, after, BATCH)).await
+        else {
+            return;
+        };
+        if events.is_empty() {
+            return;
+        }
+        for event in events {
+            let now = state.clock.now();
+            if !webhook.event_types.contains(&event.kind) {
+                webhook.cursor = event.seq;
+                continue;
+            }
+            let (delivery, delivered) = post(state, &webhook, &event, now).await;
+            let outcome = if delivered {
+                AttemptOutcome::Delivered { cursor: event.seq }
+            } else {
+                let attempts = webhook.attempts.saturating_add(1);
+                let failing_since = webhook.failing_since.unwrap_or(now);
+                if now - failing_since >= GIVE_UP_AFTER {
+                    AttemptOutcome::Disable {
+                        reason: format!(
+                            "deliveries failed for 24 hours; the last: {}",
+                            delivery.error.as_deref().unwrap_or("no answer")
+                        ),
+                    }
+                } else {
+                    let wait = retry_delay(u32::try_from(attempts).unwrap_or(u32::MAX));
+                    AttemptOutcome::Retry {
+                        attempts,
+                        failing_since,
+                        next_attempt_at: now + TimeDelta::from_std(wait).unwrap_or(LEASE),
+                    }
+                }
+            };
+            // Skipped events before this one move the cursor along with it.
+            let recorded = {
+                let (id, outcome_to_write) = (webhook.id, outcome.clone());
+                let delivery = delivery.clone();
+                state
+                    .db
+                    .run(move |conn| {
+                        conn.record_attempt(owner, Some(&delivery), id, &outcome_to_write, now)
+                    })
+                    .await
+            };
+            if !matches!(recorded, Ok(true)) {
+                // The lease is gone (or the database): another pass takes over.
+                return;
+            }
+            match outcome {
+                AttemptOutcome::Delivered { cursor } => {
+                    webhook.cursor = cursor;
+                    webhook.attempts = 0;
+                    webhook.failing_since = None;
+                }
+                AttemptOutcome::Retry { .. } | AttemptOutcome::Disable { .. } => return,
+            }
+        }
+        // Only skipped events in this batch: move the cursor past them.
+        let (id, cursor) = (webhook.id, webhook.cursor);
+        let now = state.clock.now();
+        let skipped = state
+            .db
+            .run(move |conn| {
+                conn.record_attempt(owner, None, id, &AttemptOutcome::Delivered { cursor }, now)
+            })
+            .await;
+        if !matches!(skipped, Ok(true)) {
+            return;
+        }
+    }
+}
+
+/// The body of a delivery.
+#[derive(serde::Serialize)]
+struct Envelope<'a> {
+    id: String,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    server_id: Uuid,
+    created_at: DateTime<Utc>,
+    data: &'a serde_json::Value,
+}
+
+/// Posts one event; the delivery to log, and whether it was delivered.
+async fn post(
+    state: &AppState,
+    webhook: &Webhook,
+    event: &Event,
+    now: DateTime<Utc>,
+) -> (Delivery, bool) {
+    let body = serde_json::to_vec(&Envelope {
+        id: event.seq.to_string(),
+        kind: event.kind.as_str(),
+        server_id: event.server_id,
+        created_at: event.created_at,
+        data: &event.payload,
+    })
+    .unwrap_or_default();
+    let started = Instant::now();
+    let result = send(state, webhook, event, now.timestamp(), body).await;
+    let delivery = Delivery {
+        id: Uuid::now_v7(),
+        webhook_id: webhook.id,
+        event_seq: event.seq,
+        event_type: event.kind.as_str().to_owned(),
+        attempt: webhook.attempts.saturating_add(1),
+        status: result.as_ref().ok().map(|status| i32::from(*status)),
+        error: match &result {
+            Ok(status) if (200..300).contains(status) => None,
+            Ok(status) => Some(format!("the receiver answered {status}")),
+            Err(error) => Some(error.clone()),
+        },
+        duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+        created_at: now,
+    };
+    let delivered = matches!(result, Ok(status) if (200..300).contains(&status));
+    (delivery, delivered)
+}
+
+async fn send(
+    state: &AppState,
+    webhook: &Webhook,
+    event: &Event,
+    timestamp: i64,
+    body: Vec<u8>,
+) -> Result<u16, String> {
+    // An address literal is not resolved, so the resolver cannot stand guard: check it here.
+    let request =
+        invite_core::webhook::CreateWebhookRequest { url: webhook.url.clone(), events: None };
+    if let Ok(target) = request.validate()
+        && let Ok(ip) = target.host.parse::<std::net::IpAddr>()
+        && !state.deliverer.allow_private
+        && !is_public(ip)
+    {
+        return Err(format!("{ip} is not a public address"));
+    }
+    let response = state
+        .deliverer
+        .client
+        .post(&webhook.url)
+        .header("content-type", "application/json")
+        .header("invite-event-id", event.seq.to_string())
+        .header("invite-event-type", event.kind.as_str())
+        .header("invite-signature", signature(&webhook.secret, timestamp, &body))
+        .body(body)
+        .send()
+        .await
+        .map_err(|error| describe(&error))?;
+    Ok(response.status().as_u16())
+}
+
+/// The error with its causes, on one line (`reqwest` keeps the reason in its sources).
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = if error.is_timeout() {
+        format!("no answer within {} s", TIMEOUT.as_secs())
+    } else {
+        error.to_string()
+    };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_cover_the_timestamp_and_the_body() {
+        let signed = signature("whsec_x", 1_700_000_000, b"{}");
+        assert!(signed.starts_with("t=1700000000,v1="), "{signed}");
+        assert_eq!(signed.len(), "t=1700000000,v1=".len() + 64);
+        assert_ne!(signed, signature("whsec_x", 1_700_000_001, b"{}"));
+        assert_ne!(signed, signature("whsec_x", 1_700_000_000, b"{ }"));
+        assert_ne!(signed, signature("whsec_y", 1_700_000_000, b"{}"));
+        // RFC 4231 test case 2, as a sanity check of the construction's primitive.
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"Jefe").unwrap();
+        mac.update(b"what do ya want for nothing?");
+        assert_eq!(
+            hex(&mac.finalize().into_bytes()),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn retries_back_off_exponentially_with_a_cap() {
+        for attempts in 1..40 {
+            let wait = retry_delay(attempts);
+            let floor =
+                Duration::from_secs(1 << (attempts - 1).min(12)).min(Duration::from_hours(1));
+            assert!(
+                wait >= floor && wait <= floor * 2 + Duration::from_secs(1),
+                "{attempts}: {wait:?}"
+            );
+        }
+        assert!(new_secret().starts_with("whsec_") && new_secret().len() == 70);
+        assert_ne!(new_secret(), new_secret());
+    }
+}

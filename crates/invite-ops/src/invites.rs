@@ -1,0 +1,258 @@
+//! Invites: create, list, edit, revoke, preview, and who joined with one.
+
+use invite_core::code::{CodeRef, RandomSource};
+use invite_core::event::EventType;
+use invite_core::invite::{CreateInviteRequest, UpdateInviteRequest};
+use invite_core::permissions::{InviteAction, Requirement, Standing, may_revoke_by_code};
+use invite_core::server::PageLimit;
+use invite_core::{ErrorCode, Problem};
+use invite_store::models::{Invite, Member, Preview};
+use invite_store::repo::{
+    ChannelRepository, CreatedInvite, InviteRepository, InviteScope, MemberRepository, NewEvent,
+    NewInvite, ServerRepository,
+};
+use invite_store::{DbConnection, StoreError, StoreResult, write_transaction};
+use uuid::Uuid;
+
+use crate::events::invite_payload;
+use crate::{Ctx, Done, member_standing, with_events};
+
+/// Most invites one list returns, and the default page.
+pub const MAX_LIST: i64 = 1000;
+
+/// Where an invite is created: a server, or one of its channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// `POST /servers/{id}/invites`.
+    Server(Uuid),
+    /// `POST /channels/{id}/invites`: the body may repeat the channel, not name another.
+    Channel(Uuid),
+}
+
+/// The channel's server, for a caller who belongs to it; 404 `CHANNEL_NOT_FOUND` both for an
+/// unknown channel and for a channel of a server the caller is not in, which must look the same.
+fn channel_standing(
+    conn: &mut DbConnection,
+    channel_id: Uuid,
+    user_id: Uuid,
+) -> StoreResult<(Uuid, Standing)> {
+    let not_found = || Problem::of(ErrorCode::ChannelNotFound);
+    let channel = conn.find_channel(channel_id)?.ok_or_else(not_found)?;
+    let standing = conn.standing(channel.server_id, user_id)?.ok_or_else(not_found)?;
+    Ok((channel.server_id, standing))
+}
+
+/// The server a place belongs to (for the per-server rate limit), or the place's 404.
+pub fn server_of(conn: &mut DbConnection, place: Place) -> StoreResult<Uuid> {
+    match place {
+        Place::Server(server_id) => Ok(server_id),
+        Place::Channel(channel_id) => Ok(conn
+            .find_channel(channel_id)?
+            .ok_or_else(|| Problem::of(ErrorCode::ChannelNotFound))?
+            .server_id),
+    }
+}
+
+/// Creates an invite (`CREATE_INVITES`): membership, then permission, then the request's rules,
+/// then the store's (channel, limit, reuse, code). `unique: false` may return an equal active
+/// invite instead, which changes nothing and emits no event.
+pub fn create(
+    conn: &mut DbConnection,
+    ctx: &Ctx,
+    place: Place,
+    request: CreateInviteRequest,
+    random: &mut dyn RandomSource,
+) -> StoreResult<Done<CreatedInvite>> {
+    write_transaction(conn, |conn| {
+        let (server_id, standing) = match place {
+            Place::Server(server_id) => {
+                (server_id, member_standing(conn, server_id, ctx.user_id())?)
+            }
+            Place::Channel(channel_id) => channel_standing(conn, channel_id, ctx.user_id())?,
+        };
+        standing.require(Requirement::CreateInvites)?;
+        let request = match place {
+            Place::Server(_) => request,
+            Place::Channel(channel_id) => request.scoped_to_channel(channel_id)?,
+        };
+        let settings = request.validate(ctx.now)?;
+        let new = NewInvite { server_id, creator: &ctx.actor, settings: &settings, now: ctx.now };
+        let created = conn.create_invite(&new, random)?;
+        let events = match &created {
+            CreatedInvite::Created(invite) => vec![NewEvent {
+                server_id,
+                kind: EventType::InviteCreate,
+                payload: invite_payload(invite),
+            }],
+            CreatedInvite::Reused(_) => Vec::new(),
+        };
+        with_events(conn, ctx, created, &events)
+    })
+}
+
+/// `?channel_id=&limit=&before=` of a server's invite list.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListQuery {
+    /// Only invites to this channel (a channel of another server lists nothing).
+    pub channel_id: Option<Uuid>,
+    /// Page size.
+    pub limit: Option<i64>,
+    /// Only invites older than this one.
+    pub before: Option<Uuid>,
+}
+
+/// The invites of a server (or, with [`Place::Channel`], of a channel), newest first, expired
+/// and used-up ones included, revoked and vanity ones left out (`CREATE_INVITES`, or
+/// `MANAGE_SERVER`).
+pub fn list(
+    conn: &mut DbConnection,
+    ctx: &Ctx,
+    place: Place,
+    query: ListQuery,
+) -> StoreResult<Vec<Invite>> {
+    let scope = match place {
+        Place::Server(server_id) => {
+            member_standing(conn, server_id, ctx.user_id())?.may_see_invites()?;
+            match query.channel_id {
+                Some(channel_id) => match conn.find_channel(channel_id)? {
+                    Some(channel) if channel.server_id == server_id => {
+                        InviteScope::Channel(channel_id)
+                    }
+                    _ => {
+                        PageLimit::parse(query.limit, MAX_LIST, MAX_LIST)?;
+                        return Ok(Vec::new());
+                    }
+                },
+                None => InviteScope::Server(server_id),
+            }
+        }
+        Place::Channel(channel_id) => {
+            channel_standing(conn, channel_id, ctx.user_id())?.1.may_see_invites()?;
+            InviteScope::Channel(channel_id)
+        }
+    };
+    let limit = PageLimit::parse(query.limit, MAX_LIST, MAX_LIST)?;
+    conn.list_invites(scope, query.before, limit)
+}
+
+/// The invite of this server, for a member allowed to see invites; 404 when it is unknown,
+/// revoked or another server's.
+fn server_invite(
+    conn: &mut DbConnection,
+    ctx: &Ctx,
+    server_id: Uuid,
+    invite_id: Uuid,
+) -> StoreResult<(Standing, Invite)> {
+    let standing = member_standing(conn, server_id, ctx.user_id())?;
+    standing.may_see_invites()?;
+    let invite = conn
+        .find_invite(invite_id)?
+        .filter(|invite| invite.server_id == server_id && invite.revoked_at.is_none())
+        .ok_or_else(|| Problem::of(ErrorCode::InviteNotFound))?;
+    Ok((standing, invite))
+}
+
+/// Edits an invite's limits; a new expiry counts from now. `CREATE_INVITES` for one's own,
+/// `MANAGE_SERVER` for others'. `expected`, from `If-Match`, is checked after the permission
+/// (a malformed one is only reported to someone allowed to edit).
+pub fn update(
+    conn: &mut DbConnection,
+    ctx: &Ctx,
+    (server_id, invite_id): (Uuid, Uuid),
+    request: &UpdateInviteRequest,
+    expected: Result<Option<i64>, Problem>,
+) -> StoreResult<Done<Invite>> {
+    write_transaction(conn, |conn| {
+        let (standing, invite) = server_invite(conn, ctx, server_id, invite_id)?;
+        standing.may_manage_invite(invite.created_by, InviteAction::Edit)?;
+        let invite = conn.update_invite(invite.id, request, expected?, ctx.user_id(), ctx.now)?;
+        let event =
+            NewEvent { server_id, kind: EventType::InviteUpdate, payload: invite_payload(&invite) };
+        with_events(conn, ctx, invite, &[event])
+    })
+}
+
+/// Revokes an invite of a server (a soft delete: its code is never reissued). `CREATE_INVITES`
+/// for one's own, `MANAGE_SERVER` for others'.
+pub fn revoke(
+    conn: &mut DbConnection,
+    ctx: &Ctx,
+    (server_id, invite_id): (Uuid, Uuid),
+    expected: Result<Option<i64>, Problem>,
+) -> StoreResult<Done<Invite>> {
+    write_transaction(conn, |conn| {
+        let (standing, invite) = server_invite(conn, ctx, server_id, invite_id)?;
+        standing.may_manage_invite(invite.created_by, InviteAction::Revoke)?;
+        revoke_checked(conn, ctx, &invite, expected?)
+    })
+}
+
+/// Revokes an invite by its code: its creator (even one who left the server), or
+/// `MANAGE_SERVER` in its server.
+pub fn revoke_by_code(
+    conn: &mut DbConnection,
+    ctx: &Ctx,
+    code: &CodeRef,
+    expected: Result<Option<i64>, Problem>,
+) -> StoreResult<Done<Invite>> {
+    write_transaction(conn, |conn| {
+        let invite = conn
+            .find_invite_by_code(code)?
+            .filter(|invite| invite.revoked_at.is_none())
+            .ok_or_else(|| Problem::of(ErrorCode::InviteNotFound))?;
+        let standing = if invite.created_by == Some(ctx.user_id()) {
+            None
+        } else {
+            conn.standing(invite.server_id, ctx.user_id())?
+        };
+        may_revoke_by_code(ctx.user_id(), invite.created_by, standing.as_ref())?;
+        revoke_checked(conn, ctx, &invite, expected?)
+    })
+}
+
+fn revoke_checked(
+    conn: &mut DbConnection,
+    ctx: &Ctx,
+    invite: &Invite,
+    expected: Option<i64>,
+) -> StoreResult<Done<Invite>> {
+    let revoked = match conn.revoke_invite(invite.id, expected, ctx.user_id(), ctx.now) {
+        Ok(revoked) => revoked,
+        // Revoked by someone else since it was read.
+        Err(StoreError::NotFound) => return Err(Problem::of(ErrorCode::InviteNotFound).into()),
+        Err(error) => return Err(error),
+    };
+    let event = NewEvent {
+        server_id: invite.server_id,
+        kind: EventType::InviteDelete,
+        payload: serde_json::json!({
+            "server_id": invite.server_id,
+            "invite_id": invite.id,
+            "code": invite.code,
+        }),
+    };
+    with_events(conn, ctx, revoked, &[event])
+}
+
+/// What anyone may see of an invite: one read whose cost does not depend on the server's size;
+/// `None` for an unknown code. Whether it can be previewed is decided by the caller, who may
+/// hold it in a cache.
+pub fn preview(conn: &mut DbConnection, code: &CodeRef) -> StoreResult<Option<Preview>> {
+    conn.preview(code)
+}
+
+/// Members who joined with an invite of the server, in join order (`MANAGE_SERVER`); revoked
+/// invites count, since who joined with them stays worth knowing.
+pub fn members_joined_with(
+    conn: &mut DbConnection,
+    ctx: &Ctx,
+    (server_id, invite_id): (Uuid, Uuid),
+    (limit, after): (Option<i64>, Option<Uuid>),
+) -> StoreResult<Vec<Member>> {
+    member_standing(conn, server_id, ctx.user_id())?.require(Requirement::ManageServer)?;
+    let limit = PageLimit::parse(limit, crate::members::DEFAULT_PAGE, crate::members::MAX_PAGE)?;
+    conn.find_invite(invite_id)?
+        .filter(|invite| invite.server_id == server_id)
+        .ok_or_else(|| Problem::of(ErrorCode::InviteNotFound))?;
+    conn.members_joined_with(invite_id, after, limit)
+}

@@ -1,0 +1,147 @@
+//! Members and bans: listing, permissions, leaving and kicking, banning and unbanning.
+
+use invite_core::event::EventType;
+use invite_core::permissions::{Departure, Requirement};
+use invite_core::server::{BanRequest, PageLimit, UpdateMemberRequest};
+use invite_core::{ErrorCode, Problem};
+use invite_store::models::{Ban, Member};
+use invite_store::repo::{BanRepository, MemberRepository, NewEvent, Removal, ServerRepository};
+use invite_store::{DbConnection, StoreError, StoreResult, write_transaction};
+use uuid::Uuid;
+
+use crate::events::member_payload;
+use crate::{Ctx, Done, member_standing, with_events};
+
+/// Most members one page returns.
+pub const MAX_PAGE: i64 = 1000;
+/// Members in a page by default.
+pub const DEFAULT_PAGE: i64 = 100;
+
+fn member_not_found(error: StoreError) -> StoreError {
+    match error {
+        StoreError::NotFound => Problem::of(ErrorCode::MemberNotFound).into(),
+        other => other,
+    }
+}
+
+/// The server's owner.
+fn owner_of(conn: &mut DbConnection, server_id: Uuid) -> StoreResult<Uuid> {
+    Ok(conn.find_server(server_id)?.ok_or_else(|| Problem::of(ErrorCode::ServerNotFound))?.owner_id)
+}
+
+/// Members ordered by user id, with how each joined (any member).
+pub fn list(
+    conn: &mut DbConnection,
+    ctx: &Ctx,
+    server_id: Uuid,
+    (limit, after): (Option<i64>, Option<Uuid>),
+) -> StoreResult<Vec<Member>> {
+    member_standing(conn, server_id, ctx.user_id())?;
+    let limit = PageLimit::parse(limit, DEFAULT_PAGE, MAX_PAGE)?;
+    conn.list_members(server_id, after, limit)
+}
+
+/// Replaces a member's extra permissions (`ADMINISTRATOR`); being given permissions ends a
+/// temporary membership.
+pub fn update(
+    conn: &mut DbConnection,
+    ctx: &Ctx,
+    (server_id, user_id): (Uuid, Uuid),
+    request: &UpdateMemberRequest,
+) -> StoreResult<Done<Member>> {
+    write_transaction(conn, |conn| {
+        member_standing(conn, server_id, ctx.user_id())?.require(Requirement::Administrator)?;
+        let member = conn
+            .set_member_permissions(server_id, user_id, request.permissions)
+            .map_err(member_not_found)?;
+        let event =
+            NewEvent { server_id, kind: EventType::MemberUpdate, payload: member_payload(&member) };
+        with_events(conn, ctx, member, &[event])
+    })
+}
+
+/// Leaves (oneself) or kicks (`KICK_MEMBERS`); never the owner.
+pub fn remove(
+    conn: &mut DbConnection,
+    ctx: &Ctx,
+    (server_id, user_id): (Uuid, Uuid),
+) -> StoreResult<Done<Departure>> {
+    write_transaction(conn, |conn| {
+        let standing = member_standing(conn, server_id, ctx.user_id())?;
+        let owner = owner_of(conn, server_id)?;
+        let departure = standing.may_remove(user_id, owner)?;
+        let removal = match departure {
+            Departure::Leave => Removal::Leave,
+            Departure::Kick => Removal::Kick { by: ctx.user_id() },
+        };
+        conn.remove_member(server_id, user_id, removal, ctx.now).map_err(member_not_found)?;
+        let reason = match departure {
+            Departure::Leave => "leave",
+            Departure::Kick => "kick",
+        };
+        let event = NewEvent {
+            server_id,
+            kind: EventType::MemberRemove,
+            payload: serde_json::json!({"server_id": server_id, "user_id": user_id, "reason": reason}),
+        };
+        with_events(conn, ctx, departure, &[event])
+    })
+}
+
+/// Bans a user (`BAN_MEMBERS`) and removes their membership; banning again updates the reason.
+/// Never the owner.
+pub fn ban(
+    conn: &mut DbConnection,
+    ctx: &Ctx,
+    (server_id, user_id): (Uuid, Uuid),
+    request: &BanRequest,
+) -> StoreResult<Done<Ban>> {
+    write_transaction(conn, |conn| {
+        let standing = member_standing(conn, server_id, ctx.user_id())?;
+        standing.require(Requirement::BanMembers)?;
+        let reason = request.reason()?;
+        standing.may_ban(user_id, owner_of(conn, server_id)?)?;
+        let was_member = conn.find_member(server_id, user_id)?.is_some();
+        let ban = conn.ban(server_id, user_id, reason.clone(), ctx.user_id(), ctx.now)?;
+        let mut events = vec![NewEvent {
+            server_id,
+            kind: EventType::BanAdd,
+            payload: serde_json::json!({"server_id": server_id, "user_id": user_id, "reason": reason}),
+        }];
+        if was_member {
+            events.push(NewEvent {
+                server_id,
+                kind: EventType::MemberRemove,
+                payload: serde_json::json!({"server_id": server_id, "user_id": user_id, "reason": "ban"}),
+            });
+        }
+        with_events(conn, ctx, ban, &events)
+    })
+}
+
+/// Lifts a ban (`BAN_MEMBERS`).
+pub fn unban(
+    conn: &mut DbConnection,
+    ctx: &Ctx,
+    (server_id, user_id): (Uuid, Uuid),
+) -> StoreResult<Done<()>> {
+    write_transaction(conn, |conn| {
+        member_standing(conn, server_id, ctx.user_id())?.require(Requirement::BanMembers)?;
+        conn.unban(server_id, user_id, ctx.user_id(), ctx.now).map_err(|error| match error {
+            StoreError::NotFound => Problem::of(ErrorCode::BanNotFound).into(),
+            other => other,
+        })?;
+        let event = NewEvent {
+            server_id,
+            kind: EventType::BanRemove,
+            payload: serde_json::json!({"server_id": server_id, "user_id": user_id}),
+        };
+        with_events(conn, ctx, (), &[event])
+    })
+}
+
+/// The server's bans, newest first (`BAN_MEMBERS`).
+pub fn bans(conn: &mut DbConnection, ctx: &Ctx, server_id: Uuid) -> StoreResult<Vec<Ban>> {
+    member_standing(conn, server_id, ctx.user_id())?.require(Requirement::BanMembers)?;
+    conn.list_bans(server_id)
+}

@@ -1,0 +1,138 @@
+//! Servers: creation, reading and editing, the invite pause, the vanity URL, and the audit log.
+
+use invite_core::audit::AuditAction;
+use invite_core::event::EventType;
+use invite_core::permissions::Requirement;
+use invite_core::redeem::InvitesPause;
+use invite_core::server::{
+    CreateServerRequest, PageLimit, PauseRequest, ServerFeature, UpdateServerRequest, VanityRequest,
+};
+use invite_core::{ErrorCode, Problem};
+use invite_store::models::{AuditEntry, Invite, Server};
+use invite_store::repo::{AuditRepository, NewEvent, ServerRepository, VanityRepository};
+use invite_store::{DbConnection, StoreResult, write_transaction};
+use uuid::Uuid;
+
+use crate::events::{pause_payload, server_payload};
+use crate::{Ctx, Done, member_standing, with_events};
+
+/// Most audit entries one page returns, and the default page.
+pub const MAX_AUDIT_PAGE: i64 = 100;
+/// Audit entries in a page by default.
+pub const DEFAULT_AUDIT_PAGE: i64 = 50;
+
+/// Creates a server; the caller becomes its owner and first member. The rules of the request
+/// are checked by [`CreateServerRequest::validate`] before this runs.
+pub fn create(
+    conn: &mut DbConnection,
+    ctx: &Ctx,
+    request: &CreateServerRequest,
+) -> StoreResult<Done<Server>> {
+    let settings = request.validate()?;
+    Ok(Done::quiet(conn.create_server(&ctx.actor, &settings, ctx.now)?))
+}
+
+/// A server the caller belongs to.
+pub fn get(conn: &mut DbConnection, ctx: &Ctx, server_id: Uuid) -> StoreResult<Server> {
+    member_standing(conn, server_id, ctx.user_id())?;
+    Ok(conn.find_server(server_id)?.ok_or_else(|| Problem::of(ErrorCode::ServerNotFound))?)
+}
+
+/// Edits a server (`MANAGE_SERVER`; `features` only by the owner, since the platform grants
+/// them).
+pub fn update(
+    conn: &mut DbConnection,
+    ctx: &Ctx,
+    server_id: Uuid,
+    request: &UpdateServerRequest,
+) -> StoreResult<Done<Server>> {
+    write_transaction(conn, |conn| {
+        let standing = member_standing(conn, server_id, ctx.user_id())?;
+        standing.require(Requirement::ManageServer)?;
+        let changes = request.validate()?;
+        if changes.features.is_some() {
+            standing.require(Requirement::Owner)?;
+        }
+        let server = conn.update_server(server_id, &changes, ctx.now)?;
+        let event =
+            NewEvent { server_id, kind: EventType::ServerUpdate, payload: server_payload(&server) };
+        with_events(conn, ctx, server, &[event])
+    })
+}
+
+/// Pauses the server's invites (`Some`, until a time or indefinitely) or resumes them
+/// (`None`) (`MANAGE_SERVER`).
+pub fn set_pause(
+    conn: &mut DbConnection,
+    ctx: &Ctx,
+    server_id: Uuid,
+    request: Option<&PauseRequest>,
+) -> StoreResult<Done<Server>> {
+    write_transaction(conn, |conn| {
+        member_standing(conn, server_id, ctx.user_id())?.require(Requirement::ManageServer)?;
+        let pause: Option<InvitesPause> =
+            request.map(|request| request.validate(ctx.now)).transpose()?;
+        let server = conn.set_invites_pause(server_id, pause, ctx.user_id(), ctx.now)?;
+        let event = match pause {
+            Some(pause) => NewEvent {
+                server_id,
+                kind: EventType::InvitesPause,
+                payload: pause_payload(server_id, pause),
+            },
+            None => NewEvent {
+                server_id,
+                kind: EventType::InvitesResume,
+                payload: serde_json::json!({"server_id": server_id}),
+            },
+        };
+        with_events(conn, ctx, server, &[event])
+    })
+}
+
+/// The server's active vanity invite (`MANAGE_SERVER`).
+pub fn vanity(conn: &mut DbConnection, ctx: &Ctx, server_id: Uuid) -> StoreResult<Option<Invite>> {
+    member_standing(conn, server_id, ctx.user_id())?.require(Requirement::ManageServer)?;
+    conn.vanity_invite(server_id)
+}
+
+/// Sets or releases the vanity code (`MANAGE_SERVER`, and the server's `VANITY_URL` feature).
+pub fn set_vanity(
+    conn: &mut DbConnection,
+    ctx: &Ctx,
+    server_id: Uuid,
+    request: &VanityRequest,
+) -> StoreResult<Done<Option<Invite>>> {
+    write_transaction(conn, |conn| {
+        member_standing(conn, server_id, ctx.user_id())?.require(Requirement::ManageServer)?;
+        let code = request.validate()?;
+        let server =
+            conn.find_server(server_id)?.ok_or_else(|| Problem::of(ErrorCode::ServerNotFound))?;
+        ServerFeature::VanityUrl.require_in(&server.features)?;
+        let invite = conn.set_vanity_code(server_id, code.as_ref(), ctx.user_id(), ctx.now)?;
+        let event = NewEvent {
+            server_id,
+            kind: EventType::VanityUpdate,
+            payload: serde_json::json!({
+                "server_id": server_id,
+                "code": invite.as_ref().and_then(|invite| invite.code.clone()),
+                "previous_code": server.vanity_code,
+            }),
+        };
+        with_events(conn, ctx, invite, &[event])
+    })
+}
+
+/// The audit log, newest first (`ADMINISTRATOR`).
+pub fn audit_log(
+    conn: &mut DbConnection,
+    ctx: &Ctx,
+    server_id: Uuid,
+    (limit, before): (Option<i64>, Option<Uuid>),
+) -> StoreResult<Vec<AuditEntry>> {
+    member_standing(conn, server_id, ctx.user_id())?.require(Requirement::Administrator)?;
+    let limit = PageLimit::parse(limit, DEFAULT_AUDIT_PAGE, MAX_AUDIT_PAGE)?;
+    conn.list_audit_entries(server_id, before, limit)
+}
+
+/// The actions the audit log records, for the documentation of its endpoint.
+pub const AUDITED: [AuditAction; 10] = AuditAction::ALL;

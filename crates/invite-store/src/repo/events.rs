@@ -1,0 +1,289 @@
+//! The outbox (contract section 9): events written in the transaction of the change they report,
+//! read in `seq` order by everything that listens.
+//!
+//! ## Reading without losing anything
+//!
+//! SQLite runs one writer at a time, so `seq`s are drawn in commit order: whatever a reader sees
+//! up to the largest `seq` is all there will ever be up to it.
+//!
+//! PostgreSQL draws `seq`s from a sequence as transactions run, and commits them in another order:
+//! a reader that has seen `seq` 11 committed may later see 10 commit. Two rules close that gap.
+//! - One server's events are numbered in its commit order: every transaction takes its servers'
+//!   row locks before drawing ([`EventRepository::append_events`] does, and the accept statement
+//!   updates the server's row first), and holds them to its commit.
+//! - Readers of every server's events read only up to a horizon
+//!   ([`EventHorizon`]): at some moment, the sequence has handed out `seq`s up to `S`, and every
+//!   transaction that could hold one has an id below the snapshot's `xmax` `X` (each wrote a row
+//!   before drawing, so it had its id by then). Once the oldest running transaction is at or past
+//!   `X` (the snapshot's `xmin`), all of them have ended, and every `seq` up to `S` that will ever
+//!   be seen is there to see. A gap left by a rollback is simply never filled.
+
+use std::collections::VecDeque;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use invite_core::event::{Audience, EventType};
+use uuid::Uuid;
+
+use super::EventRepository;
+use super::servers::lock_server;
+use crate::connection::{DbConnection, on_each_backend};
+use crate::error::StoreResult;
+use crate::models::corrupt;
+use crate::schema::events;
+use crate::sql_types::{Id, Json, Ts};
+
+/// An event to append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// The server it is about.
+    pub server_id: Uuid,
+    /// What happened.
+    pub kind: EventType,
+    /// The details, as the gateway and webhooks send them.
+    pub payload: serde_json::Value,
+}
+
+/// An event as the outbox holds it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Event {
+    /// Its place in the outbox.
+    pub seq: i64,
+    /// The server it is about.
+    pub server_id: Uuid,
+    /// What happened.
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    /// The details.
+    pub payload: serde_json::Value,
+    /// Who may hear of it.
+    pub audience: Audience,
+    /// When it was written.
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = events)]
+struct EventRow {
+    seq: i64,
+    server_id: Id,
+    kind: String,
+    payload: Json,
+    audience: String,
+    created_at: Ts,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = events)]
+struct EventInsert {
+    server_id: Id,
+    kind: String,
+    payload: Json,
+    audience: String,
+    created_at: Ts,
+}
+
+impl TryFrom<EventRow> for Event {
+    type Error = crate::StoreError;
+
+    fn try_from(row: EventRow) -> Result<Self, Self::Error> {
+        Ok(Self {
+            seq: row.seq,
+            server_id: row.server_id.0,
+            kind: EventType::parse(&row.kind).ok_or_else(|| corrupt("event type", &row.kind))?,
+            payload: row.payload.0,
+            audience: Audience::parse(&row.audience)
+                .ok_or_else(|| corrupt("event audience", &row.audience))?,
+            created_at: row.created_at.0,
+        })
+    }
+}
+
+/// What a reader learns about the sequence at one moment (see the module's documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, QueryableByName)]
+pub struct HorizonSample {
+    /// The largest `seq` handed out so far.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub drawn: i64,
+    /// The oldest transaction still running.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub xmin: i64,
+    /// The next transaction id to be given out.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub xmax: i64,
+}
+
+/// Up to where a reader of every server's events may read: the largest `seq` such that no
+/// transaction still running can commit an event at or below it.
+#[derive(Debug, Default, Clone)]
+pub struct EventHorizon {
+    /// Samples not yet settled: (`drawn`, `xmax`), oldest first.
+    pending: VecDeque<(i64, i64)>,
+    safe: i64,
+}
+
+/// Samples kept waiting for a long transaction before the oldest are merged.
+const MAX_PENDING: usize = 64;
+
+impl EventHorizon {
+    /// A horizon starting at `seq` (everything up to it is known).
+    pub fn starting_at(seq: i64) -> Self {
+        Self { pending: VecDeque::new(), safe: seq }
+    }
+
+    /// Takes a new sample; returns the largest `seq` now safe to read up to.
+    pub fn advance(&mut self, sample: HorizonSample) -> i64 {
+        if sample.drawn > self.safe {
+            if self.pending.len() == MAX_PENDING {
+                // Keep the newest `drawn` with the most demanding `xmax`: later, not wrong.
+                let merged = self.pending.pop_front().map_or((0, 0), |first| first);
+                if let Some(next) = self.pending.front_mut() {
+                    *next = (next.0.max(merged.0), next.1.max(merged.1));
+                }
+            }
+            self.pending.push_back((sample.drawn, sample.xmax));
+        }
+        while let Some(&(drawn, xmax)) = self.pending.front() {
+            if xmax > sample.xmin {
+                break;
+            }
+            self.safe = self.safe.max(drawn);
+            self.pending.pop_front();
+        }
+        self.safe
+    }
+
+    /// Whether drawn `seq`s are waiting for transactions to end (read again soon).
+    pub fn is_waiting(&self) -> bool {
+        !self.pending.is_empty()
+    }
+}
+
+impl EventRepository for DbConnection {
+    fn append_events(&mut self, new: &[NewEvent], now: DateTime<Utc>) -> StoreResult<Vec<Event>> {
+        let mut servers: Vec<Uuid> = new.iter().map(|event| event.server_id).collect();
+        servers.sort_unstable();
+        servers.dedup();
+        // In a fixed order, so that two transactions locking the same servers cannot deadlock.
+        for server_id in servers {
+            lock_server(self, server_id)?;
+        }
+        new.iter()
+            .map(|event| {
+                let values = EventInsert {
+                    server_id: Id(event.server_id),
+                    kind: event.kind.as_str().to_owned(),
+                    payload: Json(event.payload.clone()),
+                    audience: event.kind.audience().as_str().to_owned(),
+                    created_at: Ts(now),
+                };
+                let row = on_each_backend!(self, |inner| diesel::insert_into(events::table)
+                    .values(&values)
+                    .returning(EventRow::as_returning())
+                    .get_result(inner))?;
+                Event::try_from(row)
+            })
+            .collect()
+    }
+
+    fn server_events(
+        &mut self,
+        server_id: Uuid,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Event>> {
+        events::table
+            .filter(events::server_id.eq(Id(server_id)))
+            .filter(events::seq.gt(after))
+            .order(events::seq)
+            .limit(limit)
+            .select(EventRow::as_select())
+            .load(self)?
+            .into_iter()
+            .map(Event::try_from)
+            .collect()
+    }
+
+    fn events_between(&mut self, after: i64, up_to: i64, limit: i64) -> StoreResult<Vec<Event>> {
+        events::table
+            .filter(events::seq.gt(after))
+            .filter(events::seq.le(up_to))
+            .order(events::seq)
+            .limit(limit)
+            .select(EventRow::as_select())
+            .load(self)?
+            .into_iter()
+            .map(Event::try_from)
+            .collect()
+    }
+
+    fn horizon_sample(&mut self) -> StoreResult<HorizonSample> {
+        match self {
+            DbConnection::Postgres(pg) => Ok(diesel::sql_query(
+                "SELECT coalesce(pg_sequence_last_value('events_seq_seq'::regclass), 0) AS drawn, \
+                 pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin, \
+                 pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax",
+            )
+            .get_result(pg)?),
+            DbConnection::Sqlite(_) => {
+                // Writers are serialised: what is visible is final.
+                let drawn = self.latest_seq()?;
+                Ok(HorizonSample { drawn, xmin: 0, xmax: 0 })
+            }
+        }
+    }
+
+    fn latest_seq(&mut self) -> StoreResult<i64> {
+        Ok(events::table
+            .select(diesel::dsl::max(events::seq))
+            .first::<Option<i64>>(self)?
+            .unwrap_or(0))
+    }
+
+    fn purge_events(&mut self, before: DateTime<Utc>, batch: i64) -> StoreResult<usize> {
+        // Events are appended in time order: the oldest `batch` by `seq` are the ones to check.
+        let expired = events::table
+            .filter(events::created_at.lt(Ts(before)))
+            .order(events::seq)
+            .limit(batch)
+            .select(events::seq)
+            .load::<i64>(self)?;
+        let Some(newest) = expired.last() else { return Ok(0) };
+        Ok(diesel::delete(events::table.filter(events::seq.le(*newest))).execute(self)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(drawn: i64, xmin: i64, xmax: i64) -> HorizonSample {
+        HorizonSample { drawn, xmin, xmax }
+    }
+
+    #[test]
+    fn the_horizon_waits_for_transactions_that_may_still_commit() {
+        let mut horizon = EventHorizon::starting_at(0);
+        // Seqs up to 10 drawn; transactions up to 99 may hold some; 95 is still running.
+        assert_eq!(horizon.advance(sample(10, 95, 100)), 0);
+        assert!(horizon.is_waiting());
+        // More drawn meanwhile; 95 still runs.
+        assert_eq!(horizon.advance(sample(12, 95, 103)), 0);
+        // Everything before 100 ended: up to 10 is final, 11 and 12 wait for 100..103.
+        assert_eq!(horizon.advance(sample(12, 101, 104)), 10);
+        assert_eq!(horizon.advance(sample(12, 104, 104)), 12);
+        assert!(!horizon.is_waiting());
+        // Nothing new drawn: nothing to wait for.
+        assert_eq!(horizon.advance(sample(12, 104, 104)), 12);
+    }
+
+    #[test]
+    fn a_long_transaction_merges_samples_instead_of_growing_them() {
+        let mut horizon = EventHorizon::starting_at(0);
+        for n in 1..=200 {
+            horizon.advance(sample(n, 1, n + 1));
+        }
+        assert!(horizon.pending.len() <= MAX_PENDING);
+        assert_eq!(horizon.advance(sample(200, 1000, 1000)), 200);
+    }
+}

@@ -1,0 +1,363 @@
+//! Webhooks (contract section 9): registrations, their delivery state, and a log of deliveries.
+//!
+//! Delivery is in `seq` order per webhook: `cursor` is the last event delivered (or skipped as
+//! not subscribed), and one instance at a time holds a webhook's lease to deliver the next. The
+//! state is in the database, so a retry survives a restart, and a crashed instance's lease runs
+//! out for another to take over.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use invite_core::event::EventType;
+use uuid::Uuid;
+
+use super::WebhookRepository;
+use crate::connection::{DbConnection, on_each_backend, write_transaction};
+use crate::error::{StoreError, StoreResult};
+use crate::models::corrupt;
+use crate::schema::{webhook_deliveries, webhooks};
+use crate::sql_types::{Id, Json, Ts};
+
+/// A registered webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// Its id.
+    pub id: Uuid,
+    /// Its server.
+    pub server_id: Uuid,
+    /// Where events are posted.
+    pub url: String,
+    /// Which events.
+    pub event_types: Vec<EventType>,
+    /// The signing secret.
+    pub secret: String,
+    /// Who registered it.
+    pub created_by: Uuid,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// The last event delivered (or skipped as not subscribed).
+    pub cursor: i64,
+    /// Failed attempts at the next event.
+    pub attempts: i32,
+    /// When the next event first failed.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// When to try it again.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When it was disabled, and why.
+    pub disabled: Option<(DateTime<Utc>, String)>,
+}
+
+/// A webhook to register.
+#[derive(Debug, Clone)]
+pub struct NewWebhook<'a> {
+    /// Its server.
+    pub server_id: Uuid,
+    /// Where events are posted (already checked: http(s), not private unless allowed).
+    pub url: &'a str,
+    /// Which events.
+    pub event_types: &'a [EventType],
+    /// The signing secret.
+    pub secret: &'a str,
+    /// Who registers it.
+    pub created_by: Uuid,
+    /// When.
+    pub now: DateTime<Utc>,
+}
+
+/// One attempt at delivering one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Its id.
+    pub id: Uuid,
+    /// The webhook.
+    pub webhook_id: Uuid,
+    /// The event's `seq`.
+    pub event_seq: i64,
+    /// The event's type.
+    pub event_type: String,
+    /// 1 for the first attempt at this event.
+    pub attempt: i32,
+    /// The receiver's status; `None` when it did not answer.
+    pub status: Option<i32>,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+    /// How long it took.
+    pub duration_ms: i64,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What became of an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// Delivered (or nothing to deliver): the cursor moves to this `seq`.
+    Delivered {
+        /// The new cursor.
+        cursor: i64,
+    },
+    /// Failed: try again at this time.
+    Retry {
+        /// Failed attempts so far at this event.
+        attempts: i32,
+        /// Since when it fails.
+        failing_since: DateTime<Utc>,
+        /// When to try again.
+        next_attempt_at: DateTime<Utc>,
+    },
+    /// Failed for too long: the webhook is disabled, for this reason.
+    Disable {
+        /// Why.
+        reason: String,
+    },
+}
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = webhooks)]
+struct WebhookRow {
+    id: Id,
+    server_id: Id,
+    url: String,
+    event_types: Json,
+    secret: String,
+    created_by: Id,
+    created_at: Ts,
+    cursor: i64,
+    attempts: i32,
+    failing_since: Option<Ts>,
+    next_attempt_at: Option<Ts>,
+    disabled_at: Option<Ts>,
+    disabled_reason: Option<String>,
+}
+
+impl TryFrom<WebhookRow> for Webhook {
+    type Error = StoreError;
+
+    fn try_from(row: WebhookRow) -> Result<Self, StoreError> {
+        let event_types = row
+            .event_types
+            .0
+            .as_array()
+            .ok_or_else(|| corrupt("webhook event types", &row.event_types.0.to_string()))?
+            .iter()
+            .map(|name| {
+                name.as_str()
+                    .and_then(EventType::parse)
+                    .ok_or_else(|| corrupt("webhook event type", &name.to_string()))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            id: row.id.0,
+            server_id: row.server_id.0,
+            url: row.url,
+            event_types,
+            secret: row.secret,
+            created_by: row.created_by.0,
+            created_at: row.created_at.0,
+            cursor: row.cursor,
+            attempts: row.attempts,
+            failing_since: row.failing_since.map(|ts| ts.0),
+            next_attempt_at: row.next_attempt_at.map(|ts| ts.0),
+            disabled: row.disabled_at.map(|at| (at.0, row.disabled_reason.unwrap_or_default())),
+        })
+    }
+}
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhook_deliveries)]
+struct DeliveryRow {
+    id: Id,
+    webhook_id: Id,
+    event_seq: i64,
+    event_type: String,
+    attempt: i32,
+    status: Option<i32>,
+    error: Option<String>,
+    duration_ms: i64,
+    created_at: Ts,
+}
+
+impl From<DeliveryRow> for Delivery {
+    fn from(row: DeliveryRow) -> Self {
+        Self {
+            id: row.id.0,
+            webhook_id: row.webhook_id.0,
+            event_seq: row.event_seq,
+            event_type: row.event_type,
+            attempt: row.attempt,
+            status: row.status,
+            error: row.error,
+            duration_ms: row.duration_ms,
+            created_at: row.created_at.0,
+        }
+    }
+}
+
+fn types_json(types: &[EventType]) -> Json {
+    Json(types.iter().map(|kind| kind.as_str()).collect())
+}
+
+impl WebhookRepository for DbConnection {
+    fn create_webhook(&mut self, new: &NewWebhook<'_>, cursor: i64) -> StoreResult<Webhook> {
+        let values = (
+            webhooks::id.eq(Id(Uuid::now_v7())),
+            webhooks::server_id.eq(Id(new.server_id)),
+            webhooks::url.eq(new.url),
+            webhooks::event_types.eq(types_json(new.event_types)),
+            webhooks::secret.eq(new.secret),
+            webhooks::created_by.eq(Id(new.created_by)),
+            webhooks::created_at.eq(Ts(new.now)),
+            webhooks::cursor.eq(cursor),
+            webhooks::attempts.eq(0),
+        );
+        let row = on_each_backend!(self, |inner| diesel::insert_into(webhooks::table)
+            .values(values.clone())
+            .returning(WebhookRow::as_returning())
+            .get_result(inner))?;
+        Webhook::try_from(row)
+    }
+
+    fn count_webhooks(&mut self, server_id: Uuid) -> StoreResult<i64> {
+        Ok(webhooks::table
+            .filter(webhooks::server_id.eq(Id(server_id)))
+            .count()
+            .get_result(self)?)
+    }
+
+    fn list_webhooks(&mut self, server_id: Uuid) -> StoreResult<Vec<Webhook>> {
+        webhooks::table
+            .filter(webhooks::server_id.eq(Id(server_id)))
+            .order((webhooks::created_at, webhooks::id))
+            .select(WebhookRow::as_select())
+            .load(self)?
+            .into_iter()
+            .map(Webhook::try_from)
+            .collect()
+    }
+
+    fn find_webhook(&mut self, webhook_id: Uuid) -> StoreResult<Option<Webhook>> {
+        webhooks::table
+            .filter(webhooks::id.eq(Id(webhook_id)))
+            .select(WebhookRow::as_select())
+            .first(self)
+            .optional()?
+            .map(Webhook::try_from)
+            .transpose()
+    }
+
+    fn delete_webhook(&mut self, server_id: Uuid, webhook_id: Uuid) -> StoreResult<bool> {
+        let deleted = diesel::delete(
+            webhooks::table
+                .filter(webhooks::id.eq(Id(webhook_id)))
+                .filter(webhooks::server_id.eq(Id(server_id))),
+        )
+        .execute(self)?;
+        Ok(deleted > 0)
+    }
+
+    fn deliveries(&mut self, webhook_id: Uuid, limit: i64) -> StoreResult<Vec<Delivery>> {
+        Ok(webhook_deliveries::table
+            .filter(webhook_deliveries::webhook_id.eq(Id(webhook_id)))
+            .order((webhook_deliveries::created_at.desc(), webhook_deliveries::id.desc()))
+            .limit(limit)
+            .select(DeliveryRow::as_select())
+            .load(self)?
+            .into_iter()
+            .map(Delivery::from)
+            .collect())
+    }
+
+    fn lease_due_webhooks(
+        &mut self,
+        owner: Uuid,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<Webhook>> {
+        write_transaction(self, |conn| {
+            let due = webhooks::table
+                .filter(webhooks::disabled_at.is_null())
+                .filter(
+                    webhooks::lease_until
+                        .is_null()
+                        .or(webhooks::lease_until.lt(Ts(now)))
+                        .or(webhooks::lease_owner.eq(Id(owner))),
+                )
+                .filter(
+                    webhooks::next_attempt_at.is_null().or(webhooks::next_attempt_at.le(Ts(now))),
+                );
+            let set = (webhooks::lease_owner.eq(Id(owner)), webhooks::lease_until.eq(Ts(until)));
+            let rows: Vec<WebhookRow> = on_each_backend!(conn, |inner| diesel::update(due)
+                .set(set)
+                .returning(WebhookRow::as_returning())
+                .get_results(inner))?;
+            rows.into_iter().map(Webhook::try_from).collect()
+        })
+    }
+
+    fn record_attempt(
+        &mut self,
+        owner: Uuid,
+        delivery: Option<&Delivery>,
+        webhook_id: Uuid,
+        outcome: &AttemptOutcome,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        write_transaction(self, |conn| {
+            // Only the lease holder writes: a lease that ran out may have passed to another.
+            let held = webhooks::table
+                .filter(webhooks::id.eq(Id(webhook_id)))
+                .filter(webhooks::lease_owner.eq(Id(owner)));
+            let updated = match outcome {
+                AttemptOutcome::Delivered { cursor } => diesel::update(held)
+                    .set((
+                        webhooks::cursor.eq(*cursor),
+                        webhooks::attempts.eq(0),
+                        webhooks::failing_since.eq(None::<Ts>),
+                        webhooks::next_attempt_at.eq(None::<Ts>),
+                    ))
+                    .execute(conn)?,
+                AttemptOutcome::Retry { attempts, failing_since, next_attempt_at } => {
+                    diesel::update(held)
+                        .set((
+                            webhooks::attempts.eq(*attempts),
+                            webhooks::failing_since.eq(Some(Ts(*failing_since))),
+                            webhooks::next_attempt_at.eq(Some(Ts(*next_attempt_at))),
+                        ))
+                        .execute(conn)?
+                }
+                AttemptOutcome::Disable { reason } => diesel::update(held)
+                    .set((
+                        webhooks::disabled_at.eq(Some(Ts(now))),
+                        webhooks::disabled_reason.eq(Some(reason.as_str())),
+                        webhooks::lease_owner.eq(None::<Id>),
+                        webhooks::lease_until.eq(None::<Ts>),
+                    ))
+                    .execute(conn)?,
+            };
+            if updated == 0 {
+                return Ok(false);
+            }
+            if let Some(delivery) = delivery {
+                diesel::insert_into(webhook_deliveries::table)
+                    .values(DeliveryRow {
+                        id: Id(delivery.id),
+                        webhook_id: Id(delivery.webhook_id),
+                        event_seq: delivery.event_seq,
+                        event_type: delivery.event_type.clone(),
+                        attempt: delivery.attempt,
+                        status: delivery.status,
+                        error: delivery.error.clone(),
+                        duration_ms: delivery.duration_ms,
+                        created_at: Ts(delivery.created_at),
+                    })
+                    .execute(conn)?;
+            }
+            Ok(true)
+        })
+    }
+
+    fn purge_deliveries(&mut self, before: DateTime<Utc>) -> StoreResult<usize> {
+        Ok(diesel::delete(
+            webhook_deliveries::table.filter(webhook_deliveries::created_at.lt(Ts(before))),
+        )
+        .execute(self)?)
+    }
+}
