@@ -12,9 +12,9 @@ use invite_service::core::permissions::{Permissions, Requirement, Standing};
 use invite_service::core::redeem::{InviteStatus, RedemptionFacts, decide_redemption};
 use uuid::Uuid;
 
-/// What the HTTP API would answer for a refusal: status, machine code and message.
+/// A refusal as the rules give it: machine code and message (the status is the HTTP layer's).
 fn answer(problem: &Problem) -> String {
-    format!("{} {} \"{}\"", problem.status, problem.code.as_str(), problem.message)
+    format!("{} \"{}\"", problem.code.as_str(), problem.message)
 }
 
 fn main() {
@@ -28,7 +28,7 @@ fn main() {
         r#"{"colour": "red"}"#,
     ] {
         let outcome = match serde_json::from_str::<CreateInviteRequest>(body) {
-            Err(error) => format!("400 INVALID_JSON \"{error}\""),
+            Err(error) => format!("INVALID_JSON \"{error}\""),
             Ok(request) => match request.validate(now) {
                 Ok(settings) => format!(
                     "ok: max_uses {:?}, max_age {} s, expires {:?}",

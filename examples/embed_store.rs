@@ -51,12 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Redemption::Joined(joined) => println!("guest {n}: joined (uses now {})", joined.uses),
             Redemption::Refused(reason) => {
                 let problem = invite_service::core::Problem::from(reason);
-                println!(
-                    "guest {n}: {} {} \"{}\"",
-                    problem.status,
-                    problem.code.as_str(),
-                    problem.message
-                );
+                println!("guest {n}: {} \"{}\"", problem.code.as_str(), problem.message);
             }
         }
     }

@@ -1,8 +1,9 @@
 //! The reference integrations of `examples/`, run as their users would run them, against the
 //! real service.
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -72,4 +73,66 @@ fn join_with_retry_rides_out_maintenance_and_a_rate_limit() {
         None,
     );
     assert_eq!(members.body.as_array().unwrap().len(), 2);
+}
+
+/// `webhook_receiver` takes the service's signed deliveries and refuses a forged one.
+#[test]
+fn webhook_receiver_takes_signed_deliveries_and_refuses_forged_ones() {
+    let app = TestApp::spawn_args(Backend::Sqlite, &["--webhook-allow-private", "on"]);
+    let owner = app.user();
+    let server = app.create_server(&owner);
+    let sid = server["id"].as_str().unwrap();
+    // The receiver needs the secret, which registering shows: register its address first.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let webhook = app.post(&format!("/servers/{sid}/webhooks"), &owner, json!({"url": url}));
+    webhook.assert_status(201);
+    let mut receiver = Command::new(example("webhook_receiver"))
+        .arg(format!("127.0.0.1:{port}"))
+        .env("WEBHOOK_SECRET", webhook.body["secret"].as_str().unwrap())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (sender, lines) = std::sync::mpsc::channel();
+    let stdout = receiver.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    let next_line = || lines.recv_timeout(Duration::from_secs(20)).expect("the receiver printed");
+    assert!(next_line().starts_with("receiving webhooks on"));
+
+    let invite = app.create_invite(&server, &owner, json!({}));
+    let line = next_line();
+    assert!(
+        line.contains("INVITE_CREATE") && line.contains(invite["code"].as_str().unwrap()),
+        "{line}"
+    );
+    // A delivery signed with another secret is refused, and the receiver says why.
+    let forged = reqwest::blocking::Client::new()
+        .post(&url)
+        .header("Invite-Signature", format!("t={},v1={}", Utc::now().timestamp(), "0".repeat(64)))
+        .body(r#"{"id":"forged","type":"MEMBER_JOIN"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 400);
+    assert_eq!(next_line(), "refused a delivery: signature mismatch");
+    receiver.kill().unwrap();
+    receiver.wait().unwrap();
+    // The service logged the real delivery as answered (just after the receiver printed it).
+    let path =
+        format!("/servers/{sid}/webhooks/{}/deliveries", webhook.body["id"].as_str().unwrap());
+    let started = Instant::now();
+    let logged = loop {
+        let deliveries = app.get(&path, &owner).body["deliveries"].clone();
+        if deliveries.as_array().is_some_and(|all| !all.is_empty())
+            || started.elapsed() > Duration::from_secs(10)
+        {
+            break deliveries;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(logged[0]["status"], 204, "{logged}");
+    assert_eq!(logged[0]["event_type"], "INVITE_CREATE", "{logged}");
 }

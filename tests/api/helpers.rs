@@ -210,6 +210,18 @@ impl TestApp {
         Self { base: server.base.clone(), clock: server.clock.clone(), client, server, db }
     }
 
+    /// Stops this instance gracefully and starts another over the same database, with these
+    /// settings: a deploy, as the database sees it.
+    pub(crate) fn restart(self, args: &[&str]) -> TestApp {
+        let TestApp { server, db, client, .. } = self;
+        // Its idle keep-alive connections closed first, so the stop is not kept waiting.
+        drop(client);
+        drop(server);
+        let db = db.expect("this app has a database");
+        let pool = db.pool().clone();
+        Self::spawn_full(pool, Some(db), os_random(), args)
+    }
+
     /// A second instance of the service over the same database, as another process sharing it
     /// would be (a pool of its own), with these settings.
     pub(crate) fn second_instance(&self, args: &[&str]) -> TestApp {

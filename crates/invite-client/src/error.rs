@@ -40,6 +40,8 @@ string_enum! {
         MemberNotFound => "MEMBER_NOT_FOUND",
         /// The user is not banned from this server.
         BanNotFound => "BAN_NOT_FOUND",
+        /// No webhook has this id in this server.
+        WebhookNotFound => "WEBHOOK_NOT_FOUND",
         /// No invite has this code or id.
         InviteNotFound => "INVITE_NOT_FOUND",
         /// The invite existed but was revoked.
@@ -78,6 +80,8 @@ string_enum! {
         RateLimited => "RATE_LIMITED",
         /// The instance is shedding load: retry after the time given (503).
         Overloaded => "OVERLOADED",
+        /// The caller's address holds too many connections at once (429).
+        TooManyConnections => "TOO_MANY_CONNECTIONS",
         /// The service is in maintenance mode and refuses writes (503).
         Maintenance => "MAINTENANCE",
         /// A dependency (the database) is unavailable: retry later (503).

@@ -1,8 +1,8 @@
 //! The catalogue of every machine-readable error the service answers with.
 //!
-//! Each [`ErrorCode`] carries its usual HTTP status and its usual message here, in one place, so
-//! that the HTTP layer only translates a [`Problem`] into a response and never invents wording.
-//! The status is a plain `u16` because this crate has no HTTP dependency.
+//! Each [`ErrorCode`] carries its usual message here, in one place: the rules say why they refuse,
+//! in the contract's words. Which HTTP status answers a code is the HTTP layer's business alone
+//! (`invite_http::error::status_of`): this crate knows nothing of HTTP.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -198,50 +198,6 @@ impl ErrorCode {
         }
     }
 
-    /// The HTTP status this code is answered with, unless a [`Problem`] says otherwise
-    /// (a preview answers every refusal with 404, for instance).
-    pub const fn status(self) -> u16 {
-        match self {
-            Self::ValidationError
-            | Self::InvalidJson
-            | Self::InvalidId
-            | Self::InvalidQuery
-            | Self::UnknownChannel
-            | Self::InviteExpired
-            | Self::InviteMaxedOut
-            | Self::MaxInvitesReached
-            | Self::VanityInvite
-            | Self::MalformedRequest => 400,
-            Self::Unauthorized => 401,
-            Self::MissingPermission
-            | Self::OwnerImmune
-            | Self::MissingFeature
-            | Self::OwnerOnly
-            | Self::Banned
-            | Self::InvitesPaused => 403,
-            Self::NotFound
-            | Self::ServerNotFound
-            | Self::ChannelNotFound
-            | Self::MemberNotFound
-            | Self::BanNotFound
-            | Self::WebhookNotFound
-            | Self::InviteNotFound
-            | Self::InviteRevoked => 404,
-            Self::MethodNotAllowed => 405,
-            Self::RequestTimeout => 408,
-            Self::AlreadyMember | Self::VanityTaken | Self::IdempotencyInFlight => 409,
-            Self::PreconditionFailed => 412,
-            Self::PayloadTooLarge => 413,
-            Self::UriTooLong => 414,
-            Self::UnsupportedMediaType => 415,
-            Self::IdempotencyKeyReused => 422,
-            Self::RateLimited | Self::TooManyConnections => 429,
-            Self::HeadersTooLarge => 431,
-            Self::CodeSpaceExhausted | Self::InternalError => 500,
-            Self::Maintenance | Self::ServiceUnavailable | Self::Overloaded => 503,
-        }
-    }
-
     /// The message this code is answered with when nothing more specific applies.
     pub const fn default_message(self) -> &'static str {
         match self {
@@ -303,14 +259,12 @@ impl fmt::Display for ErrorCode {
     }
 }
 
-/// A failure as the user sees it: status, machine code and human message.
+/// A refusal, as the rules give it: its machine code and the contract's words for it.
 ///
-/// Every error type of this crate turns into one, so the HTTP layer renders
-/// `{"error": message, "code": code}` with `status` and adds nothing of its own.
+/// Every refusal of this crate turns into one; the HTTP layer picks the status for the code and
+/// renders `{"error": message, "code": code}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    /// The HTTP status.
-    pub status: u16,
     /// The machine-readable code.
     pub code: ErrorCode,
     /// The human-readable message.
@@ -318,14 +272,14 @@ pub struct Problem {
 }
 
 impl Problem {
-    /// The code with its usual status and message.
+    /// The code with its usual message.
     pub const fn of(code: ErrorCode) -> Self {
-        Self { status: code.status(), code, message: Cow::Borrowed(code.default_message()) }
+        Self { code, message: Cow::Borrowed(code.default_message()) }
     }
 
-    /// The code with its usual status and a specific message.
+    /// The code with a specific message.
     pub fn with_message(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
-        Self { status: code.status(), code, message: message.into() }
+        Self { code, message: message.into() }
     }
 
     /// A `VALIDATION_ERROR` (400) with the given message.
@@ -336,7 +290,7 @@ impl Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.status, self.code, self.message)
+        write!(f, "{}: {}", self.code, self.message)
     }
 }
 
@@ -363,38 +317,28 @@ mod tests {
     }
 
     #[test]
-    fn contract_statuses_and_messages() {
+    fn contract_messages() {
         let expected = [
-            (ErrorCode::InviteNotFound, 404, "Invite not found"),
-            (ErrorCode::InviteRevoked, 404, "Invite not found"),
-            (ErrorCode::AlreadyMember, 409, "Already a member of this server"),
-            (ErrorCode::Banned, 403, "You are banned from this server"),
-            (ErrorCode::InvitesPaused, 403, "Invites to this server are paused"),
-            (ErrorCode::InviteExpired, 400, "This invite has expired"),
-            (ErrorCode::InviteMaxedOut, 400, "This invite has reached its maximum uses"),
-            (ErrorCode::ServerNotFound, 404, "Server not found"),
-            (ErrorCode::MaxInvitesReached, 400, "Maximum number of active invites reached (1000)"),
-            (ErrorCode::UnknownChannel, 400, "Unknown channel"),
-            (ErrorCode::CodeSpaceExhausted, 500, ErrorCode::CodeSpaceExhausted.default_message()),
-            (ErrorCode::VanityTaken, 409, ErrorCode::VanityTaken.default_message()),
-            (ErrorCode::PreconditionFailed, 412, ErrorCode::PreconditionFailed.default_message()),
-            (ErrorCode::Unauthorized, 401, ErrorCode::Unauthorized.default_message()),
-            (ErrorCode::RateLimited, 429, ErrorCode::RateLimited.default_message()),
-            (ErrorCode::ServiceUnavailable, 503, ErrorCode::ServiceUnavailable.default_message()),
-            (ErrorCode::Maintenance, 503, ErrorCode::Maintenance.default_message()),
-            (ErrorCode::PayloadTooLarge, 413, ErrorCode::PayloadTooLarge.default_message()),
+            (ErrorCode::InviteNotFound, "Invite not found"),
+            (ErrorCode::InviteRevoked, "Invite not found"),
+            (ErrorCode::AlreadyMember, "Already a member of this server"),
+            (ErrorCode::Banned, "You are banned from this server"),
+            (ErrorCode::InvitesPaused, "Invites to this server are paused"),
+            (ErrorCode::InviteExpired, "This invite has expired"),
+            (ErrorCode::InviteMaxedOut, "This invite has reached its maximum uses"),
+            (ErrorCode::ServerNotFound, "Server not found"),
+            (ErrorCode::MaxInvitesReached, "Maximum number of active invites reached (1000)"),
+            (ErrorCode::UnknownChannel, "Unknown channel"),
         ];
-        for (code, status, message) in expected {
-            let problem = Problem::of(code);
-            assert_eq!((problem.status, problem.message.as_ref()), (status, message), "{code}");
+        for (code, message) in expected {
+            assert_eq!(Problem::of(code).message, message, "{code}");
         }
     }
 
     #[test]
-    fn a_specific_message_keeps_the_status() {
+    fn a_specific_message_keeps_the_code() {
         let problem = Problem::validation("max_uses must be greater than 0");
-        assert_eq!(problem.status, 400);
         assert_eq!(problem.code, ErrorCode::ValidationError);
-        assert_eq!(problem.to_string(), "400 VALIDATION_ERROR: max_uses must be greater than 0");
+        assert_eq!(problem.to_string(), "VALIDATION_ERROR: max_uses must be greater than 0");
     }
 }

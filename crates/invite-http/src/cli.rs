@@ -59,7 +59,10 @@ fn serve_until_stopped(
 ) -> anyhow::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "listening");
     actix_web::rt::System::new().block_on(async move {
-        startup::run(listener, state, options)?.await.context("the HTTP server failed")
+        let background = state.clone();
+        startup::run(listener, state, options)?.await.context("the HTTP server failed")?;
+        crate::webhooks::release_leases(&background).await;
+        anyhow::Ok(())
     })?;
     tracing::info!("stopped");
     Ok(())

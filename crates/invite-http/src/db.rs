@@ -41,8 +41,9 @@ pub const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 const TROUBLE_WINDOW: Duration = Duration::from_secs(30);
 
 /// Kept from the request's database budget for the rest of its life (writing the answer), so
-/// the answer leaves within `INVITE_DB_TIMEOUT` of the request's arrival.
-const ANSWER_MARGIN: Duration = Duration::from_millis(20);
+/// the answer leaves within `INVITE_DB_TIMEOUT` of the request's arrival even on a busy
+/// machine: 20 ms was measured to fall short (2.04 s) with two cores shared by five services.
+const ANSWER_MARGIN: Duration = Duration::from_millis(100);
 
 tokio::task_local! {
     /// When the request being served arrived; set by [`since_arrival`].
@@ -452,7 +453,7 @@ mod tests {
     fn a_refusal_is_not_a_failure() {
         let gate = gate(4);
         let now = Instant::now();
-        let refused = StoreError::NotFound;
+        let refused = StoreError::NotFound(invite_store::Entity::Invite);
         for _ in 0..10 {
             gate.observe(Some(&refused), Probe(false), now);
         }

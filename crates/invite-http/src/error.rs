@@ -8,8 +8,9 @@ use std::fmt;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
+use invite_core::redeem::{PREVIEW_REFUSED_MESSAGE, PreviewRefused};
 use invite_core::{ErrorCode, Problem};
-use invite_store::StoreError;
+use invite_store::{Entity, StoreError};
 use serde::Serialize;
 
 use crate::rate_limit::Limited;
@@ -37,11 +38,65 @@ fn error_code_schema() -> utoipa::openapi::Object {
         .build()
 }
 
+/// The HTTP status of each code: the one place a refusal becomes a status. A preview's
+/// refusals are the exception the contract makes (404 whatever the reason, see
+/// [`ApiError::Preview`]).
+pub const fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::ValidationError
+        | ErrorCode::InvalidJson
+        | ErrorCode::InvalidId
+        | ErrorCode::InvalidQuery
+        | ErrorCode::UnknownChannel
+        | ErrorCode::InviteExpired
+        | ErrorCode::InviteMaxedOut
+        | ErrorCode::MaxInvitesReached
+        | ErrorCode::VanityInvite
+        | ErrorCode::MalformedRequest => StatusCode::BAD_REQUEST,
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::MissingPermission
+        | ErrorCode::OwnerImmune
+        | ErrorCode::MissingFeature
+        | ErrorCode::OwnerOnly
+        | ErrorCode::Banned
+        | ErrorCode::InvitesPaused => StatusCode::FORBIDDEN,
+        ErrorCode::NotFound
+        | ErrorCode::ServerNotFound
+        | ErrorCode::ChannelNotFound
+        | ErrorCode::MemberNotFound
+        | ErrorCode::BanNotFound
+        | ErrorCode::WebhookNotFound
+        | ErrorCode::InviteNotFound
+        | ErrorCode::InviteRevoked => StatusCode::NOT_FOUND,
+        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+        ErrorCode::AlreadyMember | ErrorCode::VanityTaken | ErrorCode::IdempotencyInFlight => {
+            StatusCode::CONFLICT
+        }
+        ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+        ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::UriTooLong => StatusCode::URI_TOO_LONG,
+        ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::RateLimited | ErrorCode::TooManyConnections => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        ErrorCode::CodeSpaceExhausted | ErrorCode::InternalError => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+        ErrorCode::Maintenance | ErrorCode::ServiceUnavailable | ErrorCode::Overloaded => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    }
+}
+
 /// A failure as a handler reports it.
 #[derive(Debug)]
 pub enum ApiError {
-    /// A refusal the core's catalogue describes: its status, code and message are sent as is.
+    /// A refusal of the rules: its code's status, its code and message.
     Problem(Problem),
+    /// An invite that cannot be previewed: 404 "Invite not found or has expired" with the
+    /// reason's code, whatever the reason (a preview tells a stranger no more than that).
+    Preview(PreviewRefused),
     /// The database is unreachable, overloaded or timed out: 503 with `Retry-After`.
     Unavailable(String),
     /// More work waits for the database than it can serve in time: 503 `OVERLOADED`, refused
@@ -84,6 +139,7 @@ impl ApiError {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Problem(problem) => problem.code,
+            Self::Preview(refused) => refused.code(),
             Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
             Self::Overloaded => ErrorCode::Overloaded,
             Self::RateLimited(_) => ErrorCode::RateLimited,
@@ -102,7 +158,7 @@ impl ApiError {
                 limited.retry_after.as_secs() + u64::from(limited.retry_after.subsec_nanos() > 0),
             ),
             Self::Maintenance { retry_after, .. } => Some(*retry_after),
-            Self::Problem(_) | Self::Internal(_) => None,
+            Self::Problem(_) | Self::Preview(_) | Self::Internal(_) => None,
         }
     }
 }
@@ -131,6 +187,7 @@ impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Problem(problem) => problem.fmt(f),
+            Self::Preview(refused) => write!(f, "preview refused: {}", refused.code()),
             Self::Unavailable(cause) => write!(f, "database unavailable: {cause}"),
             Self::Overloaded => f.write_str("overloaded"),
             Self::RateLimited(limited) => {
@@ -149,16 +206,21 @@ impl From<Problem> for ApiError {
 }
 
 impl From<StoreError> for ApiError {
-    /// Store failures handlers did not translate themselves: refusals pass through, an
-    /// unavailable database is a 503, and anything else (including a `NotFound` or a conflict
-    /// the handler did not expect) is a bug, so a 500.
+    /// Store failures: refusals pass through, a missing entity is its 404, an unavailable
+    /// database is a 503, and anything else (an unnamed row, a conflict nothing expected) is a
+    /// bug, so a 500.
     fn from(error: StoreError) -> Self {
+        let missing = |code| Self::Problem(Problem::of(code));
         match error {
             StoreError::Refused(problem) => Self::Problem(problem),
             StoreError::Unavailable(cause) => Self::Unavailable(cause),
-            StoreError::NotFound | StoreError::Conflict(_) | StoreError::Database(_) => {
-                Self::internal(error)
-            }
+            StoreError::NotFound(Entity::Server) => missing(ErrorCode::ServerNotFound),
+            StoreError::NotFound(Entity::Invite) => missing(ErrorCode::InviteNotFound),
+            StoreError::NotFound(Entity::Member) => missing(ErrorCode::MemberNotFound),
+            StoreError::NotFound(Entity::Ban) => missing(ErrorCode::BanNotFound),
+            StoreError::NotFound(Entity::Row)
+            | StoreError::Conflict(_)
+            | StoreError::Database(_) => Self::internal(error),
         }
     }
 }
@@ -166,9 +228,8 @@ impl From<StoreError> for ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::Problem(problem) => {
-                StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-            }
+            Self::Problem(problem) => status_of(problem.code),
+            Self::Preview(_) => StatusCode::NOT_FOUND,
             Self::Unavailable(_) | Self::Overloaded | Self::Maintenance { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -180,6 +241,7 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let message = match self {
             Self::Problem(problem) => problem.message.as_ref(),
+            Self::Preview(_) => PREVIEW_REFUSED_MESSAGE,
             Self::Unavailable(cause) => {
                 tracing::warn!(%cause, "answering 503: database unavailable");
                 ErrorCode::ServiceUnavailable.default_message()
@@ -241,6 +303,46 @@ mod tests {
         assert_eq!(retry, None);
     }
 
+    #[test]
+    fn contract_statuses() {
+        let expected = [
+            (ErrorCode::InviteNotFound, 404),
+            (ErrorCode::InviteRevoked, 404),
+            (ErrorCode::AlreadyMember, 409),
+            (ErrorCode::Banned, 403),
+            (ErrorCode::InvitesPaused, 403),
+            (ErrorCode::InviteExpired, 400),
+            (ErrorCode::InviteMaxedOut, 400),
+            (ErrorCode::ServerNotFound, 404),
+            (ErrorCode::MaxInvitesReached, 400),
+            (ErrorCode::UnknownChannel, 400),
+            (ErrorCode::CodeSpaceExhausted, 500),
+            (ErrorCode::VanityTaken, 409),
+            (ErrorCode::PreconditionFailed, 412),
+            (ErrorCode::Unauthorized, 401),
+            (ErrorCode::RateLimited, 429),
+            (ErrorCode::ServiceUnavailable, 503),
+            (ErrorCode::Maintenance, 503),
+            (ErrorCode::Overloaded, 503),
+            (ErrorCode::PayloadTooLarge, 413),
+            (ErrorCode::IdempotencyKeyReused, 422),
+            (ErrorCode::IdempotencyInFlight, 409),
+        ];
+        for (code, status) in expected {
+            assert_eq!(status_of(code).as_u16(), status, "{code}");
+        }
+    }
+
+    #[actix_web::test]
+    async fn a_preview_refusal_is_404_whatever_its_reason() {
+        let (status, body, _) = render(ApiError::Preview(PreviewRefused::Expired)).await;
+        assert_eq!(status, 404);
+        assert_eq!(
+            body,
+            serde_json::json!({"error": "Invite not found or has expired", "code": "INVITE_EXPIRED"})
+        );
+    }
+
     #[actix_web::test]
     async fn unavailable_is_503_with_retry_after_and_no_cause() {
         let error =
@@ -253,7 +355,7 @@ mod tests {
 
     #[actix_web::test]
     async fn internal_errors_never_leak_their_cause() {
-        let error = ApiError::from(StoreError::NotFound);
+        let error = ApiError::from(StoreError::NotFound(Entity::Row));
         let (status, body, _) = render(error).await;
         assert_eq!(status, 500);
         assert_eq!(

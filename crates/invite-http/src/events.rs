@@ -132,6 +132,7 @@ async fn read(state: AppState) {
         }
     };
     state.events.cursor.store(start, Ordering::Release);
+    state.metrics.set_events_read(start);
     let mut horizon = EventHorizon::starting_at(start);
     loop {
         let wait = if horizon.is_waiting() { HORIZON_RETRY } else { POLL_INTERVAL };
@@ -164,6 +165,7 @@ async fn read(state: AppState) {
                 apply(&state.previews, event);
             }
             state.events.cursor.store(last, Ordering::Release);
+            state.metrics.set_events_read(last);
             if !batch.is_empty() {
                 state.events.delivered.notify_waiters();
             }

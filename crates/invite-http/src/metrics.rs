@@ -1,5 +1,6 @@
 //! Prometheus metrics, owned by the application state (no global registry): requests by route,
-//! method and status, latency histograms, accept outcomes, pool state and audit write failures.
+//! method and status, latency histograms, accept outcomes, pool state, audit write failures,
+//! shedding, rate limits, maintenance, how far the outbox is read, and webhook deliveries.
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
@@ -22,12 +23,19 @@ pub struct Metrics {
     rate_limited: IntCounterVec,
     shed: IntCounter,
     maintenance: IntGauge,
+    events_read: IntGauge,
+    webhook_deliveries: IntCounterVec,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// A gauge with a valid, fixed name.
+fn gauge(name: &str, help: &str) -> IntGauge {
+    IntGauge::new(name, help).expect("valid metric")
 }
 
 impl Metrics {
@@ -62,16 +70,12 @@ impl Metrics {
             &["outcome"],
         )
         .expect("valid metric");
-        let pool_connections = IntGauge::new("db_pool_connections", "Open database connections")
-            .expect("valid metric");
-        let pool_idle = IntGauge::new("db_pool_idle_connections", "Idle database connections")
-            .expect("valid metric");
-        let pool_max =
-            IntGauge::new("db_pool_max_connections", "Configured most database connections")
-                .expect("valid metric");
+        let pool_connections = gauge("db_pool_connections", "Open database connections");
+        let pool_idle = gauge("db_pool_idle_connections", "Idle database connections");
+        let pool_max = gauge("db_pool_max_connections", "Configured most database connections");
         let audit_write_failures = IntCounter::new(
             "audit_write_failures_total",
-            "Audit entries that could not be written (the operations went ahead)",
+            "Audit entries that could not be written (their operations failed with them)",
         )
         .expect("valid metric");
         let rate_limited = IntCounterVec::new(
@@ -87,9 +91,19 @@ impl Metrics {
             "Requests refused at once (503 OVERLOADED) because the database queue was too long",
         )
         .expect("valid metric");
-        let maintenance =
-            IntGauge::new("maintenance", "1 while maintenance mode refuses writes, else 0")
-                .expect("valid metric");
+        let maintenance = gauge("maintenance", "1 while maintenance mode refuses writes, else 0");
+        let events_read = gauge(
+            "events_read_seq",
+            "The outbox seq this instance has read up to: its caches are current to there",
+        );
+        let webhook_deliveries = IntCounterVec::new(
+            Opts::new("webhook_deliveries_total", "Webhook delivery attempts by outcome"),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        for outcome in ["delivered", "failed"] {
+            webhook_deliveries.with_label_values(&[outcome]);
+        }
         // Every outcome is a series from the start, so a dashboard sees zeros, not gaps.
         for outcome in ["joined", "unavailable", "error"]
             .into_iter()
@@ -108,6 +122,8 @@ impl Metrics {
             Box::new(rate_limited.clone()),
             Box::new(shed.clone()),
             Box::new(maintenance.clone()),
+            Box::new(events_read.clone()),
+            Box::new(webhook_deliveries.clone()),
         ] {
             registry.register(collector).expect("each series is registered once");
         }
@@ -123,7 +139,21 @@ impl Metrics {
             rate_limited,
             shed,
             maintenance,
+            events_read,
+            webhook_deliveries,
         }
+    }
+
+    /// The outbox `seq` this instance has read (and applied to its caches) up to.
+    pub fn set_events_read(&self, seq: i64) {
+        self.events_read.set(seq);
+    }
+
+    /// Counts a webhook delivery attempt.
+    pub fn observe_webhook_delivery(&self, delivered: bool) {
+        self.webhook_deliveries
+            .with_label_values(&[if delivered { "delivered" } else { "failed" }])
+            .inc();
     }
 
     /// Counts a 429 of `bucket`.

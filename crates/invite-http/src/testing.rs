@@ -68,9 +68,11 @@ impl TestServer {
         let (sender, receiver) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
+                let background = state.clone();
                 let server = startup::run(listener, state, options).expect("the server runs");
                 sender.send(server.handle()).expect("the test waits for the handle");
                 let _ = server.await;
+                crate::webhooks::release_leases(&background).await;
             });
         });
         let handle = receiver.recv().expect("the server started");

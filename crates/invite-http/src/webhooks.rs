@@ -191,6 +191,16 @@ pub fn spawn(state: &AppState) {
     });
 }
 
+/// Gives up this instance's leases once it has stopped serving, so that another instance goes
+/// on delivering at once rather than after [`LEASE`]. Deliveries still under way can then no
+/// longer record their outcome: the next holder makes that attempt again (at least once).
+pub async fn release_leases(state: &AppState) {
+    let owner = state.deliverer.instance;
+    if let Err(error) = state.db.run(move |conn| conn.release_leases(owner)).await {
+        tracing::warn!(%error, "cannot give up the webhook leases: they run out within a minute");
+    }
+}
+
 /// Leases the due webhooks and starts delivering each that is not already being delivered.
 async fn pass(state: &AppState) {
     let deliverer = Arc::clone(&state.deliverer);
@@ -236,6 +246,7 @@ async fn deliver(state: &AppState, mut webhook: Webhook) {
                 continue;
             }
             let (delivery, delivered) = post(state, &webhook, &event, now).await;
+            state.metrics.observe_webhook_delivery(delivered);
             let outcome = if delivered {
                 AttemptOutcome::Delivered { cursor: event.seq }
             } else {

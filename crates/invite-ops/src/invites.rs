@@ -11,7 +11,7 @@ use invite_store::repo::{
     ChannelRepository, CreatedInvite, InviteRepository, InviteScope, MemberRepository, NewEvent,
     NewInvite, ServerRepository,
 };
-use invite_store::{DbConnection, StoreError, StoreResult, write_transaction};
+use invite_store::{DbConnection, StoreResult, write_transaction};
 use uuid::Uuid;
 
 use crate::events::invite_payload;
@@ -216,12 +216,8 @@ fn revoke_checked(
     invite: &Invite,
     expected: Option<i64>,
 ) -> StoreResult<Done<Invite>> {
-    let revoked = match conn.revoke_invite(invite.id, expected, ctx.user_id(), ctx.now) {
-        Ok(revoked) => revoked,
-        // Revoked by someone else since it was read.
-        Err(StoreError::NotFound) => return Err(Problem::of(ErrorCode::InviteNotFound).into()),
-        Err(error) => return Err(error),
-    };
+    // Revoked by someone else since it was read: the store says the invite is not there.
+    let revoked = conn.revoke_invite(invite.id, expected, ctx.user_id(), ctx.now)?;
     let event = NewEvent {
         server_id: invite.server_id,
         kind: EventType::InviteDelete,

@@ -6,7 +6,7 @@ use invite_core::server::{BanRequest, PageLimit, UpdateMemberRequest};
 use invite_core::{ErrorCode, Problem};
 use invite_store::models::{Ban, Member};
 use invite_store::repo::{BanRepository, MemberRepository, NewEvent, Removal, ServerRepository};
-use invite_store::{DbConnection, StoreError, StoreResult, write_transaction};
+use invite_store::{DbConnection, StoreResult, write_transaction};
 use uuid::Uuid;
 
 use crate::events::member_payload;
@@ -16,13 +16,6 @@ use crate::{Ctx, Done, member_standing, with_events};
 pub const MAX_PAGE: i64 = 1000;
 /// Members in a page by default.
 pub const DEFAULT_PAGE: i64 = 100;
-
-fn member_not_found(error: StoreError) -> StoreError {
-    match error {
-        StoreError::NotFound => Problem::of(ErrorCode::MemberNotFound).into(),
-        other => other,
-    }
-}
 
 /// The server's owner.
 fn owner_of(conn: &mut DbConnection, server_id: Uuid) -> StoreResult<Uuid> {
@@ -51,9 +44,7 @@ pub fn update(
 ) -> StoreResult<Done<Member>> {
     write_transaction(conn, |conn| {
         member_standing(conn, server_id, ctx.user_id())?.require(Requirement::Administrator)?;
-        let member = conn
-            .set_member_permissions(server_id, user_id, request.permissions)
-            .map_err(member_not_found)?;
+        let member = conn.set_member_permissions(server_id, user_id, request.permissions)?;
         let event =
             NewEvent { server_id, kind: EventType::MemberUpdate, payload: member_payload(&member) };
         with_events(conn, ctx, member, &[event])
@@ -74,7 +65,7 @@ pub fn remove(
             Departure::Leave => Removal::Leave,
             Departure::Kick => Removal::Kick { by: ctx.user_id() },
         };
-        conn.remove_member(server_id, user_id, removal, ctx.now).map_err(member_not_found)?;
+        conn.remove_member(server_id, user_id, removal, ctx.now)?;
         let reason = match departure {
             Departure::Leave => "leave",
             Departure::Kick => "kick",
@@ -127,10 +118,7 @@ pub fn unban(
 ) -> StoreResult<Done<()>> {
     write_transaction(conn, |conn| {
         member_standing(conn, server_id, ctx.user_id())?.require(Requirement::BanMembers)?;
-        conn.unban(server_id, user_id, ctx.user_id(), ctx.now).map_err(|error| match error {
-            StoreError::NotFound => Problem::of(ErrorCode::BanNotFound).into(),
-            other => other,
-        })?;
+        conn.unban(server_id, user_id, ctx.user_id(), ctx.now)?;
         let event = NewEvent {
             server_id,
             kind: EventType::BanRemove,

@@ -3,12 +3,27 @@
 use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind, Error as DieselError};
 use invite_core::Problem;
 
+/// What a store failure is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    /// A server.
+    Server,
+    /// An invite (unknown, or no longer there to change: revoked).
+    Invite,
+    /// A membership.
+    Member,
+    /// A ban.
+    Ban,
+    /// A row a query expected, unnamed: a bug, never the caller's doing.
+    Row,
+}
+
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The row the operation is about does not exist.
-    #[error("not found")]
-    NotFound,
+    /// The entity the operation is about does not exist.
+    #[error("{0:?} not found")]
+    NotFound(Entity),
     /// A uniqueness rule refused the write; the constraint says which.
     #[error("conflict on {0:?}")]
     Conflict(Constraint),
@@ -110,7 +125,7 @@ const UNAVAILABLE_MESSAGES: [&str; 10] = [
 impl From<DieselError> for StoreError {
     fn from(error: DieselError) -> Self {
         match error {
-            DieselError::NotFound => Self::NotFound,
+            DieselError::NotFound => Self::NotFound(Entity::Row),
             DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, ref info) => {
                 Self::Conflict(Constraint::identify(info.as_ref()))
             }

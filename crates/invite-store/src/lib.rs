@@ -14,5 +14,5 @@ pub mod sql_types;
 pub mod testing;
 
 pub use connection::{Backend, DbConnection, write_transaction};
-pub use error::{Constraint, StoreError, StoreResult};
+pub use error::{Constraint, Entity, StoreError, StoreResult};
 pub use pool::{DatabaseUrl, DbPool, PoolConfig};

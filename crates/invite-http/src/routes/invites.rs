@@ -303,7 +303,7 @@ pub(crate) async fn preview(
     // A code that does not exist (a malformed one cannot) charges the scanning bucket.
     let unknown = || -> ApiResult<HttpResponse> {
         state.limit(&req, |limits| limits.unknown_code(addr))?;
-        Err(Problem::from(PreviewRefused::NotFound).into())
+        Err(ApiError::Preview(PreviewRefused::NotFound))
     };
     let Some(code) = CodeRef::parse(&path) else { return unknown() };
     let found = if let Some(cached) = state.previews.get(code.as_str()) {
@@ -323,7 +323,7 @@ pub(crate) async fn preview(
     };
     let Some(found) = found else { return unknown() };
     let now = state.clock.now();
-    check_preview(Some(&found.status), now).map_err(Problem::from)?;
+    check_preview(Some(&found.status), now).map_err(ApiError::Preview)?;
     let mut preview =
         PreviewDto::new(code.as_str(), &found, state.previews.member_count(&found), now);
     if query.with_counts {

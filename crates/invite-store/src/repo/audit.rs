@@ -15,8 +15,9 @@ use crate::models::{AuditEntry, AuditRow};
 use crate::schema::audit_entries;
 use crate::sql_types::{Id, Json, Ts};
 
-/// Audit writes that failed (failing their operations) since the process started. A counter rather than configuration, so a
-/// process-wide static is the honest shape for it; `/metrics` exports it.
+/// Audit writes that failed (failing their operations) since the process started. A counter
+/// rather than configuration, so a process-wide static is the honest shape for it; `/metrics`
+/// exports it.
 static AUDIT_WRITE_FAILURES: AtomicU64 = AtomicU64::new(0);
 
 /// How many audit writes have failed since the process started.

@@ -21,7 +21,7 @@ use super::{
     unknown_cursor,
 };
 use crate::connection::{DbConnection, on_each_backend, write_transaction};
-use crate::error::{StoreError, StoreResult};
+use crate::error::{Entity, StoreError, StoreResult};
 use crate::models::{Invite, InviteRow, Preview};
 use crate::schema::{channels, invites, servers};
 use crate::sql_types::{Id, Ts};
@@ -52,15 +52,15 @@ fn lock_invite(conn: &mut DbConnection, invite_id: Uuid) -> StoreResult<Invite> 
         .set(invites::version.eq(invites::version))
         .execute(conn)?;
     if locked == 0 {
-        return Err(StoreError::NotFound);
+        return Err(StoreError::NotFound(Entity::Invite));
     }
-    load_invite(conn, invite_id)?.ok_or(StoreError::NotFound)
+    load_invite(conn, invite_id)?.ok_or(StoreError::NotFound(Entity::Invite))
 }
 
 /// An invite that can still be edited or revoked through the invite endpoints.
 fn manageable(invite: Invite) -> StoreResult<Invite> {
     if invite.revoked_at.is_some() {
-        Err(StoreError::NotFound)
+        Err(StoreError::NotFound(Entity::Invite))
     } else if invite.kind == InviteKind::Vanity {
         Err(Problem::of(ErrorCode::VanityInvite).into())
     } else {
@@ -293,7 +293,7 @@ impl InviteRepository for DbConnection {
                     now,
                 },
             )?;
-            load_invite(conn, invite_id)?.ok_or(StoreError::NotFound)
+            load_invite(conn, invite_id)?.ok_or(StoreError::NotFound(Entity::Invite))
         })
     }
 
@@ -325,7 +325,7 @@ impl InviteRepository for DbConnection {
                     now,
                 },
             )?;
-            load_invite(conn, invite_id)?.ok_or(StoreError::NotFound)
+            load_invite(conn, invite_id)?.ok_or(StoreError::NotFound(Entity::Invite))
         })
     }
 

@@ -11,7 +11,7 @@ use super::audit::{self, NewAuditEntry};
 use super::servers::{add_to_member_count, lock_server};
 use super::{BanRepository, MemberRepository, Removal, unknown_cursor};
 use crate::connection::{DbConnection, on_each_backend, write_transaction};
-use crate::error::{StoreError, StoreResult};
+use crate::error::{Entity, StoreError, StoreResult};
 use crate::models::{Ban, BanRow, Member, MemberRow};
 use crate::schema::{bans, members, users};
 use crate::sql_types::{Id, Ts};
@@ -88,9 +88,9 @@ impl MemberRepository for DbConnection {
             .set((members::permissions.eq(permissions.bits()), members::temporary.eq(false)))
             .execute(conn)?;
             if updated == 0 {
-                return Err(StoreError::NotFound);
+                return Err(StoreError::NotFound(Entity::Member));
             }
-            conn.find_member(server_id, user_id)?.ok_or(StoreError::NotFound)
+            conn.find_member(server_id, user_id)?.ok_or(StoreError::NotFound(Entity::Member))
         })
     }
 
@@ -103,7 +103,7 @@ impl MemberRepository for DbConnection {
     ) -> StoreResult<()> {
         write_transaction(self, |conn| {
             if !delete_membership(conn, server_id, user_id)? {
-                return Err(StoreError::NotFound);
+                return Err(StoreError::NotFound(Entity::Member));
             }
             if let Removal::Kick { by } = removal {
                 audit::record(
@@ -216,7 +216,7 @@ impl BanRepository for DbConnection {
             )
             .execute(conn)?;
             if deleted == 0 {
-                return Err(StoreError::NotFound);
+                return Err(StoreError::NotFound(Entity::Ban));
             }
             audit::record(
                 conn,

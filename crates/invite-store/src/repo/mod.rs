@@ -445,6 +445,10 @@ pub trait WebhookRepository {
         until: DateTime<Utc>,
     ) -> StoreResult<Vec<Webhook>>;
 
+    /// Gives up every lease `owner` holds, so that another instance takes over at once (an
+    /// instance stopping gracefully; a crashed one's leases run out by themselves).
+    fn release_leases(&mut self, owner: Uuid) -> StoreResult<usize>;
+
     /// Records an attempt (if any) and its outcome, if `owner` still holds the lease; `false`
     /// when it no longer does (nothing is written then).
     fn record_attempt(
@@ -473,29 +477,4 @@ pub trait MaintenanceRepository {
         ends_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> StoreResult<MaintenanceState>;
-}
-
-/// Every repository, for code that needs them all.
-pub trait Repositories:
-    UserRepository
-    + ServerRepository
-    + ChannelRepository
-    + MemberRepository
-    + BanRepository
-    + InviteRepository
-    + VanityRepository
-    + AuditRepository
-{
-}
-
-impl<T> Repositories for T where
-    T: UserRepository
-        + ServerRepository
-        + ChannelRepository
-        + MemberRepository
-        + BanRepository
-        + InviteRepository
-        + VanityRepository
-        + AuditRepository
-{
 }

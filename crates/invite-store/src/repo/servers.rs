@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::audit::{self, NewAuditEntry};
 use super::{Actor, ChannelRepository, ServerRepository, UserRepository};
 use crate::connection::{DbConnection, on_each_backend, write_transaction};
-use crate::error::{StoreError, StoreResult};
+use crate::error::{Entity, StoreError, StoreResult};
 use crate::models::{Channel, ChannelRow, MemberRow, Server, ServerRow, corrupt, features_json};
 use crate::schema::{channels, invites, members, servers, users};
 use crate::sql_types::{Id, Json, Ts};
@@ -80,7 +80,7 @@ pub(crate) fn lock_server(conn: &mut DbConnection, server_id: Uuid) -> StoreResu
     let locked = diesel::update(servers::table.filter(servers::id.eq(Id(server_id))))
         .set(servers::updated_at.eq(servers::updated_at))
         .execute(conn)?;
-    if locked == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    if locked == 0 { Err(StoreError::NotFound(Entity::Server)) } else { Ok(()) }
 }
 
 #[derive(AsChangeset)]
@@ -147,7 +147,7 @@ impl ServerRepository for DbConnection {
                 })
                 .execute(conn)?;
             conn.remember_user(owner, now)?;
-            load_server(conn, server_id)?.ok_or(StoreError::NotFound)
+            load_server(conn, server_id)?.ok_or(StoreError::NotFound(Entity::Server))
         })
     }
 
@@ -201,9 +201,9 @@ impl ServerRepository for DbConnection {
                 .set(&changeset)
                 .execute(conn)?;
             if updated == 0 {
-                return Err(StoreError::NotFound);
+                return Err(StoreError::NotFound(Entity::Server));
             }
-            load_server(conn, server_id)?.ok_or(StoreError::NotFound)
+            load_server(conn, server_id)?.ok_or(StoreError::NotFound(Entity::Server))
         })
     }
 
@@ -232,7 +232,7 @@ impl ServerRepository for DbConnection {
                 ))
                 .execute(conn)?;
             if updated == 0 {
-                return Err(StoreError::NotFound);
+                return Err(StoreError::NotFound(Entity::Server));
             }
             let (action, details) = match pause {
                 Some(pause) => (AuditAction::InvitesPause, serde_json::json!({ "until": pause })),
@@ -249,7 +249,7 @@ impl ServerRepository for DbConnection {
                     now,
                 },
             )?;
-            load_server(conn, server_id)?.ok_or(StoreError::NotFound)
+            load_server(conn, server_id)?.ok_or(StoreError::NotFound(Entity::Server))
         })
     }
 }

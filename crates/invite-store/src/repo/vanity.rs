@@ -15,7 +15,7 @@ use super::invites::{insert_unless_code_taken, load_invite};
 use super::servers::lock_server;
 use super::{InviteRepository, VanityRepository};
 use crate::connection::{DbConnection, write_transaction};
-use crate::error::{StoreError, StoreResult};
+use crate::error::{Entity, StoreError, StoreResult};
 use crate::models::{Invite, InviteRow};
 use crate::schema::invites;
 use crate::sql_types::{Id, Ts};
@@ -132,7 +132,7 @@ fn claim_code(
             if reclaimed == 0 {
                 return Err(Problem::of(ErrorCode::VanityTaken).into());
             }
-            load_invite(conn, own.id)?.ok_or(StoreError::NotFound)
+            load_invite(conn, own.id)?.ok_or(StoreError::NotFound(Entity::Invite))
         }
         (VanityClaim::TakeOver, Some(previous)) => {
             // The old row keeps its history (uses, members who joined with it) but gives up

@@ -292,6 +292,12 @@ impl WebhookRepository for DbConnection {
         })
     }
 
+    fn release_leases(&mut self, owner: Uuid) -> StoreResult<usize> {
+        Ok(diesel::update(webhooks::table.filter(webhooks::lease_owner.eq(Id(owner))))
+            .set((webhooks::lease_owner.eq(None::<Id>), webhooks::lease_until.eq(None::<Ts>)))
+            .execute(self)?)
+    }
+
     fn record_attempt(
         &mut self,
         owner: Uuid,

@@ -67,7 +67,7 @@ conformance! {
             let settings = settings(&format!(r#"{{"channel_id": "{channel_id}"}}"#));
             let new = NewInvite { server_id: server.id, creator: &owner, settings: &settings, now: t0() };
             let problem = refused(conn.create_invite(&new, &mut invite_core::code::OsRandom));
-            assert_eq!((problem.status, problem.code, problem.message.as_ref()), (400, ErrorCode::UnknownChannel, "Unknown channel"));
+            assert_eq!((problem.code, problem.message.as_ref()), (ErrorCode::UnknownChannel, "Unknown channel"));
         }
         assert_eq!(invite_rows(conn, server.id), 0);
         assert!(conn.list_audit_entries(server.id, None, page(10)).unwrap().is_empty());
@@ -114,7 +114,7 @@ conformance! {
 
         // Every draw collides: 500 CODE_SPACE_EXHAUSTED, nothing written, transaction not poisoned.
         let problem = refused(conn.create_invite(&new, &mut constant(0)));
-        assert_eq!((problem.status, problem.code), (500, ErrorCode::CodeSpaceExhausted));
+        assert_eq!(problem.code, ErrorCode::CodeSpaceExhausted);
         assert_eq!(invite_rows(conn, server.id), 1);
 
         // Two collisions, then a free code: reserved on the third attempt.
@@ -167,8 +167,8 @@ conformance! {
         let new = NewInvite { server_id: server.id, creator: &owner, settings: &settings, now: t0() };
         let problem = refused(conn.create_invite(&new, &mut invite_core::code::OsRandom));
         assert_eq!(
-            (problem.status, problem.code, problem.message.as_ref()),
-            (400, ErrorCode::MaxInvitesReached, "Maximum number of active invites reached (1000)")
+            (problem.code, problem.message.as_ref()),
+            (ErrorCode::MaxInvitesReached, "Maximum number of active invites reached (1000)")
         );
         assert_eq!(invite_rows(conn, server.id), 1004);
         conn.revoke_invite(last.id, None, owner.user_id, t0()).unwrap();
@@ -195,7 +195,7 @@ conformance! {
         assert_eq!(ids(conn.list_invites(InviteScope::Server(server.id), Some(c.id), page(1000)).unwrap()), [b.id, a.id]);
         assert_eq!(ids(conn.list_invites(InviteScope::Channel(channel.id), None, page(1000)).unwrap()), [b.id]);
         let problem = refused(conn.list_invites(InviteScope::Server(server.id), Some(Uuid::now_v7()), page(10)));
-        assert_eq!((problem.status, problem.code), (400, ErrorCode::InvalidQuery));
+        assert_eq!(problem.code, ErrorCode::InvalidQuery);
     }
 
     fn updates_bump_the_version_and_respect_if_match(db: &TestDatabase) {
@@ -211,7 +211,7 @@ conformance! {
         assert_eq!(updated.updated_at, later);
 
         let stale = refused(conn.update_invite(invite.id, &request, Some(1), owner.user_id, later));
-        assert_eq!((stale.status, stale.code), (412, ErrorCode::PreconditionFailed));
+        assert_eq!(stale.code, ErrorCode::PreconditionFailed);
         assert_eq!(reload(conn, &invite).version, 2);
 
         let unlimited: UpdateInviteRequest = serde_json::from_str(r#"{"max_uses": null, "max_age": 0}"#).unwrap();
@@ -254,8 +254,8 @@ conformance! {
         let revoked = conn.revoke_invite(invite.id, Some(1), owner.user_id, t0() + minutes(1)).unwrap();
         assert_eq!((revoked.revoked_at, revoked.version), (Some(t0() + minutes(1)), 2));
         assert_eq!(reload(conn, &invite).code, invite.code, "the row and its code stay");
-        assert!(matches!(conn.revoke_invite(invite.id, None, owner.user_id, t0()), Err(StoreError::NotFound)));
-        assert!(matches!(conn.revoke_invite(Uuid::now_v7(), None, owner.user_id, t0()), Err(StoreError::NotFound)));
+        assert!(matches!(conn.revoke_invite(invite.id, None, owner.user_id, t0()), Err(StoreError::NotFound(_))));
+        assert!(matches!(conn.revoke_invite(Uuid::now_v7(), None, owner.user_id, t0()), Err(StoreError::NotFound(_))));
 
         // The same draw again cannot take the revoked invite's code.
         let problem = refused(conn.create_invite(&new, &mut constant(3)));
@@ -286,7 +286,7 @@ conformance! {
         let server = create_server(conn, &owner);
         let vanity = conn.set_vanity_code_for_test(server.id, owner.user_id);
         let problem = refused(conn.revoke_invite(vanity.id, None, owner.user_id, t0()));
-        assert_eq!((problem.status, problem.code), (400, ErrorCode::VanityInvite));
+        assert_eq!(problem.code, ErrorCode::VanityInvite);
         let request: UpdateInviteRequest = serde_json::from_str(r#"{"max_uses": 3}"#).unwrap();
         let problem = refused(conn.update_invite(vanity.id, &request, None, owner.user_id, t0()));
         assert_eq!(problem.code, ErrorCode::VanityInvite);

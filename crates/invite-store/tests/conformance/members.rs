@@ -52,7 +52,7 @@ conformance! {
         let standing = conn.standing(server.id, guest.user_id).unwrap().unwrap();
         assert!(standing.has(Permissions::CREATE_INVITES));
         let missing = conn.set_member_permissions(server.id, Uuid::now_v7(), Permissions::empty());
-        assert!(matches!(missing, Err(StoreError::NotFound)));
+        assert!(matches!(missing, Err(StoreError::NotFound(_))));
     }
 
     fn leaving_and_kicking_keep_the_count_and_kicks_are_audited(db: &TestDatabase) {
@@ -70,7 +70,7 @@ conformance! {
         assert_eq!(membership_counts(conn, server.id), (1, 1));
         assert!(matches!(
             conn.remove_member(server.id, kicked.user_id, Removal::Leave, t0()),
-            Err(StoreError::NotFound)
+            Err(StoreError::NotFound(_))
         ));
         let entries = conn.list_audit_entries(server.id, None, page(10)).unwrap();
         assert_eq!(entries[0].action, AuditAction::MemberKick);
@@ -105,7 +105,7 @@ conformance! {
 
         let later = t0() + minutes(3);
         conn.unban(server.id, troll.user_id, owner.user_id, later).unwrap();
-        assert!(matches!(conn.unban(server.id, troll.user_id, owner.user_id, later), Err(StoreError::NotFound)));
+        assert!(matches!(conn.unban(server.id, troll.user_id, owner.user_id, later), Err(StoreError::NotFound(_))));
         assert!(matches!(conn.redeem(&code_of(&invite), &troll, later).unwrap(), Redemption::Joined(_)));
         let actions: Vec<_> = conn.list_audit_entries(server.id, None, page(3)).unwrap().iter().map(|e| e.action).collect();
         assert_eq!(actions, [AuditAction::MemberJoin, AuditAction::MemberUnban, AuditAction::MemberBan]);

@@ -70,9 +70,9 @@ conformance! {
         let before = count_servers(conn);
         let failed = recorded(conn, &failing, t0(), |conn| {
             create_server(conn, &owner);
-            Err::<(), _>(StoreError::NotFound)
+            Err::<(), _>(StoreError::NotFound(invite_store::Entity::Row))
         }, |()| response("z"));
-        assert!(matches!(failed, Err(StoreError::NotFound)), "{failed:?}");
+        assert!(matches!(failed, Err(StoreError::NotFound(_))), "{failed:?}");
         assert_eq!(count_servers(conn), before, "the write rolled back with the failure");
         assert_eq!(conn.prior_response(&failing, t0()).unwrap(), PriorResponse::None);
     }

@@ -74,7 +74,7 @@ conformance! {
         assert_eq!(cleared.features, vec![ServerFeature::VanityUrl]);
 
         let missing = conn.update_server(Uuid::now_v7(), &clear_icon.validate().unwrap(), later);
-        assert!(matches!(missing, Err(invite_store::StoreError::NotFound)), "{missing:?}");
+        assert!(matches!(missing, Err(invite_store::StoreError::NotFound(_))), "{missing:?}");
     }
 
     fn pause_and_resume_are_stored_and_audited(db: &TestDatabase) {
