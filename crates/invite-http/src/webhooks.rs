@@ -49,6 +49,10 @@ const LEASE: TimeDelta = TimeDelta::seconds(60);
 /// How often due webhooks are looked for, besides when events arrive.
 const PASS_INTERVAL: Duration = Duration::from_secs(1);
 
+/// The shortest time between two passes: under a stream of joins, events arrive thousands of
+/// times a second, and one pass serves all that arrived since the last.
+const PASS_GAP: Duration = Duration::from_millis(100);
+
 /// Events fetched at a time for one webhook.
 const BATCH: i64 = 100;
 
@@ -181,7 +185,9 @@ pub fn spawn(state: &AppState) {
         let mut purged = Instant::now();
         loop {
             let _ = tokio::time::timeout(PASS_INTERVAL, state.events.delivered.notified()).await;
+            let started = Instant::now();
             pass(&state).await;
+            tokio::time::sleep(PASS_GAP.saturating_sub(started.elapsed())).await;
             if purged.elapsed() > Duration::from_hours(1) {
                 purged = Instant::now();
                 let before = state.clock.now() - KEEP_DELIVERIES;

@@ -229,8 +229,9 @@ fn redeem_locked(
     Ok(Redemption::Joined(Box::new(Joined { member, uses, version, member_count, event })))
 }
 
-/// The `MEMBER_JOIN` event's payload: what the PostgreSQL accept statement builds in SQL (see
-/// [`ACCEPT_SQL`]'s `evented`), for the other path. A conformance test keeps the two equal.
+/// The `MEMBER_JOIN` event's payload: what the PostgreSQL accept statement stores, built in SQL
+/// (see [`ACCEPT_SQL`]'s `evented`); here for SQLite and for the event the accept returns. A
+/// conformance test keeps the two equal.
 pub(crate) fn member_join_payload(member: &Member, member_count: i64) -> serde_json::Value {
     serde_json::json!({
         "server_id": member.server_id,
@@ -312,7 +313,7 @@ evented AS (
                'temporary', u.temporary, 'member_count', c.member_count),
            'members', p.now
     FROM counted AS c, used AS u, params AS p
-    RETURNING seq, payload
+    RETURNING seq
 ),
 remembered AS (
     INSERT INTO users (id, username, created_at, updated_at)
@@ -332,8 +333,7 @@ SELECT t.id, t.server_id, t.code, t.kind, t.created_by, t.max_uses, t.uses, t.ex
        t.temporary, t.revoked_at, t.invites_paused_until, t.invites_paused_indefinitely,
        t.is_member, t.is_banned, u.uses AS new_uses, u.version AS new_version,
        (SELECT member_count FROM counted) AS member_count,
-       (SELECT seq FROM evented) AS event_seq,
-       (SELECT payload FROM evented) AS event_payload
+       (SELECT seq FROM evented) AS event_seq
 FROM target AS t
 LEFT JOIN used AS u ON u.id = t.id
 ";
@@ -446,11 +446,10 @@ struct AcceptRow {
     /// The server's member count after the join; `None` when nobody joined.
     #[diesel(sql_type = Nullable<BigInt>)]
     member_count: Option<i64>,
-    /// The `MEMBER_JOIN` event's `seq` and payload; `None` when nobody joined.
+    /// The `MEMBER_JOIN` event's `seq`; `None` when nobody joined. Its payload is built again
+    /// here rather than sent back and parsed ([`member_join_payload`], the same fields).
     #[diesel(sql_type = Nullable<BigInt>)]
     event_seq: Option<i64>,
-    #[diesel(sql_type = Nullable<crate::sql_types::DbJson>)]
-    event_payload: Option<serde_json::Value>,
 }
 
 impl AcceptRow {
@@ -514,21 +513,22 @@ fn redeem_postgres(
         };
         let (member_count, new_uses, new_version) =
             (row.member_count, row.new_uses, row.new_version);
-        let event = row.event_seq.zip(row.event_payload.clone());
+        let event_seq = row.event_seq;
         let target = row.into_target()?;
-        if let (Some(member_count), Some(uses), Some(version), Some((seq, payload))) =
-            (member_count, new_uses, new_version, event)
+        if let (Some(member_count), Some(uses), Some(version), Some(seq)) =
+            (member_count, new_uses, new_version, event_seq)
         {
+            let member = target.member(user, now);
             let event = Event {
                 seq,
                 server_id: target.server_id,
                 kind: EventType::MemberJoin,
-                payload,
+                payload: member_join_payload(&member, member_count),
                 audience: EventType::MemberJoin.audience(),
                 created_at: now,
             };
             return Ok(Redemption::Joined(Box::new(Joined {
-                member: target.member(user, now),
+                member,
                 uses,
                 version,
                 member_count,

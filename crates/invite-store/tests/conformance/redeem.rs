@@ -1,6 +1,7 @@
 use diesel::prelude::*;
 use invite_core::audit::AuditAction;
 use invite_core::code::{CodeRef, VanityCode};
+use invite_core::event::EventType;
 use invite_core::permissions::Permissions;
 use invite_core::redeem::{
     InviteStatus, InvitesPause, RedemptionFacts, RedemptionRefused, decide_redemption,
@@ -9,8 +10,8 @@ use invite_core::server::PageLimit;
 use invite_store::DbConnection;
 use invite_store::models::JoinSource;
 use invite_store::repo::{
-    Actor, AuditRepository, BanRepository, InviteRepository, MemberRepository, Redemption,
-    ServerRepository, VanityRepository,
+    Actor, AuditRepository, BanRepository, EventRepository, InviteRepository, MemberRepository,
+    Redemption, ServerRepository, VanityRepository,
 };
 use invite_store::schema::invites;
 use invite_store::sql_types::{Id, Ts};
@@ -60,6 +61,17 @@ conformance! {
         assert_eq!(entries[0].action, AuditAction::MemberJoin);
         assert_eq!((entries[0].actor_id, entries[0].target_id), (guest.user_id, Some(guest.user_id)));
         assert_eq!(entries[0].details["code"], serde_json::json!(invite.code));
+
+        // The MEMBER_JOIN event committed with the join is the one returned, field for field
+        // (on PostgreSQL the statement builds the stored payload, the store the returned one).
+        let events = conn.server_events(server.id, 0, 100).unwrap();
+        let stored = events.iter().find(|event| event.kind == EventType::MemberJoin).unwrap();
+        assert_eq!(stored, &joined.event);
+        assert_eq!(stored.payload, serde_json::json!({
+            "server_id": server.id, "user_id": guest.user_id, "invite_id": invite.id,
+            "code": invite.code, "source": "invite", "inviter_id": owner.user_id,
+            "temporary": true, "member_count": 2,
+        }));
     }
 
     fn every_refusal_changes_nothing(db: &TestDatabase) {
