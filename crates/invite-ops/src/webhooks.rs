@@ -16,6 +16,14 @@ use crate::{Ctx, member_standing};
 /// Deliveries one listing shows.
 pub const RECENT_DELIVERIES: i64 = 50;
 
+/// Whether the caller may register webhooks on the server (`MANAGE_SERVER`): asked before the
+/// target's host is resolved, so that a stranger learns nothing about URLs; [`create`] asks again
+/// in its transaction.
+pub fn may_register(conn: &mut DbConnection, ctx: &Ctx, server_id: Uuid) -> StoreResult<()> {
+    member_standing(conn, server_id, ctx.user_id())?.require(Requirement::ManageServer)?;
+    Ok(())
+}
+
 /// Registers a webhook that will receive the server's events from now on, signed with
 /// `secret` (`MANAGE_SERVER`; at most ten per server).
 pub fn create(

@@ -157,14 +157,7 @@ pub(crate) async fn create(
     let ctx = state.ctx(actor);
     // Membership and permission come first, so a stranger learns nothing about URLs.
     let checker = ctx.clone();
-    state
-        .db
-        .run(move |conn| {
-            invite_ops::member_standing(conn, server_id, checker.user_id())?
-                .require(invite_core::permissions::Requirement::ManageServer)?;
-            Ok(())
-        })
-        .await?;
+    state.db.run(move |conn| invite_ops::webhooks::may_register(conn, &checker, server_id)).await?;
     let target = request.validate()?;
     crate::webhooks::check_target(&target.host, target.port, state.webhook_allow_private)
         .await
