@@ -203,4 +203,74 @@ both_backends! {
         assert_eq!(uses(app, &invite), 10);
         assert_eq!(member_count(app, &server), (11, 11));
     }
+
+    fn accepts_committed_together_each_get_their_own_outcome(app: &TestApp) {
+        // Forty-odd accepts of one invite at once: they are committed in groups (the combiner
+        // of `Db::run_combined`), and each request must still get exactly its own answer.
+        let owner = app.user();
+        let server = app.create_server(&owner);
+        let sid = server_id(&server);
+        let invite = app.create_invite(&server, &owner, json!({"max_uses": 20}));
+        let members: Vec<_> = (0..5).map(|_| app.member(&server, &owner)).collect();
+        let banned: Vec<_> = (0..5).map(|_| app.user()).collect();
+        for user in &banned {
+            app.put(&format!("/servers/{sid}/bans/{}", user.id), &owner, json!({})).assert_status(204);
+        }
+        let fresh: Vec<_> = (0..30).map(|_| app.user()).collect();
+        // One fresh user sends twice, as a double click does.
+        let requests: Vec<_> = members
+            .iter()
+            .chain(&banned)
+            .chain(&fresh)
+            .chain(std::iter::once(&fresh[0]))
+            .collect();
+        let uses_before = uses(app, &invite);
+        let barrier = Arc::new(Barrier::new(requests.len()));
+        let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = requests
+                .iter()
+                .map(|user| {
+                    let (barrier, invite) = (barrier.clone(), &invite);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        let response = app.accept(invite, user);
+                        (response.status, response.body)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (status, body) in &answers[..5] {
+            assert_eq!((*status, body["code"].as_str()), (409, Some("ALREADY_MEMBER")), "{body}");
+        }
+        for (status, body) in &answers[5..10] {
+            assert_eq!((*status, body["code"].as_str()), (403, Some("BANNED")), "{body}");
+        }
+        let mut fresh_answers: HashMap<(u16, Option<String>), usize> = HashMap::new();
+        for (status, body) in &answers[10..] {
+            let code = body["code"].as_str().map(str::to_owned);
+            *fresh_answers.entry((*status, code)).or_default() += 1;
+        }
+        // Twenty uses for thirty-one requests of thirty users: twenty join; the double click's
+        // second request finds its own membership or the invite used up, like the other ten.
+        assert_eq!(fresh_answers.get(&(201, None)), Some(&20), "{fresh_answers:?}");
+        let refused: usize = fresh_answers
+            .iter()
+            .filter(|((status, code), _)| {
+                (*status, code.as_deref()) == (400, Some("INVITE_MAXED_OUT"))
+                    || (*status, code.as_deref()) == (409, Some("ALREADY_MEMBER"))
+            })
+            .map(|(_, count)| count)
+            .sum();
+        assert_eq!(refused, 11, "{fresh_answers:?}");
+        assert_eq!(uses(app, &invite), uses_before + 20);
+        assert_eq!(member_count(app, &server), (26, 26));
+        let metrics = app.request(reqwest::Method::GET, "/metrics", None, None);
+        let batches: Vec<&str> = metrics
+            .text
+            .lines()
+            .filter(|line| line.starts_with("invite_db_write_batch_size_bucket"))
+            .collect();
+        println!("batch sizes of this run: {batches:?}");
+    }
 }

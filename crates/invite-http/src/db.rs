@@ -18,15 +18,18 @@
 //! The checkout and the work run on actix's blocking pool (never on a worker thread, which
 //! would stall every request it serves), and the request's tracing span follows them there.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::web;
 use chrono::{DateTime, Utc};
+use invite_store::batch::BatchWrite;
 use invite_store::repo::{IdempotencyClaim, Keyed, RecordedResponse};
 use invite_store::{DbConnection, DbPool, StoreError, StoreResult};
 use parking_lot::Mutex;
+use tokio::sync::oneshot;
 
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
@@ -72,12 +75,72 @@ pub struct Db {
     pool: DbPool,
     gate: Arc<Gate>,
     metrics: Arc<Metrics>,
+    combiner: Arc<Combiner>,
+}
+
+/// Most writes one batch commits (see [`Db::run_combined`]).
+const MAX_BATCH: usize = 64;
+
+/// The writes waiting to be combined, by key. A key is present while a leader is committing
+/// its writes: whoever finds it absent becomes the leader (see [`Db::run_combined`]).
+#[derive(Debug, Default)]
+struct Combiner {
+    queues: Mutex<HashMap<String, VecDeque<Pending>>>,
+}
+
+/// A write waiting for its batch.
+struct Pending {
+    write: Box<dyn BatchWrite>,
+    waiting: Waiting,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").finish_non_exhaustive()
+    }
+}
+
+/// A write of [`Db::run_combined`]: its work, and the request awaiting its outcome.
+struct Job<T, F> {
+    work: F,
+    deadline: Instant,
+    outcome: Option<StoreResult<T>>,
+    reply: Option<oneshot::Sender<StoreResult<T>>>,
+}
+
+impl<T, F> BatchWrite for Job<T, F>
+where
+    T: Send,
+    F: Fn(&mut DbConnection) -> StoreResult<T> + Send,
+{
+    fn run(&mut self, conn: &mut DbConnection) -> bool {
+        let outcome = (self.work)(conn);
+        let ok = outcome.is_ok();
+        self.outcome = Some(outcome);
+        ok
+    }
+
+    fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    fn settle(mut self: Box<Self>, committed: StoreResult<()>) {
+        let answer = committed.and_then(|()| {
+            self.outcome.take().unwrap_or_else(|| {
+                Err(StoreError::Unavailable("the write was settled without running".into()))
+            })
+        });
+        if let Some(reply) = self.reply.take() {
+            // The request may have been answered 503 already; then nobody listens.
+            let _ = reply.send(answer);
+        }
+    }
 }
 
 impl Db {
     /// Wraps a pool; `limits.threads` must match the blocking threads the server runs.
     pub fn new(pool: DbPool, limits: DbLimits, metrics: Arc<Metrics>) -> Self {
-        Self { pool, gate: Arc::new(Gate::new(limits)), metrics }
+        Self { pool, gate: Arc::new(Gate::new(limits)), metrics, combiner: Arc::default() }
     }
 
     /// The pool, for health checks and metrics.
@@ -123,6 +186,95 @@ impl Db {
         };
         self.gate.observe(outcome.as_ref().err(), probe, Instant::now());
         outcome.map_err(ApiError::from)
+    }
+
+    /// Runs the write `work` combined with the concurrent writes of the same `key`: group
+    /// commit (see `invite_store::batch`), with a combiner in front of it. The first request
+    /// to find no batch in progress for its key becomes the leader: on a blocking thread with
+    /// one connection, it commits what has queued for the key, batch after batch (up to
+    /// [`MAX_BATCH`] writes each), until the queue is empty. Every other request queues its
+    /// write and awaits its own outcome without holding a thread or a connection, so a batch
+    /// can grow past the pool's size. Deadlines, shedding and the circuit are those of
+    /// [`Db::run`]; `work` may run more than once (again alone when its batch fails), so it
+    /// must be a complete write of its own, as every store write is.
+    pub async fn run_combined<T, F>(&self, key: String, work: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: Fn(&mut DbConnection) -> StoreResult<T> + Send + 'static,
+    {
+        let now = Instant::now();
+        let arrived = ARRIVED.try_with(|arrived| *arrived).unwrap_or(now);
+        let deadline = arrived + self.gate.limits.timeout.saturating_sub(ANSWER_MARGIN);
+        let probe = self.gate.admit(now, deadline).inspect_err(|error| {
+            if matches!(error, ApiError::Overloaded) {
+                self.metrics.observe_shed();
+            }
+        })?;
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            write: Box::new(Job { work, deadline, outcome: None, reply: Some(reply) }),
+            waiting: Waiting::new(&self.gate),
+        };
+        let lead = {
+            let mut queues = self.combiner.queues.lock();
+            if let Some(queue) = queues.get_mut(&key) {
+                queue.push_back(pending);
+                false
+            } else {
+                queues.insert(key.clone(), VecDeque::from([pending]));
+                true
+            }
+        };
+        if lead {
+            let (db, span) = (self.clone(), tracing::Span::current());
+            // Not awaited: the leader serves its followers even if its own request gives up.
+            drop(web::block(move || span.in_scope(|| db.lead(&key))));
+        }
+        let outcome = match tokio::time::timeout_at(deadline.into(), answer).await {
+            Err(_) => Err(StoreError::Unavailable("the database did not answer in time".into())),
+            Ok(Err(_)) => Err(StoreError::Unavailable("the write was dropped unanswered".into())),
+            Ok(Ok(outcome)) => outcome,
+        };
+        self.gate.observe(outcome.as_ref().err(), probe, Instant::now());
+        outcome.map_err(ApiError::from)
+    }
+
+    /// The leader's loop (see [`Db::run_combined`]): commits the key's queue, batch after
+    /// batch, and gives the key up once the queue is empty.
+    fn lead(&self, key: &str) {
+        loop {
+            let pending: Vec<Pending> = {
+                let mut queues = self.combiner.queues.lock();
+                let Some(queue) = queues.get_mut(key) else { return };
+                if queue.is_empty() {
+                    queues.remove(key);
+                    return;
+                }
+                let take = queue.len().min(MAX_BATCH);
+                queue.drain(..take).collect()
+            };
+            let size = pending.len();
+            let writes: Vec<Box<dyn BatchWrite>> = pending
+                .into_iter()
+                .map(|Pending { write, waiting }| {
+                    waiting.start();
+                    write
+                })
+                .collect();
+            let latest =
+                writes.iter().map(|write| write.deadline()).max().unwrap_or_else(Instant::now);
+            let started = Instant::now();
+            // A failed checkout drops the writes unsettled: their requests hear "dropped
+            // unanswered", a 503 like any failure to reach the database.
+            let _ = self.pool.run_by(latest, |conn| {
+                invite_store::batch::commit_batch(conn, writes);
+                Ok(())
+            });
+            self.metrics.observe_batch(size);
+            // Each write held the thread for its share of the batch.
+            let share = u32::try_from(size).unwrap_or(u32::MAX).max(1);
+            self.gate.observe_hold(started.elapsed() / share);
+        }
     }
 
     /// Runs a write whose response `render` describes. With an Idempotency-Key (`claim`), the

@@ -3,8 +3,8 @@
 //! shedding, rate limits, maintenance, how far the outbox is read, and webhook deliveries.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::db::Db;
@@ -25,6 +25,7 @@ pub struct Metrics {
     maintenance: IntGauge,
     events_read: IntGauge,
     webhook_deliveries: IntCounterVec,
+    write_batch_size: Histogram,
 }
 
 impl Default for Metrics {
@@ -36,6 +37,18 @@ impl Default for Metrics {
 /// A gauge with a valid, fixed name.
 fn gauge(name: &str, help: &str) -> IntGauge {
     IntGauge::new(name, help).expect("valid metric")
+}
+
+/// Sizes of the batches of writes committed together.
+fn batch_histogram() -> Histogram {
+    Histogram::with_opts(
+        HistogramOpts::new(
+            "db_write_batch_size",
+            "Writes committed together by one transaction (group commit of accepts)",
+        )
+        .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+    )
+    .expect("valid metric")
 }
 
 impl Metrics {
@@ -101,6 +114,7 @@ impl Metrics {
             &["outcome"],
         )
         .expect("valid metric");
+        let write_batch_size = batch_histogram();
         for outcome in ["delivered", "failed"] {
             webhook_deliveries.with_label_values(&[outcome]);
         }
@@ -124,6 +138,7 @@ impl Metrics {
             Box::new(maintenance.clone()),
             Box::new(events_read.clone()),
             Box::new(webhook_deliveries.clone()),
+            Box::new(write_batch_size.clone()),
         ] {
             registry.register(collector).expect("each series is registered once");
         }
@@ -141,7 +156,14 @@ impl Metrics {
             maintenance,
             events_read,
             webhook_deliveries,
+            write_batch_size,
         }
+    }
+
+    /// Records the size of a batch of writes committed together.
+    pub fn observe_batch(&self, size: usize) {
+        #[expect(clippy::cast_precision_loss, reason = "batches hold at most 64 writes")]
+        self.write_batch_size.observe(size as f64);
     }
 
     /// The outbox `seq` this instance has read (and applied to its caches) up to.

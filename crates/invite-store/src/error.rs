@@ -63,7 +63,9 @@ pub enum Constraint {
     MemberKey,
     /// One ban per user and server.
     BanKey,
-    /// A banned user cannot become a member (the `members_not_banned` trigger).
+    /// A banned user cannot become a member: SQLite's `members_not_banned` trigger, or
+    /// PostgreSQL's accept statement finding that a ban crossed it (its member insert then
+    /// has no server, see `repo::redeem`).
     MemberBanned,
     /// One recorded response per user and `Idempotency-Key`.
     IdempotencyKey,
@@ -135,6 +137,12 @@ impl From<DieselError> for StoreError {
                 DatabaseErrorKind::CheckViolation | DatabaseErrorKind::Unknown,
                 ref info,
             ) if Constraint::identify(info.as_ref()) == Constraint::MemberBanned => {
+                Self::Conflict(Constraint::MemberBanned)
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::NotNullViolation, ref info)
+                if info.table_name() == Some("members")
+                    && info.column_name() == Some("server_id") =>
+            {
                 Self::Conflict(Constraint::MemberBanned)
             }
             DieselError::DatabaseError(

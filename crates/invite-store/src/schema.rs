@@ -29,6 +29,7 @@ diesel::table! {
         member_count -> BigInt,
         created_at -> DbTimestamp,
         updated_at -> DbTimestamp,
+        bans_version -> BigInt,
     }
 }
 

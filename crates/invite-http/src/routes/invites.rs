@@ -9,6 +9,7 @@ use invite_core::invite::{CreateInviteRequest, UpdateInviteRequest};
 use invite_core::redeem::{PreviewRefused, RedemptionRefused, check_preview};
 use invite_core::{ErrorCode, Problem};
 use invite_ops::invites::Place;
+use invite_store::Backend;
 use invite_store::models::Invite;
 use invite_store::repo::{
     Actor, CreatedInvite, JoinResponseTemplate, Keyed, RecordedResponse, Redemption,
@@ -356,9 +357,16 @@ pub(crate) async fn accept(
         .ok_or_else(|| ApiError::from(Problem::from(RedemptionRefused::NotFound)))?;
     let ctx = state.ctx(actor);
     let claim = key.claim();
+    // Accepts are committed in groups (see `Db::run_combined`): on PostgreSQL those of the same
+    // invite, which queue on its row anyway; on SQLite all of them, which queue on its one
+    // writer anyway.
+    let batch_key = match state.db.pool().backend() {
+        Backend::Postgres => code.as_str().to_owned(),
+        Backend::Sqlite => String::new(),
+    };
     let outcome = state
         .db
-        .run(move |conn| {
+        .run_combined(batch_key, move |conn| {
             invite_ops::accept::accept(
                 conn,
                 &ctx,

@@ -8,7 +8,7 @@ use invite_core::server::PageLimit;
 use uuid::Uuid;
 
 use super::audit::{self, NewAuditEntry};
-use super::servers::{add_to_member_count, lock_server};
+use super::servers::{add_to_member_count, bump_bans_version};
 use super::{BanRepository, MemberRepository, Removal, unknown_cursor};
 use crate::connection::{DbConnection, on_each_backend, write_transaction};
 use crate::error::{Entity, StoreError, StoreResult};
@@ -169,10 +169,11 @@ impl BanRepository for DbConnection {
             created_at: Ts(now),
         };
         write_transaction(self, |conn| {
-            // First the server row's lock, which a concurrent accept's `members_not_banned`
-            // trigger also takes: either that accept commits first and the delete below sees
-            // its member, or it waits for this ban and then refuses the member.
-            lock_server(conn, server_id)?;
+            // First the server row's lock, with a new `bans_version`, which a concurrent
+            // PostgreSQL accept locks and checks (see `repo::redeem`): either that accept
+            // commits first and the delete below sees its member, or it sees the new version
+            // and runs again, finding this ban.
+            bump_bans_version(conn, server_id)?;
             // Banning again updates the reason and who banned; the first ban time stays.
             on_each_backend!(&mut *conn, |inner| diesel::insert_into(bans::table)
                 .values(&ban)

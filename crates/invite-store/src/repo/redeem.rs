@@ -4,13 +4,14 @@
 //! read-modify-write of the counter) in the same transaction as the member insert, the member
 //! count, the version bump and the `MemberJoin` audit entry. The core decides every refusal.
 //!
-//! - PostgreSQL sends one statement on the success path: data-modifying CTEs read the facts,
-//!   take the use, insert the member, count it and audit it (the audit entry through
-//!   `record_member_join`, which catches its own failure as SQLite's savepoint does). The use
-//!   is re-checked under the invite's row lock, so concurrent accepts queue on that row and the
-//!   last free use goes to exactly one of them. If the statement admits nobody, the facts it read go to the core for
-//!   the reason; if the core would have admitted on those facts, a concurrent join took the
-//!   use between the snapshot and the lock, and the statement runs again on fresh data.
+//! - PostgreSQL sends one statement: data-modifying CTEs read the facts, take the use (the
+//!   invite's row lock), count the member (the server's row lock, where a ban committed since
+//!   the snapshot is caught), insert it, audit it and write its event. The use is re-checked
+//!   under the invite's row lock, so concurrent accepts queue on that row and the last free use
+//!   goes to exactly one of them. If the statement admits nobody, the facts it read go to the
+//!   core for the reason; if the core would have admitted on those facts, a concurrent join
+//!   took the use between the snapshot and the lock, and the statement runs again on fresh
+//!   data.
 //! - SQLite runs `BEGIN IMMEDIATE`, reads the facts, asks the core, and applies the writes:
 //!   writers are serialised, so what was read is what is written against.
 
@@ -44,6 +45,12 @@ use crate::sql_types::{DbTimestamp, DbUuid, Id, Ts};
 /// before it, so a second attempt already gets a definite answer; the bound only guards against
 /// a pathological storm.
 const MAX_ATTEMPTS: usize = 5;
+
+/// Times a PostgreSQL accept runs again because bans were written on its server while it ran.
+/// Any ban on the server sends it round again (the statement cannot tell whose ban it was),
+/// and a burst of bans on one server can do that many times in a row; each round is short and
+/// sees every ban committed before it, so the burst runs out long before this does.
+const MAX_BAN_ROUNDS: usize = 100;
 
 /// The invite named by the code and where the user stands with its server.
 struct Target {
@@ -251,13 +258,15 @@ pub(crate) fn member_join_payload(member: &Member, member_count: i64) -> serde_j
 /// Public through [`accept_statement_sql`] so benchmarks measure the database running exactly it.
 /// The member insert has no `ON CONFLICT`: a concurrent join of the same user makes the whole
 /// statement fail (and roll back the use with it), and the retry then reports the membership.
-/// The insert also meets the `members_not_banned` trigger, which waits for a ban in progress on
-/// the server and refuses the member if one committed (see its migration).
+/// A ban that commits while the statement runs is caught by the server row's `bans_version`,
+/// re-checked under its lock (see the migration `lock_ordered_accept`): the statement fails
+/// (`Constraint::MemberBanned`), and the retry reads the ban.
 pub(crate) const ACCEPT_SQL: &str = "
 ),
 target AS (
     SELECT i.id, i.server_id, i.code, i.kind, i.created_by, i.max_uses, i.uses, i.expires_at,
            i.temporary, i.revoked_at, s.invites_paused_until, s.invites_paused_indefinitely,
+           s.bans_version,
            EXISTS (SELECT 1 FROM members m WHERE m.server_id = i.server_id AND m.user_id = p.user_id)
                AS is_member,
            EXISTS (SELECT 1 FROM bans b WHERE b.server_id = i.server_id AND b.user_id = p.user_id)
@@ -266,6 +275,7 @@ target AS (
     JOIN invites i ON i.code = p.code
     JOIN servers s ON s.id = i.server_id
 ),
+-- The invite's row lock first: the use is re-checked on the row's latest version.
 used AS (
     UPDATE invites AS i
     SET uses = i.uses + 1, version = i.version + 1, updated_at = p.now
@@ -280,20 +290,24 @@ used AS (
       AND (i.max_uses IS NULL OR i.uses < i.max_uses)
     RETURNING i.id, i.server_id, i.code, i.kind, i.created_by, i.temporary, i.uses, i.version
 ),
+-- Then the server's, re-checked on its latest version: a ban that committed since the snapshot
+-- read the bans has bumped `bans_version` (see the migration `lock_ordered_accept`).
+counted AS (
+    UPDATE servers AS s SET member_count = s.member_count + 1
+    FROM used AS u, target AS t
+    WHERE s.id = u.server_id AND s.bans_version = t.bans_version
+    RETURNING s.id, s.member_count
+),
+-- Only then the member, on the server row `counted` returned. When it returned none (a ban
+-- crossed the join), `server_id` is NULL: the insert fails, the whole statement with it (the
+-- use included), and the store runs it again on a snapshot that holds the ban.
 joined AS (
     INSERT INTO members (server_id, user_id, permissions, joined_at, temporary, source,
                          joined_via_invite_id, joined_via_code, inviter_id)
-    SELECT u.server_id, p.user_id, 0, p.now, u.temporary,
+    SELECT c.id, p.user_id, 0, p.now, u.temporary,
            CASE u.kind WHEN 'vanity' THEN 'vanity' ELSE 'invite' END,
            u.id, u.code, CASE u.kind WHEN 'vanity' THEN NULL ELSE u.created_by END
-    FROM used AS u, params AS p
-    RETURNING server_id
-),
-counted AS (
-    UPDATE servers AS s SET member_count = s.member_count + 1
-    FROM joined AS j
-    WHERE s.id = j.server_id
-    RETURNING s.id, s.member_count
+    FROM used AS u LEFT JOIN counted AS c ON c.id = u.server_id, params AS p
 ),
 audited AS (
     INSERT INTO audit_entries (id, server_id, actor_id, action, target_type, target_id, details,
@@ -303,7 +317,7 @@ audited AS (
     FROM used AS u, params AS p
 ),
 evented AS (
-    -- Drawn from `counted`, after the server's row lock (see the `events` module).
+    -- Drawn from `counted`, under the server's row lock (see the `events` module).
     INSERT INTO events (server_id, type, payload, audience, created_at)
     SELECT c.id, 'MEMBER_JOIN',
            jsonb_build_object(
@@ -316,10 +330,12 @@ evented AS (
     RETURNING seq
 ),
 remembered AS (
-    INSERT INTO users (id, username, created_at, updated_at)
+    -- A returning user whose name has not changed costs a look-up, not a row write.
+    INSERT INTO users AS x (id, username, created_at, updated_at)
     SELECT p.user_id, p.username, p.now, p.now FROM used AS u, params AS p
     WHERE p.username IS NOT NULL
     ON CONFLICT (id) DO UPDATE SET username = EXCLUDED.username, updated_at = EXCLUDED.updated_at
+    WHERE x.username IS DISTINCT FROM EXCLUDED.username
 ),
 recorded AS (
     INSERT INTO idempotency_records (user_id, idempotency_key, fingerprint, status, body, etag,
@@ -486,7 +502,8 @@ fn redeem_postgres(
     now: DateTime<Utc>,
     record: Option<JoinRecord<'_>>,
 ) -> StoreResult<Redemption> {
-    for _ in 0..MAX_ATTEMPTS {
+    let (mut attempts, mut ban_rounds) = (0, 0);
+    while attempts < MAX_ATTEMPTS && ban_rounds < MAX_BAN_ROUNDS {
         // The statement commits as it runs: past the request's deadline its caller has been
         // answered 503 already, and must not be contradicted by a join.
         check_deadline()?;
@@ -506,9 +523,17 @@ fn redeem_postgres(
         let row = match result {
             Ok(Some(row)) => row,
             Ok(None) => return Ok(Redemption::Refused(RedemptionRefused::NotFound)),
-            // The same user joined concurrently, or a ban committed while this statement ran
-            // (the `members_not_banned` trigger): the retry sees the membership or the ban.
-            Err(StoreError::Conflict(Constraint::MemberKey | Constraint::MemberBanned)) => continue,
+            // The same user joined concurrently: the retry sees the membership.
+            Err(StoreError::Conflict(Constraint::MemberKey)) => {
+                attempts += 1;
+                continue;
+            }
+            // A ban on the server committed while the statement ran, perhaps this user's: run
+            // again on a snapshot that holds it.
+            Err(StoreError::Conflict(Constraint::MemberBanned)) => {
+                ban_rounds += 1;
+                continue;
+            }
             Err(error) => return Err(error),
         };
         let (member_count, new_uses, new_version) =
@@ -541,7 +566,8 @@ fn redeem_postgres(
         // Admissible on the snapshot, refused under the invite's row lock: a concurrent join
         // took the last use, or an edit or revoke landed. Run again on fresh data. (A pause
         // that commits while the statement runs does not stop it: the join is ordered before
-        // the pause. A ban does, through the trigger above.)
+        // the pause. A ban does, through `bans_version` above.)
+        attempts += 1;
     }
     Err(StoreError::Unavailable("too much contention on this invite, please retry".to_owned()))
 }

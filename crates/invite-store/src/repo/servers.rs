@@ -83,6 +83,17 @@ pub(crate) fn lock_server(conn: &mut DbConnection, server_id: Uuid) -> StoreResu
     if locked == 0 { Err(StoreError::NotFound(Entity::Server)) } else { Ok(()) }
 }
 
+/// Takes the server row's write lock as [`lock_server`] does, and marks that a ban is being
+/// written: the PostgreSQL accept compares the version it read with the one it locks, which is
+/// how a ban that commits while an accept runs is never missed. `NotFound` when the server does
+/// not exist.
+pub(crate) fn bump_bans_version(conn: &mut DbConnection, server_id: Uuid) -> StoreResult<()> {
+    let locked = diesel::update(servers::table.filter(servers::id.eq(Id(server_id))))
+        .set(servers::bans_version.eq(servers::bans_version + 1))
+        .execute(conn)?;
+    if locked == 0 { Err(StoreError::NotFound(Entity::Server)) } else { Ok(()) }
+}
+
 #[derive(AsChangeset)]
 #[diesel(table_name = servers)]
 #[expect(
