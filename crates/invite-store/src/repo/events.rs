@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use super::EventRepository;
 use super::servers::lock_server;
-use crate::connection::{DbConnection, on_each_backend};
+use crate::connection::{Backend, DbConnection, on_each_backend};
 use crate::error::StoreResult;
 use crate::models::corrupt;
 use crate::schema::events;
@@ -161,12 +161,18 @@ impl EventHorizon {
 
 impl EventRepository for DbConnection {
     fn append_events(&mut self, new: &[NewEvent], now: DateTime<Utc>) -> StoreResult<Vec<Event>> {
-        let mut servers: Vec<Uuid> = new.iter().map(|event| event.server_id).collect();
-        servers.sort_unstable();
-        servers.dedup();
-        // In a fixed order, so that two transactions locking the same servers cannot deadlock.
-        for server_id in servers {
-            lock_server(self, server_id)?;
+        // On PostgreSQL, each server's row lock orders its events' `seq`s by commit. SQLite
+        // runs one writer at a time, so its `seq`s are in commit order already, and the lock
+        // would only write the row again (one write more for every SQLite join).
+        if self.backend() == Backend::Postgres {
+            let mut servers: Vec<Uuid> = new.iter().map(|event| event.server_id).collect();
+            servers.sort_unstable();
+            servers.dedup();
+            // In a fixed order, so that two transactions locking the same servers cannot
+            // deadlock.
+            for server_id in servers {
+                lock_server(self, server_id)?;
+            }
         }
         new.iter()
             .map(|event| {
