@@ -242,6 +242,28 @@ impl Db {
     /// The leader's loop (see [`Db::run_combined`]): commits the key's queue, batch after
     /// batch, and gives the key up once the queue is empty.
     fn lead(&self, key: &str) {
+        /// Hands the key on if the leader unwinds (a write that panicked: its batch-mates
+        /// are answered 503), so that what queued meanwhile is not left behind a leader that
+        /// is gone: a new leader takes the queue, or the key is given up if it is empty.
+        struct Abdicate<'a> {
+            db: &'a Db,
+            key: &'a str,
+        }
+        impl Drop for Abdicate<'_> {
+            fn drop(&mut self) {
+                if !std::thread::panicking() {
+                    return;
+                }
+                let mut queues = self.db.combiner.queues.lock();
+                if queues.get(self.key).is_none_or(VecDeque::is_empty) {
+                    queues.remove(self.key);
+                } else {
+                    let (db, key) = (self.db.clone(), self.key.to_owned());
+                    drop(web::block(move || db.lead(&key)));
+                }
+            }
+        }
+        let _abdicate = Abdicate { db: self, key };
         loop {
             let pending: Vec<Pending> = {
                 let mut queues = self.combiner.queues.lock();
@@ -611,5 +633,40 @@ mod tests {
         }
         assert!(gate.admit(now, now + Duration::from_secs(2)).is_ok());
         assert_eq!(gate.health(now).state, DbState::Healthy);
+    }
+
+    /// A write that panics in a leader's batch must not leave its key led by nobody: the
+    /// next write of the key leads again and commits.
+    #[actix_web::test]
+    async fn a_panicking_write_does_not_stall_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = invite_store::DatabaseUrl::Sqlite(
+            dir.path().join("combiner.db").to_string_lossy().into_owned(),
+        );
+        let pool = DbPool::new(&invite_store::PoolConfig::new(url));
+        let limits = DbLimits {
+            timeout: Duration::from_secs(2),
+            queue_timeout: Duration::from_millis(100),
+            threads: 4,
+        };
+        let db = Db::new(pool, limits, Arc::new(Metrics::new()));
+        let key = "the-key".to_owned();
+        let panicked = db
+            .run_combined(key.clone(), |_conn: &mut DbConnection| -> StoreResult<()> {
+                panic!("a write that panics")
+            })
+            .await;
+        assert!(matches!(panicked, Err(ApiError::Unavailable(_))), "{panicked:?}");
+        let started = Instant::now();
+        let answered = db
+            .run_combined(key, |conn: &mut DbConnection| {
+                use diesel::RunQueryDsl as _;
+                diesel::sql_query("CREATE TABLE led (id INTEGER)").execute(conn)?;
+                Ok("committed")
+            })
+            .await;
+        assert_eq!(answered.unwrap(), "committed");
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+        assert!(db.combiner.queues.lock().is_empty());
     }
 }
