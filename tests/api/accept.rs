@@ -8,7 +8,7 @@ use invite_store::repo::MemberRepository;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, both_backends, server_id};
+use crate::helpers::{TestApp, TestUser, both_backends, server_id};
 
 fn member_count(app: &TestApp, server: &Value) -> (usize, i64) {
     let id: Uuid = server_id(server).parse().unwrap();
@@ -26,6 +26,29 @@ fn member_count(app: &TestApp, server: &Value) -> (usize, i64) {
         .unwrap()
         .member_count;
     (rows, counted)
+}
+
+/// Sends every user's accept of `invite` at once (released together by a barrier), and returns
+/// each answer's status and body in the users' order.
+fn race_accepts<'a>(
+    app: &TestApp,
+    invite: &Value,
+    users: impl ExactSizeIterator<Item = &'a TestUser>,
+) -> Vec<(u16, Value)> {
+    let barrier = Arc::new(Barrier::new(users.len()));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = users
+            .map(|user| {
+                let barrier = barrier.clone();
+                scope.spawn(move || {
+                    barrier.wait();
+                    let response = app.accept(invite, user);
+                    (response.status, response.body)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
 }
 
 fn uses(app: &TestApp, invite: &Value) -> i64 {
@@ -177,21 +200,7 @@ both_backends! {
         let server = app.create_server(&owner);
         let invite = app.create_invite(&server, &owner, json!({"max_uses": 10}));
         let users: Vec<_> = (0..100).map(|_| app.user()).collect();
-        let barrier = Arc::new(Barrier::new(users.len()));
-        let statuses: Vec<(u16, Value)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = users
-                .iter()
-                .map(|user| {
-                    let (barrier, invite) = (barrier.clone(), &invite);
-                    scope.spawn(move || {
-                        barrier.wait();
-                        let response = app.accept(invite, user);
-                        (response.status, response.body)
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
+        let statuses = race_accepts(app, &invite, users.iter());
         let mut by_status: HashMap<u16, usize> = HashMap::new();
         for (status, body) in &statuses {
             *by_status.entry(*status).or_default() += 1;
@@ -225,21 +234,7 @@ both_backends! {
             .chain(std::iter::once(&fresh[0]))
             .collect();
         let uses_before = uses(app, &invite);
-        let barrier = Arc::new(Barrier::new(requests.len()));
-        let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = requests
-                .iter()
-                .map(|user| {
-                    let (barrier, invite) = (barrier.clone(), &invite);
-                    scope.spawn(move || {
-                        barrier.wait();
-                        let response = app.accept(invite, user);
-                        (response.status, response.body)
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
+        let answers = race_accepts(app, &invite, requests.into_iter());
         for (status, body) in &answers[..5] {
             assert_eq!((*status, body["code"].as_str()), (409, Some("ALREADY_MEMBER")), "{body}");
         }
