@@ -118,10 +118,10 @@ pub fn apply(previews: &PreviewCache, event: &Event) {
             if let Some(count) =
                 event.payload.get("member_count").and_then(serde_json::Value::as_i64)
             {
-                previews.member_joined(event.server_id, count);
+                previews.member_joined(event.server_id, count, event.seq);
             }
         }
-        EventType::MemberRemove => previews.member_left(event.server_id),
+        EventType::MemberRemove => previews.member_left(event.server_id, event.seq),
         // What every preview of the server shows: its pause, name, icon, vanity code.
         EventType::InvitesPause
         | EventType::InvitesResume

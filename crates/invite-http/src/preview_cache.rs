@@ -108,8 +108,9 @@ pub struct PreviewCache {
     tombstones: Cache<Box<str>, Instant>,
     /// When each server last lost a member.
     members_left: Cache<Uuid, Instant>,
-    /// The member count the latest join on this instance produced, per server, and when.
-    joined_counts: Cache<Uuid, (i64, Instant)>,
+    /// Per server, the latest membership event applied here (by outbox `seq`): the count a
+    /// join produced, or none after a departure.
+    joined_counts: Cache<Uuid, MemberCount>,
     generation: AtomicU64,
     ttl: Duration,
 }
@@ -121,6 +122,18 @@ impl std::fmt::Debug for PreviewCache {
             .field("ttl", &self.ttl)
             .finish_non_exhaustive()
     }
+}
+
+/// The latest membership event of a server applied to the cache.
+#[derive(Debug, Clone, Copy)]
+struct MemberCount {
+    /// The count a join produced; `None` after a departure (previews read afresh are exact).
+    count: Option<i64>,
+    /// The event's outbox `seq`: one server's `seq`s follow its commits, so the larger is the
+    /// newer, whatever order the events are applied in (the instance's own at once, the same
+    /// again when its poll reads them back).
+    seq: i64,
+    recorded: Instant,
 }
 
 /// When a read began: what it may be stored against.
@@ -171,13 +184,26 @@ impl PreviewCache {
         self.members_left.get(&server_id).is_some_and(|left| left >= read)
     }
 
-    /// The member count to show with `preview`: its own, or the count a later join on this
-    /// instance produced. Between two departures counts only grow, so the larger is the newer.
+    /// The member count to show with `preview`: its own, or the count a later join produced.
+    /// Since the latest departure counts only grow, so the larger is the newer.
     pub fn member_count(&self, preview: &CachedPreview) -> i64 {
         self.joined_counts
             .get(&preview.server_id)
-            .filter(|(_, recorded)| recorded.elapsed() < self.ttl)
-            .map_or(preview.member_count, |(count, _)| count.max(preview.member_count))
+            .filter(|latest| latest.recorded.elapsed() < self.ttl)
+            .and_then(|latest| latest.count)
+            .map_or(preview.member_count, |count| count.max(preview.member_count))
+    }
+
+    /// Records a membership event unless a newer one of the server is recorded already.
+    fn record_members(&self, server_id: Uuid, count: Option<i64>, seq: i64) {
+        let newer_known = self
+            .joined_counts
+            .get(&server_id)
+            .is_some_and(|latest| latest.recorded.elapsed() < self.ttl && latest.seq > seq);
+        if !newer_known {
+            self.joined_counts
+                .insert(server_id, MemberCount { count, seq, recorded: Instant::now() });
+        }
     }
 
     /// Call before reading the database for `code`.
@@ -216,25 +242,19 @@ impl PreviewCache {
         self.entries.remove(code);
     }
 
-    /// Someone joined the server through this instance, making it `member_count` strong.
-    pub fn member_joined(&self, server_id: Uuid, member_count: i64) {
-        if !self.enabled() {
-            return;
+    /// Someone joined the server (event `seq`), making it `member_count` strong.
+    pub fn member_joined(&self, server_id: Uuid, member_count: i64, seq: i64) {
+        if self.enabled() {
+            self.record_members(server_id, Some(member_count), seq);
         }
-        // Two joins finishing together may record out of order: keep the larger count.
-        let known = self
-            .joined_counts
-            .get(&server_id)
-            .filter(|(_, recorded)| recorded.elapsed() < self.ttl)
-            .map_or(0, |(count, _)| count);
-        self.joined_counts.insert(server_id, (member_count.max(known), Instant::now()));
     }
 
-    /// Someone left the server, or was kicked or banned: every preview of it read before now
-    /// shows too many members.
-    pub fn member_left(&self, server_id: Uuid) {
+    /// Someone left the server, or was kicked or banned (event `seq`): every preview of it read
+    /// before now shows too many members, and so does any join recorded before it, even one
+    /// applied after it (an instance's poll reads back its own events).
+    pub fn member_left(&self, server_id: Uuid, seq: i64) {
         if self.enabled() {
-            self.joined_counts.remove(&server_id);
+            self.record_members(server_id, None, seq);
             self.members_left.insert(server_id, Instant::now());
         }
     }
@@ -326,8 +346,8 @@ mod tests {
         let server_id = first.server_id;
         cache.put("def", Arc::new(sibling), cache.ticket());
         cache.put("xyz", Arc::new(other), cache.ticket());
-        cache.member_joined(server_id, 3);
-        cache.member_joined(server_id, 2); // finished second, counted first
+        cache.member_joined(server_id, 3, 11);
+        cache.member_joined(server_id, 2, 10); // committed first, applied second
         let sibling = cache.get("def").expect("a join keeps the previews");
         assert_eq!(cache.member_count(&sibling), 3);
         assert_eq!(cache.member_count(&cache.get("xyz").unwrap()), 1, "another server's");
@@ -342,10 +362,12 @@ mod tests {
         cache.put("abc", Arc::new(first), cache.ticket());
         cache.put("def", Arc::new(sibling.clone()), cache.ticket());
         cache.put("xyz", Arc::new(other), cache.ticket());
-        cache.member_joined(server_id, 5);
+        cache.member_joined(server_id, 5, 20);
         let before = cache.ticket();
         std::thread::sleep(Duration::from_millis(2));
-        cache.member_left(server_id);
+        cache.member_left(server_id, 21);
+        // The join read back from the outbox after the departure was applied changes nothing.
+        cache.member_joined(server_id, 5, 20);
         assert!(cache.get("abc").is_none() && cache.get("def").is_none());
         assert!(cache.get("xyz").is_some(), "another server's preview stays");
         assert_eq!(cache.member_count(&sibling), 1, "the join's count went with the departure");
