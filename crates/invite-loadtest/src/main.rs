@@ -1,6 +1,7 @@
 //! `invite-loadtest`: seeds a database, drives the service with a scenario, prints throughput
 //! and latency, and checks the invariants afterwards. See `bench/run` for the whole benchmark.
 
+mod compare;
 mod ids;
 mod pgbench;
 mod scenario;
@@ -86,6 +87,56 @@ enum Command {
         #[arg(long)]
         json: Option<std::path::PathBuf>,
     },
+    /// Two services side by side: each scenario at each concurrency on A, then on B, in
+    /// alternating order for `rounds` rounds; prints every run, then the medians and A / B.
+    /// Both must accept tokens signed with the same secret and hold the same seeded data
+    /// (`seed` seeds this service's database; seeding the other is up to you, see the README).
+    Compare {
+        /// Service A's base URL.
+        #[arg(long)]
+        a: String,
+        /// Service B's base URL.
+        #[arg(long)]
+        b: String,
+        /// A's name in the report.
+        #[arg(long, default_value = "A")]
+        a_label: String,
+        /// B's name in the report.
+        #[arg(long, default_value = "B")]
+        b_label: String,
+        /// The token secret both services share.
+        #[arg(long, env = "INVITE_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: String,
+        /// Scenarios, comma-separated.
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "preview,accept-distinct,accept-hot,create"
+        )]
+        scenarios: Vec<Scenario>,
+        /// Concurrencies, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "16,64")]
+        concurrency: Vec<usize>,
+        /// Rounds (odd rounds run A first, even ones B first).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Measured time of each run.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Unmeasured time before each run.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        warmup: Duration,
+        /// Seeded servers (as given to `seed`).
+        #[arg(long, default_value_t = 10_000)]
+        servers: u64,
+        /// Seeded invites.
+        #[arg(long, default_value_t = 100_000)]
+        invites: u64,
+        /// Append every run as JSON lines to this file.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+    },
     /// Check the invariants in the database; exits non-zero on a violation.
     Verify {
         /// The service's database.
@@ -112,6 +163,38 @@ enum Command {
 fn connect(url: &str) -> anyhow::Result<DbConnection> {
     let config = PoolConfig::new(DatabaseUrl::parse(url)?);
     ConnectionManager::new(&config).open().context("cannot connect to the database")
+}
+
+/// A service to drive, with a token per simulated user signed by `secret`.
+fn target(
+    url: &str,
+    secret: &str,
+    concurrency: usize,
+    seeded: (u64, u64),
+    addresses: u32,
+) -> anyhow::Result<Target> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency.max(1))
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    Ok(Target {
+        base: url.trim_end_matches('/').to_owned(),
+        auth: Arc::new(Authenticator::from_secret(secret.as_bytes())?),
+        client,
+        servers: seeded.0,
+        invites: seeded.1,
+        addresses,
+    })
+}
+
+/// Appends reports to a JSON-lines file.
+fn append_json(path: &std::path::Path, reports: &[Report]) -> anyhow::Result<()> {
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    for report in reports {
+        writeln!(file, "{}", serde_json::to_string(report)?)?;
+    }
+    Ok(())
 }
 
 fn print_table(reports: &[Report]) {
@@ -172,29 +255,52 @@ fn main() -> anyhow::Result<()> {
             client_addresses,
             json,
         } => {
-            let auth = Authenticator::from_secret(jwt_secret.as_bytes())?;
-            let client = reqwest::Client::builder()
-                .pool_max_idle_per_host(concurrency.max(1))
-                .tcp_nodelay(true)
-                .timeout(Duration::from_secs(30))
-                .build()?;
-            let target = Target {
-                base: url.trim_end_matches('/').to_owned(),
-                auth: Arc::new(auth),
-                client,
-                servers,
-                invites,
-                addresses: client_addresses,
-            };
+            let target =
+                target(&url, &jwt_secret, concurrency, (servers, invites), client_addresses)?;
             let load = Load { concurrency: concurrency.max(1), duration, warmup, rate };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let reports = runtime.block_on(scenario::run(&target, scenario, &label, load))?;
             print_table(&reports);
             if let Some(path) = json {
-                let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
-                for report in &reports {
-                    writeln!(file, "{}", serde_json::to_string(report)?)?;
-                }
+                append_json(&path, &reports)?;
+            }
+        }
+        Command::Compare {
+            a,
+            b,
+            a_label,
+            b_label,
+            jwt_secret,
+            scenarios,
+            concurrency,
+            rounds,
+            duration,
+            warmup,
+            servers,
+            invites,
+            json,
+        } => {
+            if a_label == b_label {
+                bail!("the two sides need different labels");
+            }
+            let most = concurrency.iter().copied().max().unwrap_or(1);
+            let side = |url: &str, label: String| -> anyhow::Result<compare::Side> {
+                Ok(compare::Side {
+                    label,
+                    target: target(url, &jwt_secret, most, (servers, invites), 0)?,
+                })
+            };
+            let (a, b) = (side(&a, a_label)?, side(&b, b_label)?);
+            let plan = compare::Plan {
+                scenarios,
+                concurrency: concurrency.into_iter().map(|c| c.max(1)).collect(),
+                rounds: rounds.max(1),
+                load: Load { concurrency: 1, duration, warmup, rate: None },
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let reports = runtime.block_on(compare::compare(&a, &b, &plan))?;
+            if let Some(path) = json {
+                append_json(&path, &reports)?;
             }
         }
         Command::Verify { database_url } => {
