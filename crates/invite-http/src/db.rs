@@ -159,14 +159,7 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> StoreResult<T> + Send + 'static,
     {
-        let now = Instant::now();
-        let arrived = ARRIVED.try_with(|arrived| *arrived).unwrap_or(now);
-        let deadline = arrived + self.gate.limits.timeout.saturating_sub(ANSWER_MARGIN);
-        let probe = self.gate.admit(now, deadline).inspect_err(|error| {
-            if matches!(error, ApiError::Overloaded) {
-                self.metrics.observe_shed();
-            }
-        })?;
+        let (deadline, probe) = self.admit()?;
         let waiting = Waiting::new(&self.gate);
         let gate = Arc::clone(&self.gate);
         let pool = self.pool.clone();
@@ -184,6 +177,25 @@ impl Db {
             }
             Ok(Ok(outcome)) => outcome,
         };
+        self.observe(outcome, probe)
+    }
+
+    /// The request's deadline, counted from its arrival, and its admission by the gate (a
+    /// refusal is counted when it is for overload).
+    fn admit(&self) -> ApiResult<(Instant, Probe)> {
+        let now = Instant::now();
+        let arrived = ARRIVED.try_with(|arrived| *arrived).unwrap_or(now);
+        let deadline = arrived + self.gate.limits.timeout.saturating_sub(ANSWER_MARGIN);
+        let probe = self.gate.admit(now, deadline).inspect_err(|error| {
+            if matches!(error, ApiError::Overloaded) {
+                self.metrics.observe_shed();
+            }
+        })?;
+        Ok((deadline, probe))
+    }
+
+    /// Tells the gate how the database work went, and turns its outcome into the API's.
+    fn observe<T>(&self, outcome: StoreResult<T>, probe: Probe) -> ApiResult<T> {
         self.gate.observe(outcome.as_ref().err(), probe, Instant::now());
         outcome.map_err(ApiError::from)
     }
@@ -202,14 +214,7 @@ impl Db {
         T: Send + 'static,
         F: Fn(&mut DbConnection) -> StoreResult<T> + Send + 'static,
     {
-        let now = Instant::now();
-        let arrived = ARRIVED.try_with(|arrived| *arrived).unwrap_or(now);
-        let deadline = arrived + self.gate.limits.timeout.saturating_sub(ANSWER_MARGIN);
-        let probe = self.gate.admit(now, deadline).inspect_err(|error| {
-            if matches!(error, ApiError::Overloaded) {
-                self.metrics.observe_shed();
-            }
-        })?;
+        let (deadline, probe) = self.admit()?;
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             write: Box::new(Job { work, deadline, outcome: None, reply: Some(reply) }),
@@ -235,8 +240,7 @@ impl Db {
             Ok(Err(_)) => Err(StoreError::Unavailable("the write was dropped unanswered".into())),
             Ok(Ok(outcome)) => outcome,
         };
-        self.gate.observe(outcome.as_ref().err(), probe, Instant::now());
-        outcome.map_err(ApiError::from)
+        self.observe(outcome, probe)
     }
 
     /// The leader's loop (see [`Db::run_combined`]): commits the key's queue, batch after
