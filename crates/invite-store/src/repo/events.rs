@@ -12,11 +12,17 @@
 //!   row locks before drawing ([`EventRepository::append_events`] does, and the accept statement
 //!   updates the server's row first), and holds them to its commit.
 //! - Readers of every server's events read only up to a horizon
-//!   ([`EventHorizon`]): at some moment, the sequence has handed out `seq`s up to `S`, and every
-//!   transaction that could hold one has an id below the snapshot's `xmax` `X` (each wrote a row
-//!   before drawing, so it had its id by then). Once the oldest running transaction is at or past
-//!   `X` (the snapshot's `xmin`), all of them have ended, and every `seq` up to `S` that will ever
-//!   be seen is there to see. A gap left by a rollback is simply never filled.
+//!   ([`EventHorizon`]): at some moment, the sequence has handed out `seq`s up to `S`. Every
+//!   transaction that could hold one of them wrote a row before drawing, so it had its
+//!   transaction id by then; read after `S`, the running transactions of this database that have
+//!   an id are all that may still commit one, and the newest of them is below some `X`. Once the
+//!   oldest running one is at or past `X`, all of them have ended, and every `seq` up to `S` that
+//!   will ever be seen is there to see. A gap left by a rollback is simply never filled.
+//! - Only this database's transactions that have written count: a long read elsewhere on the
+//!   cluster (a backup, a report, another database's work) holds the cluster's snapshot `xmin`
+//!   back for as long as it runs, and an earlier version of this reader, which waited for that
+//!   `xmin`, stopped delivering events for as long (a test holding a transaction open in
+//!   another database stalled it for over 10 s).
 
 use std::collections::VecDeque;
 
@@ -105,10 +111,12 @@ pub struct HorizonSample {
     /// The largest `seq` handed out so far.
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     pub drawn: i64,
-    /// The oldest transaction still running.
+    /// The oldest of this database's running transactions that have written, read after
+    /// `drawn` (`i64::MAX` when there is none).
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     pub xmin: i64,
-    /// The next transaction id to be given out.
+    /// Above the newest of them (0 when there is none): every transaction that may still
+    /// commit a `seq` up to `drawn` is below it.
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     pub xmax: i64,
 }
@@ -225,10 +233,26 @@ impl EventRepository for DbConnection {
 
     fn horizon_sample(&mut self) -> StoreResult<HorizonSample> {
         match self {
+            // The sequence is read first (the materialized CTE is scanned before the lateral
+            // join runs for its row), then the running transactions. `backend_xid` is 32 bits;
+            // it is widened against a reference 2^31 past the statement's snapshot, which every
+            // running transaction's id is below and within 2^32 of.
             DbConnection::Postgres(pg) => Ok(diesel::sql_query(
-                "SELECT coalesce(pg_sequence_last_value('events_seq_seq'::regclass), 0) AS drawn, \
-                 pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin, \
-                 pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax",
+                "WITH sample AS MATERIALIZED ( \
+                   SELECT coalesce(pg_sequence_last_value('events_seq_seq'::regclass), 0) AS drawn, \
+                          pg_snapshot_xmax(pg_current_snapshot())::text::bigint + 2147483648 \
+                            AS reference) \
+                 SELECT sample.drawn, \
+                        coalesce(running.oldest, 9223372036854775807) AS xmin, \
+                        coalesce(running.newest + 1, 0) AS xmax \
+                 FROM sample, LATERAL ( \
+                   SELECT min(id) AS oldest, max(id) AS newest \
+                   FROM (SELECT sample.reference - ((sample.reference \
+                                 - a.backend_xid::text::bigint) % 4294967296 + 4294967296) \
+                                 % 4294967296 AS id \
+                         FROM pg_stat_activity a \
+                         WHERE a.datname = current_database() AND a.backend_xid IS NOT NULL \
+                           AND a.pid <> pg_backend_pid()) AS ids) AS running",
             )
             .get_result(pg)?),
             DbConnection::Sqlite(_) => {

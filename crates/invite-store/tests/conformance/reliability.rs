@@ -1,11 +1,13 @@
-//! Idempotency records, the maintenance switch, and a connection lost under a transaction.
+//! Idempotency records, the maintenance switch, a connection lost under a transaction, and the
+//! outbox readers' horizon.
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
+use invite_core::event::EventType;
 use invite_store::repo::{
-    IdempotencyClaim, IdempotencyRepository, InviteRepository, JoinResponseTemplate, Keyed,
-    MaintenanceRepository, PriorResponse, RecordedResponse, Redemption, ServerRepository, keyed,
-    recorded,
+    EventHorizon, EventRepository, IdempotencyClaim, IdempotencyRepository, InviteRepository,
+    JoinResponseTemplate, Keyed, MaintenanceRepository, NewEvent, PriorResponse, RecordedResponse,
+    Redemption, ServerRepository, keyed, recorded,
 };
 use invite_store::testing::TestDatabase;
 use invite_store::{Constraint, StoreError};
@@ -178,4 +180,45 @@ fn postgres_a_connection_lost_mid_transaction_is_unavailable() {
     assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
     assert_eq!(invite_store::repo::audit_write_failures(), failures, "not an audit failure");
     assert!(StoreError::from(diesel::result::Error::BrokenTransactionManager).is_unavailable());
+}
+
+/// The event horizon (see `invite_store::repo::EventHorizon`): readers wait for a transaction
+/// of this database that drew a `seq` and has not committed, and for nothing else the cluster
+/// runs. A transaction with an id held open in another database holds the cluster's snapshot
+/// `xmin` back; a horizon that followed it stopped delivering events for as long.
+#[test]
+fn postgres_the_event_horizon_waits_for_this_databases_writers_only() {
+    let db = TestDatabase::postgres();
+    let conn = &mut db.connect();
+    let (server, other) = (create_server(conn, &user()), create_server(conn, &user()));
+    let mut elsewhere = PgConnection::establish(&invite_store::testing::admin_url()).unwrap();
+    elsewhere.batch_execute("BEGIN; SELECT pg_current_xact_id();").unwrap();
+    let start = conn.latest_seq().unwrap();
+    let mut horizon = EventHorizon::starting_at(start);
+    assert_eq!(horizon.advance(conn.horizon_sample().unwrap()), start);
+    let event = NewEvent {
+        server_id: server.id,
+        kind: EventType::ServerUpdate,
+        payload: serde_json::json!({}),
+    };
+    // A writer that drew a seq and is still running: the horizon stays below it.
+    let mut writer = db.connect();
+    writer.batch_execute("BEGIN").unwrap();
+    let drawn = writer.append_events(std::slice::from_ref(&event), t0()).unwrap()[0].seq;
+    assert_eq!(horizon.advance(conn.horizon_sample().unwrap()), start);
+    assert!(horizon.is_waiting());
+    // A later writer, of another server, commits first: still nothing past the running one.
+    let later = NewEvent { server_id: other.id, ..event };
+    let committed = db.connect().append_events(&[later], t0()).unwrap()[0].seq;
+    assert!(horizon.advance(conn.horizon_sample().unwrap()) < drawn);
+    writer.batch_execute("COMMIT").unwrap();
+    // Both are readable now, in order, though the other database's transaction still runs.
+    let safe = horizon.advance(conn.horizon_sample().unwrap());
+    let safe =
+        if safe < committed { horizon.advance(conn.horizon_sample().unwrap()) } else { safe };
+    assert_eq!(safe, committed);
+    let seqs: Vec<i64> =
+        conn.events_between(start, safe, 10).unwrap().iter().map(|event| event.seq).collect();
+    assert_eq!(seqs, vec![drawn, committed]);
+    elsewhere.batch_execute("ROLLBACK").unwrap();
 }
