@@ -26,6 +26,7 @@ mod invite_management;
 mod invites;
 mod maintenance;
 mod members;
+mod page;
 mod pause;
 mod rate_limits;
 mod servers;

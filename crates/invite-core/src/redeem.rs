@@ -33,6 +33,14 @@ impl InvitesPause {
             Self::Indefinitely => true,
         }
     }
+
+    /// When the pause ends by itself; `None` when someone must resume invites.
+    pub fn until(self) -> Option<DateTime<Utc>> {
+        match self {
+            Self::Until(until) => Some(until),
+            Self::Indefinitely => None,
+        }
+    }
 }
 
 impl Serialize for InvitesPause {

@@ -202,16 +202,19 @@ fn demo(config: &Config) -> anyhow::Result<()> {
     let guest_token = state.auth.mint_for(guest, Some("bob".into()), day).unwrap_or_default();
     let base = state.public_url.clone();
     println!(
-        "\nInvite service demo on {base} (database {:?})\n\n\
+        "\nInvite link (open it in a browser): {}\n\n\
+         Invite service demo on {base} (database {:?})\n\n\
          OWNER={owner_token}\n\
          GUEST={guest_token}\n\n\
-         Invite link: {}\n\n\
+         To accept on the page, sign in as the guest: set the cookie {}=$GUEST for this host\n\
+         (the browser's developer tools), then reload the page.\n\n\
          Preview it (no token needed):\n  curl -s {base}/invites/{code}\n\
          Accept it as the guest:\n  curl -s -X POST -H \"Authorization: Bearer $GUEST\" {base}/invites/{code}/accept\n\
          List the server's invites as the owner:\n  curl -s -H \"Authorization: Bearer $OWNER\" {base}/servers/{}/invites\n\n\
          Tokens are valid for 24 hours. Ctrl-C stops the demo.\n",
-        config.pool()?.url,
         state.invite_url(&code),
+        config.pool()?.url,
+        state.page.session_cookie,
         invite.server_id,
     );
     serve_until_stopped(listener, state, options)

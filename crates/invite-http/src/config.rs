@@ -8,6 +8,9 @@
 //! | `--jwt-secret` | `INVITE_JWT_SECRET` | none | HS256 secret, at least 32 bytes |
 //! | `--jwt-public-key-file` | `INVITE_JWT_PUBLIC_KEY_FILE` | none | RS256/ES256/EdDSA public key (PEM) instead |
 //! | `--public-url` | `INVITE_PUBLIC_URL` | `http://<bind>` | base of invite links |
+//! | `--session-cookie` | `INVITE_SESSION_COOKIE` | `session` | the cookie carrying the platform's bearer token to the invite page |
+//! | `--login-url` | `INVITE_LOGIN_URL` | none | where the invite page sends people to sign in (`next=` added) |
+//! | `--app-url` | `INVITE_APP_URL` | none | the "Open" link after a join, with `{server_id}` and `{code}` |
 //! | `--db-pool-size` | `INVITE_DB_POOL_SIZE` | 10 | most database connections |
 //! | `--db-timeout` | `INVITE_DB_TIMEOUT` | `2s` | longest wait for a connection before answering 503 |
 //! | `--db-statement-timeout` | `INVITE_DB_STATEMENT_TIMEOUT` | `5s` | longest PostgreSQL statement |
@@ -18,6 +21,7 @@
 //! | `--preview-cache-ttl` | `INVITE_PREVIEW_CACHE_TTL` | `30s` | longest a cached preview is served; `0s` disables the cache |
 //! | `--preview-cache-size` | `INVITE_PREVIEW_CACHE_SIZE` | 100000 | most cached previews |
 //! | `--db-queue-timeout` | `INVITE_DB_QUEUE_TIMEOUT` | `100ms` | longest expected wait for the database before new work is refused (503 `OVERLOADED`) |
+//! | `--shed-lag` | `INVITE_SHED_LAG` | `30ms` | event-loop lag above which database work in flight is capped, the rest refused (503 `OVERLOADED`); `0` turns it off |
 //! | `--body-timeout` | `INVITE_BODY_TIMEOUT` | `10s` | longest a request body may take to arrive (408) |
 //! | `--max-connections-per-address` | `INVITE_MAX_CONNECTIONS_PER_ADDRESS` | 1000 | connections one client address holds open at once (then 429) |
 //! | `--rate-limits` | `INVITE_RATE_LIMITS` | `on` | `on` or `off` |
@@ -133,6 +137,10 @@ pub struct Config {
     /// once with 503 `OVERLOADED` (never more than `INVITE_DB_TIMEOUT`).
     #[arg(long, env = "INVITE_DB_QUEUE_TIMEOUT", default_value = "100ms", value_parser = humantime::parse_duration, global = true)]
     pub db_queue_timeout: Duration,
+    /// Event-loop lag above which database work in flight is capped and new work beyond the cap
+    /// refused with 503 `OVERLOADED`: the machine's processors are short (`0` turns it off).
+    #[arg(long, env = "INVITE_SHED_LAG", default_value = "30ms", value_parser = humantime::parse_duration, global = true)]
+    pub shed_lag: Duration,
     /// Longest a request body may take to arrive before 408.
     #[arg(long, env = "INVITE_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub body_timeout: Duration,
@@ -176,6 +184,16 @@ pub struct Config {
     /// How long events are kept in the outbox (for the events endpoint and resuming).
     #[arg(long, env = "INVITE_EVENTS_RETENTION", default_value = "7d", value_parser = humantime::parse_duration, global = true)]
     pub events_retention: Duration,
+    /// The cookie that carries the platform's bearer token to the invite page.
+    #[arg(long, env = "INVITE_SESSION_COOKIE", default_value = "session", global = true)]
+    pub session_cookie: String,
+    /// Where the invite page sends people to sign in (`next=` is added), an http(s) URL.
+    #[arg(long, env = "INVITE_LOGIN_URL", global = true)]
+    pub login_url: Option<String>,
+    /// The link into the app after joining from the page: `{server_id}` and `{code}` are
+    /// filled in (e.g. `https://chat.example/channels/{server_id}` or a deep link).
+    #[arg(long, env = "INVITE_APP_URL", global = true)]
+    pub app_url: Option<String>,
 }
 
 /// A rate: `count` requests per `period`, with bursts of up to `count`.
@@ -216,6 +234,8 @@ pub struct Reliability {
     pub admin_token: Option<String>,
     /// Longest expected wait for the database before shedding.
     pub db_queue_timeout: Duration,
+    /// Event-loop lag above which database work in flight is capped.
+    pub shed_lag: Duration,
     /// Longest a body may take to arrive.
     pub body_timeout: Duration,
     /// Most connections one address holds open at once.
@@ -406,6 +426,7 @@ impl Config {
             maintenance,
             admin_token: self.admin_token.clone(),
             db_queue_timeout: self.db_queue_timeout.min(self.db_timeout),
+            shed_lag: self.shed_lag,
             body_timeout: self.body_timeout,
             connections_per_address: self.max_connections_per_address.max(1),
             webhook_allow_private: switch(
@@ -413,6 +434,51 @@ impl Config {
                 &self.webhook_allow_private,
             )?,
             events_retention: self.events_retention,
+        })
+    }
+
+    /// The invite page's settings, checked: a cookie name of token characters, http(s) URLs.
+    pub fn page(&self) -> Result<crate::page::PageSettings, ConfigError> {
+        let cookie = &self.session_cookie;
+        if cookie.is_empty()
+            || !cookie.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        {
+            return Err(invalid(
+                "INVITE_SESSION_COOKIE",
+                "a cookie name (letters, digits, -_.)",
+                cookie,
+            ));
+        }
+        let web_url = |variable, value: &Option<String>| match value {
+            Some(url)
+                if url::Url::parse(&url.replace("{server_id}", "s").replace("{code}", "c"))
+                    .is_ok_and(|url| matches!(url.scheme(), "http" | "https")) =>
+            {
+                Ok(Some(url.clone()))
+            }
+            Some(url) => Err(invalid(variable, "an http:// or https:// URL", url)),
+            None => Ok(None),
+        };
+        Ok(crate::page::PageSettings {
+            session_cookie: cookie.clone(),
+            login_url: web_url("INVITE_LOGIN_URL", &self.login_url)?,
+            app_url: match &self.app_url {
+                // A deep link into a native app has a scheme of its own: any URL will do.
+                Some(url)
+                    if url::Url::parse(&url.replace("{server_id}", "s").replace("{code}", "c"))
+                        .is_ok() =>
+                {
+                    Some(url.clone())
+                }
+                Some(url) => {
+                    return Err(invalid(
+                        "INVITE_APP_URL",
+                        "a URL (with {server_id} or {code})",
+                        url,
+                    ));
+                }
+                None => None,
+            },
         })
     }
 

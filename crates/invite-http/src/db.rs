@@ -10,6 +10,16 @@
 //!   `INVITE_DB_QUEUE_TIMEOUT` (by Little's law: waiting × the recent time each holds a thread
 //!   ÷ threads), new work is refused at once with 503 `OVERLOADED`: a longer queue would only
 //!   make every admitted request slower, since the database is already as busy as it gets.
+//! - **A busy machine.** The queue above only sees the database. When the processor is what
+//!   runs out (the service, the database and whatever else shares the machine, all busy), a
+//!   request waits in the kernel's queues and for a worker before it reaches the gate, where
+//!   no count of the database's queue can see it, and refusals become as slow as everything
+//!   else. Each worker measures how late its event loop runs ([`Db::watch_lag`]); while the
+//!   lag is over `INVITE_SHED_LAG`, the work in flight is capped and the cap cut by a quarter
+//!   every [`LAG_TICK`], and while it is not, the cap grows by one a tick when it binds
+//!   (additive increase, multiplicative decrease, as TCP's congestion control and adaptive
+//!   concurrency limiters such as Netflix's `concurrency-limits` do). Fewer admitted joins
+//!   leave the processor to the refusals, which then stay fast.
 //! - **Circuit breaker.** After consecutive failures to reach the database, requests are
 //!   answered 503 at once instead of each waiting out the deadline; one request every
 //!   [`PROBE_INTERVAL`] goes through to find out whether the database is back.
@@ -67,7 +77,16 @@ pub struct DbLimits {
     pub queue_timeout: Duration,
     /// Threads that run database work at once (every worker's blocking pool together).
     pub threads: usize,
+    /// Event-loop lag above which the work in flight is capped (`INVITE_SHED_LAG`); zero
+    /// leaves it uncapped.
+    pub lag_limit: Duration,
 }
+
+/// How often each worker measures its event loop's lag and the cap on work in flight moves.
+pub const LAG_TICK: Duration = Duration::from_millis(10);
+
+/// The cap on work in flight while the event loops keep time: none.
+const UNCAPPED: usize = usize::MAX;
 
 /// A handle on the pool and its guard, cheap to clone.
 #[derive(Clone, Debug)]
@@ -159,7 +178,7 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> StoreResult<T> + Send + 'static,
     {
-        let (deadline, probe) = self.admit()?;
+        let (deadline, probe, _in_flight) = self.admit()?;
         let waiting = Waiting::new(&self.gate);
         let gate = Arc::clone(&self.gate);
         let pool = self.pool.clone();
@@ -181,8 +200,9 @@ impl Db {
     }
 
     /// The request's deadline, counted from its arrival, and its admission by the gate (a
-    /// refusal is counted when it is for overload).
-    fn admit(&self) -> ApiResult<(Instant, Probe)> {
+    /// refusal is counted when it is for overload); the request is in flight until the
+    /// returned guard drops.
+    fn admit(&self) -> ApiResult<(Instant, Probe, InFlight)> {
         let now = Instant::now();
         let arrived = ARRIVED.try_with(|arrived| *arrived).unwrap_or(now);
         let deadline = arrived + self.gate.limits.timeout.saturating_sub(ANSWER_MARGIN);
@@ -191,7 +211,32 @@ impl Db {
                 self.metrics.observe_shed();
             }
         })?;
-        Ok((deadline, probe))
+        Ok((deadline, probe, InFlight::new(&self.gate)))
+    }
+
+    /// Measures, every [`LAG_TICK`], how late the event loop it runs on wakes up, and moves
+    /// the cap on work in flight accordingly (see the module's documentation). Spawn one on
+    /// each worker; it ends with the worker.
+    pub async fn watch_lag(self) {
+        if self.gate.limits.lag_limit.is_zero() {
+            return;
+        }
+        let mut due = tokio::time::Instant::now() + LAG_TICK;
+        loop {
+            tokio::time::sleep_until(due).await;
+            let now = tokio::time::Instant::now();
+            self.gate.tick(now.saturating_duration_since(due));
+            due = now + LAG_TICK;
+        }
+    }
+
+    /// The event loops' recent lag, and the cap on database work in flight (`None`: uncapped).
+    pub fn load(&self) -> (Duration, Option<usize>) {
+        let cap = self.gate.ceiling.load(Ordering::Relaxed);
+        (
+            Duration::from_nanos(self.gate.lag_nanos.load(Ordering::Relaxed)),
+            (cap != UNCAPPED).then_some(cap),
+        )
     }
 
     /// Tells the gate how the database work went, and turns its outcome into the API's.
@@ -214,7 +259,7 @@ impl Db {
         T: Send + 'static,
         F: Fn(&mut DbConnection) -> StoreResult<T> + Send + 'static,
     {
-        let (deadline, probe) = self.admit()?;
+        let (deadline, probe, _in_flight) = self.admit()?;
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             write: Box::new(Job { work, deadline, outcome: None, reply: Some(reply) }),
@@ -327,6 +372,22 @@ impl Db {
     }
 }
 
+/// Counts a request's database work as in flight, from its admission to its answer.
+struct InFlight(Arc<Gate>);
+
+impl InFlight {
+    fn new(gate: &Arc<Gate>) -> Self {
+        gate.in_flight.fetch_add(1, Ordering::AcqRel);
+        Self(Arc::clone(gate))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Counts a request as waiting until its work starts on a thread (or is dropped unstarted).
 struct Waiting {
     gate: Option<Arc<Gate>>,
@@ -385,6 +446,13 @@ struct Record {
 struct Gate {
     limits: DbLimits,
     waiting: AtomicUsize,
+    /// Requests admitted whose database work has not been answered yet.
+    in_flight: AtomicUsize,
+    /// The most requests in flight admitted while the processor is short ([`UNCAPPED`] while
+    /// it is not).
+    ceiling: AtomicUsize,
+    /// The event loops' recent lag, in nanoseconds (an exponential moving average).
+    lag_nanos: AtomicU64,
     /// Recent time a request holds a thread, in nanoseconds (an exponential moving average).
     hold_nanos: AtomicU64,
     /// When work last started or finished, in nanoseconds since `started`.
@@ -398,6 +466,9 @@ impl Gate {
         Self {
             limits: DbLimits { threads: limits.threads.max(1), ..limits },
             waiting: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            ceiling: AtomicUsize::new(UNCAPPED),
+            lag_nanos: AtomicU64::new(0),
             hold_nanos: AtomicU64::new(0),
             progress_nanos: AtomicU64::new(0),
             record: Mutex::new(Record {
@@ -427,6 +498,12 @@ impl Gate {
                 }
             }
         };
+        if !probe.0
+            && self.in_flight.load(Ordering::Acquire) >= self.ceiling.load(Ordering::Relaxed)
+        {
+            self.shed(now);
+            return Err(ApiError::Overloaded);
+        }
         let waiting = self.waiting.load(Ordering::Acquire);
         if !probe.0 && waiting >= self.limits.threads {
             // Work that has not finished tells as much as work that has: when nothing has
@@ -442,13 +519,45 @@ impl Gate {
                 / u32::try_from(self.limits.threads).unwrap_or(u32::MAX);
             let budget = self.limits.queue_timeout.min(deadline.saturating_duration_since(now));
             if expected > budget {
-                let mut record = self.record.lock();
-                begin_trouble(&mut record, now);
-                record.last_shed = Some(now);
+                self.shed(now);
                 return Err(ApiError::Overloaded);
             }
         }
         Ok(probe)
+    }
+
+    /// Records a request refused as overload, for `/status`.
+    fn shed(&self, now: Instant) {
+        let mut record = self.record.lock();
+        begin_trouble(&mut record, now);
+        record.last_shed = Some(now);
+    }
+
+    /// One worker's measure of its event loop's `lag`: moves the cap on work in flight (see
+    /// the module's documentation).
+    fn tick(&self, lag: Duration) {
+        let sample = u64::try_from(lag.as_nanos()).unwrap_or(u64::MAX);
+        // A single late wake-up (a page fault, a preempted thread) moves the average by an
+        // eighth: the cap follows a machine that stays short, not a hiccup.
+        let old = self.lag_nanos.load(Ordering::Relaxed);
+        let smoothed = old - old / 8 + sample / 8;
+        self.lag_nanos.store(smoothed, Ordering::Relaxed);
+        let in_flight = self.in_flight.load(Ordering::Acquire);
+        let ceiling = self.ceiling.load(Ordering::Relaxed);
+        let lag = Duration::from_nanos(smoothed);
+        let next = if lag > self.limits.lag_limit {
+            // Cut from what is in flight, not from a cap far above it.
+            (ceiling.min(in_flight) * 3 / 4).max(1)
+        } else if ceiling != UNCAPPED && in_flight >= ceiling {
+            ceiling + 1
+        } else if ceiling != UNCAPPED && in_flight < ceiling / 2 && lag < self.limits.lag_limit / 4
+        {
+            // The load fell away and the machine keeps time: no cap is needed.
+            UNCAPPED
+        } else {
+            ceiling
+        };
+        self.ceiling.store(next, Ordering::Relaxed);
     }
 
     /// Notes that work started or finished now.
@@ -565,7 +674,49 @@ mod tests {
             timeout: Duration::from_secs(2),
             queue_timeout: Duration::from_millis(100),
             threads,
+            lag_limit: Duration::from_millis(30),
         })
+    }
+
+    /// Ticks until the smoothed lag has settled at `lag`.
+    fn lag_for_a_while(gate: &Gate, lag: Duration) {
+        for _ in 0..100 {
+            gate.tick(lag);
+        }
+    }
+
+    #[test]
+    fn a_lagging_machine_caps_the_work_in_flight_and_a_quiet_one_lifts_the_cap() {
+        let gate = Arc::new(gate(16));
+        let now = Instant::now();
+        let deadline = now + Duration::from_secs(2);
+        let admitted: Vec<InFlight> = (0..40).map(|_| InFlight::new(&gate)).collect();
+        // Late by 10 ms, under the limit: nothing is capped however much is in flight.
+        lag_for_a_while(&gate, Duration::from_millis(10));
+        assert!(gate.admit(now, deadline).is_ok());
+        // Late by 50 ms: the cap falls below the 40 in flight and new work is refused.
+        lag_for_a_while(&gate, Duration::from_millis(50));
+        let cap = gate.ceiling.load(Ordering::Relaxed);
+        assert!(cap < 40, "{cap}");
+        assert!(matches!(gate.admit(now, deadline), Err(ApiError::Overloaded)));
+        assert!(matches!(gate.health(now).state, DbState::Degraded { shedding: true }));
+        // It never falls to nothing: one request at a time still goes through.
+        assert!(cap >= 1);
+        // Back on time with the work still in flight: once the average has come down, the cap
+        // grows by one a tick.
+        for _ in 0..10 {
+            gate.tick(Duration::ZERO);
+        }
+        let settled = gate.ceiling.load(Ordering::Relaxed);
+        for _ in 0..5 {
+            gate.tick(Duration::ZERO);
+        }
+        assert_eq!(gate.ceiling.load(Ordering::Relaxed), settled + 5);
+        // Once the work has drained and the machine keeps time, the cap is gone.
+        drop(admitted);
+        lag_for_a_while(&gate, Duration::ZERO);
+        assert_eq!(gate.ceiling.load(Ordering::Relaxed), UNCAPPED);
+        assert!(gate.admit(now, deadline).is_ok());
     }
 
     #[test]
@@ -652,6 +803,7 @@ mod tests {
             timeout: Duration::from_secs(2),
             queue_timeout: Duration::from_millis(100),
             threads: 4,
+            lag_limit: Duration::ZERO,
         };
         let db = Db::new(pool, limits, Arc::new(Metrics::new()));
         let key = "the-key".to_owned();

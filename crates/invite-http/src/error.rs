@@ -149,7 +149,7 @@ impl ApiError {
     }
 
     /// Seconds a client should wait before retrying, for the answers that say "retry".
-    fn retry_after(&self) -> Option<u64> {
+    pub(crate) fn retry_after(&self) -> Option<u64> {
         match self {
             Self::Unavailable(_) => Some(RETRY_AFTER_SECONDS),
             Self::Overloaded => Some(OVERLOADED_RETRY_AFTER_SECONDS),

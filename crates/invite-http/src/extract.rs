@@ -203,7 +203,10 @@ pub fn json_error_bodies<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorH
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/json"));
+        // JSON bodies, and the invite page's HTML, say what went wrong already.
+        .is_some_and(|value| {
+            value.starts_with("application/json") || value.starts_with("text/html")
+        });
     if is_json {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }

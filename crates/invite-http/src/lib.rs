@@ -26,6 +26,7 @@ pub mod idempotency;
 pub mod maintenance;
 pub mod metrics;
 pub mod openapi;
+pub mod page;
 pub mod preview_cache;
 pub mod rate_limit;
 pub mod refusals;

@@ -3,8 +3,8 @@
 //! shedding, rate limits, maintenance, how far the outbox is read, and webhook deliveries.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
 };
 
 use crate::db::Db;
@@ -26,6 +26,8 @@ pub struct Metrics {
     events_read: IntGauge,
     webhook_deliveries: IntCounterVec,
     write_batch_size: Histogram,
+    worker_lag: Gauge,
+    in_flight_cap: IntGauge,
 }
 
 impl Default for Metrics {
@@ -37,6 +39,25 @@ impl Default for Metrics {
 /// A gauge with a valid, fixed name.
 fn gauge(name: &str, help: &str) -> IntGauge {
     IntGauge::new(name, help).expect("valid metric")
+}
+
+/// The load shedder's series: requests shed, the workers' lag, the cap on work in flight.
+fn shedding_series() -> (IntCounter, Gauge, IntGauge) {
+    let shed = IntCounter::new(
+        "db_overloaded_total",
+        "Requests refused at once (503 OVERLOADED): the database queue too long, or the cap reached",
+    )
+    .expect("valid metric");
+    let worker_lag = Gauge::new(
+        "worker_lag_seconds",
+        "How late the workers' event loops wake up (a moving average): the processor is short",
+    )
+    .expect("valid metric");
+    let in_flight_cap = gauge(
+        "db_in_flight_cap",
+        "The cap on database work in flight while the workers lag (-1: uncapped)",
+    );
+    (shed, worker_lag, in_flight_cap)
 }
 
 /// Sizes of the batches of writes committed together.
@@ -99,11 +120,7 @@ impl Metrics {
         for bucket in crate::rate_limit::Bucket::ALL {
             rate_limited.with_label_values(&[bucket.name()]);
         }
-        let shed = IntCounter::new(
-            "db_overloaded_total",
-            "Requests refused at once (503 OVERLOADED) because the database queue was too long",
-        )
-        .expect("valid metric");
+        let (shed, worker_lag, in_flight_cap) = shedding_series();
         let maintenance = gauge("maintenance", "1 while maintenance mode refuses writes, else 0");
         let events_read = gauge(
             "events_read_seq",
@@ -139,6 +156,8 @@ impl Metrics {
             Box::new(events_read.clone()),
             Box::new(webhook_deliveries.clone()),
             Box::new(write_batch_size.clone()),
+            Box::new(worker_lag.clone()),
+            Box::new(in_flight_cap.clone()),
         ] {
             registry.register(collector).expect("each series is registered once");
         }
@@ -157,6 +176,8 @@ impl Metrics {
             events_read,
             webhook_deliveries,
             write_batch_size,
+            worker_lag,
+            in_flight_cap,
         }
     }
 
@@ -217,6 +238,9 @@ impl Metrics {
         self.pool_connections.set(i64::from(pool.connections));
         self.pool_idle.set(i64::from(pool.idle));
         self.pool_max.set(i64::from(pool.max_size));
+        let (lag, cap) = db.load();
+        self.worker_lag.set(lag.as_secs_f64());
+        self.in_flight_cap.set(cap.map_or(-1, |cap| i64::try_from(cap).unwrap_or(i64::MAX)));
         let failures = invite_store::repo::audit_write_failures();
         self.audit_write_failures.inc_by(failures.saturating_sub(self.audit_write_failures.get()));
         let mut out = Vec::new();

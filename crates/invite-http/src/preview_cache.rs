@@ -46,6 +46,8 @@ pub struct CachedPreview {
     pub channel: Option<(Uuid, Box<str>)>,
     /// Who created the invite (`None` for a vanity URL, which is the server's).
     pub inviter_id: Option<Uuid>,
+    /// Their username, when the service has seen one.
+    pub inviter_name: Option<Box<str>>,
     /// Whether joining makes a temporary member.
     pub temporary: bool,
     /// What deciding whether it can be previewed needs.
@@ -70,6 +72,11 @@ impl From<&Preview> for CachedPreview {
             invites_paused: preview.invites_paused,
             channel: preview.channel.as_ref().map(|(id, name)| (*id, name.as_str().into())),
             inviter_id: if vanity { None } else { preview.invite.created_by },
+            inviter_name: if vanity {
+                None
+            } else {
+                preview.inviter_name.as_deref().map(Into::into)
+            },
             temporary: preview.invite.temporary,
             status: preview.invite.status(),
         }
@@ -206,6 +213,12 @@ impl PreviewCache {
         }
     }
 
+    /// How long an entry is served (zero when the cache is off): what a shared cache may keep
+    /// the anonymous invite page for.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// Call before reading the database for `code`.
     pub fn ticket(&self) -> ReadTicket {
         ReadTicket { started: Instant::now(), generation: self.generation.load(Ordering::Acquire) }
@@ -300,6 +313,7 @@ mod tests {
             member_count: 1,
             invites_paused: None,
             channel: None,
+            inviter_name: None,
         }
     }
 

@@ -136,6 +136,7 @@ pub fn prepare(
         timeout: config.db_timeout,
         queue_timeout: reliability.db_queue_timeout,
         threads: options.db_threads(),
+        lag_limit: reliability.shed_lag,
     };
     let listen_url = match pool.url() {
         invite_store::DatabaseUrl::Postgres(url) => Some(url.clone()),
@@ -150,6 +151,7 @@ pub fn prepare(
         metrics,
     );
     state.listen_url = listen_url;
+    state.page = Arc::new(config.page()?);
     background::show_maintenance(&state, switch);
     Ok((state, options))
 }
@@ -219,6 +221,8 @@ pub fn run(
         .disable_signals()
         .listen("invite-http", listener, move || {
             let state = state.clone();
+            // Called on each worker as it starts: the watch measures that worker's loop.
+            actix_web::rt::spawn(state.db.clone().watch_lag());
             let document = document.clone();
             let app = App::new()
                 .app_data(body_timeout)
@@ -237,6 +241,8 @@ pub fn run(
                         .config(utoipa_swagger_ui::Config::from("/openapi.json")),
                 )
                 .service(web::redirect("/docs", "/docs/"))
+                // Last: `/{code}` takes any one segment no route above took.
+                .configure(crate::page::configure)
                 .default_service(web::to(extract::not_found))
                 .wrap(from_fn(body::buffer))
                 .wrap(from_fn(refusals::refuse_long_targets))

@@ -75,6 +75,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Previews by code.
     pub previews: Arc<PreviewCache>,
+    /// The invite page's settings.
+    pub page: Arc<crate::page::PageSettings>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -121,6 +123,7 @@ impl AppState {
             public_url,
             metrics,
             previews: Arc::new(previews),
+            page: Arc::default(),
         }
     }
 

@@ -166,8 +166,14 @@ fn the_demo_prints_what_a_new_user_needs_and_it_works() {
         printed.lines().find_map(|l| l.strip_prefix(prefix)).unwrap().trim().to_owned()
     };
     let guest = value("GUEST=");
-    let code = value("Invite link:").rsplit('/').next().unwrap().to_owned();
+    // The page link comes first, and opens the invite page.
+    let link = value("Invite link (open it in a browser):");
+    assert!(printed.trim_start().starts_with("Invite link"), "{printed}");
+    let code = link.rsplit('/').next().unwrap().to_owned();
     let client = reqwest::blocking::Client::new();
+    let page = client.get(&link).send().unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.text().unwrap().contains("alice</bdi> invited you to join"));
     let preview = client.get(format!("{base}/invites/{code}")).send().unwrap();
     assert_eq!(preview.status().as_u16(), 200);
     let accepted =

@@ -152,7 +152,8 @@ pub(crate) struct Report {
     pub(crate) seconds: f64,
     /// Requests completed in them.
     pub(crate) requests: u64,
-    /// Requests per second.
+    /// Requests served per second: every answer but a refusal (503) or a transport failure,
+    /// so that a service shedding load is not credited with its refusals.
     pub(crate) throughput: f64,
     /// Latency percentiles and maximum, in milliseconds.
     pub p50_ms: f64,
@@ -221,7 +222,7 @@ impl Report {
             target_rate: load.rate,
             seconds,
             requests,
-            throughput: requests as f64 / seconds,
+            throughput: admitted.len() as f64 / seconds,
             p50_ms: ms(histogram.value_at_quantile(0.50)),
             p90_ms: ms(histogram.value_at_quantile(0.90)),
             p99_ms: ms(histogram.value_at_quantile(0.99)),

@@ -128,6 +128,36 @@ pub fn unban(
     })
 }
 
+/// Where a visitor of an invite page stands with the invite's server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VisitorStanding {
+    /// A member already.
+    Member,
+    /// Banned from it.
+    Banned,
+    /// Neither: the invite is theirs to accept.
+    Stranger,
+}
+
+/// Where `user_id` stands with the server, for the invite page: what it tells the visitor
+/// alone (a ban is never shown to anyone else). Read-only; the join itself decides anew.
+///
+/// # Errors
+/// The store's.
+pub fn visitor_standing(
+    conn: &mut DbConnection,
+    server_id: Uuid,
+    user_id: Uuid,
+) -> StoreResult<VisitorStanding> {
+    if conn.find_member(server_id, user_id)?.is_some() {
+        Ok(VisitorStanding::Member)
+    } else if conn.is_banned(server_id, user_id)? {
+        Ok(VisitorStanding::Banned)
+    } else {
+        Ok(VisitorStanding::Stranger)
+    }
+}
+
 /// The server's bans, newest first (`BAN_MEMBERS`).
 pub fn bans(conn: &mut DbConnection, ctx: &Ctx, server_id: Uuid) -> StoreResult<Vec<Ban>> {
     member_standing(conn, server_id, ctx.user_id())?.require(Requirement::BanMembers)?;

@@ -423,4 +423,6 @@ pub struct Preview {
     pub invites_paused: Option<InvitesPause>,
     /// The channel the invite points at.
     pub channel: Option<(Uuid, String)>,
+    /// The username of the invite's creator, when known.
+    pub inviter_name: Option<String>,
 }

@@ -12,7 +12,8 @@ use invite_ops::invites::Place;
 use invite_store::Backend;
 use invite_store::models::Invite;
 use invite_store::repo::{
-    Actor, CreatedInvite, JoinResponseTemplate, Keyed, RecordedResponse, Redemption,
+    Actor, CreatedInvite, IdempotencyClaim, JoinResponseTemplate, Keyed, RecordedResponse,
+    Redemption,
 };
 use serde::Deserialize;
 use uuid::Uuid;
@@ -307,22 +308,7 @@ pub(crate) async fn preview(
         Err(ApiError::Preview(PreviewRefused::NotFound))
     };
     let Some(code) = CodeRef::parse(&path) else { return unknown() };
-    let found = if let Some(cached) = state.previews.get(code.as_str()) {
-        Some(cached)
-    } else {
-        let ticket = state.previews.ticket();
-        let key = code.clone();
-        let found = state
-            .db
-            .run(move |conn| invite_ops::invites::preview(conn, &key))
-            .await?
-            .map(|preview| Arc::new(CachedPreview::from(&preview)));
-        if let Some(found) = &found {
-            state.previews.put(code.as_str(), Arc::clone(found), ticket);
-        }
-        found
-    };
-    let Some(found) = found else { return unknown() };
+    let Some(found) = lookup(&state, &code).await? else { return unknown() };
     let now = state.clock.now();
     check_preview(Some(&found.status), now).map_err(ApiError::Preview)?;
     let mut preview =
@@ -333,6 +319,28 @@ pub(crate) async fn preview(
         preview.approximate_presence_count = Some(0);
     }
     Ok(HttpResponse::Ok().json(preview))
+}
+
+/// The preview of `code` from the cache, or read from the database and cached; `None` when no
+/// invite has the code. The JSON preview and the invite page both read it here.
+pub(crate) async fn lookup(
+    state: &AppState,
+    code: &CodeRef,
+) -> ApiResult<Option<Arc<CachedPreview>>> {
+    if let Some(cached) = state.previews.get(code.as_str()) {
+        return Ok(Some(cached));
+    }
+    let ticket = state.previews.ticket();
+    let key = code.clone();
+    let found = state
+        .db
+        .run(move |conn| invite_ops::invites::preview(conn, &key))
+        .await?
+        .map(|preview| Arc::new(CachedPreview::from(&preview)));
+    if let Some(found) = &found {
+        state.previews.put(code.as_str(), Arc::clone(found), ticket);
+    }
+    Ok(found)
 }
 
 /// Joins the invite's server. Atomic: an invite admits exactly as many people as it allows.
@@ -355,8 +363,26 @@ pub(crate) async fn accept(
     state.limit(&req, |limits| limits.accept(actor.user_id))?;
     let code = CodeRef::parse(&path)
         .ok_or_else(|| ApiError::from(Problem::from(RedemptionRefused::NotFound)))?;
+    match redeem(&state, actor, code, key.claim()).await? {
+        Keyed::Replay(recorded) => Ok(respond(Keyed::Replay(recorded))),
+        Keyed::Fresh(Redemption::Joined(joined)) => Ok(respond(Keyed::Fresh(RecordedResponse {
+            status: JOINED.status,
+            body: JOINED.render(joined.member.server_id),
+            etag: None,
+        }))),
+        Keyed::Fresh(Redemption::Refused(reason)) => Err(Problem::from(reason).into()),
+    }
+}
+
+/// The accept operation, for the API and the invite page alike: the join (combined with
+/// concurrent ones, see below), its events applied and announced, its outcome counted.
+pub(crate) async fn redeem(
+    state: &AppState,
+    actor: Actor,
+    code: CodeRef,
+    claim: Option<IdempotencyClaim>,
+) -> ApiResult<Keyed<Redemption>> {
     let ctx = state.ctx(actor);
-    let claim = key.claim();
     // Accepts are committed in groups (see `Db::run_combined`): on PostgreSQL those of the same
     // invite, which queue on its row anyway; on SQLite all of them, which queue on its one
     // writer anyway.
@@ -387,17 +413,10 @@ pub(crate) async fn accept(
         Err(ApiError::Unavailable(_) | ApiError::Overloaded) => "unavailable",
         Err(_) => "error",
     });
-    match outcome? {
-        Keyed::Replay(recorded) => Ok(respond(Keyed::Replay(recorded))),
-        Keyed::Fresh(done) => match done.value {
-            Redemption::Joined(joined) => Ok(respond(Keyed::Fresh(RecordedResponse {
-                status: JOINED.status,
-                body: JOINED.render(joined.member.server_id),
-                etag: None,
-            }))),
-            Redemption::Refused(reason) => Err(Problem::from(reason).into()),
-        },
-    }
+    Ok(match outcome? {
+        Keyed::Replay(recorded) => Keyed::Replay(recorded),
+        Keyed::Fresh(done) => Keyed::Fresh(done.value),
+    })
 }
 
 /// The response to a join, `{"message":"Joined server","server_id":"..."}` ([`JoinedDto`]), as

@@ -23,7 +23,7 @@ use super::{
 use crate::connection::{DbConnection, on_each_backend, write_transaction};
 use crate::error::{Entity, StoreError, StoreResult};
 use crate::models::{Invite, InviteRow, Preview};
-use crate::schema::{channels, invites, servers};
+use crate::schema::{channels, invites, servers, users};
 use crate::sql_types::{Id, Ts};
 
 /// Not revoked, not expired at `now`, not used up: the core's `InviteStatus::is_active`, in SQL.
@@ -339,10 +339,12 @@ impl InviteRepository for DbConnection {
             bool,
             Option<Uuid>,
             Option<String>,
+            Option<String>,
         );
         let row = invites::table
             .inner_join(servers::table)
             .left_join(channels::table)
+            .left_join(users::table.on(invites::created_by.eq(users::id.nullable())))
             .filter(invites::code.eq(code.as_str()))
             .select((
                 InviteRow::as_select(),
@@ -353,6 +355,7 @@ impl InviteRepository for DbConnection {
                 servers::invites_paused_indefinitely,
                 channels::id.nullable(),
                 channels::name.nullable(),
+                users::username.nullable(),
             ))
             .first::<PreviewRow>(self)
             .optional()?;
@@ -365,6 +368,7 @@ impl InviteRepository for DbConnection {
             indefinitely,
             ch_id,
             ch_name,
+            inviter_name,
         )) = row
         else {
             return Ok(None);
@@ -376,6 +380,7 @@ impl InviteRepository for DbConnection {
             member_count,
             invites_paused: InvitesPause::from_columns(paused_until.map(Into::into), indefinitely),
             channel: ch_id.zip(ch_name),
+            inviter_name,
         }))
     }
 

@@ -244,4 +244,13 @@ impl BanRepository for DbConnection {
             .map(Ban::from)
             .collect())
     }
+
+    fn is_banned(&mut self, server_id: Uuid, user_id: Uuid) -> StoreResult<bool> {
+        Ok(diesel::select(diesel::dsl::exists(
+            bans::table
+                .filter(bans::server_id.eq(Id(server_id)))
+                .filter(bans::user_id.eq(Id(user_id))),
+        ))
+        .get_result(self)?)
+    }
 }

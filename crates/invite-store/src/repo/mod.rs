@@ -202,6 +202,9 @@ pub trait BanRepository {
 
     /// The server's bans, newest first.
     fn list_bans(&mut self, server_id: Uuid) -> StoreResult<Vec<Ban>>;
+
+    /// Whether the user is banned from the server.
+    fn is_banned(&mut self, server_id: Uuid, user_id: Uuid) -> StoreResult<bool>;
 }
 
 /// An invite to create.

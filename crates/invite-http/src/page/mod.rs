@@ -1,0 +1,446 @@
+//! The invite page (contract section 8): what a person sees when they open an invite link,
+//! `GET /invite/{code}` and the short `GET /{code}`, rendered on the server, and the form that
+//! accepts it, `POST /invite/{code}`.
+//!
+//! - The page is read from the preview cache, like the JSON preview: a cached invite costs no
+//!   database work unless the visitor is signed in (whose membership and ban are then looked
+//!   up, to say "already a member" or "banned" to them alone; the public page never tells of a
+//!   ban).
+//! - Every state has its own words and status, and every refusal of the service (rate limits,
+//!   maintenance, the database away) is a page too: HTML, never the API's JSON.
+//! - The join never trusts the cached state: the form runs the API's own accept operation
+//!   ([`crate::routes::invites::redeem`]).
+//! - The session is the platform's: a bearer token in the cookie `INVITE_SESSION_COOKIE`. Without
+//!   one, the page links to `INVITE_LOGIN_URL?next=<the page>`.
+
+mod csrf;
+pub(crate) mod view;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use invite_core::code::CodeRef;
+use invite_core::redeem::{PreviewRefused, RedemptionRefused, check_preview};
+use invite_store::repo::{Actor, Keyed, Redemption};
+use maud::Markup;
+
+use crate::error::ApiError;
+use crate::preview_cache::CachedPreview;
+use crate::rate_limit::AddrKey;
+use crate::state::AppState;
+use view::{Action, Card, Failure, Head};
+
+/// The page's settings (contract section 7).
+#[derive(Debug, Clone)]
+pub struct PageSettings {
+    /// The cookie holding the platform's bearer token (`INVITE_SESSION_COOKIE`).
+    pub session_cookie: String,
+    /// Where people sign in; `next=` is added (`INVITE_LOGIN_URL`).
+    pub login_url: Option<String>,
+    /// The link into the app after a join, with `{server_id}` and `{code}` (`INVITE_APP_URL`).
+    pub app_url: Option<String>,
+}
+
+impl Default for PageSettings {
+    fn default() -> Self {
+        Self { session_cookie: "session".into(), login_url: None, app_url: None }
+    }
+}
+
+/// Registers the page's routes. Call after every other route: `/{code}` takes any single
+/// segment no other route took, so the routes' own words stay routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/invite/{code}")
+            .route(web::get().to(show))
+            .route(web::post().to(accept))
+            .default_service(web::to(|| crate::extract::method_not_allowed(&["GET", "POST"]))),
+    )
+    .service(
+        web::resource("/{code}")
+            .route(web::get().to(show))
+            .default_service(web::to(|| crate::extract::method_not_allowed(&["GET"]))),
+    );
+}
+
+/// Whether a request for `path` would reach the page: a GET (or HEAD) of `/invite/{code}` or
+/// `/{code}`.
+pub fn is_page_path(method: &actix_web::http::Method, path: &str) -> bool {
+    let method_fits =
+        *method == actix_web::http::Method::GET || *method == actix_web::http::Method::HEAD;
+    let rest = path.strip_prefix("/invite/").or_else(|| path.strip_prefix('/')).unwrap_or("");
+    method_fits && !rest.is_empty() && !rest.contains('/')
+}
+
+/// The "invite not found" page, for a target the page never gets to see (one too long).
+pub fn not_found(state: &AppState) -> HttpResponse {
+    Page::failure(&Failure::NotFound, state.clock.now()).respond(state)
+}
+
+/// A rendered page and its status.
+struct Page {
+    status: StatusCode,
+    title: String,
+    body: Markup,
+    card: Option<Card>,
+    /// Seconds to wait, for `Retry-After` and the page's own refresh.
+    retry_after: Option<u64>,
+    /// Whether shared caches may keep it (the anonymous valid page), and for how long.
+    public_for: Option<u64>,
+}
+
+impl Page {
+    fn new(status: StatusCode, title: String, body: Markup) -> Self {
+        Self { status, title, body, card: None, retry_after: None, public_for: None }
+    }
+
+    fn failure(failure: &Failure, now: DateTime<Utc>) -> Self {
+        let (status, retry_after) = match failure {
+            Failure::NotFound | Failure::Revoked => (StatusCode::NOT_FOUND, None),
+            Failure::Expired(_) | Failure::UsedUp => (StatusCode::GONE, None),
+            Failure::Paused { .. } | Failure::Banned { .. } | Failure::Forged => {
+                (StatusCode::FORBIDDEN, None)
+            }
+            Failure::SignInNeeded => (StatusCode::UNAUTHORIZED, None),
+            Failure::RateLimited { retry_after } => {
+                (StatusCode::TOO_MANY_REQUESTS, Some(*retry_after))
+            }
+            Failure::Maintenance { retry_after, .. } | Failure::Unavailable { retry_after } => {
+                (StatusCode::SERVICE_UNAVAILABLE, Some(*retry_after))
+            }
+        };
+        let (title, body) = failure.render(now);
+        Self { retry_after, ..Self::new(status, title, body) }
+    }
+
+    fn respond(self, state: &AppState) -> HttpResponse {
+        let refresh = self.retry_after.filter(|_| self.status == StatusCode::SERVICE_UNAVAILABLE);
+        let html =
+            view::document(&Head { title: self.title, card: self.card, refresh }, &self.body);
+        let mut response = HttpResponse::build(self.status);
+        response
+            .content_type("text/html; charset=utf-8")
+            .insert_header((header::CONTENT_SECURITY_POLICY, content_security_policy(state)))
+            .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .insert_header((header::REFERRER_POLICY, "no-referrer"))
+            .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+            .insert_header((header::VARY, "Cookie"))
+            .insert_header((
+                header::CACHE_CONTROL,
+                match self.public_for {
+                    Some(seconds) => format!("public, max-age={seconds}"),
+                    None => "private, no-store".to_owned(),
+                },
+            ));
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        response.body(html)
+    }
+}
+
+/// No script at all; the inline stylesheet by its hash; images from the web (icons are
+/// http(s) URLs); forms only to this service and the login page; never in a frame.
+fn content_security_policy(state: &AppState) -> String {
+    let login = state
+        .page
+        .login_url
+        .as_deref()
+        .and_then(|url| url::Url::parse(url).ok())
+        .map(|url| url.origin())
+        .filter(url::Origin::is_tuple)
+        .map(|origin| format!(" {}", origin.ascii_serialization()))
+        .unwrap_or_default();
+    format!(
+        "default-src 'none'; style-src {}; img-src http: https:; form-action 'self'{login}; \
+         frame-ancestors 'none'; base-uri 'none'",
+        view::style_hash()
+    )
+}
+
+/// The signed-in visitor: the bearer token of the session cookie, verified as the API verifies
+/// an `Authorization` header. A bad or expired token is the same as none.
+fn visitor(req: &HttpRequest, state: &AppState) -> Option<(Actor, String)> {
+    let token = cookie(req, &state.page.session_cookie)?;
+    state.auth.verify(&token).ok().map(|actor| (actor, token))
+}
+
+/// The value of the cookie `name` (RFC 6265's `Cookie` header: `a=1; b=2`), quotes removed.
+fn cookie(req: &HttpRequest, name: &str) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim().trim_matches('"').to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+/// Where the sign-in link goes, coming back to the page of `code`.
+fn sign_in(state: &AppState, code: &str) -> Action {
+    match &state.page.login_url {
+        Some(login) => {
+            let next = state.invite_url(code);
+            let url = match url::Url::parse_with_params(login, [("next", next.as_str())]) {
+                Ok(url) => url.to_string(),
+                Err(_) => login.clone(),
+            };
+            Action::SignIn { url }
+        }
+        None => Action::SignInElsewhere,
+    }
+}
+
+/// A refusal of the service itself, as a page.
+fn refusal(error: &ApiError, now: DateTime<Utc>) -> Failure {
+    let retry_after = error.retry_after().unwrap_or(5);
+    match error {
+        ApiError::RateLimited(_) => Failure::RateLimited { retry_after },
+        ApiError::Maintenance { message, .. } => {
+            Failure::Maintenance { message: message.clone(), retry_after }
+        }
+        ApiError::Preview(refused) => preview_failure(*refused, None, now),
+        _ => Failure::Unavailable { retry_after },
+    }
+}
+
+fn preview_failure(
+    refused: PreviewRefused,
+    expires_at: Option<DateTime<Utc>>,
+    _now: DateTime<Utc>,
+) -> Failure {
+    match refused {
+        PreviewRefused::NotFound => Failure::NotFound,
+        PreviewRefused::Revoked => Failure::Revoked,
+        PreviewRefused::Expired => Failure::Expired(expires_at),
+        PreviewRefused::MaxedOut => Failure::UsedUp,
+    }
+}
+
+/// `GET /invite/{code}` and `GET /{code}`.
+async fn show(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> HttpResponse {
+    let now = state.clock.now();
+    let page = match render(&state, &req, &path, now).await {
+        Ok(page) => page,
+        Err(failure) => Page::failure(&failure, now),
+    };
+    page.respond(&state)
+}
+
+async fn render(
+    state: &AppState,
+    req: &HttpRequest,
+    path: &str,
+    now: DateTime<Utc>,
+) -> Result<Page, Failure> {
+    if let Some(maintenance) = state.maintenance.active(now) {
+        return Err(refusal(&crate::maintenance::refusal(&maintenance, now), now));
+    }
+    let addr = AddrKey::from(state.proxies.client_of(req));
+    state.limit(req, |limits| limits.preview(addr)).map_err(|error| refusal(&error, now))?;
+    let unknown = || {
+        state
+            .limit(req, |limits| limits.unknown_code(addr))
+            .map_err(|error| refusal(&error, now))?;
+        Err(Failure::NotFound)
+    };
+    // A code of 10 KB, with `../` or NUL, is no code: the not-found page. It charges nothing:
+    // it cannot find an invite, and browsers ask for `/favicon.ico` on every visit.
+    let Some(code) = CodeRef::parse(path) else { return Err(Failure::NotFound) };
+    let found =
+        crate::routes::invites::lookup(state, &code).await.map_err(|error| refusal(&error, now))?;
+    let Some(found) = found else { return unknown() };
+    check_preview(Some(&found.status), now)
+        .map_err(|refused| preview_failure(refused, found.expires_at(), now))?;
+    if let Some(pause) = found.invites_paused.filter(|pause| pause.is_active(now)) {
+        return Err(Failure::Paused {
+            server_name: found.server_name.to_string(),
+            until: pause.until(),
+        });
+    }
+    let visitor = visitor(req, state);
+    if let Some((actor, _)) = &visitor {
+        let (server_id, user_id) = (found.server_id, actor.user_id);
+        let standing = state
+            .db
+            .run(move |conn| invite_ops::members::visitor_standing(conn, server_id, user_id))
+            .await
+            .map_err(|error| refusal(&error, now))?;
+        match standing {
+            invite_ops::members::VisitorStanding::Member => {
+                return Ok(already_member(state, &found, code.as_str()));
+            }
+            invite_ops::members::VisitorStanding::Banned => {
+                return Err(Failure::Banned { server_name: found.server_name.to_string() });
+            }
+            invite_ops::members::VisitorStanding::Stranger => {}
+        }
+    }
+    Ok(valid(state, &found, &code, visitor.as_ref().map(|(_, token)| token.as_str()), now))
+}
+
+/// The page of an invite that can be accepted.
+fn valid(
+    state: &AppState,
+    found: &CachedPreview,
+    code: &CodeRef,
+    session: Option<&str>,
+    now: DateTime<Utc>,
+) -> Page {
+    let member_count = state.previews.member_count(found);
+    let action = match session {
+        Some(session) => Action::Form {
+            action: format!("/invite/{}", code.as_str()),
+            csrf: csrf::token(session, code.as_str(), now),
+        },
+        None => sign_in(state, code.as_str()),
+    };
+    let body = view::invite(
+        &view::Invite {
+            server_name: &found.server_name,
+            icon_url: found.server_icon_url.as_deref(),
+            member_count,
+            channel: found.channel.as_ref().map(|(_, name)| &**name),
+            inviter: found.inviter_name.as_deref(),
+            expires_at: found.expires_at(),
+            spots_left: found.status.max_uses.map(|max| (max - found.status.uses).max(0)),
+            temporary: found.temporary,
+        },
+        &action,
+        now,
+    );
+    let card = Card {
+        title: format!("Join {}", found.server_name),
+        description: view::members(member_count),
+        url: state.invite_url(code.as_str()),
+        image: view::safe_icon(found.server_icon_url.as_deref()).map(str::to_owned),
+    };
+    let mut page = Page::new(StatusCode::OK, format!("Join {}", found.server_name), body);
+    page.card = Some(card);
+    // A signed-in visitor's page holds their form token: never in a shared cache.
+    page.public_for = session.is_none().then(|| state.previews.ttl().as_secs());
+    page
+}
+
+/// "You're already in": the page of a member (status 200, the way in).
+fn already_member(state: &AppState, found: &CachedPreview, code: &str) -> Page {
+    let open = view::open_url(state.page.app_url.as_deref(), found.server_id, code);
+    let name = found.server_name.to_string();
+    let body = view::joined(&name, open.as_deref(), true);
+    Page::new(StatusCode::OK, format!("You're already in {name}"), body)
+}
+
+/// The accept form's body.
+struct AcceptForm {
+    csrf: String,
+}
+
+/// `POST /invite/{code}`: the form's join.
+async fn accept(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let now = state.clock.now();
+    match join(&state, &req, &path, &body, now).await {
+        Ok(Joined::Page(page)) => page.respond(&state),
+        Ok(Joined::SignIn(url)) => HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, url))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish(),
+        Err(failure) => Page::failure(&failure, now).respond(&state),
+    }
+}
+
+enum Joined {
+    Page(Page),
+    SignIn(String),
+}
+
+async fn join(
+    state: &AppState,
+    req: &HttpRequest,
+    path: &str,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Joined, Failure> {
+    if !csrf::same_origin(req, &state.public_url) {
+        return Err(Failure::Forged);
+    }
+    let Some(code) = CodeRef::parse(path) else { return Err(Failure::NotFound) };
+    let Some((actor, session)) = visitor(req, state) else {
+        return match sign_in(state, code.as_str()) {
+            Action::SignIn { url } => Ok(Joined::SignIn(url)),
+            _ => Err(Failure::SignInNeeded),
+        };
+    };
+    let form: AcceptForm = serde_urlencoded_form(body).ok_or(Failure::Forged)?;
+    if !csrf::verify(&session, code.as_str(), &form.csrf, now) {
+        return Err(Failure::Forged);
+    }
+    if let Some(maintenance) = state.maintenance.active(now) {
+        return Err(refusal(&crate::maintenance::refusal(&maintenance, now), now));
+    }
+    let user_id = actor.user_id;
+    state.limit(req, |limits| limits.accept(user_id)).map_err(|error| refusal(&error, now))?;
+    let outcome = crate::routes::invites::redeem(state, actor, code.clone(), None)
+        .await
+        .map_err(|error| refusal(&error, now))?;
+    let Keyed::Fresh(redemption) = outcome else {
+        // No Idempotency-Key was given, so nothing is replayed.
+        return Err(Failure::Unavailable { retry_after: 1 });
+    };
+    let found = crate::routes::invites::lookup(state, &code).await.ok().flatten();
+    let name = found
+        .as_ref()
+        .map_or_else(|| "the server".to_owned(), |found| found.server_name.to_string());
+    match redemption {
+        Redemption::Joined(joined) => {
+            let server_id = joined.member.server_id;
+            let open = view::open_url(state.page.app_url.as_deref(), server_id, code.as_str());
+            let body = view::joined(&name, open.as_deref(), false);
+            Ok(Joined::Page(Page::new(StatusCode::OK, format!("You joined {name}"), body)))
+        }
+        Redemption::Refused(reason) => Err(match reason {
+            RedemptionRefused::NotFound => Failure::NotFound,
+            RedemptionRefused::Revoked => Failure::Revoked,
+            RedemptionRefused::Expired => {
+                Failure::Expired(found.as_ref().and_then(|found| found.expires_at()))
+            }
+            RedemptionRefused::MaxedOut => Failure::UsedUp,
+            RedemptionRefused::Paused => Failure::Paused {
+                server_name: name,
+                until: found
+                    .as_ref()
+                    .and_then(|found| found.invites_paused)
+                    .and_then(invite_core::redeem::InvitesPause::until),
+            },
+            RedemptionRefused::Banned => Failure::Banned { server_name: name },
+            RedemptionRefused::AlreadyMember => {
+                return Ok(Joined::Page(match &found {
+                    Some(found) => already_member(state, found, code.as_str()),
+                    None => Page::new(
+                        StatusCode::OK,
+                        "You're already in".into(),
+                        view::joined(&name, None, true),
+                    ),
+                }));
+            }
+        }),
+    }
+}
+
+/// The form's fields, from an `application/x-www-form-urlencoded` body.
+fn serde_urlencoded_form(body: &[u8]) -> Option<AcceptForm> {
+    let csrf = url::form_urlencoded::parse(body)
+        .find(|(name, _)| name == "csrf")
+        .map(|(_, value)| value.into_owned())?;
+    Some(AcceptForm { csrf })
+}

@@ -1,0 +1,306 @@
+//! The invite page (contract section 8), as a browser gets it over HTTP: every state's status
+//! and words, escaping, the headers, the short link, the form's join, its CSRF refusals and the
+//! login redirect. The same pages in a real browser are in `tests/browser`.
+
+use invite_store::Backend;
+use reqwest::Method;
+use reqwest::blocking::Client;
+use serde_json::json;
+
+use crate::helpers::{TestApp, TestResponse, TestUser, on_both_backends, server_id};
+
+const LOGIN: &str = "https://login.example/signin";
+const APP: &str = "https://chat.example/channels/{server_id}?via={code}";
+
+fn page_app(backend: Backend) -> TestApp {
+    TestApp::spawn_args(backend, &["--login-url", LOGIN, "--app-url", APP])
+}
+
+/// A client that does not follow redirects, so a 303 is seen as it is.
+fn browser() -> Client {
+    Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// `GET path` as a browser sends it, with the session cookie of `user` if any.
+fn open(app: &TestApp, path: &str, user: Option<&TestUser>) -> TestResponse {
+    app.raw(|_, base| {
+        let mut request = browser()
+            .get(format!("{base}{path}"))
+            .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8");
+        if let Some(user) = user {
+            request = request.header("cookie", format!("theme=dark; session={}", user.token));
+        }
+        request
+    })
+}
+
+/// `POST /invite/{code}` as the page's form sends it.
+fn submit(
+    app: &TestApp,
+    code: &str,
+    user: Option<&TestUser>,
+    origin: &str,
+    csrf: &str,
+) -> TestResponse {
+    app.raw(|_, base| {
+        let mut request = browser()
+            .post(format!("{base}/invite/{code}"))
+            .header("origin", origin)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("csrf={}", csrf.replace(':', "%3A")));
+        if let Some(user) = user {
+            request = request.header("cookie", format!("session={}", user.token));
+        }
+        request
+    })
+}
+
+#[track_caller]
+fn assert_page(response: &TestResponse, status: u16, words: &[&str]) {
+    assert_eq!(response.status, status, "{}", response.text);
+    assert_eq!(response.header("content-type"), Some("text/html; charset=utf-8"));
+    for words in words {
+        assert!(response.text.contains(words), "{words:?} missing from {}", response.text);
+    }
+    assert!(!response.text.contains("<script"), "{}", response.text);
+    let csp = response.header("content-security-policy").unwrap();
+    for directive in ["default-src 'none'", "style-src 'sha256-", "frame-ancestors 'none'"] {
+        assert!(csp.contains(directive), "{csp}");
+    }
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(response.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(response.header("referrer-policy"), Some("no-referrer"));
+    assert!(response.text.len() < 20 * 1024, "{} bytes", response.text.len());
+}
+
+/// The form's CSRF token on a page.
+fn csrf_of(page: &TestResponse) -> String {
+    let at = page.text.find("name=\"csrf\" value=\"").expect("a form") + 19;
+    page.text[at..].split('"').next().unwrap().to_owned()
+}
+
+fn code_of(invite: &serde_json::Value) -> &str {
+    invite["code"].as_str().unwrap()
+}
+
+fn a_valid_invite_reads_without_script(backend: Backend) {
+    let app = page_app(backend);
+    let owner = app.user_named(Some("Alice"));
+    let server = app
+        .post("/servers", &owner, json!({"name": "<script>alert(1)</script> \u{202e}evil"}))
+        .body;
+    let invite = app.create_invite(&server, &owner, json!({"max_uses": 5, "max_age": 3600}));
+    let code = code_of(&invite);
+    for path in [format!("/invite/{code}"), format!("/{code}")] {
+        let page = open(&app, &path, None);
+        assert_page(
+            &page,
+            200,
+            &[
+                "&lt;script&gt;alert(1)&lt;/script&gt;",
+                "<bdi>",
+                "Alice</bdi> invited you to join",
+                "1 member",
+                "5 of its uses left",
+                "Expires <time datetime=",
+                "in 1 hour",
+                "Sign in to accept",
+                "https://login.example/signin?next=https%3A%2F%2Fchat.example%2Finvite%2F",
+                "property=\"og:title\" content=\"Join &lt;script&gt;",
+                "name=\"twitter:card\" content=\"summary\"",
+            ],
+        );
+        // A stranger's page may be kept by shared caches as long as the preview cache keeps it.
+        assert_eq!(page.header("cache-control"), Some("public, max-age=30"));
+        assert!(!page.text.contains("<form"), "no form without a session");
+    }
+    // The routes' own words stay routes.
+    app.request(Method::GET, "/healthz", None, None).assert_status(200);
+    assert!(app.request(Method::GET, "/openapi.json", None, None).body["openapi"].is_string());
+    // An icon becomes the card's image.
+    app.patch(
+        &format!("/servers/{}", server_id(&server)),
+        &owner,
+        json!({"icon_url": "https://cdn.example/icon.png"}),
+    )
+    .assert_status(200);
+    let page = open(&app, &format!("/invite/{code}"), None);
+    assert_page(
+        &page,
+        200,
+        &[
+            "property=\"og:image\" content=\"https://cdn.example/icon.png\"",
+            "referrerpolicy=\"no-referrer\"",
+        ],
+    );
+}
+
+fn every_failure_has_its_own_page(backend: Backend) {
+    let app = page_app(backend);
+    let owner = app.user();
+    let server = app.create_server(&owner);
+    let server_path = format!("/servers/{}", server_id(&server));
+    // Not found, and codes that cannot be codes: the not-found page, never JSON or a 500.
+    let long = "a".repeat(10 * 1024);
+    for path in ["/invite/zzzzzzzz", "/zzzzzzzz", "/invite/..%2F..%2Fetc", "/invite/ab%00cd"] {
+        assert_page(&open(&app, path, None), 404, &["Invite not found", "case-sensitive"]);
+    }
+    assert_page(&open(&app, &format!("/invite/{long}"), None), 404, &["Invite not found"]);
+    // Revoked.
+    let revoked = app.create_invite(&server, &owner, json!({}));
+    app.delete(&format!("{server_path}/invites/{}", revoked["id"].as_str().unwrap()), &owner)
+        .assert_status(204);
+    assert_page(&open(&app, &format!("/invite/{}", code_of(&revoked)), None), 404, &["revoked"]);
+    // Used up.
+    let single = app.create_invite(&server, &owner, json!({"max_uses": 1}));
+    app.accept(&single, &app.user()).assert_status(201);
+    assert_page(&open(&app, &format!("/invite/{}", code_of(&single)), None), 410, &["used up"]);
+    // Expired, saying when.
+    let short = app.create_invite(&server, &owner, json!({"max_age": 60}));
+    app.clock.advance(chrono::Duration::seconds(61));
+    assert_page(
+        &open(&app, &format!("/invite/{}", code_of(&short)), None),
+        410,
+        &["has expired", "It stopped working <time datetime=", "1 second ago"],
+    );
+    // Paused, until when.
+    let open_invite = app.create_invite(&server, &owner, json!({}));
+    let until =
+        (invite_core::clock::Clock::now(&*app.clock) + chrono::Duration::hours(2)).to_rfc3339();
+    app.put(&format!("{server_path}/invites-pause"), &owner, json!({"until": until}))
+        .assert_status(204);
+    let paused = open(&app, &format!("/invite/{}", code_of(&open_invite)), None);
+    assert_page(&paused, 403, &["is paused", "until <time datetime=", "in 2 hours"]);
+    assert_eq!(paused.header("cache-control"), Some("private, no-store"));
+}
+
+fn the_form_joins_and_refuses_forgeries(backend: Backend) {
+    let app = page_app(backend);
+    let owner = app.user();
+    let server = app.create_server(&owner);
+    let invite = app.create_invite(&server, &owner, json!({"max_uses": 10}));
+    let code = code_of(&invite);
+    let visitor = app.user();
+    let page = open(&app, &format!("/invite/{code}"), Some(&visitor));
+    assert_page(&page, 200, &["<form method=\"post\" action=\"/invite/", "Accept invite"]);
+    // It holds the visitor's form token: never in a shared cache.
+    assert_eq!(page.header("cache-control"), Some("private, no-store"));
+    let csrf = csrf_of(&page);
+    // Forgeries change nothing: another site's origin, no token, a token of someone else's
+    // session, a token for another code.
+    let elsewhere = app.user();
+    let theirs = csrf_of(&open(&app, &format!("/invite/{code}"), Some(&elsewhere)));
+    let other_invite = app.create_invite(&server, &owner, json!({}));
+    let other_code =
+        csrf_of(&open(&app, &format!("/invite/{}", code_of(&other_invite)), Some(&visitor)));
+    for (origin, token) in [
+        ("https://evil.example", csrf.as_str()),
+        (app.base.as_str(), ""),
+        (app.base.as_str(), theirs.as_str()),
+        (app.base.as_str(), other_code.as_str()),
+    ] {
+        let refused = submit(&app, code, Some(&visitor), origin, token);
+        assert_page(&refused, 403, &["This request was refused", "Nothing was changed"]);
+    }
+    assert_eq!(app.uses(&invite), 0);
+    // No session: off to sign in, coming back here.
+    let anonymous = submit(&app, code, None, &app.base, &csrf);
+    assert_eq!(anonymous.status, 303, "{}", anonymous.text);
+    let location = anonymous.header("location").unwrap();
+    assert!(
+        location.starts_with(
+            "https://login.example/signin?next=https%3A%2F%2Fchat.example%2Finvite%2F"
+        ),
+        "{location}"
+    );
+    // The real post joins, through the same operation as the API.
+    let joined = submit(&app, code, Some(&visitor), &app.base, &csrf);
+    let open_link = format!("https://chat.example/channels/{}?via={code}", server_id(&server));
+    assert_page(&joined, 200, &["You joined", &open_link.replace('&', "&amp;")]);
+    assert_eq!(app.uses(&invite), 1);
+    let members = app.get(&format!("/servers/{}/members", server_id(&server)), &owner);
+    assert!(members.text.contains(&visitor.id.to_string()), "{}", members.text);
+    // Again: already a member, on the page and through the form, and still one use.
+    assert_page(
+        &open(&app, &format!("/invite/{code}"), Some(&visitor)),
+        200,
+        &["You're already in"],
+    );
+    assert_page(&submit(&app, code, Some(&visitor), &app.base, &csrf), 200, &["You're already in"]);
+    assert_eq!(app.uses(&invite), 1);
+    // A ban is shown to the banned person alone.
+    let banned = app.member(&server, &owner);
+    app.put(&format!("/servers/{}/bans/{}", server_id(&server), banned.id), &owner, json!({}))
+        .assert_status(204);
+    assert_page(
+        &open(&app, &format!("/invite/{code}"), Some(&banned)),
+        403,
+        &["You can't join", "banned"],
+    );
+    let public = open(&app, &format!("/invite/{code}"), None);
+    assert_page(&public, 200, &["Sign in to accept"]);
+    assert!(!public.text.contains("banned"));
+}
+
+on_both_backends!(
+    a_valid_invite_reads_without_script,
+    every_failure_has_its_own_page,
+    the_form_joins_and_refuses_forgeries,
+);
+
+#[test]
+fn rate_limits_and_maintenance_are_pages_that_retry() {
+    const ADMIN: &str = "admin-token-admin-token-admin-token-0";
+    let app = TestApp::spawn_args(
+        Backend::Sqlite,
+        &["--rate-limits", "on", "--rate-limit-preview", "2/60s", "--admin-token", ADMIN],
+    );
+    let owner = app.user();
+    let server = app.create_server(&owner);
+    let invite = app.create_invite(&server, &owner, json!({}));
+    let path = format!("/invite/{}", code_of(&invite));
+    assert_page(&open(&app, &path, None), 200, &["Sign in"]);
+    assert_page(&open(&app, &path, None), 200, &["Sign in"]);
+    let limited = open(&app, &path, None);
+    assert_page(&limited, 429, &["Too many requests", "try again"]);
+    assert!(limited.header("retry-after").unwrap().parse::<u64>().unwrap() > 0);
+    // Maintenance: 503, Retry-After, a page that reloads itself and points at /status.
+    let app = TestApp::spawn_args(Backend::Sqlite, &["--admin-token", ADMIN]);
+    let owner = app.user();
+    let invite = app.create_invite(&app.create_server(&owner), &owner, json!({}));
+    app.raw(|client, base| {
+        client
+            .put(format!("{base}/admin/maintenance"))
+            .bearer_auth(ADMIN)
+            .json(&json!({"message": "Moving to a bigger database"}))
+    })
+    .assert_status(200);
+    let down = open(&app, &format!("/invite/{}", code_of(&invite)), None);
+    assert_page(
+        &down,
+        503,
+        &[
+            "Down for maintenance",
+            "Moving to a bigger database",
+            "http-equiv=\"refresh\"",
+            "href=\"/status\"",
+        ],
+    );
+    assert!(down.header("retry-after").is_some());
+}
+
+#[test]
+fn the_database_away_is_a_page_that_retries() {
+    let mut config = invite_store::PoolConfig::new(
+        invite_store::DatabaseUrl::parse("postgres://postgres@127.0.0.1:1/none").unwrap(),
+    );
+    config.checkout_timeout = std::time::Duration::from_secs(1);
+    let app = TestApp::spawn_on(
+        invite_store::DbPool::new(&config),
+        None,
+        invite_http::state::os_random(),
+    );
+    let down = open(&app, "/invite/abcd2345", None);
+    assert_page(&down, 503, &["can't open invites right now", "http-equiv=\"refresh\"", "/status"]);
+    assert!(down.header("retry-after").is_some());
+}
