@@ -191,6 +191,14 @@ def main(path):
             print(f"{label:<9}preview-big-server p50 big/small at c={c:<3} = {ratio:5.2f}   goal <= 1.2: {verdict(ratio <= 1.2)}")
             if ratio > 1.2:
                 failures.append(f"{label} preview-big-server c={c} {ratio:.2f}")
+        # The invite page against the JSON preview of the same invites (issue 14).
+        page, preview = best(results, label, "page"), best(results, label, "preview")
+        if page and preview and preview["throughput"]:
+            ratio = page["throughput"] / preview["throughput"]
+            print(f"{label:<9}page / preview at their best = {page['throughput']:.0f} / "
+                  f"{preview['throughput']:.0f} = {ratio:5.2f}   goal >= 0.8: {verdict(ratio >= 0.8)}")
+            if ratio < 0.8:
+                failures.append(f"{label} page/preview {ratio:.2f}")
         best_accept = best(results, label, "accept-distinct")
         for r in results:
             if r.get("label") == label and r.get("target_rate") and not overload(r, best_accept):

@@ -459,10 +459,10 @@ impl Config {
             Some(url) => Err(invalid(variable, "an http:// or https:// URL", url)),
             None => Ok(None),
         };
-        Ok(crate::page::PageSettings {
-            session_cookie: cookie.clone(),
-            login_url: web_url("INVITE_LOGIN_URL", &self.login_url)?,
-            app_url: match &self.app_url {
+        Ok(crate::page::PageSettings::new(
+            cookie.clone(),
+            web_url("INVITE_LOGIN_URL", &self.login_url)?,
+            match &self.app_url {
                 // A deep link into a native app has a scheme of its own: any URL will do.
                 Some(url)
                     if url::Url::parse(&url.replace("{server_id}", "s").replace("{code}", "c"))
@@ -479,7 +479,7 @@ impl Config {
                 }
                 None => None,
             },
-        })
+        ))
     }
 
     /// The base of invite links, without a trailing slash.

@@ -158,6 +158,6 @@ pub(crate) fn scripts(
             ("accept-distinct.sql@8", format!("{random}{}", accept(RANDOM_CODE))),
             ("create.sql@2", create(servers)),
         ],
-        Scenario::AcceptCapped | Scenario::PreviewBigServer => return None,
+        Scenario::AcceptCapped | Scenario::PreviewBigServer | Scenario::Page => return None,
     })
 }

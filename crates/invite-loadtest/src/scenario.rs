@@ -30,6 +30,9 @@ pub(crate) enum Scenario {
     Preview,
     /// Previews of the big server's invite, then of the small server's.
     PreviewBigServer,
+    /// The invite page (`/invite/{code}`, HTML, as a browser asks) of seeded invites, at
+    /// random: to compare with `preview`, the same invites as JSON.
+    Page,
     /// Invite creation by the owners of the seeded servers, at random.
     Create,
     /// 90% previews, 8% accepts, 2% creates.
@@ -58,6 +61,7 @@ pub(crate) struct Target {
 #[derive(Debug, Clone)]
 enum Request {
     Preview(String),
+    Page(String),
     Accept(String),
     Create(u64),
 }
@@ -71,6 +75,10 @@ impl Target {
     async fn send(&self, request: &Request) -> u16 {
         let builder = match request {
             Request::Preview(code) => self.client.get(format!("{}/invites/{code}", self.base)),
+            Request::Page(code) => self
+                .client
+                .get(format!("{}/invite/{code}", self.base))
+                .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8"),
             Request::Accept(code) => self
                 .client
                 .post(format!("{}/invites/{code}/accept", self.base))
@@ -112,6 +120,7 @@ impl Target {
             Scenario::AcceptDistinct => Request::Accept(self.random_invite()),
             Scenario::AcceptHot => Request::Accept(ids::HOT_CODE.to_owned()),
             Scenario::Preview => Request::Preview(self.random_invite()),
+            Scenario::Page => Request::Page(self.random_invite()),
             Scenario::PreviewBigServer => Request::Preview(sub.unwrap_or(ids::BIG_CODE).to_owned()),
             Scenario::Create => Request::Create(fastrand::u64(1..=self.servers)),
             Scenario::Mixed => match fastrand::u8(0..100) {

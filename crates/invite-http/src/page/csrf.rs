@@ -6,8 +6,9 @@
 //!   form with its cookie, but cannot read the cookie or the page, so it cannot compute the
 //!   token; and every instance can check it without a secret of its own to share.
 //! - **The request's origin.** A post must come from this service's own pages: `Sec-Fetch-Site`
-//!   (when the browser sends it) must not say `cross-site` or `same-site`, and `Origin` (or,
-//!   failing it, `Referer`) must name this host or the public URL's.
+//!   (which only browsers set, and scripts cannot) must say `same-origin` when it is sent; from
+//!   a client that does not send it, `Origin` (or, failing it, `Referer`) must name this host
+//!   or the public URL's.
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
@@ -61,8 +62,12 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
 /// Whether the post comes from this service's own pages (see the module's documentation).
 pub(crate) fn same_origin(req: &HttpRequest, public_url: &str) -> bool {
     let header = |name| req.headers().get(name).and_then(|value| value.to_str().ok());
-    if matches!(header("sec-fetch-site"), Some("cross-site" | "same-site")) {
-        return false;
+    match header("sec-fetch-site") {
+        Some("cross-site" | "same-site") => return false,
+        // Only a browser sets `Sec-Fetch-*` (scripts cannot), and it says same-origin only
+        // for a post from this service's own page, whatever `Origin` says then.
+        Some("same-origin") => return true,
+        _ => {}
     }
     let Some(claimed) = header(header::ORIGIN.as_str())
         .filter(|origin| *origin != "null")
@@ -125,6 +130,14 @@ mod tests {
         assert!(!same_origin(&request(&[]), public));
         assert!(!same_origin(
             &request(&[("origin", "http://127.0.0.1:8080"), ("sec-fetch-site", "cross-site")]),
+            public
+        ));
+        assert!(!same_origin(
+            &request(&[("origin", "http://127.0.0.1:8080"), ("sec-fetch-site", "same-site")]),
+            public
+        ));
+        assert!(same_origin(
+            &request(&[("origin", "null"), ("sec-fetch-site", "same-origin")]),
             public
         ));
     }

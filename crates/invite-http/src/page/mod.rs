@@ -40,11 +40,21 @@ pub struct PageSettings {
     pub login_url: Option<String>,
     /// The link into the app after a join, with `{server_id}` and `{code}` (`INVITE_APP_URL`).
     pub app_url: Option<String>,
+    /// The pages' Content-Security-Policy, made once.
+    csp: String,
+}
+
+impl PageSettings {
+    /// The settings, with the policy they imply.
+    pub fn new(session_cookie: String, login_url: Option<String>, app_url: Option<String>) -> Self {
+        let csp = content_security_policy(login_url.as_deref());
+        Self { session_cookie, login_url, app_url, csp }
+    }
 }
 
 impl Default for PageSettings {
     fn default() -> Self {
-        Self { session_cookie: "session".into(), login_url: None, app_url: None }
+        Self::new("session".into(), None, None)
     }
 }
 
@@ -115,15 +125,15 @@ impl Page {
     }
 
     fn respond(self, state: &AppState) -> HttpResponse {
-        let refresh = self.retry_after.filter(|_| self.status == StatusCode::SERVICE_UNAVAILABLE);
-        let html =
-            view::document(&Head { title: self.title, card: self.card, refresh }, &self.body);
+        let html = view::document(&Head { title: self.title, card: self.card }, &self.body);
         let mut response = HttpResponse::build(self.status);
         response
             .content_type("text/html; charset=utf-8")
-            .insert_header((header::CONTENT_SECURITY_POLICY, content_security_policy(state)))
+            .insert_header((header::CONTENT_SECURITY_POLICY, state.page.csp.clone()))
             .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-            .insert_header((header::REFERRER_POLICY, "no-referrer"))
+            // Nothing of the page's address leaves for other sites; the page's own form posts
+            // keep their `Origin` (under `no-referrer` a browser sends `Origin: null`).
+            .insert_header((header::REFERRER_POLICY, "same-origin"))
             .insert_header((header::X_FRAME_OPTIONS, "DENY"))
             .insert_header((header::VARY, "Cookie"))
             .insert_header((
@@ -135,6 +145,13 @@ impl Page {
             ));
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+            // The page reloads itself when the service may be back: the `Refresh` header,
+            // which browsers honour as they do `<meta http-equiv="refresh">` (HTML defines the
+            // pragma as the header). The element itself is what axe-core flags as a timing a
+            // person cannot adjust (WCAG 2.2.1); the page also offers "Try again now".
+            if self.status == StatusCode::SERVICE_UNAVAILABLE {
+                response.insert_header(("refresh", seconds.to_string()));
+            }
         }
         response.body(html)
     }
@@ -142,11 +159,8 @@ impl Page {
 
 /// No script at all; the inline stylesheet by its hash; images from the web (icons are
 /// http(s) URLs); forms only to this service and the login page; never in a frame.
-fn content_security_policy(state: &AppState) -> String {
-    let login = state
-        .page
-        .login_url
-        .as_deref()
+fn content_security_policy(login_url: Option<&str>) -> String {
+    let login = login_url
         .and_then(|url| url::Url::parse(url).ok())
         .map(|url| url.origin())
         .filter(url::Origin::is_tuple)

@@ -55,8 +55,6 @@ pub(crate) struct Head {
     pub title: String,
     /// Open Graph and Twitter card tags, for a valid invite.
     pub card: Option<Card>,
-    /// Seconds after which the page reloads itself (maintenance, the database away).
-    pub refresh: Option<u64>,
 }
 
 /// The card another chat app shows for a pasted link.
@@ -80,9 +78,6 @@ pub(crate) fn document(head: &Head, body: &Markup) -> String {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="color-scheme" content="light dark";
-                @if let Some(seconds) = head.refresh {
-                    meta http-equiv="refresh" content=(seconds);
-                }
                 title { (head.title) }
                 @if let Some(card) = &head.card {
                     meta name="description" content=(card.description);
@@ -329,6 +324,7 @@ impl Failure {
     /// The words of the failure: the title, the heading and the body.
     pub(crate) fn render(&self, now: DateTime<Utc>) -> (String, Markup) {
         let status_link = html! { a href="/status" { "service status" } };
+        let again = html! { a href="" { "Try again now" } };
         match self {
             Self::NotFound => (
                 "Invite not found".into(),
@@ -398,7 +394,7 @@ impl Failure {
                         p { (message) }
                     }
                     p { "Joining is back soon. This page tries again by itself in " (seconds(*retry_after)) "." }
-                    p.muted { "See the " (status_link) "." }
+                    p.muted { (again) " or see the " (status_link) "." }
                 },
             ),
             Self::Unavailable { retry_after } => (
@@ -406,7 +402,7 @@ impl Failure {
                 html! {
                     h1 { "We can't open invites right now" }
                     p { "Our service is having trouble. This page tries again by itself in " (seconds(*retry_after)) "." }
-                    p.muted { "See the " (status_link) "." }
+                    p.muted { (again) " or see the " (status_link) "." }
                 },
             ),
             Self::Forged => (
@@ -490,8 +486,7 @@ mod tests {
     #[test]
     fn the_style_hash_is_the_styles() {
         assert!(style_hash().starts_with("'sha256-") && style_hash().ends_with("='"));
-        let page =
-            document(&Head { title: "t".into(), card: None, refresh: None }, &html! { h1 { "x" } });
+        let page = document(&Head { title: "t".into(), card: None }, &html! { h1 { "x" } });
         assert!(page.contains(STYLE));
         assert!(page.len() < 20 * 1024);
     }
