@@ -242,7 +242,29 @@ fn the_form_joins_and_refuses_forgeries(backend: Backend) {
     assert!(!public.text.contains("banned"));
 }
 
+fn a_vanity_code_is_a_short_link_and_routes_stay_routes(backend: Backend) {
+    let app = page_app(backend);
+    let owner = app.user();
+    let server = app.create_server(&owner);
+    let path = format!("/servers/{}", server_id(&server));
+    app.patch(&path, &owner, json!({"features": ["VANITY_URL"]})).assert_status(200);
+    app.patch(&format!("{path}/vanity-url"), &owner, json!({"code": "join-us"})).assert_status(200);
+    for link in ["/join-us", "/invite/join-us"] {
+        assert_page(&open(&app, link, None), 200, &["Test server", "Sign in to accept"]);
+    }
+    // No vanity code can hide a route's page.
+    app.patch(&format!("{path}/vanity-url"), &owner, json!({"code": "status"})).assert_error(
+        400,
+        "VALIDATION_ERROR",
+        "this vanity code is reserved",
+    );
+    assert!(open(&app, "/status", None).text.contains("operational"));
+    // Anything else of one segment is the not-found page, charging nothing (`/favicon.ico`).
+    assert_page(&open(&app, "/favicon.ico", None), 404, &["Invite not found"]);
+}
+
 on_both_backends!(
+    a_vanity_code_is_a_short_link_and_routes_stay_routes,
     a_valid_invite_reads_without_script,
     every_failure_has_its_own_page,
     the_form_joins_and_refuses_forgeries,

@@ -29,9 +29,9 @@ pub const VANITY_MAX_LEN: usize = 32;
 
 /// Vanity codes that would shadow a route of the service (`GET /{code}` renders the invite page,
 /// so a vanity `docs` would hide `/docs`) or impersonate it.
-pub const RESERVED_VANITY_CODES: [&str; 16] = [
+pub const RESERVED_VANITY_CODES: [&str; 17] = [
     "admin", "api", "assets", "channels", "docs", "gateway", "healthz", "invite", "invites",
-    "login", "metrics", "openapi", "readyz", "servers", "static", "www",
+    "login", "metrics", "openapi", "readyz", "servers", "static", "status", "www",
 ];
 
 /// A source of random bytes. Injected so that tests can force collisions and reproduce codes.

@@ -208,23 +208,20 @@ fn sign_in(state: &AppState, code: &str) -> Action {
 }
 
 /// A refusal of the service itself, as a page.
-fn refusal(error: &ApiError, now: DateTime<Utc>) -> Failure {
+fn refusal(error: &ApiError) -> Failure {
     let retry_after = error.retry_after().unwrap_or(5);
     match error {
         ApiError::RateLimited(_) => Failure::RateLimited { retry_after },
         ApiError::Maintenance { message, .. } => {
             Failure::Maintenance { message: message.clone(), retry_after }
         }
-        ApiError::Preview(refused) => preview_failure(*refused, None, now),
+        ApiError::Preview(refused) => preview_failure(*refused, None),
         _ => Failure::Unavailable { retry_after },
     }
 }
 
-fn preview_failure(
-    refused: PreviewRefused,
-    expires_at: Option<DateTime<Utc>>,
-    _now: DateTime<Utc>,
-) -> Failure {
+/// A refusal of the preview rules, as a page.
+fn preview_failure(refused: PreviewRefused, expires_at: Option<DateTime<Utc>>) -> Failure {
     match refused {
         PreviewRefused::NotFound => Failure::NotFound,
         PreviewRefused::Revoked => Failure::Revoked,
@@ -254,24 +251,22 @@ async fn render(
     now: DateTime<Utc>,
 ) -> Result<Page, Failure> {
     if let Some(maintenance) = state.maintenance.active(now) {
-        return Err(refusal(&crate::maintenance::refusal(&maintenance, now), now));
+        return Err(refusal(&crate::maintenance::refusal(&maintenance, now)));
     }
     let addr = AddrKey::from(state.proxies.client_of(req));
-    state.limit(req, |limits| limits.preview(addr)).map_err(|error| refusal(&error, now))?;
+    state.limit(req, |limits| limits.preview(addr)).map_err(|error| refusal(&error))?;
     let unknown = || {
-        state
-            .limit(req, |limits| limits.unknown_code(addr))
-            .map_err(|error| refusal(&error, now))?;
+        state.limit(req, |limits| limits.unknown_code(addr)).map_err(|error| refusal(&error))?;
         Err(Failure::NotFound)
     };
     // A code of 10 KB, with `../` or NUL, is no code: the not-found page. It charges nothing:
     // it cannot find an invite, and browsers ask for `/favicon.ico` on every visit.
     let Some(code) = CodeRef::parse(path) else { return Err(Failure::NotFound) };
     let found =
-        crate::routes::invites::lookup(state, &code).await.map_err(|error| refusal(&error, now))?;
+        crate::routes::invites::lookup(state, &code).await.map_err(|error| refusal(&error))?;
     let Some(found) = found else { return unknown() };
     check_preview(Some(&found.status), now)
-        .map_err(|refused| preview_failure(refused, found.expires_at(), now))?;
+        .map_err(|refused| preview_failure(refused, found.expires_at()))?;
     if let Some(pause) = found.invites_paused.filter(|pause| pause.is_active(now)) {
         return Err(Failure::Paused {
             server_name: found.server_name.to_string(),
@@ -285,7 +280,7 @@ async fn render(
             .db
             .run(move |conn| invite_ops::members::visitor_standing(conn, server_id, user_id))
             .await
-            .map_err(|error| refusal(&error, now))?;
+            .map_err(|error| refusal(&error))?;
         match standing {
             invite_ops::members::VisitorStanding::Member => {
                 return Ok(already_member(state, &found, code.as_str()));
@@ -400,13 +395,13 @@ async fn join(
         return Err(Failure::Forged);
     }
     if let Some(maintenance) = state.maintenance.active(now) {
-        return Err(refusal(&crate::maintenance::refusal(&maintenance, now), now));
+        return Err(refusal(&crate::maintenance::refusal(&maintenance, now)));
     }
     let user_id = actor.user_id;
-    state.limit(req, |limits| limits.accept(user_id)).map_err(|error| refusal(&error, now))?;
+    state.limit(req, |limits| limits.accept(user_id)).map_err(|error| refusal(&error))?;
     let outcome = crate::routes::invites::redeem(state, actor, code.clone(), None)
         .await
-        .map_err(|error| refusal(&error, now))?;
+        .map_err(|error| refusal(&error))?;
     let Keyed::Fresh(redemption) = outcome else {
         // No Idempotency-Key was given, so nothing is replayed.
         return Err(Failure::Unavailable { retry_after: 1 });
