@@ -20,7 +20,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{AppConfig, Server, ServiceRequest, ServiceResponse};
 use actix_web::http::{ConnectionType, Method};
 use actix_web::middleware::{ErrorHandlers, Next, from_fn};
-use actix_web::{App, web};
+use actix_web::{App, HttpResponse, web};
 use tokio::net::TcpStream;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -211,7 +211,10 @@ pub fn run(
     let state = web::Data::new(state);
     let local_addr = listener.local_addr()?;
     // Built once: the handlers' annotations do not change while the process runs.
-    let document = openapi::document();
+    // Serialized once and shared: the document's structure would otherwise be cloned into
+    // every worker and again for every request.
+    let document =
+        web::Bytes::from(serde_json::to_vec(&openapi::document()).map_err(std::io::Error::other)?);
     let body_timeout = BodyTimeout(options.body_timeout);
     let connections = ConnectionLimit::new(options.connections_per_address, state.proxies.clone());
     let server = actix_server::Server::build()
@@ -231,7 +234,13 @@ pub fn run(
                     web::resource("/openapi.json")
                         .route(web::get().to({
                             let document = document.clone();
-                            move || std::future::ready(web::Json(document.clone()))
+                            move || {
+                                std::future::ready(
+                                    HttpResponse::Ok()
+                                        .content_type("application/json")
+                                        .body(document.clone()),
+                                )
+                            }
                         }))
                         .default_service(web::to(|| extract::method_not_allowed(&["GET"]))),
                 )
