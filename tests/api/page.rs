@@ -153,8 +153,12 @@ fn every_failure_has_its_own_page(backend: Backend) {
     assert_page(&open(&app, &format!("/invite/{}", code_of(&revoked)), None), 404, &["revoked"]);
     // Used up.
     let single = app.create_invite(&server, &owner, json!({"max_uses": 1}));
-    app.accept(&single, &app.user()).assert_status(201);
+    let first = app.user();
+    app.accept(&single, &first).assert_status(201);
     assert_page(&open(&app, &format!("/invite/{}", code_of(&single)), None), 410, &["used up"]);
+    // The one who used it up is told what the join would tell them: already a member.
+    let theirs = open(&app, &format!("/invite/{}", code_of(&single)), Some(&first));
+    assert_page(&theirs, 200, &["You're already in"]);
     // Expired, saying when.
     let short = app.create_invite(&server, &owner, json!({"max_age": 60}));
     app.clock.advance(chrono::Duration::seconds(61));

@@ -265,13 +265,10 @@ async fn render(
     let found =
         crate::routes::invites::lookup(state, &code).await.map_err(|error| refusal(&error))?;
     let Some(found) = found else { return unknown() };
-    check_preview(Some(&found.status), now)
-        .map_err(|refused| preview_failure(refused, found.expires_at()))?;
-    if let Some(pause) = found.invites_paused.filter(|pause| pause.is_active(now)) {
-        return Err(Failure::Paused {
-            server_name: found.server_name.to_string(),
-            until: pause.until(),
-        });
+    // In the order the join decides (`invite_core::redeem`): revoked, already a member,
+    // banned, paused, expired, used up.
+    if found.status.revoked {
+        return Err(Failure::Revoked);
     }
     let visitor = visitor(req, state);
     if let Some((actor, _)) = &visitor {
@@ -291,6 +288,14 @@ async fn render(
             invite_ops::members::VisitorStanding::Stranger => {}
         }
     }
+    if let Some(pause) = found.invites_paused.filter(|pause| pause.is_active(now)) {
+        return Err(Failure::Paused {
+            server_name: found.server_name.to_string(),
+            until: pause.until(),
+        });
+    }
+    check_preview(Some(&found.status), now)
+        .map_err(|refused| preview_failure(refused, found.expires_at()))?;
     Ok(valid(state, &found, &code, visitor.as_ref().map(|(_, token)| token.as_str()), now))
 }
 
