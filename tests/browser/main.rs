@@ -365,6 +365,23 @@ async fn members(service: &Service, f: &Fixtures) -> String {
     service.call(reqwest::Method::GET, &path, &f.alice, json!(null)).await.to_string()
 }
 
+/// The page's heading once it contains `words`: after a click or a script's submit the browser
+/// navigates on its own time, and the page before it (whose elements go stale) may still be
+/// there for a moment.
+async fn heading_once(client: &Client, words: &str) -> String {
+    let started = Instant::now();
+    loop {
+        if let Ok(h1) = client.find(Locator::Css("h1")).await
+            && let Ok(text) = h1.text().await
+            && text.contains(words)
+        {
+            return text;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "no heading with {words:?} came");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The join through the form, as a person clicks it; then a forged post from another origin
 /// with a victim's cookie, refused, joining nobody.
 async fn the_form(look: &Look<'_>, service: &Service, f: &Fixtures) {
@@ -375,8 +392,7 @@ async fn the_form(look: &Look<'_>, service: &Service, f: &Fixtures) {
     look.session(base, Some(&visitor)).await;
     look.check("signed-in", &page, "Rust Lang Club", &["Accept invite"]).await;
     client.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
-    let h1 = client.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
-    assert_eq!(h1, "You joined Rust Lang Club");
+    assert_eq!(heading_once(client, "joined").await, "You joined Rust Lang Club");
     let open = client.find(Locator::Css("a.button")).await.unwrap().attr("href").await.unwrap();
     let expected = format!("https://chat.example/channels/{}", f.server_id);
     assert_eq!(open.as_deref(), Some(expected.as_str()));
@@ -387,18 +403,7 @@ async fn the_form(look: &Look<'_>, service: &Service, f: &Fixtures) {
     let (victim_id, victim) = service.user("grace");
     look.session(base, Some(&victim)).await;
     client.goto(&forger(page)).await.unwrap();
-    let started = Instant::now();
-    let refused = loop {
-        if let Ok(h1) = client.find(Locator::Css("h1")).await
-            && let Ok(text) = h1.text().await
-            && text.contains("refused")
-        {
-            break text;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "the forged post was never answered");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!(refused, "This request was refused");
+    assert_eq!(heading_once(client, "refused").await, "This request was refused");
     let png = client.screenshot().await.unwrap();
     std::fs::write(look.screenshots.join("forged-1280.png"), png).unwrap();
     assert!(!members(service, f).await.contains(&victim_id.to_string()));

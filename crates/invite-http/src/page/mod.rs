@@ -213,11 +213,23 @@ fn refusal(error: &ApiError) -> Failure {
     match error {
         ApiError::RateLimited(_) => Failure::RateLimited { retry_after },
         ApiError::Maintenance { message, .. } => {
-            Failure::Maintenance { message: message.clone(), retry_after }
+            Failure::Maintenance { message: message.clone(), retry_after: unhurried(retry_after) }
         }
         ApiError::Preview(refused) => preview_failure(*refused, None),
-        _ => Failure::Unavailable { retry_after },
+        _ => Failure::Unavailable { retry_after: unhurried(retry_after) },
     }
+}
+
+/// How long a person's page waits before it reloads itself: at least 15 seconds, spread over
+/// 15 more. An API client is asked to wait `retry_after` and backs off on its own; a page left
+/// open reloads for as long as the trouble lasts, and the pages of everyone who met the
+/// trouble at once would otherwise all come back at once, every 2 seconds.
+fn unhurried(retry_after: u64) -> u64 {
+    // Spread, not secrecy: the clock's nanoseconds are random enough.
+    let spread = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| u64::from(since.subsec_nanos()) % 16);
+    retry_after.max(15) + spread
 }
 
 /// A refusal of the preview rules, as a page.
