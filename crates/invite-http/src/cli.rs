@@ -72,6 +72,7 @@ fn serve(config: &Config) -> anyhow::Result<()> {
     let auth = config.authenticator()?;
     // Every setting is checked before anything is touched.
     config.reliability()?;
+    config.page()?;
     let pool = migrated_pool(config)?;
     let listener = bind(config)?;
     let public_url = config.public_url(listener.local_addr()?)?;
@@ -161,6 +162,7 @@ fn demo(config: &Config) -> anyhow::Result<()> {
     }
     let auth = config.authenticator()?;
     config.reliability()?;
+    config.page()?;
     let pool = migrated_pool(&config)?;
     let listener = bind(&config)?;
     let public_url = config.public_url(listener.local_addr()?)?;

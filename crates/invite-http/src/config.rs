@@ -139,7 +139,7 @@ pub struct Config {
     pub db_queue_timeout: Duration,
     /// Event-loop lag above which database work in flight is capped and new work beyond the cap
     /// refused with 503 `OVERLOADED`: the machine's processors are short (`0` turns it off).
-    #[arg(long, env = "INVITE_SHED_LAG", default_value = "30ms", value_parser = humantime::parse_duration, global = true)]
+    #[arg(long, env = "INVITE_SHED_LAG", default_value = "30ms", value_parser = shed_lag, global = true)]
     pub shed_lag: Duration,
     /// Longest a request body may take to arrive before 408.
     #[arg(long, env = "INVITE_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
@@ -295,6 +295,14 @@ pub enum ConfigError {
     },
 }
 
+/// `INVITE_SHED_LAG`, parsed with an error that names the variable (clap's own names only the
+/// flag).
+fn shed_lag(value: &str) -> Result<Duration, String> {
+    humantime::parse_duration(value).map_err(|error| {
+        format!("INVITE_SHED_LAG must be a duration such as 30ms, or 0 to turn it off ({error})")
+    })
+}
+
 fn invalid(variable: &'static str, expected: &'static str, value: &str) -> ConfigError {
     ConfigError::Invalid { variable, expected, value: value.to_owned() }
 }
@@ -445,7 +453,7 @@ impl Config {
         {
             return Err(invalid(
                 "INVITE_SESSION_COOKIE",
-                "a cookie name (letters, digits, -_.)",
+                "must be a cookie name (letters, digits, -_.)",
                 cookie,
             ));
         }
@@ -456,7 +464,7 @@ impl Config {
             {
                 Ok(Some(url.clone()))
             }
-            Some(url) => Err(invalid(variable, "an http:// or https:// URL", url)),
+            Some(url) => Err(invalid(variable, "must be an http:// or https:// URL", url)),
             None => Ok(None),
         };
         Ok(crate::page::PageSettings::new(
@@ -473,7 +481,7 @@ impl Config {
                 Some(url) => {
                     return Err(invalid(
                         "INVITE_APP_URL",
-                        "a URL (with {server_id} or {code})",
+                        "must be a URL (with {server_id} or {code})",
                         url,
                     ));
                 }

@@ -218,7 +218,7 @@ fn sigterm_stops_the_server_gracefully() {
 }
 
 #[test]
-fn malformed_reliability_settings_stop_start_up_naming_the_variable() {
+fn malformed_settings_stop_start_up_naming_the_variable() {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(&dir);
     let cases = [
@@ -229,6 +229,10 @@ fn malformed_reliability_settings_stop_start_up_naming_the_variable() {
         ("INVITE_ADMIN_TOKEN", "too-short", "must be at least 32 bytes, got \"9 bytes\""),
         ("INVITE_MAINTENANCE_UNTIL", "tomorrow", "must be an RFC 3339 time"),
         ("INVITE_MAINTENANCE", "sometimes", "must be on or off"),
+        ("INVITE_SHED_LAG", "a little", "INVITE_SHED_LAG"),
+        ("INVITE_LOGIN_URL", "javascript:alert(1)", "must be an http:// or https:// URL"),
+        ("INVITE_SESSION_COOKIE", "my session", "must be a cookie name"),
+        ("INVITE_APP_URL", "not a url", "must be a URL"),
     ];
     for (variable, value, expected) in cases {
         let output = run(
