@@ -362,11 +362,6 @@ fn already_member(state: &AppState, found: &CachedPreview, code: &str) -> Page {
     Page::new(StatusCode::OK, format!("You're already in {name}"), body)
 }
 
-/// The accept form's body.
-struct AcceptForm {
-    csrf: String,
-}
-
 /// `POST /invite/{code}`: the form's join.
 async fn accept(
     state: web::Data<AppState>,
@@ -407,8 +402,8 @@ async fn join(
             _ => Err(Failure::SignInNeeded),
         };
     };
-    let form: AcceptForm = serde_urlencoded_form(body).ok_or(Failure::Forged)?;
-    if !csrf::verify(&session, code.as_str(), &form.csrf, now) {
+    let token = csrf_field(body).ok_or(Failure::Forged)?;
+    if !csrf::verify(&session, code.as_str(), &token, now) {
         return Err(Failure::Forged);
     }
     if let Some(maintenance) = state.maintenance.active(now) {
@@ -416,6 +411,9 @@ async fn join(
     }
     let user_id = actor.user_id;
     state.limit(req, |limits| limits.accept(user_id)).map_err(|error| refusal(&error))?;
+    // What the pages say of the server, read before the join: from the cache the visitor's
+    // page just filled (the join's own event empties it). The join decides on its own.
+    let found = crate::routes::invites::lookup(state, &code).await.ok().flatten();
     let outcome = crate::routes::invites::redeem(state, actor, code.clone(), None)
         .await
         .map_err(|error| refusal(&error))?;
@@ -423,7 +421,6 @@ async fn join(
         // No Idempotency-Key was given, so nothing is replayed.
         return Err(Failure::Unavailable { retry_after: 1 });
     };
-    let found = crate::routes::invites::lookup(state, &code).await.ok().flatten();
     let name = found
         .as_ref()
         .map_or_else(|| "the server".to_owned(), |found| found.server_name.to_string());
@@ -463,10 +460,9 @@ async fn join(
     }
 }
 
-/// The form's fields, from an `application/x-www-form-urlencoded` body.
-fn serde_urlencoded_form(body: &[u8]) -> Option<AcceptForm> {
-    let csrf = url::form_urlencoded::parse(body)
+/// The form's CSRF token, from its `application/x-www-form-urlencoded` body.
+fn csrf_field(body: &[u8]) -> Option<String> {
+    url::form_urlencoded::parse(body)
         .find(|(name, _)| name == "csrf")
-        .map(|(_, value)| value.into_owned())?;
-    Some(AcceptForm { csrf })
+        .map(|(_, value)| value.into_owned())
 }
