@@ -252,6 +252,11 @@ impl TestApp {
         TestUser { id, token: self.server.token(id, username) }
     }
 
+    /// A token for `user` that expires after `ttl`.
+    pub(crate) fn token_for(&self, user: Uuid, ttl: Duration) -> String {
+        self.server.auth.mint_for(user, None, ttl).expect("test servers can mint")
+    }
+
     /// A connection of the test's own, to check what the database holds.
     pub(crate) fn conn(&self) -> DbConnection {
         self.db.as_ref().expect("this app has a database").connect()

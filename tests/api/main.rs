@@ -18,6 +18,7 @@ mod docs;
 mod errors;
 mod events;
 mod examples;
+mod gateway;
 mod health;
 mod helpers;
 mod http_layer;

@@ -64,6 +64,8 @@ string_enum! {
         MemberBan => "MemberBan",
         /// A ban was lifted.
         MemberUnban => "MemberUnban",
+        /// A temporary member's last gateway session had been gone for the grace period.
+        MemberRemoveTemporary => "MemberRemoveTemporary",
     }
 }
 

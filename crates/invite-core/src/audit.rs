@@ -25,11 +25,14 @@ pub enum AuditAction {
     MemberBan,
     /// A ban was lifted.
     MemberUnban,
+    /// A temporary member was removed: their last gateway session had been gone for the grace
+    /// period (details: `reason`, `temporary`; the actor is the member).
+    MemberRemoveTemporary,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::InviteCreate,
         Self::InviteUpdate,
         Self::InviteRevoke,
@@ -40,6 +43,7 @@ impl AuditAction {
         Self::MemberKick,
         Self::MemberBan,
         Self::MemberUnban,
+        Self::MemberRemoveTemporary,
     ];
 
     /// The stored and serialized name (`"InviteCreate"`).
@@ -55,6 +59,7 @@ impl AuditAction {
             Self::MemberKick => "MemberKick",
             Self::MemberBan => "MemberBan",
             Self::MemberUnban => "MemberUnban",
+            Self::MemberRemoveTemporary => "MemberRemoveTemporary",
         }
     }
 
@@ -70,9 +75,11 @@ impl AuditAction {
                 TargetType::Invite
             }
             Self::InvitesPause | Self::InvitesResume => TargetType::Server,
-            Self::MemberJoin | Self::MemberKick | Self::MemberBan | Self::MemberUnban => {
-                TargetType::User
-            }
+            Self::MemberJoin
+            | Self::MemberKick
+            | Self::MemberBan
+            | Self::MemberUnban
+            | Self::MemberRemoveTemporary => TargetType::User,
         }
     }
 }

@@ -100,6 +100,12 @@ impl Authenticator {
 
     /// Checks a token and returns who it names.
     pub fn verify(&self, token: &str) -> Result<Actor, ApiError> {
+        self.verify_until(token).map(|(actor, _)| actor)
+    }
+
+    /// Checks a token and returns who it names and when it expires (seconds since the epoch):
+    /// a gateway session ends then.
+    pub fn verify_until(&self, token: &str) -> Result<(Actor, i64), ApiError> {
         let claims = decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|error| {
                 let message = match error.kind() {
@@ -132,7 +138,7 @@ impl Authenticator {
             !name.chars().any(char::is_control)
                 && name.chars().count() <= invite_core::server::MAX_NAME_LEN
         });
-        Ok(Actor { user_id: claims.sub, username })
+        Ok((Actor { user_id: claims.sub, username }, claims.exp))
     }
 
     /// Signs claims; `None` when configured with a public key only.

@@ -73,6 +73,7 @@ fn serve(config: &Config) -> anyhow::Result<()> {
     // Every setting is checked before anything is touched.
     config.reliability()?;
     config.page()?;
+    config.gateway()?;
     let pool = migrated_pool(config)?;
     let listener = bind(config)?;
     let public_url = config.public_url(listener.local_addr()?)?;
@@ -163,6 +164,7 @@ fn demo(config: &Config) -> anyhow::Result<()> {
     let auth = config.authenticator()?;
     config.reliability()?;
     config.page()?;
+    config.gateway()?;
     let pool = migrated_pool(&config)?;
     let listener = bind(&config)?;
     let public_url = config.public_url(listener.local_addr()?)?;

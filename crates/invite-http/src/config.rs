@@ -36,6 +36,10 @@
 //! | `--admin-token` | `INVITE_ADMIN_TOKEN` | none | bearer token of `/admin/*` (at least 32 bytes); without it they answer 404 |
 //! | `--webhook-allow-private` | `INVITE_WEBHOOK_ALLOW_PRIVATE` | `off` | whether webhooks may target private, loopback and link-local addresses |
 //! | `--events-retention` | `INVITE_EVENTS_RETENTION` | `7d` | how long events stay in the outbox |
+//! | `--gateway-heartbeat` | `INVITE_GATEWAY_HEARTBEAT` | `30s` | the gateway's heartbeat interval; a client silent for 1.5 of them is closed |
+//! | `--gateway-max-per-user` | `INVITE_GATEWAY_MAX_PER_USER` | 10 | gateway sessions one user may hold, on all instances together |
+//! | `--gateway-queue` | `INVITE_GATEWAY_QUEUE` | 1024 | frames a session may have waiting before it is closed as a slow consumer |
+//! | `--temporary-grace` | `INVITE_TEMPORARY_GRACE` | `60s` | how long a temporary member's last gateway session may be gone before they are removed |
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -184,6 +188,18 @@ pub struct Config {
     /// How long events are kept in the outbox (for the events endpoint and resuming).
     #[arg(long, env = "INVITE_EVENTS_RETENTION", default_value = "7d", value_parser = humantime::parse_duration, global = true)]
     pub events_retention: Duration,
+    /// The gateway's heartbeat interval (HELLO); a client silent for 1.5 of them is closed.
+    #[arg(long, env = "INVITE_GATEWAY_HEARTBEAT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub gateway_heartbeat: Duration,
+    /// Gateway sessions one user may hold, on all instances together.
+    #[arg(long, env = "INVITE_GATEWAY_MAX_PER_USER", default_value_t = 10, global = true)]
+    pub gateway_max_per_user: u32,
+    /// Frames a gateway session may have waiting before it is closed as a slow consumer.
+    #[arg(long, env = "INVITE_GATEWAY_QUEUE", default_value_t = 1024, global = true)]
+    pub gateway_queue: usize,
+    /// How long a temporary member's last gateway session may be gone before they are removed.
+    #[arg(long, env = "INVITE_TEMPORARY_GRACE", default_value = "60s", value_parser = humantime::parse_duration, global = true)]
+    pub temporary_grace: Duration,
     /// The cookie that carries the platform's bearer token to the invite page.
     #[arg(long, env = "INVITE_SESSION_COOKIE", default_value = "session", global = true)]
     pub session_cookie: String,
@@ -442,6 +458,34 @@ impl Config {
                 &self.webhook_allow_private,
             )?,
             events_retention: self.events_retention,
+        })
+    }
+
+    /// The gateway's settings, checked: intervals of at least 100 ms, a queue and a cap of at
+    /// least one.
+    pub fn gateway(&self) -> Result<crate::gateway::GatewaySettings, ConfigError> {
+        let at_least = |variable, value: Duration| {
+            if value < Duration::from_millis(100) {
+                Err(invalid(
+                    variable,
+                    "must be at least 100ms",
+                    &humantime::format_duration(value).to_string(),
+                ))
+            } else {
+                Ok(value)
+            }
+        };
+        if self.gateway_max_per_user == 0 {
+            return Err(invalid("INVITE_GATEWAY_MAX_PER_USER", "must be at least 1", "0"));
+        }
+        if self.gateway_queue == 0 {
+            return Err(invalid("INVITE_GATEWAY_QUEUE", "must be at least 1", "0"));
+        }
+        Ok(crate::gateway::GatewaySettings {
+            heartbeat: at_least("INVITE_GATEWAY_HEARTBEAT", self.gateway_heartbeat)?,
+            max_per_user: self.gateway_max_per_user,
+            queue: self.gateway_queue,
+            temporary_grace: at_least("INVITE_TEMPORARY_GRACE", self.temporary_grace)?,
         })
     }
 

@@ -1,5 +1,5 @@
-//! The events of the outbox, delivered to what listens on this instance (contract section 9):
-//! the preview cache, and the webhook deliverer.
+//! The events of the outbox, delivered to what listens on this instance (contract sections 9
+//! and 10): the preview cache, the webhook deliverer, and the gateway's sessions.
 //!
 //! - Events this instance writes are applied the moment their operation returns, before its
 //!   response leaves ([`EventBus::published`]): the instance that made a change never shows it
@@ -18,9 +18,12 @@
 //!   PostgreSQL serialises the commits of transactions that notify, which would make every join
 //!   wait for the one before it, fsync included. A lost notification only delays delivery to
 //!   the next poll. On SQLite everything is in this process: the wake-up is enough.
+//! - Gateway sessions hear events only from the reader, so that each hears them in `seq` order
+//!   whichever instance wrote them. While sessions are open here, this instance's own events
+//!   wake the reader too (at most once per [`READ_GAP`]), instead of waiting for the poll.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -63,6 +66,9 @@ pub struct EventBus {
     /// Asks the listener to announce this instance's commits.
     announce: Notify,
     announce_pending: AtomicBool,
+    /// Gateway sessions open here: while there are any, this instance's own events are read
+    /// back at once, since sessions hear every event from the reader, in `seq` order.
+    sessions: AtomicUsize,
     /// The last `seq` read.
     cursor: AtomicI64,
 }
@@ -75,6 +81,7 @@ impl Default for EventBus {
             delivered: Notify::new(),
             announce: Notify::new(),
             announce_pending: AtomicBool::new(false),
+            sessions: AtomicUsize::new(0),
             cursor: AtomicI64::new(0),
         }
     }
@@ -93,6 +100,24 @@ impl EventBus {
         self.delivered.notify_one();
         self.announce_pending.store(true, Ordering::Release);
         self.announce.notify_one();
+        if self.sessions.load(Ordering::Acquire) > 0 {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Wakes the reader now (a gateway session waits to be seeded).
+    pub fn wake_reader(&self) {
+        self.wake.notify_one();
+    }
+
+    /// A gateway session opened here (`true`) or closed: while any is open, the reader reads
+    /// this instance's own events back at once rather than at the next poll.
+    pub fn gateway_session(&self, opened: bool) {
+        if opened {
+            self.sessions.fetch_add(1, Ordering::AcqRel);
+        } else {
+            self.sessions.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
     /// The last `seq` this instance has read.
@@ -191,6 +216,7 @@ async fn read(state: AppState) {
             let last = if full { batch.last().map_or(safe, |event| event.seq) } else { safe };
             for event in &batch {
                 apply(&state.previews, event);
+                state.gateway.hub.dispatch(&state, event).await;
             }
             state.events.cursor.store(last, Ordering::Release);
             state.metrics.set_events_read(last);
@@ -201,6 +227,9 @@ async fn read(state: AppState) {
                 break;
             }
         }
+        // New gateway sessions start at the cursor, caught up with what was committed before
+        // they connected, between deliveries.
+        state.gateway.hub.seed_pending(&state, state.events.cursor()).await;
     }
 }
 

@@ -22,6 +22,7 @@ pub mod dto;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod gateway;
 pub mod idempotency;
 pub mod maintenance;
 pub mod metrics;

@@ -28,6 +28,56 @@ pub struct Metrics {
     write_batch_size: Histogram,
     worker_lag: Gauge,
     in_flight_cap: IntGauge,
+    gateway: GatewaySeries,
+}
+
+/// The gateway's series (contract section 10).
+#[derive(Debug, Clone)]
+struct GatewaySeries {
+    connections: IntGauge,
+    dispatch: Histogram,
+    slow_consumers: IntCounter,
+    resumes: IntCounter,
+    temporary_removed: IntCounter,
+}
+
+impl GatewaySeries {
+    fn new() -> Self {
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
+        Self {
+            connections: gauge("gateway_connections", "Gateway sessions open on this instance"),
+            dispatch: Histogram::with_opts(
+                HistogramOpts::new(
+                    "gateway_dispatch_seconds",
+                    "From an event's write to its frame being handed to a session's connection",
+                )
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            )
+            .expect("valid metric"),
+            slow_consumers: counter(
+                "gateway_slow_consumers_total",
+                "Gateway sessions closed because their send queue filled",
+            ),
+            resumes: counter(
+                "gateway_resumes_total",
+                "Gateway sessions that resumed from a seq (replayed what they missed)",
+            ),
+            temporary_removed: counter(
+                "temporary_members_removed_total",
+                "Temporary members removed after their last gateway session was gone for the grace period",
+            ),
+        }
+    }
+
+    fn collectors(&self) -> [Box<dyn prometheus::core::Collector>; 5] {
+        [
+            Box::new(self.connections.clone()),
+            Box::new(self.dispatch.clone()),
+            Box::new(self.slow_consumers.clone()),
+            Box::new(self.resumes.clone()),
+            Box::new(self.temporary_removed.clone()),
+        ]
+    }
 }
 
 impl Default for Metrics {
@@ -58,6 +108,25 @@ fn shedding_series() -> (IntCounter, Gauge, IntGauge) {
         "The cap on database work in flight while the workers lag (-1: uncapped)",
     );
     (shed, worker_lag, in_flight_cap)
+}
+
+/// Audit entries that failed, and requests refused by rate limits (every bucket a series from
+/// the start).
+fn refusal_series() -> (IntCounter, IntCounterVec) {
+    let audit_write_failures = IntCounter::new(
+        "audit_write_failures_total",
+        "Audit entries that could not be written (their operations failed with them)",
+    )
+    .expect("valid metric");
+    let rate_limited = IntCounterVec::new(
+        Opts::new("rate_limited_total", "Requests refused with 429, by bucket"),
+        &["bucket"],
+    )
+    .expect("valid metric");
+    for bucket in crate::rate_limit::Bucket::ALL {
+        rate_limited.with_label_values(&[bucket.name()]);
+    }
+    (audit_write_failures, rate_limited)
 }
 
 /// Sizes of the batches of writes committed together.
@@ -107,19 +176,7 @@ impl Metrics {
         let pool_connections = gauge("db_pool_connections", "Open database connections");
         let pool_idle = gauge("db_pool_idle_connections", "Idle database connections");
         let pool_max = gauge("db_pool_max_connections", "Configured most database connections");
-        let audit_write_failures = IntCounter::new(
-            "audit_write_failures_total",
-            "Audit entries that could not be written (their operations failed with them)",
-        )
-        .expect("valid metric");
-        let rate_limited = IntCounterVec::new(
-            Opts::new("rate_limited_total", "Requests refused with 429, by bucket"),
-            &["bucket"],
-        )
-        .expect("valid metric");
-        for bucket in crate::rate_limit::Bucket::ALL {
-            rate_limited.with_label_values(&[bucket.name()]);
-        }
+        let (audit_write_failures, rate_limited) = refusal_series();
         let (shed, worker_lag, in_flight_cap) = shedding_series();
         let maintenance = gauge("maintenance", "1 while maintenance mode refuses writes, else 0");
         let events_read = gauge(
@@ -132,6 +189,7 @@ impl Metrics {
         )
         .expect("valid metric");
         let write_batch_size = batch_histogram();
+        let gateway = GatewaySeries::new();
         for outcome in ["delivered", "failed"] {
             webhook_deliveries.with_label_values(&[outcome]);
         }
@@ -158,7 +216,10 @@ impl Metrics {
             Box::new(write_batch_size.clone()),
             Box::new(worker_lag.clone()),
             Box::new(in_flight_cap.clone()),
-        ] {
+        ]
+        .into_iter()
+        .chain(gateway.collectors())
+        {
             registry.register(collector).expect("each series is registered once");
         }
         Self {
@@ -178,7 +239,33 @@ impl Metrics {
             write_batch_size,
             worker_lag,
             in_flight_cap,
+            gateway,
         }
+    }
+
+    /// Gateway sessions open on this instance.
+    pub fn set_gateway_connections(&self, open: usize) {
+        self.gateway.connections.set(i64::try_from(open).unwrap_or(i64::MAX));
+    }
+
+    /// How long an event took from its write to a session's connection.
+    pub fn observe_gateway_dispatch(&self, seconds: f64) {
+        self.gateway.dispatch.observe(seconds);
+    }
+
+    /// A gateway session closed for reading too slowly.
+    pub fn gateway_slow_consumer(&self) {
+        self.gateway.slow_consumers.inc();
+    }
+
+    /// A gateway session resumed.
+    pub fn gateway_resume(&self) {
+        self.gateway.resumes.inc();
+    }
+
+    /// A temporary member was removed.
+    pub fn temporary_member_removed(&self) {
+        self.gateway.temporary_removed.inc();
     }
 
     /// Records the size of a batch of writes committed together.

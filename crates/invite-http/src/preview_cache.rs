@@ -40,6 +40,9 @@ pub struct CachedPreview {
     pub server_icon_url: Option<Box<str>>,
     /// Its member count when read.
     pub member_count: i64,
+    /// Its members with a live gateway session when read (approximate within the cache's
+    /// lifetime, like the member count).
+    pub presence_count: i64,
     /// Its pause.
     pub invites_paused: Option<InvitesPause>,
     /// The channel the invite points at.
@@ -69,6 +72,7 @@ impl From<&Preview> for CachedPreview {
             server_name: preview.server_name.as_str().into(),
             server_icon_url: preview.server_icon_url.as_deref().map(Into::into),
             member_count: preview.member_count,
+            presence_count: 0,
             invites_paused: preview.invites_paused,
             channel: preview.channel.as_ref().map(|(id, name)| (*id, name.as_str().into())),
             inviter_id: if vanity { None } else { preview.invite.created_by },

@@ -152,6 +152,7 @@ pub fn prepare(
     );
     state.listen_url = listen_url;
     state.page = Arc::new(config.page()?);
+    state.gateway = Arc::new(crate::gateway::Gateway::new(config.gateway()?));
     background::show_maintenance(&state, switch);
     Ok((state, options))
 }
@@ -207,6 +208,8 @@ pub fn run(
     background::spawn(&state);
     crate::events::spawn(&state, state.listen_url.clone());
     crate::webhooks::spawn(&state);
+    crate::gateway::spawn(&state);
+    let stopping = state.clone();
     let draining = state.draining.clone();
     let state = web::Data::new(state);
     let local_addr = listener.local_addr()?;
@@ -304,6 +307,9 @@ pub fn run(
         stop_signal().await;
         tracing::info!("stopping: finishing the requests under way");
         draining.store(true, Ordering::Release);
+        // Gateway sessions would hold the stop for its whole timeout: they are told to
+        // resume on another instance first.
+        crate::gateway::stop(&stopping, Duration::from_secs(2)).await;
         handle.stop(true).await;
     });
     Ok(server)

@@ -77,6 +77,8 @@ pub struct AppState {
     pub previews: Arc<PreviewCache>,
     /// The invite page's settings.
     pub page: Arc<crate::page::PageSettings>,
+    /// The gateway's sessions and settings.
+    pub gateway: Arc<crate::gateway::Gateway>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -124,6 +126,7 @@ impl AppState {
             metrics,
             previews: Arc::new(previews),
             page: Arc::default(),
+            gateway: Arc::default(),
         }
     }
 

@@ -5,7 +5,9 @@ use invite_core::permissions::{Departure, Requirement};
 use invite_core::server::{BanRequest, PageLimit, UpdateMemberRequest};
 use invite_core::{ErrorCode, Problem};
 use invite_store::models::{Ban, Member};
-use invite_store::repo::{BanRepository, MemberRepository, NewEvent, Removal, ServerRepository};
+use invite_store::repo::{
+    BanRepository, GatewayRepository, MemberRepository, NewEvent, Removal, ServerRepository,
+};
 use invite_store::{DbConnection, StoreResult, write_transaction};
 use uuid::Uuid;
 
@@ -76,6 +78,34 @@ pub fn remove(
             payload: serde_json::json!({"server_id": server_id, "user_id": user_id, "reason": reason}),
         };
         with_events(conn, ctx, departure, &[event])
+    })
+}
+
+/// Removes a temporary member whose last gateway session, on any instance, has been gone for
+/// `grace` (contract section 10), audited and evented (`MEMBER_REMOVE`, reason `temporary`);
+/// `false`, changing nothing, when they are no longer one (they came back, were given
+/// permissions, or left) by the time the transaction looks.
+pub fn remove_temporary(
+    conn: &mut DbConnection,
+    (server_id, user_id): (Uuid, Uuid),
+    now: chrono::DateTime<chrono::Utc>,
+    grace: chrono::TimeDelta,
+) -> StoreResult<Done<bool>> {
+    write_transaction(conn, |conn| {
+        // Checked again here: the sweep's list may be outdated. A reconnection committed in
+        // the instant between this check and the commit is not seen; that session then
+        // receives the removal, as it would a kick.
+        if !conn.is_lapsed_temporary_member(server_id, user_id, now, grace)? {
+            return Ok(Done::quiet(false));
+        }
+        conn.remove_member(server_id, user_id, Removal::Temporary, now)?;
+        let event = NewEvent {
+            server_id,
+            kind: EventType::MemberRemove,
+            payload: serde_json::json!({"server_id": server_id, "user_id": user_id, "reason": "temporary"}),
+        };
+        let ctx = Ctx { actor: invite_store::repo::Actor::new(user_id), now };
+        with_events(conn, &ctx, true, &[event])
     })
 }
 

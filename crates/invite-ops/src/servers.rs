@@ -135,4 +135,4 @@ pub fn audit_log(
 }
 
 /// The actions the audit log records, for the documentation of its endpoint.
-pub const AUDITED: [AuditAction; 10] = AuditAction::ALL;
+pub const AUDITED: [AuditAction; 11] = AuditAction::ALL;

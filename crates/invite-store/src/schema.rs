@@ -197,6 +197,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use crate::sql_types::{DbTimestamp, DbUuid};
+
+    gateway_sessions (id) {
+        id -> DbUuid,
+        user_id -> DbUuid,
+        instance_id -> DbUuid,
+        connected_at -> DbTimestamp,
+        expires_at -> DbTimestamp,
+    }
+}
+
 diesel::joinable!(channels -> servers (server_id));
 diesel::joinable!(invites -> servers (server_id));
 diesel::joinable!(invites -> channels (channel_id));
@@ -220,4 +232,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     events,
     webhooks,
     webhook_deliveries,
+    gateway_sessions,
 );

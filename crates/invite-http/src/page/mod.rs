@@ -332,6 +332,7 @@ fn valid(
             server_name: &found.server_name,
             icon_url: found.server_icon_url.as_deref(),
             member_count,
+            presence_count: found.presence_count,
             channel: found.channel.as_ref().map(|(_, name)| &**name),
             inviter: found.inviter_name.as_deref(),
             expires_at: found.expires_at(),

@@ -166,6 +166,11 @@ fn moment(at: DateTime<Utc>, now: DateTime<Utc>) -> Markup {
 
 /// "1 member", "12,345 members".
 pub(crate) fn members(count: i64) -> String {
+    format!("{} member{}", grouped(count), if count == 1 { "" } else { "s" })
+}
+
+/// A count with its thousands grouped: `12,345`.
+fn grouped(count: i64) -> String {
     let digits = count.unsigned_abs().to_string();
     let mut grouped = String::new();
     for (index, digit) in digits.chars().enumerate() {
@@ -174,7 +179,7 @@ pub(crate) fn members(count: i64) -> String {
         }
         grouped.push(digit);
     }
-    format!("{grouped} member{}", if count == 1 { "" } else { "s" })
+    grouped
 }
 
 /// What the valid page shows of an invite.
@@ -185,6 +190,8 @@ pub(crate) struct Invite<'a> {
     pub icon_url: Option<&'a str>,
     /// Its member count.
     pub member_count: i64,
+    /// Its members online (with a live gateway session).
+    pub presence_count: i64,
     /// The channel the invite names.
     pub channel: Option<&'a str>,
     /// Who made the invite, by name when known.
@@ -228,7 +235,10 @@ pub(crate) fn invite(invite: &Invite<'_>, action: &Action, now: DateTime<Utc>) -
         }
         h1 { bdi { (invite.server_name) } }
         ul {
-            li { (members(invite.member_count)) }
+            li {
+                (members(invite.member_count))
+                @if invite.presence_count > 0 { ", " (grouped(invite.presence_count)) " online" }
+            }
             @if let Some(channel) = invite.channel {
                 li { "Opens in #" bdi { (channel) } }
             }
@@ -449,6 +459,7 @@ mod tests {
                 server_name: "<script>alert(1)</script>",
                 icon_url: Some("javascript:alert(1)"),
                 member_count: 1,
+                presence_count: 0,
                 channel: None,
                 inviter: Some("\"><img src=x>"),
                 expires_at: None,

@@ -315,8 +315,8 @@ pub(crate) async fn preview(
         PreviewDto::new(code.as_str(), &found, state.previews.member_count(&found), now);
     if query.with_counts {
         preview.approximate_member_count = Some(preview.member_count);
-        // Members connected to the gateway; there is no gateway yet, so nobody is connected.
-        preview.approximate_presence_count = Some(0);
+        // Members with a live gateway session on any instance, as cached with the preview.
+        preview.approximate_presence_count = Some(found.presence_count);
     }
     Ok(HttpResponse::Ok().json(preview))
 }
@@ -332,11 +332,21 @@ pub(crate) async fn lookup(
     }
     let ticket = state.previews.ticket();
     let key = code.clone();
+    let now = state.clock.now();
     let found = state
         .db
-        .run(move |conn| invite_ops::invites::preview(conn, &key))
+        .run(move |conn| {
+            let Some(preview) = invite_ops::invites::preview(conn, &key)? else { return Ok(None) };
+            // Read with the preview, on the same connection, and cached with it.
+            let presence = invite_store::repo::GatewayRepository::presence_count(
+                conn,
+                preview.invite.server_id,
+                now,
+            )?;
+            Ok(Some(CachedPreview { presence_count: presence, ..CachedPreview::from(&preview) }))
+        })
         .await?
-        .map(|preview| Arc::new(CachedPreview::from(&preview)));
+        .map(Arc::new);
     if let Some(found) = &found {
         state.previews.put(code.as_str(), Arc::clone(found), ticket);
     }

@@ -60,6 +60,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     vanity::configure(cfg);
     webhooks::configure(cfg);
     invites::configure(cfg);
+    // A WebSocket: not part of the OpenAPI document, so not in `table`.
+    crate::gateway::configure(cfg);
 }
 
 /// Every route the API serves, as `(path, method)`, for checks against the documentation.

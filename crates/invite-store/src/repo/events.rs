@@ -231,6 +231,33 @@ impl EventRepository for DbConnection {
             .collect()
     }
 
+    fn oldest_seq(&mut self) -> StoreResult<Option<i64>> {
+        Ok(events::table.select(diesel::dsl::min(events::seq)).first::<Option<i64>>(self)?)
+    }
+
+    fn servers_events_between(
+        &mut self,
+        servers: &[Uuid],
+        after: i64,
+        up_to: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Event>> {
+        if servers.is_empty() {
+            return Ok(Vec::new());
+        }
+        events::table
+            .filter(events::server_id.eq_any(servers.iter().copied().map(Id)))
+            .filter(events::seq.gt(after))
+            .filter(events::seq.le(up_to))
+            .order(events::seq)
+            .limit(limit)
+            .select(EventRow::as_select())
+            .load(self)?
+            .into_iter()
+            .map(Event::try_from)
+            .collect()
+    }
+
     fn horizon_sample(&mut self) -> StoreResult<HorizonSample> {
         match self {
             // The sequence is read first (the materialized CTE is scanned before the lateral

@@ -105,19 +105,26 @@ impl MemberRepository for DbConnection {
             if !delete_membership(conn, server_id, user_id)? {
                 return Err(StoreError::NotFound(Entity::Member));
             }
-            if let Removal::Kick { by } = removal {
-                audit::record(
-                    conn,
-                    NewAuditEntry {
-                        server_id,
-                        actor_id: by,
-                        action: AuditAction::MemberKick,
-                        target_id: Some(user_id),
-                        details: serde_json::json!({}),
-                        now,
-                    },
-                )?;
-            }
+            let (actor_id, action, details) = match removal {
+                Removal::Leave => return Ok(()),
+                Removal::Kick { by } => (by, AuditAction::MemberKick, serde_json::json!({})),
+                Removal::Temporary => (
+                    user_id,
+                    AuditAction::MemberRemoveTemporary,
+                    serde_json::json!({"reason": "temporary"}),
+                ),
+            };
+            audit::record(
+                conn,
+                NewAuditEntry {
+                    server_id,
+                    actor_id,
+                    action,
+                    target_id: Some(user_id),
+                    details,
+                    now,
+                },
+            )?;
             Ok(())
         })
     }

@@ -7,6 +7,7 @@
 
 mod audit;
 mod events;
+mod gateway;
 mod idempotency;
 mod invites;
 mod maintenance;
@@ -26,6 +27,7 @@ use uuid::Uuid;
 
 pub use audit::audit_write_failures;
 pub use events::{Event, EventHorizon, HorizonSample, NewEvent};
+pub use gateway::{MemberServer, NewSession};
 pub use idempotency::{
     IDEMPOTENCY_WINDOW, IdempotencyClaim, JoinResponseTemplate, Keyed, PriorResponse,
     RecordedResponse, keyed, recorded,
@@ -137,6 +139,9 @@ pub enum Removal {
         /// The moderator.
         by: Uuid,
     },
+    /// A temporary member whose last gateway session has been gone for the grace period
+    /// (audited as `MemberRemoveTemporary`, with themselves as the actor).
+    Temporary,
 }
 
 /// Members and how they joined.
@@ -417,6 +422,78 @@ pub trait EventRepository {
 
     /// Deletes up to about `batch` events written before `before`; returns how many went.
     fn purge_events(&mut self, before: DateTime<Utc>, batch: i64) -> StoreResult<usize>;
+
+    /// The smallest `seq` the outbox still holds (`None` when it is empty): a reader that last
+    /// saw a `seq` below the one before it may have missed purged events.
+    fn oldest_seq(&mut self) -> StoreResult<Option<i64>>;
+
+    /// The events of `servers` after `after` and up to `up_to`, oldest first (a gateway
+    /// session's replay).
+    fn servers_events_between(
+        &mut self,
+        servers: &[Uuid],
+        after: i64,
+        up_to: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Event>>;
+}
+
+/// Gateway sessions (contract section 10): presence, and the removal of temporary members.
+pub trait GatewayRepository {
+    /// Records a session unless the user already has `per_user` live ones; whether it was
+    /// recorded.
+    fn open_session(
+        &mut self,
+        session: NewSession,
+        now: DateTime<Utc>,
+        per_user: i64,
+    ) -> StoreResult<bool>;
+
+    /// Ends a session now (its row stays, saying when it ended).
+    fn close_session(&mut self, session_id: Uuid, now: DateTime<Utc>) -> StoreResult<()>;
+
+    /// Keeps an instance's live sessions live until `until`; returns how many.
+    fn renew_sessions(
+        &mut self,
+        instance_id: Uuid,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<usize>;
+
+    /// Ends every live session of an instance now (it is stopping).
+    fn end_instance_sessions(
+        &mut self,
+        instance_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<usize>;
+
+    /// Members of the server with a live session on any instance.
+    fn presence_count(&mut self, server_id: Uuid, now: DateTime<Utc>) -> StoreResult<i64>;
+
+    /// Temporary members (server, user) who joined more than `grace` ago and have had no
+    /// session for at least `grace`, oldest first.
+    fn lapsed_temporary_members(
+        &mut self,
+        now: DateTime<Utc>,
+        grace: chrono::TimeDelta,
+        limit: i64,
+    ) -> StoreResult<Vec<(Uuid, Uuid)>>;
+
+    /// Whether the user is still a temporary member of the server, gone for at least `grace`
+    /// (checked again inside the removal's transaction).
+    fn is_lapsed_temporary_member(
+        &mut self,
+        server_id: Uuid,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+        grace: chrono::TimeDelta,
+    ) -> StoreResult<bool>;
+
+    /// Deletes the rows of sessions that ended before `before`.
+    fn purge_sessions(&mut self, before: DateTime<Utc>) -> StoreResult<usize>;
+
+    /// The servers the user belongs to, by id, with where they stand in each.
+    fn member_servers(&mut self, user_id: Uuid) -> StoreResult<Vec<MemberServer>>;
 }
 
 /// Webhooks and their deliveries (contract section 9).

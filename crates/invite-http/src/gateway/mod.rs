@@ -1,0 +1,462 @@
+//! The gateway (contract section 10): `GET /gateway` over WebSocket pushes the caller's servers'
+//! events as they commit, read from the outbox in `seq` order on every instance; sessions are
+//! recorded in the database for presence and for removing temporary members.
+//!
+//! A session: the token (`Authorization: Bearer` or `?token=`) is checked after the upgrade, so
+//! that a refusal is a close code a client can read, not a failed handshake; then `HELLO`, a
+//! session row (refused past the per-user cap, counted on all instances), `READY` once the
+//! outbox's reader has seeded the session, the replay of `?resume_from=<seq>`, and live events.
+//! [`protocol`] lists the frames and close codes.
+
+mod hub;
+pub mod protocol;
+mod sessions;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{AggregatedMessage, CloseReason, ProtocolError, Session};
+use chrono::Utc;
+use futures_util::StreamExt;
+use invite_core::ErrorCode;
+use invite_store::repo::{
+    Actor, Event, EventRepository, GatewayRepository, MemberServer, NewSession,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+pub use hub::Hub;
+use hub::{Outgoing, Registration};
+use protocol::{ClientOp, CloseCode, MAX_FRAME, op_frame};
+pub use sessions::{spawn, stop};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The gateway's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewaySettings {
+    /// The heartbeat interval `HELLO` announces.
+    pub heartbeat: Duration,
+    /// Sessions one user may hold on all instances together.
+    pub max_per_user: u32,
+    /// Frames a session may have waiting.
+    pub queue: usize,
+    /// How long a temporary member may be without a session.
+    pub temporary_grace: Duration,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_secs(30),
+            max_per_user: 10,
+            queue: 1024,
+            temporary_grace: Duration::from_mins(1),
+        }
+    }
+}
+
+/// This instance's gateway: its sessions and settings.
+#[derive(Debug)]
+pub struct Gateway {
+    /// The instance, as session rows name it.
+    pub instance_id: Uuid,
+    /// The settings.
+    pub settings: GatewaySettings,
+    /// The sessions.
+    pub hub: Hub,
+}
+
+impl Gateway {
+    /// A gateway with no sessions.
+    pub fn new(settings: GatewaySettings) -> Self {
+        Self { instance_id: Uuid::now_v7(), settings, hub: Hub::new(settings.queue) }
+    }
+
+    /// How long a session row stays live without renewal, and how often it is renewed: short
+    /// enough that a crashed instance's sessions lapse well within the grace period.
+    pub fn session_ttl(&self) -> (Duration, Duration) {
+        let renew = (self.settings.temporary_grace / 4).min(Duration::from_secs(10));
+        (renew * 3, renew)
+    }
+}
+
+impl Default for Gateway {
+    fn default() -> Self {
+        Self::new(GatewaySettings::default())
+    }
+}
+
+/// Registers `GET /gateway`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/gateway")
+            .route(web::get().to(connect))
+            .default_service(web::to(|| crate::extract::method_not_allowed(&["GET"]))),
+    );
+}
+
+/// The query of `GET /gateway`, read by hand: a malformed value is a close code, not a 400.
+#[derive(Debug, Default)]
+struct Query {
+    token: Option<String>,
+    resume_from: Option<String>,
+}
+
+impl Query {
+    fn parse(query: &str) -> Self {
+        let mut parsed = Self::default();
+        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            match key.as_ref() {
+                "token" => parsed.token = Some(value.into_owned()),
+                "resume_from" => parsed.resume_from = Some(value.into_owned()),
+                _ => {}
+            }
+        }
+        parsed
+    }
+}
+
+async fn connect(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (response, session, stream) = actix_ws::handle(&req, body).map_err(|_| {
+        ApiError::with_message(
+            ErrorCode::MalformedRequest,
+            "GET /gateway is a WebSocket: send Upgrade: websocket",
+        )
+    })?;
+    let query = Query::parse(req.query_string());
+    let header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer ").map(str::to_owned));
+    let identity = header.or(query.token).and_then(|token| state.auth.verify_until(&token).ok());
+    let stream =
+        stream.max_frame_size(MAX_FRAME).aggregate_continuations().max_continuation_size(MAX_FRAME);
+    let state = state.into_inner();
+    actix_web::rt::spawn(async move {
+        let connection = Connection { session, last_sent: 0 };
+        let Some((actor, expires)) = identity else {
+            connection.close(CloseCode::AuthenticationFailed).await;
+            return;
+        };
+        let resume_from = match query.resume_from.as_deref().map(str::parse::<i64>) {
+            None => None,
+            Some(Ok(seq)) if seq >= 0 => Some(seq),
+            Some(_) => {
+                connection.close(CloseCode::InvalidSeq).await;
+                return;
+            }
+        };
+        run(&state, connection, stream, (actor, expires), resume_from).await;
+    });
+    Ok(response)
+}
+
+/// The client's end, and the last event `seq` sent to it.
+struct Connection {
+    session: Session,
+    last_sent: i64,
+}
+
+impl Connection {
+    async fn send(&mut self, text: bytestring::ByteString) -> bool {
+        self.session.text(text).await.is_ok()
+    }
+
+    async fn close(self, code: CloseCode) {
+        let reason =
+            CloseReason { code: (code as u16).into(), description: Some(code.reason().to_owned()) };
+        // A client that does not read cannot be waited for.
+        let _ =
+            tokio::time::timeout(Duration::from_secs(1), self.session.close(Some(reason))).await;
+    }
+}
+
+type Stream = actix_ws::AggregatedMessageStream;
+
+/// A session from `HELLO` to its close.
+async fn run(
+    state: &Arc<AppState>,
+    mut connection: Connection,
+    stream: Stream,
+    (actor, expires): (Actor, i64),
+    resume_from: Option<i64>,
+) {
+    let gateway = &state.gateway;
+    let heartbeat = gateway.settings.heartbeat;
+    let hello = op_frame(
+        "HELLO",
+        &json!({"heartbeat_interval": u64::try_from(heartbeat.as_millis()).unwrap_or(u64::MAX)}),
+    );
+    if !connection.send(hello).await {
+        return;
+    }
+    let session_id = Uuid::now_v7();
+    let now = state.clock.now();
+    let (ttl, _) = gateway.session_ttl();
+    let row = NewSession {
+        id: session_id,
+        user_id: actor.user_id,
+        instance_id: gateway.instance_id,
+        expires_at: now + chrono::TimeDelta::from_std(ttl).unwrap_or_default(),
+    };
+    let cap = i64::from(gateway.settings.max_per_user);
+    let remembered = actor.clone();
+    let opened = state
+        .db
+        .run(move |conn| {
+            invite_store::repo::UserRepository::remember_user(conn, &remembered, now)?;
+            conn.open_session(row, now, cap)
+        })
+        .await;
+    match opened {
+        Ok(true) => {}
+        Ok(false) => return connection.close(CloseCode::TooManyConnections).await,
+        Err(_) => return connection.close(CloseCode::Unavailable).await,
+    }
+    let registration = gateway.hub.register(actor.user_id);
+    state.metrics.set_gateway_connections(gateway.hub.connections());
+    state.events.gateway_session(true);
+    state.events.wake_reader();
+    let id = registration.id;
+    let end = serve(
+        state,
+        &mut connection,
+        stream,
+        registration,
+        (session_id, &actor, expires),
+        resume_from,
+    )
+    .await;
+    gateway.hub.unregister(id);
+    state.metrics.set_gateway_connections(gateway.hub.connections());
+    state.events.gateway_session(false);
+    let ended = state.clock.now();
+    // Its row says when it ended: the grace period of a temporary member counts from here.
+    if let Err(error) = state.db.run(move |conn| conn.close_session(session_id, ended)).await {
+        tracing::debug!(%error, "cannot record the end of a gateway session; it lapses instead");
+    }
+    match end {
+        End::Close(code) => connection.close(code).await,
+        End::Answer(reason) => {
+            let _ = tokio::time::timeout(Duration::from_secs(1), connection.session.close(reason))
+                .await;
+        }
+        End::Gone => {}
+    }
+}
+
+/// How a session ends.
+enum End {
+    /// The gateway closes it with this code.
+    Close(CloseCode),
+    /// The client closed it: the close is answered.
+    Answer(Option<CloseReason>),
+    /// The connection is gone.
+    Gone,
+}
+
+impl From<CloseCode> for End {
+    fn from(code: CloseCode) -> Self {
+        Self::Close(code)
+    }
+}
+
+/// `READY`, the replay, then events and heartbeats until the session ends.
+async fn serve(
+    state: &Arc<AppState>,
+    connection: &mut Connection,
+    mut stream: Stream,
+    mut registration: Registration,
+    (session_id, actor, expires): (Uuid, &Actor, i64),
+    resume_from: Option<i64>,
+) -> End {
+    let seeded = tokio::select! {
+        seeded = &mut registration.seeded => seeded.ok(),
+        () = tokio::time::sleep(Duration::from_secs(10)) => None,
+    };
+    let Some(seeded) = seeded else { return CloseCode::Unavailable.into() };
+    let servers: Vec<_> = seeded.servers.iter().map(server_json).collect();
+    let ready = op_frame(
+        "READY",
+        &json!({"session_id": session_id, "user_id": actor.user_id, "servers": servers, "seq": seeded.seq}),
+    );
+    if !connection.send(ready).await {
+        return End::Gone;
+    }
+    // Live events up to what the client says it has seen (perhaps from an instance whose
+    // reader is ahead of this one's) are not sent again.
+    connection.last_sent = seeded.seq.max(resume_from.unwrap_or(0));
+    if let Some(from) = resume_from
+        && let Err(end) = replay(state, connection, &seeded.servers, from, seeded.seq).await
+    {
+        return end;
+    }
+    let heartbeat = state.gateway.settings.heartbeat;
+    let silence = heartbeat + heartbeat / 2;
+    let mut last_heard = Instant::now();
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+    let expiry = Duration::from_secs(u64::try_from(expires - Utc::now().timestamp()).unwrap_or(0));
+    let expired = tokio::time::sleep(expiry);
+    tokio::pin!(expired);
+    loop {
+        tokio::select! {
+            message = stream.next() => {
+                last_heard = Instant::now();
+                match message {
+                    None => return End::Gone,
+                    Some(Ok(message)) => {
+                        if let Some(end) = answer(connection, message).await {
+                            return end;
+                        }
+                    }
+                    Some(Err(ProtocolError::Overflow)) => return CloseCode::FrameTooLarge.into(),
+                    Some(Err(_)) => return CloseCode::DecodeError.into(),
+                }
+            }
+            frame = registration.queue.recv() => {
+                let Some(frame) = frame else { return End::Gone };
+                if !deliver(state, connection, frame, &registration).await {
+                    return End::Gone;
+                }
+            }
+            _ = ticks.tick() => {
+                if last_heard.elapsed() > silence {
+                    return CloseCode::SessionTimedOut.into();
+                }
+                let beat = serde_json::json!({"op": "HEARTBEAT", "s": connection.last_sent});
+                if !connection.send(beat.to_string().into()).await {
+                    return End::Gone;
+                }
+            }
+            code = registration.kick.wait() => return code.into(),
+            () = &mut expired => return CloseCode::TokenExpired.into(),
+        }
+    }
+}
+
+/// Answers one client message; how the session ends, if this ends it.
+async fn answer(connection: &mut Connection, message: AggregatedMessage) -> Option<End> {
+    match message {
+        AggregatedMessage::Text(text) => match ClientOp::parse(&text) {
+            Ok(ClientOp::Heartbeat) => {
+                let ack = op_frame("HEARTBEAT_ACK", &serde_json::Value::Null);
+                (!connection.send(ack).await).then_some(End::Gone)
+            }
+            Ok(ClientOp::HeartbeatAck) => None,
+            Err(code) => Some(code.into()),
+        },
+        AggregatedMessage::Binary(_) => Some(CloseCode::BinaryFrame.into()),
+        AggregatedMessage::Ping(bytes) => {
+            connection.session.pong(&bytes).await.is_err().then_some(End::Gone)
+        }
+        AggregatedMessage::Pong(_) => None,
+        AggregatedMessage::Close(reason) => Some(End::Answer(reason)),
+    }
+}
+
+/// Sends one queued frame, unless the replay sent its event already.
+async fn deliver(
+    state: &AppState,
+    connection: &mut Connection,
+    frame: Outgoing,
+    registration: &Registration,
+) -> bool {
+    if let Some((seq, written)) = frame.event {
+        if seq <= connection.last_sent {
+            return true;
+        }
+        connection.last_sent = seq;
+        let sent = tokio::select! {
+            sent = connection.session.text(frame.text) => sent.is_ok(),
+            // Closed as a slow consumer while waiting for the connection.
+            _ = registration.kick.wait() => false,
+        };
+        let delay = (Utc::now() - written).to_std().unwrap_or_default();
+        state.metrics.observe_gateway_dispatch(delay.as_secs_f64());
+        sent
+    } else {
+        connection.send(frame.text).await
+    }
+}
+
+/// Sends the events of the session's servers after `from` and up to `until` (the reader's
+/// cursor at `READY`), then `RESUMED`.
+async fn replay(
+    state: &AppState,
+    connection: &mut Connection,
+    servers: &[MemberServer],
+    from: i64,
+    until: i64,
+) -> Result<(), End> {
+    let (oldest, latest) = state
+        .db
+        .run(|conn| Ok((conn.oldest_seq()?, conn.latest_seq()?)))
+        .await
+        .map_err(|_| End::Close(CloseCode::Unavailable))?;
+    if from > latest.max(until) {
+        return Err(CloseCode::InvalidSeq.into());
+    }
+    // The event after `from` was purged: what was missed cannot be told.
+    if oldest.is_some_and(|oldest| from < oldest - 1) {
+        let invalid = op_frame(
+            "INVALID_SESSION",
+            &json!({"reason": "resume_from is older than the outbox keeps", "oldest_seq": oldest}),
+        );
+        let _ = connection.send(invalid).await;
+        return Err(CloseCode::InvalidSession.into());
+    }
+    state.metrics.gateway_resume();
+    let ids: Vec<Uuid> = servers.iter().map(|server| server.id).collect();
+    let mut after = from;
+    let mut replayed = 0_u64;
+    loop {
+        let wanted = ids.clone();
+        let page = state
+            .db
+            .run(move |conn| conn.servers_events_between(&wanted, after, until, 500))
+            .await
+            .map_err(|_| End::Close(CloseCode::Unavailable))?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for event in &page {
+            if !may_hear(servers, event) {
+                continue;
+            }
+            if !connection.send(protocol::dispatch_frame(event)).await {
+                return Err(End::Gone);
+            }
+            replayed += 1;
+        }
+    }
+    connection.last_sent = connection.last_sent.max(until);
+    if !connection.send(op_frame("RESUMED", &json!({"replayed": replayed}))).await {
+        return Err(End::Gone);
+    }
+    Ok(())
+}
+
+/// Whether a member of `servers` hears `event` (the audience rule, at the replay).
+fn may_hear(servers: &[MemberServer], event: &Event) -> bool {
+    servers.iter().find(|server| server.id == event.server_id).is_some_and(|server| {
+        event.audience == invite_core::event::Audience::Members
+            || server.standing.may_see_invites().is_ok()
+    })
+}
+
+fn server_json(server: &MemberServer) -> serde_json::Value {
+    json!({
+        "id": server.id,
+        "name": server.name,
+        "icon_url": server.icon_url,
+        "member_count": server.member_count,
+        "permissions": server.standing.effective().bits(),
+    })
+}

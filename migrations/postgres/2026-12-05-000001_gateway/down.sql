@@ -1,0 +1,2 @@
+DROP INDEX members_temporary_idx;
+DROP TABLE gateway_sessions;
