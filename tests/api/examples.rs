@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -135,4 +136,103 @@ fn webhook_receiver_takes_signed_deliveries_and_refuses_forged_ones() {
     };
     assert_eq!(logged[0]["status"], 204, "{logged}");
     assert_eq!(logged[0]["event_type"], "INVITE_CREATE", "{logged}");
+}
+
+/// `gateway_listener` prints a server's events and, when its instance stops, moves to the next
+/// one and resumes there: every change, made before, during and after the switch, is printed
+/// once and in order.
+#[test]
+fn gateway_listener_resumes_on_the_next_instance_when_one_stops() {
+    let app = TestApp::spawn(Backend::Postgres);
+    let other = app.second_instance(&[]);
+    let owner = app.user();
+    let server = app.create_server(&owner);
+    let sid = server["id"].as_str().unwrap();
+    let mut listener = Command::new(example("gateway_listener"))
+        .args([&format!("{},{}", app.base, other.base), sid, &owner.token])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (sender, lines) = std::sync::mpsc::channel();
+    let stdout = listener.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    // Everything it printed, kept for the checks at the end and for the failure messages.
+    let mut printed = Vec::new();
+    let mut until = |needles: &[&str]| loop {
+        let Ok(line) = lines.recv_timeout(Duration::from_secs(20)) else {
+            panic!("no line with {needles:?} came; the listener printed {printed:#?}")
+        };
+        printed.push(line.clone());
+        if needles.iter().all(|needle| line.contains(needle)) {
+            break line;
+        }
+    };
+    until(&[&format!("connected to {} at seq ", app.base)]);
+    let invite = app.create_invite(&server, &owner, json!({}));
+    until(&["INVITE_CREATE", invite["code"].as_str().unwrap()]);
+
+    // Users join through the other instance all through the switch, so that some joins are
+    // committed while the listener is between instances.
+    let stop = AtomicBool::new(false);
+    // The restarted instance is kept to the end: it owns the database `other` uses.
+    let (_restarted, mut joined) = std::thread::scope(|scope| {
+        let joiner = scope.spawn(|| {
+            let mut joined = Vec::new();
+            while !stop.load(Ordering::Relaxed) && joined.len() < 200 {
+                let user = other.user();
+                other.accept(&invite, &user).assert_status(201);
+                joined.push(user.id.to_string());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            joined
+        });
+        // The stopping instance closes its sessions with 1012: resume on another.
+        let app = app.restart(&[]);
+        until(&[&format!("connected to {} at seq ", other.base)]);
+        stop.store(true, Ordering::Relaxed);
+        (app, joiner.join().unwrap())
+    });
+    let last = other.user();
+    other.accept(&invite, &last).assert_status(201);
+    joined.push(last.id.to_string());
+    until(&["MEMBER_JOIN", &last.id.to_string()]);
+    listener.kill().unwrap();
+    listener.wait().unwrap();
+
+    let transcript = printed.join("\n");
+    let events: Vec<(i64, &str, serde_json::Value)> = printed
+        .iter()
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, ' ');
+            let seq = parts.next()?.parse().ok()?;
+            Some((seq, parts.next()?, serde_json::from_str(parts.next()?).unwrap()))
+        })
+        .collect();
+    assert!(events.windows(2).all(|pair| pair[0].0 < pair[1].0), "{transcript}");
+    let kinds: Vec<&str> = events.iter().map(|(_, kind, _)| *kind).collect();
+    assert_eq!(kinds[0], "INVITE_CREATE", "{transcript}");
+    assert!(kinds[1..].iter().all(|kind| *kind == "MEMBER_JOIN"), "{transcript}");
+    let joins: Vec<&str> =
+        events[1..].iter().map(|(_, _, d)| d["user_id"].as_str().unwrap()).collect();
+    assert_eq!(joins, joined, "every join printed once, in order:\n{transcript}");
+    let counts: Vec<i64> =
+        events[1..].iter().map(|(_, _, d)| d["member_count"].as_i64().unwrap()).collect();
+    assert_eq!(counts, (2..).take(joined.len()).collect::<Vec<i64>>(), "{transcript}");
+    assert!(events.iter().all(|(_, _, d)| d["server_id"] == sid), "{transcript}");
+    // It left the stopping instance for the next one, resuming where it was.
+    let position = |prefix: &str| printed.iter().position(|line| line.starts_with(prefix));
+    let disconnected = position("disconnected (1012 ").expect(&transcript);
+    let reconnected = position(&format!("connected to {} ", other.base)).expect(&transcript);
+    assert!(disconnected < reconnected, "{transcript}");
+    // The replay comes before `RESUMED`, which counts it.
+    let resumed = position("resumed ").expect(&transcript);
+    assert!(reconnected < resumed, "{transcript}");
+    let replayed = resumed - reconnected - 1;
+    assert_eq!(printed[resumed], format!("resumed {replayed} events"), "{transcript}");
+    let resumed_from: i64 = printed[disconnected].rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(resumed_from >= events[0].0, "{transcript}");
 }

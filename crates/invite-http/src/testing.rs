@@ -27,6 +27,7 @@ pub struct TestServer {
     /// Mints tokens the service accepts.
     pub auth: Authenticator,
     handle: ServerHandle,
+    gateway: Arc<crate::gateway::Gateway>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -70,6 +71,7 @@ impl TestServer {
         state.random = random;
         options.workers = Some(2);
         options.shutdown_timeout = Duration::from_secs(5);
+        let gateway = Arc::clone(&state.gateway);
         let (sender, receiver) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
@@ -81,7 +83,7 @@ impl TestServer {
             });
         });
         let handle = receiver.recv().expect("the server started");
-        Self { base, clock, auth, handle, thread: Some(thread) }
+        Self { base, clock, auth, handle, gateway, thread: Some(thread) }
     }
 
     /// A token for `user`, valid for an hour.
@@ -99,6 +101,8 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         // Stop the server (and release its connections) before a test drops its database. The
         // test's own runtime may be the current thread's: block on the stop from another one.
+        // Gateway sessions are told to resume elsewhere, as a SIGTERM tells them.
+        self.gateway.hub.close_all(crate::gateway::protocol::CloseCode::Restarting);
         let handle = self.handle.clone();
         let stopped = std::thread::spawn(move || {
             if let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build()

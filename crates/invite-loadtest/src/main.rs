@@ -2,6 +2,7 @@
 //! and latency, and checks the invariants afterwards. See `bench/run` for the whole benchmark.
 
 mod compare;
+mod gateway;
 mod ids;
 mod pgbench;
 mod scenario;
@@ -84,6 +85,31 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         client_addresses: u32,
         /// Append the report as JSON lines to this file.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+    },
+    /// Hold gateway sessions of the big server's members and measure the fan-out of a stream
+    /// of joins: delivery time, losses, order, and the server's memory.
+    Gateway {
+        /// The service's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// The service's token secret.
+        #[arg(long, env = "INVITE_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: String,
+        /// Sessions to hold (members of the seeded big server, each its own user).
+        #[arg(long, default_value_t = 10_000)]
+        connections: u64,
+        /// One join every this long.
+        #[arg(long, default_value = "10ms", value_parser = humantime::parse_duration)]
+        every: Duration,
+        /// For this long.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// The service's process id, to sample its resident memory.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// Append the report as a JSON line to this file.
         #[arg(long)]
         json: Option<std::path::PathBuf>,
     },
@@ -186,6 +212,29 @@ fn target(
         invites: seeded.1,
         addresses,
     })
+}
+
+/// The `gateway` command: the fan-out load, its report appended to `json`; an error when
+/// anything was lost or reordered.
+fn run_gateway(
+    target: &Target,
+    load: &gateway::GatewayLoad,
+    json: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let limit = gateway::raise_fd_limit();
+    if limit < load.connections + 64 {
+        bail!("{} sessions need about as many open files; the limit is {limit}", load.connections);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let (clean, line) = runtime.block_on(gateway::run(target, load))?;
+    if let Some(path) = json {
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        writeln!(file, "{line}")?;
+    }
+    if !clean {
+        bail!("events were lost or reordered");
+    }
+    Ok(())
 }
 
 /// Appends reports to a JSON-lines file.
@@ -302,6 +351,11 @@ fn main() -> anyhow::Result<()> {
             if let Some(path) = json {
                 append_json(&path, &reports)?;
             }
+        }
+        Command::Gateway { url, jwt_secret, connections, every, duration, server_pid, json } => {
+            let target = target(&url, &jwt_secret, 64, (0, 0), 0)?;
+            let load = gateway::GatewayLoad { connections, every, duration, server_pid };
+            run_gateway(&target, &load, json.as_deref())?;
         }
         Command::Verify { database_url } => {
             let violated = verify::verify(&mut connect(&database_url)?)?;

@@ -25,6 +25,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use uuid::Uuid;
 
 use super::protocol::{CloseCode, dispatch_frame};
+use crate::metrics::Metrics;
 use crate::state::AppState;
 
 /// A frame on its way to a session, with when its event was written (for the latency metric).
@@ -325,7 +326,7 @@ impl Hub {
             }
             _ => {}
         }
-        self.deliver(state, event);
+        self.deliver(&state.metrics, event);
         // Told of their removal, and of nothing after it.
         if event.kind == EventType::MemberRemove
             && let Some(user_id) = user()
@@ -366,7 +367,7 @@ impl Hub {
         }
     }
 
-    fn deliver(&self, state: &AppState, event: &Event) {
+    fn deliver(&self, metrics: &Metrics, event: &Event) {
         let mut slow = Vec::new();
         {
             let registry = self.registry.read();
@@ -393,9 +394,102 @@ impl Hub {
             let entry = self.registry.write().remove(id);
             if let Some(entry) = entry {
                 self.connections.fetch_sub(1, Ordering::AcqRel);
-                state.metrics.gateway_slow_consumer();
+                metrics.gateway_slow_consumer();
                 entry.kick.close(CloseCode::SlowConsumer);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use invite_core::event::Audience;
+    use serde_json::json;
+
+    use super::*;
+
+    fn event(seq: i64, server_id: Uuid, kind: EventType) -> Event {
+        Event {
+            seq,
+            server_id,
+            kind,
+            payload: json!({"server_id": server_id}),
+            audience: kind.audience(),
+            created_at: Utc::now(),
+        }
+    }
+
+    fn standing(user_id: Uuid, member_permissions: Permissions) -> Standing {
+        Standing {
+            user_id,
+            is_owner: false,
+            default_permissions: Permissions::DEFAULT_MEMBER,
+            member_permissions,
+        }
+    }
+
+    #[test]
+    fn a_session_whose_queue_is_full_is_closed_as_a_slow_consumer_and_others_go_on() {
+        let (hub, metrics, server) = (Hub::new(2), Metrics::default(), Uuid::now_v7());
+        let mut slow = hub.register(Uuid::now_v7());
+        let mut quick = hub.register(Uuid::now_v7());
+        for registration in [&slow, &quick] {
+            hub.registry.write().subscribe(
+                registration.id,
+                server,
+                standing(Uuid::nil(), Permissions::empty()),
+            );
+        }
+        for seq in 1..=2 {
+            hub.deliver(&metrics, &event(seq, server, EventType::InviteDelete));
+        }
+        // The quick one reads; the slow one does not, and the third event finds it full.
+        assert_eq!(quick.queue.try_recv().unwrap().event.map(|(seq, _)| seq), Some(1));
+        hub.deliver(&metrics, &event(3, server, EventType::InviteDelete));
+        assert_eq!(
+            CloseCode::from_u16(slow.kick.code.load(Ordering::Acquire)),
+            Some(CloseCode::SlowConsumer)
+        );
+        assert_eq!(CloseCode::from_u16(quick.kick.code.load(Ordering::Acquire)), None);
+        assert_eq!(hub.connections(), 1, "the slow one is gone from the hub");
+        // The quick one drains its queue and goes on; the slow one keeps what was queued
+        // before, and nothing more.
+        let drain = |registration: &mut Registration| -> Vec<i64> {
+            std::iter::from_fn(|| registration.queue.try_recv().ok())
+                .filter_map(|frame| frame.event.map(|(seq, _)| seq))
+                .collect()
+        };
+        assert_eq!(drain(&mut quick), [2, 3]);
+        hub.deliver(&metrics, &event(4, server, EventType::InviteDelete));
+        assert_eq!(drain(&mut quick), [4]);
+        assert_eq!(drain(&mut slow), [1, 2]);
+        hub.unregister(slow.id);
+        assert_eq!(hub.connections(), 1, "unregistering a kicked session counts it once");
+    }
+
+    #[test]
+    fn invite_codes_reach_invite_managers_only_and_removals_end_subscriptions() {
+        let (hub, metrics, server) = (Hub::new(16), Metrics::default(), Uuid::now_v7());
+        let mut member = hub.register(Uuid::now_v7());
+        let mut manager = hub.register(Uuid::now_v7());
+        hub.registry.write().subscribe(
+            member.id,
+            server,
+            standing(Uuid::nil(), Permissions::empty()),
+        );
+        hub.registry.write().subscribe(
+            manager.id,
+            server,
+            standing(Uuid::nil(), Permissions::CREATE_INVITES),
+        );
+        let created = event(1, server, EventType::InviteCreate);
+        assert_eq!(created.audience, Audience::InviteManagers);
+        hub.deliver(&metrics, &created);
+        assert!(member.queue.try_recv().is_err());
+        assert_eq!(manager.queue.try_recv().unwrap().event.map(|(seq, _)| seq), Some(1));
+        hub.registry.write().unsubscribe(member.id, server);
+        hub.deliver(&metrics, &event(2, server, EventType::InviteDelete));
+        assert!(member.queue.try_recv().is_err());
+        assert_eq!(manager.queue.try_recv().unwrap().event.map(|(seq, _)| seq), Some(2));
     }
 }

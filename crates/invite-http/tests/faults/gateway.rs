@@ -1,0 +1,158 @@
+//! The gateway when its instance stops (contract section 10): SIGTERM tells every session to
+//! resume elsewhere before the process exits; SIGKILL leaves session rows that lapse by
+//! themselves, so presence stops counting them and their temporary members are removed by
+//! another instance.
+
+use std::time::{Duration, Instant};
+
+use invite_store::Backend;
+use invite_store::testing::TestDatabase;
+use serde_json::{Value, json};
+use tungstenite::Message;
+use tungstenite::client::IntoClientRequest;
+use uuid::Uuid;
+
+use crate::support::{Service, client, token};
+
+type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
+
+/// A session of `user` past `READY`.
+fn session(base: &str, user: Uuid) -> Socket {
+    let mut request =
+        format!("{}/gateway", base.replace("http://", "ws://")).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {}", token(user)).parse().unwrap());
+    let (mut socket, _) = tungstenite::connect(request).unwrap();
+    if let tungstenite::stream::MaybeTlsStream::Plain(stream) = socket.get_mut() {
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    }
+    for op in ["HELLO", "READY"] {
+        let Message::Text(text) = socket.read().unwrap() else { panic!("{op} expected") };
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["op"], op);
+    }
+    socket
+}
+
+fn sigterm_tells_every_session_to_resume_elsewhere(backend: Backend) {
+    let db = TestDatabase::new(backend);
+    let service = Service::start(&db.url_string(), &[("INVITE_SHUTDOWN_TIMEOUT", "20s")]);
+    let mut sessions: Vec<Socket> =
+        (0..3).map(|_| session(&service.base, Uuid::now_v7())).collect();
+    let signalled = Instant::now();
+    service.terminate();
+    for socket in &mut sessions {
+        let code = loop {
+            match socket.read() {
+                Ok(Message::Close(frame)) => break frame.map(|frame| u16::from(frame.code)),
+                Ok(_) => {}
+                Err(error) => panic!("no close frame: {error}"),
+            }
+        };
+        assert_eq!(code, Some(1012));
+    }
+    // Told at once, and the process does not wait out its shutdown timeout for them.
+    let status = service.wait(Duration::from_secs(15));
+    assert!(status.success(), "{status:?}");
+    assert!(signalled.elapsed() < Duration::from_secs(10), "{:?}", signalled.elapsed());
+}
+
+fn a_killed_instances_sessions_lapse_and_its_temporary_members_go(backend: Backend) {
+    let db = TestDatabase::new(backend);
+    let grace = [("INVITE_TEMPORARY_GRACE", "1s")];
+    let first = Service::start(&db.url_string(), &grace);
+    let http = client();
+    let owner = token(Uuid::now_v7());
+    let server: Value = http
+        .post(format!("{}/servers", first.base))
+        .bearer_auth(&owner)
+        .json(&json!({"name": "Lapse"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let server_id = server["id"].as_str().unwrap();
+    let invite: Value = http
+        .post(format!("{}/servers/{server_id}/invites", first.base))
+        .bearer_auth(&owner)
+        .json(&json!({"temporary": true}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let code = invite["code"].as_str().unwrap();
+    let guest = Uuid::now_v7();
+    let joined = http
+        .post(format!("{}/invites/{code}/accept", first.base))
+        .bearer_auth(token(guest))
+        .send()
+        .unwrap();
+    assert_eq!(joined.status(), 201);
+    let _held = session(&first.base, guest);
+    first.kill();
+
+    // Another instance over the same database: the guest's session row outlives its process
+    // only until it lapses, then the grace period runs, then the guest is removed.
+    let second = Service::start(&db.url_string(), &grace);
+    let started = Instant::now();
+    let removed = loop {
+        let members: Value = http
+            .get(format!("{}/servers/{server_id}/members", second.base))
+            .bearer_auth(&owner)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let ids: Vec<&str> =
+            members.as_array().unwrap().iter().filter_map(|m| m["user_id"].as_str()).collect();
+        if !ids.contains(&guest.to_string().as_str()) {
+            break started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the guest was never removed: {members}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Not before the grace period since the session could last have been renewed.
+    assert!(removed >= Duration::from_millis(500), "{removed:?}");
+    let preview: Value = http
+        .get(format!("{}/invites/{code}?with_counts=true", second.base))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(preview["approximate_presence_count"], 0, "{preview}");
+    let audit: Value = http
+        .get(format!("{}/servers/{server_id}/audit-log", second.base))
+        .bearer_auth(&owner)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(
+        audit.as_array().unwrap().iter().any(|entry| entry["action"] == "MemberRemoveTemporary"
+            && entry["target_id"] == guest.to_string()),
+        "{audit}"
+    );
+}
+
+#[test]
+fn postgres_sigterm_tells_every_session_to_resume_elsewhere() {
+    sigterm_tells_every_session_to_resume_elsewhere(Backend::Postgres);
+}
+
+#[test]
+fn sqlite_sigterm_tells_every_session_to_resume_elsewhere() {
+    sigterm_tells_every_session_to_resume_elsewhere(Backend::Sqlite);
+}
+
+#[test]
+fn postgres_a_killed_instances_sessions_lapse_and_its_temporary_members_go() {
+    a_killed_instances_sessions_lapse_and_its_temporary_members_go(Backend::Postgres);
+}
+
+#[test]
+fn sqlite_a_killed_instances_sessions_lapse_and_its_temporary_members_go() {
+    a_killed_instances_sessions_lapse_and_its_temporary_members_go(Backend::Sqlite);
+}
