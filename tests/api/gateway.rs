@@ -403,6 +403,8 @@ fn the_sessions_of_a_user_are_capped_on_all_instances(backend: invite_store::Bac
     let user = app.user();
     let (first, _) = Client::ready(&app, &user, "");
     let (second, _) = Client::ready(&app, &user, "");
+    let metrics = app.request(reqwest::Method::GET, "/metrics", None, None).text;
+    assert!(metrics.contains("invite_gateway_connections 2"), "{metrics}");
     let mut third = Client::connect(&app, "", Some(&user.token));
     assert_eq!(third.next().unwrap()["op"], "HELLO");
     assert_eq!(third.end(Duration::from_secs(10)), End::Closed(4010));
@@ -438,9 +440,12 @@ fn temporary_members_leave_when_their_last_session_has_been_gone_for_the_grace(
     let (gone_ws, _) = Client::ready(&app, &gone, "");
     let (stays_ws, _) = Client::ready(&app, &stays, "");
     // Presence counts the connected members: the owner and two temporary ones.
-    let preview =
-        app.get(&format!("/invites/{}?with_counts=true", invite["code"].as_str().unwrap()), &owner);
+    let code = invite["code"].as_str().unwrap();
+    let preview = app.get(&format!("/invites/{code}?with_counts=true"), &owner);
     assert_eq!(preview.body["approximate_presence_count"], 3, "{}", preview.text);
+    // The invite page says so too (read from the same cached preview).
+    let page = app.request(reqwest::Method::GET, &format!("/invite/{code}"), None, None);
+    assert!(page.text.contains("4 members, 3 online"), "{}", page.text);
     // Given a permission, a temporary member is one no longer.
     app.grant(&server, &owner, &promoted, CREATE_INVITES);
     gone_ws.close();

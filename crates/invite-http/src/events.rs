@@ -48,6 +48,9 @@ const HORIZON_RETRY: Duration = Duration::from_millis(10);
 /// at most twice this.
 const READ_GAP: Duration = Duration::from_millis(25);
 
+/// Passes the reader may put off seeding new gateway sessions while its horizon waits.
+const MAX_SEED_DEFERRALS: u32 = 8;
+
 /// Events read at a time.
 const BATCH: i64 = 500;
 
@@ -185,11 +188,15 @@ async fn read(state: AppState) {
     state.metrics.set_events_read(start);
     let mut horizon = EventHorizon::starting_at(start);
     let mut last_read = Instant::now();
+    let mut deferred = 0;
     loop {
         let wait = if horizon.is_waiting() { HORIZON_RETRY } else { POLL_INTERVAL };
         let _ = tokio::time::timeout(wait, state.events.wake.notified()).await;
         tokio::time::sleep(READ_GAP.saturating_sub(last_read.elapsed())).await;
         last_read = Instant::now();
+        // Sessions registered before this pass's first sample: everything committed before
+        // they connected is read by the end of the pass, unless the horizon still waits.
+        let joining = state.gateway.hub.take_pending();
         loop {
             let cursor = state.events.cursor();
             let sample = match state.db.run(EventRepository::horizon_sample).await {
@@ -229,7 +236,16 @@ async fn read(state: AppState) {
         }
         // New gateway sessions start at the cursor, caught up with what was committed before
         // they connected, between deliveries.
-        state.gateway.hub.seed_pending(&state, state.events.cursor()).await;
+        // Under a steady stream of writes the horizon may wait at the end of many passes in a
+        // row: after a few, sessions start where the reader is (they then hear a little of
+        // what came before they connected, never less than what came after).
+        if horizon.is_waiting() && deferred < MAX_SEED_DEFERRALS && !joining.is_empty() {
+            deferred += 1;
+            state.gateway.hub.defer(joining);
+        } else {
+            deferred = 0;
+            state.gateway.hub.seed(&state, joining, state.events.cursor()).await;
+        }
     }
 }
 

@@ -217,16 +217,23 @@ impl Hub {
         }
     }
 
-    /// Whether a session waits to be seeded.
-    pub fn has_pending(&self) -> bool {
-        !self.pending.lock().is_empty()
+    /// The sessions waiting to be seeded, taken by the reader before it reads: it seeds them
+    /// once it has read everything committed before then ([`Hub::seed`]), or hands them back
+    /// ([`Hub::defer`]).
+    pub fn take_pending(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.pending.lock())
     }
 
-    /// Seeds the sessions registered since the last pass with their servers, at the reader's
-    /// `cursor` (called by the reader, between deliveries). On a database error they wait for
-    /// the next pass.
-    pub async fn seed_pending(&self, state: &AppState, cursor: i64) {
-        let ids = std::mem::take(&mut *self.pending.lock());
+    /// Sessions to seed at the reader's next pass.
+    pub fn defer(&self, ids: Vec<u64>) {
+        if !ids.is_empty() {
+            self.pending.lock().extend(ids);
+        }
+    }
+
+    /// Seeds sessions with their servers at the reader's `cursor` (called by the reader,
+    /// between deliveries). On a database error they wait for the next pass.
+    pub async fn seed(&self, state: &AppState, ids: Vec<u64>, cursor: i64) {
         if ids.is_empty() {
             return;
         }
@@ -252,7 +259,7 @@ impl Hub {
             Ok(found) => found,
             Err(error) => {
                 tracing::debug!(%error, "cannot read the servers of new gateway sessions");
-                self.pending.lock().extend(ids);
+                self.defer(ids);
                 return;
             }
         };

@@ -306,6 +306,11 @@ async fn serve(
     let expiry = Duration::from_secs(u64::try_from(expires - Utc::now().timestamp()).unwrap_or(0));
     let expired = tokio::time::sleep(expiry);
     tokio::pin!(expired);
+    // One waiter for the whole session: a new one for every frame would take the `Notify`'s
+    // lock twice per frame, ten thousand times per event.
+    let kick = Arc::clone(&registration.kick);
+    let kicked = kick.wait();
+    tokio::pin!(kicked);
     loop {
         tokio::select! {
             message = stream.next() => {
@@ -322,9 +327,16 @@ async fn serve(
                 }
             }
             frame = registration.queue.recv() => {
-                let Some(frame) = frame else { return End::Gone };
-                if !deliver(state, connection, frame, &registration).await {
-                    return End::Gone;
+                let Some(mut frame) = frame else { return End::Gone };
+                // What is queued already goes out before the next wait.
+                loop {
+                    if let Some(end) = deliver(state, connection, frame, kicked.as_mut()).await {
+                        return end;
+                    }
+                    match registration.queue.try_recv() {
+                        Ok(next) => frame = next,
+                        Err(_) => break,
+                    }
                 }
             }
             _ = ticks.tick() => {
@@ -336,7 +348,7 @@ async fn serve(
                     return End::Gone;
                 }
             }
-            code = registration.kick.wait() => return code.into(),
+            code = &mut kicked => return code.into(),
             () = &mut expired => return CloseCode::TokenExpired.into(),
         }
     }
@@ -362,29 +374,29 @@ async fn answer(connection: &mut Connection, message: AggregatedMessage) -> Opti
     }
 }
 
-/// Sends one queued frame, unless the replay sent its event already.
+/// Sends one queued frame, unless the replay sent its event already; how the session ends, if
+/// this ends it.
 async fn deliver(
     state: &AppState,
     connection: &mut Connection,
     frame: Outgoing,
-    registration: &Registration,
-) -> bool {
-    if let Some((seq, written)) = frame.event {
-        if seq <= connection.last_sent {
-            return true;
-        }
-        connection.last_sent = seq;
-        let sent = tokio::select! {
-            sent = connection.session.text(frame.text) => sent.is_ok(),
-            // Closed as a slow consumer while waiting for the connection.
-            _ = registration.kick.wait() => false,
-        };
-        let delay = (Utc::now() - written).to_std().unwrap_or_default();
-        state.metrics.observe_gateway_dispatch(delay.as_secs_f64());
-        sent
-    } else {
-        connection.send(frame.text).await
+    kicked: std::pin::Pin<&mut impl std::future::Future<Output = CloseCode>>,
+) -> Option<End> {
+    let Some((seq, written)) = frame.event else {
+        return (!connection.send(frame.text).await).then_some(End::Gone);
+    };
+    if seq <= connection.last_sent {
+        return None;
     }
+    connection.last_sent = seq;
+    let sent = tokio::select! {
+        sent = connection.session.text(frame.text) => sent.is_ok(),
+        // Closed as a slow consumer while waiting for the connection.
+        code = kicked => return Some(code.into()),
+    };
+    let delay = (Utc::now() - written).to_std().unwrap_or_default();
+    state.metrics.observe_gateway_dispatch(delay.as_secs_f64());
+    (!sent).then_some(End::Gone)
 }
 
 /// Sends the events of the session's servers after `from` and up to `until` (the reader's
