@@ -28,6 +28,9 @@ use super::protocol::{CloseCode, dispatch_frame};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
+/// Users whose servers one statement reads when seeding sessions.
+const SEED_BATCH: usize = 1000;
+
 /// A frame on its way to a session, with when its event was written (for the latency metric).
 #[derive(Debug, Clone)]
 pub struct Outgoing {
@@ -249,10 +252,14 @@ impl Hub {
         let found = state
             .db
             .run(move |conn| {
-                wanted
-                    .into_iter()
-                    .map(|user_id| Ok((user_id, conn.member_servers(user_id)?)))
-                    .collect::<invite_store::StoreResult<HashMap<_, _>>>()
+                let mut servers_of: HashMap<Uuid, Vec<MemberServer>> = HashMap::new();
+                // A bounded list of bound values per statement (SQLite allows 32,766).
+                for users in wanted.chunks(SEED_BATCH) {
+                    for (user_id, server) in conn.member_servers(users)? {
+                        servers_of.entry(user_id).or_default().push(server);
+                    }
+                }
+                Ok(servers_of)
             })
             .await;
         let mut servers_of = match found {

@@ -195,12 +195,13 @@ impl GatewayRepository for DbConnection {
         .execute(self)?)
     }
 
-    fn member_servers(&mut self, user_id: Uuid) -> StoreResult<Vec<MemberServer>> {
+    fn member_servers(&mut self, users: &[Uuid]) -> StoreResult<Vec<(Uuid, MemberServer)>> {
         let rows = members::table
             .inner_join(servers::table)
-            .filter(members::user_id.eq(Id(user_id)))
-            .order(servers::id)
+            .filter(members::user_id.eq_any(users.iter().copied().map(Id)))
+            .order((members::user_id, servers::id))
             .select((
+                members::user_id,
                 servers::id,
                 servers::name,
                 servers::icon_url,
@@ -209,22 +210,28 @@ impl GatewayRepository for DbConnection {
                 servers::default_permissions,
                 members::permissions,
             ))
-            .load::<(Uuid, String, Option<String>, i64, Uuid, i64, i64)>(self)?;
+            .load::<(Uuid, Uuid, String, Option<String>, i64, Uuid, i64, i64)>(self)?;
         rows.into_iter()
-            .map(|(id, name, icon_url, member_count, owner_id, default_bits, member_bits)| {
-                Ok(MemberServer {
+            .map(
+                |(
+                    user_id,
                     id,
                     name,
                     icon_url,
                     member_count,
-                    standing: Standing {
+                    owner_id,
+                    default_bits,
+                    member_bits,
+                )| {
+                    let standing = Standing {
                         user_id,
                         is_owner: owner_id == user_id,
                         default_permissions: permissions(default_bits)?,
                         member_permissions: permissions(member_bits)?,
-                    },
-                })
-            })
+                    };
+                    Ok((user_id, MemberServer { id, name, icon_url, member_count, standing }))
+                },
+            )
             .collect()
     }
 }

@@ -492,8 +492,9 @@ pub trait GatewayRepository {
     /// Deletes the rows of sessions that ended before `before`.
     fn purge_sessions(&mut self, before: DateTime<Utc>) -> StoreResult<usize>;
 
-    /// The servers the user belongs to, by id, with where they stand in each.
-    fn member_servers(&mut self, user_id: Uuid) -> StoreResult<Vec<MemberServer>>;
+    /// The servers each of `users` belongs to, with where they stand in each, as (user,
+    /// server) by user and server id: one query for a burst of new sessions.
+    fn member_servers(&mut self, users: &[Uuid]) -> StoreResult<Vec<(Uuid, MemberServer)>>;
 }
 
 /// Webhooks and their deliveries (contract section 9).

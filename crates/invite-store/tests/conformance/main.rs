@@ -3,6 +3,7 @@
 
 mod audit;
 mod concurrency;
+mod gateway;
 mod invites;
 mod members;
 mod migrations;
