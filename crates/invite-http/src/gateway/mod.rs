@@ -13,7 +13,7 @@ pub mod protocol;
 mod sessions;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseReason, ProtocolError, Session};
@@ -301,7 +301,9 @@ async fn serve(
     }
     let heartbeat = state.gateway.settings.heartbeat;
     let silence = heartbeat + heartbeat / 2;
-    let mut last_heard = Instant::now();
+    // Pushed back by every frame from the client.
+    let silent = tokio::time::sleep(silence);
+    tokio::pin!(silent);
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     let expiry = Duration::from_secs(u64::try_from(expires - Utc::now().timestamp()).unwrap_or(0));
     let expired = tokio::time::sleep(expiry);
@@ -314,7 +316,7 @@ async fn serve(
     loop {
         tokio::select! {
             message = stream.next() => {
-                last_heard = Instant::now();
+                silent.as_mut().reset(tokio::time::Instant::now() + silence);
                 match message {
                     None => return End::Gone,
                     Some(Ok(message)) => {
@@ -339,10 +341,8 @@ async fn serve(
                     }
                 }
             }
+            () = &mut silent => return CloseCode::SessionTimedOut.into(),
             _ = ticks.tick() => {
-                if last_heard.elapsed() > silence {
-                    return CloseCode::SessionTimedOut.into();
-                }
                 let beat = serde_json::json!({"op": "HEARTBEAT", "s": connection.last_sent});
                 if !connection.send(beat.to_string().into()).await {
                     return End::Gone;
