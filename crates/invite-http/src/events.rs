@@ -234,11 +234,11 @@ async fn read(state: AppState) {
                 break;
             }
         }
-        // New gateway sessions start at the cursor, caught up with what was committed before
-        // they connected, between deliveries.
-        // Under a steady stream of writes the horizon may wait at the end of many passes in a
-        // row: after a few, sessions start where the reader is (they then hear a little of
-        // what came before they connected, never less than what came after).
+        // New gateway sessions start at the cursor, between deliveries, once it has passed what
+        // was committed before they connected. Under a steady stream of writes the horizon may
+        // wait at the end of many passes in a row: after a few, they start where the reader is
+        // (they then hear a little of what came before they connected, never less of what came
+        // after).
         if horizon.is_waiting() && deferred < MAX_SEED_DEFERRALS && !joining.is_empty() {
             deferred += 1;
             state.gateway.hub.defer(joining);
