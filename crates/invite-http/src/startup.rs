@@ -164,6 +164,7 @@ pub fn configure_app(state: web::Data<AppState>) -> impl FnOnce(&mut web::Servic
         cfg.app_data(state)
             .app_data(extract::path_config())
             .app_data(extract::query_config())
+            .configure(crate::page::configure_links)
             .configure(routes::configure);
     }
 }

@@ -58,16 +58,23 @@ impl Default for PageSettings {
     }
 }
 
-/// Registers the page's routes. Call after every other route: `/{code}` takes any single
-/// segment no other route took, so the routes' own words stay routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Registers `/invite/{code}`, the link the service hands out. Call before the API's routes:
+/// the router tries routes in order, matching each dynamic one with a regular expression, and
+/// the page is the path a crowd follows (tried after every API route, the matching cost a
+/// sixth of the page's time under load, `perf`); no API route starts with `/invite/`.
+pub fn configure_links(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/invite/{code}")
             .route(web::get().to(show))
             .route(web::post().to(accept))
             .default_service(web::to(|| crate::extract::method_not_allowed(&["GET", "POST"]))),
-    )
-    .service(
+    );
+}
+
+/// Registers `/{code}` (vanity links). Call after every other route: it takes any single
+/// segment no other route took, so the routes' own words stay routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
         web::resource("/{code}")
             .route(web::get().to(show))
             .default_service(web::to(|| crate::extract::method_not_allowed(&["GET"]))),

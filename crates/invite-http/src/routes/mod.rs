@@ -49,6 +49,9 @@ use crate::extract::method_not_allowed;
 
 /// Registers every route.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    // First: the router tries routes in order, each dynamic one with a regular expression, and
+    // previews and accepts are what a crowd sends; no other route starts with `/invites/`.
+    invites::configure(cfg);
     health::configure(cfg);
     status::configure(cfg);
     admin::configure(cfg);
@@ -59,7 +62,6 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     channels::configure(cfg);
     vanity::configure(cfg);
     webhooks::configure(cfg);
-    invites::configure(cfg);
     // A WebSocket: not part of the OpenAPI document, so not in `table`.
     crate::gateway::configure(cfg);
 }
