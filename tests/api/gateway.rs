@@ -44,6 +44,29 @@ impl Client {
         Self { socket }
     }
 
+    /// Connects as `user` with a receive buffer of a few KiB (so that the service's frames
+    /// back up soon when it does not read), and reads `HELLO` and `READY`.
+    fn ready_with_small_buffer(app: &TestApp, user: &TestUser) -> Self {
+        let address: std::net::SocketAddr =
+            app.base.trim_start_matches("http://").parse().expect("the service's address");
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        // Before connecting, so that the window offered in the handshake is small too.
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect(&address.into()).unwrap();
+        let url = format!("{}/gateway", app.base.replace("http://", "ws://"));
+        let mut request = url.into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {}", user.token).parse().unwrap());
+        let (socket, _) = tungstenite::client(request, MaybeTlsStream::Plain(socket.into()))
+            .expect("the upgrade succeeds");
+        let mut client = Self { socket };
+        assert_eq!(client.next().expect("HELLO")["op"], "HELLO");
+        assert_eq!(client.next().expect("READY")["op"], "READY");
+        client
+    }
+
     /// Connects as `user` and reads `HELLO` and `READY`; returns the client and `READY`'s data.
     fn ready(app: &TestApp, user: &TestUser, query: &str) -> (Self, Value) {
         let mut client = Self::connect(app, query, Some(&user.token));
@@ -429,6 +452,50 @@ fn the_sessions_of_a_user_are_capped_on_all_instances(backend: invite_store::Bac
     fourth.close();
 }
 
+fn a_client_that_does_not_read_is_closed_as_a_slow_consumer(backend: invite_store::Backend) {
+    // A queue of 16 frames: more than a round of updates below, which the outbox's reader may
+    // hand over in one pass. Heartbeats far apart: neither client is closed for silence.
+    let args = ["--gateway-queue", "16", "--gateway-heartbeat", "60s"];
+    let app = TestApp::spawn_args(backend, &args);
+    let owner = app.user();
+    let server = app.create_server(&owner);
+    let member = app.member(&server, &owner);
+    // The owner's client never reads: the socket's buffers fill, then the frames waiting for
+    // the connection, then its queue.
+    let mut slow = Client::ready_with_small_buffer(&app, &owner);
+    let (mut quick, _) = Client::ready(&app, &member, "");
+    let path = format!("/servers/{}", server_id(&server));
+    let filler = "a".repeat(1900);
+    let kicked = |app: &TestApp| {
+        let metrics = app.request(reqwest::Method::GET, "/metrics", None, None).text;
+        metrics.contains("invite_gateway_slow_consumers_total 1")
+    };
+    let mut updates = 0;
+    // In rounds of 10 updates: the service's buffers take over a thousand, and a round is
+    // short beside the 1 s the service waits for room to send the close.
+    while !kicked(&app) {
+        assert!(updates < 3000, "still not a slow consumer after {updates} updates of 2 KB");
+        for _ in 0..10 {
+            updates += 1;
+            let icon = format!("https://example.com/{filler}/{updates}");
+            app.patch(&path, &owner, json!({"icon_url": icon})).assert_status(200);
+        }
+        // The other session hears every update, in order.
+        for expected in updates - 9..=updates {
+            let update = quick.event("SERVER_UPDATE");
+            let icon = update["d"]["icon_url"].as_str().unwrap();
+            assert!(icon.ends_with(&format!("/{expected}")), "update {expected}: {icon}");
+        }
+    }
+    // The slow one gets what was already on its way, then 4009; it may resume from there.
+    assert_eq!(slow.end(Duration::from_secs(10)), End::Closed(4009));
+    app.patch(&path, &owner, json!({"name": "still serving"})).assert_status(200);
+    assert_eq!(quick.event("SERVER_UPDATE")["d"]["name"], "still serving");
+    let metrics = app.request(reqwest::Method::GET, "/metrics", None, None).text;
+    assert!(metrics.contains("invite_gateway_connections 1"), "{metrics}");
+    quick.close();
+}
+
 fn an_expiring_token_ends_its_session(backend: invite_store::Backend) {
     let app = TestApp::spawn(backend);
     let user = app.user();
@@ -523,6 +590,7 @@ on_both_backends!(
     bad_input_closes_with_its_code_and_disturbs_no_one,
     heartbeats_go_both_ways_and_a_silent_client_is_closed,
     the_sessions_of_a_user_are_capped_on_all_instances,
+    a_client_that_does_not_read_is_closed_as_a_slow_consumer,
     an_expiring_token_ends_its_session,
     temporary_members_leave_when_their_last_session_has_been_gone_for_the_grace,
 );

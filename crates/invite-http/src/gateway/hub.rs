@@ -32,7 +32,9 @@ use crate::state::AppState;
 const SEED_BATCH: usize = 1000;
 
 /// A frame on its way to a session, with when its event was written (for the latency metric).
-#[derive(Debug, Clone)]
+/// Queued behind an [`Arc`]: a queue's slots are then a pointer each, and every session keeps
+/// a block of them for its life.
+#[derive(Debug)]
 pub struct Outgoing {
     /// The serialized frame, shared by every session it goes to.
     pub text: ByteString,
@@ -55,10 +57,15 @@ impl Kick {
         }
     }
 
+    /// Why the session was asked to close, if it was.
+    pub fn code(&self) -> Option<CloseCode> {
+        CloseCode::from_u16(self.code.load(Ordering::Acquire))
+    }
+
     /// Waits until the session is asked to close; returns why.
     pub async fn wait(&self) -> CloseCode {
         loop {
-            if let Some(code) = CloseCode::from_u16(self.code.load(Ordering::Acquire)) {
+            if let Some(code) = self.code() {
                 return code;
             }
             self.notify.notified().await;
@@ -79,7 +86,7 @@ pub struct Seeded {
 #[derive(Debug)]
 struct Entry {
     user_id: Uuid,
-    queue: mpsc::Sender<Outgoing>,
+    queue: mpsc::Sender<Arc<Outgoing>>,
     kick: Arc<Kick>,
     /// Its servers, with where the user stands in each; empty until seeded.
     standings: HashMap<Uuid, Standing>,
@@ -146,7 +153,7 @@ pub struct Registration {
     /// The hub's id of the session.
     pub id: u64,
     /// Frames to send.
-    pub queue: mpsc::Receiver<Outgoing>,
+    pub queue: mpsc::Receiver<Arc<Outgoing>>,
     /// Set when the hub closes the session.
     pub kick: Arc<Kick>,
     /// Resolves once the reader has seeded the session.
@@ -386,10 +393,10 @@ impl Hub {
         {
             let registry = self.registry.read();
             let Some(subscribers) = registry.servers.get(&event.server_id) else { return };
-            let frame = Outgoing {
+            let frame = Arc::new(Outgoing {
                 text: dispatch_frame(event),
                 event: Some((event.seq, event.created_at)),
-            };
+            });
             for id in subscribers {
                 let Some(entry) = registry.sessions.get(id) else { continue };
                 let may_see = |standing: &Standing| standing.may_see_invites().is_ok();
@@ -398,7 +405,8 @@ impl Hub {
                 {
                     continue;
                 }
-                if let Err(mpsc::error::TrySendError::Full(_)) = entry.queue.try_send(frame.clone())
+                if let Err(mpsc::error::TrySendError::Full(_)) =
+                    entry.queue.try_send(Arc::clone(&frame))
                 {
                     slow.push(*id);
                 }

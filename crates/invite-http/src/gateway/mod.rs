@@ -278,25 +278,9 @@ async fn serve(
     (session_id, actor, expires): (Uuid, &Actor, i64),
     resume_from: Option<i64>,
 ) -> End {
-    let seeded = tokio::select! {
-        seeded = &mut registration.seeded => seeded.ok(),
-        () = tokio::time::sleep(Duration::from_secs(10)) => None,
-    };
-    let Some(seeded) = seeded else { return CloseCode::Unavailable.into() };
-    let servers: Vec<_> = seeded.servers.iter().map(server_json).collect();
-    let ready = op_frame(
-        "READY",
-        &json!({"session_id": session_id, "user_id": actor.user_id, "servers": servers, "seq": seeded.seq}),
-    );
-    if !connection.send(ready).await {
-        return End::Gone;
-    }
-    // Live events up to what the client says it has seen (perhaps from an instance whose
-    // reader is ahead of this one's) are not sent again.
-    connection.last_sent = seeded.seq.max(resume_from.unwrap_or(0));
-    if let Some(from) = resume_from
-        && let Err(end) = replay(state, connection, &seeded.servers, from, seeded.seq).await
-    {
+    // Boxed, so that its state (the replay's) is not part of every idle session's task.
+    let started = start(state, connection, &mut registration, (session_id, actor), resume_from);
+    if let Err(end) = Box::pin(started).await {
         return end;
     }
     let heartbeat = state.gateway.settings.heartbeat;
@@ -314,7 +298,11 @@ async fn serve(
     let kicked = kick.wait();
     tokio::pin!(kicked);
     loop {
+        // In this order, and no further than the first ready branch: a frame's wake-up then
+        // polls the client's stream and the queue, not every timer (ten thousand times per
+        // event). The client's frames come first, so a busy queue cannot make it look silent.
         tokio::select! {
+            biased;
             message = stream.next() => {
                 silent.as_mut().reset(tokio::time::Instant::now() + silence);
                 match message {
@@ -329,7 +317,11 @@ async fn serve(
                 }
             }
             frame = registration.queue.recv() => {
-                let Some(mut frame) = frame else { return End::Gone };
+                // The hub drops the queue of a session it closes (a slow consumer): what
+                // was queued is sent, then the close code.
+                let Some(mut frame) = frame else {
+                    return registration.kick.code().map_or(End::Gone, End::from);
+                };
                 // What is queued already goes out before the next wait.
                 loop {
                     if let Some(end) = deliver(state, connection, frame, kicked.as_mut()).await {
@@ -352,6 +344,39 @@ async fn serve(
             () = &mut expired => return CloseCode::TokenExpired.into(),
         }
     }
+}
+
+/// `READY`, once the reader has seeded the session, then the replay. Apart from [`serve`]'s
+/// loop: what it reads (the servers, their JSON) is dropped before the session idles, instead
+/// of being kept in the session's future for its whole life.
+async fn start(
+    state: &AppState,
+    connection: &mut Connection,
+    registration: &mut Registration,
+    (session_id, actor): (Uuid, &Actor),
+    resume_from: Option<i64>,
+) -> Result<(), End> {
+    let seeded = tokio::select! {
+        seeded = &mut registration.seeded => seeded.ok(),
+        () = tokio::time::sleep(Duration::from_secs(10)) => None,
+    };
+    let Some(seeded) = seeded else { return Err(CloseCode::Unavailable.into()) };
+    let servers: Vec<_> = seeded.servers.iter().map(server_json).collect();
+    let ready = op_frame(
+        "READY",
+        &json!({"session_id": session_id, "user_id": actor.user_id, "servers": servers, "seq": seeded.seq}),
+    );
+    drop(servers);
+    if !connection.send(ready).await {
+        return Err(End::Gone);
+    }
+    // Live events up to what the client says it has seen (perhaps from an instance whose
+    // reader is ahead of this one's) are not sent again.
+    connection.last_sent = seeded.seq.max(resume_from.unwrap_or(0));
+    if let Some(from) = resume_from {
+        replay(state, connection, &seeded.servers, from, seeded.seq).await?;
+    }
+    Ok(())
 }
 
 /// Answers one client message; how the session ends, if this ends it.
@@ -379,18 +404,18 @@ async fn answer(connection: &mut Connection, message: AggregatedMessage) -> Opti
 async fn deliver(
     state: &AppState,
     connection: &mut Connection,
-    frame: Outgoing,
+    frame: Arc<Outgoing>,
     kicked: std::pin::Pin<&mut impl std::future::Future<Output = CloseCode>>,
 ) -> Option<End> {
     let Some((seq, written)) = frame.event else {
-        return (!connection.send(frame.text).await).then_some(End::Gone);
+        return (!connection.send(frame.text.clone()).await).then_some(End::Gone);
     };
     if seq <= connection.last_sent {
         return None;
     }
     connection.last_sent = seq;
     let sent = tokio::select! {
-        sent = connection.session.text(frame.text) => sent.is_ok(),
+        sent = connection.session.text(frame.text.clone()) => sent.is_ok(),
         // Closed as a slow consumer while waiting for the connection.
         code = kicked => return Some(code.into()),
     };
