@@ -77,16 +77,8 @@ pub fn create(
         };
         let settings = request.validate(ctx.now)?;
         let new = NewInvite { server_id, creator: &ctx.actor, settings: &settings, now: ctx.now };
-        let created = conn.create_invite(&new, random)?;
-        let events = match &created {
-            CreatedInvite::Created(invite) => vec![NewEvent {
-                server_id,
-                kind: EventType::InviteCreate,
-                payload: invite_payload(invite),
-            }],
-            CreatedInvite::Reused(_) => Vec::new(),
-        };
-        with_events(conn, ctx, created, &events)
+        let (created, events) = conn.create_invite_announced(&new, random, invite_payload)?;
+        Ok(Done { value: created, events })
     })
 }
 

@@ -6,8 +6,10 @@ use diesel::dsl::exists;
 use diesel::prelude::*;
 use invite_core::audit::AuditAction;
 use invite_core::code::{CodeRef, RandomSource, Reservation, ReserveError, reserve_code};
+use invite_core::event::EventType;
 use invite_core::invite::{
-    InviteKind, InviteSettings, UpdateInviteRequest, check_active_invites, check_version,
+    InviteKind, InviteSettings, MAX_ACTIVE_INVITES, UpdateInviteRequest, check_active_invites,
+    check_version,
 };
 use invite_core::redeem::InvitesPause;
 use invite_core::server::PageLimit;
@@ -17,14 +19,15 @@ use uuid::Uuid;
 use super::audit::{self, NewAuditEntry};
 use super::servers::lock_server;
 use super::{
-    CreatedInvite, InviteRepository, InviteScope, NewInvite, Redemption, UserRepository,
-    unknown_cursor,
+    CreatedInvite, Event, EventRepository, InviteRepository, InviteScope, NewEvent, NewInvite,
+    Redemption, UserRepository, unknown_cursor,
 };
+use crate::Backend;
 use crate::connection::{DbConnection, on_each_backend, write_transaction};
 use crate::error::{Entity, StoreError, StoreResult};
 use crate::models::{Invite, InviteRow, Preview};
 use crate::schema::{channels, invites, servers, users};
-use crate::sql_types::{Id, Ts};
+use crate::sql_types::{DbJson, DbTimestamp, DbUuid, Id, Ts};
 
 /// Not revoked, not expired at `now`, not used up: the core's `InviteStatus::is_active`, in SQL.
 #[diesel::dsl::auto_type]
@@ -124,7 +127,289 @@ fn count_active(conn: &mut DbConnection, server_id: Uuid, now: DateTime<Utc>) ->
         .get_result(conn)?)
 }
 
+/// Refuses a channel that is not the server's.
+fn check_channel(conn: &mut DbConnection, new: &NewInvite<'_>) -> StoreResult<()> {
+    let Some(channel_id) = new.settings.channel_id else { return Ok(()) };
+    let in_server = diesel::select(exists(
+        channels::table
+            .filter(channels::id.eq(Id(channel_id)))
+            .filter(channels::server_id.eq(Id(new.server_id))),
+    ))
+    .get_result::<bool>(conn)?;
+    if in_server { Ok(()) } else { Err(Problem::of(ErrorCode::UnknownChannel).into()) }
+}
+
+/// The audit entry of a new invite.
+fn create_audit_details(invite: &Invite) -> serde_json::Value {
+    serde_json::json!({ "code": invite.code, "max_uses": invite.max_uses })
+}
+
+/// A new invite's row, before its code is known to be free.
+fn new_invite_row(new: &NewInvite<'_>, code: &str) -> InviteRow {
+    let settings = new.settings;
+    InviteRow {
+        id: Id(Uuid::now_v7()),
+        server_id: Id(new.server_id),
+        channel_id: settings.channel_id.map(Id),
+        code: Some(code.to_owned()),
+        kind: InviteKind::Random.as_str().to_owned(),
+        created_by: Some(Id(new.creator.user_id)),
+        max_uses: settings.max_uses,
+        uses: 0,
+        max_age: settings.max_age,
+        expires_at: settings.expires_at.map(Ts),
+        temporary: settings.temporary,
+        created_at: Ts(new.now),
+        updated_at: Ts(new.now),
+        version: 1,
+        revoked_at: None,
+    }
+}
+
+/// The PostgreSQL create (see [`CreateStatement`]), after the server's row lock: everything in
+/// it reads a snapshot taken once the lock was held, so the count sees every invite that
+/// committed before, and two creates at 999 active invites cannot both pass.
+const CREATE_SQL: &str = "
+),
+open AS (
+    SELECT count(*) AS active FROM invites AS i, params AS p
+    WHERE i.server_id = p.server_id AND i.kind = 'random' AND i.revoked_at IS NULL
+      AND (i.expires_at IS NULL OR i.expires_at > p.now)
+      AND (i.max_uses IS NULL OR i.uses < i.max_uses)
+),
+created AS (
+    INSERT INTO invites (id, server_id, channel_id, code, kind, created_by, max_uses, uses,
+                         max_age, expires_at, temporary, created_at, updated_at, version)
+    SELECT p.id, p.server_id, p.channel_id, p.code, 'random', p.created_by, p.max_uses, 0,
+           p.max_age, p.expires_at, p.temporary, p.now, p.now, 1
+    FROM params AS p, open AS o
+    WHERE o.active < p.max_active
+    ON CONFLICT (code) DO NOTHING
+    RETURNING id
+),
+audited AS (
+    INSERT INTO audit_entries (id, server_id, actor_id, action, target_type, target_id, details,
+                               created_at)
+    SELECT p.audit_id, p.server_id, p.created_by, p.audit_action, p.audit_target, c.id,
+           p.audit_details, p.now
+    FROM created AS c, params AS p
+),
+evented AS (
+    -- Under the server's row lock, which orders its events' `seq`s (see the `events` module).
+    INSERT INTO events (server_id, type, payload, audience, created_at)
+    SELECT p.server_id, p.event_type, p.payload, p.audience, p.now
+    FROM created AS c, params AS p
+    RETURNING seq
+)
+SELECT (SELECT active FROM open) AS active, (SELECT seq FROM evented) AS event_seq
+";
+
+/// [`CREATE_SQL`] with its values: the invite's row as [`new_invite_row`] made it, its audit
+/// entry and its event. A query type of its own, so that diesel prepares it once per
+/// connection (as the accept's `AcceptStatement`).
+struct CreateStatement<'a> {
+    row: &'a InviteRow,
+    max_active: i64,
+    audit_id: Uuid,
+    audit_action: &'static str,
+    audit_target: &'static str,
+    audit_details: &'a serde_json::Value,
+    event_type: &'static str,
+    audience: &'static str,
+    payload: &'a serde_json::Value,
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for CreateStatement<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Bool, Nullable, Text};
+        let row = self.row;
+        out.push_sql("WITH params AS (SELECT ");
+        out.push_bind_param::<DbUuid, _>(&row.id)?;
+        out.push_sql("::uuid AS id, ");
+        out.push_bind_param::<DbUuid, _>(&row.server_id)?;
+        out.push_sql("::uuid AS server_id, ");
+        out.push_bind_param::<Nullable<DbUuid>, _>(&row.channel_id)?;
+        out.push_sql("::uuid AS channel_id, ");
+        out.push_bind_param::<Nullable<Text>, _>(&row.code)?;
+        out.push_sql("::text AS code, ");
+        out.push_bind_param::<Nullable<DbUuid>, _>(&row.created_by)?;
+        out.push_sql("::uuid AS created_by, ");
+        out.push_bind_param::<Nullable<BigInt>, _>(&row.max_uses)?;
+        out.push_sql("::bigint AS max_uses, ");
+        out.push_bind_param::<BigInt, _>(&row.max_age)?;
+        out.push_sql("::bigint AS max_age, ");
+        out.push_bind_param::<Nullable<DbTimestamp>, _>(&row.expires_at)?;
+        out.push_sql("::timestamptz AS expires_at, ");
+        out.push_bind_param::<Bool, _>(&row.temporary)?;
+        out.push_sql("::boolean AS temporary, ");
+        out.push_bind_param::<DbTimestamp, _>(&row.created_at)?;
+        out.push_sql("::timestamptz AS now, ");
+        out.push_bind_param::<BigInt, _>(&self.max_active)?;
+        out.push_sql("::bigint AS max_active, ");
+        out.push_bind_param::<DbUuid, _>(&self.audit_id)?;
+        out.push_sql("::uuid AS audit_id, ");
+        out.push_bind_param::<Text, _>(&self.audit_action)?;
+        out.push_sql("::text AS audit_action, ");
+        out.push_bind_param::<Text, _>(&self.audit_target)?;
+        out.push_sql("::text AS audit_target, ");
+        out.push_bind_param::<DbJson, _>(self.audit_details)?;
+        out.push_sql("::jsonb AS audit_details, ");
+        out.push_bind_param::<Text, _>(&self.event_type)?;
+        out.push_sql("::text AS event_type, ");
+        out.push_bind_param::<Text, _>(&self.audience)?;
+        out.push_sql("::text AS audience, ");
+        out.push_bind_param::<DbJson, _>(self.payload)?;
+        out.push_sql("::jsonb AS payload");
+        out.push_sql(CREATE_SQL);
+        Ok(())
+    }
+}
+
+/// The cache key of [`CreateStatement`] (its own type has a lifetime, a key must not).
+struct CreateStatementId;
+
+impl diesel::query_builder::QueryId for CreateStatement<'_> {
+    type QueryId = CreateStatementId;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::Query for CreateStatement<'_> {
+    type SqlType = diesel::sql_types::Untyped;
+}
+
+impl RunQueryDsl<diesel::PgConnection> for CreateStatement<'_> {}
+
+/// What [`CREATE_SQL`] returns.
+#[derive(QueryableByName)]
+struct CreateRow {
+    /// The server's active invites before this one.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    active: i64,
+    /// The event's `seq`; `None` when nothing was written (the limit, or the code was taken).
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    event_seq: Option<i64>,
+}
+
+/// `SELECT ... FOR UPDATE` of the server's row: the same lock as [`lock_server`] without
+/// writing a new version of the row, and a prepared statement.
+struct LockServerStatement {
+    server_id: Uuid,
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for LockServerStatement {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        out.push_sql("SELECT 1 FROM servers WHERE id = ");
+        out.push_bind_param::<DbUuid, _>(&self.server_id)?;
+        out.push_sql(" FOR UPDATE");
+        Ok(())
+    }
+}
+
+impl diesel::query_builder::QueryId for LockServerStatement {
+    type QueryId = Self;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl RunQueryDsl<diesel::PgConnection> for LockServerStatement {}
+
+/// The PostgreSQL create: the server's lock, then one statement for the count, the invite, its
+/// audit entry and its event. Four round trips with the transaction's, where the generic path
+/// takes eight (and writes the server's row twice).
+fn create_postgres(
+    conn: &mut DbConnection,
+    new: &NewInvite<'_>,
+    random: &mut dyn RandomSource,
+    payload: fn(&Invite) -> serde_json::Value,
+) -> StoreResult<(CreatedInvite, Vec<Event>)> {
+    write_transaction(conn, |conn| {
+        let DbConnection::Postgres(pg) = &mut *conn else {
+            unreachable!("create_postgres is called on PostgreSQL only")
+        };
+        if (LockServerStatement { server_id: new.server_id }).execute(pg)? == 0 {
+            return Err(StoreError::NotFound(Entity::Server));
+        }
+        check_channel(conn, new)?;
+        if !new.settings.unique
+            && let Some(existing) = find_equal_active(conn, new, new.settings)?
+        {
+            return Ok((CreatedInvite::Reused(existing), Vec::new()));
+        }
+        conn.remember_user(new.creator, new.now)?;
+        let DbConnection::Postgres(pg) = &mut *conn else {
+            unreachable!("create_postgres is called on PostgreSQL only")
+        };
+        let (invite, event) = reserve_code(random, |code| -> StoreResult<_> {
+            let row = new_invite_row(new, code.as_str());
+            let invite = Invite::try_from(row.clone())?;
+            let (details, announced) = (create_audit_details(&invite), payload(&invite));
+            let written = CreateStatement {
+                row: &row,
+                max_active: MAX_ACTIVE_INVITES,
+                audit_id: Uuid::now_v7(),
+                audit_action: AuditAction::InviteCreate.as_str(),
+                audit_target: AuditAction::InviteCreate.target_type().as_str(),
+                audit_details: &details,
+                event_type: EventType::InviteCreate.as_str(),
+                audience: EventType::InviteCreate.audience().as_str(),
+                payload: &announced,
+            }
+            .get_result::<CreateRow>(pg)?;
+            let Some(seq) = written.event_seq else {
+                // At the limit; otherwise the code was taken, and the next one is tried.
+                check_active_invites(written.active)?;
+                return Ok(Reservation::Taken);
+            };
+            let event = Event {
+                seq,
+                server_id: new.server_id,
+                kind: EventType::InviteCreate,
+                payload: announced,
+                audience: EventType::InviteCreate.audience(),
+                created_at: new.now,
+            };
+            Ok(Reservation::Reserved((invite, event)))
+        })
+        .map_err(|error| match error {
+            ReserveError::Exhausted => Problem::of(ErrorCode::CodeSpaceExhausted).into(),
+            ReserveError::Store(error) => error,
+        })?;
+        Ok((CreatedInvite::Created(invite), vec![event]))
+    })
+}
+
 impl InviteRepository for DbConnection {
+    fn create_invite_announced(
+        &mut self,
+        new: &NewInvite<'_>,
+        random: &mut dyn RandomSource,
+        payload: fn(&Invite) -> serde_json::Value,
+    ) -> StoreResult<(CreatedInvite, Vec<Event>)> {
+        if self.backend() == Backend::Postgres {
+            return create_postgres(self, new, random, payload);
+        }
+        write_transaction(self, |conn| {
+            let created = conn.create_invite(new, random)?;
+            let events = match &created {
+                CreatedInvite::Created(invite) => conn.append_events(
+                    &[NewEvent {
+                        server_id: new.server_id,
+                        kind: EventType::InviteCreate,
+                        payload: payload(invite),
+                    }],
+                    new.now,
+                )?,
+                CreatedInvite::Reused(_) => Vec::new(),
+            };
+            Ok((created, events))
+        })
+    }
+
     fn create_invite(
         &mut self,
         new: &NewInvite<'_>,
@@ -134,17 +419,7 @@ impl InviteRepository for DbConnection {
         write_transaction(self, |conn| {
             // Serialises creates per server, so two creates at 999 active invites can't both pass.
             lock_server(conn, new.server_id)?;
-            if let Some(channel_id) = settings.channel_id {
-                let in_server = diesel::select(exists(
-                    channels::table
-                        .filter(channels::id.eq(Id(channel_id)))
-                        .filter(channels::server_id.eq(Id(new.server_id))),
-                ))
-                .get_result::<bool>(conn)?;
-                if !in_server {
-                    return Err(Problem::of(ErrorCode::UnknownChannel).into());
-                }
-            }
+            check_channel(conn, new)?;
             if !settings.unique
                 && let Some(existing) = find_equal_active(conn, new, settings)?
             {
@@ -152,26 +427,7 @@ impl InviteRepository for DbConnection {
             }
             check_active_invites(count_active(conn, new.server_id, new.now)?)?;
             let invite = reserve_code(random, |code| {
-                insert_unless_code_taken(
-                    conn,
-                    &InviteRow {
-                        id: Id(Uuid::now_v7()),
-                        server_id: Id(new.server_id),
-                        channel_id: settings.channel_id.map(Id),
-                        code: Some(code.as_str().to_owned()),
-                        kind: InviteKind::Random.as_str().to_owned(),
-                        created_by: Some(Id(new.creator.user_id)),
-                        max_uses: settings.max_uses,
-                        uses: 0,
-                        max_age: settings.max_age,
-                        expires_at: settings.expires_at.map(Ts),
-                        temporary: settings.temporary,
-                        created_at: Ts(new.now),
-                        updated_at: Ts(new.now),
-                        version: 1,
-                        revoked_at: None,
-                    },
-                )
+                insert_unless_code_taken(conn, &new_invite_row(new, code.as_str()))
             })
             .map_err(|error| match error {
                 ReserveError::Exhausted => Problem::of(ErrorCode::CodeSpaceExhausted).into(),
@@ -185,10 +441,7 @@ impl InviteRepository for DbConnection {
                     actor_id: new.creator.user_id,
                     action: AuditAction::InviteCreate,
                     target_id: Some(invite.id),
-                    details: serde_json::json!({
-                        "code": invite.code,
-                        "max_uses": invite.max_uses,
-                    }),
+                    details: create_audit_details(&invite),
                     now: new.now,
                 },
             )?;

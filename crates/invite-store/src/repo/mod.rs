@@ -278,6 +278,17 @@ pub trait InviteRepository {
         random: &mut dyn RandomSource,
     ) -> StoreResult<CreatedInvite>;
 
+    /// [`Self::create_invite`], with a new invite's `INVITE_CREATE` event (its payload made by
+    /// `payload`) written in the same transaction; returns the event. On PostgreSQL the count of
+    /// active invites, the invite, its audit entry and its event are one statement after the
+    /// server's lock.
+    fn create_invite_announced(
+        &mut self,
+        new: &NewInvite<'_>,
+        random: &mut dyn RandomSource,
+        payload: fn(&Invite) -> serde_json::Value,
+    ) -> StoreResult<(CreatedInvite, Vec<Event>)>;
+
     /// Random invites that are not revoked, newest first, older than `before`.
     fn list_invites(
         &mut self,

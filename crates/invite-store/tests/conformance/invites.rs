@@ -1,11 +1,14 @@
 use diesel::prelude::*;
 use invite_core::audit::AuditAction;
 use invite_core::code::{CodeRef, InviteCode};
+use invite_core::event::EventType;
 use invite_core::invite::{InviteKind, UpdateInviteRequest};
 use invite_core::server::{ChannelName, PageLimit};
 use invite_core::{ErrorCode, Problem};
+use invite_store::models::Invite;
 use invite_store::repo::{
-    AuditRepository, ChannelRepository, CreatedInvite, InviteRepository, InviteScope, NewInvite,
+    AuditRepository, ChannelRepository, CreatedInvite, EventRepository, InviteRepository,
+    InviteScope, NewInvite,
 };
 use invite_store::schema::invites;
 use invite_store::sql_types::{Id, Ts};
@@ -173,6 +176,66 @@ conformance! {
         assert_eq!(invite_rows(conn, server.id), 1004);
         conn.revoke_invite(last.id, None, owner.user_id, t0()).unwrap();
         create_invite(conn, &server, &owner, "{}");
+    }
+
+    // The path the API takes (on PostgreSQL one statement after the lock): the same rules as
+    // `create_invite`, and the event it returns is the one the outbox holds.
+    fn an_announced_create_writes_its_event_with_it_and_keeps_every_rule(db: &TestDatabase) {
+        let conn = &mut db.connect();
+        let owner = user();
+        let server = create_server(conn, &owner);
+        let payload = |invite: &Invite| serde_json::json!({ "code": invite.code, "id": invite.id });
+        let base = settings(r#"{"max_uses": 5, "max_age": 60, "temporary": true}"#);
+        let new = NewInvite { server_id: server.id, creator: &owner, settings: &base, now: t0() };
+        let (CreatedInvite::Created(first), events) =
+            conn.create_invite_announced(&new, &mut constant(0), payload).unwrap()
+        else {
+            panic!("a new invite")
+        };
+        assert_eq!(first.code.as_deref(), Some("AAAAAAAA"));
+        assert_eq!((first.max_uses, first.max_age, first.temporary), (Some(5), 60, true));
+        assert_eq!(reload(conn, &first), first);
+        assert_eq!(conn.server_events(server.id, 0, 100).unwrap(), events);
+        assert_eq!(
+            (events[0].kind, events[0].created_at, &events[0].payload),
+            (EventType::InviteCreate, t0(), &serde_json::json!({ "code": "AAAAAAAA", "id": first.id }))
+        );
+        let entries = conn.list_audit_entries(server.id, None, page(10)).unwrap();
+        assert_eq!((entries[0].action, entries[0].target_id), (AuditAction::InviteCreate, Some(first.id)));
+        assert_eq!(entries[0].details, serde_json::json!({ "code": "AAAAAAAA", "max_uses": 5 }));
+
+        // Collisions draw again; when every draw collides nothing is written.
+        let problem = refused(conn.create_invite_announced(&new, &mut constant(0), payload));
+        assert_eq!(problem.code, ErrorCode::CodeSpaceExhausted);
+        let mut draws = 0;
+        let mut two_collisions = |dest: &mut [u8]| {
+            draws += 1;
+            dest.fill(u8::from(draws > 2));
+        };
+        let (CreatedInvite::Created(third), _) =
+            conn.create_invite_announced(&new, &mut two_collisions, payload).unwrap()
+        else {
+            panic!("a new invite")
+        };
+        assert_eq!(third.code.as_deref(), Some("BBBBBBBB"));
+        assert_eq!((invite_rows(conn, server.id), conn.server_events(server.id, 0, 100).unwrap().len()), (2, 2));
+
+        // `unique: false` reuses an equal active invite, and announces nothing.
+        let reuse = base.clone();
+        let reuse = invite_core::invite::InviteSettings { unique: false, ..reuse };
+        let again = NewInvite { settings: &reuse, ..new };
+        let (reused, events) = conn.create_invite_announced(&again, &mut invite_core::code::OsRandom, payload).unwrap();
+        assert_eq!((reused, events), (CreatedInvite::Reused(third.clone()), Vec::new()));
+
+        // At 1000 active invites: refused, nothing written.
+        insert_active_invites(conn, server.id, 998, t0());
+        let problem = refused(conn.create_invite_announced(&new, &mut invite_core::code::OsRandom, payload));
+        assert_eq!(problem.code, ErrorCode::MaxInvitesReached);
+        assert_eq!((invite_rows(conn, server.id), conn.server_events(server.id, 0, 100).unwrap().len()), (1000, 2));
+        // An unknown channel is refused.
+        let elsewhere = settings(&format!(r#"{{"channel_id": "{}"}}"#, Uuid::now_v7()));
+        let stray = NewInvite { settings: &elsewhere, ..new };
+        assert_eq!(refused(conn.create_invite_announced(&stray, &mut invite_core::code::OsRandom, payload)).code, ErrorCode::UnknownChannel);
     }
 
     fn lists_are_newest_first_without_revoked_or_vanity(db: &TestDatabase) {

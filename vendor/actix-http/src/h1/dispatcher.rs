@@ -1491,16 +1491,19 @@ where
                     );
 
                     // Patched for the invite service (see vendor/README.md): a connection that
-                    // waits keeps no empty buffers. A long-lived one (a WebSocket, an idle
-                    // keep-alive) otherwise holds 16 KiB for its whole life, most of the memory
-                    // of ten thousand idle gateway sessions; the next read or write allocates
-                    // again, which costs far less than the system call it goes with.
-                    if inner_p.read_buf.is_empty() && inner_p.read_buf.capacity() > 0 {
-                        *inner_p.read_buf = BytesMut::new();
-                    }
-                    if inner_p.write_buf.is_empty() && inner_p.write_buf.capacity() > 0 {
-                        *inner_p.write_buf = BytesMut::new();
-                        *inner_p.write_buf_needs_reset = false;
+                    // waits in the middle of a streamed response (a WebSocket) keeps no empty
+                    // buffers. It would otherwise hold 16 KiB for its whole life, most of the
+                    // memory of ten thousand idle gateway sessions; its next frame allocates
+                    // again. Between requests (`state` none) the buffers stay, as upstream: a
+                    // keep-alive connection reuses them for its next request.
+                    if !state_is_none {
+                        if inner_p.read_buf.is_empty() && inner_p.read_buf.capacity() > 0 {
+                            *inner_p.read_buf = BytesMut::new();
+                        }
+                        if inner_p.write_buf.is_empty() && inner_p.write_buf.capacity() > 0 {
+                            *inner_p.write_buf = BytesMut::new();
+                            *inner_p.write_buf_needs_reset = false;
+                        }
                     }
 
                     if inner_p.flags.intersects(Flags::LINGER | Flags::SHUTDOWN) {
