@@ -227,6 +227,11 @@ where
     pub(super) fn is_none(&self) -> bool {
         matches!(self, State::None)
     }
+
+    /// Patched for the invite service: the response's head is sent and its body is streaming.
+    pub(super) fn is_sending_payload(&self) -> bool {
+        matches!(self, State::SendPayload { .. })
+    }
 }
 
 impl<S, B, X> fmt::Debug for State<S, B, X>
@@ -1491,12 +1496,13 @@ where
                     );
 
                     // Patched for the invite service (see vendor/README.md): a connection that
-                    // waits in the middle of a streamed response (a WebSocket) keeps no empty
-                    // buffers. It would otherwise hold 16 KiB for its whole life, most of the
-                    // memory of ten thousand idle gateway sessions; its next frame allocates
-                    // again. Between requests (`state` none) the buffers stay, as upstream: a
-                    // keep-alive connection reuses them for its next request.
-                    if !state_is_none {
+                    // waits in the middle of a streamed response body (a WebSocket) keeps no
+                    // empty buffers. It would otherwise hold 16 KiB for its whole life, most of
+                    // the memory of ten thousand idle gateway sessions; its next frame
+                    // allocates again. Otherwise (between requests, or while the service
+                    // works on one) the buffers stay, as upstream: the response and the next
+                    // request reuse them.
+                    if inner_p.state.is_sending_payload() {
                         if inner_p.read_buf.is_empty() && inner_p.read_buf.capacity() > 0 {
                             *inner_p.read_buf = BytesMut::new();
                         }
