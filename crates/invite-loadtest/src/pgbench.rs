@@ -2,12 +2,13 @@
 //! else in the way (no HTTP, no JSON, no tokens). Two for each write:
 //!
 //! - the store's own work (`<scenario>.sql`): the accept runs the very statement the store
-//!   sends; the create mirrors the statements the store sends;
+//!   sends; the create runs the statements the store sends on PostgreSQL, its create statement
+//!   the very one;
 //! - the minimal work the contract needs (`<scenario>.minimal.sql`), written by hand as a
 //!   textbook implementation would send it, in one statement, and not taken from the store:
 //!   a ratio to the store's own statement would hide that statement's cost.
 
-use invite_store::repo::accept_statement_sql;
+use invite_store::repo::{accept_statement_sql, create_statement_sql};
 
 use crate::ids;
 use crate::scenario::Scenario;
@@ -99,36 +100,29 @@ fn preview(code: &str) -> String {
     )
 }
 
-/// What the store sends to create an invite: the caller's standing, then a transaction that
-/// locks the server, looks for an equal active invite to reuse, counts the active invites,
-/// inserts with `ON CONFLICT DO NOTHING`, remembers the creator's name, writes the audit entry,
-/// locks the server again for the event's `seq` and writes the event.
+/// What the store sends to create an invite on PostgreSQL: the caller's standing, then a
+/// transaction that locks the server's row and runs the store's create statement (the count of
+/// active invites, the invite with `ON CONFLICT DO NOTHING`, its audit entry and its event).
 fn create(servers: u64) -> String {
     let (server, owner) = seeded_server_and_owner();
-    let active = "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) \
-                  AND (max_uses IS NULL OR uses < max_uses)";
+    let params = format!(
+        "SELECT gen_random_uuid() AS id, {server} AS server_id, NULL::uuid AS channel_id, \
+         substr(md5(random()::text), 1, 8) AS code, {owner} AS created_by, 10::bigint AS max_uses, \
+         0::bigint AS max_age, NULL::timestamptz AS expires_at, false AS temporary, now() AS now, \
+         1000::bigint AS max_active, gen_random_uuid() AS audit_id, 'InviteCreate' AS audit_action, \
+         'invite' AS audit_target, '{{\"max_uses\": 10}}'::jsonb AS audit_details, \
+         'INVITE_CREATE' AS event_type, 'invite_managers' AS audience, \
+         '{{\"max_uses\": 10}}'::jsonb AS payload"
+    );
     format!(
         "\\set k random(1, {servers})\n\
          BEGIN;\n\
          SELECT s.owner_id, s.default_permissions, m.permissions FROM members m JOIN servers s ON s.id = m.server_id \
          WHERE m.server_id = {server} AND m.user_id = {owner};\n\
-         UPDATE servers SET updated_at = updated_at WHERE id = {server};\n\
-         SELECT id FROM invites WHERE server_id = {server} AND created_by = {owner} AND kind = 'random' \
-         AND max_age = 0 AND NOT temporary AND channel_id IS NULL AND max_uses = 10 AND {active} \
-         ORDER BY created_at DESC, id DESC LIMIT 1;\n\
-         SELECT count(*) FROM invites WHERE server_id = {server} AND kind = 'random' AND {active};\n\
-         INSERT INTO invites (id, server_id, channel_id, code, kind, created_by, max_uses, uses, max_age, \
-         expires_at, temporary, created_at, updated_at, version, revoked_at) VALUES (gen_random_uuid(), \
-         {server}, NULL, substr(md5(random()::text), 1, 8), 'random', {owner}, 10, 0, 0, NULL, false, now(), \
-         now(), 1, NULL) ON CONFLICT (code) DO NOTHING RETURNING id, code;\n\
-         INSERT INTO users (id, username, created_at, updated_at) VALUES ({owner}, 'owner', now(), now()) \
-         ON CONFLICT (id) DO UPDATE SET username = EXCLUDED.username, updated_at = EXCLUDED.updated_at;\n\
-         INSERT INTO audit_entries (id, server_id, actor_id, action, target_type, target_id, details, created_at) \
-         VALUES (gen_random_uuid(), {server}, {owner}, 'InviteCreate', 'invite', NULL, '{{\"max_uses\": 10}}', now());\n\
-         UPDATE servers SET updated_at = updated_at WHERE id = {server};\n\
-         INSERT INTO events (server_id, type, payload, audience, created_at) VALUES ({server}, 'INVITE_CREATE', \
-         '{{\"max_uses\": 10}}', 'invite_managers', now()) RETURNING seq;\n\
-         COMMIT;\n"
+         SELECT 1 FROM servers WHERE id = {server} FOR UPDATE;\n\
+         {};\n\
+         COMMIT;\n",
+        create_statement_sql(&params)
     )
 }
 

@@ -32,6 +32,7 @@ pub use idempotency::{
     IDEMPOTENCY_WINDOW, IdempotencyClaim, JoinResponseTemplate, Keyed, PriorResponse,
     RecordedResponse, keyed, recorded,
 };
+pub use invites::create_statement_sql;
 pub use maintenance::MaintenanceState;
 pub use redeem::accept_statement_sql;
 pub use webhooks::{AttemptOutcome, Delivery, NewWebhook, Webhook};
