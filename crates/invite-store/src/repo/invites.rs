@@ -139,6 +139,14 @@ fn check_channel(conn: &mut DbConnection, new: &NewInvite<'_>) -> StoreResult<()
     if in_server { Ok(()) } else { Err(Problem::of(ErrorCode::UnknownChannel).into()) }
 }
 
+/// Why no code could be reserved: every draw collided, or the store failed.
+fn reserve_failure(error: ReserveError<StoreError>) -> StoreError {
+    match error {
+        ReserveError::Exhausted => Problem::of(ErrorCode::CodeSpaceExhausted).into(),
+        ReserveError::Store(error) => error,
+    }
+}
+
 /// The audit entry of a new invite.
 fn create_audit_details(invite: &Invite) -> serde_json::Value {
     serde_json::json!({ "code": invite.code, "max_uses": invite.max_uses })
@@ -384,10 +392,7 @@ fn create_postgres(
             };
             Ok(Reservation::Reserved((invite, event)))
         })
-        .map_err(|error| match error {
-            ReserveError::Exhausted => Problem::of(ErrorCode::CodeSpaceExhausted).into(),
-            ReserveError::Store(error) => error,
-        })?;
+        .map_err(reserve_failure)?;
         Ok((CreatedInvite::Created(invite), vec![event]))
     })
 }
@@ -438,10 +443,7 @@ impl InviteRepository for DbConnection {
             let invite = reserve_code(random, |code| {
                 insert_unless_code_taken(conn, &new_invite_row(new, code.as_str()))
             })
-            .map_err(|error| match error {
-                ReserveError::Exhausted => Problem::of(ErrorCode::CodeSpaceExhausted).into(),
-                ReserveError::Store(error) => error,
-            })?;
+            .map_err(reserve_failure)?;
             conn.remember_user(new.creator, new.now)?;
             audit::record(
                 conn,
