@@ -17,7 +17,7 @@ struct Count {
 /// without its use": every member who came through an invite names it, and every invite's uses
 /// are exactly its members (so also "no use without its member"). They hold as long as nobody
 /// left or was removed, which is what a load of joins leaves behind.
-pub const INVARIANTS: [(&str, &str); 4] = [
+pub const INVARIANTS: [(&str, &str); 5] = [
     (
         "every member who joined through an invite names it",
         "SELECT count(*) AS count FROM members \
@@ -36,6 +36,14 @@ pub const INVARIANTS: [(&str, &str); 4] = [
         "every server's member_count equals its member rows",
         "SELECT count(*) AS count FROM servers s WHERE s.member_count <> \
          (SELECT count(*) FROM members m WHERE m.server_id = s.id)",
+    ),
+    (
+        "every server's active_invites equals its random invites not revoked, used up or lapsed",
+        "SELECT count(*) AS count FROM servers s WHERE s.active_invites <> \
+         (SELECT count(*) FROM invites i WHERE i.server_id = s.id AND i.kind = 'random' \
+          AND i.revoked_at IS NULL AND (i.max_uses IS NULL OR i.uses < i.max_uses) \
+          AND (i.expires_at IS NULL OR s.invites_lapsed_through IS NULL \
+               OR i.expires_at > s.invites_lapsed_through))",
     ),
 ];
 

@@ -30,6 +30,8 @@ diesel::table! {
         created_at -> DbTimestamp,
         updated_at -> DbTimestamp,
         bans_version -> BigInt,
+        active_invites -> BigInt,
+        invites_lapsed_through -> Nullable<DbTimestamp>,
     }
 }
 

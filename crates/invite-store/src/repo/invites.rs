@@ -118,13 +118,43 @@ fn find_equal_active(
     query.first(conn).optional()?.map(Invite::try_from).transpose()
 }
 
-fn count_active(conn: &mut DbConnection, server_id: Uuid, now: DateTime<Utc>) -> StoreResult<i64> {
-    Ok(invites::table
+/// The server's active invites at `now`, from its counter (see the migration
+/// `active_invite_count`): the counter less the invites that expired since its mark, found
+/// through `invites_server_expiry_idx`. With `lapse`, under the server's row lock, those are
+/// taken off the counter and the mark moved to `now`, so no create scans them again.
+fn active_count(
+    conn: &mut DbConnection,
+    server_id: Uuid,
+    now: DateTime<Utc>,
+    lapse: bool,
+) -> StoreResult<i64> {
+    let (counted, mark) = servers::table
+        .filter(servers::id.eq(Id(server_id)))
+        .select((servers::active_invites, servers::invites_lapsed_through))
+        .first::<(i64, Option<DateTime<Utc>>)>(conn)
+        .optional()?
+        .ok_or(StoreError::NotFound(Entity::Server))?;
+    let mut lapsing = invites::table
         .filter(invites::server_id.eq(Id(server_id)))
         .filter(invites::kind.eq(InviteKind::Random.as_str()))
-        .filter(active_at(Ts(now)))
-        .count()
-        .get_result(conn)?)
+        .filter(invites::revoked_at.is_null())
+        .filter(invites::expires_at.le(Ts(now)))
+        .filter(invites::max_uses.is_null().or(invites::uses.nullable().lt(invites::max_uses)))
+        .into_boxed();
+    if let Some(mark) = mark {
+        lapsing = lapsing.filter(invites::expires_at.gt(Ts(mark)));
+    }
+    let lapsed: i64 = lapsing.count().get_result(conn)?;
+    // A mark ahead of `now` (another instance's clock) stays: it only ever moves forward.
+    if lapse && mark.is_none_or(|mark| mark < now) {
+        diesel::update(servers::table.filter(servers::id.eq(Id(server_id))))
+            .set((
+                servers::active_invites.eq(servers::active_invites - lapsed),
+                servers::invites_lapsed_through.eq(Some(Ts(now))),
+            ))
+            .execute(conn)?;
+    }
+    Ok(counted - lapsed)
 }
 
 /// Refuses a channel that is not the server's.
@@ -179,11 +209,29 @@ fn new_invite_row(new: &NewInvite<'_>, code: &str) -> InviteRow {
 /// committed before, and two creates at 999 active invites cannot both pass.
 const CREATE_SQL: &str = "
 ),
-open AS (
-    SELECT count(*) AS active FROM invites AS i, params AS p
+mark AS (
+    SELECT s.active_invites, s.invites_lapsed_through
+    FROM servers AS s, params AS p WHERE s.id = p.server_id
+),
+-- The active invites are the server's counter less those expired since its mark (see the
+-- migration `active_invite_count`), which stop counting now: no scan of the server's invites.
+lapsing AS (
+    SELECT count(*) AS lapsed FROM invites AS i, params AS p, mark AS m
     WHERE i.server_id = p.server_id AND i.kind = 'random' AND i.revoked_at IS NULL
-      AND (i.expires_at IS NULL OR i.expires_at > p.now)
+      AND i.expires_at <= p.now
+      AND (m.invites_lapsed_through IS NULL OR i.expires_at > m.invites_lapsed_through)
       AND (i.max_uses IS NULL OR i.uses < i.max_uses)
+),
+lapsed AS (
+    -- A mark ahead of `now` (another instance's clock) stays: it only ever moves forward.
+    UPDATE servers AS s
+    SET active_invites = s.active_invites - l.lapsed, invites_lapsed_through = p.now
+    FROM params AS p, lapsing AS l
+    WHERE s.id = p.server_id
+      AND (s.invites_lapsed_through IS NULL OR s.invites_lapsed_through < p.now)
+),
+open AS (
+    SELECT m.active_invites - l.lapsed AS active FROM mark AS m, lapsing AS l
 ),
 created AS (
     INSERT INTO invites (id, server_id, channel_id, code, kind, created_by, max_uses, uses,
@@ -439,7 +487,7 @@ impl InviteRepository for DbConnection {
             {
                 return Ok(CreatedInvite::Reused(existing));
             }
-            check_active_invites(count_active(conn, new.server_id, new.now)?)?;
+            check_active_invites(active_count(conn, new.server_id, new.now, true)?)?;
             let invite = reserve_code(random, |code| {
                 insert_unless_code_taken(conn, &new_invite_row(new, code.as_str()))
             })
@@ -511,7 +559,7 @@ impl InviteRepository for DbConnection {
     }
 
     fn count_active_invites(&mut self, server_id: Uuid, now: DateTime<Utc>) -> StoreResult<i64> {
-        count_active(self, server_id, now)
+        active_count(self, server_id, now, false)
     }
 
     fn update_invite(

@@ -10,7 +10,7 @@ use invite_store::repo::{
     AuditRepository, ChannelRepository, CreatedInvite, EventRepository, InviteRepository,
     InviteScope, NewInvite,
 };
-use invite_store::schema::invites;
+use invite_store::schema::{invites, servers};
 use invite_store::sql_types::{Id, Ts};
 use invite_store::testing::{TestDatabase, insert_active_invites};
 use invite_store::{DbConnection, StoreError};
@@ -176,6 +176,69 @@ conformance! {
         assert_eq!(invite_rows(conn, server.id), 1004);
         conn.revoke_invite(last.id, None, owner.user_id, t0()).unwrap();
         create_invite(conn, &server, &owner, "{}");
+    }
+
+    // Creates read a counter, not the server's invites (see the migration
+    // `active_invite_count`): every change to whether an invite counts moves it, an expired
+    // invite lapses at the server's next create, and at every step the counter agrees with a
+    // scan of the invites.
+    fn the_active_invite_counter_follows_every_change_and_every_expiry(db: &TestDatabase) {
+        let conn = &mut db.connect();
+        let owner = user();
+        let server = create_server(conn, &owner);
+        let check = |conn: &mut DbConnection, now, expected: i64| {
+            let scanned: i64 = invites::table
+                .filter(invites::server_id.eq(Id(server.id)))
+                .filter(invites::kind.eq("random"))
+                .filter(invites::revoked_at.is_null())
+                .filter(invites::expires_at.is_null().or(invites::expires_at.gt(Ts(now))))
+                .filter(invites::max_uses.is_null().or(invites::uses.nullable().lt(invites::max_uses)))
+                .count()
+                .get_result(conn)
+                .unwrap();
+            assert_eq!((conn.count_active_invites(server.id, now).unwrap(), scanned), (expected, expected));
+            for (name, found) in invite_store::invariants::violations(conn).unwrap() {
+                assert_eq!(found, 0, "{name}");
+            }
+        };
+        let once = create_invite(conn, &server, &owner, r#"{"max_uses": 1}"#);
+        let hour = create_invite(conn, &server, &owner, r#"{"max_age": 3600}"#);
+        let forever = create_invite(conn, &server, &owner, "{}");
+        check(conn, t0(), 3);
+
+        // The use that exhausts an invite, a revoke, an edit that gives uses back.
+        assert!(matches!(conn.redeem(&crate::code_of(&once), &user(), t0()).unwrap(), invite_store::repo::Redemption::Joined(_)));
+        check(conn, t0(), 2);
+        conn.revoke_invite(forever.id, None, owner.user_id, t0()).unwrap();
+        check(conn, t0(), 1);
+        let more: UpdateInviteRequest = serde_json::from_str(r#"{"max_uses": 3}"#).unwrap();
+        conn.update_invite(once.id, &more, None, owner.user_id, t0()).unwrap();
+        check(conn, t0(), 2);
+
+        // Two hours on, `hour` has expired: counted as such before any write, then lapsed by
+        // the next create (the API's path), which moves the mark.
+        let later = t0() + minutes(120);
+        check(conn, later, 1);
+        let base = settings("{}");
+        let new = NewInvite { server_id: server.id, creator: &owner, settings: &base, now: later };
+        let payload = |invite: &Invite| serde_json::json!({ "id": invite.id });
+        conn.create_invite_announced(&new, &mut invite_core::code::OsRandom, payload).unwrap();
+        check(conn, later, 2);
+        let mark = |conn: &mut DbConnection| -> Option<chrono::DateTime<chrono::Utc>> {
+            servers::table.filter(servers::id.eq(Id(server.id))).select(servers::invites_lapsed_through).first(conn).unwrap()
+        };
+        assert_eq!(mark(conn), Some(later));
+        // Revoking the lapsed invite changes nothing; giving it a new lifetime counts it again.
+        let renewed: UpdateInviteRequest = serde_json::from_str(r#"{"expires_in_hours": 1}"#).unwrap();
+        conn.update_invite(hour.id, &renewed, None, owner.user_id, later).unwrap();
+        check(conn, later, 3);
+        conn.revoke_invite(hour.id, None, owner.user_id, later).unwrap();
+        check(conn, later, 2);
+        // A create whose clock is behind the mark neither lapses nor moves it.
+        let behind = NewInvite { now: t0() + minutes(60), ..new };
+        conn.create_invite_announced(&behind, &mut invite_core::code::OsRandom, payload).unwrap();
+        check(conn, later, 3);
+        assert_eq!(mark(conn), Some(later));
     }
 
     // The path the API takes (on PostgreSQL one statement after the lock): the same rules as
