@@ -144,7 +144,21 @@ pub(crate) fn seed(conn: &mut DbConnection, size: SeedSize) -> anyhow::Result<()
             ));
         }
     }
+    // The trigger that counts each server's active invites would run once per seeded invite
+    // (seconds of plpgsql on PostgreSQL): it stays off while seeding, and one statement counts
+    // them all at the end. SQLite's triggers are plain SQL and stay on.
+    let (counting_off, counting_on) = match sql.0 {
+        Backend::Postgres => (
+            "ALTER TABLE invites DISABLE TRIGGER invites_counted_on_insert;",
+            "ALTER TABLE invites ENABLE TRIGGER invites_counted_on_insert;",
+        ),
+        Backend::Sqlite => ("", ""),
+    };
     // One transaction: seeding is all or nothing.
-    let script = format!("BEGIN;\n{}\nCOMMIT;", statements.join("\n"));
+    let script = format!(
+        "BEGIN;\n{counting_off}\n{}\n{counting_on}\n{};\nCOMMIT;",
+        statements.join("\n"),
+        invite_store::invariants::RECOUNT_ACTIVE_INVITES
+    );
     conn.batch_execute(&script).context("seeding failed (is the database empty and migrated?)")
 }

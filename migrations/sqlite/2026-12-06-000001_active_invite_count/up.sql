@@ -3,8 +3,9 @@
 ALTER TABLE servers ADD COLUMN active_invites INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE servers ADD COLUMN invites_lapsed_through TEXT;
 
-CREATE INDEX invites_server_expiry_idx ON invites (server_id, expires_at)
-    WHERE kind = 'random' AND revoked_at IS NULL;
+-- Not partial, unlike PostgreSQL's: SQLite matches a partial index only against literal
+-- conditions, and the store binds the kind as a parameter.
+CREATE INDEX invites_server_expiry_idx ON invites (server_id, expires_at);
 
 CREATE TRIGGER invites_counted_on_insert AFTER INSERT ON invites
 WHEN NEW.kind = 'random' AND NEW.revoked_at IS NULL

@@ -216,10 +216,12 @@ mark AS (
 -- The active invites are the server's counter less those expired since its mark (see the
 -- migration `active_invite_count`), which stop counting now: no scan of the server's invites.
 lapsing AS (
-    SELECT count(*) AS lapsed FROM invites AS i, params AS p, mark AS m
+    -- The mark as a scalar subquery: a bound of the index scan, not a filter on every expired
+    -- invite the server ever had.
+    SELECT count(*) AS lapsed FROM invites AS i, params AS p
     WHERE i.server_id = p.server_id AND i.kind = 'random' AND i.revoked_at IS NULL
       AND i.expires_at <= p.now
-      AND (m.invites_lapsed_through IS NULL OR i.expires_at > m.invites_lapsed_through)
+      AND i.expires_at > COALESCE((SELECT invites_lapsed_through FROM mark), '-infinity')
       AND (i.max_uses IS NULL OR i.uses < i.max_uses)
 ),
 lapsed AS (
