@@ -5,8 +5,9 @@
 -- `active_invites` counts the server's random invites that are not revoked, not used up and not
 -- lapsed. Expiry writes nothing, so it is folded in lazily: `invites_lapsed_through` is a mark
 -- in time, and an invite whose `expires_at` is at or before it has lapsed. Each create, under
--- the server's row lock, counts the invites that expired between the mark and its own time
--- (through `invites_server_expiry_idx`, so only those), subtracts them and moves the mark.
+-- the server's row lock, looks up the invites that expired between the mark and its own time
+-- (through `invites_server_expiry_idx`, so only those); when there are any, it subtracts them
+-- and moves the mark.
 -- Every other change to whether an invite counts (an insert, the use that exhausts it, a
 -- revoke, an edit of its limits) moves the counter in the trigger below, in the same
 -- transaction, under the server's row lock, and judged against the mark as it stands under that

@@ -134,19 +134,26 @@ fn active_count(
         .first::<(i64, Option<DateTime<Utc>>)>(conn)
         .optional()?
         .ok_or(StoreError::NotFound(Entity::Server))?;
-    let mut lapsing = invites::table
-        .filter(invites::server_id.eq(Id(server_id)))
-        .filter(invites::kind.eq(InviteKind::Random.as_str()))
-        .filter(invites::revoked_at.is_null())
-        .filter(invites::expires_at.le(Ts(now)))
+    let expired = || {
+        let mut query = invites::table
+            .filter(invites::server_id.eq(Id(server_id)))
+            .filter(invites::kind.eq(InviteKind::Random.as_str()))
+            .filter(invites::revoked_at.is_null())
+            .filter(invites::expires_at.le(Ts(now)))
+            .into_boxed();
+        if let Some(mark) = mark {
+            query = query.filter(invites::expires_at.gt(Ts(mark)));
+        }
+        query
+    };
+    let lapsed: i64 = expired()
         .filter(invites::max_uses.is_null().or(invites::uses.nullable().lt(invites::max_uses)))
-        .into_boxed();
-    if let Some(mark) = mark {
-        lapsing = lapsing.filter(invites::expires_at.gt(Ts(mark)));
-    }
-    let lapsed: i64 = lapsing.count().get_result(conn)?;
-    // A mark ahead of `now` (another instance's clock) stays: it only ever moves forward.
-    if lapse && mark.is_none_or(|mark| mark < now) {
+        .count()
+        .get_result(conn)?;
+    // Only when an invite expired since the mark (see `CREATE_SQL`): used-up ones count too, or
+    // they would be read again by every create. A mark ahead of `now` (another instance's
+    // clock) leaves the range empty, and stays.
+    if lapse && expired().count().get_result::<i64>(conn)? > 0 {
         diesel::update(servers::table.filter(servers::id.eq(Id(server_id))))
             .set((
                 servers::active_invites.eq(servers::active_invites - lapsed),
@@ -216,21 +223,24 @@ mark AS (
 -- The active invites are the server's counter less those expired since its mark (see the
 -- migration `active_invite_count`), which stop counting now: no scan of the server's invites.
 lapsing AS (
-    -- The mark as a scalar subquery: a bound of the index scan, not a filter on every expired
-    -- invite the server ever had.
-    SELECT count(*) AS lapsed FROM invites AS i, params AS p
-    WHERE i.server_id = p.server_id AND i.kind = 'random' AND i.revoked_at IS NULL
-      AND i.expires_at <= p.now
+    -- Scalar subqueries, so that all three are bounds of one index range scan: a join with
+    -- `params` left the planner free to scan the whole index and filter.
+    SELECT count(*) FILTER (WHERE i.max_uses IS NULL OR i.uses < i.max_uses) AS lapsed,
+           count(*) AS expired
+    FROM invites AS i
+    WHERE i.server_id = (SELECT server_id FROM params) AND i.kind = 'random'
+      AND i.revoked_at IS NULL
+      AND i.expires_at <= (SELECT now FROM params)
       AND i.expires_at > COALESCE((SELECT invites_lapsed_through FROM mark), '-infinity')
-      AND (i.max_uses IS NULL OR i.uses < i.max_uses)
 ),
 lapsed AS (
-    -- A mark ahead of `now` (another instance's clock) stays: it only ever moves forward.
+    -- Only when an invite expired since the mark, so at most once per expiry: the server's row
+    -- is otherwise written only for the new invite's count. A mark ahead of `now` (another
+    -- instance's clock) leaves the range empty, and stays.
     UPDATE servers AS s
     SET active_invites = s.active_invites - l.lapsed, invites_lapsed_through = p.now
     FROM params AS p, lapsing AS l
-    WHERE s.id = p.server_id
-      AND (s.invites_lapsed_through IS NULL OR s.invites_lapsed_through < p.now)
+    WHERE s.id = p.server_id AND l.expired > 0
 ),
 open AS (
     SELECT m.active_invites - l.lapsed AS active FROM mark AS m, lapsing AS l
