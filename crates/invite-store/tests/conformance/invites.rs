@@ -203,20 +203,21 @@ conformance! {
         };
         let once = create_invite(conn, &server, &owner, r#"{"max_uses": 1}"#);
         let hour = create_invite(conn, &server, &owner, r#"{"max_age": 3600}"#);
-        let forever = create_invite(conn, &server, &owner, "{}");
-        check(conn, t0(), 3);
+        let plain = create_invite(conn, &server, &owner, "{}");
+        let short = create_invite(conn, &server, &owner, r#"{"max_age": 1800}"#);
+        check(conn, t0(), 4);
 
         // The use that exhausts an invite, a revoke, an edit that gives uses back.
         assert!(matches!(conn.redeem(&crate::code_of(&once), &user(), t0()).unwrap(), invite_store::repo::Redemption::Joined(_)));
+        check(conn, t0(), 3);
+        conn.revoke_invite(plain.id, None, owner.user_id, t0()).unwrap();
         check(conn, t0(), 2);
-        conn.revoke_invite(forever.id, None, owner.user_id, t0()).unwrap();
-        check(conn, t0(), 1);
         let more: UpdateInviteRequest = serde_json::from_str(r#"{"max_uses": 3}"#).unwrap();
         conn.update_invite(once.id, &more, None, owner.user_id, t0()).unwrap();
-        check(conn, t0(), 2);
+        check(conn, t0(), 3);
 
-        // Two hours on, `hour` has expired: counted as such before any write, then lapsed by
-        // the next create (the API's path), which moves the mark.
+        // Two hours on, `hour` and `short` have expired: counted as such before any write, then
+        // lapsed by the next create (the API's path), which moves the mark.
         let later = t0() + minutes(120);
         check(conn, later, 1);
         let base = settings("{}");
@@ -228,7 +229,9 @@ conformance! {
             servers::table.filter(servers::id.eq(Id(server.id))).select(servers::invites_lapsed_through).first(conn).unwrap()
         };
         assert_eq!(mark(conn), Some(later));
-        // Revoking the lapsed invite changes nothing; giving it a new lifetime counts it again.
+        // Revoking a lapsed invite changes nothing; giving one a new lifetime counts it again.
+        conn.revoke_invite(short.id, None, owner.user_id, later).unwrap();
+        check(conn, later, 2);
         let renewed: UpdateInviteRequest = serde_json::from_str(r#"{"expires_in_hours": 1}"#).unwrap();
         conn.update_invite(hour.id, &renewed, None, owner.user_id, later).unwrap();
         check(conn, later, 3);
