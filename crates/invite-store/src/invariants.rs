@@ -13,6 +13,27 @@ struct Count {
     count: i64,
 }
 
+/// The random invites of the server row named `$server` that count toward its `active_invites`
+/// (not revoked, not used up, not lapsed: see the migration `active_invite_count`), as a
+/// scalar subquery: one text for the invariant and the recount.
+macro_rules! counted_invites {
+    ($server:literal) => {
+        concat!(
+            "(SELECT count(*) FROM invites i WHERE i.server_id = ",
+            $server,
+            ".id ",
+            "AND i.kind = 'random' AND i.revoked_at IS NULL ",
+            "AND (i.max_uses IS NULL OR i.uses < i.max_uses) ",
+            "AND (i.expires_at IS NULL OR ",
+            $server,
+            ".invites_lapsed_through IS NULL ",
+            "OR i.expires_at > ",
+            $server,
+            ".invites_lapsed_through))"
+        )
+    };
+}
+
 /// Each invariant, as a query counting its violations. The first two together say "no member
 /// without its use": every member who came through an invite names it, and every invite's uses
 /// are exactly its members (so also "no use without its member"). They hold as long as nobody
@@ -39,21 +60,17 @@ pub const INVARIANTS: [(&str, &str); 5] = [
     ),
     (
         "every server's active_invites equals its random invites not revoked, used up or lapsed",
-        "SELECT count(*) AS count FROM servers s WHERE s.active_invites <> \
-         (SELECT count(*) FROM invites i WHERE i.server_id = s.id AND i.kind = 'random' \
-          AND i.revoked_at IS NULL AND (i.max_uses IS NULL OR i.uses < i.max_uses) \
-          AND (i.expires_at IS NULL OR s.invites_lapsed_through IS NULL \
-               OR i.expires_at > s.invites_lapsed_through))",
+        concat!(
+            "SELECT count(*) AS count FROM servers s WHERE s.active_invites <> ",
+            counted_invites!("s")
+        ),
     ),
 ];
 
 /// Sets every server's `active_invites` from its invites, as the migration `active_invite_count`
 /// first did: for bulk loads that leave the counting triggers off (the load tool's seed).
-pub const RECOUNT_ACTIVE_INVITES: &str = "UPDATE servers SET active_invites = \
-     (SELECT count(*) FROM invites i WHERE i.server_id = servers.id AND i.kind = 'random' \
-      AND i.revoked_at IS NULL AND (i.max_uses IS NULL OR i.uses < i.max_uses) \
-      AND (i.expires_at IS NULL OR servers.invites_lapsed_through IS NULL \
-           OR i.expires_at > servers.invites_lapsed_through))";
+pub const RECOUNT_ACTIVE_INVITES: &str =
+    concat!("UPDATE servers SET active_invites = ", counted_invites!("servers"));
 
 /// Counts the violations of each invariant, in [`INVARIANTS`]' order.
 pub fn violations(conn: &mut DbConnection) -> StoreResult<Vec<(&'static str, i64)>> {
