@@ -36,7 +36,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 /// The pool, with the database reached and migrated: the service refuses to start on a database
 /// it cannot use rather than answering 503 to everything.
 fn migrated_pool(config: &Config) -> anyhow::Result<DbPool> {
-    let pool_config: PoolConfig = config.pool()?;
+    let mut pool_config: PoolConfig = config.pool()?;
+    // The service runs for long: SQLite's checkpoints go to a thread of their own.
+    pool_config.checkpoint_thread = true;
     let pool = DbPool::new(&pool_config);
     let applied = pool
         .run(|conn| Ok(run_pending_migrations(conn)))

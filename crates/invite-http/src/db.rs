@@ -110,7 +110,9 @@ struct Combiner {
 /// A write waiting for its batch.
 struct Pending {
     write: Box<dyn BatchWrite>,
-    waiting: Waiting,
+    /// Counted as work waiting for a thread: the leader, and the writes that queued behind a
+    /// full batch (see [`Db::run_combined`]).
+    waiting: Option<Waiting>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -261,17 +263,21 @@ impl Db {
     {
         let (deadline, probe, _in_flight) = self.admit()?;
         let (reply, answer) = oneshot::channel();
-        let pending = Pending {
-            write: Box::new(Job { work, deadline, outcome: None, reply: Some(reply) }),
-            waiting: Waiting::new(&self.gate),
-        };
+        let write: Box<dyn BatchWrite> =
+            Box::new(Job { work, deadline, outcome: None, reply: Some(reply) });
         let lead = {
             let mut queues = self.combiner.queues.lock();
             if let Some(queue) = queues.get_mut(&key) {
-                queue.push_back(pending);
+                // The next batch takes up to MAX_BATCH queued writes at once, on the leader's
+                // thread: only a write queued behind a full batch waits as if for a thread of
+                // its own. (Counting every queued write so refused a closed loop of 64 joins
+                // on SQLite, half the machine's rate, whenever one commit was slow.)
+                let waiting = (queue.len() >= MAX_BATCH).then(|| Waiting::new(&self.gate));
+                queue.push_back(Pending { write, waiting });
                 false
             } else {
-                queues.insert(key.clone(), VecDeque::from([pending]));
+                let waiting = Some(Waiting::new(&self.gate));
+                queues.insert(key.clone(), VecDeque::from([Pending { write, waiting }]));
                 true
             }
         };
@@ -328,7 +334,9 @@ impl Db {
             let writes: Vec<Box<dyn BatchWrite>> = pending
                 .into_iter()
                 .map(|Pending { write, waiting }| {
-                    waiting.start();
+                    if let Some(waiting) = waiting {
+                        waiting.start();
+                    }
                     write
                 })
                 .collect();
@@ -788,6 +796,64 @@ mod tests {
         }
         assert!(gate.admit(now, now + Duration::from_secs(2)).is_ok());
         assert_eq!(gate.health(now).state, DbState::Healthy);
+    }
+
+    /// Writes queued behind a batch wait for that batch, not for threads: a full batch's worth
+    /// behind a slow commit is no overload (a closed loop of 64 joins on SQLite was refused
+    /// whenever one commit stalled), while writes queued past a full batch still count.
+    #[actix_web::test]
+    async fn writes_queued_for_the_next_batch_are_not_a_queue_for_threads() {
+        use futures_util::FutureExt as _;
+
+        let dir = tempfile::tempdir().unwrap();
+        let url = invite_store::DatabaseUrl::Sqlite(
+            dir.path().join("combiner.db").to_string_lossy().into_owned(),
+        );
+        let pool = DbPool::new(&invite_store::PoolConfig::new(url));
+        let limits = DbLimits {
+            timeout: Duration::from_secs(10),
+            queue_timeout: Duration::from_millis(100),
+            threads: 2,
+            lag_limit: Duration::ZERO,
+        };
+        let db = Db::new(pool, limits, Arc::new(Metrics::new()));
+        // Polled once: refused at once, or queued (and left to commit on its own).
+        let write = |hold: Duration| {
+            db.run_combined("the-key".to_owned(), move |_conn: &mut DbConnection| {
+                std::thread::sleep(hold);
+                Ok(())
+            })
+            .now_or_never()
+        };
+        let queued = || db.combiner.queues.lock().get("the-key").map_or(0, VecDeque::len);
+        // The leader's batch holds its thread for 800 ms: a commit that stalls.
+        assert!(write(Duration::from_millis(800)).is_none());
+        let started = Instant::now();
+        while db.gate.waiting.load(Ordering::Acquire) > 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        for _ in 0..MAX_BATCH - 1 {
+            assert!(write(Duration::ZERO).is_none(), "refused behind one slow batch");
+        }
+        assert_eq!(db.gate.waiting.load(Ordering::Acquire), 0);
+        // Stalled for 200 ms with 63 queued: the next batch takes them all.
+        tokio::time::sleep(Duration::from_millis(200).saturating_sub(started.elapsed())).await;
+        assert!(write(Duration::ZERO).is_none(), "refused with one batch queued");
+        // Past a full batch, each write waits for a batch of its own, on one of two threads:
+        // two are queued, and the next is refused.
+        assert!(write(Duration::ZERO).is_none());
+        assert!(write(Duration::ZERO).is_none());
+        assert_eq!(db.gate.waiting.load(Ordering::Acquire), 2);
+        assert!(matches!(write(Duration::ZERO), Some(Err(ApiError::Overloaded))));
+        assert!(started.elapsed() < Duration::from_millis(800), "the stall ended too early");
+        assert_eq!(queued(), MAX_BATCH + 2);
+        // Everything queued commits, and nothing is left counted.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !db.combiner.queues.lock().is_empty() {
+            assert!(Instant::now() < deadline, "the queue was never served");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(db.gate.waiting.load(Ordering::Acquire), 0);
     }
 
     /// A write that panics in a leader's batch must not leave its key led by nobody: the

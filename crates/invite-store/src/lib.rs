@@ -8,6 +8,7 @@ pub mod invariants;
 pub mod migrations;
 pub mod models;
 pub mod pool;
+mod prepared;
 pub mod repo;
 pub mod schema;
 pub mod sql_types;

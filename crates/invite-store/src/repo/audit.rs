@@ -9,7 +9,7 @@ use invite_core::server::PageLimit;
 use uuid::Uuid;
 
 use super::{AuditRepository, unknown_cursor};
-use crate::connection::DbConnection;
+use crate::connection::{DbConnection, on_each_backend};
 use crate::error::{StoreError, StoreResult};
 use crate::models::{AuditEntry, AuditRow};
 use crate::schema::audit_entries;
@@ -49,7 +49,12 @@ pub(crate) fn record(conn: &mut DbConnection, entry: NewAuditEntry) -> StoreResu
         details: Json(entry.details),
         created_at: Ts(entry.now),
     };
-    match diesel::insert_into(audit_entries::table).values(&row).execute(conn) {
+    // On the connection inside: rendering the insert for `MultiBackend` first cost as much as
+    // running it (every join writes one).
+    match on_each_backend!(conn, |conn| diesel::insert_into(audit_entries::table)
+        .values(&row)
+        .execute(conn))
+    {
         Ok(_) => Ok(()),
         Err(error) => {
             let error = StoreError::from(error);
@@ -90,7 +95,7 @@ impl AuditRepository for DbConnection {
                 .filter(audit_entries::server_id.eq(Id(server_id)))
                 .filter(audit_entries::id.eq(Id(before)))
                 .select(audit_entries::created_at)
-                .first::<Ts>(self)
+                .get_result::<Ts>(self)
                 .optional()?
                 .ok_or_else(|| unknown_cursor("an audit log entry"))?;
             query =

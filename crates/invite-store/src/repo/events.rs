@@ -232,7 +232,7 @@ impl EventRepository for DbConnection {
     }
 
     fn oldest_seq(&mut self) -> StoreResult<Option<i64>> {
-        Ok(events::table.select(diesel::dsl::min(events::seq)).first::<Option<i64>>(self)?)
+        Ok(events::table.select(diesel::dsl::min(events::seq)).get_result::<Option<i64>>(self)?)
     }
 
     fn servers_events_between(
@@ -293,7 +293,7 @@ impl EventRepository for DbConnection {
     fn latest_seq(&mut self) -> StoreResult<i64> {
         Ok(events::table
             .select(diesel::dsl::max(events::seq))
-            .first::<Option<i64>>(self)?
+            .get_result::<Option<i64>>(self)?
             .unwrap_or(0))
     }
 

@@ -103,7 +103,7 @@ impl IdempotencyRepository for DbConnection {
         let row = idempotency_records::table
             .filter(for_claim(claim))
             .select(RecordRow::as_select())
-            .first(self)
+            .get_result(self)
             .optional()?;
         let Some(row) = row else { return Ok(PriorResponse::None) };
         if row.created_at.0 <= now - IDEMPOTENCY_WINDOW {

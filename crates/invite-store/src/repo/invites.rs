@@ -42,7 +42,7 @@ pub(crate) fn load_invite(conn: &mut DbConnection, invite_id: Uuid) -> StoreResu
     invites::table
         .filter(invites::id.eq(Id(invite_id)))
         .select(InviteRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .map(Invite::try_from)
         .transpose()
@@ -115,7 +115,8 @@ fn find_equal_active(
         Some(max_uses) => query.filter(invites::max_uses.eq(max_uses)),
         None => query.filter(invites::max_uses.is_null()),
     };
-    query.first(conn).optional()?.map(Invite::try_from).transpose()
+    // Several invites may match: the newest is reused.
+    query.limit(1).get_result(conn).optional()?.map(Invite::try_from).transpose()
 }
 
 /// The server's active invites at `now`, from its counter (see the migration
@@ -131,7 +132,7 @@ fn active_count(
     let (counted, mark) = servers::table
         .filter(servers::id.eq(Id(server_id)))
         .select((servers::active_invites, servers::invites_lapsed_through))
-        .first::<(i64, Option<DateTime<Utc>>)>(conn)
+        .get_result::<(i64, Option<DateTime<Utc>>)>(conn)
         .optional()?
         .ok_or(StoreError::NotFound(Entity::Server))?;
     let expired = || {
@@ -564,7 +565,7 @@ impl InviteRepository for DbConnection {
         invites::table
             .filter(invites::code.eq(code.as_str()))
             .select(InviteRow::as_select())
-            .first(self)
+            .get_result(self)
             .optional()?
             .map(Invite::try_from)
             .transpose()
@@ -681,7 +682,7 @@ impl InviteRepository for DbConnection {
                 channels::name.nullable(),
                 users::username.nullable(),
             ))
-            .first::<PreviewRow>(self)
+            .get_result::<PreviewRow>(self)
             .optional()?;
         let Some((
             invite,

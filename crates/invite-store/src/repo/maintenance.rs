@@ -56,7 +56,7 @@ impl From<MaintenanceRow> for MaintenanceState {
 fn load(conn: &mut DbConnection) -> StoreResult<Option<MaintenanceState>> {
     Ok(maintenance::table
         .select(MaintenanceRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .map(MaintenanceState::from))
 }

@@ -66,7 +66,7 @@ impl MemberRepository for DbConnection {
             .filter(members::server_id.eq(Id(server_id)))
             .filter(members::user_id.eq(Id(user_id)))
             .select((MemberRow::as_select(), users::username.nullable()))
-            .first::<MemberWithName>(self)
+            .get_result::<MemberWithName>(self)
             .optional()?
             .map(|(row, username)| row.into_member(username))
             .transpose()
@@ -146,7 +146,7 @@ impl MemberRepository for DbConnection {
                 .filter(members::joined_via_invite_id.eq(Id(invite_id)))
                 .filter(members::user_id.eq(Id(after)))
                 .select(members::joined_at)
-                .first::<Ts>(self)
+                .get_result::<Ts>(self)
                 .optional()?
                 .ok_or_else(|| unknown_cursor("a member who joined with this invite"))?;
             query = query.filter(
@@ -204,7 +204,7 @@ impl BanRepository for DbConnection {
                 .filter(bans::server_id.eq(Id(server_id)))
                 .filter(bans::user_id.eq(Id(user_id)))
                 .select(BanRow::as_select())
-                .first(conn)?
+                .get_result(conn)?
                 .into())
         })
     }

@@ -35,9 +35,10 @@ use super::{
     Actor, Event, EventRepository, IdempotencyClaim, IdempotencyRepository, JoinResponseTemplate,
     Joined, NewEvent, RecordedResponse, Redemption, UserRepository,
 };
-use crate::connection::{DbConnection, check_deadline, write_transaction};
+use crate::connection::{DbConnection, check_deadline, on_each_backend, write_transaction};
 use crate::error::{Constraint, StoreError, StoreResult};
 use crate::models::{Invite, InviteRow, JoinSource, Member, MemberRow, corrupt};
+use crate::prepared::prepared_statement;
 use crate::schema::{bans, invites, members, servers};
 use crate::sql_types::{DbTimestamp, DbUuid, Id, Ts};
 
@@ -119,7 +120,11 @@ fn load_target(
     code: &CodeRef,
     user_id: Uuid,
 ) -> StoreResult<Option<Target>> {
-    let row = invites::table
+    // On the connection inside, so the query is not rendered again for `MultiBackend` at every
+    // join (each arm infers its own backend); `get_result`, not `first`: the code is unique, and
+    // a bound `LIMIT` would make SQLite prepare the statement again at every join (see the
+    // `prepared` module).
+    let row = on_each_backend!(conn, |conn| invites::table
         .inner_join(servers::table)
         .filter(invites::code.eq(code.as_str()))
         .select((
@@ -137,8 +142,8 @@ fn load_target(
                     .filter(bans::user_id.eq(Id(user_id))),
             ),
         ))
-        .first::<(InviteRow, Option<Ts>, bool, bool, bool)>(conn)
-        .optional()?;
+        .get_result::<(InviteRow, Option<Ts>, bool, bool, bool)>(conn)
+        .optional())?;
     let Some((invite, paused_until, paused_indefinitely, is_member, is_banned)) = row else {
         return Ok(None);
     };
@@ -171,36 +176,25 @@ fn redeem_locked(
     if let Err(reason) = decide_redemption(&target.facts(), now) {
         return Ok(Redemption::Refused(reason));
     }
-    let used =
-        diesel::update(invites::table.filter(invites::id.eq(Id(target.invite_id))).filter(
-            invites::max_uses.is_null().or(invites::uses.nullable().lt(invites::max_uses)),
-        ))
-        .set((
-            invites::uses.eq(invites::uses + 1),
-            invites::version.eq(invites::version + 1),
-            invites::updated_at.eq(Ts(now)),
-        ))
-        .returning((invites::uses, invites::version))
-        .get_result::<(i64, i64)>(conn)
-        .optional()?;
+    let statement = UseInvite { invite_id: target.invite_id, now };
+    let used = on_each_backend!(conn, |conn| statement.get_result::<(i64, i64)>(conn).optional())?;
     let Some((uses, version)) = used else {
         // Unreachable while writers are serialised; kept so the counter can never overshoot.
         return Ok(Redemption::Refused(RedemptionRefused::MaxedOut));
     };
     let member = target.member(user, now);
-    diesel::insert_into(members::table)
-        .values(MemberRow {
-            server_id: Id(member.server_id),
-            user_id: Id(member.user_id),
-            permissions: 0,
-            joined_at: Ts(now),
-            temporary: member.temporary,
-            source: member.source.as_str().to_owned(),
-            joined_via_invite_id: member.joined_via_invite_id.map(Id),
-            joined_via_code: member.joined_via_code.clone(),
-            inviter_id: member.inviter_id.map(Id),
-        })
-        .execute(conn)?;
+    let row = MemberRow {
+        server_id: Id(member.server_id),
+        user_id: Id(member.user_id),
+        permissions: 0,
+        joined_at: Ts(now),
+        temporary: member.temporary,
+        source: member.source.as_str().to_owned(),
+        joined_via_invite_id: member.joined_via_invite_id.map(Id),
+        joined_via_code: member.joined_via_code.clone(),
+        inviter_id: member.inviter_id.map(Id),
+    };
+    on_each_backend!(conn, |conn| diesel::insert_into(members::table).values(&row).execute(conn))?;
     let member_count = add_to_member_count(conn, target.server_id, 1)?;
     conn.remember_user(user, now)?;
     let event = conn
@@ -234,6 +228,18 @@ fn redeem_locked(
         conn.record_response(claim, &response, now)?;
     }
     Ok(Redemption::Joined(Box::new(Joined { member, uses, version, member_count, event })))
+}
+
+prepared_statement! {
+    /// Takes one use of an invite that has one left, returning its new `uses` and `version`
+    /// (never a read-modify-write of the counter); kept prepared, as it runs on every join.
+    struct UseInvite -> (BigInt, BigInt) {
+        invite_id: Uuid,
+        now: DateTime<Utc>,
+    }
+    sql = ["UPDATE invites SET uses = uses + 1, version = version + 1, updated_at = "
+           (now: DbTimestamp) " WHERE id = " (invite_id: DbUuid)
+           " AND (max_uses IS NULL OR uses < max_uses) RETURNING uses, version"];
 }
 
 /// The `MEMBER_JOIN` event's payload: what the PostgreSQL accept statement stores, built in SQL

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
 use invite_core::audit::AuditAction;
 use invite_core::permissions::{Permissions, Standing};
 use invite_core::redeem::InvitesPause;
@@ -13,28 +14,33 @@ use super::{Actor, ChannelRepository, ServerRepository, UserRepository};
 use crate::connection::{DbConnection, on_each_backend, write_transaction};
 use crate::error::{Entity, StoreError, StoreResult};
 use crate::models::{Channel, ChannelRow, MemberRow, Server, ServerRow, corrupt, features_json};
-use crate::schema::{channels, invites, members, servers, users};
-use crate::sql_types::{Id, Json, Ts};
+use crate::prepared::prepared_statement;
+use crate::schema::{channels, invites, members, servers};
+use crate::sql_types::{DbTimestamp, DbUuid, Id, Json, Ts};
 
 impl UserRepository for DbConnection {
     fn remember_user(&mut self, actor: &Actor, now: DateTime<Utc>) -> StoreResult<()> {
-        let Some(username) = actor.username.as_deref() else {
+        let Some(username) = actor.username.clone() else {
             return Ok(());
         };
-        let row = (
-            users::id.eq(Id(actor.user_id)),
-            users::username.eq(username),
-            users::created_at.eq(Ts(now)),
-            users::updated_at.eq(Ts(now)),
-        );
-        on_each_backend!(self, |conn| diesel::insert_into(users::table)
-            .values(row)
-            .on_conflict(users::id)
-            .do_update()
-            .set((users::username.eq(username), users::updated_at.eq(Ts(now))))
-            .execute(conn))?;
+        let statement = RememberUser { user_id: actor.user_id, username, now };
+        on_each_backend!(self, |conn| statement.execute(conn))?;
         Ok(())
     }
+}
+
+prepared_statement! {
+    /// Records a user's name; a returning user whose name has not changed costs a look-up, not
+    /// a row write (as in the PostgreSQL accept statement's `remembered`).
+    struct RememberUser {
+        user_id: Uuid,
+        username: String,
+        now: DateTime<Utc>,
+    }
+    sql = ["INSERT INTO users AS x (id, username, created_at, updated_at) VALUES ("
+           (user_id: DbUuid) ", " (username: Text) ", " (now: DbTimestamp) ", " (now: DbTimestamp)
+           ") ON CONFLICT (id) DO UPDATE SET username = excluded.username, \
+            updated_at = excluded.updated_at WHERE x.username IS DISTINCT FROM excluded.username"];
 }
 
 /// The code of the server's active vanity invite, as a correlated sub-select, so a server and
@@ -54,7 +60,7 @@ pub(crate) fn load_server(conn: &mut DbConnection, server_id: Uuid) -> StoreResu
     servers::table
         .filter(servers::id.eq(Id(server_id)))
         .select((ServerRow::as_select(), vanity_code_of_server()))
-        .first::<(ServerRow, Option<String>)>(conn)
+        .get_result::<(ServerRow, Option<String>)>(conn)
         .optional()?
         .map(|(row, vanity_code)| row.into_server(vanity_code))
         .transpose()
@@ -67,10 +73,18 @@ pub(crate) fn add_to_member_count(
     server_id: Uuid,
     delta: i64,
 ) -> StoreResult<i64> {
-    Ok(diesel::update(servers::table.filter(servers::id.eq(Id(server_id))))
-        .set(servers::member_count.eq(servers::member_count + delta))
-        .returning(servers::member_count)
-        .get_result(conn)?)
+    let statement = AddToMemberCount { server_id, delta };
+    Ok(on_each_backend!(conn, |conn| statement.get_result(conn))?)
+}
+
+prepared_statement! {
+    /// [`add_to_member_count`]'s statement, kept prepared: it runs on every join.
+    struct AddToMemberCount -> BigInt {
+        server_id: Uuid,
+        delta: i64,
+    }
+    sql = ["UPDATE servers SET member_count = member_count + " (delta: BigInt) " WHERE id = "
+           (server_id: DbUuid) " RETURNING member_count"];
 }
 
 /// Takes the server row's write lock for the rest of the transaction, so that checks of
@@ -172,7 +186,7 @@ impl ServerRepository for DbConnection {
             .filter(members::server_id.eq(Id(server_id)))
             .filter(members::user_id.eq(Id(user_id)))
             .select((servers::owner_id, servers::default_permissions, members::permissions))
-            .first::<(Uuid, i64, i64)>(self)
+            .get_result::<(Uuid, i64, i64)>(self)
             .optional()?;
         found
             .map(|(owner_id, default_bits, member_bits)| {
@@ -297,7 +311,7 @@ impl ChannelRepository for DbConnection {
         Ok(channels::table
             .filter(channels::id.eq(Id(channel_id)))
             .select(ChannelRow::as_select())
-            .first(self)
+            .get_result(self)
             .optional()?
             .map(Channel::from))
     }

@@ -26,7 +26,7 @@ fn active_vanity(conn: &mut DbConnection, server_id: Uuid) -> StoreResult<Option
         .filter(invites::kind.eq(InviteKind::Vanity.as_str()))
         .filter(invites::revoked_at.is_null())
         .select(InviteRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .map(Invite::try_from)
         .transpose()

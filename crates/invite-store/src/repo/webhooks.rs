@@ -237,7 +237,7 @@ impl WebhookRepository for DbConnection {
         webhooks::table
             .filter(webhooks::id.eq(Id(webhook_id)))
             .select(WebhookRow::as_select())
-            .first(self)
+            .get_result(self)
             .optional()?
             .map(Webhook::try_from)
             .transpose()
@@ -277,7 +277,8 @@ impl WebhookRepository for DbConnection {
             .filter(webhooks::disabled_at.is_null())
             .filter(webhooks::next_attempt_at.is_null().or(webhooks::next_attempt_at.le(Ts(now))))
             .select(webhooks::id)
-            .first::<Id>(self)
+            .limit(1)
+            .get_result::<Id>(self)
             .optional()?;
         if due_somewhere.is_none() {
             return Ok(Vec::new());

@@ -226,7 +226,7 @@ conformance! {
         conn.create_invite_announced(&new, &mut invite_core::code::OsRandom, payload).unwrap();
         check(conn, later, 2);
         let mark = |conn: &mut DbConnection| -> Option<chrono::DateTime<chrono::Utc>> {
-            servers::table.filter(servers::id.eq(Id(server.id))).select(servers::invites_lapsed_through).first(conn).unwrap()
+            servers::table.filter(servers::id.eq(Id(server.id))).select(servers::invites_lapsed_through).get_result(conn).unwrap()
         };
         assert_eq!(mark(conn), Some(later));
         // Revoking a lapsed invite changes nothing; giving one a new lifetime counts it again.

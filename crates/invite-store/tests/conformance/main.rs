@@ -105,7 +105,7 @@ fn membership_counts(conn: &mut DbConnection, server_id: Uuid) -> (i64, i64) {
     let counted = servers::table
         .filter(servers::id.eq(Id(server_id)))
         .select(servers::member_count)
-        .first::<i64>(conn)
+        .get_result::<i64>(conn)
         .unwrap();
     (rows, counted)
 }
