@@ -31,11 +31,6 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(10);
 /// doubles its sleep up to this, so an idle service does not wake a hundred times a second.
 const CHECKPOINT_IDLE_INTERVAL: Duration = Duration::from_millis(500);
 
-/// WAL pages past which a writer checkpoints by itself while the checkpointer runs (SQLite's
-/// default is 1,000): a safety net for a checkpointer that falls behind or cannot reach the file,
-/// never reached while it keeps up.
-const FALLBACK_AUTOCHECKPOINT_PAGES: u32 = 10_000;
-
 /// A database URL this service cannot use; the message says what would work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -117,11 +112,14 @@ pub struct PoolConfig {
     pub checkout_timeout: Duration,
     /// Longest a single PostgreSQL statement may run.
     pub statement_timeout: Duration,
-    /// SQLite: copy the WAL back into the database file on a thread of the pool's own, instead
-    /// of in whichever commit finds the WAL past 1,000 pages. All joins commit through one
-    /// writer, and that writer spent a fifth of its time checkpointing (`perf`, accept-distinct);
-    /// on this thread the checkpoints no longer hold up the commits. For a long-running service;
-    /// off by default, so a short-lived process (the CLI, a test) starts no thread.
+    /// SQLite: copy the WAL back into the database file on a thread of the pool's own. All joins
+    /// commit through one writer, and that writer spent a fifth of its time checkpointing
+    /// (`perf`, accept-distinct); with the thread, the commit that finds the WAL past 1,000 pages
+    /// (SQLite's own automatic checkpoint, kept) has only the last few frames left to copy, and
+    /// then starts the WAL over. (A thread alone, with the writers' checkpoints put off to 10,000
+    /// pages, let the WAL grow to 40 MB, since it never caught up with a writer that keeps
+    /// appending, and doubled the p99 of joins.) For a long-running service; off by default, so
+    /// a short-lived process (the CLI, a test) starts no thread.
     pub checkpoint_thread: bool,
 }
 
@@ -181,8 +179,6 @@ pub struct ConnectionManager {
     url: DatabaseUrl,
     statement_timeout: Duration,
     busy_timeout: Duration,
-    /// SQLite's `wal_autocheckpoint`, when it is not the default.
-    autocheckpoint_pages: Option<u32>,
 }
 
 impl ConnectionManager {
@@ -195,7 +191,6 @@ impl ConnectionManager {
             url: config.url.clone(),
             statement_timeout: config.statement_timeout,
             busy_timeout: config.checkout_timeout,
-            autocheckpoint_pages: config.checkpoint_thread.then_some(FALLBACK_AUTOCHECKPOINT_PAGES),
         }
     }
 
@@ -226,10 +221,6 @@ impl ConnectionManager {
                     self.busy_timeout.as_millis()
                 ))
                 .map_err(r2d2::Error::QueryError)?;
-                if let Some(pages) = self.autocheckpoint_pages {
-                    conn.batch_execute(&format!("PRAGMA wal_autocheckpoint = {pages}"))
-                        .map_err(r2d2::Error::QueryError)?;
-                }
                 enable_wal(&mut conn, self.busy_timeout)?;
                 DbConnection::Sqlite(conn)
             }
@@ -532,7 +523,7 @@ mod tests {
         assert_eq!(pool.run_by(Instant::now() + Duration::from_secs(2), |_| Ok(7)).unwrap(), 7);
     }
 
-    /// Writes `pages` pages of rows in one transaction, then returns how long the database file
+    /// Writes 500 pages of rows in one transaction, then returns how long the database file
     /// took to grow to hold them (`None`: not within 3 s). Until a checkpoint copies them, the
     /// rows live only in the WAL.
     fn time_to_checkpoint(checkpoint_thread: bool) -> Option<Duration> {

@@ -3,10 +3,11 @@
 //! Diesel keeps a statement prepared per connection, keyed by its query type, but never one
 //! whose SQL could change with its values: an `UPDATE` built with its DSL (a changeset may skip
 //! `None` fields), an upsert's `DO UPDATE`, or `sql_query`. Each of those is parsed and planned
-//! again every time it runs. For the few such statements that run on every join, that was a
-//! fifth of the SQLite writer's time (`perf` of the writer thread under accept-distinct, with
-//! the `UPDATE`s of the invite's use and of the member count). [`prepared_statement!`] declares
-//! one as a query type of its own, with fixed SQL, so that both backends keep it prepared.
+//! again every time it runs. For the few such statements that run on every join (the
+//! `UPDATE`s of the invite's use and of the member count), that was a tenth of the SQLite
+//! writer's time (`perf` of the writer thread under accept-distinct). [`prepared_statement!`]
+//! declares one as a query type of its own, with fixed SQL, so that both backends keep it
+//! prepared.
 //!
 //! Related: a query ending in `.first()` binds its `LIMIT`, and SQLite plans with the value of a
 //! bound `LIMIT`, so it prepares such a statement again at every execution
