@@ -798,6 +798,21 @@ mod tests {
         assert_eq!(gate.health(now).state, DbState::Healthy);
     }
 
+    /// A bridge over a SQLite file in `dir`, with a 10 s request deadline.
+    fn sqlite_db(dir: &tempfile::TempDir, queue_timeout: Duration, threads: usize) -> Db {
+        let url = invite_store::DatabaseUrl::Sqlite(
+            dir.path().join("combiner.db").to_string_lossy().into_owned(),
+        );
+        let pool = DbPool::new(&invite_store::PoolConfig::new(url));
+        let limits = DbLimits {
+            timeout: Duration::from_secs(10),
+            queue_timeout,
+            threads,
+            lag_limit: Duration::ZERO,
+        };
+        Db::new(pool, limits, Arc::new(Metrics::new()))
+    }
+
     /// Writes queued behind a batch wait for that batch, not for threads: a full batch's worth
     /// behind a slow commit is no overload (a closed loop of 64 joins on SQLite was refused
     /// whenever one commit stalled), while writes queued past a full batch still count.
@@ -806,17 +821,7 @@ mod tests {
         use futures_util::FutureExt as _;
 
         let dir = tempfile::tempdir().unwrap();
-        let url = invite_store::DatabaseUrl::Sqlite(
-            dir.path().join("combiner.db").to_string_lossy().into_owned(),
-        );
-        let pool = DbPool::new(&invite_store::PoolConfig::new(url));
-        let limits = DbLimits {
-            timeout: Duration::from_secs(10),
-            queue_timeout: Duration::from_millis(100),
-            threads: 2,
-            lag_limit: Duration::ZERO,
-        };
-        let db = Db::new(pool, limits, Arc::new(Metrics::new()));
+        let db = sqlite_db(&dir, Duration::from_millis(100), 2);
         // Polled once: refused at once, or queued (and left to commit on its own).
         let write = |hold: Duration| {
             db.run_combined("the-key".to_owned(), move |_conn: &mut DbConnection| {
@@ -861,19 +866,9 @@ mod tests {
     #[actix_web::test]
     async fn a_panicking_write_does_not_stall_its_key() {
         let dir = tempfile::tempdir().unwrap();
-        let url = invite_store::DatabaseUrl::Sqlite(
-            dir.path().join("combiner.db").to_string_lossy().into_owned(),
-        );
-        let pool = DbPool::new(&invite_store::PoolConfig::new(url));
         // A stalled key shows as the deadline passing; a generous one keeps a machine busy
         // with the rest of the suite from looking like a stall.
-        let limits = DbLimits {
-            timeout: Duration::from_secs(10),
-            queue_timeout: Duration::from_secs(5),
-            threads: 4,
-            lag_limit: Duration::ZERO,
-        };
-        let db = Db::new(pool, limits, Arc::new(Metrics::new()));
+        let db = sqlite_db(&dir, Duration::from_secs(5), 4);
         let key = "the-key".to_owned();
         let panicked = db
             .run_combined(key.clone(), |_conn: &mut DbConnection| -> StoreResult<()> {
