@@ -242,7 +242,7 @@ fn postgres_accepts_in_one_statement() {
     let conn = &mut db.connect();
     let owner = user();
     let server = create_server(conn, &owner);
-    let invite = create_invite(conn, &server, &owner, r#"{"max_uses": 5}"#);
+    let invite = create_invite(conn, &server, &owner, r#"{"max_uses": 10}"#);
     let seen = Arc::new(Mutex::new(Vec::new()));
     conn.set_instrumentation(Statements(seen.clone()));
     let outcome = conn.redeem(&code_of(&invite), &named("guest"), t0()).unwrap();
@@ -254,11 +254,14 @@ fn postgres_accepts_in_one_statement() {
     let executed = statements.iter().filter(|sql| sql.starts_with("WITH params AS")).count();
     assert_eq!((statements.len(), prepared, executed), (2, 1, 1), "{statements:#?}");
 
+    // The statement carries the username's upsert only for a token that names the user.
+    assert!(statements[0].contains("INSERT INTO users"), "{statements:#?}");
+
     // Later accepts reuse the prepared statement: one round trip each.
     seen.lock().unwrap().clear();
-    for _ in 0..3 {
+    for name in ["a", "b", "c"] {
         assert!(matches!(
-            conn.redeem(&code_of(&invite), &user(), t0()).unwrap(),
+            conn.redeem(&code_of(&invite), &named(name), t0()).unwrap(),
             Redemption::Joined(_)
         ));
     }
@@ -266,6 +269,25 @@ fn postgres_accepts_in_one_statement() {
     assert_eq!(statements.len(), 3, "{statements:#?}");
     assert!(
         statements.iter().all(|sql| sql.trim_start().starts_with("WITH params AS")),
+        "{statements:#?}"
+    );
+
+    // A token without a username, or a request without an Idempotency-Key, leaves the parts
+    // with nothing to write out of the statement: a statement of its own, prepared once.
+    seen.lock().unwrap().clear();
+    for _ in 0..2 {
+        assert!(matches!(
+            conn.redeem(&code_of(&invite), &user(), t0()).unwrap(),
+            Redemption::Joined(_)
+        ));
+    }
+    let statements = seen.lock().unwrap().clone();
+    assert_eq!(statements.len(), 3, "{statements:#?}");
+    let prepared = statements.iter().filter(|sql| sql.starts_with("PREPARE WITH params AS"));
+    assert_eq!(prepared.count(), 1, "{statements:#?}");
+    assert!(
+        statements.iter().all(|sql| !sql.contains("INSERT INTO users")
+            && !sql.contains("INSERT INTO idempotency_records")),
         "{statements:#?}"
     );
 
@@ -282,5 +304,34 @@ fn postgres_accepts_in_one_statement() {
     let outcome = conn.redeem_recorded(&code_of(&invite), &guest, t0(), &claim, &template);
     assert!(matches!(outcome, Ok(Redemption::Joined(_))), "{outcome:?}");
     let statements = seen.lock().unwrap().clone();
-    assert_eq!(statements.len(), 1, "{statements:#?}");
+    assert_eq!(statements.len(), 2, "{statements:#?}");
+    assert!(
+        statements.iter().all(|sql| sql.contains("INSERT INTO idempotency_records")
+            && !sql.contains("INSERT INTO users")),
+        "{statements:#?}"
+    );
+
+    // Both parts at once: a named user's keyed accept records the response and the name.
+    let host = named("host");
+    let claim = invite_store::repo::IdempotencyClaim { user_id: host.user_id, ..claim };
+    let outcome = conn.redeem_recorded(&code_of(&invite), &host, t0(), &claim, &template);
+    let Ok(Redemption::Joined(joined)) = outcome else { panic!("{outcome:?}") };
+    let server_id = joined.member.server_id;
+    let row = diesel::sql_query(format!(
+        "SELECT u.username AS name, r.body FROM users u \
+         JOIN idempotency_records r ON r.user_id = u.id WHERE u.id = '{}'",
+        host.user_id
+    ))
+    .get_result::<NameAndBody>(conn)
+    .unwrap();
+    let (name, body) = (row.name, row.body);
+    assert_eq!((name.as_deref(), body), (Some("host"), format!("[{server_id}]")));
+}
+
+#[derive(diesel::QueryableByName)]
+struct NameAndBody {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    name: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    body: String,
 }
