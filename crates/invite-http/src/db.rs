@@ -61,6 +61,12 @@ const TROUBLE_WINDOW: Duration = Duration::from_secs(30);
 /// eighth of the timeout, so that a short `INVITE_DB_TIMEOUT` still leaves the work most of it.
 const ANSWER_MARGIN: Duration = Duration::from_millis(250);
 
+/// The time a request's database work may take, counted from its arrival: `timeout`
+/// (`INVITE_DB_TIMEOUT`) less [`ANSWER_MARGIN`], the margin at most an eighth of it.
+fn work_budget(timeout: Duration) -> Duration {
+    timeout.saturating_sub(ANSWER_MARGIN.min(timeout / 8))
+}
+
 tokio::task_local! {
     /// When the request being served arrived; set by [`since_arrival`].
     static ARRIVED: Instant;
@@ -210,8 +216,7 @@ impl Db {
     fn admit(&self) -> ApiResult<(Instant, Probe, InFlight)> {
         let now = Instant::now();
         let arrived = ARRIVED.try_with(|arrived| *arrived).unwrap_or(now);
-        let timeout = self.gate.limits.timeout;
-        let deadline = arrived + timeout.saturating_sub(ANSWER_MARGIN.min(timeout / 8));
+        let deadline = arrived + work_budget(self.gate.limits.timeout);
         let probe = self.gate.admit(now, deadline).inspect_err(|error| {
             if matches!(error, ApiError::Overloaded) {
                 self.metrics.observe_shed();
@@ -680,6 +685,13 @@ pub struct DbHealth {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_answer_keeps_250_ms_of_the_timeout_or_an_eighth_of_a_short_one() {
+        assert_eq!(work_budget(Duration::from_secs(2)), Duration::from_millis(1_750));
+        assert_eq!(work_budget(Duration::from_millis(400)), Duration::from_millis(350));
+        assert_eq!(work_budget(Duration::ZERO), Duration::ZERO);
+    }
 
     fn gate(threads: usize) -> Gate {
         Gate::new(DbLimits {
