@@ -7,7 +7,7 @@ use invite_http::cli;
 use invite_http::config::Cli;
 
 /// jemalloc rather than glibc's malloc: on the benchmark's sequences it served previews with a
-/// quarter less processor time and held 10-15% less memory at the peak under 256 connections,
+/// quarter less processor time and held 10-12% less memory at the peak under 256 connections,
 /// since with `background_thread` and short decay times (`.cargo/config.toml`) it hands freed
 /// pages back to the system within a second or two, where glibc keeps what an overload
 /// allocated. See BENCHMARKS.md, "The allocator".
