@@ -72,7 +72,7 @@ impl From<&Preview> for CachedPreview {
             server_name: preview.server_name.as_str().into(),
             server_icon_url: preview.server_icon_url.as_deref().map(Into::into),
             member_count: preview.member_count,
-            presence_count: 0,
+            presence_count: preview.presence_count,
             invites_paused: preview.invites_paused,
             channel: preview.channel.as_ref().map(|(id, name)| (*id, name.as_str().into())),
             inviter_id: if vanity { None } else { preview.invite.created_by },
@@ -318,6 +318,7 @@ mod tests {
             invites_paused: None,
             channel: None,
             inviter_name: None,
+            presence_count: 0,
         }
     }
 

@@ -1,5 +1,6 @@
 //! Invites: create, list, edit, revoke, preview, and who joined with one.
 
+use chrono::{DateTime, Utc};
 use invite_core::code::{CodeRef, RandomSource};
 use invite_core::event::EventType;
 use invite_core::invite::{CreateInviteRequest, UpdateInviteRequest};
@@ -222,11 +223,15 @@ fn revoke_checked(
     with_events(conn, ctx, revoked, &[event])
 }
 
-/// What anyone may see of an invite: one read whose cost does not depend on the server's size;
-/// `None` for an unknown code. Whether it can be previewed is decided by the caller, who may
-/// hold it in a cache.
-pub fn preview(conn: &mut DbConnection, code: &CodeRef) -> StoreResult<Option<Preview>> {
-    conn.preview(code)
+/// What anyone may see of an invite, with its server's members present at `now`: one read
+/// whose cost does not depend on the server's size; `None` for an unknown code. Whether it can
+/// be previewed is decided by the caller, who may hold it in a cache.
+pub fn preview(
+    conn: &mut DbConnection,
+    code: &CodeRef,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<Preview>> {
+    conn.preview(code, now)
 }
 
 /// Members who joined with an invite of the server, in join order (`MANAGE_SERVER`); revoked

@@ -425,4 +425,6 @@ pub struct Preview {
     pub channel: Option<(Uuid, String)>,
     /// The username of the invite's creator, when known.
     pub inviter_name: Option<String>,
+    /// The server's members with a live gateway session when read.
+    pub presence_count: i64,
 }

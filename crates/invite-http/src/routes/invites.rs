@@ -336,14 +336,8 @@ pub(crate) async fn lookup(
     let found = state
         .db
         .run(move |conn| {
-            let Some(preview) = invite_ops::invites::preview(conn, &key)? else { return Ok(None) };
-            // Read with the preview, on the same connection, and cached with it.
-            let presence = invite_store::repo::GatewayRepository::presence_count(
-                conn,
-                preview.invite.server_id,
-                now,
-            )?;
-            Ok(Some(CachedPreview { presence_count: presence, ..CachedPreview::from(&preview) }))
+            Ok(invite_ops::invites::preview(conn, &key, now)?
+                .map(|found| CachedPreview::from(&found)))
         })
         .await?
         .map(Arc::new);

@@ -131,19 +131,6 @@ impl GatewayRepository for DbConnection {
         .execute(self)?)
     }
 
-    fn presence_count(&mut self, server_id: Uuid, now: DateTime<Utc>) -> StoreResult<i64> {
-        // Driven by the live sessions (few, and none at all on a quiet service), each checked
-        // against the member index, rather than by the members (a big server has many more).
-        let member = members::table
-            .filter(members::server_id.eq(Id(server_id)))
-            .filter(members::user_id.eq(gateway_sessions::user_id));
-        Ok(gateway_sessions::table
-            .filter(gateway_sessions::expires_at.gt(Ts(now)))
-            .filter(diesel::dsl::exists(member))
-            .select(diesel::dsl::count(gateway_sessions::user_id).aggregate_distinct())
-            .get_result(self)?)
-    }
-
     fn lapsed_temporary_members(
         &mut self,
         now: DateTime<Utc>,

@@ -26,7 +26,7 @@ use crate::Backend;
 use crate::connection::{DbConnection, on_each_backend, write_transaction};
 use crate::error::{Entity, StoreError, StoreResult};
 use crate::models::{Invite, InviteRow, Preview};
-use crate::schema::{channels, invites, servers, users};
+use crate::schema::{channels, gateway_sessions, invites, members, servers, users};
 use crate::sql_types::{DbJson, DbTimestamp, DbUuid, Id, Ts};
 
 /// Not revoked, not expired at `now`, not used up: the core's `InviteStatus::is_active`, in SQL.
@@ -654,7 +654,7 @@ impl InviteRepository for DbConnection {
         })
     }
 
-    fn preview(&mut self, code: &CodeRef) -> StoreResult<Option<Preview>> {
+    fn preview(&mut self, code: &CodeRef, now: DateTime<Utc>) -> StoreResult<Option<Preview>> {
         type PreviewRow = (
             InviteRow,
             String,
@@ -665,7 +665,17 @@ impl InviteRepository for DbConnection {
             Option<Uuid>,
             Option<String>,
             Option<String>,
+            Option<i64>,
         );
+        // The presence count, a subquery of the same statement: as a statement of its own it
+        // doubled the round trips of every preview the cache misses (PostgreSQL previews with
+        // the cache off: 1.19x with it here). A user with two sessions counts once.
+        let presence = gateway_sessions::table
+            .inner_join(members::table.on(members::user_id.eq(gateway_sessions::user_id)))
+            .filter(members::server_id.eq(invites::server_id))
+            .filter(gateway_sessions::expires_at.gt(Ts(now)))
+            .select(diesel::dsl::count(gateway_sessions::user_id).aggregate_distinct())
+            .single_value();
         let row = invites::table
             .inner_join(servers::table)
             .left_join(channels::table)
@@ -681,6 +691,7 @@ impl InviteRepository for DbConnection {
                 channels::id.nullable(),
                 channels::name.nullable(),
                 users::username.nullable(),
+                presence,
             ))
             .get_result::<PreviewRow>(self)
             .optional()?;
@@ -694,6 +705,7 @@ impl InviteRepository for DbConnection {
             ch_id,
             ch_name,
             inviter_name,
+            presence_count,
         )) = row
         else {
             return Ok(None);
@@ -706,6 +718,7 @@ impl InviteRepository for DbConnection {
             invites_paused: InvitesPause::from_columns(paused_until.map(Into::into), indefinitely),
             channel: ch_id.zip(ch_name),
             inviter_name,
+            presence_count: presence_count.unwrap_or(0),
         }))
     }
 

@@ -329,9 +329,11 @@ pub trait InviteRepository {
         now: DateTime<Utc>,
     ) -> StoreResult<Invite>;
 
-    /// The invite and its server's public face, in one read whose cost does not depend on the
-    /// server's size; `None` for an unknown code.
-    fn preview(&mut self, code: &CodeRef) -> StoreResult<Option<Preview>>;
+    /// The invite, its server's public face and the server's members with a live gateway
+    /// session on any instance at `now`, in one read; `None` for an unknown code. Without live
+    /// sessions its cost does not depend on the server's size; with them, the presence count's
+    /// plan may read a big server's members (see BENCHMARKS.md, "Preview cache misses").
+    fn preview(&mut self, code: &CodeRef, now: DateTime<Utc>) -> StoreResult<Option<Preview>>;
 
     /// Accepts the invite for `user`, atomically: the member row, the use, the version bump,
     /// the member count and the `MemberJoin` audit entry commit together or not at all, and a
@@ -478,9 +480,6 @@ pub trait GatewayRepository {
         instance_id: Uuid,
         now: DateTime<Utc>,
     ) -> StoreResult<usize>;
-
-    /// Members of the server with a live session on any instance.
-    fn presence_count(&mut self, server_id: Uuid, now: DateTime<Utc>) -> StoreResult<i64>;
 
     /// Temporary members (server, user) who joined more than `grace` ago and have had no
     /// session for at least `grace`, oldest first.

@@ -3,6 +3,7 @@
 
 use chrono::Duration;
 use invite_core::permissions::Permissions;
+use invite_store::DbConnection;
 use invite_store::repo::{GatewayRepository, InviteRepository, MemberRepository, NewSession};
 use invite_store::testing::TestDatabase;
 use uuid::Uuid;
@@ -41,23 +42,28 @@ conformance! {
         let live = session(a.user_id, here, Duration::seconds(30));
         let ended = session(b.user_id, here, Duration::seconds(30));
         let other = session(c.user_id, elsewhere, Duration::seconds(30));
-        for row in [live, ended, other] {
+        // a twice (counted once), and someone who is not a member (not counted).
+        let twice = session(a.user_id, elsewhere, Duration::seconds(30));
+        let stranger = session(user().user_id, elsewhere, Duration::seconds(30));
+        for row in [live, ended, other, twice, stranger] {
             assert!(conn.open_session(row, t0(), 10).unwrap());
         }
+        // A preview reads the count with the invite, in its one statement.
+        let previewed = |conn: &mut DbConnection, at| conn.preview(&code_of(&invite), at).unwrap().unwrap().presence_count;
         // The owner has no session; a, b and c are connected.
-        assert_eq!(conn.presence_count(server.id, t0()).unwrap(), 3);
+        assert_eq!(previewed(conn, t0()), 3);
         conn.close_session(ended.id, t0() + Duration::seconds(5)).unwrap();
         let renewed = conn
             .renew_sessions(here, t0() + Duration::seconds(10), t0() + Duration::seconds(40))
             .unwrap();
         assert_eq!(renewed, 1, "the ended one stays ended");
-        // At 35 s the other instance's session has lapsed (it was not renewed); ours lives.
-        assert_eq!(conn.presence_count(server.id, t0() + Duration::seconds(35)).unwrap(), 1);
+        // At 35 s the sessions on the other instance have lapsed (not renewed); ours lives.
+        assert_eq!(previewed(conn, t0() + Duration::seconds(35)), 1);
         // A stopping instance ends its sessions at once.
         assert_eq!(conn.end_instance_sessions(here, t0() + Duration::seconds(36)).unwrap(), 1);
-        assert_eq!(conn.presence_count(server.id, t0() + Duration::seconds(36)).unwrap(), 0);
-        // Rows of sessions long ended go.
-        assert_eq!(conn.purge_sessions(t0() + Duration::seconds(34)).unwrap(), 2);
+        assert_eq!(previewed(conn, t0() + Duration::seconds(36)), 0);
+        // Rows of sessions long ended go: the ended one and the three that lapsed elsewhere.
+        assert_eq!(conn.purge_sessions(t0() + Duration::seconds(34)).unwrap(), 4);
     }
 
     fn temporary_members_are_due_once_gone_for_the_grace_period(db: &TestDatabase) {

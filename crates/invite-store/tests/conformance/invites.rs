@@ -400,13 +400,14 @@ conformance! {
         let server = create_server(conn, &owner);
         let channel = conn.create_channel(server.id, &ChannelName::parse("welcome").unwrap(), t0()).unwrap();
         let invite = create_invite(conn, &server, &owner, &format!(r#"{{"channel_id": "{}"}}"#, channel.id));
-        let preview = conn.preview(&crate::code_of(&invite)).unwrap().unwrap();
+        let preview = conn.preview(&crate::code_of(&invite), t0()).unwrap().unwrap();
         assert_eq!(preview.invite, invite);
         assert_eq!(preview.server_name, "Test server");
         assert_eq!(preview.member_count, 1);
         assert_eq!(preview.invites_paused, None);
         assert_eq!(preview.channel, Some((channel.id, "welcome".to_owned())));
-        assert_eq!(conn.preview(&CodeRef::parse("zzzzzzzz").unwrap()).unwrap(), None);
+        assert_eq!(preview.presence_count, 0, "nobody is connected");
+        assert_eq!(conn.preview(&CodeRef::parse("zzzzzzzz").unwrap(), t0()).unwrap(), None);
     }
 
     fn vanity_and_revoked_invites_cannot_be_managed_as_invites(db: &TestDatabase) {
