@@ -224,8 +224,8 @@ fn revoke_checked(
 }
 
 /// What anyone may see of an invite, with its server's members present at `now`: one read
-/// whose cost does not depend on the server's size; `None` for an unknown code. Whether it can
-/// be previewed is decided by the caller, who may hold it in a cache.
+/// (`InviteRepository::preview`); `None` for an unknown code. Whether it can be previewed is
+/// decided by the caller, who may hold it in a cache.
 pub fn preview(
     conn: &mut DbConnection,
     code: &CodeRef,
