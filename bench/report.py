@@ -88,14 +88,15 @@ def shedding(results, failures):
             print(f"{label:<9}{factor:.0f}x ({r['target_rate']:.0f} req/s offered): admitted {admitted / r['seconds']:.0f}/s "
                   f"(p50 {a50:.2f} ms, p99 {a99:.2f} ms), refused {refused / r['seconds']:.0f}/s "
                   f"(p50 {r50:.2f} ms, p99 {r99:.2f} ms), slowest {r['max_ms']:.0f} ms")
+            # Work is admitted while it can be served within its deadline, so what is admitted may
+            # wait up to about that long: the goals are the refusals' speed and the deadline.
+            # The refusals' speed as the tool sees it includes its own queue for a connection;
+            # bench/shed reads the service's own figure.
             checks = [
-                (f"admitted p99/p50 = {a99 / a50:.2f}", "<= 5", a99 <= 5 * a50),
                 (f"refused p99 = {r99:.1f} ms", "<= 50 ms", r99 <= 50),
                 (f"slowest = {r['max_ms']:.0f} ms", f"<= the {DEADLINE_MS} ms deadline", r["max_ms"] <= DEADLINE_MS),
             ]
             if normal_p50:
-                # Also against the p50 at a normal load (half the best rate), for the record: with
-                # the default INVITE_DB_QUEUE_TIMEOUT a queue of up to 100 ms is admitted.
                 print(f"{'':<9}    admitted p99 / normal-load p50 = {a99 / normal_p50:.1f} (for the record)")
             for name, goal, ok in checks:
                 print(f"{'':<9}    {name:<34} goal {goal}: {verdict(ok)}")

@@ -20,8 +20,7 @@
 //! | `--shutdown-timeout` | `INVITE_SHUTDOWN_TIMEOUT` | `30s` | how long in-flight requests may finish after SIGTERM |
 //! | `--preview-cache-ttl` | `INVITE_PREVIEW_CACHE_TTL` | `30s` | longest a cached preview is served; `0s` disables the cache |
 //! | `--preview-cache-size` | `INVITE_PREVIEW_CACHE_SIZE` | 100000 | most cached previews |
-//! | `--db-queue-timeout` | `INVITE_DB_QUEUE_TIMEOUT` | `100ms` | longest expected wait for the database before new work is refused (503 `OVERLOADED`) |
-//! | `--shed-lag` | `INVITE_SHED_LAG` | `30ms` | event-loop lag above which database work in flight is capped, the rest refused (503 `OVERLOADED`); `0` turns it off |
+//! | `--db-queue-timeout` | `INVITE_DB_QUEUE_TIMEOUT` | unset | longest expected wait for a database thread before new work is refused (503 `OVERLOADED`); unset, work is refused only when it could not be served within what remains of `INVITE_DB_TIMEOUT` |
 //! | `--body-timeout` | `INVITE_BODY_TIMEOUT` | `10s` | longest a request body may take to arrive (408) |
 //! | `--max-connections-per-address` | `INVITE_MAX_CONNECTIONS_PER_ADDRESS` | 1000 | connections one client address holds open at once (then 429) |
 //! | `--rate-limits` | `INVITE_RATE_LIMITS` | `on` | `on` or `off` |
@@ -137,14 +136,11 @@ pub struct Config {
     /// How long in-flight requests may finish after SIGTERM or Ctrl-C.
     #[arg(long, env = "INVITE_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
     pub shutdown_timeout: Duration,
-    /// Longest expected wait for a database connection before new database work is refused at
-    /// once with 503 `OVERLOADED` (never more than `INVITE_DB_TIMEOUT`).
-    #[arg(long, env = "INVITE_DB_QUEUE_TIMEOUT", default_value = "100ms", value_parser = humantime::parse_duration, global = true)]
-    pub db_queue_timeout: Duration,
-    /// Event-loop lag above which database work in flight is capped and new work beyond the cap
-    /// refused with 503 `OVERLOADED`: the machine's processors are short (`0` turns it off).
-    #[arg(long, env = "INVITE_SHED_LAG", default_value = "30ms", value_parser = shed_lag, global = true)]
-    pub shed_lag: Duration,
+    /// Longest expected wait for a database thread before new database work is refused at once
+    /// with 503 `OVERLOADED`. Unset, work is refused only when it could not be served within
+    /// what remains of its `INVITE_DB_TIMEOUT`.
+    #[arg(long, env = "INVITE_DB_QUEUE_TIMEOUT", value_parser = db_queue_timeout, global = true)]
+    pub db_queue_timeout: Option<Duration>,
     /// Longest a request body may take to arrive before 408.
     #[arg(long, env = "INVITE_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub body_timeout: Duration,
@@ -248,10 +244,8 @@ pub struct Reliability {
     pub maintenance: Option<MaintenanceSetting>,
     /// The operator token, if any.
     pub admin_token: Option<String>,
-    /// Longest expected wait for the database before shedding.
-    pub db_queue_timeout: Duration,
-    /// Event-loop lag above which database work in flight is capped.
-    pub shed_lag: Duration,
+    /// Longest expected wait for a database thread before shedding, if the operator set one.
+    pub db_queue_timeout: Option<Duration>,
     /// Longest a body may take to arrive.
     pub body_timeout: Duration,
     /// Most connections one address holds open at once.
@@ -311,11 +305,11 @@ pub enum ConfigError {
     },
 }
 
-/// `INVITE_SHED_LAG`, parsed with an error that names the variable (clap's own names only the
-/// flag).
-fn shed_lag(value: &str) -> Result<Duration, String> {
+/// `INVITE_DB_QUEUE_TIMEOUT`, parsed with an error that names the variable (clap's own names
+/// only the flag).
+fn db_queue_timeout(value: &str) -> Result<Duration, String> {
     humantime::parse_duration(value).map_err(|error| {
-        format!("INVITE_SHED_LAG must be a duration such as 30ms, or 0 to turn it off ({error})")
+        format!("INVITE_DB_QUEUE_TIMEOUT must be a duration such as 100ms ({error})")
     })
 }
 
@@ -449,8 +443,7 @@ impl Config {
             trusted_proxies,
             maintenance,
             admin_token: self.admin_token.clone(),
-            db_queue_timeout: self.db_queue_timeout.min(self.db_timeout),
-            shed_lag: self.shed_lag,
+            db_queue_timeout: self.db_queue_timeout.map(|longest| longest.min(self.db_timeout)),
             body_timeout: self.body_timeout,
             connections_per_address: self.max_connections_per_address.max(1),
             webhook_allow_private: switch(

@@ -163,8 +163,9 @@ impl ApiError {
     }
 }
 
-/// Seconds a client is asked to wait after 503 `OVERLOADED`: the queue it met drains in less
-/// than `INVITE_DB_QUEUE_TIMEOUT`.
+/// Seconds a client is asked to wait after 503 `OVERLOADED`: a queue is only refused once it
+/// is as long as a request's deadline (2 s by default), so a second is about when the work it
+/// met is half done; retrying sooner would only meet the same queue.
 pub const OVERLOADED_RETRY_AFTER_SECONDS: u64 = 1;
 
 /// The body of a 429: the usual two fields, and Discord's `retry_after` and `global`.

@@ -22,12 +22,13 @@ pub struct Metrics {
     audit_write_failures: IntCounter,
     rate_limited: IntCounterVec,
     shed: IntCounter,
+    shed_after: Histogram,
+    deadline_missed: IntCounter,
     maintenance: IntGauge,
     events_read: IntGauge,
     webhook_deliveries: IntCounterVec,
     write_batch_size: Histogram,
     worker_lag: Gauge,
-    in_flight_cap: IntGauge,
     gateway: GatewaySeries,
 }
 
@@ -91,23 +92,46 @@ fn gauge(name: &str, help: &str) -> IntGauge {
     IntGauge::new(name, help).expect("valid metric")
 }
 
-/// The load shedder's series: requests shed, the workers' lag, the cap on work in flight.
-fn shedding_series() -> (IntCounter, Gauge, IntGauge) {
-    let shed = IntCounter::new(
-        "db_overloaded_total",
-        "Requests refused at once (503 OVERLOADED): the database queue too long, or the cap reached",
-    )
-    .expect("valid metric");
-    let worker_lag = Gauge::new(
-        "worker_lag_seconds",
-        "How late the workers' event loops wake up (a moving average): the processor is short",
-    )
-    .expect("valid metric");
-    let in_flight_cap = gauge(
-        "db_in_flight_cap",
-        "The cap on database work in flight while the workers lag (-1: uncapped)",
-    );
-    (shed, worker_lag, in_flight_cap)
+/// The load shedder's series (see `db`).
+struct SheddingSeries {
+    /// Requests shed.
+    shed: IntCounter,
+    /// How long after its arrival each shed request was refused: a refusal is only worth its
+    /// name if it comes at once.
+    shed_after: Histogram,
+    /// Admitted requests whose deadline passed before their database work was done: what
+    /// shedding exists to prevent.
+    deadline_missed: IntCounter,
+    /// The workers' lag.
+    worker_lag: Gauge,
+}
+
+fn shedding_series() -> SheddingSeries {
+    SheddingSeries {
+        shed: IntCounter::new(
+            "db_overloaded_total",
+            "Requests refused at once (503 OVERLOADED): they could not have been served within their deadline",
+        )
+        .expect("valid metric"),
+        shed_after: Histogram::with_opts(
+            HistogramOpts::new(
+                "db_shed_seconds",
+                "From a shed request's arrival to its refusal (503 OVERLOADED)",
+            )
+            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+        )
+        .expect("valid metric"),
+        deadline_missed: IntCounter::new(
+            "db_deadline_missed_total",
+            "Admitted requests answered 503 because their deadline passed before the database was done",
+        )
+        .expect("valid metric"),
+        worker_lag: Gauge::new(
+            "worker_lag_seconds",
+            "How late the workers' event loops wake up (a moving average): the processor is short",
+        )
+        .expect("valid metric"),
+    }
 }
 
 /// Audit entries that failed, and requests refused by rate limits (every bucket a series from
@@ -177,7 +201,7 @@ impl Metrics {
         let pool_idle = gauge("db_pool_idle_connections", "Idle database connections");
         let pool_max = gauge("db_pool_max_connections", "Configured most database connections");
         let (audit_write_failures, rate_limited) = refusal_series();
-        let (shed, worker_lag, in_flight_cap) = shedding_series();
+        let SheddingSeries { shed, shed_after, deadline_missed, worker_lag } = shedding_series();
         let maintenance = gauge("maintenance", "1 while maintenance mode refuses writes, else 0");
         let events_read = gauge(
             "events_read_seq",
@@ -210,12 +234,13 @@ impl Metrics {
             Box::new(audit_write_failures.clone()),
             Box::new(rate_limited.clone()),
             Box::new(shed.clone()),
+            Box::new(shed_after.clone()),
+            Box::new(deadline_missed.clone()),
             Box::new(maintenance.clone()),
             Box::new(events_read.clone()),
             Box::new(webhook_deliveries.clone()),
             Box::new(write_batch_size.clone()),
             Box::new(worker_lag.clone()),
-            Box::new(in_flight_cap.clone()),
         ]
         .into_iter()
         .chain(gateway.collectors())
@@ -233,12 +258,13 @@ impl Metrics {
             audit_write_failures,
             rate_limited,
             shed,
+            shed_after,
+            deadline_missed,
             maintenance,
             events_read,
             webhook_deliveries,
             write_batch_size,
             worker_lag,
-            in_flight_cap,
             gateway,
         }
     }
@@ -291,9 +317,15 @@ impl Metrics {
         self.rate_limited.with_label_values(&[bucket]).inc();
     }
 
-    /// Counts a request shed as overload.
-    pub fn observe_shed(&self) {
+    /// Counts a request shed as overload, refused `after` its arrival.
+    pub fn observe_shed(&self, after: std::time::Duration) {
         self.shed.inc();
+        self.shed_after.observe(after.as_secs_f64());
+    }
+
+    /// Counts an admitted request whose deadline passed before its database work was done.
+    pub fn observe_deadline_missed(&self) {
+        self.deadline_missed.inc();
     }
 
     /// Whether maintenance mode is refusing writes.
@@ -325,9 +357,7 @@ impl Metrics {
         self.pool_connections.set(i64::from(pool.connections));
         self.pool_idle.set(i64::from(pool.idle));
         self.pool_max.set(i64::from(pool.max_size));
-        let (lag, cap) = db.load();
-        self.worker_lag.set(lag.as_secs_f64());
-        self.in_flight_cap.set(cap.map_or(-1, |cap| i64::try_from(cap).unwrap_or(i64::MAX)));
+        self.worker_lag.set(db.lag().as_secs_f64());
         let failures = invite_store::repo::audit_write_failures();
         self.audit_write_failures.inc_by(failures.saturating_sub(self.audit_write_failures.get()));
         let mut out = Vec::new();

@@ -136,7 +136,6 @@ pub fn prepare(
         timeout: config.db_timeout,
         queue_timeout: reliability.db_queue_timeout,
         threads: options.db_threads(),
-        lag_limit: reliability.shed_lag,
     };
     let listen_url = match pool.url() {
         invite_store::DatabaseUrl::Postgres(url) => Some(url.clone()),

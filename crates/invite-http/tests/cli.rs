@@ -229,7 +229,7 @@ fn malformed_settings_stop_start_up_naming_the_variable() {
         ("INVITE_ADMIN_TOKEN", "too-short", "must be at least 32 bytes, got \"9 bytes\""),
         ("INVITE_MAINTENANCE_UNTIL", "tomorrow", "must be an RFC 3339 time"),
         ("INVITE_MAINTENANCE", "sometimes", "must be on or off"),
-        ("INVITE_SHED_LAG", "a little", "INVITE_SHED_LAG"),
+        ("INVITE_DB_QUEUE_TIMEOUT", "a little", "INVITE_DB_QUEUE_TIMEOUT"),
         ("INVITE_LOGIN_URL", "javascript:alert(1)", "must be an http:// or https:// URL"),
         ("INVITE_SESSION_COOKIE", "my session", "must be a cookie name"),
         ("INVITE_APP_URL", "not a url", "must be a URL"),

@@ -124,6 +124,38 @@ const UNAVAILABLE_MESSAGES: [&str; 10] = [
     "database table is locked",
 ];
 
+/// Messages of failures after which the connection they happened on is gone for good: its
+/// server closed it (a restart, a failover, `pg_terminate_backend`), or the line to it broke.
+const CONNECTION_LOST_MESSAGES: [&str; 6] = [
+    "terminating connection",
+    "server closed the connection",
+    "no connection to the server",
+    "could not receive data from server",
+    "could not send data to server",
+    "the database system is",
+];
+
+/// Whether a statement's failure means its connection can never be used again, so the pool
+/// must drop it rather than hand it out. A statement timeout, a lock wait or a constraint leave
+/// the connection as good as before; a connection that only reaches a read-only server (a
+/// standby, or a primary demoted by a failover) is dropped too, so that the next one opened
+/// goes wherever the URL's `target_session_attrs` finds the writable server now.
+pub(crate) fn is_connection_lost(error: &DieselError) -> bool {
+    match error {
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection
+            | DatabaseErrorKind::UnableToSendCommand
+            | DatabaseErrorKind::ReadOnlyTransaction,
+            _,
+        )
+        | DieselError::BrokenTransactionManager => true,
+        DieselError::DatabaseError(_, info) => {
+            CONNECTION_LOST_MESSAGES.iter().any(|lost| info.message().contains(lost))
+        }
+        _ => false,
+    }
+}
+
 impl From<DieselError> for StoreError {
     fn from(error: DieselError) -> Self {
         match error {
@@ -145,8 +177,13 @@ impl From<DieselError> for StoreError {
             {
                 Self::Conflict(Constraint::MemberBanned)
             }
+            // A read-only server is a standby, or a primary a failover demoted: writes are
+            // refused until the connection finds the writable one, which is not the caller's
+            // doing, so it is answered like a database away.
             DieselError::DatabaseError(
-                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                DatabaseErrorKind::ClosedConnection
+                | DatabaseErrorKind::UnableToSendCommand
+                | DatabaseErrorKind::ReadOnlyTransaction,
                 ref info,
             ) => Self::Unavailable(info.message().to_owned()),
             DieselError::DatabaseError(_, ref info)

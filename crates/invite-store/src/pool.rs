@@ -6,10 +6,10 @@
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use diesel::connection::SimpleConnection;
+use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection};
 use diesel::r2d2::{self, ManageConnection, R2D2Connection};
 use diesel::{Connection, PgConnection, RunQueryDsl, SqliteConnection};
 
@@ -17,8 +17,9 @@ use crate::connection::{Backend, DbConnection};
 use crate::error::{StoreError, StoreResult};
 
 /// A connection idle for longer than this is pinged before it is handed out; one used more
-/// recently is trusted, so busy paths pay no extra round trip. A connection that failed is
-/// dropped on its way back to the pool instead (see [`PooledConnection::mark_broken`]).
+/// recently is trusted, so busy paths pay no extra round trip. A connection that lost its
+/// server is never handed out again (see [`LossWatch`]), and once one has, every other is
+/// pinged before its next use.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(5);
 
 /// How soon the SQLite checkpointer (see [`PoolConfig::checkpoint_thread`]) looks again after
@@ -148,14 +149,49 @@ impl PoolConfig {
 pub struct PooledConnection {
     conn: DbConnection,
     last_used: Instant,
-    broken: bool,
+    /// Set by the connection's own [`LossWatch`] when a statement found the server gone, or by
+    /// [`PooledConnection::mark_broken`].
+    lost: Arc<AtomicBool>,
+    /// The pool's [`Losses::epoch`] when this connection was last known to work.
+    known_good: u64,
 }
 
 impl PooledConnection {
     /// Drops the connection instead of returning it to the pool: call after a failure that
     /// suggests the connection itself is dead (the store's `Unavailable`).
     pub fn mark_broken(&mut self) {
-        self.broken = true;
+        self.lost.store(true, Ordering::Relaxed);
+    }
+}
+
+/// What the pool's connections tell each other about lost servers.
+#[derive(Debug, Default)]
+struct Losses {
+    /// Bumped whenever a connection of the pool finds its server gone. A server that closed one
+    /// connection (a restart, a failover, an operator terminating backends) has usually closed
+    /// them all, and an idle connection cannot know it until it sends something: every
+    /// connection last known good before the latest loss is pinged before it is handed out.
+    epoch: AtomicU64,
+}
+
+/// Watches every statement a pooled connection runs, whichever code path runs it and whatever
+/// that code does with the error: a statement that finds the connection gone marks it, so the
+/// pool drops it instead of handing it out again. Callers that swallow errors (a batch that
+/// settles each write's outcome by itself, a background loop that logs and retries) cannot
+/// return a dead connection to the pool this way.
+struct LossWatch {
+    lost: Arc<AtomicBool>,
+    losses: Arc<Losses>,
+}
+
+impl Instrumentation for LossWatch {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if let InstrumentationEvent::FinishQuery { error: Some(error), .. } = event
+            && crate::error::is_connection_lost(error)
+            && !self.lost.swap(true, Ordering::Relaxed)
+        {
+            self.losses.epoch.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -179,6 +215,7 @@ pub struct ConnectionManager {
     url: DatabaseUrl,
     statement_timeout: Duration,
     busy_timeout: Duration,
+    losses: Arc<Losses>,
 }
 
 impl ConnectionManager {
@@ -191,6 +228,7 @@ impl ConnectionManager {
             url: config.url.clone(),
             statement_timeout: config.statement_timeout,
             busy_timeout: config.checkout_timeout,
+            losses: Arc::default(),
         }
     }
 
@@ -272,22 +310,38 @@ impl ManageConnection for ConnectionManager {
     type Error = r2d2::Error;
 
     fn connect(&self) -> Result<PooledConnection, r2d2::Error> {
-        Ok(PooledConnection { conn: self.open()?, last_used: Instant::now(), broken: false })
+        // Read before connecting: a loss reported while this connection opens may predate it,
+        // and then costs one needless ping, never a dead connection handed out.
+        let known_good = self.losses.epoch.load(Ordering::Relaxed);
+        let mut conn = self.open()?;
+        let lost = Arc::new(AtomicBool::new(false));
+        conn.set_instrumentation(LossWatch {
+            lost: Arc::clone(&lost),
+            losses: Arc::clone(&self.losses),
+        });
+        Ok(PooledConnection { conn, last_used: Instant::now(), lost, known_good })
     }
 
     fn is_valid(&self, conn: &mut PooledConnection) -> Result<(), r2d2::Error> {
-        if conn.last_used.elapsed() < PING_AFTER_IDLE {
+        if conn.lost.load(Ordering::Relaxed) {
+            return Err(r2d2::Error::ConnectionError(diesel::ConnectionError::BadConnection(
+                "the connection lost its server".to_owned(),
+            )));
+        }
+        let epoch = self.losses.epoch.load(Ordering::Relaxed);
+        if conn.known_good == epoch && conn.last_used.elapsed() < PING_AFTER_IDLE {
             return Ok(());
         }
         conn.conn.ping().map_err(r2d2::Error::QueryError)?;
         conn.last_used = Instant::now();
+        conn.known_good = epoch;
         Ok(())
     }
 
     fn has_broken(&self, conn: &mut PooledConnection) -> bool {
         // Called as the connection comes back: the moment it was last used.
         conn.last_used = Instant::now();
-        conn.broken || std::thread::panicking() || conn.conn.is_broken()
+        conn.lost.load(Ordering::Relaxed) || std::thread::panicking() || conn.conn.is_broken()
     }
 }
 
@@ -489,6 +543,12 @@ impl DbPool {
             conn.mark_broken();
         }
         result
+    }
+
+    /// Whether the database answers now, by `deadline`: the cheapest statement on a connection
+    /// of the pool. For health checks.
+    pub fn ping_by(&self, deadline: Instant) -> StoreResult<()> {
+        self.run_by(deadline, |conn| Ok(conn.ping()?))
     }
 
     /// Open and idle connections.

@@ -32,7 +32,9 @@ pub(crate) async fn healthz() -> HttpResponse {
         headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
 ))]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let checked = state.db.run(|conn| Ok(migration_status(conn))).await;
+    // The database itself, not the circuit's last conclusion: a load balancer puts the instance
+    // back in rotation as soon as the database answers again.
+    let checked = state.db.check(|conn| Ok(migration_status(conn))).await;
     // Causes go to the log; the body names the failed check only.
     let (database, migrations) = match checked {
         Err(error) => {

@@ -1,7 +1,9 @@
 //! Fault tests on the real `invite-server` binary (contract section 6): the database cut away
-//! under load, SIGKILL under an accept load, SIGTERM under load; and the gateway's sessions
-//! when their instance stops (contract section 10).
+//! under load, its connections killed, reset or silenced under load, SIGKILL under an accept
+//! load, SIGTERM under load; and the gateway's sessions when their instance stops (contract
+//! section 10).
 
+mod connection_loss;
 mod database_cut;
 mod gateway;
 mod sigkill;

@@ -21,7 +21,7 @@ pub(crate) struct Service {
 }
 
 impl Service {
-    /// Starts the binary on `database_url` (port 0, two workers, rate limits off, no cap on work in flight for lag, JSON logs)
+    /// Starts the binary on `database_url` (port 0, two workers, rate limits off, JSON logs)
     /// with `settings` on top, and waits until it listens.
     pub(crate) fn start(database_url: &str, settings: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_invite-server"));
@@ -35,8 +35,6 @@ impl Service {
             .env("INVITE_BIND", "127.0.0.1:0")
             .env("INVITE_WORKERS", "2")
             .env("INVITE_RATE_LIMITS", "off")
-            // A debug build beside the load's own threads lags by more than the cap's limit.
-            .env("INVITE_SHED_LAG", "0")
             .env("INVITE_LOG_FORMAT", "json")
             .env("INVITE_LOG", "warn,invite_http::cli=info")
             .envs(settings.iter().copied())
@@ -169,15 +167,55 @@ pub(crate) fn assert_invariants(conn: &mut DbConnection) {
     }
 }
 
-/// A TCP proxy between the service and PostgreSQL that can cut the line: every connection
-/// through it is dropped at once, and new ones are closed as soon as they arrive, until it is
-/// restored.
+/// A TCP proxy between the service and PostgreSQL that can break the line three ways:
+/// - [`Proxy::cut`]: every connection through it is closed at once, and new ones are closed as
+///   soon as they arrive, until [`Proxy::restore`];
+/// - [`Proxy::reset`]: every connection through it is reset (RST) at once; new ones go through;
+/// - [`Proxy::blackhole`]: nothing passes either way, on open connections or new ones, and
+///   nothing is closed either (a network that drops packets), until [`Proxy::restore`].
 pub(crate) struct Proxy {
     /// Where it listens.
     pub(crate) port: u16,
     cut: Arc<AtomicBool>,
-    cuts: tokio::sync::watch::Sender<u64>,
+    breaks: tokio::sync::watch::Sender<Break>,
+    paused: tokio::sync::watch::Sender<bool>,
     _runtime: tokio::runtime::Runtime,
+}
+
+/// How the proxy last broke its open connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Break {
+    None,
+    /// Closed (FIN), the count telling one break from the next.
+    Close(u64),
+    /// Reset (RST).
+    Reset(u64),
+}
+
+/// Copies `from` to `to` until either closes, holding every byte while the line is paused.
+async fn pump(
+    from: &mut tokio::net::tcp::ReadHalf<'_>,
+    to: &mut tokio::net::tcp::WriteHalf<'_>,
+    mut paused: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buffer = vec![0_u8; 16 * 1024];
+    loop {
+        if paused.wait_for(|paused| !paused).await.is_err() {
+            return;
+        }
+        let Ok(read) = from.read(&mut buffer).await else { return };
+        if read == 0 {
+            return;
+        }
+        // Read just before the pause: held until it ends, as a dropped packet is re-sent.
+        if paused.wait_for(|paused| !paused).await.is_err() {
+            return;
+        }
+        if to.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
+    }
 }
 
 impl Proxy {
@@ -190,8 +228,10 @@ impl Proxy {
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let port = listener.local_addr().unwrap().port();
         let cut = Arc::new(AtomicBool::new(false));
-        let (cuts, _) = tokio::sync::watch::channel(0_u64);
-        let (upstream, is_cut, watch) = (upstream.to_owned(), cut.clone(), cuts.clone());
+        let (breaks, _) = tokio::sync::watch::channel(Break::None);
+        let (paused, _) = tokio::sync::watch::channel(false);
+        let (upstream, is_cut, breaks_tx, paused_tx) =
+            (upstream.to_owned(), cut.clone(), breaks.clone(), paused.clone());
         runtime.spawn(async move {
             loop {
                 let Ok((mut client, _)) = listener.accept().await else { return };
@@ -200,30 +240,64 @@ impl Proxy {
                     continue;
                 }
                 let upstream = upstream.clone();
-                let mut cut_happened = watch.subscribe();
+                let mut broken = breaks_tx.subscribe();
+                let paused = paused_tx.subscribe();
                 tokio::spawn(async move {
+                    // A connection opened into a blackhole waits, unanswered, like the others.
+                    if paused.clone().wait_for(|paused| !paused).await.is_err() {
+                        return;
+                    }
                     let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
                         return;
                     };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = cut_happened.changed() => {}
+                    broken.mark_unchanged();
+                    let how = {
+                        let (mut client_read, mut client_write) = client.split();
+                        let (mut server_read, mut server_write) = server.split();
+                        tokio::select! {
+                            () = pump(&mut client_read, &mut server_write, paused.clone()) => Break::None,
+                            () = pump(&mut server_read, &mut client_write, paused.clone()) => Break::None,
+                            _ = broken.changed() => *broken.borrow(),
+                        }
+                    };
+                    if let Break::Reset(_) = how {
+                        let _ = client.set_zero_linger();
+                        let _ = server.set_zero_linger();
                     }
-                    // Both sockets drop here: each side sees its peer close, mid-statement or not.
+                    // Both sockets drop here: each side sees its peer close (or reset),
+                    // mid-statement or not.
                 });
             }
         });
-        Self { port, cut, cuts, _runtime: runtime }
+        Self { port, cut, breaks, paused, _runtime: runtime }
     }
 
-    /// Drops every connection through the proxy and refuses new ones.
+    /// Closes every connection through the proxy and refuses new ones.
     pub(crate) fn cut(&self) {
         self.cut.store(true, Ordering::Release);
-        self.cuts.send_modify(|cuts| *cuts += 1);
+        self.breaks.send_modify(|last| *last = Break::Close(Self::count(*last) + 1));
     }
 
-    /// Lets connections through again.
+    /// Resets every connection through the proxy; new ones go through.
+    pub(crate) fn reset(&self) {
+        self.breaks.send_modify(|last| *last = Break::Reset(Self::count(*last) + 1));
+    }
+
+    /// Lets nothing through, and closes nothing, until restored.
+    pub(crate) fn blackhole(&self) {
+        self.paused.send_replace(true);
+    }
+
+    /// Lets connections through again (after a cut or a blackhole).
     pub(crate) fn restore(&self) {
         self.cut.store(false, Ordering::Release);
+        self.paused.send_replace(false);
+    }
+
+    fn count(last: Break) -> u64 {
+        match last {
+            Break::None => 0,
+            Break::Close(count) | Break::Reset(count) => count,
+        }
     }
 }

@@ -222,3 +222,48 @@ fn postgres_the_event_horizon_waits_for_this_databases_writers_only() {
     assert_eq!(seqs, vec![drawn, committed]);
     elsewhere.batch_execute("ROLLBACK").unwrap();
 }
+
+/// Every backend of the pool is terminated (an operator's `pg_terminate_backend`, a restart):
+/// the connection that finds out is never handed out again, even when the code that used it
+/// swallowed the error (as a batch settling each write's outcome does), and the idle ones are
+/// tested before their next use, so the next piece of work succeeds at once instead of
+/// meeting each dead connection in turn.
+#[test]
+fn postgres_connections_whose_server_is_gone_are_never_handed_out_again() {
+    #[derive(QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    let db = TestDatabase::postgres();
+    let pool = db.pool();
+    let backend = |conn: &mut invite_store::DbConnection| {
+        Ok(diesel::sql_query("SELECT pg_backend_pid() AS pid").get_result::<Pid>(conn)?.pid)
+    };
+    // Fill the pool: four connections checked out at once, then back to idle.
+    let held: Vec<_> = (0..4).map(|_| pool.get().unwrap()).collect();
+    drop(held);
+    let before: std::collections::HashSet<i32> =
+        (0..4).map(|_| pool.run(backend).unwrap()).collect();
+    let mut admin = PgConnection::establish(&invite_store::testing::admin_url()).unwrap();
+    let database = match db.url() {
+        invite_store::DatabaseUrl::Postgres(url) => url.rsplit('/').next().unwrap().to_owned(),
+        invite_store::DatabaseUrl::Sqlite(_) => unreachable!(),
+    };
+    admin
+        .batch_execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'"
+        ))
+        .unwrap();
+    // The first use meets a dead connection; its caller drops the error on the floor.
+    let swallowed: Result<(), StoreError> = pool.run(|conn| {
+        let _ = conn.batch_execute("SELECT 1");
+        Ok(())
+    });
+    assert!(swallowed.is_ok());
+    // Everything after works on the first try, on connections opened since.
+    for _ in 0..8 {
+        let pid = pool.run(backend).expect("a live connection");
+        assert!(!before.contains(&pid), "a terminated backend ({pid}) was handed out again");
+    }
+}
