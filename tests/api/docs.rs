@@ -106,3 +106,13 @@ fn swagger_ui_is_served_from_the_binary() {
     assert_eq!(script.status, 200);
     assert!(script.text.len() > 100_000);
 }
+
+/// A registration naming no event type is refused (`events: []`), and the schema says so.
+#[test]
+fn webhook_events_publish_their_minimum() {
+    let app = TestApp::spawn(invite_store::Backend::Sqlite);
+    let doc = document(&app);
+    let events = &doc["components"]["schemas"]["CreateWebhookRequest"]["properties"]["events"];
+    assert_eq!(events["minItems"], 1, "{events}");
+    assert_eq!(events["items"]["type"], "string", "{events}");
+}
