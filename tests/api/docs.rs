@@ -106,3 +106,72 @@ fn swagger_ui_is_served_from_the_binary() {
     assert_eq!(script.status, 200);
     assert!(script.text.len() > 100_000);
 }
+
+/// A registration naming no event type is refused (`events: []`), and the schema says so.
+#[test]
+fn webhook_events_publish_their_minimum() {
+    let app = TestApp::spawn(invite_store::Backend::Sqlite);
+    let doc = document(&app);
+    let events = &doc["components"]["schemas"]["CreateWebhookRequest"]["properties"]["events"];
+    assert_eq!(events["minItems"], 1, "{events}");
+    assert_eq!(events["items"]["type"], "string", "{events}");
+}
+
+/// `'sha256-...'` of `text`, as a Content-Security-Policy names an inline stylesheet.
+pub(crate) fn csp_hash(text: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    format!("'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(digest))
+}
+
+/// Swagger UI runs script: its pages say which (its own files, from this origin), and that no
+/// other site may frame them. What it writes inline (one stylesheet, the logo's colours) is
+/// allowed by its hash, not by `'unsafe-inline'`.
+#[test]
+fn swagger_ui_runs_under_a_content_security_policy() {
+    let app = TestApp::spawn(invite_store::Backend::Sqlite);
+    let redirect = app.raw_tcp(b"GET /docs HTTP/1.1\r\nHost: docs\r\nConnection: close\r\n\r\n");
+    assert_eq!(redirect.status, 307, "{}", redirect.text);
+    assert_eq!(redirect.header("location"), Some("/docs/"));
+    let policy = redirect.header("content-security-policy").expect("a policy").to_owned();
+    assert_eq!(redirect.header("x-frame-options"), Some("DENY"));
+
+    let index = app.raw(|c, base| c.get(format!("{base}/docs/")));
+    assert_eq!(index.status, 200, "{}", index.text);
+    assert_eq!(index.header("content-security-policy"), Some(policy.as_str()));
+    assert_eq!(index.header("x-frame-options"), Some("DENY"));
+    let directives: Vec<&str> = policy.split(';').map(str::trim).collect();
+    for expected in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ] {
+        assert!(directives.contains(&expected), "{expected} in {policy}");
+    }
+    assert!(!policy.contains("unsafe-inline") && !policy.contains("unsafe-eval"), "{policy}");
+    // Every script and stylesheet of the index is a file, which 'self' allows.
+    assert_eq!(index.text.matches("<script").count(), index.text.matches("<script src=").count());
+    assert!(index.text.matches("<script src=").count() >= 3, "{}", index.text);
+    assert!(!index.text.contains("<style") && !index.text.contains("style="), "{}", index.text);
+
+    // The one stylesheet the UI writes inline is allowed by its hash.
+    let preset = app.raw(|c, base| c.get(format!("{base}/docs/swagger-ui-standalone-preset.js")));
+    assert_eq!(preset.header("content-security-policy"), Some(policy.as_str()));
+    let marker = "createElement(\"style\",null,\"";
+    let inline: Vec<&str> = preset
+        .text
+        .match_indices(marker)
+        .map(|(at, _)| preset.text[at + marker.len()..].split('"').next().unwrap())
+        .collect();
+    assert_eq!(inline.len(), 1, "{inline:?}");
+    let style_src = directives.iter().find(|d| d.starts_with("style-src ")).unwrap();
+    assert_eq!(*style_src, format!("style-src 'self' {}", csp_hash(inline[0])));
+
+    // Swagger UI asks no validator elsewhere for a badge (an image the policy would refuse).
+    let initializer = app.raw(|c, base| c.get(format!("{base}/docs/swagger-initializer.js")));
+    assert_eq!(initializer.header("content-security-policy"), Some(policy.as_str()));
+    assert!(initializer.text.contains("\"validatorUrl\": \"none\""), "{}", initializer.text);
+}

@@ -30,6 +30,21 @@ both_backends! {
         assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
         assert!(page.text.contains("<h1 class=\"operational\">All systems operational</h1>"), "{}", page.text);
         assert!(!page.text.contains("<script"), "no script");
+        // As strict as the invite page: nothing runs, only its own stylesheet applies, and no
+        // other site may frame it.
+        let policy = page.header("content-security-policy").expect("a policy");
+        let style = page.text.split("<style>").nth(1).unwrap().split("</style>").next().unwrap();
+        assert_eq!(
+            policy,
+            format!(
+                "default-src 'none'; style-src {}; base-uri 'none'; form-action 'none'; \
+                 frame-ancestors 'none'",
+                crate::docs::csp_hash(style)
+            )
+        );
+        assert_eq!(page.text.matches("<style").count(), 1);
+        assert!(!page.text.contains("style="), "{}", page.text);
+        assert_eq!(page.header("x-frame-options"), Some("DENY"));
     }
 }
 

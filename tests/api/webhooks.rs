@@ -99,6 +99,11 @@ impl Receiver {
         Self { url, received, failing }
     }
 
+    /// The port it listens on (at 127.0.0.1).
+    fn port(&self) -> u16 {
+        self.url.rsplit(':').next().unwrap().trim_end_matches("/hooks").parse().unwrap()
+    }
+
     /// Waits until `count` deliveries arrived (at most 30 s); returns them.
     fn wait_for(&self, count: usize) -> Vec<Received> {
         let started = Instant::now();
@@ -344,7 +349,122 @@ fn a_receiver_that_hangs_holds_up_nobody_else(backend: Backend) {
     }
 }
 
+/// The webhook's delivery log, waiting (at most 20 s) until it holds `count` attempts; newest
+/// first.
+fn deliveries(
+    app: &TestApp,
+    server: &Value,
+    owner: &TestUser,
+    webhook: &Value,
+    count: usize,
+) -> Vec<Value> {
+    let path = format!(
+        "/servers/{}/webhooks/{}/deliveries",
+        server_id(server),
+        webhook["id"].as_str().unwrap()
+    );
+    let started = Instant::now();
+    loop {
+        let log = app.get(&path, owner);
+        let deliveries = log.body["deliveries"].as_array().cloned().unwrap_or_default();
+        if deliveries.len() >= count {
+            return deliveries;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{}", log.text);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn at(value: &Value) -> chrono::DateTime<chrono::Utc> {
+    value.as_str().unwrap().parse().unwrap()
+}
+
+/// The wait before a retry runs from the end of the failed attempt: a receiver that hangs
+/// until the timeout is not posted again the moment it lets go.
+fn a_retry_waits_from_the_end_of_the_attempt(backend: Backend) {
+    let app = app(backend);
+    let owner = app.user();
+    let server = app.create_server(&owner);
+    let receiver = Receiver::start(vec![Answer::Hang]);
+    let webhook = register(&app, &server, &owner, json!({"url": receiver.url}));
+    app.create_invite(&server, &owner, json!({}));
+    let first = &deliveries(&app, &server, &owner, &webhook, 1)[0];
+    let first_end = at(&first["created_at"])
+        + chrono::Duration::milliseconds(first["duration_ms"].as_i64().unwrap());
+    assert!(first["duration_ms"].as_i64().unwrap() >= 9_000, "{first}");
+    let listed = app.get(&format!("/servers/{}/webhooks", server_id(&server)), &owner);
+    let scheduled = &listed.body[0];
+    assert_eq!(scheduled["failed_attempts"], 1, "{}", listed.text);
+    // The first wait is at least a second, jittered.
+    let wait = at(&scheduled["next_attempt_at"]) - first_end;
+    assert!(
+        wait >= chrono::Duration::seconds(1),
+        "{wait:?} after the attempt ended: {}",
+        listed.text
+    );
+    let log = deliveries(&app, &server, &owner, &webhook, 2);
+    assert_eq!(log[0]["status"], 200, "{log:?}");
+    let gap = at(&log[0]["created_at"]) - first_end;
+    assert!(gap >= wait, "attempt 2 started {gap:?} after attempt 1 ended: {log:?}");
+    let received = receiver.wait_for(2);
+    assert!(received[1].at - received[0].at >= Duration::from_secs(11), "{received:?}");
+}
+
+/// A webhook registered while private targets were allowed, at an address written in any of
+/// the ways the HTTP client reads as 127.0.0.1, gets nothing once they are not: each attempt is
+/// refused before it connects, and logged so.
+fn a_private_target_stored_earlier_is_refused_at_delivery(backend: Backend) {
+    let app = app(backend);
+    let owner = app.user();
+    let server = app.create_server(&owner);
+    let receiver = Receiver::start(Vec::new());
+    let port = receiver.port();
+    let urls = [
+        format!("http://2130706433:{port}/hooks"),
+        format!("http://0x7f.1:{port}/hooks"),
+        format!("http://127\u{3002}0\u{3002}0\u{3002}1:{port}/hooks"),
+        format!("http://[::ffff:127.0.0.1]:{port}/hooks"),
+        format!("http://127.0.0.1:{port}/hooks"),
+        format!("http://localhost:{port}/hooks"),
+    ];
+    let webhooks: Vec<Value> = urls
+        .iter()
+        .map(|url| {
+            register(&app, &server, &owner, json!({"url": url, "events": ["INVITE_CREATE"]}))
+        })
+        .collect();
+    // While allowed, every spelling reaches the receiver: they do point at it.
+    app.create_invite(&server, &owner, json!({}));
+    receiver.wait_for(urls.len());
+    for webhook in &webhooks {
+        assert_eq!(deliveries(&app, &server, &owner, webhook, 1)[0]["status"], 200, "{webhook}");
+    }
+
+    let app = app.restart(&[]);
+    app.create_invite(&server, &owner, json!({}));
+    for (webhook, url) in webhooks.iter().zip(&urls) {
+        let log = deliveries(&app, &server, &owner, webhook, 2);
+        let refused = &log[0];
+        assert_eq!(refused["status"], Value::Null, "{url}: {log:?}");
+        let error = refused["error"].as_str().unwrap();
+        let expected = if url.contains("localhost") {
+            "localhost resolves to no public address"
+        } else {
+            "127.0.0.1 is not a public address"
+        };
+        assert!(error.contains(expected), "{url}: {error}");
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        receiver.received.lock().unwrap().len(),
+        urls.len(),
+        "the receiver got nothing more"
+    );
+}
+
 on_both_backends!(
+    a_retry_waits_from_the_end_of_the_attempt,
+    a_private_target_stored_earlier_is_refused_at_delivery,
     deliveries_are_signed_ordered_and_filtered,
     a_failed_delivery_is_retried_and_logged,
     a_delivery_survives_a_restart_mid_retry,
@@ -382,6 +502,28 @@ mod registration {
             "http://[::1]/x",
             "http://169.254.169.254/latest",
             "http://10.0.0.1/",
+            // Other spellings of 127.0.0.1 the HTTP client reads as that address.
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://0x7f000001/",
+            "http://0177.0.0.1/",
+            "http://127.1/",
+            "http://127\u{3002}0\u{3002}0\u{3002}1/",
+            "http://127\u{ff0e}0\u{ff0e}0\u{ff0e}1/",
+            "http://0xa9.0xfe.0xa9.0xfe/latest",
+            // IPv6 carrying an IPv4 address, or translating to one.
+            "http://[::ffff:127.0.0.1]/",
+            "http://[::ffff:a9fe:a9fe]/",
+            "http://[::127.0.0.1]/",
+            "http://[64:ff9b::7f00:1]/",
+            "http://[2002:7f00:1::1]/",
+            // Site-local, documentation, benchmarking, reserved, this network.
+            "http://[fec0::1]/",
+            "http://192.0.2.1/",
+            "http://198.18.0.1/",
+            "http://198.19.255.254/",
+            "http://240.0.0.1/",
+            "http://0/",
         ] {
             refused(
                 json!({"url": private}),

@@ -2,9 +2,10 @@
 //! secret), or tokens signed with a configured public key (`RS256`, `ES256` or `EdDSA`).
 //!
 //! Claims: `sub` (the user's UUID, required), `exp` (required), `iat`, `username` (optional),
-//! `token_type` (optional; when present it must be `access`, so refresh tokens are refused).
-//! `alg: none` never verifies, and a token signed with another algorithm than the configured one
-//! is refused.
+//! `token_type` (optional; when present it must be `access`, so refresh tokens are refused),
+//! `nbf` (optional; a token is refused before it). `sub` is taken in its canonical form only.
+//! `alg: none` never verifies, a token signed with another algorithm than the configured one is
+//! refused, and so is one whose header lists `crit` parameters (none is understood here).
 
 use std::future::{Ready, ready};
 
@@ -14,7 +15,9 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use invite_core::ErrorCode;
 use invite_store::repo::Actor;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use jsonwebtoken::{
+    Algorithm, DecodingKey, EncodingKey, Header, TokenData, Validation, decode, encode,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -27,7 +30,8 @@ pub const MIN_SECRET_LEN: usize = 32;
 /// The claims this service reads and writes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
-    /// The user's id.
+    /// The user's id, in its one canonical form (lower-case, hyphenated: 8-4-4-4-12).
+    #[serde(deserialize_with = "canonical_uuid")]
     pub sub: Uuid,
     /// Expiry, seconds since the epoch.
     pub exp: i64,
@@ -40,6 +44,21 @@ pub struct Claims {
     /// Together marks its tokens `access` or `refresh`; only access tokens authenticate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_type: Option<String>,
+}
+
+/// Why a `sub` was refused; found again in the decoding error to say so.
+const NOT_CANONICAL: &str = "sub must be a UUID in lower-case hyphenated form";
+
+/// A UUID written as this service writes it, and no other way. `Uuid`'s own parser also takes
+/// upper case, braces, `urn:uuid:` and no hyphens; one user must have one spelling, or a
+/// comparison of `sub` strings elsewhere (a log, a cache key, the platform that issued the
+/// token) would see several users where there is one.
+fn canonical_uuid<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Uuid, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    Uuid::try_parse(&text)
+        .ok()
+        .filter(|uuid| *uuid.hyphenated().encode_lower(&mut Uuid::encode_buffer()) == *text)
+        .ok_or_else(|| serde::de::Error::custom(NOT_CANONICAL))
 }
 
 /// Why the authenticator could not be built.
@@ -106,10 +125,14 @@ impl Authenticator {
     /// Checks a token and returns who it names and when it expires (seconds since the epoch):
     /// a gateway session ends then.
     pub fn verify_until(&self, token: &str) -> Result<(Actor, i64), ApiError> {
-        let claims = decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|error| {
+        let TokenData { header, claims } =
+            decode::<Claims>(token, &self.decoding, &self.validation).map_err(|error| {
                 let message = match error.kind() {
                     ErrorKind::ExpiredSignature => "The token has expired",
+                    ErrorKind::ImmatureSignature => "The token is not valid yet (nbf)",
+                    ErrorKind::Json(cause) if cause.to_string().contains(NOT_CANONICAL) => {
+                        "The token's sub must be a user id: a UUID, lower-case and hyphenated"
+                    }
                     ErrorKind::InvalidAlgorithm => {
                         "The token is signed with an algorithm this service does not accept"
                     }
@@ -123,8 +146,15 @@ impl Authenticator {
                     _ => "The token is invalid",
                 };
                 ApiError::with_message(ErrorCode::Unauthorized, message)
-            })?
-            .claims;
+            })?;
+        // RFC 7515 section 4.1.11: a recipient that does not understand a parameter listed as
+        // critical must refuse the token, and this service understands none.
+        if header.crit.is_some() {
+            return Err(ApiError::with_message(
+                ErrorCode::Unauthorized,
+                "The token marks header parameters critical that this service does not understand",
+            ));
+        }
         if claims.token_type.as_deref().is_some_and(|kind| kind != "access") {
             return Err(ApiError::with_message(
                 ErrorCode::Unauthorized,
@@ -169,8 +199,10 @@ impl Authenticator {
 fn validation(algorithm: Algorithm) -> Validation {
     let mut validation = Validation::new(algorithm);
     validation.set_required_spec_claims(&["exp", "sub"]);
-    // Expired means expired: the contract has no grace period.
+    // Expired means expired, and not yet valid means not yet: the contract has no grace
+    // period, either side.
     validation.leeway = 0;
+    validation.validate_nbf = true;
     validation.validate_aud = false;
     validation
 }
@@ -389,10 +421,86 @@ xbh4GI+zWbbDPf/l6Uu7G9CyL09pjJSNYa+L8tbI6Yl5i8wPFNx0+BAbfg==
         let not_uuid =
             encode(&Header::default(), &serde_json::json!({"sub": "42", "exp": future()}), &key)
                 .unwrap();
-        assert_eq!(message(auth.verify(&not_uuid)), "The token is invalid");
+        assert_eq!(
+            message(auth.verify(&not_uuid)),
+            "The token's sub must be a user id: a UUID, lower-case and hyphenated"
+        );
         let no_exp =
             encode(&Header::default(), &serde_json::json!({"sub": Uuid::from_u128(1)}), &key)
                 .unwrap();
         assert_eq!(message(auth.verify(&no_exp)), "The token lacks a required claim (sub, exp)");
+    }
+
+    #[test]
+    fn sub_is_accepted_in_its_canonical_form_only() {
+        let auth = Authenticator::from_secret(SECRET).unwrap();
+        let key = EncodingKey::from_secret(SECRET);
+        let with_sub = |sub: &str| {
+            encode(&Header::default(), &serde_json::json!({"sub": sub, "exp": future()}), &key)
+                .unwrap()
+        };
+        let canonical = "0191e7f3-5b1c-7d2e-9a4b-3c5d6e7f8a9b";
+        assert_eq!(
+            auth.verify(&with_sub(canonical)).unwrap().user_id,
+            Uuid::parse_str(canonical).unwrap()
+        );
+        for other in [
+            "0191E7F3-5B1C-7D2E-9A4B-3C5D6E7F8A9B",
+            "0191e7f3-5b1c-7d2e-9a4b-3C5D6E7F8A9B",
+            "{0191e7f3-5b1c-7d2e-9a4b-3c5d6e7f8a9b}",
+            "urn:uuid:0191e7f3-5b1c-7d2e-9a4b-3c5d6e7f8a9b",
+            "0191e7f35b1c7d2e9a4b3c5d6e7f8a9b",
+            " 0191e7f3-5b1c-7d2e-9a4b-3c5d6e7f8a9b",
+            "",
+        ] {
+            assert_eq!(
+                message(auth.verify(&with_sub(other))),
+                "The token's sub must be a user id: a UUID, lower-case and hyphenated",
+                "{other:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_token_not_valid_yet_is_refused() {
+        let auth = Authenticator::from_secret(SECRET).unwrap();
+        let key = EncodingKey::from_secret(SECRET);
+        let now = chrono::Utc::now().timestamp();
+        let with_nbf = |nbf: serde_json::Value| {
+            let claims =
+                serde_json::json!({"sub": Uuid::from_u128(7), "exp": now + 600, "nbf": nbf});
+            encode(&Header::default(), &claims, &key).unwrap()
+        };
+        // No leeway, as for `exp`.
+        for early in [now + 2, now + 3600] {
+            assert_eq!(
+                message(auth.verify(&with_nbf(early.into()))),
+                "The token is not valid yet (nbf)"
+            );
+        }
+        for valid in [now - 3600, now - 1] {
+            assert!(auth.verify(&with_nbf(valid.into())).is_ok(), "{valid}");
+        }
+        assert_eq!(message(auth.verify(&with_nbf("soon".into()))), "The token is invalid");
+    }
+
+    #[test]
+    fn critical_header_parameters_are_refused() {
+        let auth = Authenticator::from_secret(SECRET).unwrap();
+        let key = EncodingKey::from_secret(SECRET);
+        for crit in [vec!["exp".to_owned()], vec!["b64".to_owned()], Vec::new()] {
+            let header = Header { crit: Some(crit.clone()), ..Header::default() };
+            let token = encode(&header, &claims(future()), &key).unwrap();
+            assert_eq!(
+                message(auth.verify(&token)),
+                "The token marks header parameters critical that this service does not understand",
+                "{crit:?}"
+            );
+        }
+        // A forged one is refused for its signature first.
+        let other = EncodingKey::from_secret(b"another-secret-another-secret-xx");
+        let header = Header { crit: Some(vec!["exp".into()]), ..Header::default() };
+        let forged = encode(&header, &claims(future()), &other).unwrap();
+        assert_eq!(message(auth.verify(&forged)), "The token's signature is invalid");
     }
 }

@@ -18,6 +18,7 @@ pub mod client_addr;
 pub mod config;
 pub mod connections;
 pub mod db;
+pub mod docs;
 pub mod dto;
 pub mod error;
 pub mod events;

@@ -22,7 +22,6 @@ use actix_web::http::{ConnectionType, Method};
 use actix_web::middleware::{ErrorHandlers, Next, from_fn};
 use actix_web::{App, HttpResponse, web};
 use tokio::net::TcpStream;
-use utoipa_swagger_ui::SwaggerUi;
 
 use anyhow::Context as _;
 use invite_core::clock::{Clock as _, SystemClock};
@@ -248,11 +247,7 @@ pub fn run(
                         .default_service(web::to(|| extract::method_not_allowed(&["GET"]))),
                 )
                 // Swagger UI's files are compiled into the binary (`vendored`): no internet.
-                .service(
-                    SwaggerUi::new("/docs/{_:.*}")
-                        .config(utoipa_swagger_ui::Config::from("/openapi.json")),
-                )
-                .service(web::redirect("/docs", "/docs/"))
+                .configure(crate::docs::configure)
                 // Last: `/{code}` takes any one segment no route above took.
                 .configure(crate::page::configure)
                 .default_service(web::to(extract::not_found))

@@ -8,13 +8,16 @@
 //!   keyed with the webhook's secret: the timestamp in the signed content stops replays of old
 //!   deliveries (`examples/webhook_receiver.rs` checks both).
 //! - **Retried.** A failure (no answer within [`TIMEOUT`], or a status other than 2xx) is tried
-//!   again after an exponential, jittered wait (from 1 s, at most an hour apart, `backon`), for
-//!   24 hours; then the webhook is disabled, saying why. The state is in the database, so a
-//!   retry survives a restart.
-//! - **Kept inside the public internet.** The target's name is resolved at every connection, and
-//!   private, loopback and link-local addresses are refused there (not only at registration: a
-//!   name can be pointed elsewhere after, DNS rebinding), unless `INVITE_WEBHOOK_ALLOW_PRIVATE`.
-//!   Redirects are not followed.
+//!   again after an exponential, jittered wait counted from the end of the failed attempt (from
+//!   1 s, at most an hour apart, `backon`), for 24 hours; then the webhook is disabled, saying
+//!   why. The state is in the database, so a retry survives a restart.
+//! - **Kept inside the public internet.** The URL is read as the HTTP client reads it
+//!   ([`WebhookUrl`]), so an address written another way (`http://2130706433/`) is the address
+//!   it is. A name is resolved at every connection and the addresses that are not public
+//!   ([`is_public`]) are dropped there (not only at registration: a name can be pointed
+//!   elsewhere after, DNS rebinding); an address is checked before every attempt. All of it
+//!   unless `INVITE_WEBHOOK_ALLOW_PRIVATE`, as the process was started. Redirects are not
+//!   followed.
 //! - **Never in anyone's way.** Each webhook is delivered on a task of its own: one receiver
 //!   that hangs delays its own events, no other webhook's and no request.
 
@@ -27,7 +30,7 @@ use std::time::{Duration, Instant};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::{DateTime, TimeDelta, Utc};
 use hmac::{Hmac, Mac};
-use invite_core::webhook::is_public;
+use invite_core::webhook::{TargetHost, WebhookUrl, is_public};
 use invite_store::repo::{
     AttemptOutcome, Delivery, Event, EventRepository, Webhook, WebhookRepository,
 };
@@ -130,13 +133,12 @@ impl reqwest::dns::Resolve for PublicOnly {
 
 /// Resolves a webhook's host as a delivery would: `Err` with the reason when it points nowhere
 /// a delivery may go.
-pub async fn check_target(host: &str, port: u16, allow_private: bool) -> Result<(), String> {
-    let literal = host.parse::<std::net::IpAddr>().ok();
-    let addrs: Vec<SocketAddr> = match literal {
-        Some(ip) => vec![SocketAddr::new(ip, port)],
-        None => tokio::net::lookup_host((host, port))
+pub async fn check_target(endpoint: &WebhookUrl, allow_private: bool) -> Result<(), String> {
+    let addrs: Vec<SocketAddr> = match endpoint.host() {
+        TargetHost::Address(ip) => vec![SocketAddr::new(*ip, endpoint.port())],
+        TargetHost::Name(name) => tokio::net::lookup_host((name.as_str(), endpoint.port()))
             .await
-            .map_err(|_| format!("url's host {host} does not resolve"))?
+            .map_err(|_| format!("url's host {name} does not resolve"))?
             .collect(),
     };
     if allow_private || addrs.iter().any(|addr| is_public(addr.ip())) {
@@ -253,12 +255,15 @@ async fn deliver(state: &AppState, mut webhook: Webhook) {
             }
             let (delivery, delivered) = post(state, &webhook, &event, now).await;
             state.metrics.observe_webhook_delivery(delivered);
+            // The wait runs from the end of the attempt: from its start, a receiver that hangs
+            // until the timeout would be retried as soon as it lets go, every TIMEOUT.
+            let ended = state.clock.now();
             let outcome = if delivered {
                 AttemptOutcome::Delivered { cursor: event.seq }
             } else {
                 let attempts = webhook.attempts.saturating_add(1);
                 let failing_since = webhook.failing_since.unwrap_or(now);
-                if now - failing_since >= GIVE_UP_AFTER {
+                if ended - failing_since >= GIVE_UP_AFTER {
                     AttemptOutcome::Disable {
                         reason: format!(
                             "deliveries failed for 24 hours; the last: {}",
@@ -270,7 +275,7 @@ async fn deliver(state: &AppState, mut webhook: Webhook) {
                     AttemptOutcome::Retry {
                         attempts,
                         failing_since,
-                        next_attempt_at: now + TimeDelta::from_std(wait).unwrap_or(LEASE),
+                        next_attempt_at: ended + TimeDelta::from_std(wait).unwrap_or(LEASE),
                     }
                 }
             };
@@ -281,7 +286,7 @@ async fn deliver(state: &AppState, mut webhook: Webhook) {
                 state
                     .db
                     .run(move |conn| {
-                        conn.record_attempt(owner, Some(&delivery), id, &outcome_to_write, now)
+                        conn.record_attempt(owner, Some(&delivery), id, &outcome_to_write, ended)
                     })
                     .await
             };
@@ -367,20 +372,24 @@ async fn send(
     timestamp: i64,
     body: Vec<u8>,
 ) -> Result<u16, String> {
-    // An address literal is not resolved, so the resolver cannot stand guard: check it here.
-    let request =
-        invite_core::webhook::CreateWebhookRequest { url: webhook.url.clone(), events: None };
-    if let Ok(target) = request.validate()
-        && let Ok(ip) = target.host.parse::<std::net::IpAddr>()
+    // The URL is read again as the client will read it, under today's rules: a webhook
+    // registered while private targets were allowed, or under laxer rules, gets no further.
+    let endpoint = WebhookUrl::parse(&webhook.url)
+        .map_err(|refused| format!("the url is refused: {}", refused.message))?;
+    // An address is connected to without resolving, so the resolver cannot stand guard: check
+    // it here.
+    if let TargetHost::Address(ip) = endpoint.host()
         && !state.deliverer.allow_private
-        && !is_public(ip)
+        && !is_public(*ip)
     {
-        return Err(format!("{ip} is not a public address"));
+        return Err(format!(
+            "{ip} is not a public address (private, loopback and link-local ones are refused)"
+        ));
     }
     let response = state
         .deliverer
         .client
-        .post(&webhook.url)
+        .post(endpoint.url().clone())
         .header("content-type", "application/json")
         .header("invite-event-id", event.seq.to_string())
         .header("invite-event-type", event.kind.as_str())

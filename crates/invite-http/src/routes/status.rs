@@ -4,12 +4,15 @@
 //! the maintenance switch.
 
 use std::fmt::Write as _;
+use std::sync::LazyLock;
 use std::time::Instant;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use sha2::{Digest as _, Sha256};
 
 use crate::db::DbState;
 use crate::state::AppState;
@@ -169,7 +172,11 @@ pub(crate) async fn status(state: web::Data<AppState>, req: HttpRequest) -> Http
     response.insert_header((header::CACHE_CONTROL, "no-store"));
     response.insert_header((header::VARY, "Accept"));
     if wants_html(&req) {
-        response.content_type("text/html; charset=utf-8").body(html(&document))
+        response
+            .insert_header((header::CONTENT_SECURITY_POLICY, content_security_policy()))
+            .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+            .content_type("text/html; charset=utf-8")
+            .body(html(&document))
     } else {
         response.json(document)
     }
@@ -195,6 +202,28 @@ fn time(at: DateTime<Utc>) -> String {
     format!("<time datetime=\"{exact}\">{}</time>", at.format("%Y-%m-%d %H:%M UTC"))
 }
 
+/// The page's only stylesheet, inline: the Content-Security-Policy allows it by its hash.
+const STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;\
+padding:0 1rem}.operational{color:#176f2c}.degraded{color:#8a5a00}.maintenance{color:#1f4fa8}\
+.outage{color:#a01919}@media (prefers-color-scheme:dark){body{background:#111;color:#eee}\
+.operational{color:#6fd08c}.degraded{color:#f0c060}.maintenance{color:#8fb4ff}\
+.outage{color:#ff8080}}";
+
+/// The HTML page's policy, as strict as the invite page's: no script, the stylesheet by its
+/// hash, nothing else loaded, no form, never in a frame (where another site could dress it up
+/// as its own).
+fn content_security_policy() -> &'static str {
+    static POLICY: LazyLock<String> = LazyLock::new(|| {
+        let digest = Sha256::digest(STYLE.as_bytes());
+        format!(
+            "default-src 'none'; style-src 'sha256-{}'; base-uri 'none'; form-action 'none'; \
+             frame-ancestors 'none'",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        )
+    });
+    &POLICY
+}
+
 /// The same document for people: plain words, no script, refreshed every 30 seconds.
 fn html(document: &StatusDto) -> String {
     let mut page = String::with_capacity(2048);
@@ -203,11 +232,7 @@ fn html(document: &StatusDto) -> String {
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <meta http-equiv=\"refresh\" content=\"30\"><title>{words}: invite service status</title>\
-         <style>body{{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}}\
-         .operational{{color:#176f2c}}.degraded{{color:#8a5a00}}.maintenance{{color:#1f4fa8}}.outage{{color:#a01919}}\
-         @media (prefers-color-scheme:dark){{body{{background:#111;color:#eee}}.operational{{color:#6fd08c}}\
-         .degraded{{color:#f0c060}}.maintenance{{color:#8fb4ff}}.outage{{color:#ff8080}}}}</style></head><body>\
-         <h1 class=\"{level}\">{words}</h1><p>Since {since}.</p>",
+         <style>{STYLE}</style></head><body><h1 class=\"{level}\">{words}</h1><p>Since {since}.</p>",
         words = document.status.words(),
         level = level_name(document.status),
         since = time(document.since),

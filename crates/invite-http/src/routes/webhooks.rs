@@ -159,7 +159,7 @@ pub(crate) async fn create(
     let checker = ctx.clone();
     state.db.run(move |conn| invite_ops::webhooks::may_register(conn, &checker, server_id)).await?;
     let target = request.validate()?;
-    crate::webhooks::check_target(&target.host, target.port, state.webhook_allow_private)
+    crate::webhooks::check_target(&target.endpoint, state.webhook_allow_private)
         .await
         .map_err(Problem::validation)?;
     let secret = crate::webhooks::new_secret();
