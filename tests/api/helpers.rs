@@ -252,6 +252,11 @@ impl TestApp {
         TestUser { id, token: self.server.token(id, username) }
     }
 
+    /// The invite page's form token for `session` and `code`, as the page would make it now.
+    pub(crate) fn page_form_token(&self, session: &str, code: &str) -> String {
+        self.server.page_form_token(session, code)
+    }
+
     /// A token for `user` that expires after `ttl`.
     pub(crate) fn token_for(&self, user: Uuid, ttl: Duration) -> String {
         self.server.auth.mint_for(user, None, ttl).expect("test servers can mint")

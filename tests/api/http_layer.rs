@@ -55,6 +55,20 @@ fn oversized_heads_are_refused_in_json() {
     // Shorter, but still over 8 KiB: the same answer.
     let longer = format!("GET /invites/{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(9 * 1024));
     app.raw_tcp(longer.as_bytes()).assert_json_error(414, "URI_TOO_LONG");
+    // Whatever the route: one segment (which the invite page's short link would take), a query,
+    // the page's own path.
+    let filler = "a".repeat(9 * 1024);
+    for target in [
+        format!("/healthz?{filler}"),
+        format!("/{filler}"),
+        format!("/invite/{filler}"),
+        format!("/invites/abcd2345?with_counts=true&{filler}"),
+    ] {
+        let request = format!("GET {target} HTTP/1.1\r\nHost: x\r\nAccept: text/html\r\n\r\n");
+        let response = app.raw_tcp(request.as_bytes());
+        assert_eq!(response.status, 414, "{}: {}", &target[..20], response.text);
+        response.assert_json_error(414, "URI_TOO_LONG");
+    }
     // An ordinary request on the same service is still answered.
     app.raw_tcp(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .assert_status_is(200);

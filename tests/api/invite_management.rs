@@ -121,7 +121,7 @@ both_backends! {
         }
     }
 
-    fn deleting_by_code_is_for_the_creator_or_manage_server(app: &TestApp) {
+    fn deleting_by_code_is_for_the_creator_or_manage_server_and_a_secret_to_strangers(app: &TestApp) {
         let owner = app.user();
         let server = app.create_server(&owner);
         let creator = app.member(&server, &owner);
@@ -131,7 +131,23 @@ both_backends! {
         let code_path = |invite: &Value| format!("/invites/{}", invite["code"].as_str().unwrap());
 
         app.delete(&code_path(&owners), &creator).assert_error(403, "MISSING_PERMISSION", "You need the Manage Server permission to revoke this invite");
-        app.delete(&code_path(&owners), &app.user()).assert_code(403, "MISSING_PERMISSION");
+        // A stranger to the server hears exactly what a code that does not exist answers, and
+        // the invite stays.
+        let stranger = app.user();
+        let unknown = app.delete("/invites/Qq7Qq7Qq", &stranger);
+        unknown.assert_error(404, "INVITE_NOT_FOUND", "Invite not found");
+        let refused = app.delete(&code_path(&owners), &stranger);
+        refused.assert_error(404, "INVITE_NOT_FOUND", "Invite not found");
+        assert_eq!(refused.text, unknown.text, "byte for byte");
+        assert_eq!(refused.header("content-type"), unknown.header("content-type"));
+        app.request(reqwest::Method::GET, &code_path(&owners), None, None).assert_status(200);
+        // Its creator may still take it down after leaving the server.
+        let leaver = app.member(&server, &owner);
+        app.grant(&server, &owner, &leaver, bits::CREATE_INVITES);
+        let left_behind = app.create_invite(&server, &leaver, json!({}));
+        app.delete(&format!("/servers/{}/members/{}", server_id(&server), leaver.id), &leaver).assert_status(204);
+        app.delete(&code_path(&left_behind), &leaver).assert_status(204);
+        app.request(reqwest::Method::GET, &code_path(&left_behind), None, None).assert_code(404, "INVITE_REVOKED");
         let stale = app.raw(|c, base| c.delete(format!("{base}{}", code_path(&theirs))).bearer_auth(&creator.token).header("if-match", "\"7\""));
         stale.assert_code(412, "PRECONDITION_FAILED");
         app.delete(&code_path(&theirs), &creator).assert_status(204);

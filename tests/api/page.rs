@@ -10,6 +10,9 @@ use serde_json::json;
 use crate::helpers::{TestApp, TestResponse, TestUser, on_both_backends, server_id};
 
 const LOGIN: &str = "https://login.example/signin";
+/// The test servers' `INVITE_PUBLIC_URL`: the origin of the page people open.
+const PUBLIC: &str = "https://chat.example";
+const ADMIN: &str = "admin-token-admin-token-admin-token-0";
 const APP: &str = "https://chat.example/channels/{server_id}?via={code}";
 
 fn page_app(backend: Backend) -> TestApp {
@@ -42,12 +45,25 @@ fn submit(
     origin: &str,
     csrf: &str,
 ) -> TestResponse {
+    submit_with(app, code, user, &[("origin", origin)], csrf)
+}
+
+/// `POST /invite/{code}` with these headers (the origin among them).
+fn submit_with(
+    app: &TestApp,
+    code: &str,
+    user: Option<&TestUser>,
+    headers: &[(&str, &str)],
+    csrf: &str,
+) -> TestResponse {
     app.raw(|_, base| {
         let mut request = browser()
             .post(format!("{base}/invite/{code}"))
-            .header("origin", origin)
             .header("content-type", "application/x-www-form-urlencoded")
             .body(format!("csrf={}", csrf.replace(':', "%3A")));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(user) = user {
             request = request.header("cookie", format!("session={}", user.token));
         }
@@ -110,6 +126,21 @@ fn a_valid_invite_reads_without_script(backend: Backend) {
                 "name=\"twitter:card\" content=\"summary\"",
             ],
         );
+        // The titles hold the name without its bidirectional controls: U+202E cannot turn
+        // "Join <name>" around in a tab or in another app's card. The body isolates it.
+        let head = &page.text[..page.text.find("</head>").unwrap()];
+        assert!(!head.contains('\u{202e}'), "{head}");
+        let title = "Join &lt;script&gt;alert(1)&lt;/script&gt; evil";
+        for tag in [
+            format!("<title>{title}</title>"),
+            format!("property=\"og:title\" content=\"{title}\""),
+            format!("name=\"twitter:title\" content=\"{title}\""),
+        ] {
+            assert!(head.contains(&tag), "{tag} missing from {head}");
+        }
+        assert!(
+            page.text.contains("<bdi>&lt;script&gt;alert(1)&lt;/script&gt; \u{202e}evil</bdi>")
+        );
         // A stranger's page may be kept by shared caches as long as the preview cache keeps it.
         assert_eq!(page.header("cache-control"), Some("public, max-age=30"));
         assert!(!page.text.contains("<form"), "no form without a session");
@@ -141,11 +172,17 @@ fn every_failure_has_its_own_page(backend: Backend) {
     let server = app.create_server(&owner);
     let server_path = format!("/servers/{}", server_id(&server));
     // Not found, and codes that cannot be codes: the not-found page, never JSON or a 500.
-    let long = "a".repeat(10 * 1024);
+    let long = "a".repeat(4 * 1024);
     for path in ["/invite/zzzzzzzz", "/zzzzzzzz", "/invite/..%2F..%2Fetc", "/invite/ab%00cd"] {
         assert_page(&open(&app, path, None), 404, &["Invite not found", "case-sensitive"]);
     }
     assert_page(&open(&app, &format!("/invite/{long}"), None), 404, &["Invite not found"]);
+    // A whole target over 8 KiB is no link anyone was given: 414 in JSON, as on every route.
+    let longer = "a".repeat(9 * 1024);
+    for path in [format!("/invite/{longer}"), format!("/{longer}")] {
+        let refused = open(&app, &path, None);
+        refused.assert_code(414, "URI_TOO_LONG");
+    }
     // Revoked.
     let revoked = app.create_invite(&server, &owner, json!({}));
     app.delete(&format!("{server_path}/invites/{}", revoked["id"].as_str().unwrap()), &owner)
@@ -199,16 +236,16 @@ fn the_form_joins_and_refuses_forgeries(backend: Backend) {
         csrf_of(&open(&app, &format!("/invite/{}", code_of(&other_invite)), Some(&visitor)));
     for (origin, token) in [
         ("https://evil.example", csrf.as_str()),
-        (app.base.as_str(), ""),
-        (app.base.as_str(), theirs.as_str()),
-        (app.base.as_str(), other_code.as_str()),
+        (PUBLIC, ""),
+        (PUBLIC, theirs.as_str()),
+        (PUBLIC, other_code.as_str()),
     ] {
         let refused = submit(&app, code, Some(&visitor), origin, token);
         assert_page(&refused, 403, &["This request was refused", "Nothing was changed"]);
     }
     assert_eq!(app.uses(&invite), 0);
     // No session: off to sign in, coming back here.
-    let anonymous = submit(&app, code, None, &app.base, &csrf);
+    let anonymous = submit(&app, code, None, PUBLIC, &csrf);
     assert_eq!(anonymous.status, 303, "{}", anonymous.text);
     let location = anonymous.header("location").unwrap();
     assert!(
@@ -218,7 +255,7 @@ fn the_form_joins_and_refuses_forgeries(backend: Backend) {
         "{location}"
     );
     // The real post joins, through the same operation as the API.
-    let joined = submit(&app, code, Some(&visitor), &app.base, &csrf);
+    let joined = submit(&app, code, Some(&visitor), PUBLIC, &csrf);
     let open_link = format!("https://chat.example/channels/{}?via={code}", server_id(&server));
     assert_page(&joined, 200, &["You joined", &open_link.replace('&', "&amp;")]);
     assert_eq!(app.uses(&invite), 1);
@@ -230,7 +267,7 @@ fn the_form_joins_and_refuses_forgeries(backend: Backend) {
         200,
         &["You're already in"],
     );
-    assert_page(&submit(&app, code, Some(&visitor), &app.base, &csrf), 200, &["You're already in"]);
+    assert_page(&submit(&app, code, Some(&visitor), PUBLIC, &csrf), 200, &["You're already in"]);
     assert_eq!(app.uses(&invite), 1);
     // A ban is shown to the banned person alone.
     let banned = app.member(&server, &owner);
@@ -267,16 +304,114 @@ fn a_vanity_code_is_a_short_link_and_routes_stay_routes(backend: Backend) {
     assert_page(&open(&app, "/favicon.ico", None), 404, &["Invite not found"]);
 }
 
+fn the_origin_is_the_public_urls_unless_a_trusted_proxy_names_another(backend: Backend) {
+    let forged = [("origin", "http://forged.example"), ("x-forwarded-host", "forged.example")];
+    // Straight from the client: `Host` and `X-Forwarded-Host` are its own words.
+    let app = page_app(backend);
+    let owner = app.user();
+    let server = app.create_server(&owner);
+    let invite = app.create_invite(&server, &owner, json!({}));
+    let code = code_of(&invite);
+    let visitor = app.user();
+    let csrf = csrf_of(&open(&app, &format!("/invite/{code}"), Some(&visitor)));
+    for headers in [&forged[..], &[("origin", app.base.as_str())]] {
+        let refused = submit_with(&app, code, Some(&visitor), headers, &csrf);
+        assert_page(&refused, 403, &["This request was refused", "Nothing was changed"]);
+    }
+    assert_eq!(app.uses(&invite), 0, "nothing joined");
+    // Through a trusted proxy: the host it forwarded for is this service's.
+    let app = TestApp::spawn_args(backend, &["--trusted-proxies", "127.0.0.1/32"]);
+    let owner = app.user();
+    let server = app.create_server(&owner);
+    let invite = app.create_invite(&server, &owner, json!({}));
+    let code = code_of(&invite);
+    let csrf = csrf_of(&open(&app, &format!("/invite/{code}"), Some(&visitor)));
+    let elsewhere =
+        [("origin", "http://elsewhere.example"), ("x-forwarded-host", "forged.example")];
+    let refused = submit_with(&app, code, Some(&visitor), &elsewhere, &csrf);
+    assert_page(&refused, 403, &["This request was refused"]);
+    assert_eq!(app.uses(&invite), 0);
+    let joined = submit_with(&app, code, Some(&visitor), &forged, &csrf);
+    assert_page(&joined, 200, &["You joined"]);
+    assert_eq!(app.uses(&invite), 1);
+}
+
+fn during_maintenance_the_page_shows_the_invite_and_a_post_waits(backend: Backend) {
+    let app = TestApp::spawn_args(backend, &["--login-url", LOGIN, "--admin-token", ADMIN]);
+    let owner = app.user();
+    let server = app.create_server(&owner);
+    let invite = app.create_invite(&server, &owner, json!({}));
+    let code = code_of(&invite);
+    let visitor = app.user();
+    let csrf = csrf_of(&open(&app, &format!("/invite/{code}"), Some(&visitor)));
+    let maintenance = |method: Method, body: Option<serde_json::Value>| {
+        app.raw(|client, base| {
+            let request =
+                client.request(method, format!("{base}/admin/maintenance")).bearer_auth(ADMIN);
+            match body {
+                Some(body) => request.json(&body),
+                None => request,
+            }
+        })
+    };
+    let until = "2030-01-01T00:00:00Z";
+    let message = "Moving to a bigger database";
+    maintenance(Method::PUT, Some(json!({"message": message, "until": until}))).assert_status(200);
+    // Every link still shows its invite, with its card, and when joining is back.
+    for path in [format!("/invite/{code}"), format!("/{code}")] {
+        let page = open(&app, &path, None);
+        assert_page(
+            &page,
+            200,
+            &[
+                "<h1><bdi>Test server</bdi></h1>",
+                "property=\"og:title\" content=\"Join Test server\"",
+                "name=\"twitter:title\" content=\"Join Test server\"",
+                "property=\"og:description\" content=\"1 member\"",
+                "Down for maintenance",
+                message,
+                "You can accept this invite again <time datetime=\"2030-01-01T00:00:00+00:00\"",
+                "href=\"/status\"",
+            ],
+        );
+        assert!(!page.text.contains("<form"), "{}", page.text);
+        assert!(!page.text.contains("Sign in to accept"), "{}", page.text);
+        assert_eq!(page.header("refresh"), None);
+    }
+    let signed_in = open(&app, &format!("/invite/{code}"), Some(&visitor));
+    assert_page(&signed_in, 200, &["Down for maintenance", message]);
+    assert!(!signed_in.text.contains("<form"), "{}", signed_in.text);
+    assert_eq!(signed_in.header("cache-control"), Some("private, no-store"));
+    // A form rendered before the window is refused while it lasts, joining nobody; the page
+    // asks for a retry within a minute and reloads itself after 15 to 30 seconds.
+    let posted = submit(&app, code, Some(&visitor), PUBLIC, &csrf);
+    assert_page(
+        &posted,
+        503,
+        &["Down for maintenance", message, "tries again by itself", "Try again now"],
+    );
+    let retry_after: u64 = posted.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let refresh: u64 = posted.header("refresh").unwrap().parse().unwrap();
+    assert!((15..=30).contains(&refresh), "{refresh}");
+    assert_eq!(app.uses(&invite), 0);
+    // Once it is over, the same form joins.
+    maintenance(Method::DELETE, None).assert_status(204);
+    assert_page(&submit(&app, code, Some(&visitor), PUBLIC, &csrf), 200, &["You joined"]);
+    assert_eq!(app.uses(&invite), 1);
+}
+
 on_both_backends!(
     a_vanity_code_is_a_short_link_and_routes_stay_routes,
     a_valid_invite_reads_without_script,
     every_failure_has_its_own_page,
     the_form_joins_and_refuses_forgeries,
+    the_origin_is_the_public_urls_unless_a_trusted_proxy_names_another,
+    during_maintenance_the_page_shows_the_invite_and_a_post_waits,
 );
 
 #[test]
-fn rate_limits_and_maintenance_are_pages_that_retry() {
-    const ADMIN: &str = "admin-token-admin-token-admin-token-0";
+fn rate_limits_are_pages_that_retry() {
     let app = TestApp::spawn_args(
         Backend::Sqlite,
         &["--rate-limits", "on", "--rate-limit-preview", "2/60s", "--admin-token", ADMIN],
@@ -290,30 +425,6 @@ fn rate_limits_and_maintenance_are_pages_that_retry() {
     let limited = open(&app, &path, None);
     assert_page(&limited, 429, &["Too many requests", "try again"]);
     assert!(limited.header("retry-after").unwrap().parse::<u64>().unwrap() > 0);
-    // Maintenance: 503, Retry-After, a page that reloads itself and points at /status.
-    let app = TestApp::spawn_args(Backend::Sqlite, &["--admin-token", ADMIN]);
-    let owner = app.user();
-    let invite = app.create_invite(&app.create_server(&owner), &owner, json!({}));
-    app.raw(|client, base| {
-        client
-            .put(format!("{base}/admin/maintenance"))
-            .bearer_auth(ADMIN)
-            .json(&json!({"message": "Moving to a bigger database"}))
-    })
-    .assert_status(200);
-    let down = open(&app, &format!("/invite/{}", code_of(&invite)), None);
-    assert_page(
-        &down,
-        503,
-        &[
-            "Down for maintenance",
-            "Moving to a bigger database",
-            "Try again now",
-            "href=\"/status\"",
-        ],
-    );
-    assert!(down.header("retry-after").is_some());
-    assert_eq!(down.header("refresh"), down.header("retry-after"));
 }
 
 #[test]

@@ -1,10 +1,11 @@
 //! Rate limits (contract section 6): the four buckets, Discord's headers on every limited
-//! response, the 429 body, per-address keys that spoofed headers cannot move, and scanning.
+//! response, the 429 body, per-address keys that spoofed headers cannot move, and scanning on
+//! every route that looks a code up.
 
 use invite_store::Backend;
 use serde_json::json;
 
-use crate::helpers::{TestApp, TestResponse, on_both_backends, server_id};
+use crate::helpers::{TestApp, TestResponse, TestUser, on_both_backends, server_id};
 
 fn limited(backend: Backend, args: &[&str]) -> TestApp {
     let mut all = vec!["--rate-limits", "on"];
@@ -158,6 +159,118 @@ fn scanning_for_codes_is_stopped_known_codes_included(backend: Backend) {
     preview_as(&app, &code, Some("198.51.100.67")).assert_status(200);
 }
 
+/// One lookup of `code` through `route`, by `user`, from the client `address` behind the
+/// trusted proxy the test client is.
+fn look_up(app: &TestApp, route: &str, code: &str, user: &TestUser, address: &str) -> TestResponse {
+    app.raw(|client, base| {
+        let request = match route {
+            "preview" => client.get(format!("{base}/invites/{code}")),
+            "page" => client.get(format!("{base}/invite/{code}")),
+            "short link" => client.get(format!("{base}/{code}")),
+            "accept" => {
+                client.post(format!("{base}/invites/{code}/accept")).bearer_auth(&user.token)
+            }
+            "form" => client
+                .post(format!("{base}/invite/{code}"))
+                .header("origin", "https://chat.example")
+                .header("cookie", format!("session={}", user.token))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("csrf={}", app.page_form_token(&user.token, code))),
+            "revoke" => client.delete(format!("{base}/invites/{code}")).bearer_auth(&user.token),
+            other => unreachable!("{other}"),
+        };
+        request.header("x-forwarded-for", address)
+    })
+}
+
+fn every_lookup_of_an_unknown_code_charges_the_scanning_bucket(backend: Backend) {
+    let app = limited(
+        backend,
+        &["--rate-limit-unknown-code", "2/60s", "--trusted-proxies", "127.0.0.1/32"],
+    );
+    let owner = app.user();
+    let server = app.create_server(&owner);
+    let invite = app.create_invite(&server, &owner, json!({}));
+    let real = invite["code"].as_str().unwrap();
+    let routes = ["preview", "page", "short link", "accept", "form", "revoke"];
+    for (n, route) in (0..).zip(routes) {
+        // Each route from an address of its own, by a user of its own: a bucket of its own.
+        let (address, user) = (format!("198.51.100.{n}"), app.user());
+        // A stranger's revoke of a real code is a miss like any other.
+        let first = if route == "revoke" { real } else { "Zz9Zz9Zz" };
+        for (remaining, code) in [(1, first), (0, "Yy8Yy8Yy")] {
+            let miss = look_up(&app, route, code, &user, &address);
+            assert_eq!(miss.status, 404, "{route} {code}: {}", miss.text);
+            let (limit, left, name, _) = bucket(&miss);
+            assert_eq!((limit, left, name.as_str()), (2, remaining, "unknown-code"), "{route}");
+        }
+        let refused = look_up(&app, route, "Xx7Xx7Xx", &user, &address);
+        if route == "page" || route == "short link" || route == "form" {
+            // The page's own 429: HTML, with the same headers.
+            assert_eq!(refused.status, 429, "{route}: {}", refused.text);
+            assert!(refused.text.contains("Too many requests"), "{route}: {}", refused.text);
+            assert!(refused.header("retry-after").is_some(), "{route}");
+            assert_eq!(bucket(&refused).2, "unknown-code", "{route}");
+        } else {
+            assert_rate_limited(&refused, "unknown-code", 30.0);
+        }
+    }
+    // The revoke that was refused took nothing down.
+    app.request(reqwest::Method::GET, &format!("/invites/{real}"), None, None).assert_status(200);
+    assert_eq!(app.uses(&invite), 0);
+    // A member's revoke of a real code charges nothing, and works.
+    let revoked = look_up(&app, "revoke", real, &owner, "198.51.100.99");
+    revoked.assert_status(204);
+    assert_eq!(revoked.header("x-ratelimit-bucket"), None);
+}
+
+fn a_trusted_proxy_is_believed_in_its_own_header_only(backend: Backend) {
+    let proxied = |app: &TestApp, code: &str, x_forwarded_for: &str, forwarded: &str| {
+        app.raw(|client, base| {
+            client
+                .get(format!("{base}/invites/{code}"))
+                .header("x-forwarded-for", x_forwarded_for)
+                .header("forwarded", forwarded)
+        })
+    };
+    // The proxy writes X-Forwarded-For (the default) and passes the client's Forwarded on:
+    // a new Forwarded each time is no new bucket.
+    let app =
+        limited(backend, &["--rate-limit-preview", "2/60s", "--trusted-proxies", "127.0.0.1/32"]);
+    let owner = app.user();
+    let code = app.create_invite(&app.create_server(&owner), &owner, json!({}))["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for n in 0..2 {
+        proxied(&app, &code, "198.51.100.7", &format!("for=203.0.113.{n}")).assert_status(200);
+    }
+    assert_rate_limited(&proxied(&app, &code, "198.51.100.7", "for=203.0.113.9"), "preview", 30.0);
+    proxied(&app, &code, "198.51.100.8", "for=203.0.113.9").assert_status(200);
+    // Told to read Forwarded, the service ignores X-Forwarded-For instead.
+    let app = limited(
+        backend,
+        &[
+            "--rate-limit-preview",
+            "2/60s",
+            "--trusted-proxies",
+            "127.0.0.1/32",
+            "--client-address-header",
+            "forwarded",
+        ],
+    );
+    let owner = app.user();
+    let code = app.create_invite(&app.create_server(&owner), &owner, json!({}))["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for n in 0..2 {
+        proxied(&app, &code, &format!("203.0.113.{n}"), "for=198.51.100.7").assert_status(200);
+    }
+    assert_rate_limited(&proxied(&app, &code, "203.0.113.9", "for=198.51.100.7"), "preview", 30.0);
+    proxied(&app, &code, "203.0.113.9", "for=198.51.100.8").assert_status(200);
+}
+
 fn with_limits_off_nothing_is_limited(backend: Backend) {
     let app = TestApp::spawn_args(backend, &["--rate-limit-accept", "1/60s"]);
     let owner = app.user();
@@ -176,5 +289,7 @@ on_both_backends!(
     previews_are_limited_per_address_whatever_untrusted_headers_say,
     a_trusted_proxy_names_the_client,
     scanning_for_codes_is_stopped_known_codes_included,
+    every_lookup_of_an_unknown_code_charges_the_scanning_bucket,
+    a_trusted_proxy_is_believed_in_its_own_header_only,
     with_limits_off_nothing_is_limited,
 );

@@ -204,9 +204,21 @@ impl Look<'_> {
     /// Opens `url` and checks the state called `name`: its heading, its words, no horizontal
     /// scroll at 360 and 1280 px, no serious accessibility violation; keeps screenshots.
     async fn check(&self, name: &str, url: &str, heading: &str, words: &[&str]) {
+        self.inspect(name, Some(url), heading, words).await;
+    }
+
+    /// [`Self::check`] of the page the browser is on (one a form post led to, which cannot be
+    /// opened again by its address): at each width the same page is laid out anew.
+    async fn check_here(&self, name: &str, heading: &str, words: &[&str]) {
+        self.inspect(name, None, heading, words).await;
+    }
+
+    async fn inspect(&self, name: &str, url: Option<&str>, heading: &str, words: &[&str]) {
         for width in [360, 1280] {
             self.client.set_window_size(width, 800).await.unwrap();
-            self.client.goto(url).await.unwrap();
+            if let Some(url) = url {
+                self.client.goto(url).await.unwrap();
+            }
             let h1 = self.client.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
             assert!(h1.contains(heading), "{name}: heading {h1:?}, wanted {heading:?}");
             let text = self.client.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
@@ -409,26 +421,42 @@ async fn the_form(look: &Look<'_>, service: &Service, f: &Fixtures) {
     assert!(!members(service, f).await.contains(&victim_id.to_string()));
 }
 
-/// The service's own trouble: maintenance, a rate limit, the database away.
+/// The service's own trouble: maintenance (the invite shown without its form, and a form
+/// posted meanwhile), a rate limit, the database away.
 async fn trouble(look: &Look<'_>, service: &Service, f: &Fixtures) {
     let base = &service.server.base;
-    look.session(base, None).await;
-    service
+    let page = format!("{base}/invite/{}", f.valid);
+    // A form on screen when the window starts.
+    let (_, visitor) = service.user("heidi");
+    look.session(base, Some(&visitor)).await;
+    look.client.set_window_size(1280, 800).await.unwrap();
+    look.client.goto(&page).await.unwrap();
+    let until = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
+    let response = service
         .http
         .put(format!("{base}/admin/maintenance"))
         .bearer_auth(ADMIN)
-        .json(&json!({"message": "Moving to a bigger database"}))
+        .json(&json!({"message": "Moving to a bigger database", "until": until}))
         .send()
         .await
         .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let client = look.client;
+    client.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    heading_once(client, "Down for maintenance").await;
     let words = ["Moving to a bigger database", "tries again by itself", "service status"];
-    look.check(
-        "maintenance",
-        &format!("{base}/invite/{}", f.valid),
+    look.check_here("maintenance-post", "Down for maintenance", &words).await;
+    // The invite itself is still shown, with when joining is back instead of the form.
+    look.session(base, None).await;
+    let words = [
         "Down for maintenance",
-        &words,
-    )
-    .await;
+        "Moving to a bigger database",
+        "You can accept this invite again in 2 hours",
+        "service status",
+    ];
+    look.check("maintenance", &page, "Rust Lang Club", &words).await;
+    let forms = client.find_all(Locator::Css("form")).await.unwrap();
+    assert!(forms.is_empty(), "no form during maintenance");
 
     let limited = Service::start(&["--rate-limits", "on", "--rate-limit-preview", "1/60s"]);
     let (_, owner) = limited.user("alice");

@@ -188,21 +188,24 @@ pub enum Departure {
 
 /// Whether `actor` may revoke, by its code, an invite created by `created_by`, holding
 /// `standing` in its server (`None` when not a member): its creator always may (taking one's own
-/// link down is always allowed, even after leaving), anyone else needs `MANAGE_SERVER`.
+/// link down is always allowed, even after leaving), a member needs `MANAGE_SERVER`. Anyone
+/// else is told the invite is not found, exactly as for a code that does not exist: a
+/// different answer would tell a stranger which guessed codes are real.
 pub fn may_revoke_by_code(
     actor: Uuid,
     created_by: Option<Uuid>,
     standing: Option<&Standing>,
 ) -> Result<(), Problem> {
-    if created_by == Some(actor)
-        || standing.is_some_and(|standing| standing.has(Permissions::MANAGE_SERVER))
-    {
-        Ok(())
-    } else {
-        Err(Problem::with_message(
+    if created_by == Some(actor) {
+        return Ok(());
+    }
+    match standing {
+        None => Err(Problem::of(ErrorCode::InviteNotFound)),
+        Some(standing) if standing.has(Permissions::MANAGE_SERVER) => Ok(()),
+        Some(_) => Err(Problem::with_message(
             ErrorCode::MissingPermission,
             InviteAction::Revoke.others_message(),
-        ))
+        )),
     }
 }
 
@@ -343,7 +346,18 @@ mod tests {
                 .message,
             "You need the Manage Server permission to revoke this invite"
         );
-        assert!(may_revoke_by_code(me, None, None).is_err());
+        // A stranger hears what a code that does not exist would answer.
+        assert_eq!(
+            may_revoke_by_code(me, Some(them), None),
+            Err(Problem::of(ErrorCode::InviteNotFound))
+        );
+        assert_eq!(may_revoke_by_code(me, None, None), Err(Problem::of(ErrorCode::InviteNotFound)));
+        assert_eq!(
+            may_revoke_by_code(me, None, Some(&member(Permissions::CREATE_INVITES)))
+                .unwrap_err()
+                .code,
+            ErrorCode::MissingPermission
+        );
     }
 
     #[test]

@@ -28,7 +28,8 @@
 //! | `--rate-limit-create` | `INVITE_RATE_LIMIT_CREATE` | `20/60s` | invite creations per user and server |
 //! | `--rate-limit-preview` | `INVITE_RATE_LIMIT_PREVIEW` | `100/10s` | previews per client address |
 //! | `--rate-limit-unknown-code` | `INVITE_RATE_LIMIT_UNKNOWN_CODE` | `20/60s` | lookups of unknown codes per client address |
-//! | `--trusted-proxies` | `INVITE_TRUSTED_PROXIES` | none | CIDRs whose `X-Forwarded-For`/`Forwarded` is believed |
+//! | `--trusted-proxies` | `INVITE_TRUSTED_PROXIES` | none | CIDRs whose forwarding header is believed |
+//! | `--client-address-header` | `INVITE_CLIENT_ADDRESS_HEADER` | `x-forwarded-for` | the header trusted proxies write the client into: `x-forwarded-for` or `forwarded` (RFC 7239); the other is ignored |
 //! | `--maintenance` | `INVITE_MAINTENANCE` | unset | `on` or `off` at start (unset: as the database says) |
 //! | `--maintenance-message` | `INVITE_MAINTENANCE_MESSAGE` | none | what to tell people during maintenance |
 //! | `--maintenance-until` | `INVITE_MAINTENANCE_UNTIL` | none | RFC 3339 end of the window |
@@ -162,10 +163,19 @@ pub struct Config {
     /// Lookups of codes that do not exist, per client address.
     #[arg(long, env = "INVITE_RATE_LIMIT_UNKNOWN_CODE", default_value = "20/60s", global = true)]
     pub rate_limit_unknown_code: String,
-    /// Proxies (comma-separated CIDRs) whose `X-Forwarded-For` or `Forwarded` header names the
-    /// client; anyone else's is ignored.
+    /// Proxies (comma-separated CIDRs) whose forwarding header (see `--client-address-header`)
+    /// names the client; anyone else's is ignored.
     #[arg(long, env = "INVITE_TRUSTED_PROXIES", default_value = "", global = true)]
     pub trusted_proxies: String,
+    /// The header trusted proxies write the client's address into: `x-forwarded-for` or
+    /// `forwarded` (RFC 7239). The other header is ignored, whoever sent it.
+    #[arg(
+        long,
+        env = "INVITE_CLIENT_ADDRESS_HEADER",
+        default_value = "x-forwarded-for",
+        global = true
+    )]
+    pub client_address_header: String,
     /// Maintenance mode at start: `on` or `off`; unset keeps what the database holds.
     #[arg(long, env = "INVITE_MAINTENANCE", global = true)]
     pub maintenance: Option<String>,
@@ -240,6 +250,8 @@ pub struct Reliability {
     pub rates: Option<crate::rate_limit::Rates>,
     /// Proxies whose forwarding headers are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The header those proxies name the client in.
+    pub client_address_header: crate::client_addr::ClientAddressHeader,
     /// Maintenance to switch at start, if `INVITE_MAINTENANCE` is set.
     pub maintenance: Option<MaintenanceSetting>,
     /// The operator token, if any.
@@ -352,6 +364,40 @@ impl Config {
         Ok(pool)
     }
 
+    /// The trusted proxies and the header they name the client in, checked.
+    fn forwarding(
+        &self,
+    ) -> Result<(Vec<ipnet::IpNet>, crate::client_addr::ClientAddressHeader), ConfigError> {
+        let trusted_proxies = self
+            .trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|cidr| !cidr.is_empty())
+            .map(|cidr| {
+                // A bare address is a network of one.
+                cidr.parse::<ipnet::IpNet>()
+                    .or_else(|_| cidr.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        invalid(
+                            "INVITE_TRUSTED_PROXIES",
+                            "must be comma-separated CIDRs, such as 10.0.0.0/8,::1/128",
+                            cidr,
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let client_address_header =
+            crate::client_addr::ClientAddressHeader::parse(&self.client_address_header)
+                .ok_or_else(|| {
+                    invalid(
+                        "INVITE_CLIENT_ADDRESS_HEADER",
+                        "must be x-forwarded-for or forwarded",
+                        &self.client_address_header,
+                    )
+                })?;
+        Ok((trusted_proxies, client_address_header))
+    }
+
     /// Rate limits, proxies, maintenance and the admin token, each checked; the error names the
     /// variable at fault.
     pub fn reliability(&self) -> Result<Reliability, ConfigError> {
@@ -377,24 +423,7 @@ impl Config {
         } else {
             None
         };
-        let trusted_proxies = self
-            .trusted_proxies
-            .split(',')
-            .map(str::trim)
-            .filter(|cidr| !cidr.is_empty())
-            .map(|cidr| {
-                // A bare address is a network of one.
-                cidr.parse::<ipnet::IpNet>()
-                    .or_else(|_| cidr.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| {
-                        invalid(
-                            "INVITE_TRUSTED_PROXIES",
-                            "must be comma-separated CIDRs, such as 10.0.0.0/8,::1/128",
-                            cidr,
-                        )
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let (trusted_proxies, client_address_header) = self.forwarding()?;
         let until = self
             .maintenance_until
             .as_deref()
@@ -441,6 +470,7 @@ impl Config {
         Ok(Reliability {
             rates,
             trusted_proxies,
+            client_address_header,
             maintenance,
             admin_token: self.admin_token.clone(),
             db_queue_timeout: self.db_queue_timeout.map(|longest| longest.min(self.db_timeout)),
@@ -587,6 +617,22 @@ mod tests {
         assert_eq!(
             cli.config.authenticator().unwrap_err().to_string(),
             "INVITE_JWT_SECRET must be at least 32 bytes (got 5)"
+        );
+    }
+
+    #[test]
+    fn the_client_address_header_is_one_of_two() {
+        use crate::client_addr::ClientAddressHeader;
+        let header =
+            |args: &[&str]| parse(args).config.reliability().map(|r| r.client_address_header);
+        assert_eq!(header(&[]).unwrap(), ClientAddressHeader::XForwardedFor);
+        assert_eq!(
+            header(&["--client-address-header", "forwarded"]).unwrap(),
+            ClientAddressHeader::Forwarded
+        );
+        assert_eq!(
+            header(&["--client-address-header", "x-real-ip"]).unwrap_err().to_string(),
+            "INVITE_CLIENT_ADDRESS_HEADER must be x-forwarded-for or forwarded, got \"x-real-ip\""
         );
     }
 

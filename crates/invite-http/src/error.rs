@@ -109,7 +109,7 @@ pub enum ApiError {
     Maintenance {
         /// The operator's message, if any.
         message: Option<String>,
-        /// Seconds until the planned end (60 when there is none).
+        /// Seconds until the planned end, at most 60 (60 when there is none).
         retry_after: u64,
     },
     /// A bug or a broken dependency: 500 with an opaque body; the cause goes to the log.

@@ -27,8 +27,9 @@ pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// Longest maintenance message, in characters.
 pub const MAX_MESSAGE_LEN: usize = 500;
 
-/// What clients are asked to wait when the window has no planned end.
-const RETRY_AFTER_WITHOUT_END: u64 = 60;
+/// The longest clients are asked to wait, and what they are asked when the window has no
+/// planned end: a window of hours must not make clients sleep for hours, nor miss an early end.
+const MAX_RETRY_AFTER: u64 = 60;
 
 /// This instance's view of the switch.
 #[derive(Debug, Default)]
@@ -53,11 +54,12 @@ impl Maintenance {
     }
 }
 
-/// The refusal of a write during `state`'s window at `now`.
+/// The refusal of a write during `state`'s window at `now`: `Retry-After` is the seconds until
+/// the planned end, at most [`MAX_RETRY_AFTER`].
 pub fn refusal(state: &MaintenanceState, now: DateTime<Utc>) -> ApiError {
-    let retry_after = state.ends_at.map_or(RETRY_AFTER_WITHOUT_END, |ends_at| {
+    let retry_after = state.ends_at.map_or(MAX_RETRY_AFTER, |ends_at| {
         let left = (ends_at - now).num_milliseconds().max(0);
-        u64::try_from((left + 999) / 1000).unwrap_or(1).max(1)
+        u64::try_from((left + 999) / 1000).unwrap_or(1).clamp(1, MAX_RETRY_AFTER)
     });
     ApiError::Maintenance { message: state.message.clone(), retry_after }
 }
@@ -92,7 +94,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retry_after_counts_down_to_the_planned_end() {
+    fn retry_after_counts_down_to_the_planned_end_at_most_a_minute() {
         let now = Utc::now();
         let state = |ends_at| MaintenanceState {
             enabled: true,
@@ -108,7 +110,10 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert_eq!(seconds(refusal(&state(None), now)), 60);
-        assert_eq!(seconds(refusal(&state(Some(now + TimeDelta::milliseconds(90_500))), now)), 91);
+        assert_eq!(seconds(refusal(&state(Some(now + TimeDelta::milliseconds(40_500))), now)), 41);
+        assert_eq!(seconds(refusal(&state(Some(now + TimeDelta::milliseconds(60_000))), now)), 60);
+        assert_eq!(seconds(refusal(&state(Some(now + TimeDelta::milliseconds(60_001))), now)), 60);
+        assert_eq!(seconds(refusal(&state(Some(now + TimeDelta::days(1_500))), now)), 60);
         assert_eq!(seconds(refusal(&state(Some(now + TimeDelta::milliseconds(10))), now)), 1);
         let maintenance = Maintenance::default();
         maintenance.update(Some(state(Some(now + TimeDelta::seconds(5)))));

@@ -167,7 +167,14 @@ fn add_shared(operation: &mut Operation) {
              `OVERLOADED` (more work waits than can be served in time), or, for writes, \
              `MAINTENANCE` (with the operator's message)",
         )
-        .header("Retry-After", HeaderBuilder::new().description(Some("Seconds to wait")).build()),
+        .header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .description(Some(
+                    "Seconds to wait; during maintenance, until the planned end, at most 60",
+                ))
+                .build(),
+        ),
     );
     if keyed {
         add(

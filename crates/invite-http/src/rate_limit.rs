@@ -7,8 +7,11 @@
 //! | `preview` | client address | 100 per 10 s |
 //! | `unknown-code` | client address | 20 per 60 s, charged only by codes that do not exist |
 //!
-//! Once an address has used up its `unknown-code` bucket, every preview from it is refused until
-//! the bucket refills, known codes included: otherwise the answer to the next guess would still
+//! Every lookup by code charges `unknown-code` when the code does not exist: the JSON preview,
+//! the invite page and its form, the API's accept, and the API's revoke by code (whose answer
+//! to a stranger is the same "not found", so it counts as one). Once an address has used up
+//! its `unknown-code` bucket, every preview and revoke by code from it is refused until the
+//! bucket refills, known codes included: otherwise the answer to the next guess would still
 //! say whether it exists, and scanning would go on.
 //!
 //! A limited request records its bucket's state in the request's extensions; the
@@ -209,17 +212,24 @@ impl RateLimits {
 
     /// Charges a preview from `addr`, refused outright while the address is marked as scanning.
     pub fn preview(&self, addr: AddrKey) -> Result<BucketState, Limited> {
+        self.not_scanning(addr)?;
+        self.counted(self.preview.check(&addr))
+    }
+
+    /// Refuses `addr` while it is marked as scanning (see [`Self::unknown_code`]), charging
+    /// nothing: what a lookup by code checks before it costs the database anything.
+    pub fn not_scanning(&self, addr: AddrKey) -> Result<(), Limited> {
         if let Some(until) = self.scanners.get(&addr).map(|until| *until) {
             let now = Instant::now();
             if until > now {
-                return self.counted(Err(Limited {
-                    state: self.unknown_code.state(0),
-                    retry_after: until - now,
-                }));
+                let limited =
+                    Limited { state: self.unknown_code.state(0), retry_after: until - now };
+                self.metrics.observe_rate_limited(limited.state.bucket.name());
+                return Err(limited);
             }
             self.scanners.remove_if(&addr, |_, until| *until <= now);
         }
-        self.counted(self.preview.check(&addr))
+        Ok(())
     }
 
     /// Charges a lookup of a code that does not exist. When it empties the bucket, the address
@@ -343,7 +353,9 @@ mod tests {
         assert_eq!(limits.unknown_code(addr).unwrap().remaining, 0);
         let refused = limits.preview(addr).unwrap_err();
         assert_eq!(refused.state.bucket, Bucket::UnknownCode);
+        assert_eq!(limits.not_scanning(addr).unwrap_err().state.bucket, Bucket::UnknownCode);
         let other = AddrKey::from("203.0.113.8".parse::<IpAddr>().unwrap());
+        assert!(limits.not_scanning(other).is_ok(), "another address is not affected");
         assert!(limits.preview(other).is_ok(), "another address is not affected");
     }
 

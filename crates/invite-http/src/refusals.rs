@@ -36,21 +36,15 @@ use crate::extract::refusal_code;
 pub const MAX_REQUEST_LINE: usize = 8 * 1024;
 
 /// Answers 414 to a target longer than [`MAX_REQUEST_LINE`] that the connection let through,
-/// so that every target over the bound gets the same answer whatever its exact length.
+/// so that every target over the bound gets the same answer whatever its exact length and
+/// whatever route it names: the short link `/{code}` takes every path of one segment, and
+/// would otherwise turn `/healthz?<9 KiB>` into the invite page's "not found".
 pub async fn refuse_long_targets<B: MessageBody>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
     let target = req.uri().path_and_query().map_or(0, |target| target.as_str().len());
     if target > MAX_REQUEST_LINE {
-        // A person who opened a mangled invite link gets the invite page's "not found", not
-        // the API's JSON.
-        if let Some(state) = req.app_data::<actix_web::web::Data<crate::state::AppState>>()
-            && crate::page::is_page_path(req.method(), req.path())
-        {
-            let response = crate::page::not_found(state);
-            return Ok(req.into_response(response).map_into_right_body());
-        }
         let response = ApiError::of(ErrorCode::UriTooLong).error_response();
         return Ok(req.into_response(response).map_into_right_body());
     }

@@ -22,7 +22,7 @@ use crate::idempotency::respond;
 use crate::maintenance::Maintenance;
 use crate::metrics::Metrics;
 use crate::preview_cache::PreviewCache;
-use crate::rate_limit::{BucketState, Limited, RateLimits};
+use crate::rate_limit::{AddrKey, BucketState, Limited, RateLimits};
 use crate::webhooks::Deliverer;
 
 /// Makes the random source a code reservation draws from; injectable so tests can force
@@ -107,7 +107,10 @@ impl AppState {
             limits: reliability
                 .rates
                 .map(|rates| Arc::new(RateLimits::new(rates, Arc::clone(&metrics)))),
-            proxies: Arc::new(TrustedProxies::new(reliability.trusted_proxies.clone())),
+            proxies: Arc::new(
+                TrustedProxies::new(reliability.trusted_proxies.clone())
+                    .reading(reliability.client_address_header),
+            ),
             maintenance: Arc::default(),
             admin_token: reliability.admin_token.as_deref().map(Arc::from),
             in_flight: Arc::default(),
@@ -148,6 +151,31 @@ impl AppState {
                 Err(crate::error::ApiError::RateLimited(limited))
             }
         }
+    }
+
+    /// What to answer a lookup of a code that does not exist: `not_found`, once the client
+    /// address's `unknown-code` bucket is charged for it, or 429 when that bucket is empty.
+    pub fn unknown_code(
+        &self,
+        req: &actix_web::HttpRequest,
+        not_found: crate::error::ApiError,
+    ) -> crate::error::ApiError {
+        let addr = AddrKey::from(self.proxies.client_of(req));
+        match self.limit(req, |limits| limits.unknown_code(addr)) {
+            Ok(()) => not_found,
+            Err(limited) => limited,
+        }
+    }
+
+    /// Refuses a lookup by code from an address that has used up its `unknown-code` bucket,
+    /// before the lookup costs anything. Nothing when limits are off.
+    pub fn not_scanning(&self, req: &actix_web::HttpRequest) -> Result<(), crate::error::ApiError> {
+        let Some(limits) = &self.limits else { return Ok(()) };
+        let addr = AddrKey::from(self.proxies.client_of(req));
+        limits.not_scanning(addr).map_err(|limited| {
+            crate::rate_limit::record(req, limited.state);
+            crate::error::ApiError::RateLimited(limited)
+        })
     }
 
     /// The actor of a request, and its time from the service's clock.

@@ -86,6 +86,13 @@ impl TestServer {
         Self { base, clock, auth, handle, gateway, thread: Some(thread) }
     }
 
+    /// The token the invite page's form would carry for `session` and `code` now: for a post
+    /// of a code no page offers a form for (one that does not exist), which anyone holding a
+    /// session can compute.
+    pub fn page_form_token(&self, session: &str, code: &str) -> String {
+        crate::page::form_token(session, code, invite_core::clock::Clock::now(&*self.clock))
+    }
+
     /// A token for `user`, valid for an hour.
     ///
     /// # Panics

@@ -181,26 +181,39 @@ pub fn revoke(
 }
 
 /// Revokes an invite by its code: its creator (even one who left the server), or
-/// `MANAGE_SERVER` in its server.
+/// `MANAGE_SERVER` in its server. A stranger to the server is told `INVITE_NOT_FOUND`, as for
+/// an unknown code.
+///
+/// The decision is read once outside the transaction, so that a refusal (a scan of guessed
+/// codes, most of all) never opens a write transaction, which on SQLite would queue behind
+/// every join; the transaction decides again, since the invite or the caller's standing may
+/// have changed in between.
 pub fn revoke_by_code(
     conn: &mut DbConnection,
     ctx: &Ctx,
     code: &CodeRef,
     expected: Result<Option<i64>, Problem>,
 ) -> StoreResult<Done<Invite>> {
+    revocable_by_code(conn, ctx, code)?;
     write_transaction(conn, |conn| {
-        let invite = conn
-            .find_invite_by_code(code)?
-            .filter(|invite| invite.revoked_at.is_none())
-            .ok_or_else(|| Problem::of(ErrorCode::InviteNotFound))?;
-        let standing = if invite.created_by == Some(ctx.user_id()) {
-            None
-        } else {
-            conn.standing(invite.server_id, ctx.user_id())?
-        };
-        may_revoke_by_code(ctx.user_id(), invite.created_by, standing.as_ref())?;
+        let invite = revocable_by_code(conn, ctx, code)?;
         revoke_checked(conn, ctx, &invite, expected?)
     })
+}
+
+/// The live invite holding `code`, if the caller may revoke it by its code.
+fn revocable_by_code(conn: &mut DbConnection, ctx: &Ctx, code: &CodeRef) -> StoreResult<Invite> {
+    let invite = conn
+        .find_invite_by_code(code)?
+        .filter(|invite| invite.revoked_at.is_none())
+        .ok_or_else(|| Problem::of(ErrorCode::InviteNotFound))?;
+    let standing = if invite.created_by == Some(ctx.user_id()) {
+        None
+    } else {
+        conn.standing(invite.server_id, ctx.user_id())?
+    };
+    may_revoke_by_code(ctx.user_id(), invite.created_by, standing.as_ref())?;
+    Ok(invite)
 }
 
 fn revoke_checked(

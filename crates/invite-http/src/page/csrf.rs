@@ -7,8 +7,10 @@
 //!   token; and every instance can check it without a secret of its own to share.
 //! - **The request's origin.** A post must come from this service's own pages: `Sec-Fetch-Site`
 //!   (which only browsers set, and scripts cannot) must say `same-origin` when it is sent; from
-//!   a client that does not send it, `Origin` (or, failing it, `Referer`) must name this host
-//!   or the public URL's.
+//!   a client that does not send it, `Origin` (or, failing it, `Referer`) must name the public
+//!   URL's origin, or, for a request a trusted proxy forwarded, the host and scheme the proxy
+//!   says it was made to. `Host`, `X-Forwarded-Host` and `Forwarded` are whoever connected's
+//!   to write: from anyone but a trusted proxy, they are not believed.
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
@@ -59,8 +61,10 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
     (0..hex.len()).step_by(2).map(|at| u8::from_str_radix(&hex[at..at + 2], 16).ok()).collect()
 }
 
-/// Whether the post comes from this service's own pages (see the module's documentation).
-pub(crate) fn same_origin(req: &HttpRequest, public_url: &str) -> bool {
+/// Whether the post comes from this service's own pages (see the module's documentation):
+/// `proxied` is the origin a trusted proxy says the request was made to, `None` when it did
+/// not come through one.
+pub(crate) fn same_origin(req: &HttpRequest, public_url: &str, proxied: Option<&str>) -> bool {
     let header = |name| req.headers().get(name).and_then(|value| value.to_str().ok());
     match header("sec-fetch-site") {
         Some("cross-site" | "same-site") => return false,
@@ -76,9 +80,8 @@ pub(crate) fn same_origin(req: &HttpRequest, public_url: &str) -> bool {
     else {
         return false;
     };
-    let info = req.connection_info();
-    let own = format!("{}://{}", info.scheme(), info.host()).to_ascii_lowercase();
-    claimed == own || origin_of(public_url).is_some_and(|public| claimed == public)
+    proxied.is_some_and(|own| claimed == own)
+        || origin_of(public_url).is_some_and(|public| claimed == public)
 }
 
 /// `scheme://host[:port]` of a URL, in lower case.
@@ -116,29 +119,30 @@ mod tests {
     fn only_this_services_pages_may_post() {
         let public = "https://chat.example";
         let request = |headers: &[(&str, &str)]| {
-            let mut request = TestRequest::post().insert_header(("host", "127.0.0.1:8080"));
+            let mut request = TestRequest::post()
+                .insert_header(("host", "127.0.0.1:8080"))
+                .insert_header(("x-forwarded-host", "forged.example"));
             for header in headers {
                 request = request.insert_header(*header);
             }
             request.to_http_request()
         };
-        assert!(same_origin(&request(&[("origin", "http://127.0.0.1:8080")]), public));
-        assert!(same_origin(&request(&[("origin", "https://chat.example")]), public));
-        assert!(same_origin(&request(&[("referer", "https://chat.example/invite/x")]), public));
-        assert!(!same_origin(&request(&[("origin", "https://evil.example")]), public));
-        assert!(!same_origin(&request(&[("origin", "null")]), public));
-        assert!(!same_origin(&request(&[]), public));
-        assert!(!same_origin(
-            &request(&[("origin", "http://127.0.0.1:8080"), ("sec-fetch-site", "cross-site")]),
-            public
-        ));
-        assert!(!same_origin(
-            &request(&[("origin", "http://127.0.0.1:8080"), ("sec-fetch-site", "same-site")]),
-            public
-        ));
-        assert!(same_origin(
-            &request(&[("origin", "null"), ("sec-fetch-site", "same-origin")]),
-            public
-        ));
+        let check = |headers: &[(&str, &str)]| same_origin(&request(headers), public, None);
+        assert!(check(&[("origin", "https://chat.example")]));
+        assert!(check(&[("referer", "https://chat.example/invite/x")]));
+        assert!(!check(&[("origin", "https://evil.example")]));
+        assert!(!check(&[("origin", "null")]));
+        assert!(!check(&[]));
+        // Not through a trusted proxy: neither `Host` nor a forwarded host is believed.
+        assert!(!check(&[("origin", "http://127.0.0.1:8080")]));
+        assert!(!check(&[("origin", "http://forged.example")]));
+        // Through one: the origin it names.
+        let proxied = Some("https://invite.example");
+        let post = request(&[("origin", "https://invite.example")]);
+        assert!(same_origin(&post, public, proxied));
+        assert!(!same_origin(&request(&[("origin", "https://other.example")]), public, proxied));
+        assert!(!check(&[("origin", "https://chat.example"), ("sec-fetch-site", "cross-site")]));
+        assert!(!check(&[("origin", "https://chat.example"), ("sec-fetch-site", "same-site")]));
+        assert!(check(&[("origin", "null"), ("sec-fetch-site", "same-origin")]));
     }
 }

@@ -7,7 +7,10 @@
 //!   up, to say "already a member" or "banned" to them alone; the public page never tells of a
 //!   ban).
 //! - Every state has its own words and status, and every refusal of the service (rate limits,
-//!   maintenance, the database away) is a page too: HTML, never the API's JSON.
+//!   the database away) is a page too: HTML, never the API's JSON.
+//! - During maintenance the page still shows the invite, with its link-unfurling card (a link
+//!   shared then must not look dead in every chat it was pasted into), and says when joining
+//!   is back in place of the form; a form posted then is refused with the 503 page.
 //! - The join never trusts the cached state: the form runs the API's own accept operation
 //!   ([`crate::routes::invites::redeem`]).
 //! - The session is the platform's: a bearer token in the cookie `INVITE_SESSION_COOKIE`. Without
@@ -22,7 +25,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use invite_core::code::CodeRef;
 use invite_core::redeem::{PreviewRefused, RedemptionRefused, check_preview};
-use invite_store::repo::{Actor, Keyed, Redemption};
+use invite_store::repo::{Actor, Keyed, MaintenanceState, Redemption};
 use maud::Markup;
 
 use crate::error::ApiError;
@@ -79,20 +82,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(show))
             .default_service(web::to(|| crate::extract::method_not_allowed(&["GET"]))),
     );
-}
-
-/// Whether a request for `path` would reach the page: a GET (or HEAD) of `/invite/{code}` or
-/// `/{code}`.
-pub fn is_page_path(method: &actix_web::http::Method, path: &str) -> bool {
-    let method_fits =
-        *method == actix_web::http::Method::GET || *method == actix_web::http::Method::HEAD;
-    let rest = path.strip_prefix("/invite/").or_else(|| path.strip_prefix('/')).unwrap_or("");
-    method_fits && !rest.is_empty() && !rest.contains('/')
-}
-
-/// The "invite not found" page, for a target the page never gets to see (one too long).
-pub fn not_found(state: &AppState) -> HttpResponse {
-    Page::failure(&Failure::NotFound, state.clock.now()).respond(state)
 }
 
 /// A rendered page and its status.
@@ -164,6 +153,12 @@ impl Page {
     }
 }
 
+/// The form token for `session` and `code` at `now`, for tests.
+#[cfg(feature = "testing")]
+pub(crate) fn form_token(session: &str, code: &str, now: DateTime<Utc>) -> String {
+    csrf::token(session, code, now)
+}
+
 /// No script at all; the inline stylesheet by its hash; images from the web (icons are
 /// http(s) URLs); forms only to this service and the login page; never in a frame.
 fn content_security_policy(login_url: Option<&str>) -> String {
@@ -227,16 +222,23 @@ fn refusal(error: &ApiError) -> Failure {
     }
 }
 
-/// How long a person's page waits before it reloads itself: at least 15 seconds, spread over
-/// 15 more. An API client is asked to wait `retry_after` and backs off on its own; a page left
-/// open reloads for as long as the trouble lasts, and the pages of everyone who met the
-/// trouble at once would otherwise all come back at once, every 2 seconds.
+/// How long a person's page waits before it reloads itself: 15 to 30 seconds, spread over
+/// that range, and not before `retry_after` if that comes sooner. An API client is asked to
+/// wait `retry_after` and backs off on its own; a page left open reloads for as long as the
+/// trouble lasts, and the pages of everyone who met the trouble at once would otherwise all
+/// come back at once, every 2 seconds. Never more than 30: the trouble may end early, and a
+/// person looking at the page should see it soon.
 fn unhurried(retry_after: u64) -> u64 {
     // Spread, not secrecy: the clock's nanoseconds are random enough.
     let spread = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since| u64::from(since.subsec_nanos()) % 16);
-    retry_after.max(15) + spread
+    spread_reload(retry_after, spread)
+}
+
+/// [`unhurried`] for a given spread (0 to 15).
+fn spread_reload(retry_after: u64, spread: u64) -> u64 {
+    retry_after.max(15 + spread).min(30)
 }
 
 /// A refusal of the preview rules, as a page.
@@ -269,16 +271,14 @@ async fn render(
     path: &str,
     now: DateTime<Utc>,
 ) -> Result<Page, Failure> {
-    if let Some(maintenance) = state.maintenance.active(now) {
-        return Err(refusal(&crate::maintenance::refusal(&maintenance, now)));
-    }
     let addr = AddrKey::from(state.proxies.client_of(req));
     state.limit(req, |limits| limits.preview(addr)).map_err(|error| refusal(&error))?;
     let unknown = || {
         state.limit(req, |limits| limits.unknown_code(addr)).map_err(|error| refusal(&error))?;
         Err(Failure::NotFound)
     };
-    // A code of 10 KB, with `../` or NUL, is no code: the not-found page. It charges nothing:
+    // A code of a few KB, with `../` or NUL, is no code: the not-found page (a whole target
+    // over 8 KiB never gets here: it is 414, see `refusals`). It charges nothing:
     // it cannot find an invite, and browsers ask for `/favicon.ico` on every visit.
     let Some(code) = CodeRef::parse(path) else { return Err(Failure::NotFound) };
     let found =
@@ -315,24 +315,30 @@ async fn render(
     }
     check_preview(Some(&found.status), now)
         .map_err(|refused| preview_failure(refused, found.expires_at()))?;
-    Ok(valid(state, &found, &code, visitor.as_ref().map(|(_, token)| token.as_str()), now))
+    let session = visitor.as_ref().map(|(_, token)| token.as_str());
+    Ok(valid(state, &found, &code, session, state.maintenance.active(now).as_ref(), now))
 }
 
-/// The page of an invite that can be accepted.
+/// The page of an invite that can be accepted; during `maintenance`, the same page with the
+/// maintenance notice in place of the form.
 fn valid(
     state: &AppState,
     found: &CachedPreview,
     code: &CodeRef,
     session: Option<&str>,
+    maintenance: Option<&MaintenanceState>,
     now: DateTime<Utc>,
 ) -> Page {
     let member_count = state.previews.member_count(found);
-    let action = match session {
-        Some(session) => Action::Form {
+    let action = match (maintenance, session) {
+        (Some(window), _) => {
+            Action::Maintenance { message: window.message.clone(), until: window.ends_at }
+        }
+        (None, Some(session)) => Action::Form {
             action: format!("/invite/{}", code.as_str()),
             csrf: csrf::token(session, code.as_str(), now),
         },
-        None => sign_in(state, code.as_str()),
+        (None, None) => sign_in(state, code.as_str()),
     };
     let body = view::invite(
         &view::Invite {
@@ -357,8 +363,13 @@ fn valid(
     };
     let mut page = Page::new(StatusCode::OK, format!("Join {}", found.server_name), body);
     page.card = Some(card);
-    // A signed-in visitor's page holds their form token: never in a shared cache.
-    page.public_for = session.is_none().then(|| state.previews.ttl().as_secs());
+    // A signed-in visitor's page holds their form token: never in a shared cache. A page
+    // saying "maintenance" is kept no longer than the window lasts.
+    let ttl = state.previews.ttl().as_secs();
+    let window_left = maintenance
+        .and_then(|window| window.ends_at)
+        .map(|ends_at| u64::try_from((ends_at - now).num_seconds()).unwrap_or(0));
+    page.public_for = session.is_none().then(|| window_left.map_or(ttl, |left| ttl.min(left)));
     page
 }
 
@@ -400,7 +411,12 @@ async fn join(
     body: &[u8],
     now: DateTime<Utc>,
 ) -> Result<Joined, Failure> {
-    if !csrf::same_origin(req, &state.public_url) {
+    // Nothing can be joined during maintenance: whatever was posted, the answer is the 503
+    // page, before anything is read (as the API refuses writes).
+    if let Some(maintenance) = state.maintenance.active(now) {
+        return Err(refusal(&crate::maintenance::refusal(&maintenance, now)));
+    }
+    if !csrf::same_origin(req, &state.public_url, state.proxies.forwarded_origin(req).as_deref()) {
         return Err(Failure::Forged);
     }
     let Some(code) = CodeRef::parse(path) else { return Err(Failure::NotFound) };
@@ -413,9 +429,6 @@ async fn join(
     let token = csrf_field(body).ok_or(Failure::Forged)?;
     if !csrf::verify(&session, code.as_str(), &token, now) {
         return Err(Failure::Forged);
-    }
-    if let Some(maintenance) = state.maintenance.active(now) {
-        return Err(refusal(&crate::maintenance::refusal(&maintenance, now)));
     }
     let user_id = actor.user_id;
     state.limit(req, |limits| limits.accept(user_id)).map_err(|error| refusal(&error))?;
@@ -440,7 +453,11 @@ async fn join(
             Ok(Joined::Page(Page::new(StatusCode::OK, format!("You joined {name}"), body)))
         }
         Redemption::Refused(reason) => Err(match reason {
-            RedemptionRefused::NotFound => Failure::NotFound,
+            // Anyone signed in can compute a form token for any code: a code that does not
+            // exist charges the scanning bucket here as on every other route.
+            RedemptionRefused::NotFound => {
+                refusal(&state.unknown_code(req, ApiError::Preview(PreviewRefused::NotFound)))
+            }
             RedemptionRefused::Revoked => Failure::Revoked,
             RedemptionRefused::Expired => {
                 Failure::Expired(found.as_ref().and_then(|found| found.expires_at()))
@@ -473,4 +490,24 @@ fn csrf_field(body: &[u8]) -> Option<String> {
     url::form_urlencoded::parse(body)
         .find(|(name, _)| name == "csrf")
         .map(|(_, value)| value.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spread_reload;
+
+    #[test]
+    fn pages_reload_after_15_to_30_seconds() {
+        for spread in 0..16 {
+            for retry_after in [0, 1, 2, 15, 20, 29, 60, 96_874_954] {
+                let reload = spread_reload(retry_after, spread);
+                assert!((15..=30).contains(&reload), "{retry_after} {spread}: {reload}");
+                assert!(reload >= retry_after.min(30), "{retry_after} {spread}: {reload}");
+            }
+        }
+        assert_eq!(spread_reload(2, 0), 15);
+        assert_eq!(spread_reload(2, 15), 30);
+        assert_eq!(spread_reload(20, 0), 20);
+        assert_eq!(spread_reload(60, 3), 30);
+    }
 }

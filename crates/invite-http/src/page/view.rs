@@ -1,6 +1,8 @@
 //! The invite page's HTML (contract section 8), written with `maud`: the templates are Rust the
 //! compiler checks, and every string interpolated into them is escaped. Server names are
 //! wrapped in `<bdi>`, so right-to-left marks in a name cannot reorder the sentence around it.
+//! Titles (`<title>`, `og:title`, `twitter:title`) are plain text, where no element can isolate
+//! anything: their bidirectional controls are removed instead (see [`without_bidi_controls`]).
 //!
 //! No script anywhere: the page works without JavaScript, and the Content-Security-Policy
 //! forbids it. The one stylesheet is inline and allowed by its hash ([`style_hash`]).
@@ -38,6 +40,8 @@ background:var(--accent);color:#fff;font:inherit;font-weight:600;text-decoration
 cursor:pointer}\
 .button:focus-visible,a:focus-visible{outline:3px solid var(--text);outline-offset:2px}\
 a{color:var(--link)}\
+.notice{border:1px solid var(--border);border-radius:8px;padding:12px 16px}\
+.notice p{margin:0 0 8px}.notice p:last-child{margin:0}\
 @media (min-width:768px){main{padding:48px 40px}h1{font-size:1.75rem}}";
 
 /// `'sha256-...'` of [`STYLE`], for the Content-Security-Policy's `style-src`.
@@ -78,19 +82,19 @@ pub(crate) fn document(head: &Head, body: &Markup) -> String {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="color-scheme" content="light dark";
-                title { (head.title) }
+                title { (without_bidi_controls(&head.title)) }
                 @if let Some(card) = &head.card {
                     meta name="description" content=(card.description);
                     meta property="og:type" content="website";
                     meta property="og:site_name" content="Invite";
-                    meta property="og:title" content=(card.title);
+                    meta property="og:title" content=(without_bidi_controls(&card.title));
                     meta property="og:description" content=(card.description);
                     meta property="og:url" content=(card.url);
                     @if let Some(image) = &card.image {
                         meta property="og:image" content=(image);
                     }
                     meta name="twitter:card" content="summary";
-                    meta name="twitter:title" content=(card.title);
+                    meta name="twitter:title" content=(without_bidi_controls(&card.title));
                     meta name="twitter:description" content=(card.description);
                     @if let Some(image) = &card.image {
                         meta name="twitter:image" content=(image);
@@ -104,6 +108,21 @@ pub(crate) fn document(head: &Head, body: &Markup) -> String {
         }
     }
     .into_string()
+}
+
+/// `text` without Unicode's bidirectional controls (the `Bidi_Control` property: the embeddings,
+/// overrides and isolates, and the implicit marks), so that a name holding U+202E cannot turn
+/// "Join <name>" around in a browser tab or a card another app draws. Titles leave the page
+/// for places that may not support isolates (U+2068 ... U+2069) or may show them as boxes:
+/// removing the controls works everywhere, and a name's own right-to-left letters still read
+/// right to left.
+pub(crate) fn without_bidi_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    let is_control = |c: char| matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if text.contains(is_control) {
+        text.chars().filter(|c| !is_control(*c)).collect::<String>().into()
+    } else {
+        text.into()
+    }
 }
 
 /// An icon URL fit for an attribute: http(s) only. The core refuses any other scheme when the
@@ -220,6 +239,13 @@ pub(crate) enum Action {
     },
     /// Not signed in, and no login page is configured.
     SignInElsewhere,
+    /// Maintenance: nothing can be joined until it is over.
+    Maintenance {
+        /// The operator's message.
+        message: Option<String>,
+        /// When it should be over, if announced.
+        until: Option<DateTime<Utc>>,
+    },
 }
 
 /// The valid invite.
@@ -264,6 +290,22 @@ pub(crate) fn invite(invite: &Invite<'_>, action: &Action, now: DateTime<Utc>) -
             }
             Action::SignInElsewhere => {
                 p.muted { "Sign in to your chat app, then open this link again to accept." }
+            }
+            Action::Maintenance { message, until } => {
+                div.notice role="status" {
+                    p { strong { "Down for maintenance" } }
+                    @if let Some(message) = message {
+                        p { (message) }
+                    }
+                    p {
+                        @if let Some(until) = until {
+                            "You can accept this invite again " (moment(*until, now)) "."
+                        } @else {
+                            "You can accept this invite again once it is over."
+                        }
+                    }
+                    p.muted { "See the " a href="/status" { "service status" } "." }
+                }
             }
         }
     }
@@ -492,6 +534,24 @@ mod tests {
         assert_eq!(initials("rust  lang club"), "RL");
         assert_eq!(initials("<script>"), "S");
         assert_eq!(initials(""), "");
+    }
+
+    #[test]
+    fn titles_lose_their_bidi_controls_and_keep_their_letters() {
+        let name = "\u{202e}lived\u{202c} \u{2067}x\u{2069}\u{200f}\u{061c} שלום";
+        assert_eq!(without_bidi_controls(name), "lived x שלום");
+        assert!(matches!(without_bidi_controls("plain"), std::borrow::Cow::Borrowed("plain")));
+        let card = Card {
+            title: format!("Join {name}"),
+            description: "1 member".into(),
+            url: "https://chat.example/invite/x".into(),
+            image: None,
+        };
+        let page = document(&Head { title: format!("Join {name}"), card: Some(card) }, &html! {});
+        assert!(page.contains("<title>Join lived x שלום</title>"), "{page}");
+        assert!(page.contains("og:title\" content=\"Join lived x שלום\""), "{page}");
+        assert!(page.contains("twitter:title\" content=\"Join lived x שלום\""), "{page}");
+        assert!(!page.contains('\u{202e}'), "{page}");
     }
 
     #[test]

@@ -263,14 +263,17 @@ pub(crate) async fn revoke(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Revokes an invite by its code: its creator, or `MANAGE_SERVER` in its server.
+/// Revokes an invite by its code: its creator (even after leaving the server), or
+/// `MANAGE_SERVER` in its server. To anyone else who is not a member it answers as for a code
+/// that does not exist.
 #[utoipa::path(delete, path = "/invites/{code}", tag = "invites", security(("bearer" = [])),
     params(("code" = String, Path, description = "A random code (8 characters, case sensitive) or a vanity code"), ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,18}"|[0-9]{1,18})$"#, description = "Expected version, e.g. `\"3\"`")), responses(
         (status = 204, description = "Revoked"),
         (status = 400, description = "`VANITY_INVITE`", body = ErrorBody),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
-        (status = 404, description = "`INVITE_NOT_FOUND`", body = ErrorBody),
+        (status = 403, description = "`MISSING_PERMISSION`: a member of the invite's server without `MANAGE_SERVER`", body = ErrorBody),
+        (status = 404, description = "`INVITE_NOT_FOUND`: unknown, revoked, or of a server the caller is not in (the same body for each); charges the client address's `unknown-code` bucket", body = ErrorBody),
         (status = 412, description = "`PRECONDITION_FAILED`", body = ErrorBody),
+        (status = 429, description = "`RATE_LIMITED`: the `unknown-code` bucket is empty; retry after `Retry-After` seconds", body = crate::error::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 pub(crate) async fn revoke_by_code(
     state: web::Data<AppState>,
@@ -278,12 +281,21 @@ pub(crate) async fn revoke_by_code(
     AuthUser(actor): AuthUser,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let code = CodeRef::parse(&path).ok_or_else(|| ApiError::of(ErrorCode::InviteNotFound))?;
+    state.not_scanning(&req)?;
+    // Every "not found" here charges the scanning bucket: an unknown code, a revoked one, and
+    // a code of a server the caller is not in, which must not be told apart.
+    let not_found = |error: ApiError| match error.code() {
+        ErrorCode::InviteNotFound => state.unknown_code(&req, error),
+        _ => error,
+    };
+    let code =
+        CodeRef::parse(&path).ok_or_else(|| not_found(ApiError::of(ErrorCode::InviteNotFound)))?;
     let ctx = state.ctx(actor);
     let expected = if_match(&req);
     state
         .change(move |conn| invite_ops::invites::revoke_by_code(conn, &ctx, &code, expected))
-        .await?;
+        .await
+        .map_err(not_found)?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -292,7 +304,7 @@ pub(crate) async fn revoke_by_code(
     params(("code" = String, Path, description = "A random code (8 characters, case sensitive) or a vanity code"), PreviewQuery), responses(
         (status = 200, description = "The preview", body = PreviewDto),
         (status = 404, description = "\"Invite not found or has expired\", with `INVITE_NOT_FOUND`, `INVITE_REVOKED`, `INVITE_EXPIRED` or `INVITE_MAXED_OUT`", body = ErrorBody),
-        (status = 429, description = "`RATE_LIMITED`: the `preview` (or, after many unknown codes, `unknown-code` bucket is empty; retry after `Retry-After` seconds. Every response of this operation carries `X-RateLimit-Limit`, `-Remaining`, `-Reset-After` and `-Bucket`", body = crate::error::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 429, description = "`RATE_LIMITED`: the `preview` (or, after many unknown codes, `unknown-code`) bucket is empty; retry after `Retry-After` seconds. Every response of this operation carries `X-RateLimit-Limit`, `-Remaining`, `-Reset-After` and `-Bucket`", body = crate::error::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 pub(crate) async fn preview(
     state: web::Data<AppState>,
@@ -353,9 +365,9 @@ pub(crate) async fn lookup(
         (status = 201, description = "Joined (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = JoinedDto),
         (status = 400, description = "`INVITE_EXPIRED` or `INVITE_MAXED_OUT`", body = ErrorBody),
         (status = 403, description = "`BANNED` or `INVITES_PAUSED`", body = ErrorBody),
-        (status = 404, description = "`INVITE_NOT_FOUND` or `INVITE_REVOKED` (\"Invite not found\")", body = ErrorBody),
+        (status = 404, description = "`INVITE_NOT_FOUND` (which charges the client address's `unknown-code` bucket) or `INVITE_REVOKED` (\"Invite not found\")", body = ErrorBody),
         (status = 409, description = "`ALREADY_MEMBER`", body = ErrorBody),
-        (status = 429, description = "`RATE_LIMITED`: the `accept` bucket is empty; retry after `Retry-After` seconds. Every response of this operation carries `X-RateLimit-Limit`, `-Remaining`, `-Reset-After` and `-Bucket`", body = crate::error::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 429, description = "`RATE_LIMITED`: the `accept` bucket (or, for a code that does not exist, `unknown-code`) is empty; retry after `Retry-After` seconds. Every response of this operation carries `X-RateLimit-Limit`, `-Remaining`, `-Reset-After` and `-Bucket`", body = crate::error::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 pub(crate) async fn accept(
     state: web::Data<AppState>,
@@ -365,8 +377,10 @@ pub(crate) async fn accept(
     key: IdempotencyKey,
 ) -> ApiResult<HttpResponse> {
     state.limit(&req, |limits| limits.accept(actor.user_id))?;
-    let code = CodeRef::parse(&path)
-        .ok_or_else(|| ApiError::from(Problem::from(RedemptionRefused::NotFound)))?;
+    // A code that does not exist charges the scanning bucket once the join has said so: the
+    // join itself stays one statement, and a code that exists costs nothing more.
+    let not_found = || state.unknown_code(&req, Problem::from(RedemptionRefused::NotFound).into());
+    let code = CodeRef::parse(&path).ok_or_else(not_found)?;
     match redeem(&state, actor, code, key.claim()).await? {
         Keyed::Replay(recorded) => Ok(respond(Keyed::Replay(recorded))),
         Keyed::Fresh(Redemption::Joined(joined)) => Ok(respond(Keyed::Fresh(RecordedResponse {
@@ -374,6 +388,7 @@ pub(crate) async fn accept(
             body: JOINED.render(joined.member.server_id),
             etag: None,
         }))),
+        Keyed::Fresh(Redemption::Refused(RedemptionRefused::NotFound)) => Err(not_found()),
         Keyed::Fresh(Redemption::Refused(reason)) => Err(Problem::from(reason).into()),
     }
 }
