@@ -54,14 +54,6 @@ impl TestServer {
         if !args.contains(&"--rate-limits") {
             argv.extend(["--rate-limits", "off"]);
         }
-        if !args.contains(&"--db-queue-timeout") {
-            argv.extend(["--db-queue-timeout", "2s"]);
-        }
-        // Debug builds under parallel suites on a small machine lag by more than a production
-        // instance ever should: the cap on work in flight is tested on its own (`db` tests).
-        if !args.contains(&"--shed-lag") {
-            argv.extend(["--shed-lag", "0s"]);
-        }
         argv.extend(args);
         let config = Cli::try_parse_from(argv).expect("valid test settings").config;
         let (mut state, mut options) =
