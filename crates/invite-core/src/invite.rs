@@ -18,7 +18,8 @@ pub const MAX_AGE_LIMIT: i64 = 2_592_000;
 pub const MAX_ACTIVE_INVITES: i64 = 1000;
 
 /// Whether an invite has a random code or is the server's vanity URL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum InviteKind {
     /// A random 8-character code.
     Random,
@@ -209,10 +210,20 @@ fn expires_at(now: DateTime<Utc>, max_age: i64) -> Option<DateTime<Utc>> {
     (max_age > 0).then(|| now + Duration::seconds(max_age))
 }
 
-/// The refusal when a server already holds [`MAX_ACTIVE_INVITES`] active invites.
-pub fn check_active_invites(active: i64) -> Result<(), Problem> {
-    if active >= MAX_ACTIVE_INVITES {
-        Err(Problem::of(ErrorCode::MaxInvitesReached))
+/// Whether a server holding `active` active invites may create another: fewer than
+/// [`MAX_ACTIVE_INVITES`].
+pub const fn has_room_for_invite(active: i64) -> bool {
+    active < MAX_ACTIVE_INVITES
+}
+
+/// Whether an invite can be edited or revoked through the invite endpoints: a revoked one is
+/// no longer there to change (404 `INVITE_NOT_FOUND`), and the vanity invite is changed through
+/// the vanity URL only (400 `VANITY_INVITE`).
+pub fn check_manageable(kind: InviteKind, revoked: bool) -> Result<(), Problem> {
+    if revoked {
+        Err(Problem::of(ErrorCode::InviteNotFound))
+    } else if kind == InviteKind::Vanity {
+        Err(Problem::of(ErrorCode::VanityInvite))
     } else {
         Ok(())
     }
@@ -397,13 +408,14 @@ mod tests {
     }
 
     #[test]
-    fn active_invite_limit_and_version_check() {
-        assert_eq!(check_active_invites(999), Ok(()));
-        let problem = check_active_invites(1000).unwrap_err();
-        assert_eq!(
-            (problem.code.as_str(), problem.message.as_ref()),
-            ("MAX_INVITES_REACHED", "Maximum number of active invites reached (1000)")
-        );
+    fn active_invite_limit_manageable_invites_and_version_check() {
+        assert!(has_room_for_invite(999));
+        assert!(!has_room_for_invite(1000));
+        assert_eq!(check_manageable(InviteKind::Random, false), Ok(()));
+        let code = |kind, revoked| check_manageable(kind, revoked).unwrap_err().code.as_str();
+        assert_eq!(code(InviteKind::Random, true), "INVITE_NOT_FOUND");
+        assert_eq!(code(InviteKind::Vanity, false), "VANITY_INVITE");
+        assert_eq!(code(InviteKind::Vanity, true), "INVITE_NOT_FOUND");
         assert_eq!(check_version(None, 3), Ok(()));
         assert_eq!(check_version(Some(3), 3), Ok(()));
         let problem = check_version(Some(2), 3).unwrap_err();

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod code;
 pub mod event;
 pub mod invite;
+pub mod maintenance;
 pub mod permissions;
 pub mod problem;
 pub mod redeem;

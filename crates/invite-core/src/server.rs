@@ -140,10 +140,41 @@ pub enum ServerFeatureName {
 }
 
 /// A feature a server can have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum ServerFeature {
     /// The server may set a vanity invite code.
+    #[serde(rename = "VANITY_URL")]
     VanityUrl,
+}
+
+/// How a member came to be in a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JoinSource {
+    /// Created the server.
+    Owner,
+    /// Accepted a random invite.
+    Invite,
+    /// Accepted the vanity invite.
+    Vanity,
+}
+
+impl JoinSource {
+    /// The stored and serialized name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Invite => "invite",
+            Self::Vanity => "vanity",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Owner, Self::Invite, Self::Vanity].into_iter().find(|s| s.as_str() == name)
+    }
 }
 
 impl ServerFeature {

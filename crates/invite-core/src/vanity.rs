@@ -39,12 +39,41 @@ pub enum VanityClaim {
     TakeOver,
 }
 
+/// Why a vanity code cannot be claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum VanityRefused {
+    /// Another server holds it, or it is a random code (never reissued).
+    #[error("the vanity code is taken")]
+    Taken,
+    /// Another server released it less than [`VANITY_COOLDOWN_DAYS`] ago.
+    #[error("the vanity code was released recently")]
+    ReleasedRecently {
+        /// When other servers may claim it.
+        free_from: DateTime<Utc>,
+    },
+}
+
+impl From<VanityRefused> for Problem {
+    fn from(refused: VanityRefused) -> Self {
+        match refused {
+            VanityRefused::Taken => Self::of(ErrorCode::VanityTaken),
+            VanityRefused::ReleasedRecently { free_from } => Self::with_message(
+                ErrorCode::VanityTaken,
+                format!(
+                    "This vanity code was released recently; other servers can claim it from {}",
+                    free_from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+            ),
+        }
+    }
+}
+
 /// Decides whether `claimant` may make `holder`'s code its vanity code at `now`.
 pub fn decide_vanity_claim(
     claimant: Uuid,
     holder: Option<&CodeHolder>,
     now: DateTime<Utc>,
-) -> Result<VanityClaim, Problem> {
+) -> Result<VanityClaim, VanityRefused> {
     let Some(holder) = holder else {
         return Ok(VanityClaim::New);
     };
@@ -52,22 +81,14 @@ pub fn decide_vanity_claim(
     match (holder.kind, holder.revoked_at) {
         (InviteKind::Vanity, None) if own => Ok(VanityClaim::AlreadyHeld),
         // Random codes are never reissued; an active vanity code is its server's.
-        (InviteKind::Random, _) | (InviteKind::Vanity, None) => {
-            Err(Problem::of(ErrorCode::VanityTaken))
-        }
+        (InviteKind::Random, _) | (InviteKind::Vanity, None) => Err(VanityRefused::Taken),
         (InviteKind::Vanity, Some(_)) if own => Ok(VanityClaim::Reclaim),
         (InviteKind::Vanity, Some(released_at)) => {
             let free_from = released_at + Duration::days(VANITY_COOLDOWN_DAYS);
             if now >= free_from {
                 Ok(VanityClaim::TakeOver)
             } else {
-                Err(Problem::with_message(
-                    ErrorCode::VanityTaken,
-                    format!(
-                        "This vanity code was released recently; other servers can claim it from {}",
-                        free_from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                    ),
-                ))
+                Err(VanityRefused::ReleasedRecently { free_from })
             }
         }
     }
@@ -104,7 +125,8 @@ mod tests {
             holder(MINE, InviteKind::Random, Some(now())),
             holder(THEIRS, InviteKind::Vanity, None),
         ] {
-            let problem = decide_vanity_claim(MINE, Some(&taken), now()).unwrap_err();
+            let problem =
+                Problem::from(decide_vanity_claim(MINE, Some(&taken), now()).unwrap_err());
             assert_eq!(problem.code.as_str(), "VANITY_TAKEN");
             assert_eq!(problem.message, "This vanity code is not available");
         }
@@ -122,7 +144,8 @@ mod tests {
         let released = holder(THEIRS, InviteKind::Vanity, Some(released_at));
         assert_eq!(decide_vanity_claim(MINE, Some(&released), now()), Ok(VanityClaim::TakeOver));
         let just_before = now() - Duration::microseconds(1);
-        let problem = decide_vanity_claim(MINE, Some(&released), just_before).unwrap_err();
+        let problem =
+            Problem::from(decide_vanity_claim(MINE, Some(&released), just_before).unwrap_err());
         assert_eq!(problem.code.as_str(), "VANITY_TAKEN");
         assert_eq!(
             problem.message,

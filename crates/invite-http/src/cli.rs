@@ -2,7 +2,7 @@
 //! an unreachable database) ends with a message saying what to fix, never a panic.
 
 use std::net::TcpListener;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use invite_core::clock::{Clock, SystemClock};
@@ -10,7 +10,7 @@ use invite_core::code::{InviteCode, OsRandom};
 use invite_core::invite::CreateInviteRequest;
 use invite_core::server::CreateServerRequest;
 use invite_store::migrations::{migration_status, run_pending_migrations};
-use invite_store::repo::{Actor, CreatedInvite, InviteRepository, NewInvite, ServerRepository};
+use invite_store::repo::{Actor, CreatedInvite};
 use invite_store::{DbPool, PoolConfig};
 use uuid::Uuid;
 
@@ -173,32 +173,29 @@ fn demo(config: &Config) -> anyhow::Result<()> {
     let (state, options) = startup::prepare(&config, pool.clone(), auth, public_url)?;
 
     let (owner, guest) = (Uuid::now_v7(), Uuid::now_v7());
-    let now = SystemClock.now();
-    let alice = Actor { user_id: owner, username: Some("alice".to_owned()) };
-    let server_settings = CreateServerRequest {
+    // Through the operations, as any change: audited, and its events in the outbox.
+    let ctx = invite_ops::Ctx {
+        actor: Actor { user_id: owner, username: Some("alice".to_owned()) },
+        now: SystemClock.now(),
+    };
+    let server_request = CreateServerRequest {
         name: "Demo server".to_owned(),
         icon_url: None,
         default_permissions: None,
-    }
-    .validate()
-    .map_err(|problem| anyhow!("{problem}"))?;
-    let invite_settings = CreateInviteRequest {
+    };
+    let invite_request = CreateInviteRequest {
         max_uses: Some(100),
         expires_in_hours: Some(24),
         ..Default::default()
-    }
-    .validate(now)
-    .map_err(|problem| anyhow!("{problem}"))?;
+    };
     let invite = pool
-        .run(|conn| {
-            let server = conn.create_server(&alice, &server_settings, now)?;
-            let new = NewInvite {
-                server_id: server.id,
-                creator: &alice,
-                settings: &invite_settings,
-                now,
-            };
-            conn.create_invite(&new, &mut OsRandom)
+        .run_by(Instant::now() + Duration::from_secs(10), |conn| {
+            let server = invite_ops::servers::create(conn, &ctx, &server_request)?.settle(&state);
+            let place = invite_ops::invites::Place::Server(server.id);
+            Ok::<_, invite_ops::OpError>(
+                invite_ops::invites::create(conn, &ctx, place, invite_request, &mut OsRandom)?
+                    .settle(&state),
+            )
         })
         .context("cannot create the demo data")?;
     let (CreatedInvite::Created(invite) | CreatedInvite::Reused(invite)) = invite;

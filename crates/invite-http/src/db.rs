@@ -31,9 +31,10 @@ use std::time::{Duration, Instant};
 
 use actix_web::web;
 use chrono::{DateTime, Utc};
+use invite_ops::{OpError, OpResult};
 use invite_store::batch::BatchWrite;
 use invite_store::repo::{IdempotencyClaim, Keyed, RecordedResponse};
-use invite_store::{DbConnection, DbPool, StoreError, StoreResult};
+use invite_store::{DbConnection, DbPool, StoreResult};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
@@ -166,20 +167,21 @@ impl std::fmt::Debug for Pending {
 struct Job<T, F> {
     work: F,
     deadline: Instant,
-    outcome: Option<StoreResult<T>>,
-    reply: Option<oneshot::Sender<StoreResult<T>>>,
+    outcome: Option<OpResult<T>>,
+    reply: Option<oneshot::Sender<OpResult<T>>>,
     /// Set once the write is taken into a batch.
     taken: Arc<AtomicBool>,
 }
 
-impl<T, F> BatchWrite for Job<T, F>
+impl<T, E, F> BatchWrite for Job<T, F>
 where
     T: Send,
-    F: Fn(&mut DbConnection) -> StoreResult<T> + Send,
+    E: Into<OpError>,
+    F: Fn(&mut DbConnection) -> Result<T, E> + Send,
 {
     fn run(&mut self, conn: &mut DbConnection) -> bool {
         self.taken.store(true, Ordering::Release);
-        let outcome = (self.work)(conn);
+        let outcome = (self.work)(conn).map_err(Into::into);
         let ok = outcome.is_ok();
         self.outcome = Some(outcome);
         ok
@@ -190,9 +192,9 @@ where
     }
 
     fn settle(mut self: Box<Self>, committed: StoreResult<()>) {
-        let answer = committed.and_then(|()| {
+        let answer = committed.map_err(OpError::from).and_then(|()| {
             self.outcome.take().unwrap_or_else(|| {
-                Err(StoreError::Unavailable("the write was settled without running".into()))
+                Err(OpError::Unavailable("the write was settled without running".into()))
             })
         });
         if let Some(reply) = self.reply.take() {
@@ -219,10 +221,11 @@ impl Db {
     }
 
     /// Runs `work` with a pooled connection on the blocking pool, within the request's deadline.
-    pub async fn run<T, F>(&self, work: F) -> ApiResult<T>
+    pub async fn run<T, E, F>(&self, work: F) -> ApiResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> StoreResult<T> + Send + 'static,
+        E: Into<OpError>,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
     {
         let deadline = self.admit()?;
         let (outcome, reached) = self.on_thread(deadline, work).await?;
@@ -232,10 +235,11 @@ impl Db {
     /// Runs `work` on the blocking pool with a connection, giving up at `deadline`; and
     /// whether the work started before then (a request still waiting for a thread at its
     /// deadline met a queue, not a database that is away).
-    async fn on_thread<T, F>(&self, deadline: Instant, work: F) -> ApiResult<(StoreResult<T>, bool)>
+    async fn on_thread<T, E, F>(&self, deadline: Instant, work: F) -> ApiResult<(OpResult<T>, bool)>
     where
         T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> StoreResult<T> + Send + 'static,
+        E: Into<OpError>,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
     {
         let waiting = Waiting::new(&self.gate);
         let gate = Arc::clone(&self.gate);
@@ -246,13 +250,14 @@ impl Db {
         let blocking = web::block(move || {
             started_work.store(true, Ordering::Release);
             let started = waiting.start();
-            let result = span.in_scope(|| pool.run_by(deadline, work));
+            let result =
+                span.in_scope(|| pool.run_by(deadline, |conn| work(conn).map_err(Into::into)));
             gate.observe_hold(started.elapsed());
             result
         });
         match tokio::time::timeout_at(deadline.into(), blocking).await {
             Err(_) => Ok((
-                Err(StoreError::Unavailable("the database did not answer in time".into())),
+                Err(OpError::Unavailable("the database did not answer in time".into())),
                 reached.load(Ordering::Acquire),
             )),
             Ok(Err(error)) => Err(ApiError::internal(format!("the blocking pool failed: {error}"))),
@@ -264,10 +269,11 @@ impl Db {
     /// `/readyz`, which a load balancer polls to decide where traffic goes and which must say
     /// what the database does now, not what the circuit last concluded. A success closes an
     /// open circuit; a failure counts like any other.
-    pub async fn check<T, F>(&self, work: F) -> ApiResult<T>
+    pub async fn check<T, E, F>(&self, work: F) -> ApiResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> StoreResult<T> + Send + 'static,
+        E: Into<OpError>,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
     {
         let deadline = Instant::now() + work_budget(self.gate.limits.timeout);
         let (outcome, _) = self.on_thread(deadline, work).await?;
@@ -319,12 +325,7 @@ impl Db {
     /// Tells the gate how an admitted request's database work went (`reached`: whether it
     /// started, rather than waiting in a queue until its deadline), and turns its outcome into
     /// the API's.
-    fn observe<T>(
-        &self,
-        outcome: StoreResult<T>,
-        deadline: Instant,
-        reached: bool,
-    ) -> ApiResult<T> {
+    fn observe<T>(&self, outcome: OpResult<T>, deadline: Instant, reached: bool) -> ApiResult<T> {
         match &outcome {
             Err(error) if error.is_unavailable() => {
                 if Instant::now() >= deadline && ARRIVED.try_with(|_| ()).is_ok() {
@@ -344,7 +345,7 @@ impl Db {
 
     /// Records a failure to reach the database; when it opens the circuit, starts the health
     /// check that will close it.
-    fn note_failure(&self, error: &StoreError) {
+    fn note_failure(&self, error: &OpError) {
         if error.is_unavailable() && self.gate.failed(Instant::now()) {
             spawn_prober(&self.gate, self.pool.clone());
         }
@@ -359,10 +360,11 @@ impl Db {
     /// can grow past the pool's size. Deadlines, shedding and the circuit are those of
     /// [`Db::run`]; `work` may run more than once (again alone when its batch fails), so it
     /// must be a complete write of its own, as every store write is.
-    pub async fn run_combined<T, F>(&self, key: String, work: F) -> ApiResult<T>
+    pub async fn run_combined<T, E, F>(&self, key: String, work: F) -> ApiResult<T>
     where
         T: Send + 'static,
-        F: Fn(&mut DbConnection) -> StoreResult<T> + Send + 'static,
+        E: Into<OpError>,
+        F: Fn(&mut DbConnection) -> Result<T, E> + Send + 'static,
     {
         let now = Instant::now();
         let (arrived, deadline) = self.deadline(now);
@@ -413,8 +415,8 @@ impl Db {
             drop(web::block(move || span.in_scope(|| db.lead(&key))));
         }
         let outcome = match tokio::time::timeout_at(deadline.into(), answer).await {
-            Err(_) => Err(StoreError::Unavailable("the database did not answer in time".into())),
-            Ok(Err(_)) => Err(StoreError::Unavailable("the write was dropped unanswered".into())),
+            Err(_) => Err(OpError::Unavailable("the database did not answer in time".into())),
+            Ok(Err(_)) => Err(OpError::Unavailable("the write was dropped unanswered".into())),
             Ok(Ok(outcome)) => outcome,
         };
         self.observe(outcome, deadline, taken.load(Ordering::Acquire))
@@ -474,7 +476,7 @@ impl Db {
             // unanswered", a 503 like any failure to reach the database.
             let _ = self.pool.run_by(latest, |conn| {
                 invite_store::batch::commit_batch(conn, writes);
-                Ok(())
+                Ok::<_, invite_store::StoreError>(())
             });
             self.metrics.observe_batch(size);
             let took = started.elapsed();
@@ -496,12 +498,14 @@ impl Db {
     ) -> ApiResult<Keyed<(RecordedResponse, T)>>
     where
         T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> OpResult<T> + Send + 'static,
         R: FnOnce(&T) -> RecordedResponse + Send + 'static,
     {
-        self.run(move |conn| match claim {
-            None => work(conn).map(|value| Keyed::Fresh((render(&value), value))),
-            Some(claim) => invite_store::repo::recorded(conn, &claim, now, work, render),
+        self.run(move |conn| -> OpResult<_> {
+            match claim {
+                None => work(conn).map(|value| Keyed::Fresh((render(&value), value))),
+                Some(claim) => invite_store::repo::recorded(conn, &claim, now, work, render),
+            }
         })
         .await
     }
@@ -1011,17 +1015,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = sqlite_db(&dir, None, 2);
         for _ in 0..FAILURES_TO_OPEN {
-            db.note_failure(&StoreError::Unavailable("connection refused".into()));
+            db.note_failure(&OpError::Unavailable("connection refused".into()));
         }
         assert_eq!(db.health().state, DbState::Unreachable);
-        let refused = db.run(|_conn| Ok(())).await;
+        let refused = db.run(|_conn| Ok::<_, OpError>(())).await;
         assert!(matches!(refused, Err(ApiError::Unavailable(_))), "{refused:?}");
         let deadline = Instant::now() + Duration::from_secs(5);
         while db.health().state == DbState::Unreachable {
             assert!(Instant::now() < deadline, "the health check never closed the circuit");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        db.run(|_conn| Ok(())).await.unwrap();
+        db.run(|_conn| Ok::<_, OpError>(())).await.unwrap();
     }
 
     /// A bridge over a SQLite file in `dir`, with a 10 s request deadline.
@@ -1056,7 +1060,7 @@ mod tests {
         let write = |hold: Duration| {
             db.run_combined("the-key".to_owned(), move |_conn: &mut DbConnection| {
                 std::thread::sleep(hold);
-                Ok(())
+                Ok::<_, OpError>(())
             })
             .now_or_never()
         };
@@ -1094,7 +1098,7 @@ mod tests {
         let db = sqlite_db(&dir, None, 4);
         let key = "the-key".to_owned();
         let panicked = db
-            .run_combined(key.clone(), |_conn: &mut DbConnection| -> StoreResult<()> {
+            .run_combined(key.clone(), |_conn: &mut DbConnection| -> OpResult<()> {
                 panic!("a write that panics")
             })
             .await;
@@ -1104,7 +1108,7 @@ mod tests {
             .run_combined(key, |conn: &mut DbConnection| {
                 use diesel::RunQueryDsl as _;
                 diesel::sql_query("CREATE TABLE led (id INTEGER)").execute(conn)?;
-                Ok("committed")
+                Ok::<_, OpError>("committed")
             })
             .await;
         assert_eq!(answered.unwrap(), "committed");

@@ -10,7 +10,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use invite_core::redeem::{PREVIEW_REFUSED_MESSAGE, PreviewRefused};
 use invite_core::{ErrorCode, Problem};
-use invite_store::{Entity, StoreError};
+use invite_ops::OpError;
+use invite_store::StoreError;
 use serde::Serialize;
 
 use crate::rate_limit::Limited;
@@ -206,23 +207,22 @@ impl From<Problem> for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    /// Store failures: refusals pass through, a missing entity is its 404, an unavailable
-    /// database is a 503, and anything else (an unnamed row, a conflict nothing expected) is a
-    /// bug, so a 500.
-    fn from(error: StoreError) -> Self {
-        let missing = |code| Self::Problem(Problem::of(code));
+impl From<OpError> for ApiError {
+    /// An operation's failure: a refusal passes through with its code, an unreachable database
+    /// is a 503, and a bug is a 500.
+    fn from(error: OpError) -> Self {
         match error {
-            StoreError::Refused(problem) => Self::Problem(problem),
-            StoreError::Unavailable(cause) => Self::Unavailable(cause),
-            StoreError::NotFound(Entity::Server) => missing(ErrorCode::ServerNotFound),
-            StoreError::NotFound(Entity::Invite) => missing(ErrorCode::InviteNotFound),
-            StoreError::NotFound(Entity::Member) => missing(ErrorCode::MemberNotFound),
-            StoreError::NotFound(Entity::Ban) => missing(ErrorCode::BanNotFound),
-            StoreError::NotFound(Entity::Row)
-            | StoreError::Conflict(_)
-            | StoreError::Database(_) => Self::internal(error),
+            OpError::Refused(problem) => Self::Problem(problem),
+            OpError::Unavailable(cause) => Self::Unavailable(cause),
+            OpError::Internal(cause) => Self::Internal(cause),
         }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    /// A store failure, read as the operations layer reads it.
+    fn from(error: StoreError) -> Self {
+        OpError::from(error).into()
     }
 }
 
@@ -356,7 +356,7 @@ mod tests {
 
     #[actix_web::test]
     async fn internal_errors_never_leak_their_cause() {
-        let error = ApiError::from(StoreError::NotFound(Entity::Row));
+        let error = ApiError::from(StoreError::NotFound(invite_store::Entity::Row));
         let (status, body, _) = render(error).await;
         assert_eq!(status, 500);
         assert_eq!(

@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::StreamExt;
-use invite_core::event::EventType;
-use invite_store::repo::{Event, EventHorizon, EventRepository};
+use invite_core::event::{Event, InviteData, InviteDeleted};
+use invite_store::repo::{EventHorizon, EventRepository, StoredEvent};
 use tokio::sync::Notify;
 
 use crate::preview_cache::PreviewCache;
@@ -93,7 +93,7 @@ impl Default for EventBus {
 impl EventBus {
     /// Events this instance just committed: applied here at once, handed to the webhook
     /// deliverer, announced to the others.
-    pub fn published(&self, previews: &PreviewCache, events: &[Event]) {
+    pub fn published(&self, previews: &PreviewCache, events: &[StoredEvent]) {
         if events.is_empty() {
             return;
         }
@@ -129,37 +129,33 @@ impl EventBus {
     }
 }
 
-/// What an event outdates in the preview cache: the one consumer of events there is.
-pub fn apply(previews: &PreviewCache, event: &Event) {
-    let code = || event.payload.get("code").and_then(|code| code.as_str());
-    match event.kind {
-        EventType::InviteUpdate | EventType::InviteDelete => {
-            if let Some(code) = code() {
+/// What an event outdates in this instance's preview cache.
+pub fn apply(previews: &PreviewCache, stored: &StoredEvent) {
+    match &stored.event {
+        Event::InviteUpdate(InviteData { code, .. })
+        | Event::InviteDelete(InviteDeleted { code, .. }) => {
+            if let Some(code) = code {
                 previews.invalidate(code);
             }
         }
-        EventType::MemberJoin => {
+        Event::MemberJoin(joined) => {
             // The invite's uses changed (it may be used up now), and the server's count.
-            if let Some(code) = code() {
+            if let Some(code) = &joined.code {
                 previews.invalidate(code);
             }
-            if let Some(count) =
-                event.payload.get("member_count").and_then(serde_json::Value::as_i64)
-            {
-                previews.member_joined(event.server_id, count, event.seq);
-            }
+            previews.member_joined(joined.server_id, joined.member_count, stored.seq);
         }
-        EventType::MemberRemove => previews.member_left(event.server_id, event.seq),
+        Event::MemberRemove(removed) => previews.member_left(removed.server_id, stored.seq),
         // What every preview of the server shows: its pause, name, icon, vanity code.
-        EventType::InvitesPause
-        | EventType::InvitesResume
-        | EventType::ServerUpdate
-        | EventType::VanityUpdate => previews.invalidate_all(),
-        EventType::InviteCreate
-        | EventType::MemberUpdate
-        | EventType::BanAdd
-        | EventType::BanRemove
-        | EventType::ChannelCreate => {}
+        Event::InvitesPause(_)
+        | Event::InvitesResume(_)
+        | Event::ServerUpdate(_)
+        | Event::VanityUpdate(_) => previews.invalidate_all(),
+        Event::InviteCreate(_)
+        | Event::MemberUpdate(_)
+        | Event::BanAdd(_)
+        | Event::BanRemove(_)
+        | Event::ChannelCreate(_) => {}
     }
 }
 

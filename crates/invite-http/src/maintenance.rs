@@ -24,8 +24,7 @@ use crate::state::AppState;
 /// within this (and within 5 s, as the contract asks, with room to spare).
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Longest maintenance message, in characters.
-pub const MAX_MESSAGE_LEN: usize = 500;
+pub use invite_core::maintenance::MAX_MESSAGE_LEN;
 
 /// The longest clients are asked to wait, and what they are asked when the window has no
 /// planned end: a window of hours must not make clients sleep for hours, nor miss an early end.

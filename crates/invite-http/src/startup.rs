@@ -26,7 +26,6 @@ use tokio::net::TcpStream;
 use anyhow::Context as _;
 use invite_core::clock::{Clock as _, SystemClock};
 use invite_store::DbPool;
-use invite_store::repo::MaintenanceRepository;
 
 use crate::auth::Authenticator;
 use crate::body::BodyTimeout;
@@ -114,21 +113,26 @@ pub fn prepare(
     let now = SystemClock.now();
     let switch = match &reliability.maintenance {
         Some(setting) => Some(
-            pool.run(|conn| {
-                conn.set_maintenance(
+            pool.run_by(std::time::Instant::now() + config.db_timeout, |conn| {
+                invite_ops::maintenance::configure(
+                    conn,
                     setting.enabled,
                     setting.message.as_deref(),
                     setting.until,
                     now,
                 )
             })
-            .context("cannot set the maintenance switch (INVITE_MAINTENANCE)")?,
+            .context("cannot set the maintenance switch (INVITE_MAINTENANCE)")?
+            // The service's consumers do not run yet: the switch is read back below.
+            .settle(&invite_ops::OutboxOnly),
         ),
         // The poller reads it again every few seconds: a database away now is not fatal here.
-        None => pool.run(MaintenanceRepository::maintenance).unwrap_or_else(|error| {
-            tracing::warn!(%error, "cannot read the maintenance switch yet");
-            None
-        }),
+        None => pool
+            .run_by(std::time::Instant::now() + config.db_timeout, invite_ops::maintenance::current)
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "cannot read the maintenance switch yet");
+                None
+            }),
     };
     let metrics = Arc::new(Metrics::default());
     let limits = DbLimits {

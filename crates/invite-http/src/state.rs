@@ -7,9 +7,9 @@ use std::time::Instant;
 use actix_web::HttpResponse;
 use invite_core::clock::{Clock, SystemClock};
 use invite_core::code::{OsRandom, RandomSource};
-use invite_ops::{Ctx, Done};
-use invite_store::repo::{Actor, IdempotencyClaim, Keyed, RecordedResponse};
-use invite_store::{DbConnection, StoreResult};
+use invite_ops::{Ctx, EventSink, OpError, Outcome};
+use invite_store::DbConnection;
+use invite_store::repo::{Actor, IdempotencyClaim, Keyed, RecordedResponse, StoredEvent};
 
 use crate::auth::Authenticator;
 use crate::client_addr::TrustedProxies;
@@ -188,11 +188,9 @@ impl AppState {
     pub async fn change<T, F>(&self, work: F) -> ApiResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> StoreResult<Done<T>> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<Outcome<T>, OpError> + Send + 'static,
     {
-        let done = self.db.run(work).await?;
-        self.events.published(&self.previews, &done.events);
-        Ok(done.value)
+        Ok(self.db.run(work).await?.settle(self))
     }
 
     /// Runs a POST's change: with an Idempotency-Key (`claim`), replayed or recorded with the
@@ -205,15 +203,17 @@ impl AppState {
     ) -> ApiResult<HttpResponse>
     where
         T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> StoreResult<Done<T>> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<Outcome<T>, OpError> + Send + 'static,
         R: FnOnce(&T) -> RecordedResponse + Send + 'static,
     {
         let now = self.clock.now();
-        let answer =
-            self.db.write(claim, now, work, move |done: &Done<T>| render(&done.value)).await?;
+        let answer = self
+            .db
+            .write(claim, now, work, move |outcome: &Outcome<T>| render(outcome.value()))
+            .await?;
         Ok(match answer {
-            Keyed::Fresh((response, done)) => {
-                self.events.published(&self.previews, &done.events);
+            Keyed::Fresh((response, outcome)) => {
+                outcome.settle(self);
                 respond(Keyed::Fresh(response))
             }
             Keyed::Replay(response) => respond(Keyed::Replay(response)),
@@ -223,6 +223,14 @@ impl AppState {
     /// The link people open to preview and accept an invite.
     pub fn invite_url(&self, code: &str) -> String {
         invite_url(&self.public_url, code)
+    }
+}
+
+/// A change's events reach this instance's consumers (its preview cache at once, its gateway
+/// sessions and webhook deliverer through the bus) and are announced to the other instances.
+impl EventSink for AppState {
+    fn publish(&self, events: &[StoredEvent]) {
+        self.events.published(&self.previews, events);
     }
 }
 

@@ -32,7 +32,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use hmac::{Hmac, Mac};
 use invite_core::webhook::{TargetHost, WebhookUrl, is_public};
 use invite_store::repo::{
-    AttemptOutcome, Delivery, Event, EventRepository, Webhook, WebhookRepository,
+    AttemptOutcome, Delivery, EventRepository, StoredEvent, Webhook, WebhookRepository,
 };
 use parking_lot::Mutex;
 use sha2::Sha256;
@@ -249,7 +249,7 @@ async fn deliver(state: &AppState, mut webhook: Webhook) {
         }
         for event in events {
             let now = state.clock.now();
-            if !webhook.event_types.contains(&event.kind) {
+            if !webhook.event_types.contains(&event.kind()) {
                 webhook.cursor = event.seq;
                 continue;
             }
@@ -333,15 +333,15 @@ struct Envelope<'a> {
 async fn post(
     state: &AppState,
     webhook: &Webhook,
-    event: &Event,
+    event: &StoredEvent,
     now: DateTime<Utc>,
 ) -> (Delivery, bool) {
     let body = serde_json::to_vec(&Envelope {
         id: event.seq.to_string(),
-        kind: event.kind.as_str(),
-        server_id: event.server_id,
+        kind: event.kind().as_str(),
+        server_id: event.server_id(),
         created_at: event.created_at,
-        data: &event.payload,
+        data: &event.event.payload(),
     })
     .unwrap_or_default();
     let started = Instant::now();
@@ -350,7 +350,7 @@ async fn post(
         id: Uuid::now_v7(),
         webhook_id: webhook.id,
         event_seq: event.seq,
-        event_type: event.kind.as_str().to_owned(),
+        event_type: event.kind().as_str().to_owned(),
         attempt: webhook.attempts.saturating_add(1),
         status: result.as_ref().ok().map(|status| i32::from(*status)),
         error: match &result {
@@ -368,7 +368,7 @@ async fn post(
 async fn send(
     state: &AppState,
     webhook: &Webhook,
-    event: &Event,
+    event: &StoredEvent,
     timestamp: i64,
     body: Vec<u8>,
 ) -> Result<u16, String> {
@@ -392,7 +392,7 @@ async fn send(
         .post(endpoint.url().clone())
         .header("content-type", "application/json")
         .header("invite-event-id", event.seq.to_string())
-        .header("invite-event-type", event.kind.as_str())
+        .header("invite-event-type", event.kind().as_str())
         .header("invite-signature", signature(&webhook.secret, timestamp, &body))
         .body(body)
         .send()

@@ -6,9 +6,20 @@ use invite_core::code::CodeRef;
 use invite_store::repo::{
     IdempotencyClaim, InviteRepository, JoinResponseTemplate, Keyed, Redemption, keyed,
 };
-use invite_store::{DbConnection, StoreResult};
+use invite_store::{Backend, DbConnection};
 
-use crate::{Ctx, Done};
+use crate::{Ctx, OpResult, Outcome};
+
+/// Which accepts may be committed together by one transaction (group commit): those of one
+/// invite on PostgreSQL, where they queue on its row lock anyway; every accept on SQLite, where
+/// all writes queue for its one writer anyway. Accepts of different groups never wait for each
+/// other's commits.
+pub fn commit_group(code: &CodeRef, backend: Backend) -> String {
+    match backend {
+        Backend::Postgres => code.as_str().to_owned(),
+        Backend::Sqlite => String::new(),
+    }
+}
 
 /// An Idempotency-Key's claim and the response a join records under it.
 pub type Recording<'a> = (&'a IdempotencyClaim, &'a JoinResponseTemplate<'a>);
@@ -20,8 +31,8 @@ pub fn accept(
     ctx: &Ctx,
     code: &CodeRef,
     recording: Option<Recording<'_>>,
-) -> StoreResult<Keyed<Done<Redemption>>> {
-    let attempt = |conn: &mut DbConnection| -> StoreResult<Done<Redemption>> {
+) -> OpResult<Keyed<Outcome<Redemption>>> {
+    let attempt = |conn: &mut DbConnection| -> OpResult<Outcome<Redemption>> {
         let redemption = match recording {
             None => conn.redeem(code, &ctx.actor, ctx.now)?,
             Some((claim, template)) => {
@@ -32,12 +43,12 @@ pub fn accept(
             Redemption::Joined(joined) => vec![joined.event.clone()],
             Redemption::Refused(_) => Vec::new(),
         };
-        Ok(Done { value: redemption, events })
+        Ok(Outcome::new(redemption, events))
     };
     match recording {
         None => attempt(conn).map(Keyed::Fresh),
-        Some((claim, _)) => {
-            keyed(conn, claim, ctx.now, attempt, |done| matches!(done.value, Redemption::Joined(_)))
-        }
+        Some((claim, _)) => keyed(conn, claim, ctx.now, attempt, |done| {
+            matches!(done.value(), Redemption::Joined(_))
+        }),
     }
 }

@@ -2,21 +2,28 @@
 
 use chrono::{DateTime, Utc};
 use invite_core::code::{CodeRef, RandomSource};
-use invite_core::event::EventType;
-use invite_core::invite::{CreateInviteRequest, UpdateInviteRequest};
+use invite_core::event::{Event, InviteDeleted};
+use invite_core::invite::{
+    CreateInviteRequest, UpdateInviteRequest, check_manageable, check_version,
+};
 use invite_core::permissions::{InviteAction, Requirement, Standing, may_revoke_by_code};
+use invite_core::redeem::{
+    InviteStatus, InvitesPause, PreviewRefused, RedemptionFacts, RedemptionRefused, check_preview,
+    decide_redemption,
+};
 use invite_core::server::PageLimit;
 use invite_core::{ErrorCode, Problem};
 use invite_store::models::{Invite, Member, Preview};
 use invite_store::repo::{
-    ChannelRepository, CreatedInvite, InviteRepository, InviteScope, MemberRepository, NewEvent,
-    NewInvite, ServerRepository,
+    ChannelRepository, CreatedInvite, InviteRepository, InviteScope, MemberRepository, NewInvite,
+    ServerRepository,
 };
-use invite_store::{DbConnection, StoreResult, write_transaction};
+use invite_store::{DbConnection, write_transaction};
 use uuid::Uuid;
 
-use crate::events::invite_payload;
-use crate::{Ctx, Done, member_standing, with_events};
+use crate::events::invite_data;
+use crate::members::VisitorStanding;
+use crate::{Ctx, OpError, OpResult, Outcome, member_standing, with_events};
 
 /// Most invites one list returns, and the default page.
 pub const MAX_LIST: i64 = 1000;
@@ -36,20 +43,20 @@ fn channel_standing(
     conn: &mut DbConnection,
     channel_id: Uuid,
     user_id: Uuid,
-) -> StoreResult<(Uuid, Standing)> {
-    let not_found = || Problem::of(ErrorCode::ChannelNotFound);
+) -> OpResult<(Uuid, Standing)> {
+    let not_found = || OpError::refused(ErrorCode::ChannelNotFound);
     let channel = conn.find_channel(channel_id)?.ok_or_else(not_found)?;
     let standing = conn.standing(channel.server_id, user_id)?.ok_or_else(not_found)?;
     Ok((channel.server_id, standing))
 }
 
 /// The server a place belongs to (for the per-server rate limit), or the place's 404.
-pub fn server_of(conn: &mut DbConnection, place: Place) -> StoreResult<Uuid> {
+pub fn server_of(conn: &mut DbConnection, place: Place) -> OpResult<Uuid> {
     match place {
         Place::Server(server_id) => Ok(server_id),
         Place::Channel(channel_id) => Ok(conn
             .find_channel(channel_id)?
-            .ok_or_else(|| Problem::of(ErrorCode::ChannelNotFound))?
+            .ok_or_else(|| OpError::refused(ErrorCode::ChannelNotFound))?
             .server_id),
     }
 }
@@ -63,7 +70,7 @@ pub fn create(
     place: Place,
     request: CreateInviteRequest,
     random: &mut dyn RandomSource,
-) -> StoreResult<Done<CreatedInvite>> {
+) -> OpResult<Outcome<CreatedInvite>> {
     write_transaction(conn, |conn| {
         let (server_id, standing) = match place {
             Place::Server(server_id) => {
@@ -78,8 +85,9 @@ pub fn create(
         };
         let settings = request.validate(ctx.now)?;
         let new = NewInvite { server_id, creator: &ctx.actor, settings: &settings, now: ctx.now };
-        let (created, events) = conn.create_invite_announced(&new, random, invite_payload)?;
-        Ok(Done { value: created, events })
+        let announce = |invite: &Invite| Event::InviteCreate(invite_data(invite));
+        let (created, events) = conn.create_invite_announced(&new, random, announce)?;
+        Ok(Outcome::new(created, events))
     })
 }
 
@@ -102,7 +110,7 @@ pub fn list(
     ctx: &Ctx,
     place: Place,
     query: ListQuery,
-) -> StoreResult<Vec<Invite>> {
+) -> OpResult<Vec<Invite>> {
     let scope = match place {
         Place::Server(server_id) => {
             member_standing(conn, server_id, ctx.user_id())?.may_see_invites()?;
@@ -125,7 +133,7 @@ pub fn list(
         }
     };
     let limit = PageLimit::parse(query.limit, MAX_LIST, MAX_LIST)?;
-    conn.list_invites(scope, query.before, limit)
+    Ok(conn.list_invites(scope, query.before, limit)?)
 }
 
 /// The invite of this server, for a member allowed to see invites; 404 when it is unknown,
@@ -135,14 +143,27 @@ fn server_invite(
     ctx: &Ctx,
     server_id: Uuid,
     invite_id: Uuid,
-) -> StoreResult<(Standing, Invite)> {
+) -> OpResult<(Standing, Invite)> {
     let standing = member_standing(conn, server_id, ctx.user_id())?;
     standing.may_see_invites()?;
     let invite = conn
         .find_invite(invite_id)?
         .filter(|invite| invite.server_id == server_id && invite.revoked_at.is_none())
-        .ok_or_else(|| Problem::of(ErrorCode::InviteNotFound))?;
+        .ok_or_else(|| OpError::refused(ErrorCode::InviteNotFound))?;
     Ok((standing, invite))
+}
+
+/// The invite locked for a change, as it is now: still one the invite endpoints manage (not
+/// revoked meanwhile, not the vanity invite), at the version `If-Match` expects.
+fn locked_for_change(
+    conn: &mut DbConnection,
+    invite_id: Uuid,
+    expected: Option<i64>,
+) -> OpResult<Invite> {
+    let invite = conn.lock_invite(invite_id)?;
+    check_manageable(invite.kind, invite.revoked_at.is_some())?;
+    check_version(expected, invite.version)?;
+    Ok(invite)
 }
 
 /// Edits an invite's limits; a new expiry counts from now. `CREATE_INVITES` for one's own,
@@ -154,14 +175,17 @@ pub fn update(
     (server_id, invite_id): (Uuid, Uuid),
     request: &UpdateInviteRequest,
     expected: Result<Option<i64>, Problem>,
-) -> StoreResult<Done<Invite>> {
+) -> OpResult<Outcome<Invite>> {
     write_transaction(conn, |conn| {
         let (standing, invite) = server_invite(conn, ctx, server_id, invite_id)?;
         standing.may_manage_invite(invite.created_by, InviteAction::Edit)?;
-        let invite = conn.update_invite(invite.id, request, expected?, ctx.user_id(), ctx.now)?;
-        let event =
-            NewEvent { server_id, kind: EventType::InviteUpdate, payload: invite_payload(&invite) };
-        with_events(conn, ctx, invite, &[event])
+        let invite = locked_for_change(conn, invite.id, expected?)?;
+        // Checked against the invite as it is under its lock: a concurrent join cannot slip
+        // under a lowered limit.
+        let changes = request.validate(&invite.status(), ctx.now)?;
+        let invite = conn.update_invite(&invite, &changes, ctx.user_id(), ctx.now)?;
+        let event = Event::InviteUpdate(invite_data(&invite));
+        with_events(conn, ctx.now, invite, &[event])
     })
 }
 
@@ -172,7 +196,7 @@ pub fn revoke(
     ctx: &Ctx,
     (server_id, invite_id): (Uuid, Uuid),
     expected: Result<Option<i64>, Problem>,
-) -> StoreResult<Done<Invite>> {
+) -> OpResult<Outcome<Invite>> {
     write_transaction(conn, |conn| {
         let (standing, invite) = server_invite(conn, ctx, server_id, invite_id)?;
         standing.may_manage_invite(invite.created_by, InviteAction::Revoke)?;
@@ -193,7 +217,7 @@ pub fn revoke_by_code(
     ctx: &Ctx,
     code: &CodeRef,
     expected: Result<Option<i64>, Problem>,
-) -> StoreResult<Done<Invite>> {
+) -> OpResult<Outcome<Invite>> {
     revocable_by_code(conn, ctx, code)?;
     write_transaction(conn, |conn| {
         let invite = revocable_by_code(conn, ctx, code)?;
@@ -202,11 +226,11 @@ pub fn revoke_by_code(
 }
 
 /// The live invite holding `code`, if the caller may revoke it by its code.
-fn revocable_by_code(conn: &mut DbConnection, ctx: &Ctx, code: &CodeRef) -> StoreResult<Invite> {
+fn revocable_by_code(conn: &mut DbConnection, ctx: &Ctx, code: &CodeRef) -> OpResult<Invite> {
     let invite = conn
         .find_invite_by_code(code)?
         .filter(|invite| invite.revoked_at.is_none())
-        .ok_or_else(|| Problem::of(ErrorCode::InviteNotFound))?;
+        .ok_or_else(|| OpError::refused(ErrorCode::InviteNotFound))?;
     let standing = if invite.created_by == Some(ctx.user_id()) {
         None
     } else {
@@ -221,19 +245,45 @@ fn revoke_checked(
     ctx: &Ctx,
     invite: &Invite,
     expected: Option<i64>,
-) -> StoreResult<Done<Invite>> {
-    // Revoked by someone else since it was read: the store says the invite is not there.
-    let revoked = conn.revoke_invite(invite.id, expected, ctx.user_id(), ctx.now)?;
-    let event = NewEvent {
+) -> OpResult<Outcome<Invite>> {
+    // Revoked by someone else since it was read: no longer there to revoke.
+    let invite = locked_for_change(conn, invite.id, expected)?;
+    let revoked = conn.revoke_invite(&invite, ctx.user_id(), ctx.now)?;
+    let event = Event::InviteDelete(InviteDeleted {
         server_id: invite.server_id,
-        kind: EventType::InviteDelete,
-        payload: serde_json::json!({
-            "server_id": invite.server_id,
-            "invite_id": invite.id,
-            "code": invite.code,
-        }),
+        invite_id: invite.id,
+        code: invite.code.clone(),
+    });
+    with_events(conn, ctx.now, revoked, &[event])
+}
+
+/// What an invite's preview shows, for the API and the invite page alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PreviewVerdict {
+    /// Whether it can be shown at all: only an invite someone could still accept (a pause does
+    /// not hide it). The API answers 404 with the reason otherwise.
+    pub shown: Result<(), PreviewRefused>,
+    /// What accepting it would answer this visitor now, in the join's own order: the invite
+    /// page's state. A visitor nobody signed in as is a stranger to the server.
+    pub join: Result<(), RedemptionRefused>,
+}
+
+/// Decides what an invite's preview shows (see [`PreviewVerdict`]): `invite` is the invite the
+/// code names (`None`: no invite has it), `pause` its server's, and `visitor` where the
+/// signed-in visitor stands with the server (`None`: nobody signed in).
+pub fn preview_verdict(
+    invite: Option<&InviteStatus>,
+    pause: Option<InvitesPause>,
+    visitor: Option<VisitorStanding>,
+    now: DateTime<Utc>,
+) -> PreviewVerdict {
+    let facts = RedemptionFacts {
+        invite: invite.copied(),
+        pause,
+        is_member: visitor == Some(VisitorStanding::Member),
+        is_banned: visitor == Some(VisitorStanding::Banned),
     };
-    with_events(conn, ctx, revoked, &[event])
+    PreviewVerdict { shown: check_preview(invite, now), join: decide_redemption(&facts, now) }
 }
 
 /// What anyone may see of an invite, with its server's members present at `now`: one read
@@ -243,8 +293,8 @@ pub fn preview(
     conn: &mut DbConnection,
     code: &CodeRef,
     now: DateTime<Utc>,
-) -> StoreResult<Option<Preview>> {
-    conn.preview(code, now)
+) -> OpResult<Option<Preview>> {
+    Ok(conn.preview(code, now)?)
 }
 
 /// Members who joined with an invite of the server, in join order (`MANAGE_SERVER`); revoked
@@ -254,11 +304,11 @@ pub fn members_joined_with(
     ctx: &Ctx,
     (server_id, invite_id): (Uuid, Uuid),
     (limit, after): (Option<i64>, Option<Uuid>),
-) -> StoreResult<Vec<Member>> {
+) -> OpResult<Vec<Member>> {
     member_standing(conn, server_id, ctx.user_id())?.require(Requirement::ManageServer)?;
     let limit = PageLimit::parse(limit, crate::members::DEFAULT_PAGE, crate::members::MAX_PAGE)?;
     conn.find_invite(invite_id)?
         .filter(|invite| invite.server_id == server_id)
-        .ok_or_else(|| Problem::of(ErrorCode::InviteNotFound))?;
-    conn.members_joined_with(invite_id, after, limit)
+        .ok_or_else(|| OpError::refused(ErrorCode::InviteNotFound))?;
+    Ok(conn.members_joined_with(invite_id, after, limit)?)
 }

@@ -3,20 +3,26 @@
 
 pub mod accept;
 pub mod channels;
+mod error;
 pub mod events;
 pub mod invites;
+pub mod maintenance;
 pub mod members;
+mod outcome;
 pub mod servers;
 pub mod webhooks;
 
 use chrono::{DateTime, Utc};
 use invite_core::ErrorCode;
+use invite_core::event::Event;
 use invite_core::permissions::Standing;
-use invite_store::repo::{Actor, Event, EventRepository, NewEvent, ServerRepository};
-use invite_store::{DbConnection, StoreResult};
+use invite_store::DbConnection;
+use invite_store::repo::{Actor, EventRepository, ServerRepository};
 use uuid::Uuid;
 
+pub use error::{OpError, OpResult};
 pub use invite_store::write_transaction;
+pub use outcome::{EventSink, OutboxOnly, Outcome};
 
 /// Who acts, and when.
 #[derive(Debug, Clone)]
@@ -34,36 +40,15 @@ impl Ctx {
     }
 }
 
-/// What a change produced, and the events it wrote to the outbox (committed with it).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Done<T> {
-    /// The outcome.
-    pub value: T,
-    /// The events, as stored (with their `seq`).
-    pub events: Vec<Event>,
-}
-
-impl<T> Done<T> {
-    /// An outcome that changed nothing worth an event.
-    pub fn quiet(value: T) -> Self {
-        Self { value, events: Vec::new() }
-    }
-
-    /// The outcome with other events.
-    pub fn map<U>(self, change: impl FnOnce(T) -> U) -> Done<U> {
-        Done { value: change(self.value), events: self.events }
-    }
-}
-
 /// Appends `events` (inside the caller's transaction) and returns them with the outcome.
 pub(crate) fn with_events<T>(
     conn: &mut DbConnection,
-    ctx: &Ctx,
+    now: DateTime<Utc>,
     value: T,
-    events: &[NewEvent],
-) -> StoreResult<Done<T>> {
-    let events = if events.is_empty() { Vec::new() } else { conn.append_events(events, ctx.now)? };
-    Ok(Done { value, events })
+    events: &[Event],
+) -> OpResult<Outcome<T>> {
+    let events = if events.is_empty() { Vec::new() } else { conn.append_events(events, now)? };
+    Ok(Outcome::new(value, events))
 }
 
 /// The caller's standing in a server they belong to; 404 `SERVER_NOT_FOUND` otherwise, so a
@@ -72,7 +57,6 @@ pub fn member_standing(
     conn: &mut DbConnection,
     server_id: Uuid,
     user_id: Uuid,
-) -> StoreResult<Standing> {
-    conn.standing(server_id, user_id)?
-        .ok_or_else(|| invite_core::Problem::of(ErrorCode::ServerNotFound).into())
+) -> OpResult<Standing> {
+    conn.standing(server_id, user_id)?.ok_or_else(|| OpError::refused(ErrorCode::ServerNotFound))
 }

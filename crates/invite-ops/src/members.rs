@@ -1,18 +1,18 @@
 //! Members and bans: listing, permissions, leaving and kicking, banning and unbanning.
 
-use invite_core::event::EventType;
+use invite_core::ErrorCode;
+use invite_core::event::{BanAdded, BanRemoved, Event, MemberRemoved, RemovalReason};
 use invite_core::permissions::{Departure, Requirement};
 use invite_core::server::{BanRequest, PageLimit, UpdateMemberRequest};
-use invite_core::{ErrorCode, Problem};
 use invite_store::models::{Ban, Member};
 use invite_store::repo::{
-    BanRepository, GatewayRepository, MemberRepository, NewEvent, Removal, ServerRepository,
+    BanRepository, GatewayRepository, MemberRepository, Removal, ServerRepository,
 };
-use invite_store::{DbConnection, StoreResult, write_transaction};
+use invite_store::{DbConnection, write_transaction};
 use uuid::Uuid;
 
-use crate::events::member_payload;
-use crate::{Ctx, Done, member_standing, with_events};
+use crate::events::member_data;
+use crate::{Ctx, OpError, OpResult, Outcome, member_standing, with_events};
 
 /// Most members one page returns.
 pub const MAX_PAGE: i64 = 1000;
@@ -20,8 +20,11 @@ pub const MAX_PAGE: i64 = 1000;
 pub const DEFAULT_PAGE: i64 = 100;
 
 /// The server's owner.
-fn owner_of(conn: &mut DbConnection, server_id: Uuid) -> StoreResult<Uuid> {
-    Ok(conn.find_server(server_id)?.ok_or_else(|| Problem::of(ErrorCode::ServerNotFound))?.owner_id)
+fn owner_of(conn: &mut DbConnection, server_id: Uuid) -> OpResult<Uuid> {
+    Ok(conn
+        .find_server(server_id)?
+        .ok_or_else(|| OpError::refused(ErrorCode::ServerNotFound))?
+        .owner_id)
 }
 
 /// Members ordered by user id, with how each joined (any member).
@@ -30,10 +33,10 @@ pub fn list(
     ctx: &Ctx,
     server_id: Uuid,
     (limit, after): (Option<i64>, Option<Uuid>),
-) -> StoreResult<Vec<Member>> {
+) -> OpResult<Vec<Member>> {
     member_standing(conn, server_id, ctx.user_id())?;
     let limit = PageLimit::parse(limit, DEFAULT_PAGE, MAX_PAGE)?;
-    conn.list_members(server_id, after, limit)
+    Ok(conn.list_members(server_id, after, limit)?)
 }
 
 /// Replaces a member's extra permissions (`ADMINISTRATOR`); being given permissions ends a
@@ -43,13 +46,12 @@ pub fn update(
     ctx: &Ctx,
     (server_id, user_id): (Uuid, Uuid),
     request: &UpdateMemberRequest,
-) -> StoreResult<Done<Member>> {
+) -> OpResult<Outcome<Member>> {
     write_transaction(conn, |conn| {
         member_standing(conn, server_id, ctx.user_id())?.require(Requirement::Administrator)?;
         let member = conn.set_member_permissions(server_id, user_id, request.permissions)?;
-        let event =
-            NewEvent { server_id, kind: EventType::MemberUpdate, payload: member_payload(&member) };
-        with_events(conn, ctx, member, &[event])
+        let event = Event::MemberUpdate(member_data(&member));
+        with_events(conn, ctx.now, member, &[event])
     })
 }
 
@@ -58,7 +60,7 @@ pub fn remove(
     conn: &mut DbConnection,
     ctx: &Ctx,
     (server_id, user_id): (Uuid, Uuid),
-) -> StoreResult<Done<Departure>> {
+) -> OpResult<Outcome<Departure>> {
     write_transaction(conn, |conn| {
         let standing = member_standing(conn, server_id, ctx.user_id())?;
         let owner = owner_of(conn, server_id)?;
@@ -69,15 +71,11 @@ pub fn remove(
         };
         conn.remove_member(server_id, user_id, removal, ctx.now)?;
         let reason = match departure {
-            Departure::Leave => "leave",
-            Departure::Kick => "kick",
+            Departure::Leave => RemovalReason::Leave,
+            Departure::Kick => RemovalReason::Kick,
         };
-        let event = NewEvent {
-            server_id,
-            kind: EventType::MemberRemove,
-            payload: serde_json::json!({"server_id": server_id, "user_id": user_id, "reason": reason}),
-        };
-        with_events(conn, ctx, departure, &[event])
+        let event = Event::MemberRemove(MemberRemoved { server_id, user_id, reason });
+        with_events(conn, ctx.now, departure, &[event])
     })
 }
 
@@ -90,22 +88,18 @@ pub fn remove_temporary(
     (server_id, user_id): (Uuid, Uuid),
     now: chrono::DateTime<chrono::Utc>,
     grace: chrono::TimeDelta,
-) -> StoreResult<Done<bool>> {
+) -> OpResult<Outcome<bool>> {
     write_transaction(conn, |conn| {
         // Checked again here: the sweep's list may be outdated. A reconnection committed in
         // the instant between this check and the commit is not seen; that session then
         // receives the removal, as it would a kick.
         if !conn.is_lapsed_temporary_member(server_id, user_id, now, grace)? {
-            return Ok(Done::quiet(false));
+            return Ok(Outcome::quiet(false));
         }
         conn.remove_member(server_id, user_id, Removal::Temporary, now)?;
-        let event = NewEvent {
-            server_id,
-            kind: EventType::MemberRemove,
-            payload: serde_json::json!({"server_id": server_id, "user_id": user_id, "reason": "temporary"}),
-        };
-        let ctx = Ctx { actor: invite_store::repo::Actor::new(user_id), now };
-        with_events(conn, &ctx, true, &[event])
+        let reason = RemovalReason::Temporary;
+        let event = Event::MemberRemove(MemberRemoved { server_id, user_id, reason });
+        with_events(conn, now, true, &[event])
     })
 }
 
@@ -116,7 +110,7 @@ pub fn ban(
     ctx: &Ctx,
     (server_id, user_id): (Uuid, Uuid),
     request: &BanRequest,
-) -> StoreResult<Done<Ban>> {
+) -> OpResult<Outcome<Ban>> {
     write_transaction(conn, |conn| {
         let standing = member_standing(conn, server_id, ctx.user_id())?;
         standing.require(Requirement::BanMembers)?;
@@ -124,19 +118,12 @@ pub fn ban(
         standing.may_ban(user_id, owner_of(conn, server_id)?)?;
         let was_member = conn.find_member(server_id, user_id)?.is_some();
         let ban = conn.ban(server_id, user_id, reason.clone(), ctx.user_id(), ctx.now)?;
-        let mut events = vec![NewEvent {
-            server_id,
-            kind: EventType::BanAdd,
-            payload: serde_json::json!({"server_id": server_id, "user_id": user_id, "reason": reason}),
-        }];
+        let mut events = vec![Event::BanAdd(BanAdded { server_id, user_id, reason })];
         if was_member {
-            events.push(NewEvent {
-                server_id,
-                kind: EventType::MemberRemove,
-                payload: serde_json::json!({"server_id": server_id, "user_id": user_id, "reason": "ban"}),
-            });
+            let reason = RemovalReason::Ban;
+            events.push(Event::MemberRemove(MemberRemoved { server_id, user_id, reason }));
         }
-        with_events(conn, ctx, ban, &events)
+        with_events(conn, ctx.now, ban, &events)
     })
 }
 
@@ -145,16 +132,12 @@ pub fn unban(
     conn: &mut DbConnection,
     ctx: &Ctx,
     (server_id, user_id): (Uuid, Uuid),
-) -> StoreResult<Done<()>> {
+) -> OpResult<Outcome<()>> {
     write_transaction(conn, |conn| {
         member_standing(conn, server_id, ctx.user_id())?.require(Requirement::BanMembers)?;
         conn.unban(server_id, user_id, ctx.user_id(), ctx.now)?;
-        let event = NewEvent {
-            server_id,
-            kind: EventType::BanRemove,
-            payload: serde_json::json!({"server_id": server_id, "user_id": user_id}),
-        };
-        with_events(conn, ctx, (), &[event])
+        let event = Event::BanRemove(BanRemoved { server_id, user_id });
+        with_events(conn, ctx.now, (), &[event])
     })
 }
 
@@ -172,13 +155,11 @@ pub enum VisitorStanding {
 /// Where `user_id` stands with the server, for the invite page: what it tells the visitor
 /// alone (a ban is never shown to anyone else). Read-only; the join itself decides anew.
 ///
-/// # Errors
-/// The store's.
 pub fn visitor_standing(
     conn: &mut DbConnection,
     server_id: Uuid,
     user_id: Uuid,
-) -> StoreResult<VisitorStanding> {
+) -> OpResult<VisitorStanding> {
     if conn.find_member(server_id, user_id)?.is_some() {
         Ok(VisitorStanding::Member)
     } else if conn.is_banned(server_id, user_id)? {
@@ -189,7 +170,7 @@ pub fn visitor_standing(
 }
 
 /// The server's bans, newest first (`BAN_MEMBERS`).
-pub fn bans(conn: &mut DbConnection, ctx: &Ctx, server_id: Uuid) -> StoreResult<Vec<Ban>> {
+pub fn bans(conn: &mut DbConnection, ctx: &Ctx, server_id: Uuid) -> OpResult<Vec<Ban>> {
     member_standing(conn, server_id, ctx.user_id())?.require(Requirement::BanMembers)?;
-    conn.list_bans(server_id)
+    Ok(conn.list_bans(server_id)?)
 }

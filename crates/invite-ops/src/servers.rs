@@ -1,20 +1,20 @@
 //! Servers: creation, reading and editing, the invite pause, the vanity URL, and the audit log.
 
+use invite_core::ErrorCode;
 use invite_core::audit::AuditAction;
-use invite_core::event::EventType;
+use invite_core::event::{Event, InvitesPaused, InvitesResumed, VanityUpdated};
 use invite_core::permissions::Requirement;
 use invite_core::redeem::InvitesPause;
 use invite_core::server::{
     CreateServerRequest, PageLimit, PauseRequest, ServerFeature, UpdateServerRequest, VanityRequest,
 };
-use invite_core::{ErrorCode, Problem};
 use invite_store::models::{AuditEntry, Invite, Server};
-use invite_store::repo::{AuditRepository, NewEvent, ServerRepository, VanityRepository};
-use invite_store::{DbConnection, StoreResult, write_transaction};
+use invite_store::repo::{AuditRepository, ServerRepository, VanityRepository};
+use invite_store::{DbConnection, write_transaction};
 use uuid::Uuid;
 
-use crate::events::{pause_payload, server_payload};
-use crate::{Ctx, Done, member_standing, with_events};
+use crate::events::server_data;
+use crate::{Ctx, OpError, OpResult, Outcome, member_standing, with_events};
 
 /// Most audit entries one page returns, and the default page.
 pub const MAX_AUDIT_PAGE: i64 = 100;
@@ -27,15 +27,15 @@ pub fn create(
     conn: &mut DbConnection,
     ctx: &Ctx,
     request: &CreateServerRequest,
-) -> StoreResult<Done<Server>> {
+) -> OpResult<Outcome<Server>> {
     let settings = request.validate()?;
-    Ok(Done::quiet(conn.create_server(&ctx.actor, &settings, ctx.now)?))
+    Ok(Outcome::quiet(conn.create_server(&ctx.actor, &settings, ctx.now)?))
 }
 
 /// A server the caller belongs to.
-pub fn get(conn: &mut DbConnection, ctx: &Ctx, server_id: Uuid) -> StoreResult<Server> {
+pub fn get(conn: &mut DbConnection, ctx: &Ctx, server_id: Uuid) -> OpResult<Server> {
     member_standing(conn, server_id, ctx.user_id())?;
-    Ok(conn.find_server(server_id)?.ok_or_else(|| Problem::of(ErrorCode::ServerNotFound))?)
+    conn.find_server(server_id)?.ok_or_else(|| OpError::refused(ErrorCode::ServerNotFound))
 }
 
 /// Edits a server (`MANAGE_SERVER`; `features` only by the owner, since the platform grants
@@ -45,7 +45,7 @@ pub fn update(
     ctx: &Ctx,
     server_id: Uuid,
     request: &UpdateServerRequest,
-) -> StoreResult<Done<Server>> {
+) -> OpResult<Outcome<Server>> {
     write_transaction(conn, |conn| {
         let standing = member_standing(conn, server_id, ctx.user_id())?;
         standing.require(Requirement::ManageServer)?;
@@ -54,9 +54,8 @@ pub fn update(
             standing.require(Requirement::Owner)?;
         }
         let server = conn.update_server(server_id, &changes, ctx.now)?;
-        let event =
-            NewEvent { server_id, kind: EventType::ServerUpdate, payload: server_payload(&server) };
-        with_events(conn, ctx, server, &[event])
+        let event = Event::ServerUpdate(server_data(&server));
+        with_events(conn, ctx.now, server, &[event])
     })
 }
 
@@ -67,32 +66,24 @@ pub fn set_pause(
     ctx: &Ctx,
     server_id: Uuid,
     request: Option<&PauseRequest>,
-) -> StoreResult<Done<Server>> {
+) -> OpResult<Outcome<Server>> {
     write_transaction(conn, |conn| {
         member_standing(conn, server_id, ctx.user_id())?.require(Requirement::ManageServer)?;
         let pause: Option<InvitesPause> =
             request.map(|request| request.validate(ctx.now)).transpose()?;
         let server = conn.set_invites_pause(server_id, pause, ctx.user_id(), ctx.now)?;
         let event = match pause {
-            Some(pause) => NewEvent {
-                server_id,
-                kind: EventType::InvitesPause,
-                payload: pause_payload(server_id, pause),
-            },
-            None => NewEvent {
-                server_id,
-                kind: EventType::InvitesResume,
-                payload: serde_json::json!({"server_id": server_id}),
-            },
+            Some(pause) => Event::InvitesPause(InvitesPaused { server_id, until: pause.until() }),
+            None => Event::InvitesResume(InvitesResumed { server_id }),
         };
-        with_events(conn, ctx, server, &[event])
+        with_events(conn, ctx.now, server, &[event])
     })
 }
 
 /// The server's active vanity invite (`MANAGE_SERVER`).
-pub fn vanity(conn: &mut DbConnection, ctx: &Ctx, server_id: Uuid) -> StoreResult<Option<Invite>> {
+pub fn vanity(conn: &mut DbConnection, ctx: &Ctx, server_id: Uuid) -> OpResult<Option<Invite>> {
     member_standing(conn, server_id, ctx.user_id())?.require(Requirement::ManageServer)?;
-    conn.vanity_invite(server_id)
+    Ok(conn.vanity_invite(server_id)?)
 }
 
 /// Sets or releases the vanity code (`MANAGE_SERVER`, and the server's `VANITY_URL` feature).
@@ -101,24 +92,21 @@ pub fn set_vanity(
     ctx: &Ctx,
     server_id: Uuid,
     request: &VanityRequest,
-) -> StoreResult<Done<Option<Invite>>> {
+) -> OpResult<Outcome<Option<Invite>>> {
     write_transaction(conn, |conn| {
         member_standing(conn, server_id, ctx.user_id())?.require(Requirement::ManageServer)?;
         let code = request.validate()?;
-        let server =
-            conn.find_server(server_id)?.ok_or_else(|| Problem::of(ErrorCode::ServerNotFound))?;
+        let server = conn
+            .find_server(server_id)?
+            .ok_or_else(|| OpError::refused(ErrorCode::ServerNotFound))?;
         ServerFeature::VanityUrl.require_in(&server.features)?;
         let invite = conn.set_vanity_code(server_id, code.as_ref(), ctx.user_id(), ctx.now)?;
-        let event = NewEvent {
+        let event = Event::VanityUpdate(VanityUpdated {
             server_id,
-            kind: EventType::VanityUpdate,
-            payload: serde_json::json!({
-                "server_id": server_id,
-                "code": invite.as_ref().and_then(|invite| invite.code.clone()),
-                "previous_code": server.vanity_code,
-            }),
-        };
-        with_events(conn, ctx, invite, &[event])
+            code: invite.as_ref().and_then(|invite| invite.code.clone()),
+            previous_code: server.vanity_code,
+        });
+        with_events(conn, ctx.now, invite, &[event])
     })
 }
 
@@ -128,10 +116,10 @@ pub fn audit_log(
     ctx: &Ctx,
     server_id: Uuid,
     (limit, before): (Option<i64>, Option<Uuid>),
-) -> StoreResult<Vec<AuditEntry>> {
+) -> OpResult<Vec<AuditEntry>> {
     member_standing(conn, server_id, ctx.user_id())?.require(Requirement::Administrator)?;
     let limit = PageLimit::parse(limit, DEFAULT_AUDIT_PAGE, MAX_AUDIT_PAGE)?;
-    conn.list_audit_entries(server_id, before, limit)
+    Ok(conn.list_audit_entries(server_id, before, limit)?)
 }
 
 /// The actions the audit log records, for the documentation of its endpoint.

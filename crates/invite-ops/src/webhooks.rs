@@ -2,16 +2,16 @@
 //! webhook's host points is checked by the caller, which resolves it (this layer does no I/O
 //! beyond the database).
 
+use invite_core::ErrorCode;
 use invite_core::permissions::Requirement;
 use invite_core::webhook::{WebhookTarget, check_webhook_count};
-use invite_core::{ErrorCode, Problem};
 use invite_store::repo::{
     Delivery, EventRepository, NewWebhook, ServerRepository, Webhook, WebhookRepository,
 };
-use invite_store::{DbConnection, StoreResult, write_transaction};
+use invite_store::{DbConnection, write_transaction};
 use uuid::Uuid;
 
-use crate::{Ctx, member_standing};
+use crate::{Ctx, OpError, OpResult, Outcome, member_standing};
 
 /// Deliveries one listing shows.
 pub const RECENT_DELIVERIES: i64 = 50;
@@ -19,7 +19,7 @@ pub const RECENT_DELIVERIES: i64 = 50;
 /// Whether the caller may register webhooks on the server (`MANAGE_SERVER`): asked before the
 /// target's host is resolved, so that a stranger learns nothing about URLs; [`create`] asks again
 /// in its transaction.
-pub fn may_register(conn: &mut DbConnection, ctx: &Ctx, server_id: Uuid) -> StoreResult<()> {
+pub fn may_register(conn: &mut DbConnection, ctx: &Ctx, server_id: Uuid) -> OpResult<()> {
     member_standing(conn, server_id, ctx.user_id())?.require(Requirement::ManageServer)?;
     Ok(())
 }
@@ -32,7 +32,7 @@ pub fn create(
     server_id: Uuid,
     target: &WebhookTarget,
     secret: &str,
-) -> StoreResult<Webhook> {
+) -> OpResult<Outcome<Webhook>> {
     write_transaction(conn, |conn| {
         member_standing(conn, server_id, ctx.user_id())?.require(Requirement::ManageServer)?;
         // Two registrations at nine must not both pass: they take turns on the server's row.
@@ -47,14 +47,14 @@ pub fn create(
             created_by: ctx.user_id(),
             now: ctx.now,
         };
-        conn.create_webhook(&new, cursor)
+        Ok(Outcome::quiet(conn.create_webhook(&new, cursor)?))
     })
 }
 
 /// The server's webhooks, oldest first (`MANAGE_SERVER`).
-pub fn list(conn: &mut DbConnection, ctx: &Ctx, server_id: Uuid) -> StoreResult<Vec<Webhook>> {
+pub fn list(conn: &mut DbConnection, ctx: &Ctx, server_id: Uuid) -> OpResult<Vec<Webhook>> {
     member_standing(conn, server_id, ctx.user_id())?.require(Requirement::ManageServer)?;
-    conn.list_webhooks(server_id)
+    Ok(conn.list_webhooks(server_id)?)
 }
 
 /// Deletes a webhook of the server, with its deliveries (`MANAGE_SERVER`).
@@ -62,12 +62,12 @@ pub fn delete(
     conn: &mut DbConnection,
     ctx: &Ctx,
     (server_id, webhook_id): (Uuid, Uuid),
-) -> StoreResult<()> {
+) -> OpResult<Outcome<()>> {
     member_standing(conn, server_id, ctx.user_id())?.require(Requirement::ManageServer)?;
     if conn.delete_webhook(server_id, webhook_id)? {
-        Ok(())
+        Ok(Outcome::quiet(()))
     } else {
-        Err(Problem::of(ErrorCode::WebhookNotFound).into())
+        Err(OpError::refused(ErrorCode::WebhookNotFound))
     }
 }
 
@@ -76,12 +76,12 @@ pub fn deliveries(
     conn: &mut DbConnection,
     ctx: &Ctx,
     (server_id, webhook_id): (Uuid, Uuid),
-) -> StoreResult<(Webhook, Vec<Delivery>)> {
+) -> OpResult<(Webhook, Vec<Delivery>)> {
     member_standing(conn, server_id, ctx.user_id())?.require(Requirement::ManageServer)?;
     let webhook = conn
         .find_webhook(webhook_id)?
         .filter(|webhook| webhook.server_id == server_id)
-        .ok_or_else(|| Problem::of(ErrorCode::WebhookNotFound))?;
+        .ok_or_else(|| OpError::refused(ErrorCode::WebhookNotFound))?;
     let deliveries = conn.deliveries(webhook_id, RECENT_DELIVERIES)?;
     Ok((webhook, deliveries))
 }

@@ -1,7 +1,7 @@
 //! What can go wrong in the store, sorted by what the caller should do about it.
 
 use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind, Error as DieselError};
-use invite_core::Problem;
+use invite_core::vanity::VanityRefused;
 
 /// What a store failure is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,6 +10,8 @@ pub enum Entity {
     Server,
     /// An invite (unknown, or no longer there to change: revoked).
     Invite,
+    /// A channel.
+    Channel,
     /// A membership.
     Member,
     /// A ban.
@@ -27,10 +29,10 @@ pub enum StoreError {
     /// A uniqueness rule refused the write; the constraint says which.
     #[error("conflict on {0:?}")]
     Conflict(Constraint),
-    /// The core's rules refused the operation (unknown channel, limit reached, code taken...):
-    /// answer the user with the problem as it is.
-    #[error("refused: {0}")]
-    Refused(Problem),
+    /// Something the store found that stops the change (a full server, a taken vanity code),
+    /// named by what it is: the operations layer refuses it in the user's words.
+    #[error("stopped: {0}")]
+    Stopped(Fact),
     /// The database cannot be reached or did not answer in time: retry later.
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -40,16 +42,57 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether the failure says the connection it happened on is unusable.
+    /// Whether the database was unreachable or did not answer in time.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::Unavailable(_))
     }
 }
 
-impl From<Problem> for StoreError {
-    fn from(problem: Problem) -> Self {
-        Self::Refused(problem)
+/// An error that can tell a database that was unreachable from a refusal: a write that failed
+/// for want of the database may have a twin that did not (see [`crate::repo::keyed`]).
+pub trait Availability {
+    /// Whether the database was unreachable or did not answer in time.
+    fn is_unavailable(&self) -> bool;
+}
+
+impl Availability for StoreError {
+    fn is_unavailable(&self) -> bool {
+        StoreError::is_unavailable(self)
     }
+}
+
+impl From<Fact> for StoreError {
+    fn from(fact: Fact) -> Self {
+        Self::Stopped(fact)
+    }
+}
+
+/// What a store operation found that stops it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Fact {
+    /// The invite is its server's vanity invite, which the invite endpoints do not manage.
+    #[error("the invite is a vanity invite")]
+    VanityInvite,
+    /// The channel named is not one of the server's.
+    #[error("the channel is not the server's")]
+    ChannelNotInServer,
+    /// The server holds as many active invites as it may
+    /// ([`invite_core::invite::MAX_ACTIVE_INVITES`]).
+    #[error("the server holds as many active invites as it may")]
+    ActiveInvitesFull,
+    /// Every code drawn for a new invite was taken.
+    #[error("every code drawn was taken")]
+    CodesExhausted,
+    /// The vanity code cannot be claimed, as the core decided.
+    #[error("{0}")]
+    VanityCode(VanityRefused),
+    /// An Idempotency-Key already answered another request.
+    #[error("the idempotency key answered another request")]
+    KeyReused,
+    /// A page's cursor names nothing in the list it pages through; the text says what it
+    /// should name.
+    #[error("the cursor must be the id of {0}")]
+    UnknownCursor(&'static str),
 }
 
 /// The uniqueness rules the store relies on to detect conflicts.

@@ -16,5 +16,11 @@ pub mod sql_types;
 pub mod testing;
 
 pub use connection::{Backend, DbConnection, write_transaction};
-pub use error::{Constraint, Entity, StoreError, StoreResult};
+pub use error::{Availability, Constraint, Entity, Fact, StoreError, StoreResult};
 pub use pool::{DatabaseUrl, DbPool, PoolConfig};
+
+/// diesel's error type, which transactions of the store's callers convert from (see
+/// [`write_transaction`]), without a dependency on diesel of their own.
+pub mod diesel_error {
+    pub use diesel::result::Error;
+}

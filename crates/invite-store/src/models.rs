@@ -232,31 +232,7 @@ impl TryFrom<InviteRow> for Invite {
     }
 }
 
-/// How a member came to be in a server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum JoinSource {
-    /// Created the server.
-    Owner,
-    /// Accepted a random invite.
-    Invite,
-    /// Accepted the vanity invite.
-    Vanity,
-}
-
-impl JoinSource {
-    /// The stored and serialized name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Owner => "owner",
-            Self::Invite => "invite",
-            Self::Vanity => "vanity",
-        }
-    }
-
-    fn parse(name: &str) -> Option<Self> {
-        [Self::Owner, Self::Invite, Self::Vanity].into_iter().find(|s| s.as_str() == name)
-    }
-}
+pub use invite_core::server::JoinSource;
 
 /// A member of a server, with how they joined.
 #[derive(Debug, Clone, PartialEq, Eq)]

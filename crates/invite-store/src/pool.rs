@@ -149,19 +149,10 @@ impl PoolConfig {
 pub struct PooledConnection {
     conn: DbConnection,
     last_used: Instant,
-    /// Set by the connection's own [`LossWatch`] when a statement found the server gone, or by
-    /// [`PooledConnection::mark_broken`].
+    /// Set by the connection's own [`LossWatch`] when a statement found the server gone.
     lost: Arc<AtomicBool>,
     /// The pool's [`Losses::epoch`] when this connection was last known to work.
     known_good: u64,
-}
-
-impl PooledConnection {
-    /// Drops the connection instead of returning it to the pool: call after a failure that
-    /// suggests the connection itself is dead (the store's `Unavailable`).
-    pub fn mark_broken(&mut self) {
-        self.lost.store(true, Ordering::Relaxed);
-    }
 }
 
 /// What the pool's connections tell each other about lost servers.
@@ -515,40 +506,38 @@ impl DbPool {
         Ok(self.pool.get()?)
     }
 
-    /// Runs `work` on a pooled connection; a connection that reports `Unavailable` is dropped
-    /// rather than handed to the next caller.
+    /// Runs `work` on a pooled connection. A connection that lost its server on the way is
+    /// dropped rather than handed to the next caller, whatever `work` did with the error.
     pub fn run<T>(&self, work: impl FnOnce(&mut DbConnection) -> StoreResult<T>) -> StoreResult<T> {
         self.run_by(Instant::now() + self.checkout_timeout, work)
     }
 
-    /// Like [`DbPool::run`], but the checkout gives up at `deadline` rather than a full timeout
+    /// Like [`DbPool::run`], for work that reports errors of its own (converted from the
+    /// store's), and the checkout gives up at `deadline` rather than a full timeout
     /// after it starts: a caller that queued for a thread before reaching the pool still fails
     /// within the timeout it was promised, and one whose deadline has passed fails at once. A
     /// write transaction of `work` that is still open at `deadline` rolls back instead of
     /// committing.
-    pub fn run_by<T>(
+    pub fn run_by<T, E: From<StoreError>>(
         &self,
         deadline: Instant,
-        work: impl FnOnce(&mut DbConnection) -> StoreResult<T>,
-    ) -> StoreResult<T> {
+        work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+    ) -> Result<T, E> {
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
             return Err(StoreError::Unavailable(
                 "timed out waiting for a database connection".to_owned(),
-            ));
+            )
+            .into());
         }
-        let mut conn = self.pool.get_timeout(remaining)?;
-        let result = crate::connection::with_deadline(deadline, || work(&mut conn));
-        if result.as_ref().is_err_and(StoreError::is_unavailable) {
-            conn.mark_broken();
-        }
-        result
+        let mut conn = self.pool.get_timeout(remaining).map_err(StoreError::from)?;
+        crate::connection::with_deadline(deadline, || work(&mut conn))
     }
 
     /// Whether the database answers now, by `deadline`: the cheapest statement on a connection
     /// of the pool. For health checks.
     pub fn ping_by(&self, deadline: Instant) -> StoreResult<()> {
-        self.run_by(deadline, |conn| Ok(conn.ping()?))
+        self.run_by(deadline, |conn| Ok::<_, StoreError>(conn.ping()?))
     }
 
     /// Open and idle connections.
@@ -575,12 +564,13 @@ mod tests {
         let started = Instant::now();
         let result = pool.run_by(started, |_| {
             ran = true;
-            Ok(())
+            Ok::<_, StoreError>(())
         });
         assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
         assert!(!ran, "the work must not run after its deadline");
         assert!(started.elapsed() < Duration::from_millis(500), "it must not wait");
-        assert_eq!(pool.run_by(Instant::now() + Duration::from_secs(2), |_| Ok(7)).unwrap(), 7);
+        let later = Instant::now() + Duration::from_secs(2);
+        assert_eq!(pool.run_by(later, |_| Ok::<_, StoreError>(7)).unwrap(), 7);
     }
 
     /// Writes 500 pages of rows in one transaction, then returns how long the database file

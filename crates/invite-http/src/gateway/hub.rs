@@ -17,9 +17,10 @@ use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 
 use bytestring::ByteString;
 use chrono::{DateTime, Utc};
-use invite_core::event::{Audience, EventType};
+use invite_core::event::Event;
 use invite_core::permissions::{Permissions, Standing};
-use invite_store::repo::{Event, GatewayRepository, MemberServer, ServerRepository};
+use invite_store::StoreResult;
+use invite_store::repo::{GatewayRepository, MemberServer, ServerRepository, StoredEvent};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{Notify, mpsc, oneshot};
 use uuid::Uuid;
@@ -258,7 +259,7 @@ impl Hub {
         wanted.dedup();
         let found = state
             .db
-            .run(move |conn| {
+            .run(move |conn| -> StoreResult<_> {
                 let mut servers_of: HashMap<Uuid, Vec<MemberServer>> = HashMap::new();
                 // A bounded list of bound values per statement (SQLite allows 32,766).
                 for users in wanted.chunks(SEED_BATCH) {
@@ -293,55 +294,35 @@ impl Hub {
 
     /// Delivers one event, in `seq` order (called by the reader), after applying what it
     /// changes in who hears what.
-    pub async fn dispatch(&self, state: &AppState, event: &Event) {
+    pub async fn dispatch(&self, state: &AppState, event: &StoredEvent) {
         if self.connections() == 0 {
             return;
         }
-        let user = || {
-            event
-                .payload
-                .get("user_id")
-                .and_then(serde_json::Value::as_str)
-                .and_then(|id| id.parse::<Uuid>().ok())
-        };
-        let server_id = event.server_id;
-        match event.kind {
-            EventType::MemberJoin => {
-                if let Some(user_id) = user() {
-                    self.joined(state, server_id, user_id).await;
-                }
-            }
-            EventType::MemberUpdate => {
-                let bits = event.payload.get("permissions").and_then(serde_json::Value::as_i64);
-                if let (Some(user_id), Some(permissions)) =
-                    (user(), bits.and_then(Permissions::from_bits))
-                {
-                    let mut registry = self.registry.write();
-                    for id in registry.user_sessions(user_id) {
-                        if let Some(standing) = registry
-                            .sessions
-                            .get_mut(&id)
-                            .and_then(|entry| entry.standings.get_mut(&server_id))
-                        {
-                            standing.member_permissions = permissions;
-                        }
+        let server_id = event.server_id();
+        match &event.event {
+            Event::MemberJoin(joined) => self.joined(state, server_id, joined.user_id).await,
+            Event::MemberUpdate(member) => {
+                let mut registry = self.registry.write();
+                for id in registry.user_sessions(member.user_id) {
+                    if let Some(standing) = registry
+                        .sessions
+                        .get_mut(&id)
+                        .and_then(|entry| entry.standings.get_mut(&server_id))
+                    {
+                        standing.member_permissions = member.permissions;
                     }
                 }
             }
-            EventType::ServerUpdate => {
-                let bits =
-                    event.payload.get("default_permissions").and_then(serde_json::Value::as_i64);
-                if let Some(permissions) = bits.and_then(Permissions::from_bits) {
-                    let mut guard = self.registry.write();
-                    let registry = &mut *guard;
-                    for id in registry.servers.get(&server_id).into_iter().flatten() {
-                        if let Some(standing) = registry
-                            .sessions
-                            .get_mut(id)
-                            .and_then(|entry| entry.standings.get_mut(&server_id))
-                        {
-                            standing.default_permissions = permissions;
-                        }
+            Event::ServerUpdate(server) => {
+                let mut guard = self.registry.write();
+                let registry = &mut *guard;
+                for id in registry.servers.get(&server_id).into_iter().flatten() {
+                    if let Some(standing) = registry
+                        .sessions
+                        .get_mut(id)
+                        .and_then(|entry| entry.standings.get_mut(&server_id))
+                    {
+                        standing.default_permissions = server.default_permissions;
                     }
                 }
             }
@@ -349,9 +330,8 @@ impl Hub {
         }
         self.deliver(&state.metrics, event);
         // Told of their removal, and of nothing after it.
-        if event.kind == EventType::MemberRemove
-            && let Some(user_id) = user()
-        {
+        if let Event::MemberRemove(removed) = &event.event {
+            let user_id = removed.user_id;
             let mut registry = self.registry.write();
             for id in registry.user_sessions(user_id) {
                 registry.unsubscribe(id, server_id);
@@ -388,21 +368,19 @@ impl Hub {
         }
     }
 
-    fn deliver(&self, metrics: &Metrics, event: &Event) {
+    fn deliver(&self, metrics: &Metrics, event: &StoredEvent) {
         let mut slow = Vec::new();
         {
             let registry = self.registry.read();
-            let Some(subscribers) = registry.servers.get(&event.server_id) else { return };
+            let Some(subscribers) = registry.servers.get(&event.server_id()) else { return };
             let frame = Arc::new(Outgoing {
                 text: dispatch_frame(event),
                 event: Some((event.seq, event.created_at)),
             });
             for id in subscribers {
                 let Some(entry) = registry.sessions.get(id) else { continue };
-                let may_see = |standing: &Standing| standing.may_see_invites().is_ok();
-                if event.audience == Audience::InviteManagers
-                    && !entry.standings.get(&event.server_id).is_some_and(may_see)
-                {
+                let may_hear = |standing: &Standing| event.audience().may_hear(standing);
+                if !entry.standings.get(&event.server_id()).is_some_and(may_hear) {
                     continue;
                 }
                 if let Err(mpsc::error::TrySendError::Full(_)) =
@@ -425,20 +403,38 @@ impl Hub {
 
 #[cfg(test)]
 mod tests {
-    use invite_core::event::Audience;
-    use serde_json::json;
+    use invite_core::event::{Audience, EventType, InviteData, InviteDeleted};
+    use invite_core::invite::InviteKind;
 
     use super::*;
 
-    fn event(seq: i64, server_id: Uuid, kind: EventType) -> Event {
-        Event {
-            seq,
+    /// An event of `kind` about `server_id`.
+    fn event(seq: i64, server_id: Uuid, kind: EventType) -> StoredEvent {
+        let invite = InviteData {
+            id: Uuid::now_v7(),
             server_id,
-            kind,
-            payload: json!({"server_id": server_id}),
-            audience: kind.audience(),
+            channel_id: None,
+            code: Some("aBcD1234".into()),
+            kind: InviteKind::Random,
+            created_by: None,
+            max_uses: None,
+            uses: 0,
+            max_age: 0,
+            expires_at: None,
+            temporary: false,
             created_at: Utc::now(),
-        }
+            version: 1,
+        };
+        let event = match kind {
+            EventType::InviteCreate => Event::InviteCreate(invite),
+            EventType::InviteDelete => Event::InviteDelete(InviteDeleted {
+                server_id,
+                invite_id: invite.id,
+                code: invite.code,
+            }),
+            other => unreachable!("no test event of type {other:?}"),
+        };
+        StoredEvent { seq, event, created_at: Utc::now() }
     }
 
     fn standing(user_id: Uuid, member_permissions: Permissions) -> Standing {
@@ -505,7 +501,7 @@ mod tests {
             standing(Uuid::nil(), Permissions::CREATE_INVITES),
         );
         let created = event(1, server, EventType::InviteCreate);
-        assert_eq!(created.audience, Audience::InviteManagers);
+        assert_eq!(created.audience(), Audience::InviteManagers);
         hub.deliver(&metrics, &created);
         assert!(member.queue.try_recv().is_err());
         assert_eq!(manager.queue.try_recv().unwrap().event.map(|(seq, _)| seq), Some(1));

@@ -21,7 +21,7 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use invite_core::ErrorCode;
 use invite_store::repo::{
-    Actor, Event, EventRepository, GatewayRepository, MemberServer, NewSession,
+    Actor, EventRepository, GatewayRepository, MemberServer, NewSession, StoredEvent,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -435,7 +435,9 @@ async fn replay(
 ) -> Result<(), End> {
     let (oldest, latest) = state
         .db
-        .run(|conn| Ok((conn.oldest_seq()?, conn.latest_seq()?)))
+        .run(|conn| -> invite_store::StoreResult<_> {
+            Ok((conn.oldest_seq()?, conn.latest_seq()?))
+        })
         .await
         .map_err(|_| End::Close(CloseCode::Unavailable))?;
     if from > latest.max(until) {
@@ -480,12 +482,12 @@ async fn replay(
     Ok(())
 }
 
-/// Whether a member of `servers` hears `event` (the audience rule, at the replay).
-fn may_hear(servers: &[MemberServer], event: &Event) -> bool {
-    servers.iter().find(|server| server.id == event.server_id).is_some_and(|server| {
-        event.audience == invite_core::event::Audience::Members
-            || server.standing.may_see_invites().is_ok()
-    })
+/// Whether a member of `servers` hears `event` at the replay.
+fn may_hear(servers: &[MemberServer], event: &StoredEvent) -> bool {
+    servers
+        .iter()
+        .find(|server| server.id == event.server_id())
+        .is_some_and(|server| event.audience().may_hear(&server.standing))
 }
 
 fn server_json(server: &MemberServer) -> serde_json::Value {

@@ -11,7 +11,7 @@
 //! counts as a sign of life; a client silent for 1.5 intervals is closed.
 
 use bytestring::ByteString;
-use invite_store::repo::Event;
+use invite_store::repo::StoredEvent;
 use serde::Deserialize;
 
 /// The largest frame a client may send, in bytes.
@@ -121,12 +121,12 @@ impl ClientOp {
 }
 
 /// `{"op": "DISPATCH", "t": TYPE, "s": seq, "d": payload}`, serialized once for every session.
-pub fn dispatch_frame(event: &Event) -> ByteString {
+pub fn dispatch_frame(event: &StoredEvent) -> ByteString {
     frame(&serde_json::json!({
         "op": "DISPATCH",
-        "t": event.kind,
+        "t": event.kind(),
         "s": event.seq,
-        "d": event.payload,
+        "d": event.event.payload(),
     }))
 }
 

@@ -24,7 +24,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use invite_core::code::CodeRef;
-use invite_core::redeem::{PreviewRefused, RedemptionRefused, check_preview};
+use invite_core::redeem::{PreviewRefused, RedemptionRefused};
 use invite_store::repo::{Actor, Keyed, MaintenanceState, Redemption};
 use maud::Markup;
 
@@ -284,37 +284,28 @@ async fn render(
     let found =
         crate::routes::invites::lookup(state, &code).await.map_err(|error| refusal(&error))?;
     let Some(found) = found else { return unknown() };
-    // In the order the join decides (`invite_core::redeem`): revoked, already a member,
-    // banned, paused, expired, used up.
-    if found.status.revoked {
-        return Err(Failure::Revoked);
-    }
     let visitor = visitor(req, state);
-    if let Some((actor, _)) = &visitor {
-        let (server_id, user_id) = (found.server_id, actor.user_id);
-        let standing = state
-            .db
-            .run(move |conn| invite_ops::members::visitor_standing(conn, server_id, user_id))
-            .await
-            .map_err(|error| refusal(&error))?;
-        match standing {
-            invite_ops::members::VisitorStanding::Member => {
-                return Ok(already_member(state, &found, code.as_str()));
-            }
-            invite_ops::members::VisitorStanding::Banned => {
-                return Err(Failure::Banned { server_name: found.server_name.to_string() });
-            }
-            invite_ops::members::VisitorStanding::Stranger => {}
+    let standing = match &visitor {
+        Some((actor, _)) => {
+            let (server_id, user_id) = (found.server_id, actor.user_id);
+            let standing = state
+                .db
+                .run(move |conn| invite_ops::members::visitor_standing(conn, server_id, user_id))
+                .await
+                .map_err(|error| refusal(&error))?;
+            Some(standing)
         }
+        None => None,
+    };
+    let verdict = invite_ops::invites::preview_verdict(
+        Some(&found.status),
+        found.invites_paused,
+        standing,
+        now,
+    );
+    if let Err(reason) = verdict.join {
+        return refused_page(state, reason, Some(&found), &code);
     }
-    if let Some(pause) = found.invites_paused.filter(|pause| pause.is_active(now)) {
-        return Err(Failure::Paused {
-            server_name: found.server_name.to_string(),
-            until: pause.until(),
-        });
-    }
-    check_preview(Some(&found.status), now)
-        .map_err(|refused| preview_failure(refused, found.expires_at()))?;
     let session = visitor.as_ref().map(|(_, token)| token.as_str());
     Ok(valid(state, &found, &code, session, state.maintenance.active(now).as_ref(), now))
 }
@@ -442,47 +433,59 @@ async fn join(
         // No Idempotency-Key was given, so nothing is replayed.
         return Err(Failure::Unavailable { retry_after: 1 });
     };
-    let name = found
-        .as_ref()
-        .map_or_else(|| "the server".to_owned(), |found| found.server_name.to_string());
     match redemption {
         Redemption::Joined(joined) => {
+            let name = found
+                .as_ref()
+                .map_or_else(|| "the server".to_owned(), |found| found.server_name.to_string());
             let server_id = joined.member.server_id;
             let open = view::open_url(state.page.app_url.as_deref(), server_id, code.as_str());
             let body = view::joined(&name, open.as_deref(), false);
             Ok(Joined::Page(Page::new(StatusCode::OK, format!("You joined {name}"), body)))
         }
-        Redemption::Refused(reason) => Err(match reason {
-            // Anyone signed in can compute a form token for any code: a code that does not
-            // exist charges the scanning bucket here as on every other route.
-            RedemptionRefused::NotFound => {
-                refusal(&state.unknown_code(req, ApiError::Preview(PreviewRefused::NotFound)))
-            }
-            RedemptionRefused::Revoked => Failure::Revoked,
-            RedemptionRefused::Expired => {
-                Failure::Expired(found.as_ref().and_then(|found| found.expires_at()))
-            }
-            RedemptionRefused::MaxedOut => Failure::UsedUp,
-            RedemptionRefused::Paused => Failure::Paused {
-                server_name: name,
-                until: found
-                    .as_ref()
-                    .and_then(|found| found.invites_paused)
-                    .and_then(invite_core::redeem::InvitesPause::until),
-            },
-            RedemptionRefused::Banned => Failure::Banned { server_name: name },
-            RedemptionRefused::AlreadyMember => {
-                return Ok(Joined::Page(match &found {
-                    Some(found) => already_member(state, found, code.as_str()),
-                    None => Page::new(
-                        StatusCode::OK,
-                        "You're already in".into(),
-                        view::joined(&name, None, true),
-                    ),
-                }));
-            }
-        }),
+        // Anyone signed in can compute a form token for any code: a code that does not exist
+        // charges the scanning bucket here as on every other route.
+        Redemption::Refused(RedemptionRefused::NotFound) => {
+            Err(refusal(&state.unknown_code(req, ApiError::Preview(PreviewRefused::NotFound))))
+        }
+        Redemption::Refused(reason) => {
+            refused_page(state, reason, found.as_deref(), &code).map(Joined::Page)
+        }
     }
+}
+
+/// The page of an invite the join refuses for `reason`: the way in for a member, the failure's
+/// page otherwise. `found` is what the pages say of the invite's server, when it is known.
+fn refused_page(
+    state: &AppState,
+    reason: RedemptionRefused,
+    found: Option<&CachedPreview>,
+    code: &CodeRef,
+) -> Result<Page, Failure> {
+    let name = found.map_or_else(|| "the server".to_owned(), |found| found.server_name.to_string());
+    Err(match reason {
+        RedemptionRefused::NotFound => Failure::NotFound,
+        RedemptionRefused::Revoked => Failure::Revoked,
+        RedemptionRefused::Expired => Failure::Expired(found.and_then(CachedPreview::expires_at)),
+        RedemptionRefused::MaxedOut => Failure::UsedUp,
+        RedemptionRefused::Paused => Failure::Paused {
+            server_name: name,
+            until: found
+                .and_then(|found| found.invites_paused)
+                .and_then(invite_core::redeem::InvitesPause::until),
+        },
+        RedemptionRefused::Banned => Failure::Banned { server_name: name },
+        RedemptionRefused::AlreadyMember => {
+            return Ok(match found {
+                Some(found) => already_member(state, found, code.as_str()),
+                None => Page::new(
+                    StatusCode::OK,
+                    "You're already in".into(),
+                    view::joined(&name, None, true),
+                ),
+            });
+        }
+    })
 }
 
 /// The form's CSRF token, from its `application/x-www-form-urlencoded` body.

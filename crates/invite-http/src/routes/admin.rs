@@ -7,14 +7,14 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
-use invite_core::{ErrorCode, Problem};
-use invite_store::repo::{MaintenanceRepository, MaintenanceState};
-use serde::{Deserialize, Serialize};
+use invite_core::ErrorCode;
+use invite_core::maintenance::MaintenanceRequest;
+use invite_store::repo::MaintenanceState;
+use serde::Serialize;
 use subtle::ConstantTimeEq;
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::JsonBody;
-use crate::maintenance::MAX_MESSAGE_LEN;
 use crate::state::AppState;
 
 routes! {
@@ -55,17 +55,6 @@ fn admin(req: &HttpRequest) -> Result<Admin, ApiError> {
             "The admin token (Authorization: Bearer <INVITE_ADMIN_TOKEN>) is required",
         ))
     }
-}
-
-/// `PUT /admin/maintenance`.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct MaintenanceRequest {
-    /// What refused writes tell people (at most 500 characters).
-    #[schema(max_length = 500)]
-    message: Option<String>,
-    /// When the window ends (RFC 3339, in the future); writes are accepted again from then.
-    until: Option<DateTime<Utc>>,
 }
 
 /// The maintenance switch.
@@ -121,24 +110,8 @@ pub(crate) async fn start_maintenance(
     JsonBody(request): JsonBody<MaintenanceRequest>,
 ) -> ApiResult<HttpResponse> {
     let now = state.clock.now();
-    let message = request.message.map(|message| message.trim().to_owned());
-    if message.as_ref().is_some_and(|message| {
-        message.chars().count() > MAX_MESSAGE_LEN || message.chars().any(char::is_control)
-    }) {
-        return Err(Problem::validation(
-            "message must be at most 500 characters, without control characters",
-        )
-        .into());
-    }
-    if request.until.is_some_and(|until| until <= now) {
-        return Err(Problem::validation("until must be in the future").into());
-    }
-    let message = message.filter(|message| !message.is_empty());
-    let until = request.until;
-    let switched = state
-        .db
-        .run(move |conn| conn.set_maintenance(true, message.as_deref(), until, now))
-        .await?;
+    let switched =
+        state.change(move |conn| invite_ops::maintenance::start(conn, &request, now)).await?;
     crate::background::show_maintenance(&state, Some(switched.clone()));
     Ok(HttpResponse::Ok().json(MaintenanceDto::new(Some(&switched), now)))
 }
@@ -154,7 +127,7 @@ pub(crate) async fn end_maintenance(
     _admin: Admin,
 ) -> ApiResult<HttpResponse> {
     let now = state.clock.now();
-    let switched = state.db.run(move |conn| conn.set_maintenance(false, None, None, now)).await?;
+    let switched = state.change(move |conn| invite_ops::maintenance::end(conn, now)).await?;
     crate::background::show_maintenance(&state, Some(switched));
     Ok(HttpResponse::NoContent().finish())
 }

@@ -34,7 +34,7 @@ pub(crate) async fn healthz() -> HttpResponse {
 pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     // The database itself, not the circuit's last conclusion: a load balancer puts the instance
     // back in rotation as soon as the database answers again.
-    let checked = state.db.check(|conn| Ok(migration_status(conn))).await;
+    let checked = state.db.check(|conn| Ok::<_, invite_ops::OpError>(migration_status(conn))).await;
     // Causes go to the log; the body names the failed check only.
     let (database, migrations) = match checked {
         Err(error) => {

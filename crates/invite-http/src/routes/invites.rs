@@ -6,10 +6,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use invite_core::code::CodeRef;
 use invite_core::invite::{CreateInviteRequest, UpdateInviteRequest};
-use invite_core::redeem::{PreviewRefused, RedemptionRefused, check_preview};
+use invite_core::redeem::{PreviewRefused, RedemptionRefused};
 use invite_core::{ErrorCode, Problem};
 use invite_ops::invites::Place;
-use invite_store::Backend;
 use invite_store::models::Invite;
 use invite_store::repo::{
     Actor, CreatedInvite, IdempotencyClaim, JoinResponseTemplate, Keyed, RecordedResponse,
@@ -322,7 +321,9 @@ pub(crate) async fn preview(
     let Some(code) = CodeRef::parse(&path) else { return unknown() };
     let Some(found) = lookup(&state, &code).await? else { return unknown() };
     let now = state.clock.now();
-    check_preview(Some(&found.status), now).map_err(ApiError::Preview)?;
+    let verdict =
+        invite_ops::invites::preview_verdict(Some(&found.status), found.invites_paused, None, now);
+    verdict.shown.map_err(ApiError::Preview)?;
     let mut preview =
         PreviewDto::new(code.as_str(), &found, state.previews.member_count(&found), now);
     if query.with_counts {
@@ -348,8 +349,8 @@ pub(crate) async fn lookup(
     let found = state
         .db
         .run(move |conn| {
-            Ok(invite_ops::invites::preview(conn, &key, now)?
-                .map(|found| CachedPreview::from(&found)))
+            invite_ops::invites::preview(conn, &key, now)
+                .map(|found| found.map(|found| CachedPreview::from(&found)))
         })
         .await?
         .map(Arc::new);
@@ -402,13 +403,7 @@ pub(crate) async fn redeem(
     claim: Option<IdempotencyClaim>,
 ) -> ApiResult<Keyed<Redemption>> {
     let ctx = state.ctx(actor);
-    // Accepts are committed in groups (see `Db::run_combined`): on PostgreSQL those of the same
-    // invite, which queue on its row anyway; on SQLite all of them, which queue on its one
-    // writer anyway.
-    let batch_key = match state.db.pool().backend() {
-        Backend::Postgres => code.as_str().to_owned(),
-        Backend::Sqlite => String::new(),
-    };
+    let batch_key = invite_ops::accept::commit_group(&code, state.db.pool().backend());
     let outcome = state
         .db
         .run_combined(batch_key, move |conn| {
@@ -420,11 +415,8 @@ pub(crate) async fn redeem(
             )
         })
         .await;
-    if let Ok(Keyed::Fresh(done)) = &outcome {
-        state.events.published(&state.previews, &done.events);
-    }
     state.metrics.observe_accept(match &outcome {
-        Ok(Keyed::Fresh(done)) => match &done.value {
+        Ok(Keyed::Fresh(done)) => match done.value() {
             Redemption::Joined(_) => "joined",
             Redemption::Refused(reason) => reason.label(),
         },
@@ -434,7 +426,7 @@ pub(crate) async fn redeem(
     });
     Ok(match outcome? {
         Keyed::Replay(recorded) => Keyed::Replay(recorded),
-        Keyed::Fresh(done) => Keyed::Fresh(done.value),
+        Keyed::Fresh(done) => Keyed::Fresh(done.settle(state)),
     })
 }
 

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use invite_core::Problem;
 use invite_core::webhook::CreateWebhookRequest;
-use invite_store::repo::{Delivery, Event, Webhook};
+use invite_store::repo::{Delivery, StoredEvent, Webhook};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -52,13 +52,13 @@ pub(crate) struct EventDto {
     created_at: DateTime<Utc>,
 }
 
-impl From<Event> for EventDto {
-    fn from(event: Event) -> Self {
+impl From<StoredEvent> for EventDto {
+    fn from(event: StoredEvent) -> Self {
         Self {
             seq: event.seq,
-            kind: event.kind.as_str(),
-            server_id: event.server_id,
-            data: event.payload,
+            kind: event.kind().as_str(),
+            server_id: event.server_id(),
+            data: event.event.payload(),
             created_at: event.created_at,
         }
     }
@@ -166,10 +166,7 @@ pub(crate) async fn create(
     state
         .post(
             key.claim(),
-            move |conn| {
-                invite_ops::webhooks::create(conn, &ctx, server_id, &target, &secret)
-                    .map(invite_ops::Done::quiet)
-            },
+            move |conn| invite_ops::webhooks::create(conn, &ctx, server_id, &target, &secret),
             |webhook| {
                 crate::idempotency::render(
                     actix_web::http::StatusCode::CREATED,
@@ -216,7 +213,7 @@ pub(crate) async fn delete(
 ) -> ApiResult<HttpResponse> {
     let ctx = state.ctx(actor);
     let ids = path.into_inner();
-    state.db.run(move |conn| invite_ops::webhooks::delete(conn, &ctx, ids)).await?;
+    state.change(move |conn| invite_ops::webhooks::delete(conn, &ctx, ids)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -28,7 +28,7 @@ use std::collections::VecDeque;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use invite_core::event::{Audience, EventType};
+use invite_core::event::{Audience, Event, EventType};
 use uuid::Uuid;
 
 use super::EventRepository;
@@ -39,43 +39,56 @@ use crate::models::corrupt;
 use crate::schema::events;
 use crate::sql_types::{Id, Json, Ts};
 
-/// An event to append.
+/// An event as the outbox holds it: its place in the outbox, the event, and when it was
+/// written. Serialised as the events endpoint and the webhooks send it: `seq`, `server_id`,
+/// `type`, `payload`, `audience`, `created_at`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct NewEvent {
-    /// The server it is about.
-    pub server_id: Uuid,
-    /// What happened.
-    pub kind: EventType,
-    /// The details, as the gateway and webhooks send them.
-    pub payload: serde_json::Value,
-}
-
-/// An event as the outbox holds it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Event {
+pub struct StoredEvent {
     /// Its place in the outbox.
     pub seq: i64,
-    /// The server it is about.
-    pub server_id: Uuid,
     /// What happened.
-    #[serde(rename = "type")]
-    pub kind: EventType,
-    /// The details.
-    pub payload: serde_json::Value,
-    /// Who may hear of it.
-    pub audience: Audience,
+    pub event: Event,
     /// When it was written.
     pub created_at: DateTime<Utc>,
+}
+
+impl StoredEvent {
+    /// The server it is about.
+    pub fn server_id(&self) -> Uuid {
+        self.event.server_id()
+    }
+
+    /// What happened, without the payload.
+    pub fn kind(&self) -> EventType {
+        self.event.kind()
+    }
+
+    /// Who may hear of it.
+    pub fn audience(&self) -> Audience {
+        self.event.audience()
+    }
+}
+
+impl serde::Serialize for StoredEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut out = serializer.serialize_struct("StoredEvent", 6)?;
+        out.serialize_field("seq", &self.seq)?;
+        out.serialize_field("server_id", &self.server_id())?;
+        out.serialize_field("type", &self.kind())?;
+        out.serialize_field("payload", &self.event.payload())?;
+        out.serialize_field("audience", &self.audience())?;
+        out.serialize_field("created_at", &self.created_at)?;
+        out.end()
+    }
 }
 
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = events)]
 struct EventRow {
     seq: i64,
-    server_id: Id,
     kind: String,
     payload: Json,
-    audience: String,
     created_at: Ts,
 }
 
@@ -89,19 +102,14 @@ struct EventInsert {
     created_at: Ts,
 }
 
-impl TryFrom<EventRow> for Event {
+impl TryFrom<EventRow> for StoredEvent {
     type Error = crate::StoreError;
 
     fn try_from(row: EventRow) -> Result<Self, Self::Error> {
-        Ok(Self {
-            seq: row.seq,
-            server_id: row.server_id.0,
-            kind: EventType::parse(&row.kind).ok_or_else(|| corrupt("event type", &row.kind))?,
-            payload: row.payload.0,
-            audience: Audience::parse(&row.audience)
-                .ok_or_else(|| corrupt("event audience", &row.audience))?,
-            created_at: row.created_at.0,
-        })
+        let kind = EventType::parse(&row.kind).ok_or_else(|| corrupt("event type", &row.kind))?;
+        let event = Event::from_parts(kind, row.payload.0)
+            .map_err(|error| corrupt("event payload", &error.to_string()))?;
+        Ok(Self { seq: row.seq, event, created_at: row.created_at.0 })
     }
 }
 
@@ -168,12 +176,16 @@ impl EventHorizon {
 }
 
 impl EventRepository for DbConnection {
-    fn append_events(&mut self, new: &[NewEvent], now: DateTime<Utc>) -> StoreResult<Vec<Event>> {
+    fn append_events(
+        &mut self,
+        new: &[Event],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<StoredEvent>> {
         // On PostgreSQL, each server's row lock orders its events' `seq`s by commit. SQLite
         // runs one writer at a time, so its `seq`s are in commit order already, and the lock
         // would only write the row again (one write more for every SQLite join).
         if self.backend() == Backend::Postgres {
-            let mut servers: Vec<Uuid> = new.iter().map(|event| event.server_id).collect();
+            let mut servers: Vec<Uuid> = new.iter().map(Event::server_id).collect();
             servers.sort_unstable();
             servers.dedup();
             // In a fixed order, so that two transactions locking the same servers cannot
@@ -185,17 +197,17 @@ impl EventRepository for DbConnection {
         new.iter()
             .map(|event| {
                 let values = EventInsert {
-                    server_id: Id(event.server_id),
-                    kind: event.kind.as_str().to_owned(),
-                    payload: Json(event.payload.clone()),
-                    audience: event.kind.audience().as_str().to_owned(),
+                    server_id: Id(event.server_id()),
+                    kind: event.kind().as_str().to_owned(),
+                    payload: Json(event.payload()),
+                    audience: event.audience().as_str().to_owned(),
                     created_at: Ts(now),
                 };
-                let row = on_each_backend!(self, |inner| diesel::insert_into(events::table)
+                let seq = on_each_backend!(self, |inner| diesel::insert_into(events::table)
                     .values(&values)
-                    .returning(EventRow::as_returning())
-                    .get_result(inner))?;
-                Event::try_from(row)
+                    .returning(events::seq)
+                    .get_result::<i64>(inner))?;
+                Ok(StoredEvent { seq, event: event.clone(), created_at: now })
             })
             .collect()
     }
@@ -205,7 +217,7 @@ impl EventRepository for DbConnection {
         server_id: Uuid,
         after: i64,
         limit: i64,
-    ) -> StoreResult<Vec<Event>> {
+    ) -> StoreResult<Vec<StoredEvent>> {
         events::table
             .filter(events::server_id.eq(Id(server_id)))
             .filter(events::seq.gt(after))
@@ -214,11 +226,16 @@ impl EventRepository for DbConnection {
             .select(EventRow::as_select())
             .load(self)?
             .into_iter()
-            .map(Event::try_from)
+            .map(StoredEvent::try_from)
             .collect()
     }
 
-    fn events_between(&mut self, after: i64, up_to: i64, limit: i64) -> StoreResult<Vec<Event>> {
+    fn events_between(
+        &mut self,
+        after: i64,
+        up_to: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredEvent>> {
         events::table
             .filter(events::seq.gt(after))
             .filter(events::seq.le(up_to))
@@ -227,7 +244,7 @@ impl EventRepository for DbConnection {
             .select(EventRow::as_select())
             .load(self)?
             .into_iter()
-            .map(Event::try_from)
+            .map(StoredEvent::try_from)
             .collect()
     }
 
@@ -241,7 +258,7 @@ impl EventRepository for DbConnection {
         after: i64,
         up_to: i64,
         limit: i64,
-    ) -> StoreResult<Vec<Event>> {
+    ) -> StoreResult<Vec<StoredEvent>> {
         if servers.is_empty() {
             return Ok(Vec::new());
         }
@@ -254,7 +271,7 @@ impl EventRepository for DbConnection {
             .select(EventRow::as_select())
             .load(self)?
             .into_iter()
-            .map(Event::try_from)
+            .map(StoredEvent::try_from)
             .collect()
     }
 

@@ -174,16 +174,19 @@ pub enum Keyed<T> {
 /// When `attempt` fails (other than for an unavailable database), or `changed` says it changed
 /// nothing, a twin of the request on another instance may have committed meanwhile and be the
 /// reason why (its member row, its key): its record, if there is one now, is the answer.
-pub fn keyed<T>(
+pub fn keyed<T, E>(
     conn: &mut DbConnection,
     claim: &IdempotencyClaim,
     now: DateTime<Utc>,
-    attempt: impl FnOnce(&mut DbConnection) -> StoreResult<T>,
+    attempt: impl FnOnce(&mut DbConnection) -> Result<T, E>,
     changed: impl FnOnce(&T) -> bool,
-) -> StoreResult<Keyed<T>> {
+) -> Result<Keyed<T>, E>
+where
+    E: From<crate::StoreError> + crate::error::Availability,
+{
     match conn.prior_response(claim, now)? {
         PriorResponse::Replay(response) => return Ok(Keyed::Replay(response)),
-        PriorResponse::OtherRequest => return Err(reused()),
+        PriorResponse::OtherRequest => return Err(reused().into()),
         PriorResponse::None => {}
     }
     let outcome = attempt(conn);
@@ -196,7 +199,7 @@ pub fn keyed<T>(
     }
     match conn.prior_response(claim, now)? {
         PriorResponse::Replay(response) => Ok(Keyed::Replay(response)),
-        PriorResponse::OtherRequest => Err(reused()),
+        PriorResponse::OtherRequest => Err(reused().into()),
         PriorResponse::None => outcome.map(Keyed::Fresh),
     }
 }
@@ -204,13 +207,16 @@ pub fn keyed<T>(
 /// [`keyed`] for a write that `work` performs and `render` describes: the work and its record
 /// commit in one transaction; a fresh answer comes with the work's value. Nothing is recorded
 /// when the work fails: it changed nothing, so a retry is decided afresh.
-pub fn recorded<T>(
+pub fn recorded<T, E>(
     conn: &mut DbConnection,
     claim: &IdempotencyClaim,
     now: DateTime<Utc>,
-    work: impl FnOnce(&mut DbConnection) -> StoreResult<T>,
+    work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
     render: impl FnOnce(&T) -> RecordedResponse,
-) -> StoreResult<Keyed<(RecordedResponse, T)>> {
+) -> Result<Keyed<(RecordedResponse, T)>, E>
+where
+    E: From<crate::StoreError> + From<diesel::result::Error> + crate::error::Availability,
+{
     keyed(
         conn,
         claim,
@@ -228,5 +234,5 @@ pub fn recorded<T>(
 }
 
 fn reused() -> crate::StoreError {
-    invite_core::Problem::of(invite_core::ErrorCode::IdempotencyKeyReused).into()
+    crate::Fact::KeyReused.into()
 }

@@ -1,26 +1,25 @@
 //! Invites: creation with code reservation, lists, edits, revocation and previews. Joins are in
 //! `redeem.rs`.
 
+use crate::Fact;
 use chrono::{DateTime, Utc};
 use diesel::dsl::exists;
 use diesel::prelude::*;
 use invite_core::audit::AuditAction;
 use invite_core::code::{CodeRef, RandomSource, Reservation, ReserveError, reserve_code};
-use invite_core::event::EventType;
+use invite_core::event::Event;
 use invite_core::invite::{
-    InviteKind, InviteSettings, MAX_ACTIVE_INVITES, UpdateInviteRequest, check_active_invites,
-    check_version,
+    InviteChanges, InviteKind, InviteSettings, MAX_ACTIVE_INVITES, has_room_for_invite,
 };
 use invite_core::redeem::InvitesPause;
 use invite_core::server::PageLimit;
-use invite_core::{ErrorCode, Problem};
 use uuid::Uuid;
 
 use super::audit::{self, NewAuditEntry};
 use super::servers::lock_server;
 use super::{
-    CreatedInvite, Event, EventRepository, InviteRepository, InviteScope, NewEvent, NewInvite,
-    Redemption, UserRepository, unknown_cursor,
+    CreatedInvite, EventRepository, InviteRepository, InviteScope, NewInvite, Redemption,
+    StoredEvent, UserRepository, unknown_cursor,
 };
 use crate::Backend;
 use crate::connection::{DbConnection, on_each_backend, write_transaction};
@@ -58,17 +57,6 @@ fn lock_invite(conn: &mut DbConnection, invite_id: Uuid) -> StoreResult<Invite> 
         return Err(StoreError::NotFound(Entity::Invite));
     }
     load_invite(conn, invite_id)?.ok_or(StoreError::NotFound(Entity::Invite))
-}
-
-/// An invite that can still be edited or revoked through the invite endpoints.
-fn manageable(invite: Invite) -> StoreResult<Invite> {
-    if invite.revoked_at.is_some() {
-        Err(StoreError::NotFound(Entity::Invite))
-    } else if invite.kind == InviteKind::Vanity {
-        Err(Problem::of(ErrorCode::VanityInvite).into())
-    } else {
-        Ok(invite)
-    }
 }
 
 /// Inserts the row unless its code is taken: `INSERT ... ON CONFLICT (code) DO NOTHING
@@ -174,13 +162,13 @@ fn check_channel(conn: &mut DbConnection, new: &NewInvite<'_>) -> StoreResult<()
             .filter(channels::server_id.eq(Id(new.server_id))),
     ))
     .get_result::<bool>(conn)?;
-    if in_server { Ok(()) } else { Err(Problem::of(ErrorCode::UnknownChannel).into()) }
+    if in_server { Ok(()) } else { Err(Fact::ChannelNotInServer.into()) }
 }
 
 /// Why no code could be reserved: every draw collided, or the store failed.
 fn reserve_failure(error: ReserveError<StoreError>) -> StoreError {
     match error {
-        ReserveError::Exhausted => Problem::of(ErrorCode::CodeSpaceExhausted).into(),
+        ReserveError::Exhausted => Fact::CodesExhausted.into(),
         ReserveError::Store(error) => error,
     }
 }
@@ -403,8 +391,8 @@ fn create_postgres(
     conn: &mut DbConnection,
     new: &NewInvite<'_>,
     random: &mut dyn RandomSource,
-    payload: fn(&Invite) -> serde_json::Value,
-) -> StoreResult<(CreatedInvite, Vec<Event>)> {
+    announce: fn(&Invite) -> Event,
+) -> StoreResult<(CreatedInvite, Vec<StoredEvent>)> {
     write_transaction(conn, |conn| {
         let DbConnection::Postgres(pg) = &mut *conn else {
             unreachable!("create_postgres is called on PostgreSQL only")
@@ -425,7 +413,8 @@ fn create_postgres(
         let (invite, event) = reserve_code(random, |code| -> StoreResult<_> {
             let row = new_invite_row(new, code.as_str());
             let invite = Invite::try_from(row.clone())?;
-            let (details, announced) = (create_audit_details(&invite), payload(&invite));
+            let announced = announce(&invite);
+            let (details, payload) = (create_audit_details(&invite), announced.payload());
             let written = CreateStatement {
                 row: &row,
                 max_active: MAX_ACTIVE_INVITES,
@@ -433,24 +422,19 @@ fn create_postgres(
                 audit_action: AuditAction::InviteCreate.as_str(),
                 audit_target: AuditAction::InviteCreate.target_type().as_str(),
                 audit_details: &details,
-                event_type: EventType::InviteCreate.as_str(),
-                audience: EventType::InviteCreate.audience().as_str(),
-                payload: &announced,
+                event_type: announced.kind().as_str(),
+                audience: announced.audience().as_str(),
+                payload: &payload,
             }
             .get_result::<CreateRow>(pg)?;
             let Some(seq) = written.event_seq else {
                 // At the limit; otherwise the code was taken, and the next one is tried.
-                check_active_invites(written.active)?;
+                if !has_room_for_invite(written.active) {
+                    return Err(Fact::ActiveInvitesFull.into());
+                }
                 return Ok(Reservation::Taken);
             };
-            let event = Event {
-                seq,
-                server_id: new.server_id,
-                kind: EventType::InviteCreate,
-                payload: announced,
-                audience: EventType::InviteCreate.audience(),
-                created_at: new.now,
-            };
+            let event = StoredEvent { seq, event: announced, created_at: new.now };
             Ok(Reservation::Reserved((invite, event)))
         })
         .map_err(reserve_failure)?;
@@ -463,22 +447,17 @@ impl InviteRepository for DbConnection {
         &mut self,
         new: &NewInvite<'_>,
         random: &mut dyn RandomSource,
-        payload: fn(&Invite) -> serde_json::Value,
-    ) -> StoreResult<(CreatedInvite, Vec<Event>)> {
+        announce: fn(&Invite) -> Event,
+    ) -> StoreResult<(CreatedInvite, Vec<StoredEvent>)> {
         if self.backend() == Backend::Postgres {
-            return create_postgres(self, new, random, payload);
+            return create_postgres(self, new, random, announce);
         }
         write_transaction(self, |conn| {
             let created = conn.create_invite(new, random)?;
             let events = match &created {
-                CreatedInvite::Created(invite) => conn.append_events(
-                    &[NewEvent {
-                        server_id: new.server_id,
-                        kind: EventType::InviteCreate,
-                        payload: payload(invite),
-                    }],
-                    new.now,
-                )?,
+                CreatedInvite::Created(invite) => {
+                    conn.append_events(&[announce(invite)], new.now)?
+                }
                 CreatedInvite::Reused(_) => Vec::new(),
             };
             Ok((created, events))
@@ -500,7 +479,9 @@ impl InviteRepository for DbConnection {
             {
                 return Ok(CreatedInvite::Reused(existing));
             }
-            check_active_invites(active_count(conn, new.server_id, new.now, true)?)?;
+            if !has_room_for_invite(active_count(conn, new.server_id, new.now, true)?) {
+                return Err(Fact::ActiveInvitesFull.into());
+            }
             let invite = reserve_code(random, |code| {
                 insert_unless_code_taken(conn, &new_invite_row(new, code.as_str()))
             })
@@ -575,83 +556,77 @@ impl InviteRepository for DbConnection {
         active_count(self, server_id, now, false)
     }
 
+    fn lock_invite(&mut self, invite_id: Uuid) -> StoreResult<Invite> {
+        lock_invite(self, invite_id)
+    }
+
     fn update_invite(
         &mut self,
-        invite_id: Uuid,
-        request: &UpdateInviteRequest,
-        expected_version: Option<i64>,
+        invite: &Invite,
+        changes: &InviteChanges,
         actor: Uuid,
         now: DateTime<Utc>,
     ) -> StoreResult<Invite> {
-        write_transaction(self, |conn| {
-            let invite = manageable(lock_invite(conn, invite_id)?)?;
-            check_version(expected_version, invite.version)?;
-            let changes = request.validate(&invite.status(), now)?;
-            if changes.is_empty() {
-                return Ok(invite);
-            }
-            let max_uses = changes.max_uses.apply(invite.max_uses);
-            let (max_age, expires_at) =
-                changes.lifetime.unwrap_or((invite.max_age, invite.expires_at));
-            diesel::update(invites::table.filter(invites::id.eq(Id(invite_id))))
-                .set((
-                    invites::max_uses.eq(max_uses),
-                    invites::max_age.eq(max_age),
-                    invites::expires_at.eq(expires_at.map(Ts)),
-                    invites::version.eq(invites::version + 1),
-                    invites::updated_at.eq(Ts(now)),
-                ))
-                .execute(conn)?;
-            audit::record(
-                conn,
-                NewAuditEntry {
-                    server_id: invite.server_id,
-                    actor_id: actor,
-                    action: AuditAction::InviteUpdate,
-                    target_id: Some(invite_id),
-                    details: serde_json::json!({
-                        "code": invite.code,
-                        "max_uses": max_uses,
-                        "max_age": max_age,
-                        "expires_at": expires_at,
-                    }),
-                    now,
-                },
-            )?;
-            load_invite(conn, invite_id)?.ok_or(StoreError::NotFound(Entity::Invite))
-        })
+        if changes.is_empty() {
+            return Ok(invite.clone());
+        }
+        let invite_id = invite.id;
+        let max_uses = changes.max_uses.apply(invite.max_uses);
+        let (max_age, expires_at) = changes.lifetime.unwrap_or((invite.max_age, invite.expires_at));
+        diesel::update(invites::table.filter(invites::id.eq(Id(invite_id))))
+            .set((
+                invites::max_uses.eq(max_uses),
+                invites::max_age.eq(max_age),
+                invites::expires_at.eq(expires_at.map(Ts)),
+                invites::version.eq(invites::version + 1),
+                invites::updated_at.eq(Ts(now)),
+            ))
+            .execute(self)?;
+        audit::record(
+            self,
+            NewAuditEntry {
+                server_id: invite.server_id,
+                actor_id: actor,
+                action: AuditAction::InviteUpdate,
+                target_id: Some(invite_id),
+                details: serde_json::json!({
+                    "code": invite.code,
+                    "max_uses": max_uses,
+                    "max_age": max_age,
+                    "expires_at": expires_at,
+                }),
+                now,
+            },
+        )?;
+        load_invite(self, invite_id)?.ok_or(StoreError::NotFound(Entity::Invite))
     }
 
     fn revoke_invite(
         &mut self,
-        invite_id: Uuid,
-        expected_version: Option<i64>,
+        invite: &Invite,
         actor: Uuid,
         now: DateTime<Utc>,
     ) -> StoreResult<Invite> {
-        write_transaction(self, |conn| {
-            let invite = manageable(lock_invite(conn, invite_id)?)?;
-            check_version(expected_version, invite.version)?;
-            diesel::update(invites::table.filter(invites::id.eq(Id(invite_id))))
-                .set((
-                    invites::revoked_at.eq(Ts(now)),
-                    invites::version.eq(invites::version + 1),
-                    invites::updated_at.eq(Ts(now)),
-                ))
-                .execute(conn)?;
-            audit::record(
-                conn,
-                NewAuditEntry {
-                    server_id: invite.server_id,
-                    actor_id: actor,
-                    action: AuditAction::InviteRevoke,
-                    target_id: Some(invite_id),
-                    details: serde_json::json!({ "code": invite.code }),
-                    now,
-                },
-            )?;
-            load_invite(conn, invite_id)?.ok_or(StoreError::NotFound(Entity::Invite))
-        })
+        let invite_id = invite.id;
+        diesel::update(invites::table.filter(invites::id.eq(Id(invite_id))))
+            .set((
+                invites::revoked_at.eq(Ts(now)),
+                invites::version.eq(invites::version + 1),
+                invites::updated_at.eq(Ts(now)),
+            ))
+            .execute(self)?;
+        audit::record(
+            self,
+            NewAuditEntry {
+                server_id: invite.server_id,
+                actor_id: actor,
+                action: AuditAction::InviteRevoke,
+                target_id: Some(invite_id),
+                details: serde_json::json!({ "code": invite.code }),
+                now,
+            },
+        )?;
+        load_invite(self, invite_id)?.ok_or(StoreError::NotFound(Entity::Invite))
     }
 
     fn preview(&mut self, code: &CodeRef, now: DateTime<Utc>) -> StoreResult<Option<Preview>> {

@@ -19,14 +19,15 @@ mod webhooks;
 
 use chrono::{DateTime, Utc};
 use invite_core::code::{CodeRef, RandomSource, VanityCode};
-use invite_core::invite::{InviteSettings, UpdateInviteRequest};
+use invite_core::event::Event;
+use invite_core::invite::{InviteChanges, InviteSettings};
 use invite_core::permissions::{Permissions, Standing};
 use invite_core::redeem::{InvitesPause, RedemptionRefused};
 use invite_core::server::{ChannelName, NewServerSettings, PageLimit, ServerChanges};
 use uuid::Uuid;
 
 pub use audit::audit_write_failures;
-pub use events::{Event, EventHorizon, HorizonSample, NewEvent};
+pub use events::{EventHorizon, HorizonSample, StoredEvent};
 pub use gateway::{MemberServer, NewSession};
 pub use idempotency::{
     IDEMPOTENCY_WINDOW, IdempotencyClaim, JoinResponseTemplate, Keyed, PriorResponse,
@@ -42,13 +43,10 @@ use crate::connection::DbConnection;
 use crate::error::StoreResult;
 use crate::models::{AuditEntry, Ban, Channel, Invite, Member, Preview, Server};
 
-/// The refusal for a `before`/`after` cursor that names nothing in the list it pages through.
-fn unknown_cursor(what: &str) -> crate::error::StoreError {
-    invite_core::Problem::with_message(
-        invite_core::ErrorCode::InvalidQuery,
-        format!("the cursor must be the id of {what} of this server"),
-    )
-    .into()
+/// A `before`/`after` cursor that names nothing in the list it pages through; `what` says what
+/// it should name.
+fn unknown_cursor(what: &'static str) -> crate::error::StoreError {
+    crate::error::Fact::UnknownCursor(what).into()
 }
 
 /// The user doing something, as their token describes them.
@@ -256,7 +254,7 @@ pub struct Joined {
     /// The server's member count after this join (this one included).
     pub member_count: i64,
     /// The `MEMBER_JOIN` event the join wrote to the outbox.
-    pub event: Event,
+    pub event: StoredEvent,
 }
 
 /// The outcome of an accept.
@@ -279,16 +277,15 @@ pub trait InviteRepository {
         random: &mut dyn RandomSource,
     ) -> StoreResult<CreatedInvite>;
 
-    /// [`Self::create_invite`], with a new invite's `INVITE_CREATE` event (its payload made by
-    /// `payload`) written in the same transaction; returns the event. On PostgreSQL the count of
-    /// active invites, the invite, its audit entry and its event are one statement after the
-    /// server's lock.
+    /// [`Self::create_invite`], with a new invite's event (made by `announce`) written in the
+    /// same transaction; returns the event. On PostgreSQL the count of active invites, the
+    /// invite, its audit entry and its event are one statement after the server's lock.
     fn create_invite_announced(
         &mut self,
         new: &NewInvite<'_>,
         random: &mut dyn RandomSource,
-        payload: fn(&Invite) -> serde_json::Value,
-    ) -> StoreResult<(CreatedInvite, Vec<Event>)>;
+        announce: fn(&Invite) -> Event,
+    ) -> StoreResult<(CreatedInvite, Vec<StoredEvent>)>;
 
     /// Random invites that are not revoked, newest first, older than `before`.
     fn list_invites(
@@ -307,24 +304,27 @@ pub trait InviteRepository {
     /// Counts the server's active random invites (not revoked, not expired, not used up).
     fn count_active_invites(&mut self, server_id: Uuid, now: DateTime<Utc>) -> StoreResult<i64>;
 
-    /// Edits limits with its audit entry. Refuses with 412 when `expected_version` is given and
-    /// differs from the stored one; the request is checked against the invite as it is inside
-    /// the transaction, so a concurrent join cannot slip under a lowered limit.
+    /// Takes the invite row's write lock for the rest of the transaction and reads it as it is
+    /// then, whatever its state: what an edit or a revoke is checked against, so that a
+    /// concurrent join cannot slip under a lowered limit, and a version checked is the version
+    /// bumped. `NotFound` when there is no such invite.
+    fn lock_invite(&mut self, invite_id: Uuid) -> StoreResult<Invite>;
+
+    /// Applies `changes` to an invite locked by [`InviteRepository::lock_invite`] in this
+    /// transaction, with its audit entry; the invite as it is after.
     fn update_invite(
         &mut self,
-        invite_id: Uuid,
-        request: &UpdateInviteRequest,
-        expected_version: Option<i64>,
+        invite: &Invite,
+        changes: &InviteChanges,
         actor: Uuid,
         now: DateTime<Utc>,
     ) -> StoreResult<Invite>;
 
-    /// Revokes (soft-deletes) with its audit entry. `NotFound` when already revoked; 412 as for
-    /// updates.
+    /// Revokes (soft-deletes) an invite locked by [`InviteRepository::lock_invite`] in this
+    /// transaction, with its audit entry; the invite as it is after.
     fn revoke_invite(
         &mut self,
-        invite_id: Uuid,
-        expected_version: Option<i64>,
+        invite: &Invite,
         actor: Uuid,
         now: DateTime<Utc>,
     ) -> StoreResult<Invite>;
@@ -416,17 +416,29 @@ pub trait IdempotencyRepository {
 pub trait EventRepository {
     /// Appends events inside the caller's transaction, after taking their servers' row locks (so
     /// that one server's events are numbered in commit order); returns them as stored.
-    fn append_events(&mut self, events: &[NewEvent], now: DateTime<Utc>)
-    -> StoreResult<Vec<Event>>;
+    fn append_events(
+        &mut self,
+        events: &[Event],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<StoredEvent>>;
 
     /// One server's events after `after`, oldest first: safe to page through with `after`,
     /// since a server's events commit in `seq` order.
-    fn server_events(&mut self, server_id: Uuid, after: i64, limit: i64)
-    -> StoreResult<Vec<Event>>;
+    fn server_events(
+        &mut self,
+        server_id: Uuid,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredEvent>>;
 
     /// Every server's events after `after` and up to `up_to` (an [`EventHorizon`]), oldest
     /// first.
-    fn events_between(&mut self, after: i64, up_to: i64, limit: i64) -> StoreResult<Vec<Event>>;
+    fn events_between(
+        &mut self,
+        after: i64,
+        up_to: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredEvent>>;
 
     /// What an [`EventHorizon`] needs to know now.
     fn horizon_sample(&mut self) -> StoreResult<HorizonSample>;
@@ -449,7 +461,7 @@ pub trait EventRepository {
         after: i64,
         up_to: i64,
         limit: i64,
-    ) -> StoreResult<Vec<Event>>;
+    ) -> StoreResult<Vec<StoredEvent>>;
 }
 
 /// Gateway sessions (contract section 10): presence, and the removal of temporary members.

@@ -21,7 +21,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
 use invite_core::audit::AuditAction;
 use invite_core::code::CodeRef;
-use invite_core::event::EventType;
+use invite_core::event::{Event, MemberJoined};
 use invite_core::invite::InviteKind;
 use invite_core::permissions::Permissions;
 use invite_core::redeem::{
@@ -32,8 +32,8 @@ use uuid::Uuid;
 use super::audit::{self, NewAuditEntry};
 use super::servers::add_to_member_count;
 use super::{
-    Actor, Event, EventRepository, IdempotencyClaim, IdempotencyRepository, JoinResponseTemplate,
-    Joined, NewEvent, RecordedResponse, Redemption, UserRepository,
+    Actor, EventRepository, IdempotencyClaim, IdempotencyRepository, JoinResponseTemplate, Joined,
+    RecordedResponse, Redemption, StoredEvent, UserRepository,
 };
 use crate::connection::{DbConnection, check_deadline, on_each_backend, write_transaction};
 use crate::error::{Constraint, StoreError, StoreResult};
@@ -198,14 +198,7 @@ fn redeem_locked(
     let member_count = add_to_member_count(conn, target.server_id, 1)?;
     conn.remember_user(user, now)?;
     let event = conn
-        .append_events(
-            &[NewEvent {
-                server_id: target.server_id,
-                kind: EventType::MemberJoin,
-                payload: member_join_payload(&member, member_count),
-            }],
-            now,
-        )?
+        .append_events(&[member_joined(&member, member_count)], now)?
         .pop()
         .ok_or_else(|| corrupt("event", "none appended"))?;
     audit::record(
@@ -242,19 +235,19 @@ prepared_statement! {
            " AND (max_uses IS NULL OR uses < max_uses) RETURNING uses, version"];
 }
 
-/// The `MEMBER_JOIN` event's payload: what the PostgreSQL accept statement stores, built in SQL
-/// (see [`ACCEPT_SQL`]'s `evented`); here for SQLite and for the event the accept returns. A
-/// conformance test keeps the two equal.
-pub(crate) fn member_join_payload(member: &Member, member_count: i64) -> serde_json::Value {
-    serde_json::json!({
-        "server_id": member.server_id,
-        "user_id": member.user_id,
-        "invite_id": member.joined_via_invite_id,
-        "code": member.joined_via_code,
-        "source": member.source.as_str(),
-        "inviter_id": member.inviter_id,
-        "temporary": member.temporary,
-        "member_count": member_count,
+/// The `MEMBER_JOIN` event of a join. The PostgreSQL accept statement builds its payload in SQL
+/// (see [`ACCEPT_SQL`]'s `evented`), so that the whole join stays one statement; the conformance
+/// test of the join compares the stored payload with this event's, field for field.
+pub(crate) fn member_joined(member: &Member, member_count: i64) -> Event {
+    Event::MemberJoin(MemberJoined {
+        server_id: member.server_id,
+        user_id: member.user_id,
+        invite_id: member.joined_via_invite_id,
+        code: member.joined_via_code.clone(),
+        source: member.source,
+        inviter_id: member.inviter_id,
+        temporary: member.temporary,
+        member_count,
     })
 }
 
@@ -629,14 +622,8 @@ fn redeem_postgres(
             (member_count, new_uses, new_version, event_seq)
         {
             let member = target.member(user, now);
-            let event = Event {
-                seq,
-                server_id: target.server_id,
-                kind: EventType::MemberJoin,
-                payload: member_join_payload(&member, member_count),
-                audience: EventType::MemberJoin.audience(),
-                created_at: now,
-            };
+            let event =
+                StoredEvent { seq, event: member_joined(&member, member_count), created_at: now };
             return Ok(Redemption::Joined(Box::new(Joined {
                 member,
                 uses,

@@ -6,8 +6,9 @@ use diesel::prelude::*;
 use invite_core::audit::AuditAction;
 use invite_core::code::{CodeRef, Reservation, VanityCode};
 use invite_core::invite::InviteKind;
-use invite_core::vanity::{CodeHolder, VanityClaim, decide_vanity_claim};
-use invite_core::{ErrorCode, Problem};
+use invite_core::vanity::{CodeHolder, VanityClaim, VanityRefused, decide_vanity_claim};
+
+use crate::Fact;
 use uuid::Uuid;
 
 use super::audit::{self, NewAuditEntry};
@@ -76,7 +77,8 @@ impl VanityRepository for DbConnection {
                         kind: invite.kind,
                         revoked_at: invite.revoked_at,
                     });
-                    let claim = decide_vanity_claim(server_id, found.as_ref(), now)?;
+                    let claim = decide_vanity_claim(server_id, found.as_ref(), now)
+                        .map_err(Fact::VanityCode)?;
                     if claim == VanityClaim::AlreadyHeld {
                         return Ok(current);
                     }
@@ -130,7 +132,7 @@ fn claim_code(
                 ))
                 .execute(conn)?;
             if reclaimed == 0 {
-                return Err(Problem::of(ErrorCode::VanityTaken).into());
+                return Err(Fact::VanityCode(VanityRefused::Taken).into());
             }
             load_invite(conn, own.id)?.ok_or(StoreError::NotFound(Entity::Invite))
         }
@@ -145,7 +147,7 @@ fn claim_code(
                 ))
                 .execute(conn)?;
             if given_up == 0 {
-                return Err(Problem::of(ErrorCode::VanityTaken).into());
+                return Err(Fact::VanityCode(VanityRefused::Taken).into());
             }
             insert_vanity(conn, server_id, code, actor, now)
         }
@@ -188,6 +190,6 @@ fn insert_vanity(
     match insert_unless_code_taken(conn, &row)? {
         Reservation::Reserved(invite) => Ok(invite),
         // Another server's transaction took the code since we looked.
-        Reservation::Taken => Err(Problem::of(ErrorCode::VanityTaken).into()),
+        Reservation::Taken => Err(Fact::VanityCode(VanityRefused::Taken).into()),
     }
 }

@@ -4,8 +4,8 @@ use invite_core::code::{CodeRef, InviteCode};
 use invite_core::event::EventType;
 use invite_core::invite::{InviteKind, UpdateInviteRequest};
 use invite_core::server::{ChannelName, PageLimit};
-use invite_core::{ErrorCode, Problem};
-use invite_store::models::Invite;
+use invite_store::Fact;
+
 use invite_store::repo::{
     AuditRepository, ChannelRepository, CreatedInvite, EventRepository, InviteRepository,
     InviteScope, NewInvite,
@@ -18,10 +18,11 @@ use uuid::Uuid;
 
 use crate::{conformance, create_invite, create_server, minutes, reload, settings, t0, user};
 
-fn refused(result: Result<impl std::fmt::Debug, StoreError>) -> Problem {
+/// What the store found that stopped a change.
+fn stopped(result: Result<impl std::fmt::Debug, StoreError>) -> Fact {
     match result {
-        Err(StoreError::Refused(problem)) => problem,
-        other => panic!("expected a refusal, got {other:?}"),
+        Err(StoreError::Stopped(fact)) => fact,
+        other => panic!("expected the change to be stopped, got {other:?}"),
     }
 }
 
@@ -69,8 +70,7 @@ conformance! {
         for channel_id in [Uuid::now_v7(), foreign.id] {
             let settings = settings(&format!(r#"{{"channel_id": "{channel_id}"}}"#));
             let new = NewInvite { server_id: server.id, creator: &owner, settings: &settings, now: t0() };
-            let problem = refused(conn.create_invite(&new, &mut invite_core::code::OsRandom));
-            assert_eq!((problem.code, problem.message.as_ref()), (ErrorCode::UnknownChannel, "Unknown channel"));
+            assert_eq!(stopped(conn.create_invite(&new, &mut invite_core::code::OsRandom)), Fact::ChannelNotInServer);
         }
         assert_eq!(invite_rows(conn, server.id), 0);
         assert!(conn.list_audit_entries(server.id, None, page(10)).unwrap().is_empty());
@@ -101,7 +101,7 @@ conformance! {
             let new = NewInvite { server_id: server.id, creator: &creator, settings: &settings, now: t0() };
             assert!(matches!(conn.create_invite(&new, &mut invite_core::code::OsRandom).unwrap(), CreatedInvite::Created(_)), "{json}");
         }
-        conn.revoke_invite(first.id, None, owner.user_id, t0()).unwrap();
+        crate::revoke(conn, first.id, owner.user_id, t0()).unwrap();
         let new = NewInvite { server_id: server.id, creator: &owner, settings: &reuse, now: t0() };
         assert!(matches!(conn.create_invite(&new, &mut invite_core::code::OsRandom).unwrap(), CreatedInvite::Created(_)));
     }
@@ -116,8 +116,7 @@ conformance! {
         assert_eq!(first.code.as_deref(), Some("AAAAAAAA"));
 
         // Every draw collides: 500 CODE_SPACE_EXHAUSTED, nothing written, transaction not poisoned.
-        let problem = refused(conn.create_invite(&new, &mut constant(0)));
-        assert_eq!(problem.code, ErrorCode::CodeSpaceExhausted);
+        assert_eq!(stopped(conn.create_invite(&new, &mut constant(0))), Fact::CodesExhausted);
         assert_eq!(invite_rows(conn, server.id), 1);
 
         // Two collisions, then a free code: reserved on the third attempt.
@@ -168,13 +167,9 @@ conformance! {
         let last = create_invite(conn, &server, &owner, "{}");
         let settings = settings("{}");
         let new = NewInvite { server_id: server.id, creator: &owner, settings: &settings, now: t0() };
-        let problem = refused(conn.create_invite(&new, &mut invite_core::code::OsRandom));
-        assert_eq!(
-            (problem.code, problem.message.as_ref()),
-            (ErrorCode::MaxInvitesReached, "Maximum number of active invites reached (1000)")
-        );
+        assert_eq!(stopped(conn.create_invite(&new, &mut invite_core::code::OsRandom)), Fact::ActiveInvitesFull);
         assert_eq!(invite_rows(conn, server.id), 1004);
-        conn.revoke_invite(last.id, None, owner.user_id, t0()).unwrap();
+        crate::revoke(conn, last.id, owner.user_id, t0()).unwrap();
         create_invite(conn, &server, &owner, "{}");
     }
 
@@ -210,10 +205,10 @@ conformance! {
         // The use that exhausts an invite, a revoke, an edit that gives uses back.
         assert!(matches!(conn.redeem(&crate::code_of(&once), &user(), t0()).unwrap(), invite_store::repo::Redemption::Joined(_)));
         check(conn, t0(), 3);
-        conn.revoke_invite(plain.id, None, owner.user_id, t0()).unwrap();
+        crate::revoke(conn, plain.id, owner.user_id, t0()).unwrap();
         check(conn, t0(), 2);
         let more: UpdateInviteRequest = serde_json::from_str(r#"{"max_uses": 3}"#).unwrap();
-        conn.update_invite(once.id, &more, None, owner.user_id, t0()).unwrap();
+        crate::update(conn, once.id, &more, owner.user_id, t0()).unwrap();
         check(conn, t0(), 3);
 
         // Two hours on, `hour` and `short` have expired: counted as such before any write, then
@@ -222,7 +217,7 @@ conformance! {
         check(conn, later, 1);
         let base = settings("{}");
         let new = NewInvite { server_id: server.id, creator: &owner, settings: &base, now: later };
-        let payload = |invite: &Invite| serde_json::json!({ "id": invite.id });
+        let payload = crate::announce;
         conn.create_invite_announced(&new, &mut invite_core::code::OsRandom, payload).unwrap();
         check(conn, later, 2);
         let mark = |conn: &mut DbConnection| -> Option<chrono::DateTime<chrono::Utc>> {
@@ -230,12 +225,12 @@ conformance! {
         };
         assert_eq!(mark(conn), Some(later));
         // Revoking a lapsed invite changes nothing; giving one a new lifetime counts it again.
-        conn.revoke_invite(short.id, None, owner.user_id, later).unwrap();
+        crate::revoke(conn, short.id, owner.user_id, later).unwrap();
         check(conn, later, 2);
         let renewed: UpdateInviteRequest = serde_json::from_str(r#"{"expires_in_hours": 1}"#).unwrap();
-        conn.update_invite(hour.id, &renewed, None, owner.user_id, later).unwrap();
+        crate::update(conn, hour.id, &renewed, owner.user_id, later).unwrap();
         check(conn, later, 3);
-        conn.revoke_invite(hour.id, None, owner.user_id, later).unwrap();
+        crate::revoke(conn, hour.id, owner.user_id, later).unwrap();
         check(conn, later, 2);
         // A create whose clock is behind the mark neither lapses nor moves it.
         let behind = NewInvite { now: t0() + minutes(60), ..new };
@@ -250,7 +245,7 @@ conformance! {
         let conn = &mut db.connect();
         let owner = user();
         let server = create_server(conn, &owner);
-        let payload = |invite: &Invite| serde_json::json!({ "code": invite.code, "id": invite.id });
+        let payload = crate::announce;
         let base = settings(r#"{"max_uses": 5, "max_age": 60, "temporary": true}"#);
         let new = NewInvite { server_id: server.id, creator: &owner, settings: &base, now: t0() };
         let (CreatedInvite::Created(first), events) =
@@ -263,16 +258,15 @@ conformance! {
         assert_eq!(reload(conn, &first), first);
         assert_eq!(conn.server_events(server.id, 0, 100).unwrap(), events);
         assert_eq!(
-            (events[0].kind, events[0].created_at, &events[0].payload),
-            (EventType::InviteCreate, t0(), &serde_json::json!({ "code": "AAAAAAAA", "id": first.id }))
+            (events[0].kind(), events[0].created_at, &events[0].event),
+            (EventType::InviteCreate, t0(), &crate::announce(&first))
         );
         let entries = conn.list_audit_entries(server.id, None, page(10)).unwrap();
         assert_eq!((entries[0].action, entries[0].target_id), (AuditAction::InviteCreate, Some(first.id)));
         assert_eq!(entries[0].details, serde_json::json!({ "code": "AAAAAAAA", "max_uses": 5 }));
 
         // Collisions draw again; when every draw collides nothing is written.
-        let problem = refused(conn.create_invite_announced(&new, &mut constant(0), payload));
-        assert_eq!(problem.code, ErrorCode::CodeSpaceExhausted);
+        assert_eq!(stopped(conn.create_invite_announced(&new, &mut constant(0), payload)), Fact::CodesExhausted);
         let mut draws = 0;
         let mut two_collisions = |dest: &mut [u8]| {
             draws += 1;
@@ -295,13 +289,12 @@ conformance! {
 
         // At 1000 active invites: refused, nothing written.
         insert_active_invites(conn, server.id, 998, t0());
-        let problem = refused(conn.create_invite_announced(&new, &mut invite_core::code::OsRandom, payload));
-        assert_eq!(problem.code, ErrorCode::MaxInvitesReached);
+        assert_eq!(stopped(conn.create_invite_announced(&new, &mut invite_core::code::OsRandom, payload)), Fact::ActiveInvitesFull);
         assert_eq!((invite_rows(conn, server.id), conn.server_events(server.id, 0, 100).unwrap().len()), (1000, 2));
         // An unknown channel is refused.
         let elsewhere = settings(&format!(r#"{{"channel_id": "{}"}}"#, Uuid::now_v7()));
         let stray = NewInvite { settings: &elsewhere, ..new };
-        assert_eq!(refused(conn.create_invite_announced(&stray, &mut invite_core::code::OsRandom, payload)).code, ErrorCode::UnknownChannel);
+        assert_eq!(stopped(conn.create_invite_announced(&stray, &mut invite_core::code::OsRandom, payload)), Fact::ChannelNotInServer);
     }
 
     fn lists_are_newest_first_without_revoked_or_vanity(db: &TestDatabase) {
@@ -314,7 +307,7 @@ conformance! {
         let b = crate::create_invite_at(conn, &server, &owner, &format!(r#"{{"channel_id": "{}"}}"#, channel.id), at(1));
         let c = crate::create_invite_at(conn, &server, &owner, r#"{"max_uses": 1}"#, at(2));
         let d = crate::create_invite_at(conn, &server, &owner, "{}", at(3));
-        conn.revoke_invite(d.id, None, owner.user_id, at(4)).unwrap();
+        crate::revoke(conn, d.id, owner.user_id, at(4)).unwrap();
         conn.set_vanity_code_for_test(server.id, owner.user_id);
 
         let ids = |invites: Vec<invite_store::models::Invite>| invites.into_iter().map(|i| i.id).collect::<Vec<_>>();
@@ -323,51 +316,33 @@ conformance! {
         assert_eq!(ids(conn.list_invites(InviteScope::Server(server.id), None, page(2)).unwrap()), [c.id, b.id]);
         assert_eq!(ids(conn.list_invites(InviteScope::Server(server.id), Some(c.id), page(1000)).unwrap()), [b.id, a.id]);
         assert_eq!(ids(conn.list_invites(InviteScope::Channel(channel.id), None, page(1000)).unwrap()), [b.id]);
-        let problem = refused(conn.list_invites(InviteScope::Server(server.id), Some(Uuid::now_v7()), page(10)));
-        assert_eq!(problem.code, ErrorCode::InvalidQuery);
+        assert_eq!(stopped(conn.list_invites(InviteScope::Server(server.id), Some(Uuid::now_v7()), page(10))), Fact::UnknownCursor("an invite"));
     }
 
-    fn updates_bump_the_version_and_respect_if_match(db: &TestDatabase) {
+    fn updates_bump_the_version_and_are_audited(db: &TestDatabase) {
         let conn = &mut db.connect();
         let owner = user();
         let server = create_server(conn, &owner);
         let invite = create_invite(conn, &server, &owner, r#"{"max_uses": 5}"#);
         let request: UpdateInviteRequest = serde_json::from_str(r#"{"max_uses": 8, "expires_in_hours": 1}"#).unwrap();
         let later = t0() + minutes(30);
-        let updated = conn.update_invite(invite.id, &request, Some(1), owner.user_id, later).unwrap();
+        let updated = crate::update(conn, invite.id, &request, owner.user_id, later).unwrap();
         assert_eq!((updated.max_uses, updated.max_age, updated.version), (Some(8), 3600, 2));
         assert_eq!(updated.expires_at, Some(later + chrono::Duration::hours(1)));
         assert_eq!(updated.updated_at, later);
-
-        let stale = refused(conn.update_invite(invite.id, &request, Some(1), owner.user_id, later));
-        assert_eq!(stale.code, ErrorCode::PreconditionFailed);
-        assert_eq!(reload(conn, &invite).version, 2);
+        assert_eq!(reload(conn, &invite), updated);
 
         let unlimited: UpdateInviteRequest = serde_json::from_str(r#"{"max_uses": null, "max_age": 0}"#).unwrap();
-        let updated = conn.update_invite(invite.id, &unlimited, None, owner.user_id, later).unwrap();
+        let updated = crate::update(conn, invite.id, &unlimited, owner.user_id, later).unwrap();
         assert_eq!((updated.max_uses, updated.expires_at, updated.version), (None, None, 3));
 
+        // No change, no write: the version stays.
         let empty: UpdateInviteRequest = serde_json::from_str("{}").unwrap();
-        assert_eq!(conn.update_invite(invite.id, &empty, None, owner.user_id, later).unwrap().version, 3);
+        assert_eq!(crate::update(conn, invite.id, &empty, owner.user_id, later).unwrap().version, 3);
 
         let entries = conn.list_audit_entries(server.id, None, page(10)).unwrap();
         let actions: Vec<_> = entries.iter().map(|e| e.action).collect();
         assert_eq!(actions, [AuditAction::InviteUpdate, AuditAction::InviteUpdate, AuditAction::InviteCreate]);
-    }
-
-    fn a_limit_below_the_uses_is_refused(db: &TestDatabase) {
-        let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
-        let invite = create_invite(conn, &server, &owner, r#"{"max_uses": 5}"#);
-        for _ in 0..3 {
-            conn.redeem(&crate::code_of(&invite), &user(), t0()).unwrap();
-        }
-        let request: UpdateInviteRequest = serde_json::from_str(r#"{"max_uses": 2}"#).unwrap();
-        let problem = refused(conn.update_invite(invite.id, &request, None, owner.user_id, t0()));
-        assert_eq!(problem.message, "max_uses must not be below the invite's current uses (3)");
-        let request: UpdateInviteRequest = serde_json::from_str(r#"{"max_uses": 3}"#).unwrap();
-        assert_eq!(conn.update_invite(invite.id, &request, None, owner.user_id, t0()).unwrap().max_uses, Some(3));
     }
 
     fn revoking_is_a_soft_delete_and_the_code_is_never_reissued(db: &TestDatabase) {
@@ -378,17 +353,13 @@ conformance! {
         let new = NewInvite { server_id: server.id, creator: &owner, settings: &settings, now: t0() };
         let CreatedInvite::Created(invite) = conn.create_invite(&new, &mut constant(3)).unwrap() else { panic!() };
 
-        let stale = refused(conn.revoke_invite(invite.id, Some(7), owner.user_id, t0()));
-        assert_eq!(stale.code, ErrorCode::PreconditionFailed);
-        let revoked = conn.revoke_invite(invite.id, Some(1), owner.user_id, t0() + minutes(1)).unwrap();
+        let revoked = crate::revoke(conn, invite.id, owner.user_id, t0() + minutes(1)).unwrap();
         assert_eq!((revoked.revoked_at, revoked.version), (Some(t0() + minutes(1)), 2));
-        assert_eq!(reload(conn, &invite).code, invite.code, "the row and its code stay");
-        assert!(matches!(conn.revoke_invite(invite.id, None, owner.user_id, t0()), Err(StoreError::NotFound(_))));
-        assert!(matches!(conn.revoke_invite(Uuid::now_v7(), None, owner.user_id, t0()), Err(StoreError::NotFound(_))));
+        assert_eq!(reload(conn, &invite), revoked, "the row and its code stay");
+        assert!(matches!(conn.lock_invite(Uuid::now_v7()), Err(StoreError::NotFound(_))));
 
         // The same draw again cannot take the revoked invite's code.
-        let problem = refused(conn.create_invite(&new, &mut constant(3)));
-        assert_eq!(problem.code, ErrorCode::CodeSpaceExhausted);
+        assert_eq!(stopped(conn.create_invite(&new, &mut constant(3))), Fact::CodesExhausted);
 
         let actions: Vec<_> = conn.list_audit_entries(server.id, None, page(10)).unwrap().iter().map(|e| e.action).collect();
         assert_eq!(actions, [AuditAction::InviteRevoke, AuditAction::InviteCreate]);
@@ -408,19 +379,6 @@ conformance! {
         assert_eq!(preview.channel, Some((channel.id, "welcome".to_owned())));
         assert_eq!(preview.presence_count, 0, "nobody is connected");
         assert_eq!(conn.preview(&CodeRef::parse("zzzzzzzz").unwrap(), t0()).unwrap(), None);
-    }
-
-    fn vanity_and_revoked_invites_cannot_be_managed_as_invites(db: &TestDatabase) {
-        let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
-        let vanity = conn.set_vanity_code_for_test(server.id, owner.user_id);
-        let problem = refused(conn.revoke_invite(vanity.id, None, owner.user_id, t0()));
-        assert_eq!(problem.code, ErrorCode::VanityInvite);
-        let request: UpdateInviteRequest = serde_json::from_str(r#"{"max_uses": 3}"#).unwrap();
-        let problem = refused(conn.update_invite(vanity.id, &request, None, owner.user_id, t0()));
-        assert_eq!(problem.code, ErrorCode::VanityInvite);
-        assert_eq!(reload(conn, &vanity), vanity);
     }
 }
 

@@ -110,6 +110,65 @@ fn membership_counts(conn: &mut DbConnection, server_id: Uuid) -> (i64, i64) {
     (rows, counted)
 }
 
+/// Revokes an invite as the operations layer does: under its lock, in one transaction.
+fn revoke(
+    conn: &mut DbConnection,
+    invite_id: Uuid,
+    actor: Uuid,
+    now: DateTime<Utc>,
+) -> invite_store::StoreResult<Invite> {
+    invite_store::write_transaction(conn, |conn| {
+        let invite = conn.lock_invite(invite_id)?;
+        conn.revoke_invite(&invite, actor, now)
+    })
+}
+
+/// Edits an invite as the operations layer does: the request checked against the invite under
+/// its lock, in one transaction.
+fn update(
+    conn: &mut DbConnection,
+    invite_id: Uuid,
+    request: &invite_core::invite::UpdateInviteRequest,
+    actor: Uuid,
+    now: DateTime<Utc>,
+) -> invite_store::StoreResult<Invite> {
+    invite_store::write_transaction(conn, |conn| {
+        let invite = conn.lock_invite(invite_id)?;
+        let changes = request.validate(&invite.status(), now).expect("a valid edit");
+        conn.update_invite(&invite, &changes, actor, now)
+    })
+}
+
+/// A new invite's `INVITE_CREATE`, as the operations layer announces it.
+fn announce(invite: &Invite) -> invite_core::event::Event {
+    invite_core::event::Event::InviteCreate(invite_core::event::InviteData {
+        id: invite.id,
+        server_id: invite.server_id,
+        channel_id: invite.channel_id,
+        code: invite.code.clone(),
+        kind: invite.kind,
+        created_by: invite.created_by,
+        max_uses: invite.max_uses,
+        uses: invite.uses,
+        max_age: invite.max_age,
+        expires_at: invite.expires_at,
+        temporary: invite.temporary,
+        created_at: invite.created_at,
+        version: invite.version,
+    })
+}
+
+/// An event's payload as the outbox holds it, whoever wrote it (the store's code, or SQL).
+fn stored_payload(conn: &mut DbConnection, seq: i64) -> serde_json::Value {
+    use invite_store::schema::events;
+    events::table
+        .filter(events::seq.eq(seq))
+        .select(events::payload)
+        .get_result::<invite_store::sql_types::Json>(conn)
+        .unwrap()
+        .0
+}
+
 /// The invite as stored now.
 fn reload(conn: &mut DbConnection, invite: &Invite) -> Invite {
     conn.find_invite(invite.id).unwrap().unwrap()

@@ -129,7 +129,7 @@ conformance! {
         let via_second = conn.members_joined_with(second.id, None, page(100)).unwrap();
         assert_eq!(via_second.iter().map(|m| m.user_id).collect::<Vec<_>>(), [b.user_id]);
         // Revoking the invite keeps the record of who joined with it.
-        conn.revoke_invite(first.id, None, owner.user_id, t0()).unwrap();
+        crate::revoke(conn, first.id, owner.user_id, t0()).unwrap();
         assert_eq!(conn.members_joined_with(first.id, None, page(100)).unwrap().len(), 2);
     }
 }

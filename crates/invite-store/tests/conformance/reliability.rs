@@ -3,10 +3,10 @@
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use invite_core::event::EventType;
+use invite_core::event::{Event, InvitesResumed};
 use invite_store::repo::{
     EventHorizon, EventRepository, IdempotencyClaim, IdempotencyRepository, InviteRepository,
-    JoinResponseTemplate, Keyed, MaintenanceRepository, NewEvent, PriorResponse, RecordedResponse,
+    JoinResponseTemplate, Keyed, MaintenanceRepository, PriorResponse, RecordedResponse,
     Redemption, ServerRepository, keyed, recorded,
 };
 use invite_store::testing::TestDatabase;
@@ -60,14 +60,14 @@ conformance! {
         let conn = &mut db.connect();
         let owner = user();
         let key = claim(owner.user_id, "create");
-        let first = recorded(conn, &key, t0(), |conn| Ok(create_server(conn, &owner)), |server| response(&server.id.to_string())).unwrap();
+        let first = recorded(conn, &key, t0(), |conn| Ok::<_, StoreError>(create_server(conn, &owner)), |server| response(&server.id.to_string())).unwrap();
         let Keyed::Fresh((first, _)) = first else { panic!("{first:?}") };
         let again = recorded(conn, &key, t0(), |_| -> invite_store::StoreResult<()> { panic!("the work must not run again") }, |()| response("x")).unwrap();
         assert_eq!(again, Keyed::Replay(first));
         // Another request under the key is refused; the work fails: nothing is kept.
         let other = IdempotencyClaim { fingerprint: "f2".to_owned(), ..key.clone() };
-        let refused = recorded(conn, &other, t0(), |conn| Ok(create_server(conn, &owner)), |_| response("y"));
-        assert!(matches!(refused, Err(StoreError::Refused(ref problem)) if problem.code == invite_core::ErrorCode::IdempotencyKeyReused), "{refused:?}");
+        let refused = recorded(conn, &other, t0(), |conn| Ok::<_, StoreError>(create_server(conn, &owner)), |_| response("y"));
+        assert!(matches!(refused, Err(StoreError::Stopped(invite_store::Fact::KeyReused))), "{refused:?}");
         let failing = claim(owner.user_id, "failing");
         let before = count_servers(conn);
         let failed = recorded(conn, &failing, t0(), |conn| {
@@ -137,7 +137,7 @@ fn postgres_a_twin_that_recorded_first_wins() {
             let server = create_server(conn, &owner);
             // Meanwhile, on another connection, the twin commits its record.
             db.connect().record_response(&key, &response("twin"), t0()).unwrap();
-            Ok(server)
+            Ok::<_, StoreError>(server)
         },
         |server| response(&server.id.to_string()),
     )
@@ -196,11 +196,8 @@ fn postgres_the_event_horizon_waits_for_this_databases_writers_only() {
     let start = conn.latest_seq().unwrap();
     let mut horizon = EventHorizon::starting_at(start);
     assert_eq!(horizon.advance(conn.horizon_sample().unwrap()), start);
-    let event = NewEvent {
-        server_id: server.id,
-        kind: EventType::ServerUpdate,
-        payload: serde_json::json!({}),
-    };
+    let update = |server_id| Event::InvitesResume(InvitesResumed { server_id });
+    let event = update(server.id);
     // A writer that drew a seq and is still running: the horizon stays below it.
     let mut writer = db.connect();
     writer.batch_execute("BEGIN").unwrap();
@@ -208,7 +205,7 @@ fn postgres_the_event_horizon_waits_for_this_databases_writers_only() {
     assert_eq!(horizon.advance(conn.horizon_sample().unwrap()), start);
     assert!(horizon.is_waiting());
     // A later writer, of another server, commits first: still nothing past the running one.
-    let later = NewEvent { server_id: other.id, ..event };
+    let later = update(other.id);
     let committed = db.connect().append_events(&[later], t0()).unwrap()[0].seq;
     assert!(horizon.advance(conn.horizon_sample().unwrap()) < drawn);
     writer.batch_execute("COMMIT").unwrap();

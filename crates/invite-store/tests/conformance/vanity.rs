@@ -4,11 +4,11 @@ use invite_core::audit::AuditAction;
 use invite_core::code::{CodeRef, VanityCode};
 use invite_core::invite::InviteKind;
 use invite_core::server::PageLimit;
-use invite_store::StoreError;
 use invite_store::repo::{
     AuditRepository, CreatedInvite, InviteRepository, NewInvite, ServerRepository, VanityRepository,
 };
 use invite_store::testing::TestDatabase;
+use invite_store::{Fact, StoreError};
 
 use crate::{conformance, create_server, reload, settings, t0, user};
 
@@ -16,9 +16,11 @@ fn vanity(code: &str) -> VanityCode {
     VanityCode::parse(code).unwrap()
 }
 
+/// The message of the refusal a taken vanity code gets (`VANITY_TAKEN`).
 fn taken(result: Result<impl std::fmt::Debug, StoreError>) -> String {
     match result {
-        Err(StoreError::Refused(problem)) => {
+        Err(StoreError::Stopped(Fact::VanityCode(refused))) => {
+            let problem = invite_core::Problem::from(refused);
             assert_eq!(problem.code, ErrorCode::VanityTaken);
             problem.message.into_owned()
         }
@@ -69,7 +71,7 @@ conformance! {
         assert_eq!(random.code.as_deref(), Some("abcdefgh"));
         let as_vanity = vanity("abcdefgh");
         taken(conn.set_vanity_code(second.id, Some(&as_vanity), bob.user_id, t0()));
-        conn.revoke_invite(random.id, None, bob.user_id, t0()).unwrap();
+        crate::revoke(conn, random.id, bob.user_id, t0()).unwrap();
         taken(conn.set_vanity_code(second.id, Some(&as_vanity), bob.user_id, t0()));
         assert_eq!(conn.vanity_invite(second.id).unwrap(), None);
     }

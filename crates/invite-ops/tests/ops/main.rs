@@ -1,0 +1,75 @@
+//! The operations on real databases: every test runs on PostgreSQL (a database of its own) and
+//! on a SQLite file. What the store does is the store's suite's; these check what the
+//! operations decide (who may, in which order, with which refusal) and what they return (the
+//! outcome and its events, committed with the change).
+
+mod invites;
+mod outcome;
+
+use chrono::{DateTime, TimeZone, Utc};
+use invite_core::invite::CreateInviteRequest;
+use invite_core::server::CreateServerRequest;
+use invite_ops::{Ctx, OpError, OutboxOnly, Outcome};
+use invite_store::DbConnection;
+use invite_store::models::{Invite, Server};
+use invite_store::repo::{Actor, CreatedInvite};
+use uuid::Uuid;
+
+/// Declares tests once and instantiates each for both backends.
+macro_rules! on_both_backends {
+    ($(fn $name:ident($db:ident: &TestDatabase) $body:block)*) => {
+        $(fn $name($db: &TestDatabase) $body)*
+
+        mod postgres {
+            $(#[test] fn $name() { super::$name(&invite_store::testing::TestDatabase::postgres()) })*
+        }
+
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(&invite_store::testing::TestDatabase::sqlite()) })*
+        }
+    };
+}
+pub(crate) use on_both_backends;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 6, 12, 0, 0).unwrap()
+}
+
+fn ctx(user_id: Uuid) -> Ctx {
+    Ctx { actor: Actor::new(user_id), now: t0() }
+}
+
+/// The value of an outcome whose events nobody here consumes.
+fn settled<T>(outcome: Result<Outcome<T>, OpError>) -> T {
+    outcome.expect("the operation succeeds").settle(&OutboxOnly)
+}
+
+fn create_server(conn: &mut DbConnection, owner: Uuid) -> Server {
+    let request =
+        CreateServerRequest { name: "Ops".into(), icon_url: None, default_permissions: None };
+    settled(invite_ops::servers::create(conn, &ctx(owner), &request))
+}
+
+fn create_invite(conn: &mut DbConnection, server: &Server, creator: Uuid, json: &str) -> Invite {
+    let request: CreateInviteRequest = serde_json::from_str(json).unwrap();
+    let place = invite_ops::invites::Place::Server(server.id);
+    let created = invite_ops::invites::create(
+        conn,
+        &ctx(creator),
+        place,
+        request,
+        &mut invite_core::code::OsRandom,
+    );
+    match settled(created) {
+        CreatedInvite::Created(invite) => invite,
+        CreatedInvite::Reused(invite) => panic!("expected a new invite, got {invite:?}"),
+    }
+}
+
+/// The refusal's code.
+fn code_of<T: std::fmt::Debug>(result: Result<T, OpError>) -> &'static str {
+    match result {
+        Err(OpError::Refused(problem)) => problem.code.as_str(),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
