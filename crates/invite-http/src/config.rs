@@ -312,9 +312,9 @@ pub enum ConfigError {
     BothKeys,
 }
 
-/// The value parser of a setting: `parse` reads the text, or says what it must be (and what it
-/// was, as far as it may be shown). Its error names the setting's variable: clap's own names
-/// only the flag, and shows the value whole, which a secret's must not be.
+/// The value parser of a setting, around a function that reads the text or says what it must
+/// be (and what it was, as far as it may be shown). Its error names the setting's variable:
+/// clap's own names only the flag, and shows the value whole, which a secret's must not be.
 #[derive(Clone, Copy)]
 struct Setting<T>(fn(&str) -> Result<T, String>);
 
