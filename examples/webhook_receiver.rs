@@ -14,7 +14,6 @@
 //! by someone who captured it is refused once it is older than [`TOLERANCE`].
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::sync::Mutex;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
@@ -49,21 +48,13 @@ fn verify(secret: &str, header: &str, body: &[u8], now: i64) -> Result<(), &'sta
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map_err(|_| "bad secret")?;
     mac.update(format!("{timestamp}.").as_bytes());
     mac.update(body);
-    let expected = hex(&mac.finalize().into_bytes());
+    let expected = hex::encode(mac.finalize().into_bytes());
     // Compared in constant time, so that guessing a signature byte by byte learns nothing.
     if signatures.iter().any(|given| bool::from(given.as_bytes().ct_eq(expected.as_bytes()))) {
         Ok(())
     } else {
         Err("signature mismatch")
     }
-}
-
-/// Lower-case hexadecimal.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
-        let _ = write!(out, "{byte:02x}");
-        out
-    })
 }
 
 async fn receive(
@@ -124,7 +115,7 @@ mod tests {
         let mut mac = Hmac::<Sha256>::new_from_slice(b"whsec_test").unwrap();
         mac.update(b"1000.");
         mac.update(body);
-        let header = format!("t=1000,v1={}", hex(&mac.finalize().into_bytes()));
+        let header = format!("t=1000,v1={}", hex::encode(mac.finalize().into_bytes()));
         assert_eq!(verify("whsec_test", &header, body, 1100), Ok(()));
         assert!(verify("whsec_other", &header, body, 1100).is_err());
         assert!(verify("whsec_test", &header, b"{}", 1100).is_err());

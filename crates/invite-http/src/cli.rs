@@ -36,7 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 /// The pool, with the database reached and migrated: the service refuses to start on a database
 /// it cannot use rather than answering 503 to everything.
 fn migrated_pool(config: &Config) -> anyhow::Result<DbPool> {
-    let mut pool_config: PoolConfig = config.pool()?;
+    let mut pool_config: PoolConfig = config.pool();
     // The service runs for long: SQLite's checkpoints go to a thread of their own.
     pool_config.checkpoint_thread = true;
     let pool = DbPool::new(&pool_config);
@@ -72,19 +72,15 @@ fn serve_until_stopped(
 
 fn serve(config: &Config) -> anyhow::Result<()> {
     let auth = config.authenticator()?;
-    // Every setting is checked before anything is touched.
-    config.reliability()?;
-    config.page()?;
-    config.gateway()?;
     let pool = migrated_pool(config)?;
     let listener = bind(config)?;
-    let public_url = config.public_url(listener.local_addr()?)?;
+    let public_url = config.public_url(listener.local_addr()?);
     let (state, options) = startup::prepare(config, pool, auth, public_url)?;
     serve_until_stopped(listener, state, options)
 }
 
 fn migrate(config: &Config) -> anyhow::Result<()> {
-    let pool = DbPool::new(&config.pool()?);
+    let pool = DbPool::new(&config.pool());
     let applied = pool
         .run(|conn| Ok(run_pending_migrations(conn)))
         .context("cannot reach the database")??;
@@ -119,35 +115,28 @@ fn check(config: &Config) -> anyhow::Result<()> {
             failed.push("tokens");
         }
     }
-    match config.pool() {
+    let pool_config = config.pool();
+    println!("database:   {:?}", pool_config.url);
+    match DbPool::new(&pool_config).run(|conn| Ok(migration_status(conn))) {
         Err(error) => {
-            println!("database:   FAILED: {error}");
+            println!("            FAILED: unreachable: {error}");
             failed.push("database");
         }
-        Ok(pool_config) => {
-            println!("database:   {:?}", pool_config.url);
-            match DbPool::new(&pool_config).run(|conn| Ok(migration_status(conn))) {
-                Err(error) => {
-                    println!("            FAILED: unreachable: {error}");
-                    failed.push("database");
-                }
-                Ok(Err(error)) => {
-                    println!("migrations: FAILED: {error}");
-                    failed.push("migrations");
-                }
-                Ok(Ok(status)) if status.pending.is_empty() => {
-                    println!("            reachable");
-                    println!("migrations: ok ({} applied)", status.applied.len());
-                }
-                Ok(Ok(status)) => {
-                    println!("            reachable");
-                    println!(
-                        "migrations: pending: {} (run `invite-server migrate`)",
-                        status.pending.join(", ")
-                    );
-                    failed.push("migrations");
-                }
-            }
+        Ok(Err(error)) => {
+            println!("migrations: FAILED: {error}");
+            failed.push("migrations");
+        }
+        Ok(Ok(status)) if status.pending.is_empty() => {
+            println!("            reachable");
+            println!("migrations: ok ({} applied)", status.applied.len());
+        }
+        Ok(Ok(status)) => {
+            println!("            reachable");
+            println!(
+                "migrations: pending: {} (run `invite-server migrate`)",
+                status.pending.join(", ")
+            );
+            failed.push("migrations");
         }
     }
     if failed.is_empty() { Ok(()) } else { Err(anyhow!("check failed: {}", failed.join(", "))) }
@@ -161,15 +150,12 @@ fn demo(config: &Config) -> anyhow::Result<()> {
         // Four codes: 32 characters of a 62-letter alphabet, about 190 random bits.
         let secret: String =
             (0..4).map(|_| InviteCode::generate(&mut OsRandom).to_string()).collect();
-        config.jwt_secret = Some(secret);
+        config.jwt_secret = Some(secret.into());
     }
     let auth = config.authenticator()?;
-    config.reliability()?;
-    config.page()?;
-    config.gateway()?;
     let pool = migrated_pool(&config)?;
     let listener = bind(&config)?;
-    let public_url = config.public_url(listener.local_addr()?)?;
+    let public_url = config.public_url(listener.local_addr()?);
     let (state, options) = startup::prepare(&config, pool.clone(), auth, public_url)?;
 
     let (owner, guest) = (Uuid::now_v7(), Uuid::now_v7());
@@ -216,7 +202,7 @@ fn demo(config: &Config) -> anyhow::Result<()> {
          List the server's invites as the owner:\n  curl -s -H \"Authorization: Bearer $OWNER\" {base}/servers/{}/invites\n\n\
          Tokens are valid for 24 hours. Ctrl-C stops the demo.\n",
         state.invite_url(&code),
-        config.pool()?.url,
+        config.database_url,
         state.page.session_cookie,
         invite.server_id,
     );

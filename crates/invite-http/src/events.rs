@@ -30,6 +30,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::StreamExt;
 use invite_core::event::{Event, InviteData, InviteDeleted};
 use invite_store::repo::{EventHorizon, EventRepository, StoredEvent};
+use secrecy::{ExposeSecret as _, SecretString};
 use tokio::sync::Notify;
 
 use crate::preview_cache::PreviewCache;
@@ -160,7 +161,7 @@ pub fn apply(previews: &PreviewCache, stored: &StoredEvent) {
 }
 
 /// Starts the reader (and, on PostgreSQL, the listener); call from within the server's runtime.
-pub fn spawn(state: &AppState, listen_url: Option<String>) {
+pub fn spawn(state: &AppState, listen_url: Option<SecretString>) {
     let reader = state.clone();
     actix_web::rt::spawn(async move { read(reader).await });
     if let Some(url) = listen_url {
@@ -247,10 +248,10 @@ async fn read(state: AppState) {
 
 /// The `LISTEN` connection: wakes the reader on every notification and on every (re)connection
 /// (to catch up with what was missed), and sends this instance's announcements.
-async fn listen(bus: Arc<EventBus>, url: String) {
+async fn listen(bus: Arc<EventBus>, url: SecretString) {
     let mut delays = backoff();
     loop {
-        match listen_once(&bus, &url).await {
+        match listen_once(&bus, url.expose_secret()).await {
             // Closed after working: the next connection starts with short waits again.
             Ok(()) => delays = backoff(),
             Err(error) => tracing::warn!(%error, "the event listener lost its connection"),

@@ -6,7 +6,7 @@ use std::pin::Pin;
 
 use actix_web::dev::{Payload, ServiceResponse};
 use actix_web::error::{PathError, QueryPayloadError};
-use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::header::{self, EntityTag, HeaderMap};
 use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::web::{BytesMut, PathConfig, QueryConfig};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
@@ -130,6 +130,11 @@ pub fn query_config() -> QueryConfig {
 /// The version an `If-Match` header asks for: `"3"`, `3` and `W/"3"` all mean version 3; `*`
 /// or no header means any. This service's entity tags are always versions, so anything else is
 /// answered as malformed (400) rather than as a tag that merely does not match (412).
+///
+/// The tag is read by actix-web's [`EntityTag`]; the header is not read as the typed
+/// [`IfMatch`](header::IfMatch), which skips the items of a list it cannot read (`"3", x` would
+/// ask for version 3) and reads a bare `3` as an empty list, where this service answers the
+/// first as malformed and takes the second as version 3.
 pub fn if_match(req: &HttpRequest) -> Result<Option<i64>, Problem> {
     let Some(value) = req.headers().get(header::IF_MATCH) else {
         return Ok(None);
@@ -138,12 +143,8 @@ pub fn if_match(req: &HttpRequest) -> Result<Option<i64>, Problem> {
     if raw == "*" {
         return Ok(None);
     }
-    let tag = raw.strip_prefix("W/").unwrap_or(raw);
-    let version = match tag.strip_prefix('"').and_then(|rest| rest.strip_suffix('"')) {
-        Some(quoted) => quoted,
-        None if tag == raw => tag,
-        None => "",
-    };
+    let tag = raw.parse::<EntityTag>();
+    let version = tag.as_ref().map_or(raw, EntityTag::tag);
     let is_version =
         (1..=18).contains(&version.len()) && version.bytes().all(|b| b.is_ascii_digit());
     match version.parse::<i64>() {
@@ -249,6 +250,24 @@ mod tests {
             );
         }
         assert_eq!(if_match(&TestRequest::default().to_http_request()).unwrap(), None);
+    }
+
+    #[test]
+    fn if_match_names_one_version_or_is_malformed() {
+        let with = |value: &str| {
+            if_match(
+                &TestRequest::default().insert_header((header::IF_MATCH, value)).to_http_request(),
+            )
+        };
+        assert_eq!(with(" W/\"12\" ").unwrap(), Some(12));
+        // Lists, whole or with an item the typed header would skip, are not one version.
+        for malformed in ["\"3\", \"4\"", "\"3\", x", "x, \"3\"", "*, \"3\"", "W/\"\"", "\"\""] {
+            assert_eq!(
+                with(malformed).unwrap_err().code,
+                ErrorCode::ValidationError,
+                "{malformed}"
+            );
+        }
     }
 
     #[test]

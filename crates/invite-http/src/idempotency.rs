@@ -118,7 +118,7 @@ fn fingerprint(req: &HttpRequest) -> String {
     if let Some(BufferedBody(body)) = req.extensions().get::<BufferedBody>() {
         hasher.update(body);
     }
-    crate::webhooks::hex(&hasher.finalize())
+    hex::encode(hasher.finalize())
 }
 
 /// A JSON response as it is sent and recorded.

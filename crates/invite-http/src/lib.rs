@@ -32,7 +32,7 @@ pub mod page;
 pub mod preview_cache;
 pub mod rate_limit;
 pub mod refusals;
-pub mod request_id;
+pub mod request_log;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -36,7 +36,7 @@ use crate::metrics::Metrics;
 use crate::preview_cache::PreviewCache;
 use crate::refusals::{self, JsonRefusals};
 use crate::state::AppState;
-use crate::{background, body, extract, openapi, rate_limit, request_id, routes};
+use crate::{background, body, extract, openapi, rate_limit, request_log, routes};
 
 /// How long a connection may take to send a request's head (then 408).
 const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -102,7 +102,7 @@ pub fn prepare(
     auth: Authenticator,
     public_url: String,
 ) -> anyhow::Result<(AppState, ServerOptions)> {
-    let reliability = config.reliability()?;
+    let reliability = config.reliability();
     let options = ServerOptions {
         workers: config.workers,
         shutdown_timeout: config.shutdown_timeout,
@@ -141,7 +141,7 @@ pub fn prepare(
         threads: options.db_threads(),
     };
     let listen_url = match pool.url() {
-        invite_store::DatabaseUrl::Postgres(url) => Some(url.clone()),
+        invite_store::DatabaseUrl::Postgres(url) => Some(secrecy::SecretString::from(url.as_str())),
         invite_store::DatabaseUrl::Sqlite(_) => None,
     };
     let mut state = AppState::new(
@@ -153,8 +153,8 @@ pub fn prepare(
         metrics,
     );
     state.listen_url = listen_url;
-    state.page = Arc::new(config.page()?);
-    state.gateway = Arc::new(crate::gateway::Gateway::new(config.gateway()?));
+    state.page = Arc::new(config.page());
+    state.gateway = Arc::new(crate::gateway::Gateway::new(config.gateway()));
     background::show_maintenance(&state, switch);
     Ok((state, options))
 }
@@ -261,7 +261,7 @@ pub fn run(
                 .wrap(from_fn(rate_limit::headers))
                 .wrap(ErrorHandlers::new().default_handler(extract::json_error_bodies))
                 .wrap(from_fn(close_when_draining))
-                .wrap(from_fn(request_id::middleware));
+                .wrap(from_fn(request_log::middleware));
             let app = map_config(
                 app.into_factory().map_err(|error: actix_web::Error| error.error_response()),
                 |()| AppConfig::default(),

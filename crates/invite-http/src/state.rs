@@ -44,7 +44,7 @@ pub struct AppState {
     /// This instance's view of the maintenance switch.
     pub maintenance: Arc<Maintenance>,
     /// The operator token of `/admin/*`, if configured.
-    pub admin_token: Option<Arc<str>>,
+    pub admin_token: Option<secrecy::SecretString>,
     /// Idempotency keys whose request is running here.
     pub in_flight: Arc<InFlight>,
     /// Set once the server is stopping: responses then close their connections.
@@ -60,7 +60,7 @@ pub struct AppState {
     /// How long events stay in the outbox (`INVITE_EVENTS_RETENTION`).
     pub events_retention: std::time::Duration,
     /// Where the `LISTEN` connection goes (PostgreSQL only).
-    pub listen_url: Option<String>,
+    pub listen_url: Option<secrecy::SecretString>,
     /// The database, behind the one async bridge.
     pub db: Db,
     /// Token verification.
@@ -112,7 +112,7 @@ impl AppState {
                     .reading(reliability.client_address_header),
             ),
             maintenance: Arc::default(),
-            admin_token: reliability.admin_token.as_deref().map(Arc::from),
+            admin_token: reliability.admin_token.clone(),
             in_flight: Arc::default(),
             draining: Arc::default(),
             started: Instant::now(),

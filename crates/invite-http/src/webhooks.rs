@@ -22,7 +22,6 @@
 //!   that hangs delays its own events, no other webhook's and no request.
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,6 +34,7 @@ use invite_store::repo::{
     AttemptOutcome, Delivery, EventRepository, StoredEvent, Webhook, WebhookRepository,
 };
 use parking_lot::Mutex;
+use secrecy::{ExposeSecret as _, SecretString};
 use sha2::Sha256;
 use uuid::Uuid;
 
@@ -75,14 +75,6 @@ pub fn retry_delay(attempts: u32) -> Duration {
         .unwrap_or(Duration::from_hours(1))
 }
 
-/// Lower-case hexadecimal.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut hex, byte| {
-        let _ = write!(hex, "{byte:02x}");
-        hex
-    })
-}
-
 /// `t=<unix>,v1=<hex>`: the signature of `body` sent at `timestamp`.
 pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     // HMAC accepts keys of any length: this cannot fail.
@@ -92,17 +84,17 @@ pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    format!("t={timestamp},v1={}", hex(&mac.finalize().into_bytes()))
+    format!("t={timestamp},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// A new webhook secret: 32 random bytes, hex, prefixed so it is recognisable in a leak scan.
 ///
 /// # Panics
 /// When the operating system has no randomness to give, which leaves nothing safe to do.
-pub fn new_secret() -> String {
+pub fn new_secret() -> SecretString {
     let mut bytes = [0_u8; 32];
     getrandom::fill(&mut bytes).expect("the OS has randomness");
-    format!("whsec_{}", hex(&bytes))
+    format!("whsec_{}", hex::encode(bytes)).into()
 }
 
 /// Resolves names for the delivery client, keeping only addresses a delivery may reach.
@@ -393,7 +385,7 @@ async fn send(
         .header("content-type", "application/json")
         .header("invite-event-id", event.seq.to_string())
         .header("invite-event-type", event.kind().as_str())
-        .header("invite-signature", signature(&webhook.secret, timestamp, &body))
+        .header("invite-signature", signature(webhook.secret.expose_secret(), timestamp, &body))
         .body(body)
         .send()
         .await
@@ -433,7 +425,7 @@ mod tests {
         let mut mac = Hmac::<Sha256>::new_from_slice(b"Jefe").unwrap();
         mac.update(b"what do ya want for nothing?");
         assert_eq!(
-            hex(&mac.finalize().into_bytes()),
+            hex::encode(mac.finalize().into_bytes()),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
     }
@@ -449,7 +441,8 @@ mod tests {
                 "{attempts}: {wait:?}"
             );
         }
-        assert!(new_secret().starts_with("whsec_") && new_secret().len() == 70);
-        assert_ne!(new_secret(), new_secret());
+        let secret = new_secret();
+        assert!(secret.expose_secret().starts_with("whsec_") && secret.expose_secret().len() == 70);
+        assert_ne!(secret.expose_secret(), new_secret().expose_secret());
     }
 }

@@ -9,6 +9,7 @@ use invite_store::repo::{
     Delivery, EventRepository, NewWebhook, ServerRepository, Webhook, WebhookRepository,
 };
 use invite_store::{DbConnection, write_transaction};
+use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::{Ctx, OpError, OpResult, Outcome, member_standing};
@@ -31,7 +32,7 @@ pub fn create(
     ctx: &Ctx,
     server_id: Uuid,
     target: &WebhookTarget,
-    secret: &str,
+    secret: &SecretString,
 ) -> OpResult<Outcome<Webhook>> {
     write_transaction(conn, |conn| {
         member_standing(conn, server_id, ctx.user_id())?.require(Requirement::ManageServer)?;

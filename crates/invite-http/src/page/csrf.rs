@@ -34,31 +34,22 @@ fn mac(session: &str, code: &str, expires: i64) -> Hmac<Sha256> {
 pub(crate) fn token(session: &str, code: &str, now: DateTime<Utc>) -> String {
     let expires = now.timestamp() + LIFETIME_SECONDS;
     let tag = mac(session, code, expires).finalize().into_bytes();
-    let hex: String = tag.iter().fold(String::with_capacity(64), |mut hex, byte| {
-        use std::fmt::Write as _;
-        let _ = write!(hex, "{byte:02x}");
-        hex
-    });
-    format!("{expires}.{hex}")
+    format!("{expires}.{}", hex::encode(tag))
 }
 
 /// Whether `token` was made for `session` and `code`, and is still good at `now`.
 pub(crate) fn verify(session: &str, code: &str, token: &str, now: DateTime<Utc>) -> bool {
-    let Some((expires, hex)) = token.split_once('.') else { return false };
+    let Some((expires, tag_hex)) = token.split_once('.') else { return false };
     let Ok(expires) = expires.parse::<i64>() else { return false };
     if expires < now.timestamp() || expires > now.timestamp() + LIFETIME_SECONDS {
         return false;
     }
-    let Some(tag) = decode_hex(hex) else { return false };
+    let mut tag = [0_u8; 32];
+    if hex::decode_to_slice(tag_hex, &mut tag).is_err() {
+        return false;
+    }
     // Compared in constant time.
     mac(session, code, expires).verify_slice(&tag).is_ok()
-}
-
-fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() != 64 || !hex.is_ascii() {
-        return None;
-    }
-    (0..hex.len()).step_by(2).map(|at| u8::from_str_radix(&hex[at..at + 2], 16).ok()).collect()
 }
 
 /// Whether the post comes from this service's own pages (see the module's documentation):

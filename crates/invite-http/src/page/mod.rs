@@ -178,20 +178,12 @@ fn content_security_policy(login_url: Option<&str>) -> String {
 /// The signed-in visitor: the bearer token of the session cookie, verified as the API verifies
 /// an `Authorization` header. A bad or expired token is the same as none.
 fn visitor(req: &HttpRequest, state: &AppState) -> Option<(Actor, String)> {
-    let token = cookie(req, &state.page.session_cookie)?;
+    // As sent, not percent-decoded: a bearer token has no `%` in it.
+    let token = req.cookie_raw(&state.page.session_cookie)?.value().to_owned();
+    if token.is_empty() {
+        return None;
+    }
     state.auth.verify(&token).ok().map(|actor| (actor, token))
-}
-
-/// The value of the cookie `name` (RFC 6265's `Cookie` header: `a=1; b=2`), quotes removed.
-fn cookie(req: &HttpRequest, name: &str) -> Option<String> {
-    req.headers()
-        .get_all(header::COOKIE)
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.trim().trim_matches('"').to_owned())
-        .filter(|value| !value.is_empty())
 }
 
 /// Where the sign-in link goes, coming back to the page of `code`.
@@ -229,11 +221,7 @@ fn refusal(error: &ApiError) -> Failure {
 /// come back at once, every 2 seconds. Never more than 30: the trouble may end early, and a
 /// person looking at the page should see it soon.
 fn unhurried(retry_after: u64) -> u64 {
-    // Spread, not secrecy: the clock's nanoseconds are random enough.
-    let spread = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| u64::from(since.subsec_nanos()) % 16);
-    spread_reload(retry_after, spread)
+    spread_reload(retry_after, fastrand::u64(0..16))
 }
 
 /// [`unhurried`] for a given spread (0 to 15).

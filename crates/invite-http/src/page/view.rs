@@ -12,6 +12,7 @@ use std::sync::LazyLock;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
+use num_format::{Locale, ToFormattedString};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -156,6 +157,8 @@ pub(crate) fn initials(name: &str) -> String {
 
 /// "in 3 hours", "2 days ago": how far `at` is from `now`, rounded as people say it (the
 /// thresholds of moment.js: 45 seconds make a minute, 45 minutes an hour, 22 hours a day).
+/// Written here because no crate says these words: `chrono-humanize` says "now" and "a minute
+/// ago" and turns days into months, `timeago` rounds down and has no future tense.
 pub(crate) fn relative(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let seconds = (at - now).num_seconds();
     let magnitude = seconds.unsigned_abs();
@@ -190,15 +193,7 @@ pub(crate) fn members(count: i64) -> String {
 
 /// A count with its thousands grouped: `12,345`.
 fn grouped(count: i64) -> String {
-    let digits = count.unsigned_abs().to_string();
-    let mut grouped = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    grouped
+    count.to_formatted_string(&Locale::en)
 }
 
 /// What the valid page shows of an invite.

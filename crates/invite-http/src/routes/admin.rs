@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use invite_core::ErrorCode;
 use invite_core::maintenance::MaintenanceRequest;
 use invite_store::repo::MaintenanceState;
+use secrecy::ExposeSecret as _;
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 
@@ -37,7 +38,7 @@ impl FromRequest for Admin {
 fn admin(req: &HttpRequest) -> Result<Admin, ApiError> {
     let expected = req
         .app_data::<web::Data<AppState>>()
-        .and_then(|state| state.admin_token.clone())
+        .and_then(|state| state.admin_token.as_ref())
         .ok_or_else(|| ApiError::of(ErrorCode::NotFound))?;
     let given = req
         .headers()
@@ -47,7 +48,7 @@ fn admin(req: &HttpRequest) -> Result<Admin, ApiError> {
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim().as_bytes())
         .unwrap_or_default();
-    if bool::from(given.ct_eq(expected.as_bytes())) {
+    if bool::from(given.ct_eq(expected.expose_secret().as_bytes())) {
         Ok(Admin)
     } else {
         Err(ApiError::with_message(

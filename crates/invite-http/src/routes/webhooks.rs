@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use invite_core::Problem;
 use invite_core::webhook::CreateWebhookRequest;
 use invite_store::repo::{Delivery, StoredEvent, Webhook};
+use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -124,7 +125,7 @@ impl WebhookDto {
             server_id: webhook.server_id,
             url: webhook.url,
             events: webhook.event_types.iter().map(|kind| kind.as_str()).collect(),
-            secret: show_secret.then_some(webhook.secret),
+            secret: show_secret.then(|| webhook.secret.expose_secret().to_owned()),
             enabled: webhook.disabled.is_none(),
             disabled_reason: webhook.disabled.as_ref().map(|(_, reason)| reason.clone()),
             disabled_at: webhook.disabled.map(|(at, _)| at),

@@ -13,6 +13,9 @@ use uuid::Uuid;
 
 use crate::support::{Service, seed, token};
 
+/// Clients, each with one keep-alive connection.
+const CLIENTS: usize = 32;
+
 fn no_request_is_lost_to_a_sigterm(backend: Backend) {
     let db = TestDatabase::new(backend);
     // Shedding has its own tests: here a busy machine (the fault suite runs in parallel on two
@@ -23,12 +26,15 @@ fn no_request_is_lost_to_a_sigterm(backend: Backend) {
     );
     let (_, codes) = seed(&service.base, 4, 1_000_000);
     let answered = Arc::new(AtomicUsize::new(0));
+    // Clients answered at least once: each holds its keep-alive connection from then on.
+    let connected = Arc::new(AtomicUsize::new(0));
     let closed = Arc::new(AtomicUsize::new(0));
     let failures = Arc::new(Mutex::new(Vec::<String>::new()));
-    let clients: Vec<_> = (0..32)
+    let clients: Vec<_> = (0..CLIENTS)
         .map(|worker| {
             let (base, codes) = (service.base.clone(), codes.clone());
-            let (answered, closed, failures) = (answered.clone(), closed.clone(), failures.clone());
+            let (answered, connected, closed, failures) =
+                (answered.clone(), connected.clone(), closed.clone(), failures.clone());
             std::thread::spawn(move || {
                 // One keep-alive connection per client, as a browser or an SDK holds.
                 let client = reqwest::blocking::Client::builder()
@@ -47,6 +53,9 @@ fn no_request_is_lost_to_a_sigterm(backend: Backend) {
                     };
                     match request.send() {
                         Ok(response) => {
+                            if n == worker {
+                                connected.fetch_add(1, Ordering::Relaxed);
+                            }
                             answered.fetch_add(1, Ordering::Relaxed);
                             let status = response.status().as_u16();
                             let closing = response
@@ -79,6 +88,13 @@ fn no_request_is_lost_to_a_sigterm(backend: Backend) {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(1500));
+    // A client still without its connection at the signal could find the door shut, which
+    // proves nothing: every one has one first.
+    let waiting = std::time::Instant::now();
+    while connected.load(Ordering::Relaxed) < CLIENTS {
+        assert!(waiting.elapsed() < Duration::from_secs(30), "the clients never all connected");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let before = answered.load(Ordering::Relaxed);
     service.terminate();
     for client in clients {
@@ -87,8 +103,17 @@ fn no_request_is_lost_to_a_sigterm(backend: Backend) {
     let status = service.wait(Duration::from_secs(20));
     let failures = failures.lock().clone();
     assert!(failures.is_empty(), "requests lost or failed: {failures:#?}");
-    assert!(before > 32, "the load ran before the signal ({before} answers)");
+    assert!(before > CLIENTS, "the load ran before the signal ({before} answers)");
     assert!(status.success(), "the service exits cleanly: {status:?}");
+    // Every client had its keep-alive connection open when the signal came, and keeps sending
+    // on it: each must have been answered on it with `Connection: close`. A connection the
+    // service dropped instead shows here, as a client that met a closed door (a connect error)
+    // without being told to go.
+    assert_eq!(
+        closed.load(Ordering::Relaxed),
+        CLIENTS,
+        "every client is told to close its connection, none finds it dropped"
+    );
     println!(
         "{backend:?}: {} answers, {} clients told to close their connection after SIGTERM",
         answered.load(Ordering::Relaxed),

@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use invite_core::event::EventType;
+use secrecy::{ExposeSecret as _, SecretString};
 use uuid::Uuid;
 
 use super::WebhookRepository;
@@ -18,7 +19,7 @@ use crate::schema::{webhook_deliveries, webhooks};
 use crate::sql_types::{Id, Json, Ts};
 
 /// A registered webhook.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Webhook {
     /// Its id.
     pub id: Uuid,
@@ -29,7 +30,7 @@ pub struct Webhook {
     /// Which events.
     pub event_types: Vec<EventType>,
     /// The signing secret.
-    pub secret: String,
+    pub secret: SecretString,
     /// Who registered it.
     pub created_by: Uuid,
     /// When.
@@ -56,7 +57,7 @@ pub struct NewWebhook<'a> {
     /// Which events.
     pub event_types: &'a [EventType],
     /// The signing secret.
-    pub secret: &'a str,
+    pub secret: &'a SecretString,
     /// Who registers it.
     pub created_by: Uuid,
     /// When.
@@ -110,7 +111,8 @@ pub enum AttemptOutcome {
     },
 }
 
-#[derive(Debug, Queryable, Selectable)]
+// No `Debug`: it holds the secret as the column's text.
+#[derive(Queryable, Selectable)]
 #[diesel(table_name = webhooks)]
 struct WebhookRow {
     id: Id,
@@ -149,7 +151,7 @@ impl TryFrom<WebhookRow> for Webhook {
             server_id: row.server_id.0,
             url: row.url,
             event_types,
-            secret: row.secret,
+            secret: row.secret.into(),
             created_by: row.created_by.0,
             created_at: row.created_at.0,
             cursor: row.cursor,
@@ -202,7 +204,7 @@ impl WebhookRepository for DbConnection {
             webhooks::server_id.eq(Id(new.server_id)),
             webhooks::url.eq(new.url),
             webhooks::event_types.eq(types_json(new.event_types)),
-            webhooks::secret.eq(new.secret),
+            webhooks::secret.eq(new.secret.expose_secret()),
             webhooks::created_by.eq(Id(new.created_by)),
             webhooks::created_at.eq(Ts(new.now)),
             webhooks::cursor.eq(cursor),
@@ -377,5 +379,43 @@ impl WebhookRepository for DbConnection {
             webhook_deliveries::table.filter(webhook_deliveries::created_at.lt(Ts(before))),
         )
         .execute(self)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_webhooks_secret_is_in_no_debug_output() {
+        let secret = SecretString::from("whsec_0123456789abcdef");
+        let now = Utc::now();
+        let new = NewWebhook {
+            server_id: Uuid::now_v7(),
+            url: "https://hooks.example/invites",
+            event_types: &[],
+            secret: &secret,
+            created_by: Uuid::now_v7(),
+            now,
+        };
+        let webhook = Webhook {
+            id: Uuid::now_v7(),
+            server_id: new.server_id,
+            url: new.url.to_owned(),
+            event_types: Vec::new(),
+            secret: secret.clone(),
+            created_by: new.created_by,
+            created_at: now,
+            cursor: 0,
+            attempts: 0,
+            failing_since: None,
+            next_attempt_at: None,
+            disabled: None,
+        };
+        for printed in [format!("{new:?}"), format!("{webhook:?}")] {
+            assert!(printed.contains("hooks.example"), "{printed}");
+            assert!(!printed.contains("0123456789abcdef"), "{printed}");
+        }
+        assert_eq!(webhook.secret.expose_secret(), "whsec_0123456789abcdef");
     }
 }

@@ -9,6 +9,7 @@ mod members;
 mod migrations;
 mod redeem;
 mod reliability;
+mod schema;
 mod servers;
 mod vanity;
 

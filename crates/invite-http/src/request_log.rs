@@ -1,6 +1,15 @@
-//! A request id for every request: taken from `x-request-id` when the caller (or a proxy in
-//! front) sent a sane one, generated otherwise; echoed in the response and carried by the
-//! request's tracing span, so one id ties the client's report to every log line.
+//! What happens around every request, in one middleware:
+//!
+//! - **The request id**: taken from `x-request-id` when the caller (or a proxy in front) sent a
+//!   sane one, a new UUID (version 7) otherwise; echoed in the response and carried by the request's
+//!   tracing span, so one id ties the client's report to every log line.
+//! - **The log line**: one per request, with its status and duration.
+//! - **The metrics**: the request's count and duration, by route pattern, method and status.
+//! - **The arrival time**: the request's database deadline counts from it.
+//!
+//! `tracing-actix-web` does the span and the log line, but its request id is a UUID of its own
+//! (an incoming id is not taken, nor echoed), and the metrics by route and the arrival time
+//! would still need a middleware of their own.
 
 use std::time::Instant;
 
@@ -26,7 +35,7 @@ fn incoming(req: &ServiceRequest) -> Option<String> {
     sane.then(|| value.to_owned())
 }
 
-/// The middleware (`actix_web::middleware::from_fn(request_id::middleware)`).
+/// The middleware (`actix_web::middleware::from_fn(request_log::middleware)`).
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
