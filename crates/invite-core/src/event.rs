@@ -2,11 +2,13 @@
 //! of it. Every change writes its events to the outbox in its own transaction; the gateway, the
 //! webhooks, the events endpoint and every instance's preview cache read them from there.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What an event reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(strum::VariantArray, strum::IntoStaticStr, strum::EnumString)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum EventType {
     /// An invite was created (payload: the invite).
     InviteCreate,
@@ -39,45 +41,17 @@ pub enum EventType {
 }
 
 impl EventType {
-    /// Every type.
-    pub const ALL: [Self; 13] = [
-        Self::InviteCreate,
-        Self::InviteUpdate,
-        Self::InviteDelete,
-        Self::MemberJoin,
-        Self::MemberUpdate,
-        Self::MemberRemove,
-        Self::BanAdd,
-        Self::BanRemove,
-        Self::InvitesPause,
-        Self::InvitesResume,
-        Self::VanityUpdate,
-        Self::ServerUpdate,
-        Self::ChannelCreate,
-    ];
+    /// Every type, in declaration order (derived from the enum: none can be left out).
+    pub const ALL: &'static [Self] = <Self as strum::VariantArray>::VARIANTS;
 
-    /// The wire and stored name (`"INVITE_CREATE"`).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::InviteCreate => "INVITE_CREATE",
-            Self::InviteUpdate => "INVITE_UPDATE",
-            Self::InviteDelete => "INVITE_DELETE",
-            Self::MemberJoin => "MEMBER_JOIN",
-            Self::MemberUpdate => "MEMBER_UPDATE",
-            Self::MemberRemove => "MEMBER_REMOVE",
-            Self::BanAdd => "BAN_ADD",
-            Self::BanRemove => "BAN_REMOVE",
-            Self::InvitesPause => "INVITES_PAUSE",
-            Self::InvitesResume => "INVITES_RESUME",
-            Self::VanityUpdate => "VANITY_UPDATE",
-            Self::ServerUpdate => "SERVER_UPDATE",
-            Self::ChannelCreate => "CHANNEL_CREATE",
-        }
+    /// The wire and stored name (`"INVITE_CREATE"`), the same as its serde name.
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 
     /// Parses a stored or requested name.
     pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+        name.parse().ok()
     }
 
     /// Who may hear of it: a new invite carries its code, which only members allowed to list
@@ -122,11 +96,19 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_match_serde() {
-        for kind in EventType::ALL {
+        for &kind in EventType::ALL {
             assert_eq!(EventType::parse(kind.as_str()), Some(kind));
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+            assert_eq!(serde_json::from_value::<EventType>(kind.as_str().into()).unwrap(), kind);
         }
         assert_eq!(EventType::parse("invite_create"), None);
+        let names: Vec<_> = EventType::ALL.iter().map(|kind| kind.as_str()).collect();
+        assert_eq!(
+            names.join(" "),
+            "INVITE_CREATE INVITE_UPDATE INVITE_DELETE MEMBER_JOIN MEMBER_UPDATE MEMBER_REMOVE \
+             BAN_ADD BAN_REMOVE INVITES_PAUSE INVITES_RESUME VANITY_UPDATE SERVER_UPDATE \
+             CHANNEL_CREATE"
+        );
         assert_eq!(EventType::InviteCreate.audience(), Audience::InviteManagers);
         assert_eq!(EventType::InviteDelete.audience(), Audience::Members);
         assert_eq!(Audience::parse("invite_managers"), Some(Audience::InviteManagers));
