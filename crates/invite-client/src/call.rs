@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use backon::Retryable;
+use invite_api::RateLimit;
 use reqwest::Method;
 use reqwest::header::{self, HeaderValue};
 use serde::Serialize;
@@ -15,7 +16,7 @@ use uuid::Uuid;
 
 use crate::client::{Client, RetryEvent};
 use crate::error::ClientError;
-use crate::headers::{RateLimit, ResponseHeaders};
+use crate::headers::ResponseHeaders;
 use crate::retry::{RetryPolicy, is_replayable, should_retry};
 
 /// Turns a successful response's headers and body into the call's result.

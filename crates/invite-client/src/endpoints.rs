@@ -3,20 +3,18 @@
 use std::fmt::Display;
 
 use chrono::{DateTime, Utc};
+use invite_api::{
+    AuditEntry, Ban, BanRequest, Channel, CreateChannelRequest, Invite, Member, Patch,
+    PauseRequest, Permissions, Preview, Server, UpdateMemberRequest, VanityRequest, VanityUrl,
+};
 use reqwest::Method;
 use uuid::Uuid;
 
 use crate::call::{Call, json, nothing};
 use crate::client::Client;
 use crate::headers::ResponseHeaders;
-use crate::model::{
-    Accepted, AuditEntry, Ban, Channel, Invite, Member, Preview, Server, VanityUrl,
-};
-use crate::permissions::Permissions;
-use crate::request::{
-    BanBody, CreateChannelBody, CreateInvite, CreateServer, ListInvites, PageAfter, PageBefore,
-    PauseBody, UpdateInvite, UpdateMemberBody, UpdateServer, VanityBody,
-};
+use crate::request::{ListInvites, PageAfter, PageBefore, UpdateServer};
+use crate::{Accepted, CreateInvite, CreateServer, UpdateInvite};
 
 /// A path from its segments.
 fn path(segments: &[&dyn Display]) -> Vec<String> {
@@ -130,8 +128,9 @@ impl Client {
     /// `PATCH /servers/{server_id}/vanity-url`: sets the vanity code, or releases it with
     /// `None` (`MANAGE_SERVER` and the `VANITY_URL` feature); taken: 409 `VANITY_TAKEN`.
     pub fn set_vanity_url(&self, server_id: Uuid, code: Option<&str>) -> Call<VanityUrl> {
-        Call::new(self, Method::PATCH, path(&[&"servers", &server_id, &"vanity-url"]), json)
-            .json(&VanityBody { code })
+        Call::new(self, Method::PATCH, path(&[&"servers", &server_id, &"vanity-url"]), json).json(
+            &VanityRequest { code: code.map_or(Patch::Clear, |code| Patch::Set(code.to_owned())) },
+        )
     }
 }
 
@@ -168,7 +167,7 @@ impl Client {
         permissions: Permissions,
     ) -> Call<Member> {
         Call::new(self, Method::PATCH, path(&[&"servers", &server_id, &"members", &user_id]), json)
-            .json(&UpdateMemberBody { permissions })
+            .json(&UpdateMemberRequest { permissions })
     }
 
     /// `DELETE /servers/{server_id}/members/{user_id}`: leaves the server (the caller's own
@@ -186,7 +185,7 @@ impl Client {
     /// (`BAN_MEMBERS`); banning again updates the reason.
     pub fn ban(&self, server_id: Uuid, user_id: Uuid, reason: Option<&str>) -> Call<()> {
         Call::new(self, Method::PUT, path(&[&"servers", &server_id, &"bans", &user_id]), nothing)
-            .json(&BanBody { reason })
+            .json(&BanRequest { reason: reason.map(str::to_owned) })
     }
 
     /// `DELETE /servers/{server_id}/bans/{user_id}`: lifts a ban (`BAN_MEMBERS`).
@@ -202,7 +201,7 @@ impl Client {
     /// `POST /servers/{server_id}/channels`: creates a channel (`MANAGE_CHANNELS`).
     pub fn create_channel(&self, server_id: Uuid, name: &str) -> Call<Channel> {
         Call::new(self, Method::POST, path(&[&"servers", &server_id, &"channels"]), json)
-            .json(&CreateChannelBody { name })
+            .json(&CreateChannelRequest { name: name.to_owned() })
     }
 
     /// `GET /servers/{server_id}/channels`: the server's channels, oldest first.
@@ -214,7 +213,7 @@ impl Client {
     /// until resumed (`MANAGE_SERVER`). Accepting then answers 403 `INVITES_PAUSED`.
     pub fn pause_invites(&self, server_id: Uuid, until: Option<DateTime<Utc>>) -> Call<()> {
         Call::new(self, Method::PUT, path(&[&"servers", &server_id, &"invites-pause"]), nothing)
-            .json(&PauseBody { until })
+            .json(&PauseRequest { until })
     }
 
     /// `DELETE /servers/{server_id}/invites-pause`: resumes the server's invites.

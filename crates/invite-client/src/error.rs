@@ -2,16 +2,17 @@
 
 use std::time::Duration;
 
+use invite_api::RateLimit;
 use serde::Deserialize;
 
-use crate::headers::{RateLimit, ResponseHeaders};
+use crate::headers::ResponseHeaders;
 
-string_enum! {
+invite_api::string_enum! {
     /// The service's machine-readable error code (the `code` of its error body).
     ///
     /// Codes this version does not know arrive as [`ErrorCode::Other`], so a server that learns a
     /// new refusal never breaks a client: match the codes you handle and keep a wildcard arm.
-    pub enum ErrorCode {
+    pub enum ErrorCode: invite_api::ErrorCode {
         /// A field of a well-formed request breaks a rule (range, length, format).
         ValidationError => "VALIDATION_ERROR",
         /// The body is not JSON, has an unknown field or a value of the wrong type.
@@ -261,8 +262,9 @@ mod tests {
 
     #[test]
     fn every_code_the_service_defines_is_known() {
-        for code in invite_core::ErrorCode::ALL {
-            assert!(ErrorCode::from(code.as_str()).is_known(), "{code} is unknown to the client");
+        for &code in invite_api::ErrorCode::ALL {
+            let known = ErrorCode::from(code);
+            assert!(known.is_known() && known.as_str() == code.as_str(), "{code} is unknown");
         }
     }
 

@@ -3,34 +3,18 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use invite_api::RateLimit;
 use reqwest::header::{self, HeaderMap};
 
-/// A rate-limit bucket's state, from the `X-RateLimit-*` headers (Discord's contract). The
-/// service sends them on every response a limit applies to, not only on 429s.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RateLimit {
-    /// Requests the bucket allows per window (`X-RateLimit-Limit`).
-    pub limit: u64,
-    /// Requests left in the current window (`X-RateLimit-Remaining`).
-    pub remaining: u64,
-    /// When the bucket is full again, from the response (`X-RateLimit-Reset-After`, seconds
-    /// with a fraction).
-    pub reset_after: Duration,
-    /// The bucket's name (`X-RateLimit-Bucket`): `accept`, `create`, `preview`, `unknown-code`.
-    pub bucket: Option<String>,
-}
-
-impl RateLimit {
-    /// The state the headers describe; `None` unless the limit, the remaining count and the
-    /// reset delay are all there and well-formed.
-    pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
-        let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-        let limit = text("x-ratelimit-limit")?.trim().parse().ok()?;
-        let remaining = text("x-ratelimit-remaining")?.trim().parse().ok()?;
-        let reset_after = seconds(text("x-ratelimit-reset-after")?)?;
-        let bucket = text("x-ratelimit-bucket").map(|bucket| bucket.trim().to_owned());
-        Some(Self { limit, remaining, reset_after, bucket })
-    }
+/// A rate-limit bucket's state from the `X-RateLimit-*` headers; `None` unless the limit, the
+/// remaining count and the reset delay are all there and well-formed.
+pub(crate) fn rate_limit(headers: &HeaderMap) -> Option<RateLimit> {
+    let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let limit = text("x-ratelimit-limit")?.trim().parse().ok()?;
+    let remaining = text("x-ratelimit-remaining")?.trim().parse().ok()?;
+    let reset_after = seconds(text("x-ratelimit-reset-after")?)?;
+    let bucket = text("x-ratelimit-bucket").map(|bucket| bucket.trim().to_owned());
+    Some(RateLimit { limit, remaining, reset_after, bucket })
 }
 
 /// A non-negative, finite number of seconds, possibly with a fraction.
@@ -77,7 +61,7 @@ impl ResponseHeaders {
             });
         Self {
             retry_after: retry_after(headers, Utc::now()),
-            rate_limit: RateLimit::from_headers(headers),
+            rate_limit: rate_limit(headers),
             replayed,
             version,
         }
@@ -108,7 +92,7 @@ mod tests {
             ("X-RateLimit-Bucket", "accept"),
         ]);
         assert_eq!(
-            RateLimit::from_headers(&map),
+            rate_limit(&map),
             Some(RateLimit {
                 limit: 10,
                 remaining: 0,
@@ -120,13 +104,13 @@ mod tests {
 
     #[test]
     fn partial_or_malformed_rate_limit_headers_are_none() {
-        assert_eq!(RateLimit::from_headers(&headers(&[("X-RateLimit-Limit", "10")])), None);
+        assert_eq!(rate_limit(&headers(&[("X-RateLimit-Limit", "10")])), None);
         let map = headers(&[
             ("X-RateLimit-Limit", "10"),
             ("X-RateLimit-Remaining", "-1"),
             ("X-RateLimit-Reset-After", "1"),
         ]);
-        assert_eq!(RateLimit::from_headers(&map), None);
+        assert_eq!(rate_limit(&map), None);
     }
 
     #[test]

@@ -386,8 +386,16 @@ mod tests {
         for &kind in EventType::ALL {
             assert_eq!(EventType::parse(kind.as_str()), Some(kind));
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+            assert_eq!(serde_json::from_value::<EventType>(kind.as_str().into()).unwrap(), kind);
         }
         assert_eq!(EventType::parse("invite_create"), None);
+        let names: Vec<_> = EventType::ALL.iter().map(|kind| kind.as_str()).collect();
+        assert_eq!(
+            names.join(" "),
+            "INVITE_CREATE INVITE_UPDATE INVITE_DELETE MEMBER_JOIN MEMBER_UPDATE MEMBER_REMOVE \
+             BAN_ADD BAN_REMOVE INVITES_PAUSE INVITES_RESUME VANITY_UPDATE SERVER_UPDATE \
+             CHANNEL_CREATE"
+        );
         assert_eq!(EventType::InviteCreate.audience(), Audience::InviteManagers);
         assert_eq!(EventType::InviteDelete.audience(), Audience::Members);
         assert_eq!(Audience::parse("invite_managers"), Some(Audience::InviteManagers));

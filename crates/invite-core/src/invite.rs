@@ -1,7 +1,7 @@
 //! Invite requests and the validated settings they turn into.
 
 use chrono::{DateTime, Duration, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::patch::Patch;
@@ -49,28 +49,34 @@ impl InviteKind {
 /// The body of `POST /servers/{id}/invites` and `POST /channels/{id}/invites`.
 ///
 /// Unknown fields are refused; an absent or empty body is `{}`: a permanent, unlimited invite.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateInviteRequest {
     /// How many joins the invite allows, 1..=1,000,000; absent is unlimited.
     #[serde(default, deserialize_with = "crate::wire::optional_integer")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
     pub max_uses: Option<i64>,
     /// Lifetime in hours, 1..=720 (Together's field). Not together with `max_age`.
     #[serde(default, deserialize_with = "crate::wire::optional_integer")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 720))]
     pub expires_in_hours: Option<i64>,
     /// Lifetime in seconds, 0..=2,592,000, 0 = never (Fluxer's field). Not together with
     /// `expires_in_hours`.
     #[serde(default, deserialize_with = "crate::wire::optional_integer")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 2_592_000))]
     pub max_age: Option<i64>,
     /// The channel the invite points at; must belong to the server.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub channel_id: Option<Uuid>,
     /// Whether joining makes a temporary member. Default false.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub temporary: Option<bool>,
     /// `false` reuses an existing active invite with the same settings. Default true.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub unique: Option<bool>,
 }
 
@@ -121,21 +127,24 @@ impl CreateInviteRequest {
 }
 
 /// The body of `PATCH /servers/{id}/invites/{invite_id}`: only what is present changes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateInviteRequest {
     /// New use limit; `null` makes the invite unlimited. Not below the uses already made.
     #[serde(default, deserialize_with = "crate::wire::patch_integer")]
+    #[serde(skip_serializing_if = "Patch::is_unchanged")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>, minimum = 1, maximum = 1_000_000))]
     pub max_uses: Patch<i64>,
     /// New lifetime in hours, counted from now. Not together with `max_age`.
     #[serde(default, deserialize_with = "crate::wire::optional_integer")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 720))]
     pub expires_in_hours: Option<i64>,
     /// New lifetime in seconds, counted from now; 0 removes the expiry. Not together with
     /// `expires_in_hours`.
     #[serde(default, deserialize_with = "crate::wire::optional_integer")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 2_592_000))]
     pub max_age: Option<i64>,
 }

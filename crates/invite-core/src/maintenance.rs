@@ -1,7 +1,7 @@
 //! The maintenance switch (contract section 6): what an operator may say and until when.
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::problem::Problem;
 
@@ -9,14 +9,16 @@ use crate::problem::Problem;
 pub const MAX_MESSAGE_LEN: usize = 500;
 
 /// `PUT /admin/maintenance`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MaintenanceRequest {
     /// What refused writes tell people (at most 500 characters).
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(max_length = 500))]
     pub message: Option<String>,
     /// When the window ends (RFC 3339, in the future); writes are accepted again from then.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub until: Option<DateTime<Utc>>,
 }
 

@@ -1,9 +1,10 @@
 //! The fields of update requests, where `null` and "left out" mean different things.
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// One field of an update (`PATCH`) request. Use with `#[serde(default)]` so a field that is left
-/// out stays [`Patch::Unchanged`].
+/// out stays [`Patch::Unchanged`], and, for a client sending it, with
+/// `#[serde(skip_serializing_if = "Patch::is_unchanged")]` so that it is left out again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Patch<T> {
     /// The field was left out: keep the current value.
@@ -55,15 +56,26 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Patch<T> {
     }
 }
 
+impl<T: Serialize> Serialize for Patch<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            // `Unchanged` is only reached when a field lacks `skip_serializing_if`: it is then
+            // sent as `null`, which clears.
+            Self::Unchanged | Self::Clear => serializer.serialize_none(),
+            Self::Set(value) => value.serialize(serializer),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use serde::Deserialize;
+    use serde::{Deserialize, Serialize};
 
     use super::*;
 
-    #[derive(Deserialize)]
+    #[derive(Deserialize, Serialize)]
     struct Body {
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Patch::is_unchanged")]
         field: Patch<i64>,
     }
 
@@ -74,6 +86,14 @@ mod tests {
         assert_eq!(parse(r#"{"field": null}"#), Patch::Clear);
         assert_eq!(parse(r#"{"field": 3}"#), Patch::Set(3));
         assert!(serde_json::from_str::<Body>(r#"{"field": "x"}"#).is_err());
+    }
+
+    #[test]
+    fn left_out_null_and_value_are_sent_back_as_they_came() {
+        for json in ["{}", r#"{"field":null}"#, r#"{"field":3}"#] {
+            let body: Body = serde_json::from_str(json).unwrap();
+            assert_eq!(serde_json::to_string(&body).unwrap(), json);
+        }
     }
 
     #[test]

@@ -7,11 +7,13 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A machine-readable error code, serialized in `SCREAMING_SNAKE_CASE` (`"INVITE_EXPIRED"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(strum::VariantArray, strum::IntoStaticStr)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     /// A field of a well-formed request breaks a rule (range, length, format).
     ValidationError,
@@ -102,100 +104,13 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// Every code, for exhaustive checks (documentation, tests, the OpenAPI description).
-    pub const ALL: [Self; 43] = [
-        Self::ValidationError,
-        Self::InvalidJson,
-        Self::InvalidId,
-        Self::InvalidQuery,
-        Self::UnsupportedMediaType,
-        Self::PayloadTooLarge,
-        Self::NotFound,
-        Self::MethodNotAllowed,
-        Self::Unauthorized,
-        Self::ServerNotFound,
-        Self::ChannelNotFound,
-        Self::UnknownChannel,
-        Self::MemberNotFound,
-        Self::BanNotFound,
-        Self::WebhookNotFound,
-        Self::InviteNotFound,
-        Self::InviteRevoked,
-        Self::MissingPermission,
-        Self::MissingFeature,
-        Self::OwnerOnly,
-        Self::OwnerImmune,
-        Self::AlreadyMember,
-        Self::Banned,
-        Self::InvitesPaused,
-        Self::InviteExpired,
-        Self::InviteMaxedOut,
-        Self::MaxInvitesReached,
-        Self::CodeSpaceExhausted,
-        Self::VanityTaken,
-        Self::VanityInvite,
-        Self::PreconditionFailed,
-        Self::IdempotencyKeyReused,
-        Self::IdempotencyInFlight,
-        Self::MalformedRequest,
-        Self::RequestTimeout,
-        Self::UriTooLong,
-        Self::HeadersTooLarge,
-        Self::RateLimited,
-        Self::TooManyConnections,
-        Self::Overloaded,
-        Self::Maintenance,
-        Self::ServiceUnavailable,
-        Self::InternalError,
-    ];
+    /// Every code, in declaration order, for exhaustive checks (documentation, tests, the
+    /// OpenAPI description). Derived from the enum, so no code can be left out.
+    pub const ALL: &'static [Self] = <Self as strum::VariantArray>::VARIANTS;
 
-    /// The code as it appears on the wire.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::ValidationError => "VALIDATION_ERROR",
-            Self::InvalidJson => "INVALID_JSON",
-            Self::InvalidId => "INVALID_ID",
-            Self::InvalidQuery => "INVALID_QUERY",
-            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
-            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
-            Self::NotFound => "NOT_FOUND",
-            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
-            Self::Unauthorized => "UNAUTHORIZED",
-            Self::ServerNotFound => "SERVER_NOT_FOUND",
-            Self::ChannelNotFound => "CHANNEL_NOT_FOUND",
-            Self::UnknownChannel => "UNKNOWN_CHANNEL",
-            Self::MemberNotFound => "MEMBER_NOT_FOUND",
-            Self::BanNotFound => "BAN_NOT_FOUND",
-            Self::WebhookNotFound => "WEBHOOK_NOT_FOUND",
-            Self::InviteNotFound => "INVITE_NOT_FOUND",
-            Self::InviteRevoked => "INVITE_REVOKED",
-            Self::MissingPermission => "MISSING_PERMISSION",
-            Self::MissingFeature => "MISSING_FEATURE",
-            Self::OwnerOnly => "OWNER_ONLY",
-            Self::OwnerImmune => "OWNER_IMMUNE",
-            Self::AlreadyMember => "ALREADY_MEMBER",
-            Self::Banned => "BANNED",
-            Self::InvitesPaused => "INVITES_PAUSED",
-            Self::InviteExpired => "INVITE_EXPIRED",
-            Self::InviteMaxedOut => "INVITE_MAXED_OUT",
-            Self::MaxInvitesReached => "MAX_INVITES_REACHED",
-            Self::CodeSpaceExhausted => "CODE_SPACE_EXHAUSTED",
-            Self::VanityTaken => "VANITY_TAKEN",
-            Self::VanityInvite => "VANITY_INVITE",
-            Self::PreconditionFailed => "PRECONDITION_FAILED",
-            Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
-            Self::IdempotencyInFlight => "IDEMPOTENCY_IN_FLIGHT",
-            Self::MalformedRequest => "MALFORMED_REQUEST",
-            Self::RequestTimeout => "REQUEST_TIMEOUT",
-            Self::UriTooLong => "URI_TOO_LONG",
-            Self::HeadersTooLarge => "HEADERS_TOO_LARGE",
-            Self::RateLimited => "RATE_LIMITED",
-            Self::TooManyConnections => "TOO_MANY_CONNECTIONS",
-            Self::Overloaded => "OVERLOADED",
-            Self::Maintenance => "MAINTENANCE",
-            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
-            Self::InternalError => "INTERNAL_ERROR",
-        }
+    /// The code as it appears on the wire (`"INVITE_EXPIRED"`), the same as its serde name.
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 
     /// The message this code is answered with when nothing more specific applies.
@@ -302,10 +217,29 @@ mod tests {
 
     #[test]
     fn wire_names_match_serde_names() {
-        for code in ErrorCode::ALL {
+        for &code in ErrorCode::ALL {
             let json = serde_json::to_value(code).unwrap();
             assert_eq!(json, code.as_str(), "{code:?}");
+            assert_eq!(serde_json::from_value::<ErrorCode>(json).unwrap(), code);
         }
+    }
+
+    /// The names clients match on: a renamed variant must not rename its code on the wire.
+    #[test]
+    fn the_catalogue_is_the_contract_s() {
+        let names: Vec<_> = ErrorCode::ALL.iter().map(|code| code.as_str()).collect();
+        assert_eq!(
+            names.join(" "),
+            "VALIDATION_ERROR INVALID_JSON INVALID_ID INVALID_QUERY UNSUPPORTED_MEDIA_TYPE \
+             PAYLOAD_TOO_LARGE NOT_FOUND METHOD_NOT_ALLOWED UNAUTHORIZED SERVER_NOT_FOUND \
+             CHANNEL_NOT_FOUND UNKNOWN_CHANNEL MEMBER_NOT_FOUND BAN_NOT_FOUND WEBHOOK_NOT_FOUND \
+             INVITE_NOT_FOUND INVITE_REVOKED MISSING_PERMISSION MISSING_FEATURE OWNER_ONLY \
+             OWNER_IMMUNE ALREADY_MEMBER BANNED INVITES_PAUSED INVITE_EXPIRED INVITE_MAXED_OUT \
+             MAX_INVITES_REACHED CODE_SPACE_EXHAUSTED VANITY_TAKEN VANITY_INVITE \
+             PRECONDITION_FAILED IDEMPOTENCY_KEY_REUSED IDEMPOTENCY_IN_FLIGHT MALFORMED_REQUEST \
+             REQUEST_TIMEOUT URI_TOO_LONG HEADERS_TOO_LARGE RATE_LIMITED TOO_MANY_CONNECTIONS \
+             OVERLOADED MAINTENANCE SERVICE_UNAVAILABLE INTERNAL_ERROR"
+        );
     }
 
     #[test]

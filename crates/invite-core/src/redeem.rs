@@ -6,7 +6,7 @@
 //! says why.
 
 use chrono::{DateTime, Utc};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
 use crate::problem::{ErrorCode, Problem};
@@ -50,6 +50,23 @@ impl Serialize for InvitesPause {
             Self::Until(until) => until.serialize(serializer),
             Self::Indefinitely => serializer.serialize_str("indefinitely"),
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for InvitesPause {
+    /// What [`Serialize`] writes: an RFC 3339 time, or `"indefinitely"`.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text == "indefinitely" {
+            return Ok(Self::Indefinitely);
+        }
+        DateTime::parse_from_rfc3339(&text)
+            .map(|until| Self::Until(until.with_timezone(&Utc)))
+            .map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "expected an RFC 3339 time or \"indefinitely\", found {text:?}"
+                ))
+            })
     }
 }
 
@@ -98,7 +115,10 @@ pub struct RedemptionFacts {
 }
 
 /// Why a user may not join. The order of the variants is the order they are checked in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Error)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Error, strum::VariantArray, strum::IntoStaticStr,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum RedemptionRefused {
     /// No invite has this code.
     #[error("invite not found")]
@@ -124,16 +144,8 @@ pub enum RedemptionRefused {
 }
 
 impl RedemptionRefused {
-    /// Every reason, in decision order.
-    pub const ALL: [Self; 7] = [
-        Self::NotFound,
-        Self::Revoked,
-        Self::AlreadyMember,
-        Self::Banned,
-        Self::Paused,
-        Self::Expired,
-        Self::MaxedOut,
-    ];
+    /// Every reason, in decision order (derived from the enum: none can be left out).
+    pub const ALL: &'static [Self] = <Self as strum::VariantArray>::VARIANTS;
 
     /// The machine code the refusal is answered with.
     pub const fn code(self) -> ErrorCode {
@@ -148,17 +160,10 @@ impl RedemptionRefused {
         }
     }
 
-    /// A short label for metrics (`accept_outcomes{reason="expired"}`).
-    pub const fn label(self) -> &'static str {
-        match self {
-            Self::NotFound => "not_found",
-            Self::Revoked => "revoked",
-            Self::AlreadyMember => "already_member",
-            Self::Banned => "banned",
-            Self::Paused => "paused",
-            Self::Expired => "expired",
-            Self::MaxedOut => "maxed_out",
-        }
+    /// A short label for metrics (`accept_outcomes{reason="expired"}`): the variant's name in
+    /// `snake_case`.
+    pub fn label(self) -> &'static str {
+        self.into()
     }
 }
 
@@ -276,6 +281,28 @@ mod tests {
             ..usable()
         };
         assert_eq!(decide_redemption(&facts(limited), now()), Ok(()));
+    }
+
+    #[test]
+    fn a_pause_is_a_time_or_indefinitely_on_the_wire() {
+        let until = Utc.with_ymd_and_hms(2030, 1, 2, 3, 4, 5).unwrap();
+        for (json, pause) in [
+            (r#""indefinitely""#, InvitesPause::Indefinitely),
+            (r#""2030-01-02T03:04:05Z""#, InvitesPause::Until(until)),
+        ] {
+            assert_eq!(serde_json::from_str::<InvitesPause>(json).unwrap(), pause);
+            assert_eq!(serde_json::to_string(&pause).unwrap(), json);
+        }
+        assert!(serde_json::from_str::<InvitesPause>(r#""tomorrow""#).is_err());
+    }
+
+    #[test]
+    fn metric_labels_are_the_dashboards_names() {
+        let labels: Vec<_> = RedemptionRefused::ALL.iter().map(|r| r.label()).collect();
+        assert_eq!(
+            labels,
+            ["not_found", "revoked", "already_member", "banned", "paused", "expired", "maxed_out"]
+        );
     }
 
     #[test]
@@ -467,7 +494,7 @@ mod tests {
                     (RedemptionRefused::Expired, Some(i)) => i.is_expired(now),
                     (RedemptionRefused::MaxedOut, Some(i)) => i.is_used_up(),
                 };
-                let first = RedemptionRefused::ALL.into_iter().find(|r| applies(*r));
+                let first = RedemptionRefused::ALL.iter().copied().find(|r| applies(*r));
                 prop_assert_eq!(Some(reason), first);
             }
         }

@@ -2,7 +2,7 @@
 //! they parse into.
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::code::VanityCode;
 use crate::patch::Patch;
@@ -218,7 +218,7 @@ impl ServerFeature {
 }
 
 /// The body of `POST /servers`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateServerRequest {
@@ -233,6 +233,7 @@ pub struct CreateServerRequest {
     )]
     pub name: String,
     /// An http(s) URL of at most 2048 characters.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
         feature = "openapi",
         schema(
@@ -242,6 +243,7 @@ pub struct CreateServerRequest {
     )]
     pub icon_url: Option<String>,
     /// What every member may do; [`Permissions::DEFAULT_MEMBER`] when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>, minimum = 0, maximum = 32767))]
     pub default_permissions: Option<Permissions>,
 }
@@ -258,6 +260,11 @@ pub struct NewServerSettings {
 }
 
 impl CreateServerRequest {
+    /// A request for a server with this name, leaving the icon and permissions to the defaults.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self { name: name.into(), icon_url: None, default_permissions: None }
+    }
+
     /// Checks every field.
     pub fn validate(&self) -> Result<NewServerSettings, Problem> {
         Ok(NewServerSettings {
@@ -269,11 +276,12 @@ impl CreateServerRequest {
 }
 
 /// The body of `PATCH /servers/{id}`: only what is present changes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateServerRequest {
     /// A new name.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
         feature = "openapi",
         schema(
@@ -284,13 +292,15 @@ pub struct UpdateServerRequest {
     )]
     pub name: Option<String>,
     /// A new icon URL; `null` removes the icon.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Patch::is_unchanged")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 2048, pattern = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][^\s\u0000-\u001F\u007F-\u009F]*)?$"))]
     pub icon_url: Patch<String>,
     /// New default permissions.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>, minimum = 0, maximum = 32767))]
     pub default_permissions: Option<Permissions>,
     /// The complete new feature list (owner only); known: `VANITY_URL`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<ServerFeatureName>>))]
     pub features: Option<Vec<String>>,
 }
@@ -321,7 +331,7 @@ impl UpdateServerRequest {
 }
 
 /// The body of `POST /servers/{id}/channels`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateChannelRequest {
@@ -338,7 +348,7 @@ pub struct CreateChannelRequest {
 }
 
 /// The body of `PATCH /servers/{id}/members/{user_id}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMemberRequest {
@@ -348,11 +358,12 @@ pub struct UpdateMemberRequest {
 }
 
 /// The body of `PUT /servers/{id}/bans/{user_id}`; may be absent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BanRequest {
     /// Why, for the moderators; at most 512 characters, no control characters but whitespace.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
         feature = "openapi",
         schema(
@@ -381,11 +392,12 @@ impl BanRequest {
 }
 
 /// The body of `PUT /servers/{id}/invites-pause`; may be absent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PauseRequest {
     /// When invites work again (RFC 3339); absent pauses them until resumed.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub until: Option<DateTime<Utc>>,
 }
 
@@ -402,7 +414,7 @@ impl PauseRequest {
 
 /// The body of `PATCH /servers/{id}/vanity-url`: `{"code": "..."}` sets, `{"code": null}`
 /// releases.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VanityRequest {

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use url::{Host, ParseError, Url};
 
 use crate::event::EventType;
@@ -16,7 +16,7 @@ pub const MAX_WEBHOOKS: i64 = 10;
 pub const MAX_URL_LEN: usize = 2048;
 
 /// The body of `POST /servers/{id}/webhooks`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhookRequest {
@@ -29,6 +29,7 @@ pub struct CreateWebhookRequest {
     pub url: String,
     /// The event types to deliver (`INVITE_CREATE`, `MEMBER_JOIN`, ...); every type when left
     /// out.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub events: Option<Vec<String>>,
 }

@@ -62,8 +62,8 @@ impl ConnectionLimit {
 /// What a refused connection is told before it is closed.
 pub fn refusal() -> Vec<u8> {
     let code = ErrorCode::TooManyConnections;
-    let body = serde_json::to_string(&ErrorBody { error: code.default_message(), code })
-        .unwrap_or_default();
+    let body =
+        serde_json::to_string(&ErrorBody::new(code.default_message(), code)).unwrap_or_default();
     format!(
         "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n\
          content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",

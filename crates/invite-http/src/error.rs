@@ -12,32 +12,14 @@ use invite_core::redeem::{PREVIEW_REFUSED_MESSAGE, PreviewRefused};
 use invite_core::{ErrorCode, Problem};
 use invite_ops::OpError;
 use invite_store::StoreError;
-use serde::Serialize;
 
 use crate::rate_limit::Limited;
 
+// The bodies every error renders: wire types, defined with the API's others.
+pub use invite_api::{ErrorBody, RateLimitedBody};
+
 /// Seconds a client is asked to wait after a 503 before retrying.
 pub const RETRY_AFTER_SECONDS: u64 = 2;
-
-/// The body of every error response.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody<'a> {
-    /// The human-readable message.
-    #[schema(value_type = String)]
-    pub error: &'a str,
-    /// The machine-readable code.
-    #[schema(schema_with = error_code_schema)]
-    pub code: ErrorCode,
-}
-
-/// Every code the service answers with, as a string enum.
-fn error_code_schema() -> utoipa::openapi::Object {
-    utoipa::openapi::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some(ErrorCode::ALL.iter().map(|code| code.as_str())))
-        .description(Some("The machine-readable code"))
-        .build()
-}
 
 /// The HTTP status of each code: the one place a refusal becomes a status. A preview's
 /// refusals are the exception the contract makes (404 whatever the reason, see
@@ -169,22 +151,6 @@ impl ApiError {
 /// met is half done; retrying sooner would only meet the same queue.
 pub const OVERLOADED_RETRY_AFTER_SECONDS: u64 = 1;
 
-/// The body of a 429: the usual two fields, and Discord's `retry_after` and `global`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RateLimitedBody<'a> {
-    /// The human-readable message.
-    #[schema(value_type = String)]
-    pub error: &'a str,
-    /// `RATE_LIMITED`.
-    #[schema(value_type = String, example = "RATE_LIMITED")]
-    pub code: ErrorCode,
-    /// Seconds to wait, to the millisecond.
-    pub retry_after: f64,
-    /// Whether the limit is global rather than this bucket's (always `false`: every bucket is
-    /// per user or per address).
-    pub global: bool,
-}
-
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -265,13 +231,13 @@ impl ResponseError for ApiError {
         }
         if let Self::RateLimited(limited) = self {
             return response.json(RateLimitedBody {
-                error: message,
+                error: message.into(),
                 code: self.code(),
                 retry_after: (limited.retry_after.as_secs_f64() * 1000.0).ceil() / 1000.0,
                 global: false,
             });
         }
-        response.json(ErrorBody { error: message, code: self.code() })
+        response.json(ErrorBody::new(message, self.code()))
     }
 }
 

@@ -218,7 +218,7 @@ pub fn json_error_bodies<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorH
         // The status actix chose (411, ...) says more than a generic 400 would, and its reason
         // phrase is the most precise message there is.
         let message = status.canonical_reason().unwrap_or("The request was refused");
-        HttpResponse::build(status).json(ErrorBody { error: message, code })
+        HttpResponse::build(status).json(ErrorBody::new(message, code))
     } else {
         ApiError::of(code).error_response()
     };

@@ -19,7 +19,6 @@ pub mod config;
 pub mod connections;
 pub mod db;
 pub mod docs;
-pub mod dto;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -40,3 +39,4 @@ pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod webhooks;
+pub mod wire;

@@ -46,7 +46,7 @@ pub struct IdempotencyHeader {
         invites::revoke_by_code, invites::accept,
         webhooks::events, webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries,
     ),
-    components(schemas(crate::error::ErrorBody, crate::error::RateLimitedBody)),
+    components(schemas(invite_api::ErrorBody, invite_api::RateLimitedBody)),
     modifiers(&BearerAuth, &SharedResponses),
     tags(
         (name = "invites", description = "Invites: create, list, edit, revoke, preview, accept"),

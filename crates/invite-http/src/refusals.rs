@@ -179,8 +179,8 @@ fn replacement(status: StatusCode, line_ended: bool, line: usize) -> Vec<u8> {
         status
     };
     let code = refusal_code(status.as_u16());
-    let body = serde_json::to_string(&ErrorBody { error: code.default_message(), code })
-        .unwrap_or_default();
+    let body =
+        serde_json::to_string(&ErrorBody::new(code.default_message(), code)).unwrap_or_default();
     format!(
         "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
          connection: close\r\n\r\n{body}",

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
+use invite_api::{CreateInviteRequest, Invite};
 use invite_http::auth::Authenticator;
 use serde::Serialize;
 use uuid::Uuid;
@@ -87,8 +88,7 @@ impl Target {
                 .client
                 .post(format!("{}/servers/{}/invites", self.base, ids::server(*server)))
                 .bearer_auth(self.token(ids::owner(*server)))
-                .header("content-type", "application/json")
-                .body(r#"{"max_uses": 10}"#),
+                .json(&CreateInviteRequest { max_uses: Some(10), ..Default::default() }),
         };
         let builder = if self.addresses > 0 {
             // 10.0.0.0/8 holds 16 million addresses; each request draws one of `addresses`.
@@ -397,16 +397,18 @@ async fn capped(target: &Target, label: &str, load: Load) -> anyhow::Result<Repo
         .client
         .post(format!("{}/servers/{}/invites", target.base, ids::server(ids::CAPPED_SERVER)))
         .bearer_auth(target.token(owner))
-        .header("content-type", "application/json")
-        .body(format!(r#"{{"max_uses": {CAPPED_USES}}}"#))
+        .json(&CreateInviteRequest {
+            max_uses: Some(CAPPED_USES.cast_signed()),
+            ..Default::default()
+        })
         .send()
         .await
         .context("creating the capped invite")?;
     if created.status().as_u16() != 201 {
         bail!("creating the capped invite answered {}", created.status());
     }
-    let invite: serde_json::Value = created.json().await?;
-    let code = invite["code"].as_str().context("the invite has a code")?.to_owned();
+    let invite: Invite = created.json().await?;
+    let code = invite.code.context("the invite has a code")?;
     let sent = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let workers: Vec<_> = (0..load.concurrency)

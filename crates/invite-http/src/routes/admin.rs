@@ -6,12 +6,9 @@ use std::future::{Ready, ready};
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
-use chrono::{DateTime, Utc};
+use invite_api::MaintenanceRequest;
 use invite_core::ErrorCode;
-use invite_core::maintenance::MaintenanceRequest;
-use invite_store::repo::MaintenanceState;
 use secrecy::ExposeSecret as _;
-use serde::Serialize;
 use subtle::ConstantTimeEq;
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -58,49 +55,22 @@ fn admin(req: &HttpRequest) -> Result<Admin, ApiError> {
     }
 }
 
-/// The maintenance switch.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct MaintenanceDto {
-    /// Whether writes are refused now.
-    active: bool,
-    /// Whether the switch is on (it may be on with its window over).
-    enabled: bool,
-    /// What refused writes say.
-    message: Option<String>,
-    /// When the window ends.
-    until: Option<DateTime<Utc>>,
-    /// When the switch last changed.
-    since: Option<DateTime<Utc>>,
-}
-
-impl MaintenanceDto {
-    pub(crate) fn new(state: Option<&MaintenanceState>, now: DateTime<Utc>) -> Self {
-        Self {
-            active: state.is_some_and(|state| state.is_active(now)),
-            enabled: state.is_some_and(|state| state.enabled),
-            message: state.and_then(|state| state.message.clone()),
-            until: state.and_then(|state| state.ends_at),
-            since: state.map(|state| state.since),
-        }
-    }
-}
-
 /// The maintenance switch as this instance sees it.
 #[utoipa::path(get, path = "/admin/maintenance", tag = "operations", security(("admin" = [])), responses(
-    (status = 200, description = "The switch", body = MaintenanceDto),
+    (status = 200, description = "The switch", body = invite_api::Maintenance),
     (status = 401, description = "`UNAUTHORIZED`: not the admin token", body = ErrorBody),
     (status = 404, description = "`NOT_FOUND`: no admin token is configured", body = ErrorBody),
 ))]
 pub(crate) async fn get_maintenance(state: web::Data<AppState>, _admin: Admin) -> HttpResponse {
     let now = state.clock.now();
-    HttpResponse::Ok().json(MaintenanceDto::new(state.maintenance.current().as_ref(), now))
+    HttpResponse::Ok().json(crate::wire::maintenance(state.maintenance.current().as_ref(), now))
 }
 
 /// Starts (or changes) maintenance on every instance sharing the database: writes answer 503
 /// `MAINTENANCE` with the message and `Retry-After`, reads and previews go on.
 #[utoipa::path(put, path = "/admin/maintenance", tag = "operations", security(("admin" = [])),
     request_body(content = Option<MaintenanceRequest>, description = "Absent or `{}`: no message, no planned end"), responses(
-    (status = 200, description = "Maintenance is on", body = MaintenanceDto),
+    (status = 200, description = "Maintenance is on", body = invite_api::Maintenance),
     (status = 400, description = "`VALIDATION_ERROR`: a message over 500 characters or an end in the past", body = ErrorBody),
     (status = 401, description = "`UNAUTHORIZED`: not the admin token", body = ErrorBody),
     (status = 404, description = "`NOT_FOUND`: no admin token is configured", body = ErrorBody),
@@ -114,7 +84,7 @@ pub(crate) async fn start_maintenance(
     let switched =
         state.change(move |conn| invite_ops::maintenance::start(conn, &request, now)).await?;
     crate::background::show_maintenance(&state, Some(switched.clone()));
-    Ok(HttpResponse::Ok().json(MaintenanceDto::new(Some(&switched), now)))
+    Ok(HttpResponse::Ok().json(crate::wire::maintenance(Some(&switched), now)))
 }
 
 /// Ends maintenance on every instance sharing the database.

@@ -5,7 +5,6 @@ use invite_core::server::BanRequest;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::dto::BanDto;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
 use crate::state::AppState;
@@ -56,7 +55,7 @@ pub(crate) async fn unban(
 /// The server's bans, newest first (`BAN_MEMBERS`).
 #[utoipa::path(get, path = "/servers/{server_id}/bans", tag = "members", security(("bearer" = [])),
     params(("server_id" = Uuid, Path, description = "The server")), responses(
-        (status = 200, description = "Bans", body = [BanDto]),
+        (status = 200, description = "Bans", body = [invite_api::Ban]),
         (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
     ))]
@@ -68,5 +67,5 @@ pub(crate) async fn list(
     let ctx = state.ctx(actor);
     let server_id = path.into_inner();
     let bans = state.db.run(move |conn| invite_ops::members::bans(conn, &ctx, server_id)).await?;
-    Ok(HttpResponse::Ok().json(bans.into_iter().map(BanDto::from).collect::<Vec<_>>()))
+    Ok(HttpResponse::Ok().json(bans.into_iter().map(crate::wire::ban).collect::<Vec<_>>()))
 }

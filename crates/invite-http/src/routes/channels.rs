@@ -6,7 +6,6 @@ use invite_core::server::CreateChannelRequest;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::dto::ChannelDto;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
 use crate::idempotency::{IdempotencyKey, render};
@@ -19,7 +18,7 @@ routes! {
 /// Creates a channel (`MANAGE_CHANNELS`).
 #[utoipa::path(post, path = "/servers/{server_id}/channels", tag = "servers", security(("bearer" = [])),
     params(("server_id" = Uuid, Path, description = "The server"), crate::openapi::IdempotencyHeader), request_body = CreateChannelRequest, responses(
-        (status = 201, description = "Created (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = ChannelDto),
+        (status = 201, description = "Created (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = invite_api::Channel),
         (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
     ))]
@@ -36,7 +35,7 @@ pub(crate) async fn create(
         .post(
             key.claim(),
             move |conn| invite_ops::channels::create(conn, &ctx, server_id, &request),
-            |channel| render(StatusCode::CREATED, &ChannelDto::from(channel.clone()), None),
+            |channel| render(StatusCode::CREATED, &crate::wire::channel(channel.clone()), None),
         )
         .await
 }
@@ -44,7 +43,7 @@ pub(crate) async fn create(
 /// The server's channels, oldest first.
 #[utoipa::path(get, path = "/servers/{server_id}/channels", tag = "servers", security(("bearer" = [])),
     params(("server_id" = Uuid, Path, description = "The server")), responses(
-        (status = 200, description = "Channels", body = [ChannelDto]),
+        (status = 200, description = "Channels", body = [invite_api::Channel]),
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
     ))]
 pub(crate) async fn list(
@@ -56,5 +55,5 @@ pub(crate) async fn list(
     let server_id = path.into_inner();
     let channels =
         state.db.run(move |conn| invite_ops::channels::list(conn, &ctx, server_id)).await?;
-    Ok(HttpResponse::Ok().json(channels.into_iter().map(ChannelDto::from).collect::<Vec<_>>()))
+    Ok(HttpResponse::Ok().json(channels.into_iter().map(crate::wire::channel).collect::<Vec<_>>()))
 }

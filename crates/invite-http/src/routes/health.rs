@@ -7,7 +7,6 @@ use serde_json::json;
 
 use std::sync::atomic::Ordering;
 
-use crate::routes::admin::MaintenanceDto;
 use crate::state::AppState;
 
 routes! {
@@ -50,7 +49,8 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     };
     let checks = json!({ "database": database, "migrations": migrations });
     // Maintenance refuses writes but serves reads: the instance stays in rotation, and says so.
-    let maintenance = MaintenanceDto::new(state.maintenance.current().as_ref(), state.clock.now());
+    let maintenance =
+        crate::wire::maintenance(state.maintenance.current().as_ref(), state.clock.now());
     let draining = state.draining.load(Ordering::Acquire);
     if database == "ok" && migrations == "ok" && !draining {
         HttpResponse::Ok().json(json!({

@@ -18,7 +18,6 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::dto::{InviteDto, JoinedDto, PreviewDto};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, etag, if_match};
 use crate::idempotency::{IdempotencyKey, render, respond};
@@ -79,15 +78,15 @@ fn invite_response(
     invite: &Invite,
     state: &AppState,
 ) -> HttpResponse {
-    builder.insert_header(etag(invite.version)).json(InviteDto::new(invite, state))
+    builder.insert_header(etag(invite.version)).json(crate::wire::invite(invite, &state.public_url))
 }
 
 /// Creates an invite (`CREATE_INVITES`). `unique: false` returns an equal active invite of the
 /// caller's with 200 instead of creating one.
 #[utoipa::path(post, path = "/servers/{server_id}/invites", tag = "invites", security(("bearer" = [])),
     params(("server_id" = Uuid, Path, description = "The server"), crate::openapi::IdempotencyHeader), request_body(content = Option<CreateInviteRequest>, description = "Absent or empty: `{}`"), responses(
-        (status = 201, description = "Created (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = InviteDto, headers(("ETag" = String, description = "The invite's version, quoted"))),
-        (status = 200, description = "`unique: false` found an equal active invite", body = InviteDto, headers(("ETag" = String, description = "The invite's version, quoted"))),
+        (status = 201, description = "Created (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = invite_api::Invite, headers(("ETag" = String, description = "The invite's version, quoted"))),
+        (status = 200, description = "`unique: false` found an equal active invite", body = invite_api::Invite, headers(("ETag" = String, description = "The invite's version, quoted"))),
         (status = 400, description = "A rule of the request (`VALIDATION_ERROR`), `UNKNOWN_CHANNEL`, `MAX_INVITES_REACHED`, malformed input", body = ErrorBody),
         (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 429, description = "`RATE_LIMITED`: the `create` bucket is empty; retry after `Retry-After` seconds. Every response of this operation carries `X-RateLimit-Limit`, `-Remaining`, `-Reset-After` and `-Bucket`", body = crate::error::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -107,8 +106,8 @@ pub(crate) async fn create_in_server(
 /// Creates an invite to a channel (`CREATE_INVITES` in its server); same body as for servers.
 #[utoipa::path(post, path = "/channels/{channel_id}/invites", tag = "invites", security(("bearer" = [])),
     params(("channel_id" = Uuid, Path, description = "The channel"), crate::openapi::IdempotencyHeader), request_body(content = Option<CreateInviteRequest>, description = "Absent or empty: `{}`"), responses(
-        (status = 201, description = "Created (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = InviteDto, headers(("ETag" = String, description = "The invite's version, quoted"))),
-        (status = 200, description = "`unique: false` found an equal active invite", body = InviteDto, headers(("ETag" = String, description = "The invite's version, quoted"))),
+        (status = 201, description = "Created (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = invite_api::Invite, headers(("ETag" = String, description = "The invite's version, quoted"))),
+        (status = 200, description = "`unique: false` found an equal active invite", body = invite_api::Invite, headers(("ETag" = String, description = "The invite's version, quoted"))),
         (status = 400, description = "A rule of the request (`VALIDATION_ERROR`), `MAX_INVITES_REACHED`, malformed input", body = ErrorBody),
         (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 429, description = "`RATE_LIMITED`: the `create` bucket is empty; retry after `Retry-After` seconds. Every response of this operation carries `X-RateLimit-Limit`, `-Remaining`, `-Reset-After` and `-Bucket`", body = crate::error::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -156,7 +155,7 @@ async fn create(
                     CreatedInvite::Created(invite) => (StatusCode::CREATED, invite),
                     CreatedInvite::Reused(invite) => (StatusCode::OK, invite),
                 };
-                render(status, &InviteDto::with_base(invite, &public_url), Some(invite.version))
+                render(status, &crate::wire::invite(invite, &public_url), Some(invite.version))
             },
         )
         .await
@@ -166,7 +165,7 @@ async fn create(
 /// ones left out (`CREATE_INVITES`).
 #[utoipa::path(get, path = "/servers/{server_id}/invites", tag = "invites", security(("bearer" = [])),
     params(("server_id" = Uuid, Path, description = "The server"), ListQuery), responses(
-        (status = 200, description = "Invites (limit 1-1000, default 1000)", body = [InviteDto]),
+        (status = 200, description = "Invites (limit 1-1000, default 1000)", body = [invite_api::Invite]),
         (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
     ))]
@@ -188,7 +187,7 @@ pub(crate) async fn list_in_server(
 /// The channel's invites, newest first (`CREATE_INVITES` in its server).
 #[utoipa::path(get, path = "/channels/{channel_id}/invites", tag = "invites", security(("bearer" = [])),
     params(("channel_id" = Uuid, Path, description = "The channel"), PageQuery), responses(
-        (status = 200, description = "Invites (limit 1-1000, default 1000)", body = [InviteDto]),
+        (status = 200, description = "Invites (limit 1-1000, default 1000)", body = [invite_api::Invite]),
         (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 404, description = "`CHANNEL_NOT_FOUND`", body = ErrorBody),
     ))]
@@ -208,8 +207,12 @@ pub(crate) async fn list_in_channel(
 }
 
 fn list_response(invites: &[Invite], state: &AppState) -> HttpResponse {
-    HttpResponse::Ok()
-        .json(invites.iter().map(|invite| InviteDto::new(invite, state)).collect::<Vec<_>>())
+    HttpResponse::Ok().json(
+        invites
+            .iter()
+            .map(|invite| crate::wire::invite(invite, &state.public_url))
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// Edits an invite's limits; a new expiry counts from now. `CREATE_INVITES` for one's own,
@@ -217,7 +220,7 @@ fn list_response(invites: &[Invite], state: &AppState) -> HttpResponse {
 #[utoipa::path(patch, path = "/servers/{server_id}/invites/{invite_id}", tag = "invites", security(("bearer" = [])),
     params(("server_id" = Uuid, Path, description = "The server"), ("invite_id" = Uuid, Path, description = "The invite"), ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,18}"|[0-9]{1,18})$"#, description = "Expected version, e.g. `\"3\"`")),
     request_body(content = Option<UpdateInviteRequest>, description = "Absent or `{}`: no change"), responses(
-        (status = 200, description = "The invite after the change", body = InviteDto, headers(("ETag" = String, description = "The invite's version, quoted"))),
+        (status = 200, description = "The invite after the change", body = invite_api::Invite, headers(("ETag" = String, description = "The invite's version, quoted"))),
         (status = 400, description = "`VALIDATION_ERROR` (e.g. max_uses below uses), `VANITY_INVITE`, malformed input", body = ErrorBody),
         (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND` or `INVITE_NOT_FOUND`", body = ErrorBody),
@@ -301,7 +304,7 @@ pub(crate) async fn revoke_by_code(
 /// Public preview of an invite someone could still accept; no token needed.
 #[utoipa::path(get, path = "/invites/{code}", tag = "invites",
     params(("code" = String, Path, description = "A random code (8 characters, case sensitive) or a vanity code"), PreviewQuery), responses(
-        (status = 200, description = "The preview", body = PreviewDto),
+        (status = 200, description = "The preview", body = invite_api::Preview),
         (status = 404, description = "\"Invite not found or has expired\", with `INVITE_NOT_FOUND`, `INVITE_REVOKED`, `INVITE_EXPIRED` or `INVITE_MAXED_OUT`", body = ErrorBody),
         (status = 429, description = "`RATE_LIMITED`: the `preview` (or, after many unknown codes, `unknown-code`) bucket is empty; retry after `Retry-After` seconds. Every response of this operation carries `X-RateLimit-Limit`, `-Remaining`, `-Reset-After` and `-Bucket`", body = crate::error::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
@@ -325,7 +328,7 @@ pub(crate) async fn preview(
         invite_ops::invites::preview_verdict(Some(&found.status), found.invites_paused, None, now);
     verdict.shown.map_err(ApiError::Preview)?;
     let mut preview =
-        PreviewDto::new(code.as_str(), &found, state.previews.member_count(&found), now);
+        crate::wire::preview(code.as_str(), &found, state.previews.member_count(&found), now);
     if query.with_counts {
         preview.approximate_member_count = Some(preview.member_count);
         // Members with a live gateway session on any instance, as cached with the preview.
@@ -363,7 +366,7 @@ pub(crate) async fn lookup(
 /// Joins the invite's server. Atomic: an invite admits exactly as many people as it allows.
 #[utoipa::path(post, path = "/invites/{code}/accept", tag = "invites", security(("bearer" = [])),
     params(("code" = String, Path, description = "A random code (8 characters, case sensitive) or a vanity code"), crate::openapi::IdempotencyHeader), responses(
-        (status = 201, description = "Joined (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = JoinedDto),
+        (status = 201, description = "Joined (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = invite_api::Joined),
         (status = 400, description = "`INVITE_EXPIRED` or `INVITE_MAXED_OUT`", body = ErrorBody),
         (status = 403, description = "`BANNED` or `INVITES_PAUSED`", body = ErrorBody),
         (status = 404, description = "`INVITE_NOT_FOUND` (which charges the client address's `unknown-code` bucket) or `INVITE_REVOKED` (\"Invite not found\")", body = ErrorBody),
@@ -430,10 +433,24 @@ pub(crate) async fn redeem(
     })
 }
 
-/// The response to a join, `{"message":"Joined server","server_id":"..."}` ([`JoinedDto`]), as
-/// the store records it with the join itself (in the PostgreSQL accept's single statement).
+/// The response to a join, `{"message":"Joined server","server_id":"..."}`
+/// ([`invite_api::Joined`]), as the store records it with the join itself (in the PostgreSQL
+/// accept's single statement).
 const JOINED: JoinResponseTemplate<'static> = JoinResponseTemplate {
     status: 201,
     before: r#"{"message":"Joined server","server_id":""#,
     after: r#""}"#,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The template the store fills in is the wire type's JSON, to the byte.
+    #[test]
+    fn the_join_template_is_the_joined_body() {
+        let server_id = Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+        let joined = serde_json::to_string(&invite_api::Joined::new(server_id)).unwrap();
+        assert_eq!(JOINED.render(server_id), joined);
+    }
+}

@@ -6,7 +6,6 @@ use uuid::Uuid;
 
 use super::AfterQuery;
 use crate::auth::AuthUser;
-use crate::dto::MemberDto;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
 use crate::state::AppState;
@@ -20,7 +19,7 @@ routes! {
 /// Members ordered by user id, with how each joined.
 #[utoipa::path(get, path = "/servers/{server_id}/members", tag = "members", security(("bearer" = [])),
     params(("server_id" = Uuid, Path, description = "The server"), AfterQuery), responses(
-        (status = 200, description = "Members", body = [MemberDto]),
+        (status = 200, description = "Members", body = [invite_api::Member]),
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
     ))]
 pub(crate) async fn list(
@@ -36,13 +35,13 @@ pub(crate) async fn list(
         .db
         .run(move |conn| invite_ops::members::list(conn, &ctx, server_id, (limit, after)))
         .await?;
-    Ok(HttpResponse::Ok().json(members.into_iter().map(MemberDto::from).collect::<Vec<_>>()))
+    Ok(HttpResponse::Ok().json(members.into_iter().map(crate::wire::member).collect::<Vec<_>>()))
 }
 
 /// Replaces a member's extra permissions (`ADMINISTRATOR`); ends a temporary membership.
 #[utoipa::path(patch, path = "/servers/{server_id}/members/{user_id}", tag = "members", security(("bearer" = [])),
     params(("server_id" = Uuid, Path, description = "The server"), ("user_id" = Uuid, Path, description = "The member")), request_body = UpdateMemberRequest, responses(
-        (status = 200, description = "The member", body = MemberDto),
+        (status = 200, description = "The member", body = invite_api::Member),
         (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND` or `MEMBER_NOT_FOUND`", body = ErrorBody),
     ))]
@@ -56,7 +55,7 @@ pub(crate) async fn update(
     let ids = path.into_inner();
     let member =
         state.change(move |conn| invite_ops::members::update(conn, &ctx, ids, &request)).await?;
-    Ok(HttpResponse::Ok().json(MemberDto::from(member)))
+    Ok(HttpResponse::Ok().json(crate::wire::member(member)))
 }
 
 /// Leaves (oneself) or kicks (`KICK_MEMBERS`); never the owner, since a server without its
@@ -81,7 +80,7 @@ pub(crate) async fn remove(
 /// Members who joined with an invite, in join order (`MANAGE_SERVER`).
 #[utoipa::path(get, path = "/servers/{server_id}/invites/{invite_id}/members", tag = "members", security(("bearer" = [])),
     params(("server_id" = Uuid, Path, description = "The server"), ("invite_id" = Uuid, Path, description = "The invite"), AfterQuery), responses(
-        (status = 200, description = "Members", body = [MemberDto]),
+        (status = 200, description = "Members", body = [invite_api::Member]),
         (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND` or `INVITE_NOT_FOUND`", body = ErrorBody),
     ))]
@@ -98,5 +97,5 @@ pub(crate) async fn joined_with(
         .db
         .run(move |conn| invite_ops::invites::members_joined_with(conn, &ctx, ids, (limit, after)))
         .await?;
-    Ok(HttpResponse::Ok().json(members.into_iter().map(MemberDto::from).collect::<Vec<_>>()))
+    Ok(HttpResponse::Ok().json(members.into_iter().map(crate::wire::member).collect::<Vec<_>>()))
 }

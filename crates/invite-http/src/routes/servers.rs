@@ -7,7 +7,6 @@ use uuid::Uuid;
 
 use super::BeforeQuery;
 use crate::auth::AuthUser;
-use crate::dto::{AuditEntryDto, ServerDto};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
 use crate::idempotency::{IdempotencyKey, render};
@@ -23,7 +22,7 @@ routes! {
 /// Creates a server; the caller becomes its owner and first member.
 #[utoipa::path(post, path = "/servers", tag = "servers", security(("bearer" = [])),
     params(crate::openapi::IdempotencyHeader), request_body = CreateServerRequest,
-    responses((status = 201, description = "Created (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = ServerDto)))]
+    responses((status = 201, description = "Created (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = invite_api::Server)))]
 pub(crate) async fn create(
     state: web::Data<AppState>,
     AuthUser(actor): AuthUser,
@@ -38,7 +37,9 @@ pub(crate) async fn create(
         .post(
             key.claim(),
             move |conn| invite_ops::servers::create(conn, &ctx, &request),
-            move |server| render(StatusCode::CREATED, &ServerDto::new(server.clone(), now), None),
+            move |server| {
+                render(StatusCode::CREATED, &crate::wire::server(server.clone(), now), None)
+            },
         )
         .await
 }
@@ -46,7 +47,7 @@ pub(crate) async fn create(
 /// A server the caller belongs to.
 #[utoipa::path(get, path = "/servers/{server_id}", tag = "servers", security(("bearer" = [])),
     params(("server_id" = Uuid, Path, description = "The server")), responses(
-        (status = 200, description = "The server", body = ServerDto),
+        (status = 200, description = "The server", body = invite_api::Server),
         (status = 404, description = "Unknown, or the caller is not a member (`SERVER_NOT_FOUND`)", body = ErrorBody),
     ))]
 pub(crate) async fn get(
@@ -58,13 +59,13 @@ pub(crate) async fn get(
     let now = ctx.now;
     let server_id = path.into_inner();
     let server = state.db.run(move |conn| invite_ops::servers::get(conn, &ctx, server_id)).await?;
-    Ok(HttpResponse::Ok().json(ServerDto::new(server, now)))
+    Ok(HttpResponse::Ok().json(crate::wire::server(server, now)))
 }
 
 /// Edits a server (`MANAGE_SERVER`; `features` only by the owner).
 #[utoipa::path(patch, path = "/servers/{server_id}", tag = "servers", security(("bearer" = [])),
     params(("server_id" = Uuid, Path, description = "The server")), request_body(content = Option<UpdateServerRequest>, description = "Absent or `{}`: no change"), responses(
-        (status = 200, description = "The server after the change", body = ServerDto),
+        (status = 200, description = "The server after the change", body = invite_api::Server),
         (status = 403, description = "`MISSING_PERMISSION`, or `OWNER_ONLY` for `features`", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
     ))]
@@ -80,7 +81,7 @@ pub(crate) async fn update(
     let server = state
         .change(move |conn| invite_ops::servers::update(conn, &ctx, server_id, &request))
         .await?;
-    Ok(HttpResponse::Ok().json(ServerDto::new(server, now)))
+    Ok(HttpResponse::Ok().json(crate::wire::server(server, now)))
 }
 
 /// Pauses the server's invites, until a time or until resumed (`MANAGE_SERVER`).
@@ -125,7 +126,7 @@ pub(crate) async fn resume(
 /// The audit log, newest first (`ADMINISTRATOR`).
 #[utoipa::path(get, path = "/servers/{server_id}/audit-log", tag = "servers", security(("bearer" = [])),
     params(("server_id" = Uuid, Path, description = "The server"), BeforeQuery), responses(
-        (status = 200, description = "Entries, newest first (limit 1-100, default 50)", body = [AuditEntryDto]),
+        (status = 200, description = "Entries, newest first (limit 1-100, default 50)", body = [invite_api::AuditEntry]),
         (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
     ))]
@@ -142,5 +143,6 @@ pub(crate) async fn audit_log(
         .db
         .run(move |conn| invite_ops::servers::audit_log(conn, &ctx, server_id, (limit, before)))
         .await?;
-    Ok(HttpResponse::Ok().json(entries.into_iter().map(AuditEntryDto::from).collect::<Vec<_>>()))
+    Ok(HttpResponse::Ok()
+        .json(entries.into_iter().map(crate::wire::audit_entry).collect::<Vec<_>>()))
 }

@@ -11,7 +11,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use invite_api::{Component, Level, Status, Window};
 use sha2::{Digest as _, Sha256};
 
 use crate::db::DbState;
@@ -21,66 +21,14 @@ routes! {
     "/status" => { GET: status },
 }
 
-/// A status, worst last.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum Level {
-    /// Everything works.
-    Operational,
-    /// Everything works, with refusals or failures lately.
-    Degraded,
-    /// Reads work; writes are refused for maintenance.
-    Maintenance,
-    /// Whatever needs the database fails.
-    Outage,
-}
-
-impl Level {
-    fn words(self) -> &'static str {
-        match self {
-            Self::Operational => "All systems operational",
-            Self::Degraded => "Degraded performance",
-            Self::Maintenance => "Under maintenance",
-            Self::Outage => "Outage",
-        }
+/// The page's headline for each status.
+fn words(level: Level) -> &'static str {
+    match level {
+        Level::Operational => "All systems operational",
+        Level::Degraded => "Degraded performance",
+        Level::Maintenance => "Under maintenance",
+        Level::Outage => "Outage",
     }
-}
-
-/// One part of the service.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct Component {
-    /// `database` or `writes`.
-    name: &'static str,
-    /// Its status.
-    status: Level,
-    /// Since when.
-    since: DateTime<Utc>,
-    /// What it means, in plain words.
-    description: &'static str,
-}
-
-/// The maintenance window, while one is on.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct Window {
-    /// The operator's message.
-    message: Option<String>,
-    /// When it is planned to end.
-    until: Option<DateTime<Utc>>,
-    /// Since when.
-    since: DateTime<Utc>,
-}
-
-/// The status document.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct StatusDto {
-    /// The worst of the components.
-    status: Level,
-    /// Since when.
-    since: DateTime<Utc>,
-    /// Each part.
-    components: Vec<Component>,
-    /// The maintenance window, or `null`.
-    maintenance: Option<Window>,
 }
 
 fn wall_clock(at: Instant, now: Instant, wall_now: DateTime<Utc>) -> DateTime<Utc> {
@@ -88,7 +36,7 @@ fn wall_clock(at: Instant, now: Instant, wall_now: DateTime<Utc>) -> DateTime<Ut
     wall_now - chrono::TimeDelta::from_std(ago).unwrap_or_default()
 }
 
-fn document(state: &AppState) -> StatusDto {
+fn document(state: &AppState) -> Status {
     let (now, wall_now) = (Instant::now(), state.clock.now());
     let health = state.db.health();
     let (database, description) = match health.state {
@@ -102,35 +50,35 @@ fn document(state: &AppState) -> StatusDto {
         DbState::Unreachable => (Level::Outage, "The database cannot be reached"),
     };
     let database = Component {
-        name: "database",
+        name: "database".to_owned(),
         status: database,
         since: wall_clock(health.since, now, wall_now),
-        description,
+        description: description.to_owned(),
     };
     let switch = state.maintenance.current();
     let active = switch.as_ref().filter(|window| window.is_active(wall_now));
     let writes = match (active, &switch) {
         (Some(window), _) => Component {
-            name: "writes",
+            name: "writes".to_owned(),
             status: Level::Maintenance,
             since: window.since,
-            description: "Invites can be previewed; creating and accepting them waits",
+            description: "Invites can be previewed; creating and accepting them waits".to_owned(),
         },
         (None, Some(window)) => Component {
-            name: "writes",
+            name: "writes".to_owned(),
             status: Level::Operational,
             // A window that ran out ended at its planned end.
             since: match window.ends_at {
                 Some(ends_at) if window.enabled => ends_at,
                 _ => window.since,
             },
-            description: "Invites can be created and accepted",
+            description: "Invites can be created and accepted".to_owned(),
         },
         (None, None) => Component {
-            name: "writes",
+            name: "writes".to_owned(),
             status: Level::Operational,
             since: wall_clock(state.started, now, wall_now),
-            description: "Invites can be created and accepted",
+            description: "Invites can be created and accepted".to_owned(),
         },
     };
     // The worst component tells; when all is well, the latest change does.
@@ -142,7 +90,7 @@ fn document(state: &AppState) -> StatusDto {
         &writes
     };
     let (status, since) = (worst.status, worst.since);
-    StatusDto {
+    Status {
         status,
         since,
         components: vec![database, writes],
@@ -164,7 +112,7 @@ fn wants_html(req: &HttpRequest) -> bool {
 /// The service's status: `operational`, `degraded`, `maintenance` or `outage`, since when, each
 /// component, and the maintenance message. JSON, or HTML for a browser.
 #[utoipa::path(get, path = "/status", tag = "operations", responses(
-    (status = 200, description = "The status (also as `text/html` when the `Accept` header prefers it)", body = StatusDto),
+    (status = 200, description = "The status (also as `text/html` when the `Accept` header prefers it)", body = Status),
 ))]
 pub(crate) async fn status(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let document = document(&state);
@@ -225,7 +173,7 @@ fn content_security_policy() -> &'static str {
 }
 
 /// The same document for people: plain words, no script, refreshed every 30 seconds.
-fn html(document: &StatusDto) -> String {
+fn html(document: &Status) -> String {
     let mut page = String::with_capacity(2048);
     let _ = write!(
         page,
@@ -233,7 +181,7 @@ fn html(document: &StatusDto) -> String {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <meta http-equiv=\"refresh\" content=\"30\"><title>{words}: invite service status</title>\
          <style>{STYLE}</style></head><body><h1 class=\"{level}\">{words}</h1><p>Since {since}.</p>",
-        words = document.status.words(),
+        words = words(document.status),
         level = level_name(document.status),
         since = time(document.since),
     );

@@ -2,11 +2,9 @@
 
 use actix_web::{HttpResponse, web};
 use invite_core::server::VanityRequest;
-use invite_store::models::Invite;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::dto::VanityDto;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
 use crate::state::AppState;
@@ -15,17 +13,10 @@ routes! {
     "/servers/{server_id}/vanity-url" => { GET: get, PATCH: update },
 }
 
-fn vanity_dto(invite: Option<Invite>) -> VanityDto {
-    match invite {
-        Some(invite) => VanityDto { code: invite.code, uses: invite.uses },
-        None => VanityDto { code: None, uses: 0 },
-    }
-}
-
 /// The server's vanity code and its uses (`MANAGE_SERVER`).
 #[utoipa::path(get, path = "/servers/{server_id}/vanity-url", tag = "invites", security(("bearer" = [])),
     params(("server_id" = Uuid, Path, description = "The server")), responses(
-        (status = 200, description = "The vanity URL (`code` null when none)", body = VanityDto),
+        (status = 200, description = "The vanity URL (`code` null when none)", body = invite_api::VanityUrl),
         (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
     ))]
@@ -38,13 +29,13 @@ pub(crate) async fn get(
     let server_id = path.into_inner();
     let invite =
         state.db.run(move |conn| invite_ops::servers::vanity(conn, &ctx, server_id)).await?;
-    Ok(HttpResponse::Ok().json(vanity_dto(invite)))
+    Ok(HttpResponse::Ok().json(crate::wire::vanity_url(invite)))
 }
 
 /// Sets or releases (`{"code": null}`) the vanity code (`MANAGE_SERVER`, feature `VANITY_URL`).
 #[utoipa::path(patch, path = "/servers/{server_id}/vanity-url", tag = "invites", security(("bearer" = [])),
     params(("server_id" = Uuid, Path, description = "The server")), request_body = VanityRequest, responses(
-        (status = 200, description = "The vanity URL after the change", body = VanityDto),
+        (status = 200, description = "The vanity URL after the change", body = invite_api::VanityUrl),
         (status = 403, description = "`MISSING_PERMISSION` or `MISSING_FEATURE`", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
         (status = 409, description = "`VANITY_TAKEN`: another server holds it, or released it less than 30 days ago", body = ErrorBody),
@@ -60,5 +51,5 @@ pub(crate) async fn update(
     let invite = state
         .change(move |conn| invite_ops::servers::set_vanity(conn, &ctx, server_id, &request))
         .await?;
-    Ok(HttpResponse::Ok().json(vanity_dto(invite)))
+    Ok(HttpResponse::Ok().json(crate::wire::vanity_url(invite)))
 }

@@ -2,12 +2,11 @@
 //! poll.
 
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, Utc};
 use invite_core::Problem;
 use invite_core::webhook::CreateWebhookRequest;
 use invite_store::repo::{Delivery, StoredEvent, Webhook};
 use secrecy::ExposeSecret as _;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
@@ -35,33 +34,14 @@ pub(crate) struct EventsQuery {
     limit: Option<i64>,
 }
 
-/// An event of the outbox.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct EventDto {
-    /// Its place: page with the last one seen as `after`.
-    seq: i64,
-    /// `INVITE_CREATE`, `MEMBER_JOIN`, ...
-    #[serde(rename = "type")]
-    #[schema(example = "MEMBER_JOIN")]
-    kind: &'static str,
-    /// The server.
-    server_id: Uuid,
-    /// The details.
-    #[schema(value_type = Object)]
-    data: serde_json::Value,
-    /// When it happened.
-    created_at: DateTime<Utc>,
-}
-
-impl From<StoredEvent> for EventDto {
-    fn from(event: StoredEvent) -> Self {
-        Self {
-            seq: event.seq,
-            kind: event.kind().as_str(),
-            server_id: event.server_id(),
-            data: event.event.payload(),
-            created_at: event.created_at,
-        }
+/// An event as the events endpoint shows it.
+fn event(event: &StoredEvent) -> invite_api::Event {
+    invite_api::Event {
+        seq: event.seq,
+        kind: event.kind(),
+        server_id: event.server_id(),
+        data: event.event.payload(),
+        created_at: event.created_at,
     }
 }
 
@@ -69,7 +49,7 @@ impl From<StoredEvent> for EventDto {
 /// with the last `seq` it saw misses none and sees none twice.
 #[utoipa::path(get, path = "/servers/{server_id}/events", tag = "events", security(("bearer" = [])),
     params(("server_id" = Uuid, Path, description = "The server"), EventsQuery), responses(
-        (status = 200, description = "Events, oldest first", body = [EventDto]),
+        (status = 200, description = "Events, oldest first", body = [invite_api::Event]),
         (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
     ))]
@@ -86,54 +66,24 @@ pub(crate) async fn events(
         .db
         .run(move |conn| invite_ops::events::server_events(conn, &ctx, server_id, (after, limit)))
         .await?;
-    Ok(HttpResponse::Ok().json(events.into_iter().map(EventDto::from).collect::<Vec<_>>()))
+    Ok(HttpResponse::Ok().json(events.iter().map(event).collect::<Vec<_>>()))
 }
 
-/// A webhook.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct WebhookDto {
-    /// Its id.
-    id: Uuid,
-    /// Its server.
-    server_id: Uuid,
-    /// Where events are posted.
-    url: String,
-    /// Which events.
-    events: Vec<&'static str>,
-    /// The signing secret: shown once, when the webhook is created; `null` afterwards.
-    secret: Option<String>,
-    /// Whether deliveries go on.
-    enabled: bool,
-    /// Why it was disabled.
-    disabled_reason: Option<String>,
-    /// When it was disabled.
-    disabled_at: Option<DateTime<Utc>>,
-    /// The last event delivered (or skipped as not subscribed).
-    delivered_up_to: i64,
-    /// Failed attempts at the next event, and when it is tried again.
-    failed_attempts: i32,
-    /// When the next event is tried again, after a failure.
-    next_attempt_at: Option<DateTime<Utc>>,
-    /// When it was created.
-    created_at: DateTime<Utc>,
-}
-
-impl WebhookDto {
-    fn new(webhook: Webhook, show_secret: bool) -> Self {
-        Self {
-            id: webhook.id,
-            server_id: webhook.server_id,
-            url: webhook.url,
-            events: webhook.event_types.iter().map(|kind| kind.as_str()).collect(),
-            secret: show_secret.then(|| webhook.secret.expose_secret().to_owned()),
-            enabled: webhook.disabled.is_none(),
-            disabled_reason: webhook.disabled.as_ref().map(|(_, reason)| reason.clone()),
-            disabled_at: webhook.disabled.map(|(at, _)| at),
-            delivered_up_to: webhook.cursor,
-            failed_attempts: webhook.attempts,
-            next_attempt_at: webhook.next_attempt_at,
-            created_at: webhook.created_at,
-        }
+/// A webhook as the API shows it; its secret only when `show_secret`.
+fn webhook(webhook: Webhook, show_secret: bool) -> invite_api::Webhook {
+    invite_api::Webhook {
+        id: webhook.id,
+        server_id: webhook.server_id,
+        url: webhook.url,
+        events: webhook.event_types,
+        secret: show_secret.then(|| webhook.secret.expose_secret().to_owned()),
+        enabled: webhook.disabled.is_none(),
+        disabled_reason: webhook.disabled.as_ref().map(|(_, reason)| reason.clone()),
+        disabled_at: webhook.disabled.map(|(at, _)| at),
+        delivered_up_to: webhook.cursor,
+        failed_attempts: webhook.attempts,
+        next_attempt_at: webhook.next_attempt_at,
+        created_at: webhook.created_at,
     }
 }
 
@@ -142,7 +92,7 @@ impl WebhookDto {
 #[utoipa::path(post, path = "/servers/{server_id}/webhooks", tag = "events", security(("bearer" = [])),
     params(("server_id" = Uuid, Path, description = "The server"), crate::openapi::IdempotencyHeader),
     request_body = CreateWebhookRequest, responses(
-        (status = 201, description = "Registered; `secret` is shown this once", body = WebhookDto),
+        (status = 201, description = "Registered; `secret` is shown this once", body = invite_api::Webhook),
         (status = 400, description = "`VALIDATION_ERROR`: not an http(s) URL, a private address, an unknown event type, or ten webhooks already", body = ErrorBody),
         (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
@@ -168,10 +118,10 @@ pub(crate) async fn create(
         .post(
             key.claim(),
             move |conn| invite_ops::webhooks::create(conn, &ctx, server_id, &target, &secret),
-            |webhook| {
+            |created| {
                 crate::idempotency::render(
                     actix_web::http::StatusCode::CREATED,
-                    &WebhookDto::new(webhook.clone(), true),
+                    &webhook(created.clone(), true),
                     None,
                 )
             },
@@ -182,7 +132,7 @@ pub(crate) async fn create(
 /// The server's webhooks, oldest first, without their secrets (`MANAGE_SERVER`).
 #[utoipa::path(get, path = "/servers/{server_id}/webhooks", tag = "events", security(("bearer" = [])),
     params(("server_id" = Uuid, Path, description = "The server")), responses(
-        (status = 200, description = "Webhooks", body = [WebhookDto]),
+        (status = 200, description = "Webhooks", body = [invite_api::Webhook]),
         (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
     ))]
@@ -195,9 +145,8 @@ pub(crate) async fn list(
     let server_id = path.into_inner();
     let webhooks =
         state.db.run(move |conn| invite_ops::webhooks::list(conn, &ctx, server_id)).await?;
-    Ok(HttpResponse::Ok().json(
-        webhooks.into_iter().map(|webhook| WebhookDto::new(webhook, false)).collect::<Vec<_>>(),
-    ))
+    Ok(HttpResponse::Ok()
+        .json(webhooks.into_iter().map(|listed| webhook(listed, false)).collect::<Vec<_>>()))
 }
 
 /// Deletes a webhook and its delivery log (`MANAGE_SERVER`).
@@ -218,52 +167,23 @@ pub(crate) async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// One attempt at delivering one event.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct DeliveryDto {
-    /// The event's `seq`.
-    event_seq: i64,
-    /// The event's type.
-    event_type: String,
-    /// 1 for the first attempt at this event.
-    attempt: i32,
-    /// The receiver's status; `null` when it did not answer.
-    status: Option<i32>,
-    /// Why it failed; `null` when delivered.
-    error: Option<String>,
-    /// How long it took.
-    duration_ms: i64,
-    /// When.
-    created_at: DateTime<Utc>,
-}
-
-impl From<Delivery> for DeliveryDto {
-    fn from(delivery: Delivery) -> Self {
-        Self {
-            event_seq: delivery.event_seq,
-            event_type: delivery.event_type,
-            attempt: delivery.attempt,
-            status: delivery.status,
-            error: delivery.error,
-            duration_ms: delivery.duration_ms,
-            created_at: delivery.created_at,
-        }
+/// One attempt at delivering one event, as the delivery log shows it.
+fn delivery(delivery: Delivery) -> invite_api::Delivery {
+    invite_api::Delivery {
+        event_seq: delivery.event_seq,
+        event_type: delivery.event_type,
+        attempt: delivery.attempt,
+        status: delivery.status,
+        error: delivery.error,
+        duration_ms: delivery.duration_ms,
+        created_at: delivery.created_at,
     }
-}
-
-/// A webhook and its latest deliveries.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct DeliveriesDto {
-    /// The webhook.
-    webhook: WebhookDto,
-    /// Its latest 50 deliveries, newest first.
-    deliveries: Vec<DeliveryDto>,
 }
 
 /// A webhook's latest deliveries, newest first, with its state (`MANAGE_SERVER`).
 #[utoipa::path(get, path = "/servers/{server_id}/webhooks/{webhook_id}/deliveries", tag = "events", security(("bearer" = [])),
     params(("server_id" = Uuid, Path, description = "The server"), ("webhook_id" = Uuid, Path, description = "The webhook")), responses(
-        (status = 200, description = "The webhook and its deliveries", body = DeliveriesDto),
+        (status = 200, description = "The webhook and its deliveries", body = invite_api::Deliveries),
         (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND` or `WEBHOOK_NOT_FOUND`", body = ErrorBody),
     ))]
@@ -274,10 +194,10 @@ pub(crate) async fn deliveries(
 ) -> ApiResult<HttpResponse> {
     let ctx = state.ctx(actor);
     let ids = path.into_inner();
-    let (webhook, deliveries) =
+    let (hook, deliveries) =
         state.db.run(move |conn| invite_ops::webhooks::deliveries(conn, &ctx, ids)).await?;
-    Ok(HttpResponse::Ok().json(DeliveriesDto {
-        webhook: WebhookDto::new(webhook, false),
-        deliveries: deliveries.into_iter().map(DeliveryDto::from).collect(),
+    Ok(HttpResponse::Ok().json(invite_api::Deliveries {
+        webhook: webhook(hook, false),
+        deliveries: deliveries.into_iter().map(delivery).collect(),
     }))
 }

@@ -1,0 +1,156 @@
+//! Invites, their previews, joins and the vanity URL.
+//!
+//! Field names follow the contract (and Together's names where the two share a field); ids are
+//! strings, times RFC 3339 with `Z`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::headers::RateLimit;
+
+string_enum! {
+    /// Whether an invite has a random code or is the server's vanity URL.
+    pub enum InviteKind: invite_core::invite::InviteKind {
+        /// A random 8-character code.
+        Random => "random",
+        /// The server's vanity code: never expires, unlimited uses, not in invite lists.
+        Vanity => "vanity",
+    }
+}
+
+/// An invite.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Invite {
+    /// Its id.
+    pub id: Uuid,
+    /// Its server.
+    pub server_id: Uuid,
+    /// The channel it points at.
+    pub channel_id: Option<Uuid>,
+    /// The code.
+    pub code: Option<String>,
+    /// `random` or `vanity`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "random"))]
+    pub kind: InviteKind,
+    /// The link to share.
+    pub url: Option<String>,
+    /// Who created it.
+    pub created_by: Option<Uuid>,
+    /// Uses allowed (`null`: unlimited).
+    pub max_uses: Option<i64>,
+    /// Uses made.
+    pub uses: i64,
+    /// Lifetime in seconds (0: never expires).
+    pub max_age: i64,
+    /// When it expires.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Whether it makes temporary members.
+    pub temporary: bool,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// Its version, also sent as the `ETag`.
+    pub version: i64,
+}
+
+/// A channel as a preview shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChannelRef {
+    /// Its id.
+    pub id: Uuid,
+    /// Its name.
+    pub name: String,
+}
+
+/// What anyone may see of an invite before accepting it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Preview {
+    /// The code.
+    pub code: String,
+    /// The server.
+    pub server_id: Uuid,
+    /// Its name.
+    pub server_name: String,
+    /// Its icon.
+    pub server_icon_url: Option<String>,
+    /// Its member count.
+    pub member_count: i64,
+    /// When the invite expires.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The channel the invite points at.
+    pub channel: Option<ChannelRef>,
+    /// Who created the invite (`null` for a vanity URL).
+    pub inviter_id: Option<Uuid>,
+    /// Whether joining makes a temporary member.
+    pub temporary: bool,
+    /// Whether the server's invites are paused right now.
+    pub invites_paused: bool,
+    /// With `?with_counts=true`: the member count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approximate_member_count: Option<i64>,
+    /// With `?with_counts=true`: members connected right now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approximate_presence_count: Option<i64>,
+    /// Not part of the body: the preview bucket's state, from the same response's
+    /// `X-RateLimit-*` headers, for a client to fill in.
+    #[serde(skip)]
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// The answer to a successful accept (Together's shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Joined {
+    /// Always `"Joined server"`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "Joined server"))]
+    pub message: String,
+    /// The server joined.
+    pub server_id: Uuid,
+    /// Not part of the body: whether the same response said `Idempotent-Replayed: true`, that
+    /// is, the answer is the stored one of an earlier request with the same idempotency key (the
+    /// join happened then, not now). For a client to fill in.
+    #[serde(skip)]
+    pub replayed: bool,
+    /// Not part of the body: the accept bucket's state, from the same response's
+    /// `X-RateLimit-*` headers, for a client to fill in.
+    #[serde(skip)]
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl Joined {
+    /// The message of every join.
+    pub const MESSAGE: &'static str = "Joined server";
+
+    /// The answer to a join of `server_id`.
+    pub fn new(server_id: Uuid) -> Self {
+        Self { message: Self::MESSAGE.to_owned(), server_id, replayed: false, rate_limit: None }
+    }
+}
+
+/// The vanity URL of a server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VanityUrl {
+    /// The code, `null` when none is set.
+    pub code: Option<String>,
+    /// Joins through it.
+    pub uses: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_the_service_has_is_known() {
+        use invite_core::invite::InviteKind as Rule;
+        for kind in [Rule::Random, Rule::Vanity] {
+            let wire = InviteKind::from(kind);
+            assert!(wire.is_known() && wire.as_str() == kind.as_str(), "{wire}");
+        }
+        assert_eq!(InviteKind::from("gift"), InviteKind::Other("gift".to_owned()));
+    }
+}
