@@ -695,13 +695,16 @@ impl Gate {
         let gap = Duration::from_nanos(self.start_gap_nanos.load(Ordering::Relaxed));
         let per_start = if gap.is_zero() { hold / threads } else { (hold / threads).min(gap) };
         // Work that has not finished tells as much as work that has: when nothing has
-        // started or finished since a queue formed (a database stalling), each thread is held
-        // at least that long.
+        // started or finished since a queue formed (a database stalling), the stall is
+        // expected to last as long again before the queue moves, and this work to be held at
+        // least that long. A stall delays the queue; it does not slow each start, so it is
+        // added once, not spread over the queue: a process descheduled for a moment on a busy
+        // machine must not make a long but quick queue look hopeless.
         let stalled = now.saturating_duration_since(
             self.started + Duration::from_nanos(self.progress_nanos.load(Ordering::Relaxed)),
         );
-        let per_start = per_start.max(stalled / threads);
-        let queue = with_margin(per_start * u32::try_from(waiting + 1).unwrap_or(u32::MAX));
+        let queue = stalled
+            + with_margin(per_start * u32::try_from(waiting + 1).unwrap_or(u32::MAX));
         (queue, queue + hold.max(stalled) + lag)
     }
 
@@ -949,8 +952,9 @@ mod tests {
     fn a_stalled_database_is_shed_before_anything_finishes() {
         let gate = Arc::new(gate(4));
         let queued: Vec<Waiting> = (0..4).map(|_| Waiting::new(&gate)).collect();
-        // The queue formed, then nothing started or finished for 500 ms: five in line on four
-        // threads, each held at least that long, cannot be done within 600 ms.
+        // The queue formed, then nothing started or finished for 500 ms: expected to stall as
+        // long again, and the work then held at least that long, it cannot be done within
+        // 600 ms.
         let later = Instant::now() + Duration::from_millis(500);
         assert!(matches!(
             gate.admit(later, later + Duration::from_millis(600)),
