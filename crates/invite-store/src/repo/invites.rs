@@ -643,9 +643,8 @@ impl InviteRepository for DbConnection {
             Option<i64>,
         );
         // The presence count, a subquery of the same statement: as a statement of its own it
-        // doubled the round trips of every preview the cache misses (PostgreSQL previews with
-        // the cache off: 1.22-1.24x with it here, `bench/ab`). A user with two sessions counts
-        // once.
+        // would double the round trips of every preview the cache misses. A user with two
+        // sessions counts once.
         let presence = gateway_sessions::table
             .inner_join(members::table.on(members::user_id.eq(gateway_sessions::user_id)))
             .filter(members::server_id.eq(invites::server_id))
