@@ -19,7 +19,7 @@
 //!   the next poll. On SQLite everything is in this process: the wake-up is enough.
 //! - Gateway sessions hear events only from the reader, so that each hears them in `seq` order
 //!   whichever instance wrote them. While sessions are open here, this instance's own events
-//!   wake the reader too (at most once per [`READ_GAP`]), instead of waiting for the poll.
+//!   wake the reader too (at most once per `READ_GAP`), instead of waiting for the poll.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};

@@ -12,7 +12,7 @@
 //!   shared then must not look dead in every chat it was pasted into), and says when joining
 //!   is back in place of the form; a form posted then is refused with the 503 page.
 //! - The join never trusts the cached state: the form runs the API's own accept operation
-//!   ([`crate::routes::invites::redeem`]).
+//!   (`crate::routes::invites::redeem`).
 //! - The session is the platform's: a bearer token in the cookie `INVITE_SESSION_COOKIE`. Without
 //!   one, the page links to `INVITE_LOGIN_URL?next=<the page>`.
 

@@ -261,8 +261,8 @@ evented AS (
 SELECT (SELECT active FROM open) AS active, (SELECT seq FROM evented) AS event_seq
 ";
 
-/// The PostgreSQL create statement, with `params` (a `SELECT` of the columns
-/// [`CreateStatement`] binds: `id`, `server_id`, `channel_id`, `code`, `created_by`, `max_uses`,
+/// The PostgreSQL create statement, with `params` (a `SELECT` of the columns the create
+/// binds: `id`, `server_id`, `channel_id`, `code`, `created_by`, `max_uses`,
 /// `max_age`, `expires_at`, `temporary`, `now`, `max_active`, `audit_id`, `audit_action`,
 /// `audit_target`, `audit_details`, `event_type`, `audience`, `payload`) in place of the bound
 /// values: what a benchmark of the database alone runs after the server's lock.
