@@ -53,7 +53,9 @@ fn main() {
         default_permissions: Permissions::DEFAULT_MEMBER,
         member_permissions: Permissions::empty(),
     };
-    let refused = member.require(Requirement::CreateInvites).unwrap_err();
+    let refused = member
+        .require(Requirement::CreateInvites)
+        .expect_err("a default member lacks CREATE_INVITES");
     println!("a default member creating an invite -> {}", answer(&refused));
     let trusted = Standing { member_permissions: Permissions::CREATE_INVITES, ..member };
     assert!(trusted.require(Requirement::CreateInvites).is_ok());
@@ -70,9 +72,10 @@ fn main() {
         RedemptionFacts { invite: Some(invite), pause: None, is_member: false, is_banned: false };
     println!("one use left -> {:?}", decide_redemption(&facts, now));
     facts.is_banned = true;
-    let banned = decide_redemption(&facts, now).unwrap_err();
+    let banned = decide_redemption(&facts, now).expect_err("a banned user cannot join");
     println!("banned -> {}", answer(&Problem::from(banned)));
     facts.is_banned = false;
-    let later = decide_redemption(&facts, now + Duration::hours(2)).unwrap_err();
+    let later = decide_redemption(&facts, now + Duration::hours(2))
+        .expect_err("the invite expires after an hour");
     println!("two hours later -> {}", answer(&Problem::from(later)));
 }

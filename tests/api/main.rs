@@ -3,6 +3,10 @@
 //! backends. Assertions are about what a user sees (status, body, headers) and what the
 //! database holds afterwards.
 #![expect(
+    clippy::unwrap_used,
+    reason = "tests panic to fail; allow-unwrap-in-tests misses helpers and macro-declared tests"
+)]
+#![expect(
     clippy::needless_pass_by_value,
     reason = "request helpers take bodies by value so tests can write json!(...) inline"
 )]

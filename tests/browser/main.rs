@@ -10,6 +10,10 @@
 //! axe-core (`npm install --prefix target/axe axe-core@4`); `bash .ci/test` installs both. When
 //! either is missing the test fails and says so: a skipped browser test would let a broken
 //! page pass.
+#![expect(
+    clippy::unwrap_used,
+    reason = "tests panic to fail; allow-unwrap-in-tests misses helpers and macro-declared tests"
+)]
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

@@ -197,7 +197,7 @@ impl Problem {
         Self { code, message: message.into() }
     }
 
-    /// A `VALIDATION_ERROR` (400) with the given message.
+    /// A `VALIDATION_ERROR` with the given message.
     pub fn validation(message: impl Into<Cow<'static, str>>) -> Self {
         Self::with_message(ErrorCode::ValidationError, message)
     }

@@ -355,7 +355,7 @@ impl Db {
     /// commit (see `invite_store::batch`), with a combiner in front of it. The first request
     /// to find no batch in progress for its key becomes the leader: on a blocking thread with
     /// one connection, it commits what has queued for the key, batch after batch (up to
-    /// [`MAX_BATCH`] writes each), until the queue is empty. Every other request queues its
+    /// `MAX_BATCH` writes each), until the queue is empty. Every other request queues its
     /// write and awaits its own outcome without holding a thread or a connection, so a batch
     /// can grow past the pool's size. Deadlines, shedding and the circuit are those of
     /// [`Db::run`]; `work` may run more than once (again alone when its batch fails), so it

@@ -8,9 +8,8 @@
 //!   commit below (see `invite_store::repo::EventHorizon`): nothing committed is lost or
 //!   reordered. It reads when another instance announces events, and at least every
 //!   [`POLL_INTERVAL`]; not for its own events, which it has applied already (reading them
-//!   back as they came, 40 times a second under a stream of joins, cost a fifth of the joins'
-//!   throughput at 64 clients, `bench/ab`; applying one twice is harmless, so the poll does not
-//!   skip them).
+//!   back as they came would cost a query per burst of joins, taken from the joins'
+//!   throughput; applying one twice is harmless, so the poll does not skip them).
 //! - On PostgreSQL, an instance that wrote events announces them with `NOTIFY invite_events,
 //!   '<its id>'`, sent right after its commit on a connection of its own, and every instance
 //!   `LISTEN`s on such a connection (ignoring its own announcements) (`tokio-postgres`; diesel cannot listen), reconnecting with backoff and
@@ -20,7 +19,7 @@
 //!   the next poll. On SQLite everything is in this process: the wake-up is enough.
 //! - Gateway sessions hear events only from the reader, so that each hears them in `seq` order
 //!   whichever instance wrote them. While sessions are open here, this instance's own events
-//!   wake the reader too (at most once per [`READ_GAP`]), instead of waiting for the poll.
+//!   wake the reader too (at most once per `READ_GAP`), instead of waiting for the poll.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};

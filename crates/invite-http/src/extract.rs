@@ -35,7 +35,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
         let utf8 = declares_utf8(req.headers());
         let mut payload = payload.take();
         Box::pin(async move {
-            // A declared length over the limit never gets here ([`refuse_oversized_bodies`]);
+            // A declared length over the limit never gets here ([`crate::body::buffer`]);
             // a streamed body is counted as it arrives.
             let mut body = BytesMut::new();
             while let Some(chunk) = payload.next().await {

@@ -1,5 +1,6 @@
-//! The invite service's HTTP API: actix-web handlers over `invite-store`, with the rules of
-//! `invite-core`, and the `invite-server` binary's commands.
+//! The invite service's HTTP API: actix-web handlers that call `invite-ops` for every change
+//! (which decides with the rules of `invite-core` and writes through `invite-store`), and the
+//! `invite-server` binary's commands.
 //!
 //! - [`startup::run`] serves the API on a listener it is handed.
 //! - [`config`]: every setting, as flags and `INVITE_*` variables.

@@ -6,11 +6,10 @@ use clap::Parser;
 use invite_http::cli;
 use invite_http::config::Cli;
 
-/// jemalloc rather than glibc's malloc: on the benchmark's sequences it served previews with a
-/// quarter less processor time and held 10-12% less memory at the peak under 256 connections,
-/// since with `background_thread` and short decay times (`.cargo/config.toml`) it hands freed
-/// pages back to the system within a second or two, where glibc keeps what an overload
-/// allocated. See BENCHMARKS.md, "The allocator".
+/// jemalloc rather than glibc's malloc: it serves previews with less processor time, and holds
+/// less memory at the peak under many connections, since with `background_thread` and short
+/// decay times (`.cargo/config.toml`) it hands freed pages back to the system within a second
+/// or two, where glibc keeps what an overload allocated. See BENCHMARKS.md, "The allocator".
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -54,7 +54,7 @@ impl Maintenance {
 }
 
 /// The refusal of a write during `state`'s window at `now`: `Retry-After` is the seconds until
-/// the planned end, at most [`MAX_RETRY_AFTER`].
+/// the planned end, at most `MAX_RETRY_AFTER`.
 pub fn refusal(state: &MaintenanceState, now: DateTime<Utc>) -> ApiError {
     let retry_after = state.ends_at.map_or(MAX_RETRY_AFTER, |ends_at| {
         let left = (ends_at - now).num_milliseconds().max(0);

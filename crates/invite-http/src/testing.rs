@@ -40,8 +40,8 @@ impl std::fmt::Debug for TestServer {
 impl TestServer {
     /// Starts the service over `pool` with `random` codes and these command-line settings on top
     /// of the tests' defaults: rate limits off (tests send bursts) and shedding only what cannot
-    /// be served within the database deadline (debug builds are ten times slower than release
-    /// ones), unless `args` sets them; two workers; 5 s to stop.
+    /// be served within the database deadline (debug builds are far slower than release ones),
+    /// unless `args` sets them; two workers; 5 s to stop.
     ///
     /// # Panics
     /// When the settings are invalid or the service cannot start: a test cannot go on then.

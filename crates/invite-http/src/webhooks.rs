@@ -192,7 +192,7 @@ pub fn spawn(state: &AppState) {
 }
 
 /// Gives up this instance's leases once it has stopped serving, so that another instance goes
-/// on delivering at once rather than after [`LEASE`]. Deliveries still under way can then no
+/// on delivering at once rather than after `LEASE`. Deliveries still under way can then no
 /// longer record their outcome: the next holder makes that attempt again (at least once).
 pub async fn release_leases(state: &AppState) {
     let owner = state.deliverer.instance;

@@ -1,5 +1,9 @@
 //! The `invite-server` binary as a user runs it: clear errors, the commands, the demo, and a
 //! graceful stop on SIGTERM.
+#![expect(
+    clippy::unwrap_used,
+    reason = "tests panic to fail; allow-unwrap-in-tests misses helpers and macro-declared tests"
+)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};

@@ -88,8 +88,8 @@ enum Command {
         #[arg(long)]
         json: Option<std::path::PathBuf>,
         /// Threads sending and reading requests; 0 is one per core. One thread costs the
-        /// machine a third less processor time per request (no hand-offs between threads),
-        /// which matters when the tool shares the machine with the service and its database:
+        /// machine less processor time per request (no hand-offs between threads), which
+        /// matters when the tool shares the machine with the service and its database:
         /// `bench/shed` can use it for the open-loop overload runs. A closed loop of previews
         /// needs more than one core's worth of sending.
         #[arg(long, default_value_t = 0)]

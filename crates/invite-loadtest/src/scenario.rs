@@ -1,7 +1,9 @@
 //! The scenarios, and the loop that drives one at a given concurrency for a given time.
 
-// Counts and latencies become f64 only to print rates and milliseconds; none comes near 2^52.
-#![allow(clippy::cast_precision_loss)]
+#![expect(
+    clippy::cast_precision_loss,
+    reason = "counts and latencies become f64 only to print rates and milliseconds; none comes near 2^52"
+)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! backend (`MultiBackend`) renders each query for the connection it runs on. Every repository
 //! query is therefore written once, against [`DbConnection`]. The few statements whose SQL is
 //! backend-specific by nature (upserts, the single-statement accept on PostgreSQL, SQLite's
-//! `BEGIN IMMEDIATE`) match on the variant, and [`on_each_backend!`] runs one query expression on
+//! `BEGIN IMMEDIATE`) match on the variant, and `on_each_backend!` runs one query expression on
 //! whichever connection is inside, so even those are written once where their SQL is the same.
 
 use std::cell::Cell;
@@ -150,7 +150,7 @@ fn in_transaction(conn: &mut DbConnection) -> bool {
 /// (a write recorded with its Idempotency-Key, for instance) commits the lot at once.
 ///
 /// The commit is skipped, and the transaction rolled back, when the request's deadline (see
-/// [`with_deadline`]) has passed meanwhile.
+/// [`DbPool::run_by`](crate::DbPool::run_by)) has passed meanwhile.
 pub fn write_transaction<T, E>(
     conn: &mut DbConnection,
     work: impl FnOnce(&mut DbConnection) -> Result<T, E>,

@@ -24,8 +24,8 @@ const PING_AFTER_IDLE: Duration = Duration::from_secs(5);
 
 /// How soon the SQLite checkpointer (see [`PoolConfig::checkpoint_thread`]) looks again after
 /// a pass that copied pages back into the database file: often, so that each pass is short and
-/// the WAL stays small (passes every 50 ms made the writer's commits wait behind their longer
-/// writes: p99 at half the best accept rate 14-18 ms, against 8-9 ms at 10 ms).
+/// the WAL stays small; passes further apart copy more at a time, and the writer's commits wait
+/// behind those longer writes.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(10);
 
 /// The longest the checkpointer sleeps while nothing is written: each pass with nothing to copy
@@ -114,22 +114,21 @@ pub struct PoolConfig {
     /// Longest a single PostgreSQL statement may run.
     pub statement_timeout: Duration,
     /// SQLite: copy the WAL back into the database file on a thread of the pool's own. All joins
-    /// commit through one writer, and that writer spent a fifth of its time checkpointing
-    /// (`perf`, accept-distinct); with the thread, the commit that finds the WAL past 1,000 pages
-    /// (SQLite's own automatic checkpoint, kept) has only the last few frames left to copy, and
-    /// then starts the WAL over. (A thread alone, with the writers' checkpoints put off to 10,000
-    /// pages, let the WAL grow to 40 MB, since it never caught up with a writer that keeps
-    /// appending, and doubled the p99 of joins.) For a long-running service; off by default, so
-    /// a short-lived process (the CLI, a test) starts no thread.
+    /// commit through one writer, and checkpointing in that writer takes a large share of its
+    /// time; with the thread, the commit that finds the WAL past 1,000 pages (SQLite's own
+    /// automatic checkpoint, kept) has only the last few frames left to copy, and then starts
+    /// the WAL over. The writers' own checkpoints stay: a thread alone never catches up with a
+    /// writer that keeps appending, and the WAL, and the joins' latency, would grow without
+    /// bound. For a long-running service; off by default, so a short-lived process (the CLI, a
+    /// test) starts no thread.
     pub checkpoint_thread: bool,
 }
 
 impl PoolConfig {
     /// Defaults for a URL: 2 s checkout, 5 s statements, and 10 connections on PostgreSQL but
     /// 4 on SQLite. SQLite writes one transaction at a time and its readers share the machine's
-    /// cores with the service, so connections past a few only wait, each holding a page cache:
-    /// measured under 256 clients, 4 connections served more requests than 16 with 16 MB less
-    /// memory (BENCHMARKS.md).
+    /// cores with the service, so connections past a few only wait, each holding a page cache
+    /// (BENCHMARKS.md compares pool sizes).
     pub fn new(url: DatabaseUrl) -> Self {
         let max_size = match url.backend() {
             Backend::Postgres => 10,

@@ -4,8 +4,8 @@
 //! whose SQL could change with its values: an `UPDATE` built with its DSL (a changeset may skip
 //! `None` fields), an upsert's `DO UPDATE`, or `sql_query`. Each of those is parsed and planned
 //! again every time it runs. For the few such statements that run on every join (the
-//! `UPDATE`s of the invite's use and of the member count), that was a tenth of the SQLite
-//! writer's time (`perf` of the writer thread under accept-distinct). [`prepared_statement!`]
+//! `UPDATE`s of the invite's use and of the member count), that planning is a noticeable share
+//! of the SQLite writer's time, the one resource every join queues for. [`prepared_statement!`]
 //! declares one as a query type of its own, with fixed SQL, so that both backends keep it
 //! prepared.
 //!

@@ -12,7 +12,7 @@
 //!   shared then must not look dead in every chat it was pasted into), and says when joining
 //!   is back in place of the form; a form posted then is refused with the 503 page.
 //! - The join never trusts the cached state: the form runs the API's own accept operation
-//!   ([`crate::routes::invites::redeem`]).
+//!   (`crate::routes::invites::redeem`).
 //! - The session is the platform's: a bearer token in the cookie `INVITE_SESSION_COOKIE`. Without
 //!   one, the page links to `INVITE_LOGIN_URL?next=<the page>`.
 
@@ -63,8 +63,8 @@ impl Default for PageSettings {
 
 /// Registers `/invite/{code}`, the link the service hands out. Call before the API's routes:
 /// the router tries routes in order, matching each dynamic one with a regular expression, and
-/// the page is the path a crowd follows (tried after every API route, the matching cost a
-/// sixth of the page's time under load, `perf`); no API route starts with `/invite/`.
+/// the page is the path a crowd follows (tried after every API route, it would pay for every
+/// one of their expressions); no API route starts with `/invite/`.
 pub fn configure_links(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/invite/{code}")

@@ -1,7 +1,7 @@
 //! The routes of the API, one file per resource. Every resource answers a method it does not
 //! take with a JSON 405, and every unknown path with a JSON 404.
 //!
-//! Each module declares its routes once with [`routes!`]: the same declaration registers them
+//! Each module declares its routes once with `routes!`: the same declaration registers them
 //! on the app and lists them in [`table`], which the tests compare with `/openapi.json` so that
 //! no route goes undocumented.
 

@@ -2,6 +2,10 @@
 //! on a SQLite file. What the store does is the store's suite's; these check what the
 //! operations decide (who may, in which order, with which refusal) and what they return (the
 //! outcome and its events, committed with the change).
+#![expect(
+    clippy::unwrap_used,
+    reason = "tests panic to fail; allow-unwrap-in-tests misses helpers and macro-declared tests"
+)]
 
 mod invites;
 mod outcome;

@@ -20,9 +20,8 @@
 //!   will ever be seen is there to see. A gap left by a rollback is simply never filled.
 //! - Only this database's transactions that have written count: a long read elsewhere on the
 //!   cluster (a backup, a report, another database's work) holds the cluster's snapshot `xmin`
-//!   back for as long as it runs, and an earlier version of this reader, which waited for that
-//!   `xmin`, stopped delivering events for as long (a test holding a transaction open in
-//!   another database stalled it for over 10 s).
+//!   back for as long as it runs, and a reader that waited for that `xmin` would stop
+//!   delivering events for as long.
 
 use std::collections::VecDeque;
 

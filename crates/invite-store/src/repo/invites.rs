@@ -261,8 +261,8 @@ evented AS (
 SELECT (SELECT active FROM open) AS active, (SELECT seq FROM evented) AS event_seq
 ";
 
-/// The PostgreSQL create statement, with `params` (a `SELECT` of the columns
-/// [`CreateStatement`] binds: `id`, `server_id`, `channel_id`, `code`, `created_by`, `max_uses`,
+/// The PostgreSQL create statement, with `params` (a `SELECT` of the columns the create
+/// binds: `id`, `server_id`, `channel_id`, `code`, `created_by`, `max_uses`,
 /// `max_age`, `expires_at`, `temporary`, `now`, `max_active`, `audit_id`, `audit_action`,
 /// `audit_target`, `audit_details`, `event_type`, `audience`, `payload`) in place of the bound
 /// values: what a benchmark of the database alone runs after the server's lock.
@@ -643,9 +643,8 @@ impl InviteRepository for DbConnection {
             Option<i64>,
         );
         // The presence count, a subquery of the same statement: as a statement of its own it
-        // doubled the round trips of every preview the cache misses (PostgreSQL previews with
-        // the cache off: 1.22-1.24x with it here, `bench/ab`). A user with two sessions counts
-        // once.
+        // would double the round trips of every preview the cache misses. A user with two
+        // sessions counts once.
         let presence = gateway_sessions::table
             .inner_join(members::table.on(members::user_id.eq(gateway_sessions::user_id)))
             .filter(members::server_id.eq(invites::server_id))

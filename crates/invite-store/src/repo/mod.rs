@@ -2,8 +2,10 @@
 //! connection. One implementation, on [`DbConnection`], serves both backends.
 //!
 //! Every write that changes more than one row runs in one transaction: either all of it is
-//! committed or none. Refusals decided by the core's rules come back as
-//! [`StoreError::Refused`](crate::StoreError::Refused) and leave the database unchanged.
+//! committed or none. What stops a change comes back as a fact or a conflict
+//! ([`StoreError::Stopped`](crate::StoreError::Stopped),
+//! [`StoreError::Conflict`](crate::StoreError::Conflict)), which the operations layer turns into
+//! a refusal, and leaves the database unchanged.
 
 mod audit;
 mod events;

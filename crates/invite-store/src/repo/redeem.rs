@@ -334,8 +334,8 @@ evented AS (
 /// The optional parts are left out of the statement when they have nothing to write, rather
 /// than sent with a `WHERE` that is false: every data-modifying CTE costs PostgreSQL its
 /// executor set-up (opening and locking the table and its indexes) on every run, even when it
-/// writes no row, and these two were a tenth of an accept's database time (pgbench, one client,
-/// 2026-12-04: 604-632 against 539-579 µs of PostgreSQL's CPU per accept).
+/// writes no row, and for these two that set-up is a noticeable share of an accept's database
+/// time.
 const REMEMBERED_SQL: &str = ",
 remembered AS (
     -- A returning user whose name has not changed costs a look-up, not a row write.
