@@ -14,9 +14,9 @@
 //! bucket refills, known codes included: otherwise the answer to the next guess would still
 //! say whether it exists, and scanning would go on.
 //!
-//! A limited request records its bucket's state in the request's extensions; the
-//! [`headers`] middleware then puts `X-RateLimit-*` on whatever the response is (Discord's
-//! headers), a 429 or not. Limits are per instance (see the README on sizing them for N).
+//! Each charge answers with its bucket's state ([`BucketState`]), for the host to put on the
+//! response as `X-RateLimit-*` headers, a 429 or not. Limits are per instance (see the README
+//! on sizing them for N).
 //!
 //! Memory stays bounded: [`RateLimits::forget_idle`] (run every few seconds) drops every key
 //! whose bucket is full again, which is all a bucket of an idle key can be.
@@ -25,11 +25,6 @@ use std::hash::Hash;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpRequest};
 use dashmap::DashMap;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
@@ -37,8 +32,35 @@ use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 use uuid::Uuid;
 
-use crate::config::Rate;
 use crate::metrics::Metrics;
+
+pub(crate) mod bucket;
+pub use bucket::{Bucket, BucketState, Limited};
+
+/// A rate: `count` requests per `period`, with bursts of up to `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Requests per period, and the largest burst.
+    pub count: std::num::NonZeroU32,
+    /// The period.
+    pub period: Duration,
+}
+
+impl Rate {
+    /// Parses `10/10s`, `20/1m`, `5/s`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (count, period) = text.trim().split_once('/')?;
+        let count = count.trim().parse().ok()?;
+        let period = period.trim();
+        // `5/s` reads as five a second.
+        let period = if period.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            humantime::parse_duration(&format!("1{period}")).ok()?
+        } else {
+            humantime::parse_duration(period).ok()?
+        };
+        (!period.is_zero()).then_some(Self { count, period })
+    }
+}
 
 /// The rate of each bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,56 +73,6 @@ pub struct Rates {
     pub preview: Rate,
     /// `unknown-code`, per client address.
     pub unknown_code: Rate,
-}
-
-/// The buckets, named as `X-RateLimit-Bucket` names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Bucket {
-    /// Accepting invites.
-    Accept,
-    /// Creating invites.
-    Create,
-    /// Previewing invites (the JSON preview and the invite page).
-    Preview,
-    /// Looking up codes that do not exist.
-    UnknownCode,
-}
-
-impl Bucket {
-    /// Every bucket.
-    pub const ALL: [Self; 4] = [Self::Accept, Self::Create, Self::Preview, Self::UnknownCode];
-
-    /// The name in headers and metrics.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Accept => "accept",
-            Self::Create => "create",
-            Self::Preview => "preview",
-            Self::UnknownCode => "unknown-code",
-        }
-    }
-}
-
-/// Where a request stands with its bucket: what `X-RateLimit-*` says.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BucketState {
-    /// The bucket.
-    pub bucket: Bucket,
-    /// Its size.
-    pub limit: u32,
-    /// Requests left before it refuses.
-    pub remaining: u32,
-    /// Until it is full again.
-    pub reset_after: Duration,
-}
-
-/// A refusal: the bucket's state, and when a request would be let through.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Limited {
-    /// The bucket that refused.
-    pub state: BucketState,
-    /// How long to wait.
-    pub retry_after: Duration,
 }
 
 /// An address as a rate-limit key: an IPv4 address, or the /64 an IPv6 address is in (one
@@ -269,39 +241,6 @@ impl RateLimits {
             + self.unknown_code.keyed.len()
             + self.scanners.len()
     }
-}
-
-/// Records where the request stands with `state`'s bucket, for the headers of its response.
-pub fn record(req: &HttpRequest, state: BucketState) {
-    req.extensions_mut().insert(state);
-}
-
-/// Puts `X-RateLimit-Limit`, `-Remaining`, `-Reset-After` (seconds, to the millisecond) and
-/// `-Bucket` on every response whose request met a bucket.
-pub async fn headers(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let mut response = next.call(req).await?;
-    let state = response.request().extensions().get::<BucketState>().copied();
-    if let Some(state) = state {
-        let headers = response.headers_mut();
-        let mut put = |name: &'static str, value: String| {
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                headers.insert(HeaderName::from_static(name), value);
-            }
-        };
-        put("x-ratelimit-limit", state.limit.to_string());
-        put("x-ratelimit-remaining", state.remaining.to_string());
-        put("x-ratelimit-reset-after", seconds(state.reset_after));
-        put("x-ratelimit-bucket", state.bucket.name().to_owned());
-    }
-    Ok(response)
-}
-
-/// Seconds with millisecond precision, as Discord writes them (`1.250`).
-pub fn seconds(duration: Duration) -> String {
-    format!("{:.3}", duration.as_secs_f64())
 }
 
 #[cfg(test)]
