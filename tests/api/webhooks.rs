@@ -138,7 +138,7 @@ fn assert_signed(delivery: &Received, secret: &str) {
     let timestamp: i64 =
         signature.split(',').find_map(|part| part.strip_prefix("t=")).unwrap().parse().unwrap();
     assert!((chrono::Utc::now().timestamp() - timestamp).abs() < 120, "a fresh timestamp");
-    assert_eq!(signature, invite_http::webhooks::signature(secret, timestamp, &delivery.body));
+    assert_eq!(signature, invite_runtime::webhooks::signature(secret, timestamp, &delivery.body));
 }
 
 fn deliveries_are_signed_ordered_and_filtered(backend: Backend) {

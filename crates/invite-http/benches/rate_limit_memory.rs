@@ -14,8 +14,8 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use invite_http::config::Rate;
-use invite_http::rate_limit::{AddrKey, RateLimits, Rates};
+use invite_runtime::rate_limit::Rate;
+use invite_runtime::rate_limit::{AddrKey, RateLimits, Rates};
 
 fn rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

@@ -22,7 +22,6 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// The shortest HS256 secret accepted: 256 bits, the size of the hash.
 pub const MIN_SECRET_LEN: usize = 32;
@@ -229,9 +228,9 @@ impl FromRequest for AuthUser {
 }
 
 fn authenticate(req: &HttpRequest) -> Result<Actor, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::internal("the application state is not registered"))?;
+    let auth = req
+        .app_data::<web::Data<Authenticator>>()
+        .ok_or_else(|| ApiError::internal("the authenticator is not registered"))?;
     let value =
         req.headers().get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).ok_or_else(
             || {
@@ -252,7 +251,7 @@ fn authenticate(req: &HttpRequest) -> Result<Actor, ApiError> {
                 "The Authorization header must be Bearer <token>",
             )
         })?;
-    state.auth.verify(token)
+    auth.verify(token)
 }
 
 #[cfg(test)]

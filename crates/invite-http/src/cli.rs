@@ -2,10 +2,11 @@
 //! an unreachable database) ends with a message saying what to fix, never a panic.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
-use invite_core::clock::{Clock, SystemClock};
+use invite_core::clock::SystemClock;
 use invite_core::code::{InviteCode, OsRandom};
 use invite_core::invite::CreateInviteRequest;
 use invite_core::server::CreateServerRequest;
@@ -16,8 +17,7 @@ use uuid::Uuid;
 
 use crate::config::{Cli, Command, Config};
 
-use crate::startup::{self, ServerOptions};
-use crate::state::AppState;
+use crate::startup::{self, ServerOptions, Service};
 use crate::telemetry;
 
 /// Runs the command the command line names (`serve` by default).
@@ -56,14 +56,14 @@ fn bind(config: &Config) -> anyhow::Result<TcpListener> {
 
 fn serve_until_stopped(
     listener: TcpListener,
-    state: AppState,
+    service: Service,
     options: ServerOptions,
 ) -> anyhow::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "listening");
     actix_web::rt::System::new().block_on(async move {
-        let background = state.clone();
-        startup::run(listener, state, options)?.await.context("the HTTP server failed")?;
-        crate::webhooks::release_leases(&background).await;
+        let (door, deliverer) = (service.door.clone(), Arc::clone(&service.deliverer));
+        startup::run(listener, service, options)?.await.context("the HTTP server failed")?;
+        invite_runtime::webhooks::release_leases(&door, &deliverer).await;
         anyhow::Ok(())
     })?;
     tracing::info!("stopped");
@@ -75,8 +75,9 @@ fn serve(config: &Config) -> anyhow::Result<()> {
     let pool = migrated_pool(config)?;
     let listener = bind(config)?;
     let public_url = config.public_url(listener.local_addr()?);
-    let (state, options) = startup::prepare(config, pool, auth, public_url)?;
-    serve_until_stopped(listener, state, options)
+    let (service, options) =
+        startup::prepare(config, pool, auth, public_url, Arc::new(SystemClock))?;
+    serve_until_stopped(listener, service, options)
 }
 
 fn migrate(config: &Config) -> anyhow::Result<()> {
@@ -156,14 +157,12 @@ fn demo(config: &Config) -> anyhow::Result<()> {
     let pool = migrated_pool(&config)?;
     let listener = bind(&config)?;
     let public_url = config.public_url(listener.local_addr()?);
-    let (state, options) = startup::prepare(&config, pool.clone(), auth, public_url)?;
+    let (service, options) =
+        startup::prepare(&config, pool.clone(), auth, public_url, Arc::new(SystemClock))?;
 
     let (owner, guest) = (Uuid::now_v7(), Uuid::now_v7());
     // Through the operations, as any change: audited, and its events in the outbox.
-    let ctx = invite_ops::Ctx {
-        actor: Actor { user_id: owner, username: Some("alice".to_owned()) },
-        now: SystemClock.now(),
-    };
+    let ctx = service.door.ctx(Actor { user_id: owner, username: Some("alice".to_owned()) });
     let server_request = CreateServerRequest {
         name: "Demo server".to_owned(),
         icon_url: None,
@@ -176,20 +175,21 @@ fn demo(config: &Config) -> anyhow::Result<()> {
     };
     let invite = pool
         .run_by(Instant::now() + Duration::from_secs(10), |conn| {
-            let server = invite_ops::servers::create(conn, &ctx, &server_request)?.settle(&state);
+            let server = invite_ops::servers::create(conn, &ctx, &server_request)?
+                .settle(service.door.sink());
             let place = invite_ops::invites::Place::Server(server.id);
             Ok::<_, invite_ops::OpError>(
                 invite_ops::invites::create(conn, &ctx, place, invite_request, &mut OsRandom)?
-                    .settle(&state),
+                    .settle(service.door.sink()),
             )
         })
         .context("cannot create the demo data")?;
     let (CreatedInvite::Created(invite) | CreatedInvite::Reused(invite)) = invite;
     let code = invite.code.unwrap_or_default();
     let day = Duration::from_hours(24);
-    let owner_token = state.auth.mint_for(owner, Some("alice".into()), day).unwrap_or_default();
-    let guest_token = state.auth.mint_for(guest, Some("bob".into()), day).unwrap_or_default();
-    let base = state.public_url.clone();
+    let owner_token = service.auth.mint_for(owner, Some("alice".into()), day).unwrap_or_default();
+    let guest_token = service.auth.mint_for(guest, Some("bob".into()), day).unwrap_or_default();
+    let base = service.links.public_url().to_owned();
     println!(
         "\nInvite link (open it in a browser): {}\n\n\
          Invite service demo on {base} (database {:?})\n\n\
@@ -201,10 +201,10 @@ fn demo(config: &Config) -> anyhow::Result<()> {
          Accept it as the guest:\n  curl -s -X POST -H \"Authorization: Bearer $GUEST\" {base}/invites/{code}/accept\n\
          List the server's invites as the owner:\n  curl -s -H \"Authorization: Bearer $OWNER\" {base}/servers/{}/invites\n\n\
          Tokens are valid for 24 hours. Ctrl-C stops the demo.\n",
-        state.invite_url(&code),
+        service.links.invite_url(&code),
         config.database_url,
-        state.page.session_cookie,
+        service.page.session_cookie,
         invite.server_id,
     );
-    serve_until_stopped(listener, state, options)
+    serve_until_stopped(listener, service, options)
 }

@@ -48,6 +48,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clap::builder::TypedValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand};
+use invite_runtime::rate_limit::Rate;
 use invite_store::{DatabaseUrl, PoolConfig};
 use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
@@ -229,36 +230,11 @@ pub struct Config {
     pub app_url: Option<String>,
 }
 
-/// A rate: `count` requests per `period`, with bursts of up to `count`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate {
-    /// Requests per period, and the largest burst.
-    pub count: std::num::NonZeroU32,
-    /// The period.
-    pub period: Duration,
-}
-
-impl Rate {
-    /// Parses `10/10s`, `20/1m`, `5/s`.
-    pub fn parse(text: &str) -> Option<Self> {
-        let (count, period) = text.trim().split_once('/')?;
-        let count = count.trim().parse().ok()?;
-        let period = period.trim();
-        // `5/s` reads as five a second.
-        let period = if period.starts_with(|c: char| c.is_ascii_alphabetic()) {
-            humantime::parse_duration(&format!("1{period}")).ok()?
-        } else {
-            humantime::parse_duration(period).ok()?
-        };
-        (!period.is_zero()).then_some(Self { count, period })
-    }
-}
-
 /// The settings of contract section 6.
 #[derive(Debug, Clone)]
 pub struct Reliability {
     /// The rate of each bucket, or `None` when rate limits are off.
-    pub rates: Option<crate::rate_limit::Rates>,
+    pub rates: Option<invite_runtime::rate_limit::Rates>,
     /// Proxies whose forwarding headers are believed.
     pub trusted_proxies: Vec<IpNet>,
     /// The header those proxies name the client in.
@@ -501,7 +477,7 @@ impl Config {
 
     /// Rate limits, proxies, maintenance and the admin token.
     pub fn reliability(&self) -> Reliability {
-        let rates = self.rate_limits.then_some(crate::rate_limit::Rates {
+        let rates = self.rate_limits.then_some(invite_runtime::rate_limit::Rates {
             accept: self.rate_limit_accept,
             create: self.rate_limit_create,
             preview: self.rate_limit_preview,
@@ -527,8 +503,8 @@ impl Config {
     }
 
     /// The gateway's settings.
-    pub fn gateway(&self) -> crate::gateway::GatewaySettings {
-        crate::gateway::GatewaySettings {
+    pub fn gateway(&self) -> invite_runtime::gateway::GatewaySettings {
+        invite_runtime::gateway::GatewaySettings {
             heartbeat: self.gateway_heartbeat,
             max_per_user: self.gateway_max_per_user,
             queue: self.gateway_queue,

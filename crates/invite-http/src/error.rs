@@ -13,7 +13,8 @@ use invite_core::{ErrorCode, Problem};
 use invite_ops::OpError;
 use invite_store::StoreError;
 
-use crate::rate_limit::Limited;
+use invite_runtime::db::Failure;
+use invite_runtime::rate_limit::Limited;
 
 // The bodies every error renders: wire types, defined with the API's others.
 pub use invite_api::{ErrorBody, RateLimitedBody};
@@ -181,6 +182,17 @@ impl From<OpError> for ApiError {
             OpError::Refused(problem) => Self::Problem(problem),
             OpError::Unavailable(cause) => Self::Unavailable(cause),
             OpError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+impl From<Failure> for ApiError {
+    /// The way into the database's failures: overload is refused at once with its own code;
+    /// anything else is the operation's.
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Overloaded => Self::Overloaded,
+            Failure::Op(error) => error.into(),
         }
     }
 }

@@ -14,22 +14,33 @@
 //!   retry with the same key is decided afresh.
 
 use std::future::{Ready, ready};
-use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
-use dashmap::DashMap;
 use invite_core::{ErrorCode, Problem};
+use invite_runtime::idempotency::{Claimed, InFlight};
 use invite_store::repo::{IdempotencyClaim, Keyed, RecordedResponse};
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::body::BufferedBody;
 use crate::error::ApiError;
-use crate::state::AppState;
+
+/// The `Idempotency-Key` header every POST takes.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyHeader {
+    /// Makes retrying the request safe: within 24 hours, the same key from the same user
+    /// replays the first response (`Idempotent-Replayed: true`) without doing the work again;
+    /// the same key on another request is 422 `IDEMPOTENCY_KEY_REUSED`, and while its twin
+    /// still runs, 409 `IDEMPOTENCY_IN_FLIGHT`. 1-255 printable ASCII characters.
+    #[serde(rename = "Idempotency-Key")]
+    #[param(max_length = 255, pattern = "^[ -~]{1,255}$")]
+    #[expect(dead_code, reason = "read from the header by `idempotency::IdempotencyKey`")]
+    idempotency_key: Option<String>,
+}
 
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
@@ -40,23 +51,6 @@ pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 /// Longest key accepted, in bytes.
 pub const MAX_KEY_LEN: usize = 255;
 
-/// Keys whose request is running on this instance.
-#[derive(Debug, Default)]
-pub struct InFlight(DashMap<(Uuid, String), ()>);
-
-/// The claim on a key, held while its request runs.
-#[derive(Debug)]
-pub struct Claimed {
-    claim: IdempotencyClaim,
-    in_flight: Arc<InFlight>,
-}
-
-impl Drop for Claimed {
-    fn drop(&mut self) {
-        self.in_flight.0.remove(&(self.claim.user_id, std::mem::take(&mut self.claim.key)));
-    }
-}
-
 /// The request's `Idempotency-Key`, checked and claimed, or `None` without one. Extract it
 /// after [`AuthUser`]: keys are per user.
 #[derive(Debug)]
@@ -65,7 +59,7 @@ pub struct IdempotencyKey(Option<Claimed>);
 impl IdempotencyKey {
     /// The claim to hand to the store.
     pub fn claim(&self) -> Option<IdempotencyClaim> {
-        self.0.as_ref().map(|claimed| claimed.claim.clone())
+        self.0.as_ref().map(|claimed| claimed.claim().clone())
     }
 }
 
@@ -91,21 +85,18 @@ fn claim(req: &HttpRequest, payload: &mut Payload) -> Result<IdempotencyKey, Api
             ))
         })?;
     let AuthUser(actor) = AuthUser::from_request(req, payload).into_inner()?;
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::internal("the application state is not registered"))?;
+    let in_flight = req
+        .app_data::<web::Data<InFlight>>()
+        .ok_or_else(|| ApiError::internal("the in-flight registry is not registered"))?;
     let claim = IdempotencyClaim {
         user_id: actor.user_id,
         key: key.to_owned(),
         fingerprint: fingerprint(req),
     };
-    match state.in_flight.0.entry((claim.user_id, claim.key.clone())) {
-        dashmap::Entry::Occupied(_) => return Err(ApiError::of(ErrorCode::IdempotencyInFlight)),
-        dashmap::Entry::Vacant(slot) => {
-            slot.insert(());
-        }
-    }
-    Ok(IdempotencyKey(Some(Claimed { claim, in_flight: Arc::clone(&state.in_flight) })))
+    in_flight
+        .claim(claim)
+        .map(|claimed| IdempotencyKey(Some(claimed)))
+        .ok_or_else(|| ApiError::of(ErrorCode::IdempotencyInFlight))
 }
 
 /// What makes two requests the same: method, path with query, and body, hashed.

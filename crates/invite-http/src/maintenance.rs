@@ -1,12 +1,8 @@
 //! Maintenance mode (contract section 6): writes answer 503 `MAINTENANCE`, reads and previews
 //! go on.
 //!
-//! The switch lives in the database, so every instance sharing it follows: each instance reads
-//! it every [`POLL_INTERVAL`], and the instance that switched it knows at once. It is set at
-//! start from `INVITE_MAINTENANCE` (when set), or at run time through `/admin/maintenance`. A
-//! window with an end time is over by itself once the time has passed.
-
-use std::time::Duration;
+//! The switch is set at start from `INVITE_MAINTENANCE` (when set), or at run time through
+//! `/admin/maintenance`; each instance's view of it is `invite_runtime::maintenance`.
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -14,44 +10,17 @@ use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{ResponseError, web};
 use chrono::{DateTime, Utc};
+use invite_runtime::door::Door;
+use invite_runtime::maintenance::Maintenance;
 use invite_store::repo::MaintenanceState;
-use parking_lot::RwLock;
 
 use crate::error::ApiError;
-use crate::state::AppState;
-
-/// How often each instance reads the switch; an instance follows a switch made elsewhere
-/// within this (and within 5 s, as the contract asks, with room to spare).
-pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
 pub use invite_core::maintenance::MAX_MESSAGE_LEN;
 
 /// The longest clients are asked to wait, and what they are asked when the window has no
 /// planned end: a window of hours must not make clients sleep for hours, nor miss an early end.
 const MAX_RETRY_AFTER: u64 = 60;
-
-/// This instance's view of the switch.
-#[derive(Debug, Default)]
-pub struct Maintenance {
-    state: RwLock<Option<MaintenanceState>>,
-}
-
-impl Maintenance {
-    /// The switch as last read or set.
-    pub fn current(&self) -> Option<MaintenanceState> {
-        self.state.read().clone()
-    }
-
-    /// The switch, if it refuses writes at `now`.
-    pub fn active(&self, now: DateTime<Utc>) -> Option<MaintenanceState> {
-        self.state.read().as_ref().filter(|state| state.is_active(now)).cloned()
-    }
-
-    /// Records the switch as the database holds it.
-    pub fn update(&self, state: Option<MaintenanceState>) {
-        *self.state.write() = state;
-    }
-}
 
 /// The refusal of a write during `state`'s window at `now`: `Retry-After` is the seconds until
 /// the planned end, at most `MAX_RETRY_AFTER`.
@@ -77,10 +46,11 @@ pub async fn refuse_writes<B: MessageBody + 'static>(
     // The operator's own switch is never refused.
     if is_write(req.method())
         && !req.path().starts_with("/admin/")
-        && let Some(state) = req.app_data::<web::Data<AppState>>()
-        && let Some(window) = state.maintenance.active(state.clock.now())
+        && let Some(maintenance) = req.app_data::<web::Data<Maintenance>>()
+        && let Some(door) = req.app_data::<web::Data<Door>>()
+        && let Some(window) = maintenance.active(door.now())
     {
-        let response = refusal(&window, state.clock.now()).error_response();
+        let response = refusal(&window, door.now()).error_response();
         return Ok(req.into_response(response).map_into_right_body());
     }
     next.call(req).await.map(ServiceResponse::map_into_left_body)

@@ -21,7 +21,7 @@ use actix_web::web;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::state::AppState;
+use invite_runtime::metrics::Metrics;
 
 /// The header carrying the id both ways.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -50,14 +50,14 @@ pub async fn middleware(
     let started = Instant::now();
     // The request's database deadline counts from here.
     let mut response =
-        crate::db::since_arrival(started, next.call(req).instrument(span.clone())).await?;
+        invite_runtime::db::since_arrival(started, next.call(req).instrument(span.clone())).await?;
     let status = response.status().as_u16();
     let elapsed = started.elapsed().as_secs_f64();
     span.in_scope(|| tracing::info!(status, elapsed_ms = elapsed * 1000.0, "request finished"));
     let request = response.request();
-    if let Some(state) = request.app_data::<web::Data<AppState>>() {
+    if let Some(metrics) = request.app_data::<web::Data<Metrics>>() {
         let route = request.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
-        state.metrics.observe_request(&route, request.method().as_str(), status, elapsed);
+        metrics.observe_request(&route, request.method().as_str(), status, elapsed);
     }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);

@@ -11,8 +11,8 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
+use std::time::Instant;
 
 use actix_http::{HttpService, KeepAlive};
 use actix_service::{IntoServiceFactory as _, ServiceFactoryExt as _, fn_service, map_config};
@@ -24,19 +24,36 @@ use actix_web::{App, HttpResponse, web};
 use tokio::net::TcpStream;
 
 use anyhow::Context as _;
-use invite_core::clock::{Clock as _, SystemClock};
+use invite_core::clock::Clock;
+use invite_runtime::gateway::Gateway;
+use invite_runtime::idempotency::InFlight;
+use invite_runtime::maintenance::{Maintenance, MaintenanceView};
+use invite_runtime::rate_limit::RateLimits;
+use invite_runtime::webhooks::Deliverer;
 use invite_store::DbPool;
 
 use crate::auth::Authenticator;
 use crate::body::BodyTimeout;
+use crate::client_addr::TrustedProxies;
 use crate::config::Config;
 use crate::connections::ConnectionLimit;
-use crate::db::{Db, DbLimits};
-use crate::metrics::Metrics;
-use crate::preview_cache::PreviewCache;
+use crate::gateway::GatewayContext;
+use crate::limiter::Limiter;
+use crate::page::{PageContext, PageSettings};
+use crate::random::{RandomFactory, os_random};
 use crate::refusals::{self, JsonRefusals};
-use crate::state::AppState;
-use crate::{background, body, extract, openapi, rate_limit, request_log, routes};
+use crate::routes::admin::AdminToken;
+use crate::routes::health::Draining;
+use crate::routes::status::Started;
+use crate::wire::Links;
+use crate::{body, extract, openapi, rate_limit, request_log, routes};
+use invite_runtime::db::{Db, DbLimits};
+use invite_runtime::door::Door;
+use invite_runtime::events::{EventBus, Publisher};
+use invite_runtime::gateway::sessions;
+use invite_runtime::metrics::Metrics;
+use invite_runtime::preview_cache::PreviewCache;
+use invite_runtime::{background, events, webhooks};
 
 /// How long a connection may take to send a request's head (then 408).
 const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -93,15 +110,108 @@ impl ServerOptions {
     }
 }
 
-/// Everything a server needs, built from the configuration: the state and the options. The
-/// maintenance switch is set from `INVITE_MAINTENANCE` when it is set (an error if that cannot
-/// be written), and otherwise read as the database holds it.
+/// The service's parts, built once at start-up from the configuration. Nothing is handed the
+/// whole: each handler, middleware and task is given the parts it uses (see [`configure_app`]
+/// and [`run`]).
+#[derive(Clone)]
+pub struct Service {
+    /// The one way into the database, with the service's clock.
+    pub door: Door,
+    /// Token verification.
+    pub auth: Arc<Authenticator>,
+    /// Rate limits, `None` when turned off (`INVITE_RATE_LIMITS=off`).
+    pub limits: Option<Arc<RateLimits>>,
+    /// Whose forwarding headers name the client.
+    pub proxies: Arc<TrustedProxies>,
+    /// This instance's view of the maintenance switch.
+    pub maintenance: Arc<Maintenance>,
+    /// The operator token of `/admin/*`, if configured.
+    admin_token: Arc<AdminToken>,
+    /// Idempotency keys whose request is running here.
+    pub in_flight: Arc<InFlight>,
+    /// Set once the server is stopping.
+    draining: Arc<Draining>,
+    /// When the process started serving.
+    started: Started,
+    /// The outbox's reader on this instance, and its wake-ups.
+    pub events: Arc<EventBus>,
+    /// Delivers webhooks.
+    pub deliverer: Arc<Deliverer>,
+    /// How long events stay in the outbox (`INVITE_EVENTS_RETENTION`).
+    pub events_retention: std::time::Duration,
+    /// Where the `LISTEN` connection goes (PostgreSQL only).
+    pub listen_url: Option<secrecy::SecretString>,
+    /// Where random codes come from.
+    pub random: RandomFactory,
+    /// The public base URL invite links are built on.
+    pub links: Arc<Links>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Previews by code.
+    pub previews: Arc<PreviewCache>,
+    /// The invite page's settings.
+    pub page: Arc<PageSettings>,
+    /// The gateway's sessions and settings.
+    pub gateway: Arc<Gateway>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("door", &self.door)
+            .field("auth", &self.auth)
+            .field("links", &self.links)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    /// The parts the invite page uses.
+    fn page_context(&self) -> PageContext {
+        PageContext {
+            settings: Arc::clone(&self.page),
+            door: self.door.clone(),
+            previews: Arc::clone(&self.previews),
+            limiter: Arc::new(Limiter::new(self.limits.clone(), Arc::clone(&self.proxies))),
+            proxies: Arc::clone(&self.proxies),
+            maintenance: Arc::clone(&self.maintenance),
+            auth: Arc::clone(&self.auth),
+            links: Arc::clone(&self.links),
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+
+    /// The parts the gateway's sockets use.
+    fn gateway_context(&self) -> GatewayContext {
+        GatewayContext {
+            auth: Arc::clone(&self.auth),
+            clock: Arc::clone(self.door.clock()),
+            door: self.door.clone(),
+            events: Arc::clone(&self.events),
+            gateway: Arc::clone(&self.gateway),
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+
+    /// This instance's view of the maintenance switch, with its gauge.
+    fn maintenance_view(&self) -> MaintenanceView {
+        MaintenanceView {
+            maintenance: Arc::clone(&self.maintenance),
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+}
+
+/// Everything a server needs, built from the configuration: the service's parts (dated by
+/// `clock`) and the options. The maintenance switch is set from `INVITE_MAINTENANCE` when it
+/// is set (an error if that cannot be written), and otherwise read as the database holds it.
 pub fn prepare(
     config: &Config,
     pool: DbPool,
     auth: Authenticator,
     public_url: String,
-) -> anyhow::Result<(AppState, ServerOptions)> {
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(Service, ServerOptions)> {
     let reliability = config.reliability();
     let options = ServerOptions {
         workers: config.workers,
@@ -110,7 +220,7 @@ pub fn prepare(
         body_timeout: reliability.body_timeout,
         connections_per_address: reliability.connections_per_address,
     };
-    let now = SystemClock.now();
+    let now = clock.now();
     let switch = match &reliability.maintenance {
         Some(setting) => Some(
             pool.run_by(std::time::Instant::now() + config.db_timeout, |conn| {
@@ -144,26 +254,62 @@ pub fn prepare(
         invite_store::DatabaseUrl::Postgres(url) => Some(secrecy::SecretString::from(url.as_str())),
         invite_store::DatabaseUrl::Sqlite(_) => None,
     };
-    let mut state = AppState::new(
-        Db::new(pool, limits, Arc::clone(&metrics)),
-        auth,
-        public_url,
-        &reliability,
-        PreviewCache::new(config.preview_cache_size, config.preview_cache_ttl),
+    let events = Arc::new(EventBus::default());
+    let previews = Arc::new(PreviewCache::new(config.preview_cache_size, config.preview_cache_ttl));
+    let publisher = Arc::new(Publisher::new(Arc::clone(&events), Arc::clone(&previews)));
+    let door = Door::new(Db::new(pool, limits, Arc::clone(&metrics)), publisher, clock);
+    let service = Service {
+        limits: reliability
+            .rates
+            .map(|rates| Arc::new(RateLimits::new(rates, Arc::clone(&metrics)))),
+        proxies: Arc::new(
+            TrustedProxies::new(reliability.trusted_proxies.clone())
+                .reading(reliability.client_address_header),
+        ),
+        maintenance: Arc::default(),
+        admin_token: Arc::new(AdminToken(reliability.admin_token.clone())),
+        in_flight: Arc::default(),
+        draining: Arc::default(),
+        started: Started(Instant::now()),
+        events,
+        deliverer: Arc::new(Deliverer::new(reliability.webhook_allow_private)),
+        events_retention: reliability.events_retention,
+        listen_url,
+        door,
+        auth: Arc::new(auth),
+        random: os_random(),
+        links: Arc::new(Links::new(public_url)),
         metrics,
-    );
-    state.listen_url = listen_url;
-    state.page = Arc::new(config.page());
-    state.gateway = Arc::new(crate::gateway::Gateway::new(config.gateway()));
-    background::show_maintenance(&state, switch);
-    Ok((state, options))
+        previews,
+        page: Arc::new(config.page()),
+        gateway: Arc::new(Gateway::new(config.gateway())),
+    };
+    service.maintenance_view().show(switch, now);
+    Ok((service, options))
 }
 
-/// Registers the whole application on an actix `App`: state, extractor error handlers, routes,
-/// the JSON 404, the JSON safety net for actix's own error responses, and request ids.
-pub fn configure_app(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
+/// Registers the whole application on an actix `App`: the service's parts (each handler
+/// extracts those it uses), extractor error handlers, routes, the JSON 404, the JSON safety net
+/// for actix's own error responses, and request ids.
+pub fn configure_app(service: &Service) -> impl FnOnce(&mut web::ServiceConfig) {
+    let parts = service.clone();
     move |cfg| {
-        cfg.app_data(state)
+        let limiter = Limiter::new(parts.limits.clone(), Arc::clone(&parts.proxies));
+        cfg.app_data(web::Data::new(parts.page_context()))
+            .app_data(web::Data::new(parts.gateway_context()))
+            .app_data(web::Data::new(parts.door))
+            .app_data(web::Data::new(limiter))
+            .app_data(web::Data::from(parts.auth))
+            .app_data(web::Data::from(parts.maintenance))
+            .app_data(web::Data::from(parts.admin_token))
+            .app_data(web::Data::from(parts.in_flight))
+            .app_data(web::Data::from(parts.draining))
+            .app_data(web::Data::new(parts.started))
+            .app_data(web::Data::from(parts.deliverer))
+            .app_data(web::Data::new(parts.random))
+            .app_data(web::Data::from(parts.links))
+            .app_data(web::Data::from(parts.metrics))
+            .app_data(web::Data::from(parts.previews))
             .app_data(extract::path_config())
             .app_data(extract::query_config())
             .configure(crate::page::configure_links)
@@ -189,9 +335,7 @@ async fn close_when_draining(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let draining = req
-        .app_data::<web::Data<AppState>>()
-        .is_some_and(|state| state.draining.load(Ordering::Acquire));
+    let draining = req.app_data::<web::Data<Draining>>().is_some_and(|draining| draining.is_set());
     let mut response = next.call(req).await?;
     if draining {
         response.response_mut().head_mut().set_connection_type(ConnectionType::Close);
@@ -205,16 +349,12 @@ async fn close_when_draining(
 /// the shutdown timeout, then returns; dropping the state afterwards closes the pool.
 pub fn run(
     listener: TcpListener,
-    state: AppState,
+    service: Service,
     options: ServerOptions,
 ) -> std::io::Result<Server> {
-    background::spawn(&state);
-    crate::events::spawn(&state, state.listen_url.clone());
-    crate::webhooks::spawn(&state);
-    crate::gateway::spawn(&state);
-    let stopping = state.clone();
-    let draining = state.draining.clone();
-    let state = web::Data::new(state);
+    spawn_background(&service);
+    let (door, gateway) = (service.door.clone(), Arc::clone(&service.gateway));
+    let draining = Arc::clone(&service.draining);
     let local_addr = listener.local_addr()?;
     // Built once: the handlers' annotations do not change while the process runs.
     // Serialized once and shared: the document's structure would otherwise be cloned into
@@ -222,20 +362,20 @@ pub fn run(
     let document =
         web::Bytes::from(serde_json::to_vec(&openapi::document()).map_err(std::io::Error::other)?);
     let body_timeout = BodyTimeout(options.body_timeout);
-    let connections = ConnectionLimit::new(options.connections_per_address, state.proxies.clone());
+    let connections =
+        ConnectionLimit::new(options.connections_per_address, Arc::clone(&service.proxies));
     let server = actix_server::Server::build()
         .workers(options.worker_count())
         .worker_max_blocking_threads(options.db_threads_per_worker())
         .shutdown_timeout(options.shutdown_timeout.as_secs())
         .disable_signals()
         .listen("invite-http", listener, move || {
-            let state = state.clone();
             // Called on each worker as it starts: the watch measures that worker's loop.
-            actix_web::rt::spawn(state.db.clone().watch_lag());
+            actix_web::rt::spawn(service.door.clone().watch_lag());
             let document = document.clone();
             let app = App::new()
                 .app_data(body_timeout)
-                .configure(configure_app(state))
+                .configure(configure_app(&service))
                 .service(
                     web::resource("/openapi.json")
                         .route(web::get().to({
@@ -305,13 +445,46 @@ pub fn run(
     actix_web::rt::spawn(async move {
         stop_signal().await;
         tracing::info!("stopping: finishing the requests under way");
-        draining.store(true, Ordering::Release);
+        draining.set();
         // Gateway sessions would hold the stop for its whole timeout: they are told to
         // resume on another instance first.
-        crate::gateway::stop(&stopping, Duration::from_secs(2)).await;
+        sessions::stop(&door, &gateway, Duration::from_secs(2)).await;
         handle.stop(true).await;
     });
     Ok(server)
+}
+
+/// Starts the work each instance does beside the requests, on the server's runtime: the
+/// outbox's reader (and, on PostgreSQL, its listener), webhook delivery, the gateway's upkeep,
+/// following the maintenance switch, forgetting idle rate-limit keys, and purges.
+fn spawn_background(service: &Service) {
+    use actix_web::rt::spawn;
+    let consumers = events::Consumers {
+        bus: Arc::clone(&service.events),
+        previews: Arc::clone(&service.previews),
+        gateway: Arc::clone(&service.gateway),
+        metrics: Arc::clone(&service.metrics),
+    };
+    spawn(events::read(service.door.clone(), consumers));
+    if let Some(url) = service.listen_url.clone() {
+        spawn(events::listen(Arc::clone(&service.events), url));
+    }
+    spawn(webhooks::run(webhooks::Delivering {
+        deliverer: Arc::clone(&service.deliverer),
+        door: service.door.clone(),
+        bus: Arc::clone(&service.events),
+        metrics: Arc::clone(&service.metrics),
+    }));
+    spawn(sessions::run(sessions::Upkeep {
+        door: service.door.clone(),
+        gateway: Arc::clone(&service.gateway),
+        metrics: Arc::clone(&service.metrics),
+    }));
+    spawn(background::follow_maintenance(service.door.clone(), service.maintenance_view()));
+    if let Some(limits) = service.limits.clone() {
+        spawn(background::forget_idle_keys(limits));
+    }
+    spawn(background::purge(service.door.clone(), service.events_retention));
 }
 
 /// SIGTERM or Ctrl-C.

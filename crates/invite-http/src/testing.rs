@@ -12,8 +12,8 @@ use invite_store::DbPool;
 
 use crate::auth::Authenticator;
 use crate::config::Cli;
+use crate::random::RandomFactory;
 use crate::startup;
-use crate::state::RandomFactory;
 
 /// The HS256 secret test servers verify tokens with.
 pub const SECRET: &str = "test-secret-test-secret-test-secret!";
@@ -27,7 +27,7 @@ pub struct TestServer {
     /// Mints tokens the service accepts.
     pub auth: Authenticator,
     handle: ServerHandle,
-    gateway: Arc<crate::gateway::Gateway>,
+    gateway: Arc<invite_runtime::gateway::Gateway>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -56,22 +56,26 @@ impl TestServer {
         }
         argv.extend(args);
         let config = Cli::try_parse_from(argv).expect("valid test settings").config;
-        let (mut state, mut options) =
-            startup::prepare(&config, pool, auth.clone(), "https://chat.example".to_owned())
-                .expect("the service starts");
-        state.clock = clock.clone();
-        state.random = random;
+        let (mut service, mut options) = startup::prepare(
+            &config,
+            pool,
+            auth.clone(),
+            "https://chat.example".to_owned(),
+            clock.clone(),
+        )
+        .expect("the service starts");
+        service.random = random;
         options.workers = Some(2);
         options.shutdown_timeout = Duration::from_secs(5);
-        let gateway = Arc::clone(&state.gateway);
+        let gateway = Arc::clone(&service.gateway);
         let (sender, receiver) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                let background = state.clone();
-                let server = startup::run(listener, state, options).expect("the server runs");
+                let (door, deliverer) = (service.door.clone(), Arc::clone(&service.deliverer));
+                let server = startup::run(listener, service, options).expect("the server runs");
                 sender.send(server.handle()).expect("the test waits for the handle");
                 let _ = server.await;
-                crate::webhooks::release_leases(&background).await;
+                invite_runtime::webhooks::release_leases(&door, &deliverer).await;
             });
         });
         let handle = receiver.recv().expect("the server started");
@@ -101,7 +105,7 @@ impl Drop for TestServer {
         // Stop the server (and release its connections) before a test drops its database. The
         // test's own runtime may be the current thread's: block on the stop from another one.
         // Gateway sessions are told to resume elsewhere, as a SIGTERM tells them.
-        self.gateway.hub.close_all(crate::gateway::protocol::CloseCode::Restarting);
+        self.gateway.hub.close_all(invite_runtime::gateway::protocol::CloseCode::Restarting);
         let handle = self.handle.clone();
         let stopped = std::thread::spawn(move || {
             if let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build()

@@ -5,7 +5,35 @@ use chrono::{DateTime, Utc};
 use invite_store::models::{AuditEntry, Ban, Channel, Invite, Member, Server};
 use invite_store::repo::MaintenanceState;
 
-use crate::preview_cache::CachedPreview;
+use invite_runtime::preview_cache::CachedPreview;
+
+/// The public base URL invite links are built on.
+#[derive(Debug, Clone)]
+pub struct Links {
+    public_url: String,
+}
+
+impl Links {
+    /// Links on `public_url`, given without a trailing slash.
+    pub fn new(public_url: String) -> Self {
+        Self { public_url }
+    }
+
+    /// The public base URL, without a trailing slash.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// The link people open to preview and accept an invite.
+    pub fn invite_url(&self, code: &str) -> String {
+        invite_url(&self.public_url, code)
+    }
+}
+
+/// The link to an invite on the public base URL `base`.
+pub fn invite_url(base: &str, code: &str) -> String {
+    format!("{base}/invite/{code}")
+}
 
 /// The invite, with its link on the public base URL `base`.
 pub fn invite(invite: &Invite, base: &str) -> invite_api::Invite {
@@ -15,7 +43,7 @@ pub fn invite(invite: &Invite, base: &str) -> invite_api::Invite {
         channel_id: invite.channel_id,
         code: invite.code.clone(),
         kind: invite.kind.into(),
-        url: invite.code.as_deref().map(|code| crate::state::invite_url(base, code)),
+        url: invite.code.as_deref().map(|code| invite_url(base, code)),
         created_by: invite.created_by,
         max_uses: invite.max_uses,
         uses: invite.uses,

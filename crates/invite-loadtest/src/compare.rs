@@ -47,7 +47,7 @@ pub(crate) async fn compare(a: &Side, b: &Side, plan: &Plan) -> anyhow::Result<V
                 for &concurrency in &plan.concurrency {
                     let load = Load { concurrency, ..plan.load };
                     let runs = scenario::run(&side.target, scenario, &side.label, load).await?;
-                    crate::print_table(&runs);
+                    scenario::print_table(&runs);
                     reports.extend(runs);
                 }
             }

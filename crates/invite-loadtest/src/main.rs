@@ -253,38 +253,6 @@ fn append_json(path: &std::path::Path, reports: &[Report]) -> anyhow::Result<()>
     Ok(())
 }
 
-fn print_table(reports: &[Report]) {
-    println!(
-        "{:<24} {:>10} {:>5} {:>9} {:>10} {:>8} {:>8} {:>8} {:>8}  statuses",
-        "scenario", "label", "conc", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms"
-    );
-    for r in reports {
-        let statuses: Vec<String> =
-            r.statuses.iter().map(|(status, count)| format!("{status}:{count}")).collect();
-        println!(
-            "{:<24} {:>10} {:>5} {:>9} {:>10.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2}  {}",
-            r.scenario,
-            r.label,
-            r.concurrency,
-            r.requests,
-            r.throughput,
-            r.p50_ms,
-            r.p90_ms,
-            r.p99_ms,
-            r.max_ms,
-            statuses.join(" ")
-        );
-        if let Some((refused_p50, refused_p99, refused_max)) = r.refused_ms {
-            let (admitted_p50, admitted_p99) = r.admitted_ms.unwrap_or_default();
-            println!(
-                "{:<24} admitted p50 {admitted_p50:.2} ms, p99 {admitted_p99:.2} ms; \
-                 refused (503) p50 {refused_p50:.2} ms, p99 {refused_p99:.2} ms, max {refused_max:.2} ms",
-                ""
-            );
-        }
-    }
-}
-
 /// The runtime `run` sends from: one thread per core (0), a current-thread runtime (1), or `n`
 /// threads.
 fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
@@ -327,7 +295,7 @@ fn main() -> anyhow::Result<()> {
             let load = Load { concurrency: concurrency.max(1), duration, warmup, rate };
             let runtime = runtime(threads)?;
             let reports = runtime.block_on(scenario::run(&target, scenario, &label, load))?;
-            print_table(&reports);
+            scenario::print_table(&reports);
             if let Some(path) = json {
                 append_json(&path, &reports)?;
             }

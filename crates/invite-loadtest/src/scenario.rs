@@ -459,3 +459,36 @@ async fn capped(target: &Target, label: &str, load: Load) -> anyhow::Result<Repo
     }
     Ok(report)
 }
+
+/// Prints reports as a table, one row per run.
+pub(crate) fn print_table(reports: &[Report]) {
+    println!(
+        "{:<24} {:>10} {:>5} {:>9} {:>10} {:>8} {:>8} {:>8} {:>8}  statuses",
+        "scenario", "label", "conc", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms"
+    );
+    for r in reports {
+        let statuses: Vec<String> =
+            r.statuses.iter().map(|(status, count)| format!("{status}:{count}")).collect();
+        println!(
+            "{:<24} {:>10} {:>5} {:>9} {:>10.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2}  {}",
+            r.scenario,
+            r.label,
+            r.concurrency,
+            r.requests,
+            r.throughput,
+            r.p50_ms,
+            r.p90_ms,
+            r.p99_ms,
+            r.max_ms,
+            statuses.join(" ")
+        );
+        if let Some((refused_p50, refused_p99, refused_max)) = r.refused_ms {
+            let (admitted_p50, admitted_p99) = r.admitted_ms.unwrap_or_default();
+            println!(
+                "{:<24} admitted p50 {admitted_p50:.2} ms, p99 {admitted_p99:.2} ms; \
+                 refused (503) p50 {refused_p50:.2} ms, p99 {refused_p99:.2} ms, max {refused_max:.2} ms",
+                ""
+            );
+        }
+    }
+}

@@ -6,11 +6,9 @@
 //! that a refusal is a close code a client can read, not a failed handshake; then `HELLO`, a
 //! session row (refused past the per-user cap, counted on all instances), `READY` once the
 //! outbox's reader has seeded the session, the replay of `?resume_from=<seq>`, and live events.
-//! [`protocol`] lists the frames and close codes.
+//! `invite_runtime::gateway::protocol` lists the frames and close codes.
 
-mod hub;
-pub mod protocol;
-mod sessions;
+mod context;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,68 +24,12 @@ use invite_store::repo::{
 use serde_json::json;
 use uuid::Uuid;
 
-pub use hub::Hub;
-use hub::{Outgoing, Registration};
-use protocol::{ClientOp, CloseCode, MAX_FRAME, op_frame};
-pub use sessions::{spawn, stop};
+use invite_runtime::gateway::hub::{Outgoing, Registration};
+use invite_runtime::gateway::protocol::{self, ClientOp, CloseCode, MAX_FRAME, op_frame};
+
+pub(crate) use context::GatewayContext;
 
 use crate::error::ApiError;
-use crate::state::AppState;
-
-/// The gateway's settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GatewaySettings {
-    /// The heartbeat interval `HELLO` announces.
-    pub heartbeat: Duration,
-    /// Sessions one user may hold on all instances together.
-    pub max_per_user: u32,
-    /// Frames a session may have waiting.
-    pub queue: usize,
-    /// How long a temporary member may be without a session.
-    pub temporary_grace: Duration,
-}
-
-impl Default for GatewaySettings {
-    fn default() -> Self {
-        Self {
-            heartbeat: Duration::from_secs(30),
-            max_per_user: 10,
-            queue: 1024,
-            temporary_grace: Duration::from_mins(1),
-        }
-    }
-}
-
-/// This instance's gateway: its sessions and settings.
-#[derive(Debug)]
-pub struct Gateway {
-    /// The instance, as session rows name it.
-    pub instance_id: Uuid,
-    /// The settings.
-    pub settings: GatewaySettings,
-    /// The sessions.
-    pub hub: Hub,
-}
-
-impl Gateway {
-    /// A gateway with no sessions.
-    pub fn new(settings: GatewaySettings) -> Self {
-        Self { instance_id: Uuid::now_v7(), settings, hub: Hub::new(settings.queue) }
-    }
-
-    /// How long a session row stays live without renewal, and how often it is renewed: short
-    /// enough that a crashed instance's sessions lapse well within the grace period.
-    pub fn session_ttl(&self) -> (Duration, Duration) {
-        let renew = (self.settings.temporary_grace / 4).min(Duration::from_secs(10));
-        (renew * 3, renew)
-    }
-}
-
-impl Default for Gateway {
-    fn default() -> Self {
-        Self::new(GatewaySettings::default())
-    }
-}
 
 /// Registers `GET /gateway`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -122,7 +64,7 @@ impl Query {
 async fn connect(
     req: HttpRequest,
     body: web::Payload,
-    state: web::Data<AppState>,
+    state: web::Data<GatewayContext>,
 ) -> Result<HttpResponse, ApiError> {
     let (response, session, stream) = actix_ws::handle(&req, body).map_err(|_| {
         ApiError::with_message(
@@ -183,7 +125,7 @@ type Stream = actix_ws::AggregatedMessageStream;
 
 /// A session from `HELLO` to its close.
 async fn run(
-    state: &Arc<AppState>,
+    state: &Arc<GatewayContext>,
     mut connection: Connection,
     stream: Stream,
     (actor, expires): (Actor, i64),
@@ -210,8 +152,8 @@ async fn run(
     let cap = i64::from(gateway.settings.max_per_user);
     let remembered = actor.clone();
     let opened = state
-        .db
-        .run(move |conn| {
+        .door
+        .upkeep(move |conn| {
             invite_store::repo::UserRepository::remember_user(conn, &remembered, now)?;
             conn.open_session(row, now, cap)
         })
@@ -240,7 +182,7 @@ async fn run(
     state.events.gateway_session(false);
     let ended = state.clock.now();
     // Its row says when it ended: the grace period of a temporary member counts from here.
-    if let Err(error) = state.db.run(move |conn| conn.close_session(session_id, ended)).await {
+    if let Err(error) = state.door.upkeep(move |conn| conn.close_session(session_id, ended)).await {
         tracing::debug!(%error, "cannot record the end of a gateway session; it lapses instead");
     }
     match end {
@@ -271,7 +213,7 @@ impl From<CloseCode> for End {
 
 /// `READY`, the replay, then events and heartbeats until the session ends.
 async fn serve(
-    state: &Arc<AppState>,
+    state: &Arc<GatewayContext>,
     connection: &mut Connection,
     mut stream: Stream,
     mut registration: Registration,
@@ -350,7 +292,7 @@ async fn serve(
 /// loop: what it reads (the servers, their JSON) is dropped before the session idles, instead
 /// of being kept in the session's future for its whole life.
 async fn start(
-    state: &AppState,
+    state: &GatewayContext,
     connection: &mut Connection,
     registration: &mut Registration,
     (session_id, actor): (Uuid, &Actor),
@@ -402,7 +344,7 @@ async fn answer(connection: &mut Connection, message: AggregatedMessage) -> Opti
 /// Sends one queued frame, unless the replay sent its event already; how the session ends, if
 /// this ends it.
 async fn deliver(
-    state: &AppState,
+    state: &GatewayContext,
     connection: &mut Connection,
     frame: Arc<Outgoing>,
     kicked: std::pin::Pin<&mut impl std::future::Future<Output = CloseCode>>,
@@ -427,15 +369,15 @@ async fn deliver(
 /// Sends the events of the session's servers after `from` and up to `until` (the reader's
 /// cursor at `READY`), then `RESUMED`.
 async fn replay(
-    state: &AppState,
+    state: &GatewayContext,
     connection: &mut Connection,
     servers: &[MemberServer],
     from: i64,
     until: i64,
 ) -> Result<(), End> {
     let (oldest, latest) = state
-        .db
-        .run(|conn| -> invite_store::StoreResult<_> {
+        .door
+        .read(|conn| -> invite_store::StoreResult<_> {
             Ok((conn.oldest_seq()?, conn.latest_seq()?))
         })
         .await
@@ -459,8 +401,8 @@ async fn replay(
     loop {
         let wanted = ids.clone();
         let page = state
-            .db
-            .run(move |conn| conn.servers_events_between(&wanted, after, until, 500))
+            .door
+            .read(move |conn| conn.servers_events_between(&wanted, after, until, 500))
             .await
             .map_err(|_| End::Close(CloseCode::Unavailable))?;
         let Some(last) = page.last() else { break };

@@ -28,11 +28,19 @@ use invite_core::redeem::{PreviewRefused, RedemptionRefused};
 use invite_store::repo::{Actor, Keyed, MaintenanceState, Redemption};
 use maud::Markup;
 
-use crate::error::ApiError;
-use crate::preview_cache::CachedPreview;
-use crate::rate_limit::AddrKey;
-use crate::state::AppState;
+use std::sync::Arc;
+
+use invite_runtime::door::Door;
+use invite_runtime::maintenance::Maintenance;
+use invite_runtime::metrics::Metrics;
+use invite_runtime::preview_cache::{CachedPreview, PreviewCache};
 use view::{Action, Card, Failure, Head};
+
+use crate::auth::Authenticator;
+use crate::client_addr::TrustedProxies;
+use crate::error::ApiError;
+use crate::limiter::Limiter;
+use crate::wire::Links;
 
 /// The page's settings (contract section 7).
 #[derive(Debug, Clone)]
@@ -59,6 +67,29 @@ impl Default for PageSettings {
     fn default() -> Self {
         Self::new("session".into(), None, None)
     }
+}
+
+/// What the page works with: the parts of the service a visit and a join use.
+#[derive(Debug, Clone)]
+pub struct PageContext {
+    /// The page's settings.
+    pub settings: Arc<PageSettings>,
+    /// The way into the database.
+    pub door: Door,
+    /// Previews by code.
+    pub previews: Arc<PreviewCache>,
+    /// The rate limits.
+    pub limiter: Arc<Limiter>,
+    /// Whose forwarding headers name the client (and the origin it saw).
+    pub proxies: Arc<TrustedProxies>,
+    /// This instance's view of the maintenance switch.
+    pub maintenance: Arc<Maintenance>,
+    /// Verifies the session cookie's token.
+    pub auth: Arc<Authenticator>,
+    /// The links invites are shared by.
+    pub links: Arc<Links>,
+    /// Counts joins.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Registers `/invite/{code}`, the link the service hands out. Call before the API's routes:
@@ -120,12 +151,12 @@ impl Page {
         Self { retry_after, ..Self::new(status, title, body) }
     }
 
-    fn respond(self, state: &AppState) -> HttpResponse {
+    fn respond(self, state: &PageContext) -> HttpResponse {
         let html = view::document(&Head { title: self.title, card: self.card }, &self.body);
         let mut response = HttpResponse::build(self.status);
         response
             .content_type("text/html; charset=utf-8")
-            .insert_header((header::CONTENT_SECURITY_POLICY, state.page.csp.clone()))
+            .insert_header((header::CONTENT_SECURITY_POLICY, state.settings.csp.clone()))
             .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
             // Nothing of the page's address leaves for other sites; the page's own form posts
             // keep their `Origin` (under `no-referrer` a browser sends `Origin: null`).
@@ -177,9 +208,9 @@ fn content_security_policy(login_url: Option<&str>) -> String {
 
 /// The signed-in visitor: the bearer token of the session cookie, verified as the API verifies
 /// an `Authorization` header. A bad or expired token is the same as none.
-fn visitor(req: &HttpRequest, state: &AppState) -> Option<(Actor, String)> {
+fn visitor(req: &HttpRequest, state: &PageContext) -> Option<(Actor, String)> {
     // As sent, not percent-decoded: a bearer token has no `%` in it.
-    let token = req.cookie_raw(&state.page.session_cookie)?.value().to_owned();
+    let token = req.cookie_raw(&state.settings.session_cookie)?.value().to_owned();
     if token.is_empty() {
         return None;
     }
@@ -187,10 +218,10 @@ fn visitor(req: &HttpRequest, state: &AppState) -> Option<(Actor, String)> {
 }
 
 /// Where the sign-in link goes, coming back to the page of `code`.
-fn sign_in(state: &AppState, code: &str) -> Action {
-    match &state.page.login_url {
+fn sign_in(state: &PageContext, code: &str) -> Action {
+    match &state.settings.login_url {
         Some(login) => {
-            let next = state.invite_url(code);
+            let next = state.links.invite_url(code);
             let url = match url::Url::parse_with_params(login, [("next", next.as_str())]) {
                 Ok(url) => url.to_string(),
                 Err(_) => login.clone(),
@@ -241,11 +272,11 @@ fn preview_failure(refused: PreviewRefused, expires_at: Option<DateTime<Utc>>) -
 
 /// `GET /invite/{code}` and `GET /{code}`.
 async fn show(
-    state: web::Data<AppState>,
+    state: web::Data<PageContext>,
     req: HttpRequest,
     path: web::Path<String>,
 ) -> HttpResponse {
-    let now = state.clock.now();
+    let now = state.door.now();
     let page = match render(&state, &req, &path, now).await {
         Ok(page) => page,
         Err(failure) => Page::failure(&failure, now),
@@ -254,33 +285,37 @@ async fn show(
 }
 
 async fn render(
-    state: &AppState,
+    state: &PageContext,
     req: &HttpRequest,
     path: &str,
     now: DateTime<Utc>,
 ) -> Result<Page, Failure> {
-    let addr = AddrKey::from(state.proxies.client_of(req));
-    state.limit(req, |limits| limits.preview(addr)).map_err(|error| refusal(&error))?;
+    let addr = state.limiter.client(req);
+    state.limiter.limit(req, |limits| limits.preview(addr)).map_err(|error| refusal(&error))?;
     let unknown = || {
-        state.limit(req, |limits| limits.unknown_code(addr)).map_err(|error| refusal(&error))?;
+        state
+            .limiter
+            .limit(req, |limits| limits.unknown_code(addr))
+            .map_err(|error| refusal(&error))?;
         Err(Failure::NotFound)
     };
     // A code of a few KB, with `../` or NUL, is no code: the not-found page (a whole target
     // over 8 KiB never gets here: it is 414, see `refusals`). It charges nothing:
     // it cannot find an invite, and browsers ask for `/favicon.ico` on every visit.
     let Some(code) = CodeRef::parse(path) else { return Err(Failure::NotFound) };
-    let found =
-        crate::routes::invites::lookup(state, &code).await.map_err(|error| refusal(&error))?;
+    let found = invite_runtime::preview_cache::lookup(&state.door, &state.previews, &code)
+        .await
+        .map_err(|error| refusal(&error.into()))?;
     let Some(found) = found else { return unknown() };
     let visitor = visitor(req, state);
     let standing = match &visitor {
         Some((actor, _)) => {
             let (server_id, user_id) = (found.server_id, actor.user_id);
             let standing = state
-                .db
-                .run(move |conn| invite_ops::members::visitor_standing(conn, server_id, user_id))
+                .door
+                .read(move |conn| invite_ops::members::visitor_standing(conn, server_id, user_id))
                 .await
-                .map_err(|error| refusal(&error))?;
+                .map_err(|error| refusal(&error.into()))?;
             Some(standing)
         }
         None => None,
@@ -301,7 +336,7 @@ async fn render(
 /// The page of an invite that can be accepted; during `maintenance`, the same page with the
 /// maintenance notice in place of the form.
 fn valid(
-    state: &AppState,
+    state: &PageContext,
     found: &CachedPreview,
     code: &CodeRef,
     session: Option<&str>,
@@ -337,7 +372,7 @@ fn valid(
     let card = Card {
         title: format!("Join {}", found.server_name),
         description: view::members(member_count),
-        url: state.invite_url(code.as_str()),
+        url: state.links.invite_url(code.as_str()),
         image: view::safe_icon(found.server_icon_url.as_deref()).map(str::to_owned),
     };
     let mut page = Page::new(StatusCode::OK, format!("Join {}", found.server_name), body);
@@ -353,8 +388,8 @@ fn valid(
 }
 
 /// "You're already in": the page of a member (status 200, the way in).
-fn already_member(state: &AppState, found: &CachedPreview, code: &str) -> Page {
-    let open = view::open_url(state.page.app_url.as_deref(), found.server_id, code);
+fn already_member(state: &PageContext, found: &CachedPreview, code: &str) -> Page {
+    let open = view::open_url(state.settings.app_url.as_deref(), found.server_id, code);
     let name = found.server_name.to_string();
     let body = view::joined(&name, open.as_deref(), true);
     Page::new(StatusCode::OK, format!("You're already in {name}"), body)
@@ -362,12 +397,12 @@ fn already_member(state: &AppState, found: &CachedPreview, code: &str) -> Page {
 
 /// `POST /invite/{code}`: the form's join.
 async fn accept(
-    state: web::Data<AppState>,
+    state: web::Data<PageContext>,
     req: HttpRequest,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let now = state.clock.now();
+    let now = state.door.now();
     match join(&state, &req, &path, &body, now).await {
         Ok(Joined::Page(page)) => page.respond(&state),
         Ok(Joined::SignIn(url)) => HttpResponse::SeeOther()
@@ -384,7 +419,7 @@ enum Joined {
 }
 
 async fn join(
-    state: &AppState,
+    state: &PageContext,
     req: &HttpRequest,
     path: &str,
     body: &[u8],
@@ -395,7 +430,11 @@ async fn join(
     if let Some(maintenance) = state.maintenance.active(now) {
         return Err(refusal(&crate::maintenance::refusal(&maintenance, now)));
     }
-    if !csrf::same_origin(req, &state.public_url, state.proxies.forwarded_origin(req).as_deref()) {
+    if !csrf::same_origin(
+        req,
+        state.links.public_url(),
+        state.proxies.forwarded_origin(req).as_deref(),
+    ) {
         return Err(Failure::Forged);
     }
     let Some(code) = CodeRef::parse(path) else { return Err(Failure::NotFound) };
@@ -410,13 +449,17 @@ async fn join(
         return Err(Failure::Forged);
     }
     let user_id = actor.user_id;
-    state.limit(req, |limits| limits.accept(user_id)).map_err(|error| refusal(&error))?;
+    state.limiter.limit(req, |limits| limits.accept(user_id)).map_err(|error| refusal(&error))?;
     // What the pages say of the server, read before the join: from the cache the visitor's
     // page just filled (the join's own event empties it). The join decides on its own.
-    let found = crate::routes::invites::lookup(state, &code).await.ok().flatten();
-    let outcome = crate::routes::invites::redeem(state, actor, code.clone(), None)
+    let found = invite_runtime::preview_cache::lookup(&state.door, &state.previews, &code)
         .await
-        .map_err(|error| refusal(&error))?;
+        .ok()
+        .flatten();
+    let outcome =
+        crate::routes::invites::redeem(&state.door, &state.metrics, actor, code.clone(), None)
+            .await
+            .map_err(|error| refusal(&error))?;
     let Keyed::Fresh(redemption) = outcome else {
         // No Idempotency-Key was given, so nothing is replayed.
         return Err(Failure::Unavailable { retry_after: 1 });
@@ -427,15 +470,15 @@ async fn join(
                 .as_ref()
                 .map_or_else(|| "the server".to_owned(), |found| found.server_name.to_string());
             let server_id = joined.member.server_id;
-            let open = view::open_url(state.page.app_url.as_deref(), server_id, code.as_str());
+            let open = view::open_url(state.settings.app_url.as_deref(), server_id, code.as_str());
             let body = view::joined(&name, open.as_deref(), false);
             Ok(Joined::Page(Page::new(StatusCode::OK, format!("You joined {name}"), body)))
         }
         // Anyone signed in can compute a form token for any code: a code that does not exist
         // charges the scanning bucket here as on every other route.
-        Redemption::Refused(RedemptionRefused::NotFound) => {
-            Err(refusal(&state.unknown_code(req, ApiError::Preview(PreviewRefused::NotFound))))
-        }
+        Redemption::Refused(RedemptionRefused::NotFound) => Err(refusal(
+            &state.limiter.unknown_code(req, ApiError::Preview(PreviewRefused::NotFound)),
+        )),
         Redemption::Refused(reason) => {
             refused_page(state, reason, found.as_deref(), &code).map(Joined::Page)
         }
@@ -445,7 +488,7 @@ async fn join(
 /// The page of an invite the join refuses for `reason`: the way in for a member, the failure's
 /// page otherwise. `found` is what the pages say of the invite's server, when it is known.
 fn refused_page(
-    state: &AppState,
+    state: &PageContext,
     reason: RedemptionRefused,
     found: Option<&CachedPreview>,
     code: &CodeRef,

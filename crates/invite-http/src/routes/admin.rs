@@ -11,13 +11,21 @@ use invite_core::ErrorCode;
 use secrecy::ExposeSecret as _;
 use subtle::ConstantTimeEq;
 
+use invite_runtime::door::Door;
+use invite_runtime::maintenance::{Maintenance, MaintenanceView};
+use invite_runtime::metrics::Metrics;
+use secrecy::SecretString;
+
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::JsonBody;
-use crate::state::AppState;
 
 routes! {
     "/admin/maintenance" => { GET: get_maintenance, PUT: start_maintenance, DELETE: end_maintenance },
 }
+
+/// The operator token of `/admin/*`, if configured (`INVITE_ADMIN_TOKEN`).
+#[derive(Debug)]
+pub(crate) struct AdminToken(pub(crate) Option<SecretString>);
 
 /// A caller holding the admin token.
 #[derive(Debug)]
@@ -34,8 +42,8 @@ impl FromRequest for Admin {
 
 fn admin(req: &HttpRequest) -> Result<Admin, ApiError> {
     let expected = req
-        .app_data::<web::Data<AppState>>()
-        .and_then(|state| state.admin_token.as_ref())
+        .app_data::<web::Data<AdminToken>>()
+        .and_then(|token| token.0.as_ref())
         .ok_or_else(|| ApiError::of(ErrorCode::NotFound))?;
     let given = req
         .headers()
@@ -61,9 +69,13 @@ fn admin(req: &HttpRequest) -> Result<Admin, ApiError> {
     (status = 401, description = "`UNAUTHORIZED`: not the admin token", body = ErrorBody),
     (status = 404, description = "`NOT_FOUND`: no admin token is configured", body = ErrorBody),
 ))]
-pub(crate) async fn get_maintenance(state: web::Data<AppState>, _admin: Admin) -> HttpResponse {
-    let now = state.clock.now();
-    HttpResponse::Ok().json(crate::wire::maintenance(state.maintenance.current().as_ref(), now))
+pub(crate) async fn get_maintenance(
+    door: web::Data<Door>,
+    maintenance: web::Data<Maintenance>,
+    _admin: Admin,
+) -> HttpResponse {
+    let now = door.now();
+    HttpResponse::Ok().json(crate::wire::maintenance(maintenance.current().as_ref(), now))
 }
 
 /// Starts (or changes) maintenance on every instance sharing the database: writes answer 503
@@ -76,14 +88,18 @@ pub(crate) async fn get_maintenance(state: web::Data<AppState>, _admin: Admin) -
     (status = 404, description = "`NOT_FOUND`: no admin token is configured", body = ErrorBody),
 ))]
 pub(crate) async fn start_maintenance(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
+    metrics: web::Data<Metrics>,
+    maintenance: web::Data<Maintenance>,
     _admin: Admin,
     JsonBody(request): JsonBody<MaintenanceRequest>,
 ) -> ApiResult<HttpResponse> {
-    let now = state.clock.now();
+    let now = door.now();
     let switched =
-        state.change(move |conn| invite_ops::maintenance::start(conn, &request, now)).await?;
-    crate::background::show_maintenance(&state, Some(switched.clone()));
+        door.change(move |conn| invite_ops::maintenance::start(conn, &request, now)).await?;
+    let view =
+        MaintenanceView { maintenance: maintenance.into_inner(), metrics: metrics.into_inner() };
+    view.show(Some(switched.clone()), now);
     Ok(HttpResponse::Ok().json(crate::wire::maintenance(Some(&switched), now)))
 }
 
@@ -94,11 +110,15 @@ pub(crate) async fn start_maintenance(
     (status = 404, description = "`NOT_FOUND`: no admin token is configured", body = ErrorBody),
 ))]
 pub(crate) async fn end_maintenance(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
+    metrics: web::Data<Metrics>,
+    maintenance: web::Data<Maintenance>,
     _admin: Admin,
 ) -> ApiResult<HttpResponse> {
-    let now = state.clock.now();
-    let switched = state.change(move |conn| invite_ops::maintenance::end(conn, now)).await?;
-    crate::background::show_maintenance(&state, Some(switched));
+    let now = door.now();
+    let switched = door.change(move |conn| invite_ops::maintenance::end(conn, now)).await?;
+    let view =
+        MaintenanceView { maintenance: maintenance.into_inner(), metrics: metrics.into_inner() };
+    view.show(Some(switched), now);
     Ok(HttpResponse::NoContent().finish())
 }

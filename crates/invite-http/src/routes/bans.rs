@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::auth::AuthUser;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
-use crate::state::AppState;
+use invite_runtime::door::Door;
 
 routes! {
     "/servers/{server_id}/bans" => { GET: list },
@@ -23,14 +23,14 @@ routes! {
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
     ))]
 pub(crate) async fn ban(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
     AuthUser(actor): AuthUser,
     path: web::Path<(Uuid, Uuid)>,
     JsonBody(request): JsonBody<BanRequest>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = state.ctx(actor);
+    let ctx = door.ctx(actor);
     let ids = path.into_inner();
-    state.change(move |conn| invite_ops::members::ban(conn, &ctx, ids, &request)).await?;
+    door.change(move |conn| invite_ops::members::ban(conn, &ctx, ids, &request)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -42,13 +42,13 @@ pub(crate) async fn ban(
         (status = 404, description = "`SERVER_NOT_FOUND` or `BAN_NOT_FOUND`", body = ErrorBody),
     ))]
 pub(crate) async fn unban(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
     AuthUser(actor): AuthUser,
     path: web::Path<(Uuid, Uuid)>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = state.ctx(actor);
+    let ctx = door.ctx(actor);
     let ids = path.into_inner();
-    state.change(move |conn| invite_ops::members::unban(conn, &ctx, ids)).await?;
+    door.change(move |conn| invite_ops::members::unban(conn, &ctx, ids)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -60,12 +60,12 @@ pub(crate) async fn unban(
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
     ))]
 pub(crate) async fn list(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = state.ctx(actor);
+    let ctx = door.ctx(actor);
     let server_id = path.into_inner();
-    let bans = state.db.run(move |conn| invite_ops::members::bans(conn, &ctx, server_id)).await?;
+    let bans = door.read(move |conn| invite_ops::members::bans(conn, &ctx, server_id)).await?;
     Ok(HttpResponse::Ok().json(bans.into_iter().map(crate::wire::ban).collect::<Vec<_>>()))
 }

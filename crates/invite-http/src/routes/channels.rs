@@ -8,8 +8,8 @@ use uuid::Uuid;
 use crate::auth::AuthUser;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
-use crate::idempotency::{IdempotencyKey, render};
-use crate::state::AppState;
+use crate::idempotency::{IdempotencyKey, render, respond};
+use invite_runtime::door::Door;
 
 routes! {
     "/servers/{server_id}/channels" => { POST: create, GET: list },
@@ -17,27 +17,28 @@ routes! {
 
 /// Creates a channel (`MANAGE_CHANNELS`).
 #[utoipa::path(post, path = "/servers/{server_id}/channels", tag = "servers", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server"), crate::openapi::IdempotencyHeader), request_body = CreateChannelRequest, responses(
+    params(("server_id" = Uuid, Path, description = "The server"), crate::idempotency::IdempotencyHeader), request_body = CreateChannelRequest, responses(
         (status = 201, description = "Created (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = invite_api::Channel),
         (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
     ))]
 pub(crate) async fn create(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
     key: IdempotencyKey,
     JsonBody(request): JsonBody<CreateChannelRequest>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = state.ctx(actor);
+    let ctx = door.ctx(actor);
     let server_id = path.into_inner();
-    state
-        .post(
+    let answer = door
+        .change_keyed(
             key.claim(),
             move |conn| invite_ops::channels::create(conn, &ctx, server_id, &request),
             |channel| render(StatusCode::CREATED, &crate::wire::channel(channel.clone()), None),
         )
-        .await
+        .await?;
+    Ok(respond(answer))
 }
 
 /// The server's channels, oldest first.
@@ -47,13 +48,12 @@ pub(crate) async fn create(
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
     ))]
 pub(crate) async fn list(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = state.ctx(actor);
+    let ctx = door.ctx(actor);
     let server_id = path.into_inner();
-    let channels =
-        state.db.run(move |conn| invite_ops::channels::list(conn, &ctx, server_id)).await?;
+    let channels = door.read(move |conn| invite_ops::channels::list(conn, &ctx, server_id)).await?;
     Ok(HttpResponse::Ok().json(channels.into_iter().map(crate::wire::channel).collect::<Vec<_>>()))
 }

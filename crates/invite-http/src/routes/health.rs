@@ -5,9 +5,27 @@ use invite_core::ErrorCode;
 use invite_store::migrations::migration_status;
 use serde_json::json;
 
-use std::sync::atomic::Ordering;
+use invite_runtime::door::Door;
+use invite_runtime::maintenance::Maintenance;
 
-use crate::state::AppState;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set once the server is stopping: responses then close their connections, and `/readyz`
+/// says so.
+#[derive(Debug, Default)]
+pub(crate) struct Draining(AtomicBool);
+
+impl Draining {
+    /// The server is stopping.
+    pub(crate) fn set(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Whether the server is stopping.
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
 
 routes! {
     "/healthz" => { GET: healthz },
@@ -30,10 +48,15 @@ pub(crate) async fn healthz() -> HttpResponse {
     (status = 503, description = "Not ready; `checks` names the failed check", body = Object,
         headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
 ))]
-pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn readyz(
+    door: web::Data<Door>,
+    maintenance: web::Data<Maintenance>,
+    draining: web::Data<Draining>,
+) -> HttpResponse {
     // The database itself, not the circuit's last conclusion: a load balancer puts the instance
     // back in rotation as soon as the database answers again.
-    let checked = state.db.check(|conn| Ok::<_, invite_ops::OpError>(migration_status(conn))).await;
+    let checked =
+        door.check_health(|conn| Ok::<_, invite_ops::OpError>(migration_status(conn))).await;
     // Causes go to the log; the body names the failed check only.
     let (database, migrations) = match checked {
         Err(error) => {
@@ -49,9 +72,8 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     };
     let checks = json!({ "database": database, "migrations": migrations });
     // Maintenance refuses writes but serves reads: the instance stays in rotation, and says so.
-    let maintenance =
-        crate::wire::maintenance(state.maintenance.current().as_ref(), state.clock.now());
-    let draining = state.draining.load(Ordering::Acquire);
+    let maintenance = crate::wire::maintenance(maintenance.current().as_ref(), door.now());
+    let draining = draining.is_set();
     if database == "ok" && migrations == "ok" && !draining {
         HttpResponse::Ok().json(json!({
             "status": "ready",

@@ -1,14 +1,14 @@
 //! Invites: create, list, edit and revoke (server- and channel-scoped), preview and accept.
 
-use std::sync::Arc;
-
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use invite_core::code::CodeRef;
 use invite_core::invite::{CreateInviteRequest, UpdateInviteRequest};
 use invite_core::redeem::{PreviewRefused, RedemptionRefused};
 use invite_core::{ErrorCode, Problem};
+use invite_ops::OpError;
 use invite_ops::invites::Place;
+use invite_runtime::db::Failure;
 use invite_store::models::Invite;
 use invite_store::repo::{
     Actor, CreatedInvite, IdempotencyClaim, JoinResponseTemplate, Keyed, RecordedResponse,
@@ -17,13 +17,17 @@ use invite_store::repo::{
 use serde::Deserialize;
 use uuid::Uuid;
 
+use invite_runtime::door::Door;
+use invite_runtime::metrics::Metrics;
+use invite_runtime::preview_cache::PreviewCache;
+
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, etag, if_match};
 use crate::idempotency::{IdempotencyKey, render, respond};
-use crate::preview_cache::CachedPreview;
-use crate::rate_limit::AddrKey;
-use crate::state::AppState;
+use crate::limiter::Limiter;
+use crate::random::RandomFactory;
+use crate::wire::Links;
 
 routes! {
     "/servers/{server_id}/invites" => { POST: create_in_server, GET: list_in_server },
@@ -76,15 +80,17 @@ pub(crate) struct PreviewQuery {
 fn invite_response(
     mut builder: actix_web::HttpResponseBuilder,
     invite: &Invite,
-    state: &AppState,
+    links: &Links,
 ) -> HttpResponse {
-    builder.insert_header(etag(invite.version)).json(crate::wire::invite(invite, &state.public_url))
+    builder
+        .insert_header(etag(invite.version))
+        .json(crate::wire::invite(invite, links.public_url()))
 }
 
 /// Creates an invite (`CREATE_INVITES`). `unique: false` returns an equal active invite of the
 /// caller's with 200 instead of creating one.
 #[utoipa::path(post, path = "/servers/{server_id}/invites", tag = "invites", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server"), crate::openapi::IdempotencyHeader), request_body(content = Option<CreateInviteRequest>, description = "Absent or empty: `{}`"), responses(
+    params(("server_id" = Uuid, Path, description = "The server"), crate::idempotency::IdempotencyHeader), request_body(content = Option<CreateInviteRequest>, description = "Absent or empty: `{}`"), responses(
         (status = 201, description = "Created (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = invite_api::Invite, headers(("ETag" = String, description = "The invite's version, quoted"))),
         (status = 200, description = "`unique: false` found an equal active invite", body = invite_api::Invite, headers(("ETag" = String, description = "The invite's version, quoted"))),
         (status = 400, description = "A rule of the request (`VALIDATION_ERROR`), `UNKNOWN_CHANNEL`, `MAX_INVITES_REACHED`, malformed input", body = ErrorBody),
@@ -92,20 +98,25 @@ fn invite_response(
         (status = 429, description = "`RATE_LIMITED`: the `create` bucket is empty; retry after `Retry-After` seconds. Every response of this operation carries `X-RateLimit-Limit`, `-Remaining`, `-Reset-After` and `-Bucket`", body = crate::error::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
     ))]
+#[expect(clippy::too_many_arguments, reason = "a handler takes each part it uses as an extractor")]
 pub(crate) async fn create_in_server(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
+    limiter: web::Data<Limiter>,
+    links: web::Data<Links>,
+    random: web::Data<RandomFactory>,
     req: HttpRequest,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
     key: IdempotencyKey,
     JsonBody(request): JsonBody<CreateInviteRequest>,
 ) -> ApiResult<HttpResponse> {
-    create(&state, &req, actor, key, request, Place::Server(path.into_inner())).await
+    let parts = Parts { door: &door, limiter: &limiter, links: &links, random: &random };
+    create(&parts, &req, actor, key, request, Place::Server(path.into_inner())).await
 }
 
 /// Creates an invite to a channel (`CREATE_INVITES` in its server); same body as for servers.
 #[utoipa::path(post, path = "/channels/{channel_id}/invites", tag = "invites", security(("bearer" = [])),
-    params(("channel_id" = Uuid, Path, description = "The channel"), crate::openapi::IdempotencyHeader), request_body(content = Option<CreateInviteRequest>, description = "Absent or empty: `{}`"), responses(
+    params(("channel_id" = Uuid, Path, description = "The channel"), crate::idempotency::IdempotencyHeader), request_body(content = Option<CreateInviteRequest>, description = "Absent or empty: `{}`"), responses(
         (status = 201, description = "Created (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = invite_api::Invite, headers(("ETag" = String, description = "The invite's version, quoted"))),
         (status = 200, description = "`unique: false` found an equal active invite", body = invite_api::Invite, headers(("ETag" = String, description = "The invite's version, quoted"))),
         (status = 400, description = "A rule of the request (`VALIDATION_ERROR`), `MAX_INVITES_REACHED`, malformed input", body = ErrorBody),
@@ -113,41 +124,55 @@ pub(crate) async fn create_in_server(
         (status = 429, description = "`RATE_LIMITED`: the `create` bucket is empty; retry after `Retry-After` seconds. Every response of this operation carries `X-RateLimit-Limit`, `-Remaining`, `-Reset-After` and `-Bucket`", body = crate::error::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 404, description = "`CHANNEL_NOT_FOUND`: unknown, or in a server the caller is not in", body = ErrorBody),
     ))]
+#[expect(clippy::too_many_arguments, reason = "a handler takes each part it uses as an extractor")]
 pub(crate) async fn create_in_channel(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
+    limiter: web::Data<Limiter>,
+    links: web::Data<Links>,
+    random: web::Data<RandomFactory>,
     req: HttpRequest,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
     key: IdempotencyKey,
     JsonBody(request): JsonBody<CreateInviteRequest>,
 ) -> ApiResult<HttpResponse> {
-    create(&state, &req, actor, key, request, Place::Channel(path.into_inner())).await
+    let parts = Parts { door: &door, limiter: &limiter, links: &links, random: &random };
+    create(&parts, &req, actor, key, request, Place::Channel(path.into_inner())).await
+}
+
+/// What creating an invite works with.
+struct Parts<'a> {
+    door: &'a Door,
+    limiter: &'a Limiter,
+    links: &'a Links,
+    random: &'a RandomFactory,
 }
 
 /// Creation, whichever path named the server: the rate limit is per user and server, so a
 /// channel-scoped path first finds the channel's server.
 async fn create(
-    state: &AppState,
+    state: &Parts<'_>,
     req: &HttpRequest,
     actor: Actor,
     key: IdempotencyKey,
     request: CreateInviteRequest,
     place: Place,
 ) -> ApiResult<HttpResponse> {
-    if state.limits.is_some() {
+    let door = state.door;
+    if state.limiter.enabled() {
         let server_id = match place {
             Place::Server(server_id) => server_id,
             Place::Channel(_) => {
-                state.db.run(move |conn| invite_ops::invites::server_of(conn, place)).await?
+                door.read(move |conn| invite_ops::invites::server_of(conn, place)).await?
             }
         };
-        state.limit(req, |limits| limits.create(actor.user_id, server_id))?;
+        state.limiter.limit(req, |limits| limits.create(actor.user_id, server_id))?;
     }
-    let ctx = state.ctx(actor);
-    let random = state.random.clone();
-    let public_url = state.public_url.clone();
-    state
-        .post(
+    let ctx = door.ctx(actor);
+    let random = RandomFactory::clone(state.random);
+    let public_url = state.links.public_url().to_owned();
+    let answer = door
+        .change_keyed(
             key.claim(),
             move |conn| invite_ops::invites::create(conn, &ctx, place, request, random().as_mut()),
             move |created| {
@@ -158,7 +183,8 @@ async fn create(
                 render(status, &crate::wire::invite(invite, &public_url), Some(invite.version))
             },
         )
-        .await
+        .await?;
+    Ok(respond(answer))
 }
 
 /// The server's invites, newest first, expired and used-up ones included, revoked and vanity
@@ -170,18 +196,19 @@ async fn create(
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
     ))]
 pub(crate) async fn list_in_server(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
+    links: web::Data<Links>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
     query: web::Query<ListQuery>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = state.ctx(actor);
+    let ctx = door.ctx(actor);
     let place = Place::Server(path.into_inner());
     let ListQuery { channel_id, limit, before } = query.into_inner();
     let query = invite_ops::invites::ListQuery { channel_id, limit, before };
     let invites =
-        state.db.run(move |conn| invite_ops::invites::list(conn, &ctx, place, query)).await?;
-    Ok(list_response(&invites, &state))
+        door.read(move |conn| invite_ops::invites::list(conn, &ctx, place, query)).await?;
+    Ok(list_response(&invites, &links))
 }
 
 /// The channel's invites, newest first (`CREATE_INVITES` in its server).
@@ -192,25 +219,26 @@ pub(crate) async fn list_in_server(
         (status = 404, description = "`CHANNEL_NOT_FOUND`", body = ErrorBody),
     ))]
 pub(crate) async fn list_in_channel(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
+    links: web::Data<Links>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
     query: web::Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = state.ctx(actor);
+    let ctx = door.ctx(actor);
     let place = Place::Channel(path.into_inner());
     let PageQuery { limit, before } = query.into_inner();
     let query = invite_ops::invites::ListQuery { channel_id: None, limit, before };
     let invites =
-        state.db.run(move |conn| invite_ops::invites::list(conn, &ctx, place, query)).await?;
-    Ok(list_response(&invites, &state))
+        door.read(move |conn| invite_ops::invites::list(conn, &ctx, place, query)).await?;
+    Ok(list_response(&invites, &links))
 }
 
-fn list_response(invites: &[Invite], state: &AppState) -> HttpResponse {
+fn list_response(invites: &[Invite], links: &Links) -> HttpResponse {
     HttpResponse::Ok().json(
         invites
             .iter()
-            .map(|invite| crate::wire::invite(invite, &state.public_url))
+            .map(|invite| crate::wire::invite(invite, links.public_url()))
             .collect::<Vec<_>>(),
     )
 }
@@ -227,19 +255,20 @@ fn list_response(invites: &[Invite], state: &AppState) -> HttpResponse {
         (status = 412, description = "`PRECONDITION_FAILED`: the version changed", body = ErrorBody),
     ))]
 pub(crate) async fn update(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
+    links: web::Data<Links>,
     req: HttpRequest,
     AuthUser(actor): AuthUser,
     path: web::Path<(Uuid, Uuid)>,
     JsonBody(request): JsonBody<UpdateInviteRequest>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = state.ctx(actor);
+    let ctx = door.ctx(actor);
     let ids = path.into_inner();
     let expected = if_match(&req);
-    let invite = state
+    let invite = door
         .change(move |conn| invite_ops::invites::update(conn, &ctx, ids, &request, expected))
         .await?;
-    Ok(invite_response(HttpResponse::Ok(), &invite, &state))
+    Ok(invite_response(HttpResponse::Ok(), &invite, &links))
 }
 
 /// Revokes an invite (a soft delete: its code is never reissued). `CREATE_INVITES` for one's
@@ -253,15 +282,15 @@ pub(crate) async fn update(
         (status = 412, description = "`PRECONDITION_FAILED`", body = ErrorBody),
     ))]
 pub(crate) async fn revoke(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
     req: HttpRequest,
     AuthUser(actor): AuthUser,
     path: web::Path<(Uuid, Uuid)>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = state.ctx(actor);
+    let ctx = door.ctx(actor);
     let ids = path.into_inner();
     let expected = if_match(&req);
-    state.change(move |conn| invite_ops::invites::revoke(conn, &ctx, ids, expected)).await?;
+    door.change(move |conn| invite_ops::invites::revoke(conn, &ctx, ids, expected)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -278,26 +307,26 @@ pub(crate) async fn revoke(
         (status = 429, description = "`RATE_LIMITED`: the `unknown-code` bucket is empty; retry after `Retry-After` seconds", body = crate::error::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 pub(crate) async fn revoke_by_code(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
+    limiter: web::Data<Limiter>,
     req: HttpRequest,
     AuthUser(actor): AuthUser,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    state.not_scanning(&req)?;
+    limiter.not_scanning(&req)?;
     // Every "not found" here charges the scanning bucket: an unknown code, a revoked one, and
     // a code of a server the caller is not in, which must not be told apart.
     let not_found = |error: ApiError| match error.code() {
-        ErrorCode::InviteNotFound => state.unknown_code(&req, error),
+        ErrorCode::InviteNotFound => limiter.unknown_code(&req, error),
         _ => error,
     };
     let code =
         CodeRef::parse(&path).ok_or_else(|| not_found(ApiError::of(ErrorCode::InviteNotFound)))?;
-    let ctx = state.ctx(actor);
+    let ctx = door.ctx(actor);
     let expected = if_match(&req);
-    state
-        .change(move |conn| invite_ops::invites::revoke_by_code(conn, &ctx, &code, expected))
+    door.change(move |conn| invite_ops::invites::revoke_by_code(conn, &ctx, &code, expected))
         .await
-        .map_err(not_found)?;
+        .map_err(|failure| not_found(failure.into()))?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -309,26 +338,30 @@ pub(crate) async fn revoke_by_code(
         (status = 429, description = "`RATE_LIMITED`: the `preview` (or, after many unknown codes, `unknown-code`) bucket is empty; retry after `Retry-After` seconds. Every response of this operation carries `X-RateLimit-Limit`, `-Remaining`, `-Reset-After` and `-Bucket`", body = crate::error::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 pub(crate) async fn preview(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
+    limiter: web::Data<Limiter>,
+    previews: web::Data<PreviewCache>,
     req: HttpRequest,
     path: web::Path<String>,
     query: web::Query<PreviewQuery>,
 ) -> ApiResult<HttpResponse> {
-    let addr = AddrKey::from(state.proxies.client_of(&req));
-    state.limit(&req, |limits| limits.preview(addr))?;
+    let addr = limiter.client(&req);
+    limiter.limit(&req, |limits| limits.preview(addr))?;
     // A code that does not exist (a malformed one cannot) charges the scanning bucket.
     let unknown = || -> ApiResult<HttpResponse> {
-        state.limit(&req, |limits| limits.unknown_code(addr))?;
+        limiter.limit(&req, |limits| limits.unknown_code(addr))?;
         Err(ApiError::Preview(PreviewRefused::NotFound))
     };
     let Some(code) = CodeRef::parse(&path) else { return unknown() };
-    let Some(found) = lookup(&state, &code).await? else { return unknown() };
-    let now = state.clock.now();
+    let Some(found) = invite_runtime::preview_cache::lookup(&door, &previews, &code).await? else {
+        return unknown();
+    };
+    let now = door.now();
     let verdict =
         invite_ops::invites::preview_verdict(Some(&found.status), found.invites_paused, None, now);
     verdict.shown.map_err(ApiError::Preview)?;
     let mut preview =
-        crate::wire::preview(code.as_str(), &found, state.previews.member_count(&found), now);
+        crate::wire::preview(code.as_str(), &found, previews.member_count(&found), now);
     if query.with_counts {
         preview.approximate_member_count = Some(preview.member_count);
         // Members with a live gateway session on any instance, as cached with the preview.
@@ -337,35 +370,9 @@ pub(crate) async fn preview(
     Ok(HttpResponse::Ok().json(preview))
 }
 
-/// The preview of `code` from the cache, or read from the database and cached; `None` when no
-/// invite has the code. The JSON preview and the invite page both read it here.
-pub(crate) async fn lookup(
-    state: &AppState,
-    code: &CodeRef,
-) -> ApiResult<Option<Arc<CachedPreview>>> {
-    if let Some(cached) = state.previews.get(code.as_str()) {
-        return Ok(Some(cached));
-    }
-    let ticket = state.previews.ticket();
-    let key = code.clone();
-    let now = state.clock.now();
-    let found = state
-        .db
-        .run(move |conn| {
-            invite_ops::invites::preview(conn, &key, now)
-                .map(|found| found.map(|found| CachedPreview::from(&found)))
-        })
-        .await?
-        .map(Arc::new);
-    if let Some(found) = &found {
-        state.previews.put(code.as_str(), Arc::clone(found), ticket);
-    }
-    Ok(found)
-}
-
 /// Joins the invite's server. Atomic: an invite admits exactly as many people as it allows.
 #[utoipa::path(post, path = "/invites/{code}/accept", tag = "invites", security(("bearer" = [])),
-    params(("code" = String, Path, description = "A random code (8 characters, case sensitive) or a vanity code"), crate::openapi::IdempotencyHeader), responses(
+    params(("code" = String, Path, description = "A random code (8 characters, case sensitive) or a vanity code"), crate::idempotency::IdempotencyHeader), responses(
         (status = 201, description = "Joined (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = invite_api::Joined),
         (status = 400, description = "`INVITE_EXPIRED` or `INVITE_MAXED_OUT`", body = ErrorBody),
         (status = 403, description = "`BANNED` or `INVITES_PAUSED`", body = ErrorBody),
@@ -374,18 +381,21 @@ pub(crate) async fn lookup(
         (status = 429, description = "`RATE_LIMITED`: the `accept` bucket (or, for a code that does not exist, `unknown-code`) is empty; retry after `Retry-After` seconds. Every response of this operation carries `X-RateLimit-Limit`, `-Remaining`, `-Reset-After` and `-Bucket`", body = crate::error::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 pub(crate) async fn accept(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
+    limiter: web::Data<Limiter>,
+    metrics: web::Data<Metrics>,
     req: HttpRequest,
     AuthUser(actor): AuthUser,
     path: web::Path<String>,
     key: IdempotencyKey,
 ) -> ApiResult<HttpResponse> {
-    state.limit(&req, |limits| limits.accept(actor.user_id))?;
+    limiter.limit(&req, |limits| limits.accept(actor.user_id))?;
     // A code that does not exist charges the scanning bucket once the join has said so: the
     // join itself stays one statement, and a code that exists costs nothing more.
-    let not_found = || state.unknown_code(&req, Problem::from(RedemptionRefused::NotFound).into());
+    let not_found =
+        || limiter.unknown_code(&req, Problem::from(RedemptionRefused::NotFound).into());
     let code = CodeRef::parse(&path).ok_or_else(not_found)?;
-    match redeem(&state, actor, code, key.claim()).await? {
+    match redeem(&door, &metrics, actor, code, key.claim()).await? {
         Keyed::Replay(recorded) => Ok(respond(Keyed::Replay(recorded))),
         Keyed::Fresh(Redemption::Joined(joined)) => Ok(respond(Keyed::Fresh(RecordedResponse {
             status: JOINED.status,
@@ -397,19 +407,19 @@ pub(crate) async fn accept(
     }
 }
 
-/// The accept operation, for the API and the invite page alike: the join (combined with
-/// concurrent ones, see below), its events applied and announced, its outcome counted.
+/// The accept operation, for the API and the invite page alike: the join (committed with
+/// concurrent ones), its events applied and announced, its outcome counted.
 pub(crate) async fn redeem(
-    state: &AppState,
+    door: &Door,
+    metrics: &Metrics,
     actor: Actor,
     code: CodeRef,
     claim: Option<IdempotencyClaim>,
 ) -> ApiResult<Keyed<Redemption>> {
-    let ctx = state.ctx(actor);
-    let batch_key = invite_ops::accept::commit_group(&code, state.db.pool().backend());
-    let outcome = state
-        .db
-        .run_combined(batch_key, move |conn| {
+    let ctx = door.ctx(actor);
+    let batch_key = invite_ops::accept::commit_group(&code, door.pool().backend());
+    let outcome = door
+        .change_grouped(batch_key, move |conn| {
             invite_ops::accept::accept(
                 conn,
                 &ctx,
@@ -418,19 +428,14 @@ pub(crate) async fn redeem(
             )
         })
         .await;
-    state.metrics.observe_accept(match &outcome {
-        Ok(Keyed::Fresh(done)) => match done.value() {
-            Redemption::Joined(_) => "joined",
-            Redemption::Refused(reason) => reason.label(),
-        },
+    metrics.observe_accept(match &outcome {
+        Ok(Keyed::Fresh(Redemption::Joined(_))) => "joined",
+        Ok(Keyed::Fresh(Redemption::Refused(reason))) => reason.label(),
         Ok(Keyed::Replay(_)) => "replayed",
-        Err(ApiError::Unavailable(_) | ApiError::Overloaded) => "unavailable",
+        Err(Failure::Overloaded | Failure::Op(OpError::Unavailable(_))) => "unavailable",
         Err(_) => "error",
     });
-    Ok(match outcome? {
-        Keyed::Replay(recorded) => Keyed::Replay(recorded),
-        Keyed::Fresh(done) => Keyed::Fresh(done.settle(state)),
-    })
+    Ok(outcome?)
 }
 
 /// The response to a join, `{"message":"Joined server","server_id":"..."}`

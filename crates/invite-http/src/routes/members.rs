@@ -4,11 +4,11 @@ use actix_web::{HttpResponse, web};
 use invite_core::server::UpdateMemberRequest;
 use uuid::Uuid;
 
-use super::AfterQuery;
+use super::common::AfterQuery;
 use crate::auth::AuthUser;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
-use crate::state::AppState;
+use invite_runtime::door::Door;
 
 routes! {
     "/servers/{server_id}/members" => { GET: list },
@@ -23,17 +23,16 @@ routes! {
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
     ))]
 pub(crate) async fn list(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
     query: web::Query<AfterQuery>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = state.ctx(actor);
+    let ctx = door.ctx(actor);
     let server_id = path.into_inner();
     let AfterQuery { limit, after } = query.into_inner();
-    let members = state
-        .db
-        .run(move |conn| invite_ops::members::list(conn, &ctx, server_id, (limit, after)))
+    let members = door
+        .read(move |conn| invite_ops::members::list(conn, &ctx, server_id, (limit, after)))
         .await?;
     Ok(HttpResponse::Ok().json(members.into_iter().map(crate::wire::member).collect::<Vec<_>>()))
 }
@@ -46,15 +45,15 @@ pub(crate) async fn list(
         (status = 404, description = "`SERVER_NOT_FOUND` or `MEMBER_NOT_FOUND`", body = ErrorBody),
     ))]
 pub(crate) async fn update(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
     AuthUser(actor): AuthUser,
     path: web::Path<(Uuid, Uuid)>,
     JsonBody(request): JsonBody<UpdateMemberRequest>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = state.ctx(actor);
+    let ctx = door.ctx(actor);
     let ids = path.into_inner();
     let member =
-        state.change(move |conn| invite_ops::members::update(conn, &ctx, ids, &request)).await?;
+        door.change(move |conn| invite_ops::members::update(conn, &ctx, ids, &request)).await?;
     Ok(HttpResponse::Ok().json(crate::wire::member(member)))
 }
 
@@ -67,13 +66,13 @@ pub(crate) async fn update(
         (status = 404, description = "`SERVER_NOT_FOUND` or `MEMBER_NOT_FOUND`", body = ErrorBody),
     ))]
 pub(crate) async fn remove(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
     AuthUser(actor): AuthUser,
     path: web::Path<(Uuid, Uuid)>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = state.ctx(actor);
+    let ctx = door.ctx(actor);
     let ids = path.into_inner();
-    state.change(move |conn| invite_ops::members::remove(conn, &ctx, ids)).await?;
+    door.change(move |conn| invite_ops::members::remove(conn, &ctx, ids)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -85,17 +84,16 @@ pub(crate) async fn remove(
         (status = 404, description = "`SERVER_NOT_FOUND` or `INVITE_NOT_FOUND`", body = ErrorBody),
     ))]
 pub(crate) async fn joined_with(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
     AuthUser(actor): AuthUser,
     path: web::Path<(Uuid, Uuid)>,
     query: web::Query<AfterQuery>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = state.ctx(actor);
+    let ctx = door.ctx(actor);
     let ids = path.into_inner();
     let AfterQuery { limit, after } = query.into_inner();
-    let members = state
-        .db
-        .run(move |conn| invite_ops::invites::members_joined_with(conn, &ctx, ids, (limit, after)))
+    let members = door
+        .read(move |conn| invite_ops::invites::members_joined_with(conn, &ctx, ids, (limit, after)))
         .await?;
     Ok(HttpResponse::Ok().json(members.into_iter().map(crate::wire::member).collect::<Vec<_>>()))
 }

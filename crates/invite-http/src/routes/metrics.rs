@@ -2,7 +2,8 @@
 
 use actix_web::{HttpResponse, web};
 
-use crate::state::AppState;
+use invite_runtime::door::Door;
+use invite_runtime::metrics::Metrics;
 
 routes! {
     "/metrics" => { GET: metrics },
@@ -12,8 +13,8 @@ routes! {
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses(
     (status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain"),
 ))]
-pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn metrics(door: web::Data<Door>, metrics: web::Data<Metrics>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render(&state.db))
+        .body(metrics.render(door.pool(), door.lag()))
 }

@@ -12,7 +12,7 @@ macro_rules! routes {
         pub(super) fn configure(cfg: &mut actix_web::web::ServiceConfig) {
             $(
                 cfg.service(
-                    super::resource($path, &[$(stringify!($method)),+])
+                    super::common::resource($path, &[$(stringify!($method)),+])
                         $(.route(
                             actix_web::web::method(actix_web::http::Method::$method)
                                 .to($handler)
@@ -32,6 +32,7 @@ macro_rules! routes {
 pub(crate) mod admin;
 pub(crate) mod bans;
 pub(crate) mod channels;
+mod common;
 pub(crate) mod health;
 pub(crate) mod invites;
 pub(crate) mod members;
@@ -41,11 +42,7 @@ pub(crate) mod status;
 pub(crate) mod vanity;
 pub(crate) mod webhooks;
 
-use actix_web::{Resource, web};
-use serde::Deserialize;
-use uuid::Uuid;
-
-use crate::extract::method_not_allowed;
+use actix_web::web;
 
 /// Registers every route.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
@@ -86,33 +83,4 @@ pub fn table() -> Vec<(&'static str, &'static str)> {
     .flatten()
     .flat_map(|(path, methods)| methods.iter().map(move |method| (*path, *method)))
     .collect()
-}
-
-/// A resource whose other methods answer 405 in JSON, with the `Allow` header listing `allowed`.
-fn resource(path: &str, allowed: &'static [&'static str]) -> Resource {
-    web::resource(path).default_service(web::to(move || method_not_allowed(allowed)))
-}
-
-/// `?limit=&before=` for lists newest first.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct BeforeQuery {
-    /// Page size (1-100, default 50).
-    #[param(minimum = 1, maximum = 100)]
-    limit: Option<i64>,
-    /// Only entries older than this one (its id).
-    before: Option<Uuid>,
-}
-
-/// `?limit=&after=` for lists by user id.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct AfterQuery {
-    /// Page size (1-1000, default 100).
-    #[param(minimum = 1, maximum = 1000)]
-    limit: Option<i64>,
-    /// Only users after this user id.
-    after: Option<Uuid>,
 }

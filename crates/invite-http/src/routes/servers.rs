@@ -5,12 +5,12 @@ use actix_web::{HttpResponse, web};
 use invite_core::server::{CreateServerRequest, PauseRequest, UpdateServerRequest};
 use uuid::Uuid;
 
-use super::BeforeQuery;
+use super::common::BeforeQuery;
 use crate::auth::AuthUser;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
-use crate::idempotency::{IdempotencyKey, render};
-use crate::state::AppState;
+use crate::idempotency::{IdempotencyKey, render, respond};
+use invite_runtime::door::Door;
 
 routes! {
     "/servers" => { POST: create },
@@ -21,27 +21,28 @@ routes! {
 
 /// Creates a server; the caller becomes its owner and first member.
 #[utoipa::path(post, path = "/servers", tag = "servers", security(("bearer" = [])),
-    params(crate::openapi::IdempotencyHeader), request_body = CreateServerRequest,
+    params(crate::idempotency::IdempotencyHeader), request_body = CreateServerRequest,
     responses((status = 201, description = "Created (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = invite_api::Server)))]
 pub(crate) async fn create(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
     AuthUser(actor): AuthUser,
     key: IdempotencyKey,
     JsonBody(request): JsonBody<CreateServerRequest>,
 ) -> ApiResult<HttpResponse> {
     // The request's rules first: they need no database.
     request.validate()?;
-    let ctx = state.ctx(actor);
+    let ctx = door.ctx(actor);
     let now = ctx.now;
-    state
-        .post(
+    let answer = door
+        .change_keyed(
             key.claim(),
             move |conn| invite_ops::servers::create(conn, &ctx, &request),
             move |server| {
                 render(StatusCode::CREATED, &crate::wire::server(server.clone(), now), None)
             },
         )
-        .await
+        .await?;
+    Ok(respond(answer))
 }
 
 /// A server the caller belongs to.
@@ -51,14 +52,14 @@ pub(crate) async fn create(
         (status = 404, description = "Unknown, or the caller is not a member (`SERVER_NOT_FOUND`)", body = ErrorBody),
     ))]
 pub(crate) async fn get(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = state.ctx(actor);
+    let ctx = door.ctx(actor);
     let now = ctx.now;
     let server_id = path.into_inner();
-    let server = state.db.run(move |conn| invite_ops::servers::get(conn, &ctx, server_id)).await?;
+    let server = door.read(move |conn| invite_ops::servers::get(conn, &ctx, server_id)).await?;
     Ok(HttpResponse::Ok().json(crate::wire::server(server, now)))
 }
 
@@ -70,15 +71,15 @@ pub(crate) async fn get(
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
     ))]
 pub(crate) async fn update(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
     JsonBody(request): JsonBody<UpdateServerRequest>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = state.ctx(actor);
+    let ctx = door.ctx(actor);
     let now = ctx.now;
     let server_id = path.into_inner();
-    let server = state
+    let server = door
         .change(move |conn| invite_ops::servers::update(conn, &ctx, server_id, &request))
         .await?;
     Ok(HttpResponse::Ok().json(crate::wire::server(server, now)))
@@ -92,15 +93,14 @@ pub(crate) async fn update(
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
     ))]
 pub(crate) async fn pause(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
     JsonBody(request): JsonBody<PauseRequest>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = state.ctx(actor);
+    let ctx = door.ctx(actor);
     let server_id = path.into_inner();
-    state
-        .change(move |conn| invite_ops::servers::set_pause(conn, &ctx, server_id, Some(&request)))
+    door.change(move |conn| invite_ops::servers::set_pause(conn, &ctx, server_id, Some(&request)))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -113,13 +113,13 @@ pub(crate) async fn pause(
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
     ))]
 pub(crate) async fn resume(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = state.ctx(actor);
+    let ctx = door.ctx(actor);
     let server_id = path.into_inner();
-    state.change(move |conn| invite_ops::servers::set_pause(conn, &ctx, server_id, None)).await?;
+    door.change(move |conn| invite_ops::servers::set_pause(conn, &ctx, server_id, None)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -131,17 +131,16 @@ pub(crate) async fn resume(
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
     ))]
 pub(crate) async fn audit_log(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
     query: web::Query<BeforeQuery>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = state.ctx(actor);
+    let ctx = door.ctx(actor);
     let server_id = path.into_inner();
     let BeforeQuery { limit, before } = query.into_inner();
-    let entries = state
-        .db
-        .run(move |conn| invite_ops::servers::audit_log(conn, &ctx, server_id, (limit, before)))
+    let entries = door
+        .read(move |conn| invite_ops::servers::audit_log(conn, &ctx, server_id, (limit, before)))
         .await?;
     Ok(HttpResponse::Ok()
         .json(entries.into_iter().map(crate::wire::audit_entry).collect::<Vec<_>>()))

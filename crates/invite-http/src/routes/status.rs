@@ -14,8 +14,13 @@ use chrono::{DateTime, Utc};
 use invite_api::{Component, Level, Status, Window};
 use sha2::{Digest as _, Sha256};
 
-use crate::db::DbState;
-use crate::state::AppState;
+use invite_runtime::db::DbState;
+use invite_runtime::door::Door;
+use invite_runtime::maintenance::Maintenance;
+
+/// When the process started serving.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Started(pub(crate) Instant);
 
 routes! {
     "/status" => { GET: status },
@@ -36,9 +41,9 @@ fn wall_clock(at: Instant, now: Instant, wall_now: DateTime<Utc>) -> DateTime<Ut
     wall_now - chrono::TimeDelta::from_std(ago).unwrap_or_default()
 }
 
-fn document(state: &AppState) -> Status {
-    let (now, wall_now) = (Instant::now(), state.clock.now());
-    let health = state.db.health();
+fn document(door: &Door, maintenance: &Maintenance, started: Started) -> Status {
+    let (now, wall_now) = (Instant::now(), door.now());
+    let health = door.health();
     let (database, description) = match health.state {
         DbState::Healthy => (Level::Operational, "The database answers"),
         DbState::Degraded { shedding: true } => {
@@ -55,7 +60,7 @@ fn document(state: &AppState) -> Status {
         since: wall_clock(health.since, now, wall_now),
         description: description.to_owned(),
     };
-    let switch = state.maintenance.current();
+    let switch = maintenance.current();
     let active = switch.as_ref().filter(|window| window.is_active(wall_now));
     let writes = match (active, &switch) {
         (Some(window), _) => Component {
@@ -77,7 +82,7 @@ fn document(state: &AppState) -> Status {
         (None, None) => Component {
             name: "writes".to_owned(),
             status: Level::Operational,
-            since: wall_clock(state.started, now, wall_now),
+            since: wall_clock(started.0, now, wall_now),
             description: "Invites can be created and accepted".to_owned(),
         },
     };
@@ -114,8 +119,13 @@ fn wants_html(req: &HttpRequest) -> bool {
 #[utoipa::path(get, path = "/status", tag = "operations", responses(
     (status = 200, description = "The status (also as `text/html` when the `Accept` header prefers it)", body = Status),
 ))]
-pub(crate) async fn status(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let document = document(&state);
+pub(crate) async fn status(
+    door: web::Data<Door>,
+    maintenance: web::Data<Maintenance>,
+    started: web::Data<Started>,
+    req: HttpRequest,
+) -> HttpResponse {
+    let document = document(&door, &maintenance, **started);
     let mut response = HttpResponse::Ok();
     response.insert_header((header::CACHE_CONTROL, "no-store"));
     response.insert_header((header::VARY, "Accept"));

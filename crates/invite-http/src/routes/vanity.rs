@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::auth::AuthUser;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
-use crate::state::AppState;
+use invite_runtime::door::Door;
 
 routes! {
     "/servers/{server_id}/vanity-url" => { GET: get, PATCH: update },
@@ -21,14 +21,13 @@ routes! {
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
     ))]
 pub(crate) async fn get(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = state.ctx(actor);
+    let ctx = door.ctx(actor);
     let server_id = path.into_inner();
-    let invite =
-        state.db.run(move |conn| invite_ops::servers::vanity(conn, &ctx, server_id)).await?;
+    let invite = door.read(move |conn| invite_ops::servers::vanity(conn, &ctx, server_id)).await?;
     Ok(HttpResponse::Ok().json(crate::wire::vanity_url(invite)))
 }
 
@@ -41,14 +40,14 @@ pub(crate) async fn get(
         (status = 409, description = "`VANITY_TAKEN`: another server holds it, or released it less than 30 days ago", body = ErrorBody),
     ))]
 pub(crate) async fn update(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
     JsonBody(request): JsonBody<VanityRequest>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = state.ctx(actor);
+    let ctx = door.ctx(actor);
     let server_id = path.into_inner();
-    let invite = state
+    let invite = door
         .change(move |conn| invite_ops::servers::set_vanity(conn, &ctx, server_id, &request))
         .await?;
     Ok(HttpResponse::Ok().json(crate::wire::vanity_url(invite)))

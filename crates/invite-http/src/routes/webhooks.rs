@@ -12,7 +12,8 @@ use uuid::Uuid;
 use crate::auth::AuthUser;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
-use crate::state::AppState;
+use invite_runtime::door::Door;
+use invite_runtime::webhooks::Deliverer;
 
 routes! {
     "/servers/{server_id}/events" => { GET: events },
@@ -54,17 +55,16 @@ fn event(event: &StoredEvent) -> invite_api::Event {
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
     ))]
 pub(crate) async fn events(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
     query: web::Query<EventsQuery>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = state.ctx(actor);
+    let ctx = door.ctx(actor);
     let server_id = path.into_inner();
     let EventsQuery { after, limit } = query.into_inner();
-    let events = state
-        .db
-        .run(move |conn| invite_ops::events::server_events(conn, &ctx, server_id, (after, limit)))
+    let events = door
+        .read(move |conn| invite_ops::events::server_events(conn, &ctx, server_id, (after, limit)))
         .await?;
     Ok(HttpResponse::Ok().json(events.iter().map(event).collect::<Vec<_>>()))
 }
@@ -90,7 +90,7 @@ fn webhook(webhook: Webhook, show_secret: bool) -> invite_api::Webhook {
 /// Registers a webhook (`MANAGE_SERVER`, at most ten per server): the server's events from now
 /// on are posted to `url`, signed with the secret the answer shows, once.
 #[utoipa::path(post, path = "/servers/{server_id}/webhooks", tag = "events", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server"), crate::openapi::IdempotencyHeader),
+    params(("server_id" = Uuid, Path, description = "The server"), crate::idempotency::IdempotencyHeader),
     request_body = CreateWebhookRequest, responses(
         (status = 201, description = "Registered; `secret` is shown this once", body = invite_api::Webhook),
         (status = 400, description = "`VALIDATION_ERROR`: not an http(s) URL, a private address, an unknown event type, or ten webhooks already", body = ErrorBody),
@@ -98,24 +98,25 @@ fn webhook(webhook: Webhook, show_secret: bool) -> invite_api::Webhook {
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
     ))]
 pub(crate) async fn create(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
+    deliverer: web::Data<Deliverer>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
     key: crate::idempotency::IdempotencyKey,
     JsonBody(request): JsonBody<CreateWebhookRequest>,
 ) -> ApiResult<HttpResponse> {
     let server_id = path.into_inner();
-    let ctx = state.ctx(actor);
+    let ctx = door.ctx(actor);
     // Membership and permission come first, so a stranger learns nothing about URLs.
     let checker = ctx.clone();
-    state.db.run(move |conn| invite_ops::webhooks::may_register(conn, &checker, server_id)).await?;
+    door.read(move |conn| invite_ops::webhooks::may_register(conn, &checker, server_id)).await?;
     let target = request.validate()?;
-    crate::webhooks::check_target(&target.endpoint, state.webhook_allow_private)
+    invite_runtime::webhooks::check_target(&target.endpoint, deliverer.allow_private())
         .await
         .map_err(Problem::validation)?;
-    let secret = crate::webhooks::new_secret();
-    state
-        .post(
+    let secret = invite_runtime::webhooks::new_secret();
+    let answer = door
+        .change_keyed(
             key.claim(),
             move |conn| invite_ops::webhooks::create(conn, &ctx, server_id, &target, &secret),
             |created| {
@@ -126,7 +127,8 @@ pub(crate) async fn create(
                 )
             },
         )
-        .await
+        .await?;
+    Ok(crate::idempotency::respond(answer))
 }
 
 /// The server's webhooks, oldest first, without their secrets (`MANAGE_SERVER`).
@@ -137,14 +139,13 @@ pub(crate) async fn create(
         (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
     ))]
 pub(crate) async fn list(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
     AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = state.ctx(actor);
+    let ctx = door.ctx(actor);
     let server_id = path.into_inner();
-    let webhooks =
-        state.db.run(move |conn| invite_ops::webhooks::list(conn, &ctx, server_id)).await?;
+    let webhooks = door.read(move |conn| invite_ops::webhooks::list(conn, &ctx, server_id)).await?;
     Ok(HttpResponse::Ok()
         .json(webhooks.into_iter().map(|listed| webhook(listed, false)).collect::<Vec<_>>()))
 }
@@ -157,13 +158,13 @@ pub(crate) async fn list(
         (status = 404, description = "`SERVER_NOT_FOUND` or `WEBHOOK_NOT_FOUND`", body = ErrorBody),
     ))]
 pub(crate) async fn delete(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
     AuthUser(actor): AuthUser,
     path: web::Path<(Uuid, Uuid)>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = state.ctx(actor);
+    let ctx = door.ctx(actor);
     let ids = path.into_inner();
-    state.change(move |conn| invite_ops::webhooks::delete(conn, &ctx, ids)).await?;
+    door.change(move |conn| invite_ops::webhooks::delete(conn, &ctx, ids)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -188,14 +189,14 @@ fn delivery(delivery: Delivery) -> invite_api::Delivery {
         (status = 404, description = "`SERVER_NOT_FOUND` or `WEBHOOK_NOT_FOUND`", body = ErrorBody),
     ))]
 pub(crate) async fn deliveries(
-    state: web::Data<AppState>,
+    door: web::Data<Door>,
     AuthUser(actor): AuthUser,
     path: web::Path<(Uuid, Uuid)>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = state.ctx(actor);
+    let ctx = door.ctx(actor);
     let ids = path.into_inner();
     let (hook, deliveries) =
-        state.db.run(move |conn| invite_ops::webhooks::deliveries(conn, &ctx, ids)).await?;
+        door.read(move |conn| invite_ops::webhooks::deliveries(conn, &ctx, ids)).await?;
     Ok(HttpResponse::Ok().json(invite_api::Deliveries {
         webhook: webhook(hook, false),
         deliveries: deliveries.into_iter().map(delivery).collect(),

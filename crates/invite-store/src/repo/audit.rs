@@ -8,12 +8,23 @@ use invite_core::audit::AuditAction;
 use invite_core::server::PageLimit;
 use uuid::Uuid;
 
-use super::{AuditRepository, unknown_cursor};
+use super::cursor::unknown_cursor;
 use crate::connection::{DbConnection, on_each_backend};
 use crate::error::{StoreError, StoreResult};
 use crate::models::{AuditEntry, AuditRow};
 use crate::schema::audit_entries;
 use crate::sql_types::{Id, Json, Ts};
+
+/// The audit log.
+pub trait AuditRepository {
+    /// Entries newest first, older than `before`.
+    fn list_audit_entries(
+        &mut self,
+        server_id: Uuid,
+        before: Option<Uuid>,
+        limit: PageLimit,
+    ) -> StoreResult<Vec<AuditEntry>>;
+}
 
 /// Audit writes that failed (failing their operations) since the process started. A counter
 /// rather than configuration, so a process-wide static is the honest shape for it; `/metrics`

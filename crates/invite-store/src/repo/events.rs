@@ -30,13 +30,64 @@ use diesel::prelude::*;
 use invite_core::event::{Audience, Event, EventType};
 use uuid::Uuid;
 
-use super::EventRepository;
 use super::servers::lock_server;
 use crate::connection::{Backend, DbConnection, on_each_backend};
 use crate::error::StoreResult;
 use crate::models::corrupt;
 use crate::schema::events;
 use crate::sql_types::{Id, Json, Ts};
+
+/// The outbox (contract section 9); see the `events` module for how it is read safely.
+pub trait EventRepository {
+    /// Appends events inside the caller's transaction, after taking their servers' row locks (so
+    /// that one server's events are numbered in commit order); returns them as stored.
+    fn append_events(
+        &mut self,
+        events: &[Event],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<StoredEvent>>;
+
+    /// One server's events after `after`, oldest first: safe to page through with `after`,
+    /// since a server's events commit in `seq` order.
+    fn server_events(
+        &mut self,
+        server_id: Uuid,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredEvent>>;
+
+    /// Every server's events after `after` and up to `up_to` (an [`EventHorizon`]), oldest
+    /// first.
+    fn events_between(
+        &mut self,
+        after: i64,
+        up_to: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredEvent>>;
+
+    /// What an [`EventHorizon`] needs to know now.
+    fn horizon_sample(&mut self) -> StoreResult<HorizonSample>;
+
+    /// The largest `seq` committed so far (0 when none).
+    fn latest_seq(&mut self) -> StoreResult<i64>;
+
+    /// Deletes up to about `batch` events written before `before`; returns how many went.
+    fn purge_events(&mut self, before: DateTime<Utc>, batch: i64) -> StoreResult<usize>;
+
+    /// The smallest `seq` the outbox still holds (`None` when it is empty): a reader that last
+    /// saw a `seq` below the one before it may have missed purged events.
+    fn oldest_seq(&mut self) -> StoreResult<Option<i64>>;
+
+    /// The events of `servers` after `after` and up to `up_to`, oldest first (a gateway
+    /// session's replay).
+    fn servers_events_between(
+        &mut self,
+        servers: &[Uuid],
+        after: i64,
+        up_to: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredEvent>>;
+}
 
 /// An event as the outbox holds it: its place in the outbox, the event, and when it was
 /// written. Serialised as the events endpoint and the webhooks send it: `seq`, `server_id`,

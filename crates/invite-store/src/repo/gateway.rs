@@ -11,12 +11,67 @@ use diesel::prelude::*;
 use invite_core::permissions::{Permissions, Standing};
 use uuid::Uuid;
 
-use super::GatewayRepository;
 use crate::connection::DbConnection;
 use crate::error::StoreResult;
 use crate::models::corrupt;
 use crate::schema::{gateway_sessions, members, servers};
 use crate::sql_types::{Id, Ts};
+
+/// Gateway sessions (contract section 10): presence, and the removal of temporary members.
+pub trait GatewayRepository {
+    /// Records a session unless the user already has `per_user` live ones; whether it was
+    /// recorded.
+    fn open_session(
+        &mut self,
+        session: NewSession,
+        now: DateTime<Utc>,
+        per_user: i64,
+    ) -> StoreResult<bool>;
+
+    /// Ends a session now (its row stays, saying when it ended).
+    fn close_session(&mut self, session_id: Uuid, now: DateTime<Utc>) -> StoreResult<()>;
+
+    /// Keeps an instance's live sessions live until `until`; returns how many.
+    fn renew_sessions(
+        &mut self,
+        instance_id: Uuid,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<usize>;
+
+    /// Ends every live session of an instance now (it is stopping).
+    fn end_instance_sessions(
+        &mut self,
+        instance_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<usize>;
+
+    /// Temporary members (server, user) who joined more than `grace` ago and have had no
+    /// session for at least `grace`, oldest first.
+    fn lapsed_temporary_members(
+        &mut self,
+        now: DateTime<Utc>,
+        grace: chrono::TimeDelta,
+        limit: i64,
+    ) -> StoreResult<Vec<(Uuid, Uuid)>>;
+
+    /// Whether the user is still a temporary member of the server, gone for at least `grace`
+    /// (checked again inside the removal's transaction).
+    fn is_lapsed_temporary_member(
+        &mut self,
+        server_id: Uuid,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+        grace: chrono::TimeDelta,
+    ) -> StoreResult<bool>;
+
+    /// Deletes the rows of sessions that ended before `before`.
+    fn purge_sessions(&mut self, before: DateTime<Utc>) -> StoreResult<usize>;
+
+    /// The servers each of `users` belongs to, with where they stand in each, as (user,
+    /// server) by user and server id: one query for a burst of new sessions.
+    fn member_servers(&mut self, users: &[Uuid]) -> StoreResult<Vec<(Uuid, MemberServer)>>;
+}
 
 /// A session to record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

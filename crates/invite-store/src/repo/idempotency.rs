@@ -9,11 +9,35 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 
-use super::IdempotencyRepository;
 use crate::connection::{DbConnection, write_transaction};
 use crate::error::StoreResult;
 use crate::schema::idempotency_records;
 use crate::sql_types::{Id, Ts};
+
+/// Responses recorded for `Idempotency-Key` replays.
+pub trait IdempotencyRepository {
+    /// What the claim's key already stands for. A record older than
+    /// [`IDEMPOTENCY_WINDOW`] stands for nothing, and is deleted on the way.
+    fn prior_response(
+        &mut self,
+        claim: &IdempotencyClaim,
+        now: DateTime<Utc>,
+    ) -> StoreResult<PriorResponse>;
+
+    /// Records the response to the claim's request; call it inside the transaction of the change
+    /// it describes. A conflict on [`Constraint::IdempotencyKey`](crate::Constraint) means a
+    /// twin recorded first, and the caller's transaction must roll back.
+    fn record_response(
+        &mut self,
+        claim: &IdempotencyClaim,
+        response: &RecordedResponse,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// Deletes up to about `batch` records older than [`IDEMPOTENCY_WINDOW`]; returns how many
+    /// went.
+    fn purge_idempotency_records(&mut self, now: DateTime<Utc>, batch: i64) -> StoreResult<usize>;
+}
 
 /// How long a record answers for its key; afterwards the key is free again.
 pub const IDEMPOTENCY_WINDOW: TimeDelta = TimeDelta::hours(24);

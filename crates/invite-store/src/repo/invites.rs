@@ -15,18 +15,145 @@ use invite_core::redeem::InvitesPause;
 use invite_core::server::PageLimit;
 use uuid::Uuid;
 
+use super::actor::Actor;
 use super::audit::{self, NewAuditEntry};
+use super::cursor::unknown_cursor;
+use super::events::{EventRepository, StoredEvent};
+use super::idempotency::IdempotencyClaim;
+use super::idempotency::JoinResponseTemplate;
+use super::redeem::Redemption;
+use super::servers::UserRepository;
 use super::servers::lock_server;
-use super::{
-    CreatedInvite, EventRepository, InviteRepository, InviteScope, NewInvite, Redemption,
-    StoredEvent, UserRepository, unknown_cursor,
-};
 use crate::Backend;
 use crate::connection::{DbConnection, on_each_backend, write_transaction};
 use crate::error::{Entity, StoreError, StoreResult};
 use crate::models::{Invite, InviteRow, Preview};
 use crate::schema::{channels, gateway_sessions, invites, members, servers, users};
 use crate::sql_types::{DbJson, DbTimestamp, DbUuid, Id, Ts};
+
+/// An invite to create.
+#[derive(Debug)]
+pub struct NewInvite<'a> {
+    /// The server.
+    pub server_id: Uuid,
+    /// The creator.
+    pub creator: &'a Actor,
+    /// The validated request.
+    pub settings: &'a InviteSettings,
+    /// The creation time, from which the expiry was computed.
+    pub now: DateTime<Utc>,
+}
+
+/// The result of a create request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreatedInvite {
+    /// A new invite.
+    Created(Invite),
+    /// `unique: false` found an active invite with the same settings and returned it.
+    Reused(Invite),
+}
+
+/// Which invites a list covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InviteScope {
+    /// Every invite of the server.
+    Server(Uuid),
+    /// The invites pointing at the channel.
+    Channel(Uuid),
+}
+
+/// Invites: creation with code reservation, listing, editing, revoking, previews and joins.
+pub trait InviteRepository {
+    /// Creates an invite (or, with `unique: false`, reuses an equal active one), with its audit
+    /// entry. Refuses an unknown channel and a server at its active-invite limit; draws codes
+    /// from `random` with the core's collision retry.
+    fn create_invite(
+        &mut self,
+        new: &NewInvite<'_>,
+        random: &mut dyn RandomSource,
+    ) -> StoreResult<CreatedInvite>;
+
+    /// [`Self::create_invite`], with a new invite's event (made by `announce`) written in the
+    /// same transaction; returns the event. On PostgreSQL the count of active invites, the
+    /// invite, its audit entry and its event are one statement after the server's lock.
+    fn create_invite_announced(
+        &mut self,
+        new: &NewInvite<'_>,
+        random: &mut dyn RandomSource,
+        announce: fn(&Invite) -> Event,
+    ) -> StoreResult<(CreatedInvite, Vec<StoredEvent>)>;
+
+    /// Random invites that are not revoked, newest first, older than `before`.
+    fn list_invites(
+        &mut self,
+        scope: InviteScope,
+        before: Option<Uuid>,
+        limit: PageLimit,
+    ) -> StoreResult<Vec<Invite>>;
+
+    /// The invite, whatever its state, or `None`.
+    fn find_invite(&mut self, invite_id: Uuid) -> StoreResult<Option<Invite>>;
+
+    /// The invite holding the code, whatever its state, or `None`.
+    fn find_invite_by_code(&mut self, code: &CodeRef) -> StoreResult<Option<Invite>>;
+
+    /// Counts the server's active random invites (not revoked, not expired, not used up).
+    fn count_active_invites(&mut self, server_id: Uuid, now: DateTime<Utc>) -> StoreResult<i64>;
+
+    /// Takes the invite row's write lock for the rest of the transaction and reads it as it is
+    /// then, whatever its state: what an edit or a revoke is checked against, so that a
+    /// concurrent join cannot slip under a lowered limit, and a version checked is the version
+    /// bumped. `NotFound` when there is no such invite.
+    fn lock_invite(&mut self, invite_id: Uuid) -> StoreResult<Invite>;
+
+    /// Applies `changes` to an invite locked by [`InviteRepository::lock_invite`] in this
+    /// transaction, with its audit entry; the invite as it is after.
+    fn update_invite(
+        &mut self,
+        invite: &Invite,
+        changes: &InviteChanges,
+        actor: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Invite>;
+
+    /// Revokes (soft-deletes) an invite locked by [`InviteRepository::lock_invite`] in this
+    /// transaction, with its audit entry; the invite as it is after.
+    fn revoke_invite(
+        &mut self,
+        invite: &Invite,
+        actor: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Invite>;
+
+    /// The invite, its server's public face and the server's members with a live gateway
+    /// session on any instance at `now`, in one read; `None` for an unknown code. Without live
+    /// sessions its cost does not depend on the server's size; with them, the presence count's
+    /// plan may read a big server's members (see BENCHMARKS.md, "Preview cache misses").
+    fn preview(&mut self, code: &CodeRef, now: DateTime<Utc>) -> StoreResult<Option<Preview>>;
+
+    /// Accepts the invite for `user`, atomically: the member row, the use, the version bump,
+    /// the member count and the `MemberJoin` audit entry commit together or not at all, and a
+    /// refused attempt consumes nothing.
+    fn redeem(
+        &mut self,
+        code: &CodeRef,
+        user: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Redemption>;
+
+    /// [`InviteRepository::redeem`] for a request with an `Idempotency-Key`: a join also records
+    /// its response (`response`, with the server's id) under the claim, in the same transaction
+    /// (on PostgreSQL, in the same statement). A refusal records nothing. A conflict on
+    /// [`Constraint::IdempotencyKey`](crate::Constraint) means a twin joined first.
+    fn redeem_recorded(
+        &mut self,
+        code: &CodeRef,
+        user: &Actor,
+        now: DateTime<Utc>,
+        claim: &IdempotencyClaim,
+        response: &JoinResponseTemplate<'_>,
+    ) -> StoreResult<Redemption>;
+}
 
 /// Not revoked, not expired at `now`, not used up: the core's `InviteStatus::is_active`, in SQL.
 #[diesel::dsl::auto_type]
@@ -700,7 +827,7 @@ impl InviteRepository for DbConnection {
     fn redeem(
         &mut self,
         code: &CodeRef,
-        user: &super::Actor,
+        user: &super::actor::Actor,
         now: DateTime<Utc>,
     ) -> StoreResult<Redemption> {
         super::redeem::redeem(self, code, user, now, None)
@@ -709,10 +836,10 @@ impl InviteRepository for DbConnection {
     fn redeem_recorded(
         &mut self,
         code: &CodeRef,
-        user: &super::Actor,
+        user: &super::actor::Actor,
         now: DateTime<Utc>,
-        claim: &super::IdempotencyClaim,
-        response: &super::JoinResponseTemplate<'_>,
+        claim: &super::idempotency::IdempotencyClaim,
+        response: &super::idempotency::JoinResponseTemplate<'_>,
     ) -> StoreResult<Redemption> {
         super::redeem::redeem(self, code, user, now, Some((claim, response)))
     }

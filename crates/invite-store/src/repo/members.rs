@@ -8,13 +8,96 @@ use invite_core::server::PageLimit;
 use uuid::Uuid;
 
 use super::audit::{self, NewAuditEntry};
+use super::cursor::unknown_cursor;
 use super::servers::{add_to_member_count, bump_bans_version};
-use super::{BanRepository, MemberRepository, Removal, unknown_cursor};
 use crate::connection::{DbConnection, on_each_backend, write_transaction};
 use crate::error::{Entity, StoreError, StoreResult};
 use crate::models::{Ban, BanRow, Member, MemberRow};
 use crate::schema::{bans, members, users};
 use crate::sql_types::{Id, Ts};
+
+/// Why a member leaves a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// They left on their own.
+    Leave,
+    /// A moderator removed them (audited as `MemberKick`).
+    Kick {
+        /// The moderator.
+        by: Uuid,
+    },
+    /// A temporary member whose last gateway session has been gone for the grace period
+    /// (audited as `MemberRemoveTemporary`, with themselves as the actor).
+    Temporary,
+}
+
+/// Members and how they joined.
+pub trait MemberRepository {
+    /// Members ordered by user id, after the given one.
+    fn list_members(
+        &mut self,
+        server_id: Uuid,
+        after: Option<Uuid>,
+        limit: PageLimit,
+    ) -> StoreResult<Vec<Member>>;
+
+    /// The membership, or `None`.
+    fn find_member(&mut self, server_id: Uuid, user_id: Uuid) -> StoreResult<Option<Member>>;
+
+    /// Replaces the member's extra permissions; being given permissions ends a temporary
+    /// membership. `NotFound` when not a member.
+    fn set_member_permissions(
+        &mut self,
+        server_id: Uuid,
+        user_id: Uuid,
+        permissions: Permissions,
+    ) -> StoreResult<Member>;
+
+    /// Removes the member and keeps the member count; `NotFound` when not a member.
+    fn remove_member(
+        &mut self,
+        server_id: Uuid,
+        user_id: Uuid,
+        removal: Removal,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// Members who joined with the invite, in join order, after the given user.
+    fn members_joined_with(
+        &mut self,
+        invite_id: Uuid,
+        after: Option<Uuid>,
+        limit: PageLimit,
+    ) -> StoreResult<Vec<Member>>;
+}
+
+/// Bans.
+pub trait BanRepository {
+    /// Bans the user (again, updating the reason) and removes their membership, if any.
+    fn ban(
+        &mut self,
+        server_id: Uuid,
+        user_id: Uuid,
+        reason: Option<String>,
+        actor: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Ban>;
+
+    /// Lifts the ban; `NotFound` when there is none.
+    fn unban(
+        &mut self,
+        server_id: Uuid,
+        user_id: Uuid,
+        actor: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// The server's bans, newest first.
+    fn list_bans(&mut self, server_id: Uuid) -> StoreResult<Vec<Ban>>;
+
+    /// Whether the user is banned from the server.
+    fn is_banned(&mut self, server_id: Uuid, user_id: Uuid) -> StoreResult<bool>;
+}
 
 /// Members with the name their tokens carried, if any.
 #[diesel::dsl::auto_type]

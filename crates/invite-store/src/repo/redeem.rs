@@ -29,18 +29,44 @@ use invite_core::redeem::{
 };
 use uuid::Uuid;
 
+use super::actor::Actor;
 use super::audit::{self, NewAuditEntry};
-use super::servers::add_to_member_count;
-use super::{
-    Actor, EventRepository, IdempotencyClaim, IdempotencyRepository, JoinResponseTemplate, Joined,
-    RecordedResponse, Redemption, StoredEvent, UserRepository,
+use super::events::{EventRepository, StoredEvent};
+use super::idempotency::{
+    IdempotencyClaim, IdempotencyRepository, JoinResponseTemplate, RecordedResponse,
 };
+use super::servers::UserRepository;
+use super::servers::add_to_member_count;
 use crate::connection::{DbConnection, check_deadline, on_each_backend, write_transaction};
 use crate::error::{Constraint, StoreError, StoreResult};
 use crate::models::{Invite, InviteRow, JoinSource, Member, MemberRow, corrupt};
 use crate::prepared::prepared_statement;
 use crate::schema::{bans, invites, members, servers};
 use crate::sql_types::{DbTimestamp, DbUuid, Id, Ts};
+
+/// A successful join.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Joined {
+    /// The new membership.
+    pub member: Member,
+    /// The invite's uses after this join.
+    pub uses: i64,
+    /// The invite's version after this join.
+    pub version: i64,
+    /// The server's member count after this join (this one included).
+    pub member_count: i64,
+    /// The `MEMBER_JOIN` event the join wrote to the outbox.
+    pub event: StoredEvent,
+}
+
+/// The outcome of an accept.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Redemption {
+    /// The user joined (boxed: a join carries its member and event, a refusal one byte).
+    Joined(Box<Joined>),
+    /// The user may not join, for the reason given; nothing changed.
+    Refused(RedemptionRefused),
+}
 
 /// Times a PostgreSQL accept runs again after losing a race. Each retry sees everything committed
 /// before it, so a second attempt already gets a definite answer; the bound only guards against

@@ -9,14 +9,77 @@ use invite_core::redeem::InvitesPause;
 use invite_core::server::{ChannelName, NewServerSettings, ServerChanges};
 use uuid::Uuid;
 
+use super::actor::Actor;
 use super::audit::{self, NewAuditEntry};
-use super::{Actor, ChannelRepository, ServerRepository, UserRepository};
 use crate::connection::{DbConnection, on_each_backend, write_transaction};
 use crate::error::{Entity, StoreError, StoreResult};
 use crate::models::{Channel, ChannelRow, MemberRow, Server, ServerRow, corrupt, features_json};
 use crate::prepared::prepared_statement;
 use crate::schema::{channels, invites, members, servers};
 use crate::sql_types::{DbTimestamp, DbUuid, Id, Json, Ts};
+
+/// Users, remembered by the name their tokens carry.
+pub trait UserRepository {
+    /// Stores the actor's `username` claim, if any (a missing claim keeps the known name).
+    fn remember_user(&mut self, actor: &Actor, now: DateTime<Utc>) -> StoreResult<()>;
+}
+
+/// Servers and their settings.
+pub trait ServerRepository {
+    /// Creates a server owned by `owner`, who becomes its first member.
+    fn create_server(
+        &mut self,
+        owner: &Actor,
+        settings: &NewServerSettings,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Server>;
+
+    /// The server, or `None`.
+    fn find_server(&mut self, server_id: Uuid) -> StoreResult<Option<Server>>;
+
+    /// The caller's standing in the server: `None` when the server does not exist or the caller
+    /// is not a member (the API answers both with the same 404).
+    fn standing(&mut self, server_id: Uuid, user_id: Uuid) -> StoreResult<Option<Standing>>;
+
+    /// Applies the changes; `NotFound` when the server does not exist.
+    fn update_server(
+        &mut self,
+        server_id: Uuid,
+        changes: &ServerChanges,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Server>;
+
+    /// Takes the server's row lock for the rest of the transaction: writes that must not
+    /// interleave for one server (counting against a limit, numbering its events) take turns.
+    /// `NotFound` when there is no such server.
+    fn lock_server(&mut self, server_id: Uuid) -> StoreResult<()>;
+
+    /// Pauses (`Some`) or resumes (`None`) the server's invites, with its audit entry.
+    fn set_invites_pause(
+        &mut self,
+        server_id: Uuid,
+        pause: Option<InvitesPause>,
+        actor: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Server>;
+}
+
+/// Channels.
+pub trait ChannelRepository {
+    /// Creates a channel in the server.
+    fn create_channel(
+        &mut self,
+        server_id: Uuid,
+        name: &ChannelName,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Channel>;
+
+    /// The server's channels, oldest first.
+    fn list_channels(&mut self, server_id: Uuid) -> StoreResult<Vec<Channel>>;
+
+    /// The channel, or `None`.
+    fn find_channel(&mut self, channel_id: Uuid) -> StoreResult<Option<Channel>>;
+}
 
 impl UserRepository for DbConnection {
     fn remember_user(&mut self, actor: &Actor, now: DateTime<Utc>) -> StoreResult<()> {

@@ -11,12 +11,59 @@ use invite_core::event::EventType;
 use secrecy::{ExposeSecret as _, SecretString};
 use uuid::Uuid;
 
-use super::WebhookRepository;
 use crate::connection::{DbConnection, on_each_backend, write_transaction};
 use crate::error::{StoreError, StoreResult};
 use crate::models::corrupt;
 use crate::schema::{webhook_deliveries, webhooks};
 use crate::sql_types::{Id, Json, Ts};
+
+/// Webhooks and their deliveries (contract section 9).
+pub trait WebhookRepository {
+    /// Registers a webhook whose deliveries start after event `cursor`.
+    fn create_webhook(&mut self, new: &NewWebhook<'_>, cursor: i64) -> StoreResult<Webhook>;
+
+    /// How many webhooks the server has.
+    fn count_webhooks(&mut self, server_id: Uuid) -> StoreResult<i64>;
+
+    /// The server's webhooks, oldest first.
+    fn list_webhooks(&mut self, server_id: Uuid) -> StoreResult<Vec<Webhook>>;
+
+    /// The webhook, or `None`.
+    fn find_webhook(&mut self, webhook_id: Uuid) -> StoreResult<Option<Webhook>>;
+
+    /// Deletes the server's webhook, with its deliveries; `false` when there was none.
+    fn delete_webhook(&mut self, server_id: Uuid, webhook_id: Uuid) -> StoreResult<bool>;
+
+    /// The webhook's latest deliveries, newest first.
+    fn deliveries(&mut self, webhook_id: Uuid, limit: i64) -> StoreResult<Vec<Delivery>>;
+
+    /// Takes (or renews) the lease of every enabled webhook that is due (not waiting for a
+    /// retry) and not leased by another instance, until `until`.
+    fn lease_due_webhooks(
+        &mut self,
+        owner: Uuid,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<Webhook>>;
+
+    /// Gives up every lease `owner` holds, so that another instance takes over at once (an
+    /// instance stopping gracefully; a crashed one's leases run out by themselves).
+    fn release_leases(&mut self, owner: Uuid) -> StoreResult<usize>;
+
+    /// Records an attempt (if any) and its outcome, if `owner` still holds the lease; `false`
+    /// when it no longer does (nothing is written then).
+    fn record_attempt(
+        &mut self,
+        owner: Uuid,
+        delivery: Option<&Delivery>,
+        webhook_id: Uuid,
+        outcome: &AttemptOutcome,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Deletes deliveries logged before `before`.
+    fn purge_deliveries(&mut self, before: DateTime<Utc>) -> StoreResult<usize>;
+}
 
 /// A registered webhook.
 #[derive(Debug, Clone)]

@@ -1,7 +1,7 @@
 //! The one bridge between async handlers and the synchronous store, and the guard in front of
 //! the database (contract section 6).
 //!
-//! Every database call goes through [`Db::run`]:
+//! Every database call goes through [`Db::run`] (by way of [`crate::door::Door`]):
 //! - **Deadline.** A request's database work (waiting for a thread and a connection, then the
 //!   statements) must be over within `INVITE_DB_TIMEOUT` of the request's arrival; past it the
 //!   request is answered 503 `SERVICE_UNAVAILABLE` at once, and a write still open then rolls
@@ -21,15 +21,15 @@
 //! - **Health.** What the bridge observes feeds `/status` ([`DbHealth`]); `/readyz` asks the
 //!   database itself ([`Db::check`]), past the circuit and the shedder.
 //!
-//! The checkout and the work run on actix's blocking pool (never on a worker thread, which
-//! would stall every request it serves), and the request's tracing span follows them there.
+//! The checkout and the work run on the runtime's blocking pool (never on a worker thread,
+//! which would stall every request it serves), and the request's tracing span follows them
+//! there. Nothing here speaks HTTP: a [`Failure`] is the host's to turn into an answer.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use actix_web::web;
 use chrono::{DateTime, Utc};
 use invite_ops::{OpError, OpResult};
 use invite_store::batch::BatchWrite;
@@ -37,9 +37,32 @@ use invite_store::repo::{IdempotencyClaim, Keyed, RecordedResponse};
 use invite_store::{DbConnection, DbPool, StoreResult};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
+use tokio::task::spawn_blocking;
 
-use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
+
+/// Why the way into the database gave no answer of the work's own.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Failure {
+    /// More work waits for the database than it can serve in time: refused at once, before
+    /// anything ran.
+    #[error("overloaded: refused at once")]
+    Overloaded,
+    /// The work's own error, or the database away, late or broken (`OpError::Unavailable`,
+    /// `OpError::Internal`).
+    #[error(transparent)]
+    Op(#[from] OpError),
+}
+
+impl Failure {
+    /// The database cannot be reached or did not answer in time.
+    fn unavailable(cause: &str) -> Self {
+        Self::Op(OpError::Unavailable(cause.to_owned()))
+    }
+}
+
+/// What the way into the database answers.
+pub type DbResult<T> = Result<T, Failure>;
 
 /// Consecutive failures to reach the database that open the circuit.
 const FAILURES_TO_OPEN: u32 = 3;
@@ -221,7 +244,7 @@ impl Db {
     }
 
     /// Runs `work` with a pooled connection on the blocking pool, within the request's deadline.
-    pub async fn run<T, E, F>(&self, work: F) -> ApiResult<T>
+    pub(crate) async fn run<T, E, F>(&self, work: F) -> DbResult<T>
     where
         T: Send + 'static,
         E: Into<OpError>,
@@ -235,7 +258,7 @@ impl Db {
     /// Runs `work` on the blocking pool with a connection, giving up at `deadline`; and
     /// whether the work started before then (a request still waiting for a thread at its
     /// deadline met a queue, not a database that is away).
-    async fn on_thread<T, E, F>(&self, deadline: Instant, work: F) -> ApiResult<(OpResult<T>, bool)>
+    async fn on_thread<T, E, F>(&self, deadline: Instant, work: F) -> DbResult<(OpResult<T>, bool)>
     where
         T: Send + 'static,
         E: Into<OpError>,
@@ -247,7 +270,7 @@ impl Db {
         let span = tracing::Span::current();
         let reached = Arc::new(AtomicBool::new(false));
         let started_work = Arc::clone(&reached);
-        let blocking = web::block(move || {
+        let blocking = spawn_blocking(move || {
             started_work.store(true, Ordering::Release);
             let started = waiting.start();
             let result =
@@ -260,7 +283,9 @@ impl Db {
                 Err(OpError::Unavailable("the database did not answer in time".into())),
                 reached.load(Ordering::Acquire),
             )),
-            Ok(Err(error)) => Err(ApiError::internal(format!("the blocking pool failed: {error}"))),
+            Ok(Err(error)) => {
+                Err(Failure::Op(OpError::Internal(format!("the blocking pool failed: {error}"))))
+            }
             Ok(Ok(outcome)) => Ok((outcome, true)),
         }
     }
@@ -269,7 +294,7 @@ impl Db {
     /// `/readyz`, which a load balancer polls to decide where traffic goes and which must say
     /// what the database does now, not what the circuit last concluded. A success closes an
     /// open circuit; a failure counts like any other.
-    pub async fn check<T, E, F>(&self, work: F) -> ApiResult<T>
+    pub(crate) async fn check<T, E, F>(&self, work: F) -> DbResult<T>
     where
         T: Send + 'static,
         E: Into<OpError>,
@@ -281,16 +306,16 @@ impl Db {
             Ok(_) => self.gate.close(Instant::now()),
             Err(error) => self.note_failure(error),
         }
-        outcome.map_err(ApiError::from)
+        outcome.map_err(Failure::Op)
     }
 
     /// The request's deadline, counted from its arrival, if the gate admits it; a refusal for
     /// overload is counted, with how long after its arrival it was refused.
-    fn admit(&self) -> ApiResult<Instant> {
+    fn admit(&self) -> DbResult<Instant> {
         let now = Instant::now();
         let (arrived, deadline) = self.deadline(now);
         self.gate.admit(now, deadline).inspect_err(|error| {
-            if matches!(error, ApiError::Overloaded) {
+            if matches!(error, Failure::Overloaded) {
                 self.metrics.observe_shed(now.saturating_duration_since(arrived));
             }
         })?;
@@ -325,7 +350,7 @@ impl Db {
     /// Tells the gate how an admitted request's database work went (`reached`: whether it
     /// started, rather than waiting in a queue until its deadline), and turns its outcome into
     /// the API's.
-    fn observe<T>(&self, outcome: OpResult<T>, deadline: Instant, reached: bool) -> ApiResult<T> {
+    fn observe<T>(&self, outcome: OpResult<T>, deadline: Instant, reached: bool) -> DbResult<T> {
         match &outcome {
             Err(error) if error.is_unavailable() => {
                 if Instant::now() >= deadline && ARRIVED.try_with(|_| ()).is_ok() {
@@ -340,7 +365,7 @@ impl Db {
             // An answer, a refusal or a conflict: the database answered.
             _ => self.gate.succeeded(),
         }
-        outcome.map_err(ApiError::from)
+        outcome.map_err(Failure::Op)
     }
 
     /// Records a failure to reach the database; when it opens the circuit, starts the health
@@ -360,7 +385,7 @@ impl Db {
     /// can grow past the pool's size. Deadlines, shedding and the circuit are those of
     /// [`Db::run`]; `work` may run more than once (again alone when its batch fails), so it
     /// must be a complete write of its own, as every store write is.
-    pub async fn run_combined<T, E, F>(&self, key: String, work: F) -> ApiResult<T>
+    pub(crate) async fn run_combined<T, E, F>(&self, key: String, work: F) -> DbResult<T>
     where
         T: Send + 'static,
         E: Into<OpError>,
@@ -392,14 +417,14 @@ impl Db {
                     drop(queues);
                     self.gate.shed(now);
                     self.metrics.observe_shed(now.saturating_duration_since(arrived));
-                    return Err(ApiError::Overloaded);
+                    return Err(Failure::Overloaded);
                 }
                 queue.pending.push_back(Pending { write, waiting: None });
                 false
             } else {
                 // A new leader waits for a thread like any other work.
                 self.gate.admit(now, deadline).inspect_err(|error| {
-                    if matches!(error, ApiError::Overloaded) {
+                    if matches!(error, Failure::Overloaded) {
                         self.metrics.observe_shed(now.saturating_duration_since(arrived));
                     }
                 })?;
@@ -412,7 +437,7 @@ impl Db {
         if lead {
             let (db, span) = (self.clone(), tracing::Span::current());
             // Not awaited: the leader serves its followers even if its own request gives up.
-            drop(web::block(move || span.in_scope(|| db.lead(&key))));
+            drop(spawn_blocking(move || span.in_scope(|| db.lead(&key))));
         }
         let outcome = match tokio::time::timeout_at(deadline.into(), answer).await {
             Err(_) => Err(OpError::Unavailable("the database did not answer in time".into())),
@@ -442,7 +467,7 @@ impl Db {
                     queues.remove(self.key);
                 } else {
                     let (db, key) = (self.db.clone(), self.key.to_owned());
-                    drop(web::block(move || db.lead(&key)));
+                    drop(spawn_blocking(move || db.lead(&key)));
                 }
             }
         }
@@ -489,13 +514,13 @@ impl Db {
     /// write and the record of its response commit together, and a key already answered is
     /// replayed without doing the work again (see `invite_store::repo::recorded`); a fresh
     /// answer comes with the work's value.
-    pub async fn write<T, F, R>(
+    pub(crate) async fn write<T, F, R>(
         &self,
         claim: Option<IdempotencyClaim>,
         now: DateTime<Utc>,
         work: F,
         render: R,
-    ) -> ApiResult<Keyed<(RecordedResponse, T)>>
+    ) -> DbResult<Keyed<(RecordedResponse, T)>>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> OpResult<T> + Send + 'static,
@@ -647,24 +672,22 @@ impl Gate {
 
     /// Lets a request through, or refuses it at once: the circuit is open (503
     /// `SERVICE_UNAVAILABLE`), or it could not be served before `deadline` (503 `OVERLOADED`).
-    fn admit(&self, now: Instant, deadline: Instant) -> ApiResult<()> {
+    fn admit(&self, now: Instant, deadline: Instant) -> DbResult<()> {
         self.admit_to_circuit()?;
         let (queue, finish) = self.expected_finish(now);
         let too_late = finish > deadline.saturating_duration_since(now);
         let queue_too_long = self.limits.queue_timeout.is_some_and(|longest| queue > longest);
         if too_late || queue_too_long {
             self.shed(now);
-            return Err(ApiError::Overloaded);
+            return Err(Failure::Overloaded);
         }
         Ok(())
     }
 
     /// Refuses at once while the circuit is open.
-    fn admit_to_circuit(&self) -> ApiResult<()> {
+    fn admit_to_circuit(&self) -> DbResult<()> {
         match self.record.lock().circuit {
-            Circuit::Open { .. } => {
-                Err(ApiError::Unavailable("the database is unreachable".into()))
-            }
+            Circuit::Open { .. } => Err(Failure::unavailable("the database is unreachable")),
             Circuit::Closed { .. } => Ok(()),
         }
     }
@@ -889,18 +912,18 @@ mod tests {
         // With less of its deadline left, the same request is refused.
         assert!(matches!(
             gate.admit(now, now + Duration::from_millis(1_400)),
-            Err(ApiError::Overloaded)
+            Err(Failure::Overloaded)
         ));
         assert_eq!(gate.health(now).state, DbState::Degraded { shedding: true });
         // 700 queued: past the deadline however fresh the request.
         let more: Vec<Waiting> = (0..300).map(|_| Waiting::new(&gate)).collect();
-        assert!(matches!(gate.admit(now, deadline), Err(ApiError::Overloaded)));
+        assert!(matches!(gate.admit(now, deadline), Err(Failure::Overloaded)));
         drop(more);
         // The loops running late count too: 400 queued and 800 ms of lag do not fit in 1.75 s.
         for _ in 0..100 {
             gate.tick(Duration::from_millis(800));
         }
-        assert!(matches!(gate.admit(now, deadline), Err(ApiError::Overloaded)));
+        assert!(matches!(gate.admit(now, deadline), Err(Failure::Overloaded)));
         drop(queued);
         // Fewer waiting than threads is no queue at all, however slow the work.
         let few: Vec<Waiting> = (0..3).map(|_| Waiting::new(&gate)).collect();
@@ -944,7 +967,7 @@ mod tests {
         let queued: Vec<Waiting> = (0..25).map(|_| Waiting::new(&gate)).collect();
         assert!(gate.admit(now, now + Duration::from_secs(2)).is_ok());
         let more: Vec<Waiting> = (0..5).map(|_| Waiting::new(&gate)).collect();
-        assert!(matches!(gate.admit(now, now + Duration::from_secs(2)), Err(ApiError::Overloaded)));
+        assert!(matches!(gate.admit(now, now + Duration::from_secs(2)), Err(Failure::Overloaded)));
         drop((queued, more));
     }
 
@@ -958,7 +981,7 @@ mod tests {
         let later = Instant::now() + Duration::from_millis(500);
         assert!(matches!(
             gate.admit(later, later + Duration::from_millis(600)),
-            Err(ApiError::Overloaded)
+            Err(Failure::Overloaded)
         ));
         assert!(gate.admit(later, later + Duration::from_secs(2)).is_ok());
         drop(queued);
@@ -977,8 +1000,8 @@ mod tests {
         assert_eq!(gate.health(start), DbHealth { state: DbState::Unreachable, since: start });
         // Every request is refused at once, none is spent as a probe.
         let later = start + PROBE_INTERVAL * 4;
-        assert!(matches!(gate.admit(later, deadline), Err(ApiError::Unavailable(_))));
-        assert!(matches!(gate.admit(later, deadline), Err(ApiError::Unavailable(_))));
+        assert!(matches!(gate.admit(later, deadline), Err(Failure::Op(OpError::Unavailable(_)))));
+        assert!(matches!(gate.admit(later, deadline), Err(Failure::Op(OpError::Unavailable(_)))));
         // A failed check neither closes it nor asks for a second checker.
         assert!(!gate.failed(later));
         // An admitted request that succeeds late does not close it either.
@@ -1014,7 +1037,7 @@ mod tests {
 
     /// The circuit's health check: once the database answers, the circuit closes by itself,
     /// while no request goes through.
-    #[actix_web::test]
+    #[tokio::test]
     async fn the_health_check_closes_the_circuit_once_the_database_answers() {
         let dir = tempfile::tempdir().unwrap();
         let db = sqlite_db(&dir, None, 2);
@@ -1023,7 +1046,7 @@ mod tests {
         }
         assert_eq!(db.health().state, DbState::Unreachable);
         let refused = db.run(|_conn| Ok::<_, OpError>(())).await;
-        assert!(matches!(refused, Err(ApiError::Unavailable(_))), "{refused:?}");
+        assert!(matches!(refused, Err(Failure::Op(OpError::Unavailable(_)))), "{refused:?}");
         let deadline = Instant::now() + Duration::from_secs(5);
         while db.health().state == DbState::Unreachable {
             assert!(Instant::now() < deadline, "the health check never closed the circuit");
@@ -1053,7 +1076,7 @@ mod tests {
     /// Writes queued behind a leader wait for its batches, not for threads of their own: they
     /// are refused only once the batches ahead of them (each lasting at least as long as the
     /// one being committed has so far) would outlast their deadline.
-    #[actix_web::test]
+    #[tokio::test]
     async fn a_keys_writes_are_refused_only_once_its_batches_would_outlast_the_deadline() {
         use futures_util::FutureExt as _;
 
@@ -1095,7 +1118,7 @@ mod tests {
 
     /// A write that panics in a leader's batch must not leave its key led by nobody: the
     /// next write of the key leads again and commits.
-    #[actix_web::test]
+    #[tokio::test]
     async fn a_panicking_write_does_not_stall_its_key() {
         let dir = tempfile::tempdir().unwrap();
         // A stalled key shows as the deadline passing.
@@ -1106,7 +1129,7 @@ mod tests {
                 panic!("a write that panics")
             })
             .await;
-        assert!(matches!(panicked, Err(ApiError::Unavailable(_))), "{panicked:?}");
+        assert!(matches!(panicked, Err(Failure::Op(OpError::Unavailable(_)))), "{panicked:?}");
         let started = Instant::now();
         let answered = db
             .run_combined(key, |conn: &mut DbConnection| {

@@ -38,7 +38,9 @@ use secrecy::{ExposeSecret as _, SecretString};
 use sha2::Sha256;
 use uuid::Uuid;
 
-use crate::state::AppState;
+use crate::door::Door;
+use crate::events::EventBus;
+use crate::metrics::Metrics;
 
 /// Longest a receiver has to answer.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -170,44 +172,61 @@ impl Deliverer {
             .expect("an HTTP client without TLS always builds");
         Self { instance: Uuid::now_v7(), client, allow_private, running: Mutex::default() }
     }
+
+    /// Whether webhooks may target private addresses (`INVITE_WEBHOOK_ALLOW_PRIVATE`).
+    pub fn allow_private(&self) -> bool {
+        self.allow_private
+    }
 }
 
-/// Starts delivering; call from within the server's runtime.
-pub fn spawn(state: &AppState) {
-    let state = state.clone();
-    actix_web::rt::spawn(async move {
-        let mut purged = Instant::now();
-        loop {
-            let _ = tokio::time::timeout(PASS_INTERVAL, state.events.delivered.notified()).await;
-            let started = Instant::now();
-            pass(&state).await;
-            tokio::time::sleep(PASS_GAP.saturating_sub(started.elapsed())).await;
-            if purged.elapsed() > Duration::from_hours(1) {
-                purged = Instant::now();
-                let before = state.clock.now() - KEEP_DELIVERIES;
-                let _ = state.db.run(move |conn| conn.purge_deliveries(before)).await;
-            }
+/// What delivering works with.
+#[derive(Debug, Clone)]
+pub struct Delivering {
+    /// This instance's deliverer.
+    pub deliverer: Arc<Deliverer>,
+    /// The way into the database.
+    pub door: Door,
+    /// Where new events are announced.
+    pub bus: Arc<EventBus>,
+    /// Counts deliveries.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Delivers, as long as the service runs: a pass when events arrive, and at least every
+/// [`PASS_INTERVAL`]. Spawn it on the server's runtime.
+pub async fn run(state: Delivering) {
+    let mut purged = Instant::now();
+    loop {
+        let _ = tokio::time::timeout(PASS_INTERVAL, state.bus.new_events()).await;
+        let started = Instant::now();
+        pass(&state).await;
+        tokio::time::sleep(PASS_GAP.saturating_sub(started.elapsed())).await;
+        if purged.elapsed() > Duration::from_hours(1) {
+            purged = Instant::now();
+            let before = state.door.now() - KEEP_DELIVERIES;
+            let _ = state.door.upkeep(move |conn| conn.purge_deliveries(before)).await;
         }
-    });
+    }
 }
 
 /// Gives up this instance's leases once it has stopped serving, so that another instance goes
 /// on delivering at once rather than after `LEASE`. Deliveries still under way can then no
 /// longer record their outcome: the next holder makes that attempt again (at least once).
-pub async fn release_leases(state: &AppState) {
-    let owner = state.deliverer.instance;
-    if let Err(error) = state.db.run(move |conn| conn.release_leases(owner)).await {
+pub async fn release_leases(door: &Door, deliverer: &Deliverer) {
+    let owner = deliverer.instance;
+    if let Err(error) = door.upkeep(move |conn| conn.release_leases(owner)).await {
         tracing::warn!(%error, "cannot give up the webhook leases: they run out within a minute");
     }
 }
 
 /// Leases the due webhooks and starts delivering each that is not already being delivered.
-async fn pass(state: &AppState) {
+async fn pass(state: &Delivering) {
     let deliverer = Arc::clone(&state.deliverer);
-    let now = state.clock.now();
+    let now = state.door.now();
     let owner = deliverer.instance;
     let leased =
-        match state.db.run(move |conn| conn.lease_due_webhooks(owner, now, now + LEASE)).await {
+        match state.door.upkeep(move |conn| conn.lease_due_webhooks(owner, now, now + LEASE)).await
+        {
             Ok(leased) => leased,
             Err(error) => {
                 tracing::debug!(%error, "cannot lease webhooks");
@@ -219,7 +238,7 @@ async fn pass(state: &AppState) {
             continue;
         }
         let state = state.clone();
-        actix_web::rt::spawn(async move {
+        tokio::task::spawn_local(async move {
             let id = webhook.id;
             deliver(&state, webhook).await;
             state.deliverer.running.lock().remove(&id);
@@ -228,11 +247,12 @@ async fn pass(state: &AppState) {
 }
 
 /// Delivers the webhook's events after its cursor, in order, until one fails or none is left.
-async fn deliver(state: &AppState, mut webhook: Webhook) {
+async fn deliver(state: &Delivering, mut webhook: Webhook) {
     let owner = state.deliverer.instance;
     loop {
         let (server, after) = (webhook.server_id, webhook.cursor);
-        let Ok(events) = state.db.run(move |conn| conn.server_events(server, after, BATCH)).await
+        let Ok(events) =
+            state.door.read(move |conn| conn.server_events(server, after, BATCH)).await
         else {
             return;
         };
@@ -240,7 +260,7 @@ async fn deliver(state: &AppState, mut webhook: Webhook) {
             return;
         }
         for event in events {
-            let now = state.clock.now();
+            let now = state.door.now();
             if !webhook.event_types.contains(&event.kind()) {
                 webhook.cursor = event.seq;
                 continue;
@@ -249,7 +269,7 @@ async fn deliver(state: &AppState, mut webhook: Webhook) {
             state.metrics.observe_webhook_delivery(delivered);
             // The wait runs from the end of the attempt: from its start, a receiver that hangs
             // until the timeout would be retried as soon as it lets go, every TIMEOUT.
-            let ended = state.clock.now();
+            let ended = state.door.now();
             let outcome = if delivered {
                 AttemptOutcome::Delivered { cursor: event.seq }
             } else {
@@ -276,8 +296,8 @@ async fn deliver(state: &AppState, mut webhook: Webhook) {
                 let (id, outcome_to_write) = (webhook.id, outcome.clone());
                 let delivery = delivery.clone();
                 state
-                    .db
-                    .run(move |conn| {
+                    .door
+                    .upkeep(move |conn| {
                         conn.record_attempt(owner, Some(&delivery), id, &outcome_to_write, ended)
                     })
                     .await
@@ -297,10 +317,10 @@ async fn deliver(state: &AppState, mut webhook: Webhook) {
         }
         // Only skipped events in this batch: move the cursor past them.
         let (id, cursor) = (webhook.id, webhook.cursor);
-        let now = state.clock.now();
+        let now = state.door.now();
         let skipped = state
-            .db
-            .run(move |conn| {
+            .door
+            .upkeep(move |conn| {
                 conn.record_attempt(owner, None, id, &AttemptOutcome::Delivered { cursor }, now)
             })
             .await;
@@ -323,7 +343,7 @@ struct Envelope<'a> {
 
 /// Posts one event; the delivery to log, and whether it was delivered.
 async fn post(
-    state: &AppState,
+    state: &Delivering,
     webhook: &Webhook,
     event: &StoredEvent,
     now: DateTime<Utc>,
@@ -358,7 +378,7 @@ async fn post(
 }
 
 async fn send(
-    state: &AppState,
+    state: &Delivering,
     webhook: &Webhook,
     event: &StoredEvent,
     timestamp: i64,

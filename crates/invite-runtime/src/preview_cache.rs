@@ -21,12 +21,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use invite_core::code::CodeRef;
 use invite_core::invite::InviteKind;
 use invite_core::redeem::{InviteStatus, InvitesPause};
 use invite_store::models::Preview;
 use quick_cache::sync::{Cache, DefaultLifecycle};
 use quick_cache::{DefaultHashBuilder, UnitWeighter};
 use uuid::Uuid;
+
+use crate::db::DbResult;
+use crate::door::Door;
 
 /// What a preview shows and what deciding it needs, and nothing else: 100,000 of them must fit
 /// in a small service's memory (about a third of a full [`Preview`] each).
@@ -281,6 +285,32 @@ impl PreviewCache {
     pub fn invalidate_all(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
+}
+
+/// The preview of `code` from `cache`, or read through `door` and cached; `None` when no
+/// invite has the code. The JSON preview and the invite page both read it here.
+pub async fn lookup(
+    door: &Door,
+    cache: &PreviewCache,
+    code: &CodeRef,
+) -> DbResult<Option<Arc<CachedPreview>>> {
+    if let Some(cached) = cache.get(code.as_str()) {
+        return Ok(Some(cached));
+    }
+    let ticket = cache.ticket();
+    let key = code.clone();
+    let now = door.now();
+    let found = door
+        .read(move |conn| {
+            invite_ops::invites::preview(conn, &key, now)
+                .map(|found| found.map(|found| CachedPreview::from(&found)))
+        })
+        .await?
+        .map(Arc::new);
+    if let Some(found) = &found {
+        cache.put(code.as_str(), Arc::clone(found), ticket);
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Prometheus metrics, owned by the application state (no global registry): requests by route,
+//! Prometheus metrics, one registry per service (no global registry): requests by route,
 //! method and status, latency histograms, accept outcomes, pool state, audit write failures,
 //! shedding, rate limits, maintenance, how far the outbox is read, and webhook deliveries.
 
@@ -7,7 +7,7 @@ use prometheus::{
     Opts, Registry, TextEncoder,
 };
 
-use crate::db::Db;
+use invite_store::DbPool;
 
 /// The service's metrics.
 #[derive(Debug, Clone)]
@@ -147,7 +147,7 @@ fn refusal_series() -> (IntCounter, IntCounterVec) {
         &["bucket"],
     )
     .expect("valid metric");
-    for bucket in crate::rate_limit::Bucket::ALL {
+    for bucket in crate::rate_limit::bucket::Bucket::ALL {
         rate_limited.with_label_values(&[bucket.name()]);
     }
     (audit_write_failures, rate_limited)
@@ -351,13 +351,14 @@ impl Metrics {
         self.accepts.with_label_values(&[outcome]).inc();
     }
 
-    /// The text exposition, with the pool and audit figures read now.
-    pub fn render(&self, db: &Db) -> String {
-        let pool = db.pool().state();
+    /// The text exposition, with the pool and audit figures read now, and the event loops'
+    /// recent `lag`.
+    pub fn render(&self, pool: &DbPool, lag: std::time::Duration) -> String {
+        let pool = pool.state();
         self.pool_connections.set(i64::from(pool.connections));
         self.pool_idle.set(i64::from(pool.idle));
         self.pool_max.set(i64::from(pool.max_size));
-        self.worker_lag.set(db.lag().as_secs_f64());
+        self.worker_lag.set(lag.as_secs_f64());
         let failures = invite_store::repo::audit_write_failures();
         self.audit_write_failures.inc_by(failures.saturating_sub(self.audit_write_failures.get()));
         let mut out = Vec::new();

@@ -32,8 +32,10 @@ use invite_store::repo::{EventHorizon, EventRepository, StoredEvent};
 use secrecy::{ExposeSecret as _, SecretString};
 use tokio::sync::Notify;
 
+use crate::door::Door;
+use crate::gateway::Gateway;
+use crate::metrics::Metrics;
 use crate::preview_cache::PreviewCache;
-use crate::state::AppState;
 
 /// Longest an instance goes without reading the outbox: what another instance's change takes
 /// to show here when its notification is lost.
@@ -65,7 +67,7 @@ pub struct EventBus {
     /// Wakes the reader.
     wake: Notify,
     /// Wakes the webhook deliverer: there are new events.
-    pub(crate) delivered: Notify,
+    delivered: Notify,
     /// Asks the listener to announce this instance's commits.
     announce: Notify,
     announce_pending: AtomicBool,
@@ -127,6 +129,32 @@ impl EventBus {
     pub fn cursor(&self) -> i64 {
         self.cursor.load(Ordering::Acquire)
     }
+
+    /// Waits until there are new events for the webhook deliverer.
+    pub async fn new_events(&self) {
+        self.delivered.notified().await;
+    }
+}
+
+/// Where this instance's changes' events go: its preview cache at once, its gateway sessions
+/// and webhook deliverer through the bus, and the other instances by announcement.
+#[derive(Debug)]
+pub struct Publisher {
+    bus: Arc<EventBus>,
+    previews: Arc<PreviewCache>,
+}
+
+impl Publisher {
+    /// Publishes on `bus`, keeping `previews` current.
+    pub fn new(bus: Arc<EventBus>, previews: Arc<PreviewCache>) -> Self {
+        Self { bus, previews }
+    }
+}
+
+impl invite_ops::EventSink for Publisher {
+    fn publish(&self, events: &[StoredEvent]) {
+        self.bus.published(&self.previews, events);
+    }
 }
 
 /// What an event outdates in this instance's preview cache.
@@ -159,20 +187,26 @@ pub fn apply(previews: &PreviewCache, stored: &StoredEvent) {
     }
 }
 
-/// Starts the reader (and, on PostgreSQL, the listener); call from within the server's runtime.
-pub fn spawn(state: &AppState, listen_url: Option<SecretString>) {
-    let reader = state.clone();
-    actix_web::rt::spawn(async move { read(reader).await });
-    if let Some(url) = listen_url {
-        let bus = Arc::clone(&state.events);
-        actix_web::rt::spawn(async move { listen(bus, url).await });
-    }
+/// What the outbox's reader delivers to, on this instance.
+#[derive(Debug, Clone)]
+pub struct Consumers {
+    /// The bus the reader's cursor and wake-ups live on.
+    pub bus: Arc<EventBus>,
+    /// The preview cache, kept current.
+    pub previews: Arc<PreviewCache>,
+    /// The gateway's sessions.
+    pub gateway: Arc<Gateway>,
+    /// How far the outbox is read, for the metrics.
+    pub metrics: Arc<Metrics>,
 }
 
-async fn read(state: AppState) {
+/// The outbox's reader: runs as long as the service does. Spawn it on the server's runtime
+/// (and, on PostgreSQL, [`listen`] beside it).
+pub async fn read(door: Door, consumers: Consumers) {
+    let Consumers { bus, previews, gateway, metrics } = consumers;
     // Start from what is committed now: what came before is not news to this instance.
     let start = loop {
-        match state.db.run(EventRepository::latest_seq).await {
+        match door.read(EventRepository::latest_seq).await {
             Ok(seq) => break seq,
             Err(error) => {
                 tracing::debug!(%error, "the event reader waits for the database");
@@ -180,22 +214,22 @@ async fn read(state: AppState) {
             }
         }
     };
-    state.events.cursor.store(start, Ordering::Release);
-    state.metrics.set_events_read(start);
+    bus.cursor.store(start, Ordering::Release);
+    metrics.set_events_read(start);
     let mut horizon = EventHorizon::starting_at(start);
     let mut last_read = Instant::now();
     let mut deferred = 0;
     loop {
         let wait = if horizon.is_waiting() { HORIZON_RETRY } else { POLL_INTERVAL };
-        let _ = tokio::time::timeout(wait, state.events.wake.notified()).await;
+        let _ = tokio::time::timeout(wait, bus.wake.notified()).await;
         tokio::time::sleep(READ_GAP.saturating_sub(last_read.elapsed())).await;
         last_read = Instant::now();
         // Sessions registered before this pass's first sample: everything committed before
         // they connected is read by the end of the pass, unless the horizon still waits.
-        let joining = state.gateway.hub.take_pending();
+        let joining = gateway.hub.take_pending();
         loop {
-            let cursor = state.events.cursor();
-            let sample = match state.db.run(EventRepository::horizon_sample).await {
+            let cursor = bus.cursor();
+            let sample = match door.read(EventRepository::horizon_sample).await {
                 Ok(sample) => sample,
                 Err(error) => {
                     tracing::debug!(%error, "cannot read the event horizon");
@@ -206,25 +240,25 @@ async fn read(state: AppState) {
             if safe <= cursor {
                 break;
             }
-            let batch =
-                match state.db.run(move |conn| conn.events_between(cursor, safe, BATCH)).await {
-                    Ok(batch) => batch,
-                    Err(error) => {
-                        tracing::debug!(%error, "cannot read the outbox");
-                        break;
-                    }
-                };
+            let batch = match door.read(move |conn| conn.events_between(cursor, safe, BATCH)).await
+            {
+                Ok(batch) => batch,
+                Err(error) => {
+                    tracing::debug!(%error, "cannot read the outbox");
+                    break;
+                }
+            };
             // A full batch leaves more to read; otherwise everything up to `safe` is read.
             let full = i64::try_from(batch.len()).unwrap_or(i64::MAX) >= BATCH;
             let last = if full { batch.last().map_or(safe, |event| event.seq) } else { safe };
             for event in &batch {
-                apply(&state.previews, event);
-                state.gateway.hub.dispatch(&state, event).await;
+                apply(&previews, event);
+                gateway.hub.dispatch(&door, &metrics, event).await;
             }
-            state.events.cursor.store(last, Ordering::Release);
-            state.metrics.set_events_read(last);
+            bus.cursor.store(last, Ordering::Release);
+            metrics.set_events_read(last);
             if !batch.is_empty() {
-                state.events.delivered.notify_one();
+                bus.delivered.notify_one();
             }
             if !full {
                 break;
@@ -237,17 +271,18 @@ async fn read(state: AppState) {
         // after).
         if horizon.is_waiting() && deferred < MAX_SEED_DEFERRALS && !joining.is_empty() {
             deferred += 1;
-            state.gateway.hub.defer(joining);
+            gateway.hub.defer(joining);
         } else {
             deferred = 0;
-            state.gateway.hub.seed(&state, joining, state.events.cursor()).await;
+            gateway.hub.seed(&door, joining, bus.cursor()).await;
         }
     }
 }
 
-/// The `LISTEN` connection: wakes the reader on every notification and on every (re)connection
-/// (to catch up with what was missed), and sends this instance's announcements.
-async fn listen(bus: Arc<EventBus>, url: SecretString) {
+/// The `LISTEN` connection (PostgreSQL only): wakes the reader on every notification and on
+/// every (re)connection (to catch up with what was missed), and sends this instance's
+/// announcements. Runs as long as the service does.
+pub async fn listen(bus: Arc<EventBus>, url: SecretString) {
     let mut delays = backoff();
     loop {
         match listen_once(&bus, url.expose_secret()).await {
@@ -273,7 +308,7 @@ async fn listen_once(bus: &EventBus, url: &str) -> Result<(), tokio_postgres::Er
     let (client, mut connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
     let (notices, mut notifications) = tokio::sync::mpsc::unbounded_channel();
     // The connection yields the notifications; it must be polled for the client to work.
-    let driver = actix_web::rt::spawn(async move {
+    let driver = tokio::task::spawn_local(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
             match message {

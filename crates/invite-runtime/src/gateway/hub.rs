@@ -26,8 +26,8 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use uuid::Uuid;
 
 use super::protocol::{CloseCode, dispatch_frame};
+use crate::door::Door;
 use crate::metrics::Metrics;
-use crate::state::AppState;
 
 /// Users whose servers one statement reads when seeding sessions.
 const SEED_BATCH: usize = 1000;
@@ -244,7 +244,7 @@ impl Hub {
 
     /// Seeds sessions with their servers at the reader's `cursor` (called by the reader,
     /// between deliveries). On a database error they wait for the next pass.
-    pub async fn seed(&self, state: &AppState, ids: Vec<u64>, cursor: i64) {
+    pub async fn seed(&self, door: &Door, ids: Vec<u64>, cursor: i64) {
         if ids.is_empty() {
             return;
         }
@@ -257,9 +257,8 @@ impl Hub {
         let mut wanted: Vec<Uuid> = users.iter().map(|(_, user_id)| *user_id).collect();
         wanted.sort_unstable();
         wanted.dedup();
-        let found = state
-            .db
-            .run(move |conn| -> StoreResult<_> {
+        let found = door
+            .read(move |conn| -> StoreResult<_> {
                 let mut servers_of: HashMap<Uuid, Vec<MemberServer>> = HashMap::new();
                 // A bounded list of bound values per statement (SQLite allows 32,766).
                 for users in wanted.chunks(SEED_BATCH) {
@@ -294,13 +293,13 @@ impl Hub {
 
     /// Delivers one event, in `seq` order (called by the reader), after applying what it
     /// changes in who hears what.
-    pub async fn dispatch(&self, state: &AppState, event: &StoredEvent) {
+    pub async fn dispatch(&self, door: &Door, metrics: &Metrics, event: &StoredEvent) {
         if self.connections() == 0 {
             return;
         }
         let server_id = event.server_id();
         match &event.event {
-            Event::MemberJoin(joined) => self.joined(state, server_id, joined.user_id).await,
+            Event::MemberJoin(joined) => self.joined(door, server_id, joined.user_id).await,
             Event::MemberUpdate(member) => {
                 let mut registry = self.registry.write();
                 for id in registry.user_sessions(member.user_id) {
@@ -328,7 +327,7 @@ impl Hub {
             }
             _ => {}
         }
-        self.deliver(&state.metrics, event);
+        self.deliver(metrics, event);
         // Told of their removal, and of nothing after it.
         if let Event::MemberRemove(removed) = &event.event {
             let user_id = removed.user_id;
@@ -341,11 +340,11 @@ impl Hub {
 
     /// A user with sessions here joined: their standing is read (the event carries the
     /// member, not the server's default permissions), and their sessions subscribed.
-    async fn joined(&self, state: &AppState, server_id: Uuid, user_id: Uuid) {
+    async fn joined(&self, door: &Door, server_id: Uuid, user_id: Uuid) {
         if self.registry.read().user_sessions(user_id).is_empty() {
             return;
         }
-        let standing = state.db.run(move |conn| conn.standing(server_id, user_id)).await;
+        let standing = door.read(move |conn| conn.standing(server_id, user_id)).await;
         let standing = match standing {
             Ok(Some(standing)) => standing,
             // Gone again already: the removal's event follows.

@@ -1,0 +1,13 @@
+#![doc = include_str!("../README.md")]
+
+pub mod background;
+pub mod db;
+pub mod door;
+pub mod events;
+pub mod gateway;
+pub mod idempotency;
+pub mod maintenance;
+pub mod metrics;
+pub mod preview_cache;
+pub mod rate_limit;
+pub mod webhooks;
