@@ -6,10 +6,6 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, OpenApi as Document, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{
-    admin, bans, channels, health, invites, members, metrics, servers, status, vanity, webhooks,
-};
-
 /// The `Idempotency-Key` header every POST takes.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Header)]
@@ -24,7 +20,79 @@ pub struct IdempotencyHeader {
     idempotency_key: Option<String>,
 }
 
-/// The whole API.
+/// The `If-Match` header of conditional edits and revocations.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IfMatchHeader {
+    /// Expected version, e.g. `"3"`
+    #[param(rename = "If-Match", pattern = r#"^(\*|(W/)?"[0-9]{1,18}"|[0-9]{1,18})$"#)]
+    #[expect(dead_code, reason = "read from the header by `extract::if_match`")]
+    if_match: Option<String>,
+}
+
+/// `{server_id}`, in the path of every server's resource.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ServerPath {
+    /// The server
+    #[expect(dead_code, reason = "read by each handler's `web::Path`")]
+    server_id: uuid::Uuid,
+}
+
+/// `{code}`, in the path of an invite named by its code.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct CodePath {
+    /// A random code (8 characters, case sensitive) or a vanity code
+    #[expect(dead_code, reason = "read by each handler's `web::Path`")]
+    code: String,
+}
+
+/// The refusal of a caller without the permission an operation needs.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 403, description = "`MISSING_PERMISSION`")]
+pub struct MissingPermission(
+    #[expect(dead_code, reason = "documents the body; `ApiError` writes it")]
+    invite_api::ErrorBody<'static>,
+);
+
+/// The refusal of a server that does not exist, or whose member the caller is not.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 404, description = "`SERVER_NOT_FOUND`")]
+pub struct ServerNotFound(
+    #[expect(dead_code, reason = "documents the body; `ApiError` writes it")]
+    invite_api::ErrorBody<'static>,
+);
+
+/// The refusals of the operator's endpoints.
+#[derive(utoipa::IntoResponses)]
+pub enum AdminRefusals {
+    /// A token that is not the admin token.
+    #[response(status = 401, description = "`UNAUTHORIZED`: not the admin token")]
+    Unauthorized(invite_api::ErrorBody<'static>),
+    /// No admin token is configured: the endpoints do not exist.
+    #[response(status = 404, description = "`NOT_FOUND`: no admin token is configured")]
+    NotFound(invite_api::ErrorBody<'static>),
+}
+
+/// The whole API: what [`Frame`] says, the paths of every route module, and the responses
+/// every operation shares.
+pub struct ApiDoc;
+
+impl OpenApi for ApiDoc {
+    fn openapi() -> Document {
+        let mut document = Frame::openapi();
+        for part in crate::routes::documents() {
+            document.merge(part);
+        }
+        // After the merge: the shared responses are added to every path.
+        BearerAuth.modify(&mut document);
+        SharedResponses.modify(&mut document);
+        document
+    }
+}
+
+/// What the API says of itself, beside its paths.
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -32,22 +100,7 @@ pub struct IdempotencyHeader {
         description = "Invite links for chat servers: create, preview, accept. Every error is \
                        `{\"error\": message, \"code\": CODE}`.",
     ),
-    paths(
-        health::healthz, health::readyz, metrics::metrics, status::status,
-        admin::get_maintenance, admin::start_maintenance, admin::end_maintenance,
-        servers::create, servers::get, servers::update, servers::pause, servers::resume,
-        servers::audit_log,
-        members::list, members::update, members::remove, members::joined_with,
-        bans::list, bans::ban, bans::unban,
-        channels::create, channels::list,
-        vanity::get, vanity::update,
-        invites::create_in_server, invites::list_in_server, invites::update, invites::revoke,
-        invites::create_in_channel, invites::list_in_channel, invites::preview,
-        invites::revoke_by_code, invites::accept,
-        webhooks::events, webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries,
-    ),
     components(schemas(invite_api::ErrorBody, invite_api::RateLimitedBody)),
-    modifiers(&BearerAuth, &SharedResponses),
     tags(
         (name = "invites", description = "Invites: create, list, edit, revoke, preview, accept"),
         (name = "servers", description = "Servers, channels, the invite pause and the audit log"),
@@ -56,7 +109,7 @@ pub struct IdempotencyHeader {
         (name = "operations", description = "Health, readiness, status, metrics and maintenance"),
     ),
 )]
-pub struct ApiDoc;
+struct Frame;
 
 /// The document as served at `/openapi.json`: utoipa's, plus what its types cannot say.
 pub fn document() -> serde_json::Value {

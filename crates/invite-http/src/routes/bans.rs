@@ -9,18 +9,15 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
 use crate::state::AppState;
 
-routes! {
-    "/servers/{server_id}/bans" => { GET: list },
-    "/servers/{server_id}/bans/{user_id}" => { PUT: ban, DELETE: unban },
-}
+routes![list, ban, unban];
 
 /// Bans a user (`BAN_MEMBERS`) and removes their membership; banning again updates the reason.
 #[utoipa::path(put, path = "/servers/{server_id}/bans/{user_id}", tag = "members", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server"), ("user_id" = Uuid, Path, description = "The user")), request_body(content = Option<BanRequest>), responses(
+    params(crate::openapi::ServerPath, ("user_id" = Uuid, Path, description = "The user")), request_body(content = Option<BanRequest>), responses(
         (status = 204, description = "Banned"),
         (status = 400, description = "`VALIDATION_ERROR` or malformed input", body = ErrorBody),
         (status = 403, description = "`MISSING_PERMISSION`, or `OWNER_IMMUNE`: the owner cannot be banned", body = ErrorBody),
-        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+        crate::openapi::ServerNotFound,
     ))]
 pub(crate) async fn ban(
     state: web::Data<AppState>,
@@ -36,10 +33,10 @@ pub(crate) async fn ban(
 
 /// Lifts a ban (`BAN_MEMBERS`).
 #[utoipa::path(delete, path = "/servers/{server_id}/bans/{user_id}", tag = "members", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server"), ("user_id" = Uuid, Path, description = "The user")), responses(
+    params(crate::openapi::ServerPath, ("user_id" = Uuid, Path, description = "The user")), responses(
         (status = 204, description = "Lifted"),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND` or `BAN_NOT_FOUND`", body = ErrorBody),
+        crate::openapi::MissingPermission,
     ))]
 pub(crate) async fn unban(
     state: web::Data<AppState>,
@@ -54,10 +51,9 @@ pub(crate) async fn unban(
 
 /// The server's bans, newest first (`BAN_MEMBERS`).
 #[utoipa::path(get, path = "/servers/{server_id}/bans", tag = "members", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server")), responses(
+    params(crate::openapi::ServerPath), responses(
         (status = 200, description = "Bans", body = [invite_api::Ban]),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
-        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+        crate::openapi::MissingPermission, crate::openapi::ServerNotFound,
     ))]
 pub(crate) async fn list(
     state: web::Data<AppState>,

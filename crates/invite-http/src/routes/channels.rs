@@ -6,21 +6,18 @@ use invite_core::server::CreateChannelRequest;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::ApiResult;
 use crate::extract::JsonBody;
 use crate::idempotency::{IdempotencyKey, render};
 use crate::state::AppState;
 
-routes! {
-    "/servers/{server_id}/channels" => { POST: create, GET: list },
-}
+routes![create, list];
 
 /// Creates a channel (`MANAGE_CHANNELS`).
 #[utoipa::path(post, path = "/servers/{server_id}/channels", tag = "servers", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server"), crate::openapi::IdempotencyHeader), request_body = CreateChannelRequest, responses(
+    params(crate::openapi::ServerPath, crate::openapi::IdempotencyHeader), request_body = CreateChannelRequest, responses(
         (status = 201, description = "Created (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = invite_api::Channel),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
-        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+        crate::openapi::MissingPermission, crate::openapi::ServerNotFound,
     ))]
 pub(crate) async fn create(
     state: web::Data<AppState>,
@@ -42,9 +39,9 @@ pub(crate) async fn create(
 
 /// The server's channels, oldest first.
 #[utoipa::path(get, path = "/servers/{server_id}/channels", tag = "servers", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server")), responses(
+    params(crate::openapi::ServerPath), responses(
         (status = 200, description = "Channels", body = [invite_api::Channel]),
-        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+        crate::openapi::ServerNotFound,
     ))]
 pub(crate) async fn list(
     state: web::Data<AppState>,

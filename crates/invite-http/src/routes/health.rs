@@ -9,10 +9,7 @@ use std::sync::atomic::Ordering;
 
 use crate::state::AppState;
 
-routes! {
-    "/healthz" => { GET: healthz },
-    "/readyz" => { GET: readyz },
-}
+routes![healthz, readyz];
 
 /// 200 while the process runs: nothing is checked, so a slow database never gets a healthy
 /// process restarted.

@@ -4,9 +4,7 @@ use actix_web::{HttpResponse, web};
 
 use crate::state::AppState;
 
-routes! {
-    "/metrics" => { GET: metrics },
-}
+routes![metrics];
 
 /// The Prometheus text exposition of the service's metrics.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses(

@@ -17,9 +17,7 @@ use sha2::{Digest as _, Sha256};
 use crate::db::DbState;
 use crate::state::AppState;
 
-routes! {
-    "/status" => { GET: status },
-}
+routes![status];
 
 /// The page's headline for each status.
 fn words(level: Level) -> &'static str {

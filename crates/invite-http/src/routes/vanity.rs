@@ -9,16 +9,13 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
 use crate::state::AppState;
 
-routes! {
-    "/servers/{server_id}/vanity-url" => { GET: get, PATCH: update },
-}
+routes![get, update];
 
 /// The server's vanity code and its uses (`MANAGE_SERVER`).
 #[utoipa::path(get, path = "/servers/{server_id}/vanity-url", tag = "invites", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server")), responses(
+    params(crate::openapi::ServerPath), responses(
         (status = 200, description = "The vanity URL (`code` null when none)", body = invite_api::VanityUrl),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
-        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+        crate::openapi::MissingPermission, crate::openapi::ServerNotFound,
     ))]
 pub(crate) async fn get(
     state: web::Data<AppState>,
@@ -34,11 +31,11 @@ pub(crate) async fn get(
 
 /// Sets or releases (`{"code": null}`) the vanity code (`MANAGE_SERVER`, feature `VANITY_URL`).
 #[utoipa::path(patch, path = "/servers/{server_id}/vanity-url", tag = "invites", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server")), request_body = VanityRequest, responses(
+    params(crate::openapi::ServerPath), request_body = VanityRequest, responses(
         (status = 200, description = "The vanity URL after the change", body = invite_api::VanityUrl),
         (status = 403, description = "`MISSING_PERMISSION` or `MISSING_FEATURE`", body = ErrorBody),
-        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
         (status = 409, description = "`VANITY_TAKEN`: another server holds it, or released it less than 30 days ago", body = ErrorBody),
+        crate::openapi::ServerNotFound,
     ))]
 pub(crate) async fn update(
     state: web::Data<AppState>,

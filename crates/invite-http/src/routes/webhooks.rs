@@ -14,12 +14,7 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
 use crate::state::AppState;
 
-routes! {
-    "/servers/{server_id}/events" => { GET: events },
-    "/servers/{server_id}/webhooks" => { POST: create, GET: list },
-    "/servers/{server_id}/webhooks/{webhook_id}" => { DELETE: delete },
-    "/servers/{server_id}/webhooks/{webhook_id}/deliveries" => { GET: deliveries },
-}
+routes![events, create, list, delete, deliveries];
 
 /// `?after=&limit=`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -48,10 +43,9 @@ fn event(event: &StoredEvent) -> invite_api::Event {
 /// The server's events after `after`, oldest first (`MANAGE_SERVER`): an integrator that pages
 /// with the last `seq` it saw misses none and sees none twice.
 #[utoipa::path(get, path = "/servers/{server_id}/events", tag = "events", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server"), EventsQuery), responses(
+    params(crate::openapi::ServerPath, EventsQuery), responses(
         (status = 200, description = "Events, oldest first", body = [invite_api::Event]),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
-        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+        crate::openapi::MissingPermission, crate::openapi::ServerNotFound,
     ))]
 pub(crate) async fn events(
     state: web::Data<AppState>,
@@ -90,12 +84,11 @@ fn webhook(webhook: Webhook, show_secret: bool) -> invite_api::Webhook {
 /// Registers a webhook (`MANAGE_SERVER`, at most ten per server): the server's events from now
 /// on are posted to `url`, signed with the secret the answer shows, once.
 #[utoipa::path(post, path = "/servers/{server_id}/webhooks", tag = "events", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server"), crate::openapi::IdempotencyHeader),
+    params(crate::openapi::ServerPath, crate::openapi::IdempotencyHeader),
     request_body = CreateWebhookRequest, responses(
         (status = 201, description = "Registered; `secret` is shown this once", body = invite_api::Webhook),
         (status = 400, description = "`VALIDATION_ERROR`: not an http(s) URL, a private address, an unknown event type, or ten webhooks already", body = ErrorBody),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
-        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+        crate::openapi::MissingPermission, crate::openapi::ServerNotFound,
     ))]
 pub(crate) async fn create(
     state: web::Data<AppState>,
@@ -131,10 +124,9 @@ pub(crate) async fn create(
 
 /// The server's webhooks, oldest first, without their secrets (`MANAGE_SERVER`).
 #[utoipa::path(get, path = "/servers/{server_id}/webhooks", tag = "events", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server")), responses(
+    params(crate::openapi::ServerPath), responses(
         (status = 200, description = "Webhooks", body = [invite_api::Webhook]),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
-        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+        crate::openapi::MissingPermission, crate::openapi::ServerNotFound,
     ))]
 pub(crate) async fn list(
     state: web::Data<AppState>,
@@ -151,10 +143,10 @@ pub(crate) async fn list(
 
 /// Deletes a webhook and its delivery log (`MANAGE_SERVER`).
 #[utoipa::path(delete, path = "/servers/{server_id}/webhooks/{webhook_id}", tag = "events", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server"), ("webhook_id" = Uuid, Path, description = "The webhook")), responses(
+    params(crate::openapi::ServerPath, ("webhook_id" = Uuid, Path, description = "The webhook")), responses(
         (status = 204, description = "Deleted"),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND` or `WEBHOOK_NOT_FOUND`", body = ErrorBody),
+        crate::openapi::MissingPermission,
     ))]
 pub(crate) async fn delete(
     state: web::Data<AppState>,
@@ -182,10 +174,10 @@ fn delivery(delivery: Delivery) -> invite_api::Delivery {
 
 /// A webhook's latest deliveries, newest first, with its state (`MANAGE_SERVER`).
 #[utoipa::path(get, path = "/servers/{server_id}/webhooks/{webhook_id}/deliveries", tag = "events", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server"), ("webhook_id" = Uuid, Path, description = "The webhook")), responses(
+    params(crate::openapi::ServerPath, ("webhook_id" = Uuid, Path, description = "The webhook")), responses(
         (status = 200, description = "The webhook and its deliveries", body = invite_api::Deliveries),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND` or `WEBHOOK_NOT_FOUND`", body = ErrorBody),
+        crate::openapi::MissingPermission,
     ))]
 pub(crate) async fn deliveries(
     state: web::Data<AppState>,
