@@ -16,40 +16,31 @@ use uuid::Uuid;
 pub(crate) use invite_http::testing::SECRET;
 
 /// Declares tests once and runs each on SQLite and on PostgreSQL, as `sqlite::name` and
-/// `postgres::name`.
+/// `postgres::name`. After a `;`, the names of tests taking a [`invite_store::Backend`], for
+/// tests that start their application with settings of their own.
 macro_rules! both_backends {
-    ($(fn $name:ident($app:ident: &TestApp) $body:block)*) => {
+    ($(fn $name:ident($app:ident: &TestApp) $body:block)* $(; $($by_backend:ident),+ $(,)?)?) => {
         $(fn $name($app: &TestApp) $body)*
 
         mod postgres {
             $(#[test] fn $name() {
                 super::$name(&$crate::helpers::TestApp::spawn(invite_store::Backend::Postgres))
             })*
+            $($(#[test] fn $by_backend() { super::$by_backend(invite_store::Backend::Postgres) })+)?
         }
 
         mod sqlite {
             $(#[test] fn $name() {
                 super::$name(&$crate::helpers::TestApp::spawn(invite_store::Backend::Sqlite))
             })*
+            $($(#[test] fn $by_backend() { super::$by_backend(invite_store::Backend::Sqlite) })+)?
         }
     };
 }
 pub(crate) use both_backends;
 
-/// Declares tests taking a [`invite_store::Backend`] and runs each on SQLite and on PostgreSQL,
-/// for tests that start their application with settings of their own.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $(#[test] fn $name() { super::$name(invite_store::Backend::Postgres) })*
-        }
-
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(invite_store::Backend::Sqlite) })*
-        }
-    };
-}
-pub(crate) use on_both_backends;
+/// Runs tests taking a [`invite_store::Backend`] on SQLite and on PostgreSQL.
+pub(crate) use invite_store::on_both_backends;
 
 /// A user with a token.
 #[derive(Debug, Clone)]
@@ -83,13 +74,7 @@ impl TestResponse {
     /// Asserts an error response with the code, whatever the message.
     #[track_caller]
     pub(crate) fn assert_code(&self, status: u16, code: &str) {
-        assert_eq!(
-            (self.status, self.body["code"].as_str()),
-            (status, Some(code)),
-            "{}",
-            self.text
-        );
-        assert!(self.body["error"].is_string(), "{}", self.text);
+        assert_error_body((self.status, &self.body, &self.text), status, code);
         self.assert_json();
     }
 
@@ -154,15 +139,17 @@ impl RawResponse {
     /// Asserts a JSON error with this status and code.
     #[track_caller]
     pub(crate) fn assert_json_error(&self, status: u16, code: &str) {
-        assert_eq!(
-            (self.status, self.body["code"].as_str()),
-            (status, Some(code)),
-            "{}",
-            self.text
-        );
-        assert!(self.body["error"].is_string(), "{}", self.text);
+        assert_error_body((self.status, &self.body, &self.text), status, code);
         assert_eq!(self.header("content-type"), Some("application/json"), "{}", self.text);
     }
+}
+
+/// Asserts that an answer, `(status, body, text)`, is an error with this status and code,
+/// whatever its message.
+#[track_caller]
+fn assert_error_body((status, body, text): (u16, &Value, &str), expected: u16, code: &str) {
+    assert_eq!((status, body["code"].as_str()), (expected, Some(code)), "{text}");
+    assert!(body["error"].is_string(), "{text}");
 }
 
 pub(crate) struct TestApp {

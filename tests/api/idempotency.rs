@@ -171,6 +171,8 @@ both_backends! {
         assert_eq!(app.uses(&invite), 1);
         assert_eq!(member_rows(app, &server), 2);
     }
+
+    ; a_twin_in_flight_is_refused
 }
 
 /// A twin that arrives while its first request is held up in the database is told 409, and
@@ -207,14 +209,4 @@ fn a_twin_in_flight_is_refused(backend: Backend) {
         assert_replay_of(&keyed(&app, &accept, &guest, "held", None), &first);
     });
     assert_eq!(app.uses(&invite), 1);
-}
-
-#[test]
-fn postgres_a_twin_in_flight_is_refused() {
-    a_twin_in_flight_is_refused(Backend::Postgres);
-}
-
-#[test]
-fn sqlite_a_twin_in_flight_is_refused() {
-    a_twin_in_flight_is_refused(Backend::Sqlite);
 }

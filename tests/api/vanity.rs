@@ -115,6 +115,8 @@ both_backends! {
         app.get("/invites/first-name", &owner).assert_status(200);
         app.get("/invites/second-name", &owner).assert_code(404, "INVITE_REVOKED");
     }
+
+    ; collisions_with_random_codes
 }
 
 /// Random codes drawn from bytes of 26 are all `aaaaaaaa`: a vanity code of that spelling
@@ -159,14 +161,4 @@ fn collisions_with_random_codes(backend: Backend) {
     // Revoked, the random code still holds its name: never reissued, not even as a vanity code.
     app.patch(&vanity_path(&other), &owner, json!({"code": "aaaaaaaa"}))
         .assert_code(409, "VANITY_TAKEN");
-}
-
-#[test]
-fn collisions_with_random_codes_on_postgres() {
-    collisions_with_random_codes(Backend::Postgres);
-}
-
-#[test]
-fn collisions_with_random_codes_on_sqlite() {
-    collisions_with_random_codes(Backend::Sqlite);
 }

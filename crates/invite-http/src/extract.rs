@@ -167,10 +167,10 @@ pub async fn not_found() -> HttpResponse {
 }
 
 /// The answer for a route that exists, with a method it does not take.
-pub async fn method_not_allowed(allowed: &'static [&'static str]) -> HttpResponse {
+pub async fn method_not_allowed(allowed: impl AsRef<[&'static str]>) -> HttpResponse {
     let mut response = ApiError::of(ErrorCode::MethodNotAllowed).error_response();
     // HEAD works wherever GET does (see `startup::head_as_get`).
-    let mut methods = allowed.to_vec();
+    let mut methods = allowed.as_ref().to_vec();
     if methods.contains(&"GET") {
         methods.push("HEAD");
     }

@@ -28,20 +28,6 @@ use crate::auth::AuthUser;
 use crate::body::BufferedBody;
 use crate::error::ApiError;
 
-/// The `Idempotency-Key` header every POST takes.
-#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Header)]
-pub struct IdempotencyHeader {
-    /// Makes retrying the request safe: within 24 hours, the same key from the same user
-    /// replays the first response (`Idempotent-Replayed: true`) without doing the work again;
-    /// the same key on another request is 422 `IDEMPOTENCY_KEY_REUSED`, and while its twin
-    /// still runs, 409 `IDEMPOTENCY_IN_FLIGHT`. 1-255 printable ASCII characters.
-    #[serde(rename = "Idempotency-Key")]
-    #[param(max_length = 255, pattern = "^[ -~]{1,255}$")]
-    #[expect(dead_code, reason = "read from the header by `idempotency::IdempotencyKey`")]
-    idempotency_key: Option<String>,
-}
-
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
 

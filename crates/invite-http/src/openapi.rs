@@ -6,11 +6,24 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, OpenApi as Document, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{
-    admin, bans, channels, health, invites, members, metrics, servers, status, vanity, webhooks,
-};
+/// The whole API: what [`Frame`] says, the paths of every route module, and the responses
+/// every operation shares.
+pub struct ApiDoc;
 
-/// The whole API.
+impl OpenApi for ApiDoc {
+    fn openapi() -> Document {
+        let mut document = Frame::openapi();
+        for part in crate::routes::documents() {
+            document.merge(part);
+        }
+        // After the merge: the shared responses are added to every path.
+        BearerAuth.modify(&mut document);
+        SharedResponses.modify(&mut document);
+        document
+    }
+}
+
+/// What the API says of itself, beside its paths.
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -18,22 +31,7 @@ use crate::routes::{
         description = "Invite links for chat servers: create, preview, accept. Every error is \
                        `{\"error\": message, \"code\": CODE}`.",
     ),
-    paths(
-        health::healthz, health::readyz, metrics::metrics, status::status,
-        admin::get_maintenance, admin::start_maintenance, admin::end_maintenance,
-        servers::create, servers::get, servers::update, servers::pause, servers::resume,
-        servers::audit_log,
-        members::list, members::update, members::remove, members::joined_with,
-        bans::list, bans::ban, bans::unban,
-        channels::create, channels::list,
-        vanity::get, vanity::update,
-        invites::create_in_server, invites::list_in_server, invites::update, invites::revoke,
-        invites::create_in_channel, invites::list_in_channel, invites::preview,
-        invites::revoke_by_code, invites::accept,
-        webhooks::events, webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries,
-    ),
     components(schemas(invite_api::ErrorBody, invite_api::RateLimitedBody)),
-    modifiers(&BearerAuth, &SharedResponses),
     tags(
         (name = "invites", description = "Invites: create, list, edit, revoke, preview, accept"),
         (name = "servers", description = "Servers, channels, the invite pause and the audit log"),
@@ -42,7 +40,7 @@ use crate::routes::{
         (name = "operations", description = "Health, readiness, status, metrics and maintenance"),
     ),
 )]
-pub struct ApiDoc;
+struct Frame;
 
 /// The document as served at `/openapi.json`: utoipa's, plus what its types cannot say.
 pub fn document() -> serde_json::Value {

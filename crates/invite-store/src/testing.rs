@@ -24,6 +24,36 @@ use crate::connection::{Backend, DbConnection};
 use crate::migrations::run_pending_migrations;
 use crate::pool::{ConnectionManager, DatabaseUrl, DbPool, PoolConfig};
 
+/// Declares tests once and runs each on PostgreSQL and on SQLite, as `postgres::name` and
+/// `sqlite::name`:
+/// - `on_both_backends! { fn name(db: &TestDatabase) { ... } ... }`: each test gets a database
+///   of its own;
+/// - `on_both_backends!(name, ...)`: functions taking a [`Backend`], for tests that set up more
+///   than a database.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($(fn $name:ident($db:ident: &$database:ty) $body:block)*) => {
+        $(fn $name($db: &$database) $body)*
+
+        mod postgres {
+            $(#[test] fn $name() { super::$name(&$crate::testing::TestDatabase::postgres()) })*
+        }
+
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(&$crate::testing::TestDatabase::sqlite()) })*
+        }
+    };
+    ($($name:ident),+ $(,)?) => {
+        mod postgres {
+            $(#[test] fn $name() { super::$name($crate::Backend::Postgres) })+
+        }
+
+        mod sqlite {
+            $(#[test] fn $name() { super::$name($crate::Backend::Sqlite) })+
+        }
+    };
+}
+
 /// The variable naming the PostgreSQL server tests use.
 pub const TEST_DATABASE_URL_VAR: &str = "INVITE_TEST_DATABASE_URL";
 const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";

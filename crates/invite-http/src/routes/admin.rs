@@ -19,9 +19,7 @@ use secrecy::SecretString;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::JsonBody;
 
-routes! {
-    "/admin/maintenance" => { GET: get_maintenance, PUT: start_maintenance, DELETE: end_maintenance },
-}
+routes![get_maintenance, start_maintenance, end_maintenance];
 
 /// The operator token of `/admin/*`, if configured (`INVITE_ADMIN_TOKEN`).
 #[derive(Debug)]
@@ -66,8 +64,7 @@ fn admin(req: &HttpRequest) -> Result<Admin, ApiError> {
 /// The maintenance switch as this instance sees it.
 #[utoipa::path(get, path = "/admin/maintenance", tag = "operations", security(("admin" = [])), responses(
     (status = 200, description = "The switch", body = invite_api::Maintenance),
-    (status = 401, description = "`UNAUTHORIZED`: not the admin token", body = ErrorBody),
-    (status = 404, description = "`NOT_FOUND`: no admin token is configured", body = ErrorBody),
+    super::common::AdminRefusals,
 ))]
 pub(crate) async fn get_maintenance(
     door: web::Data<Door>,
@@ -84,8 +81,7 @@ pub(crate) async fn get_maintenance(
     request_body(content = Option<MaintenanceRequest>, description = "Absent or `{}`: no message, no planned end"), responses(
     (status = 200, description = "Maintenance is on", body = invite_api::Maintenance),
     (status = 400, description = "`VALIDATION_ERROR`: a message over 500 characters or an end in the past", body = ErrorBody),
-    (status = 401, description = "`UNAUTHORIZED`: not the admin token", body = ErrorBody),
-    (status = 404, description = "`NOT_FOUND`: no admin token is configured", body = ErrorBody),
+    super::common::AdminRefusals,
 ))]
 pub(crate) async fn start_maintenance(
     door: web::Data<Door>,
@@ -106,8 +102,7 @@ pub(crate) async fn start_maintenance(
 /// Ends maintenance on every instance sharing the database.
 #[utoipa::path(delete, path = "/admin/maintenance", tag = "operations", security(("admin" = [])), responses(
     (status = 204, description = "Maintenance is off"),
-    (status = 401, description = "`UNAUTHORIZED`: not the admin token", body = ErrorBody),
-    (status = 404, description = "`NOT_FOUND`: no admin token is configured", body = ErrorBody),
+    super::common::AdminRefusals,
 ))]
 pub(crate) async fn end_maintenance(
     door: web::Data<Door>,

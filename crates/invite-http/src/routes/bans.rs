@@ -9,18 +9,15 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
 use invite_runtime::door::Door;
 
-routes! {
-    "/servers/{server_id}/bans" => { GET: list },
-    "/servers/{server_id}/bans/{user_id}" => { PUT: ban, DELETE: unban },
-}
+routes![list, ban, unban];
 
 /// Bans a user (`BAN_MEMBERS`) and removes their membership; banning again updates the reason.
 #[utoipa::path(put, path = "/servers/{server_id}/bans/{user_id}", tag = "members", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server"), ("user_id" = Uuid, Path, description = "The user")), request_body(content = Option<BanRequest>), responses(
+    params(super::common::ServerPath, ("user_id" = Uuid, Path, description = "The user")), request_body(content = Option<BanRequest>), responses(
         (status = 204, description = "Banned"),
         (status = 400, description = "`VALIDATION_ERROR` or malformed input", body = ErrorBody),
         (status = 403, description = "`MISSING_PERMISSION`, or `OWNER_IMMUNE`: the owner cannot be banned", body = ErrorBody),
-        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+        super::common::ServerNotFound,
     ))]
 pub(crate) async fn ban(
     door: web::Data<Door>,
@@ -36,10 +33,10 @@ pub(crate) async fn ban(
 
 /// Lifts a ban (`BAN_MEMBERS`).
 #[utoipa::path(delete, path = "/servers/{server_id}/bans/{user_id}", tag = "members", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server"), ("user_id" = Uuid, Path, description = "The user")), responses(
+    params(super::common::ServerPath, ("user_id" = Uuid, Path, description = "The user")), responses(
         (status = 204, description = "Lifted"),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND` or `BAN_NOT_FOUND`", body = ErrorBody),
+        super::common::MissingPermission,
     ))]
 pub(crate) async fn unban(
     door: web::Data<Door>,
@@ -54,10 +51,9 @@ pub(crate) async fn unban(
 
 /// The server's bans, newest first (`BAN_MEMBERS`).
 #[utoipa::path(get, path = "/servers/{server_id}/bans", tag = "members", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server")), responses(
+    params(super::common::ServerPath), responses(
         (status = 200, description = "Bans", body = [invite_api::Ban]),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
-        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+        super::common::MissingPermission, super::common::ServerNotFound,
     ))]
 pub(crate) async fn list(
     door: web::Data<Door>,

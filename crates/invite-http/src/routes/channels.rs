@@ -6,21 +6,18 @@ use invite_core::server::CreateChannelRequest;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::ApiResult;
 use crate::extract::JsonBody;
 use crate::idempotency::{IdempotencyKey, render, respond};
 use invite_runtime::door::Door;
 
-routes! {
-    "/servers/{server_id}/channels" => { POST: create, GET: list },
-}
+routes![create, list];
 
 /// Creates a channel (`MANAGE_CHANNELS`).
 #[utoipa::path(post, path = "/servers/{server_id}/channels", tag = "servers", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server"), crate::idempotency::IdempotencyHeader), request_body = CreateChannelRequest, responses(
+    params(super::common::ServerPath, super::common::IdempotencyHeader), request_body = CreateChannelRequest, responses(
         (status = 201, description = "Created (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = invite_api::Channel),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
-        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+        super::common::MissingPermission, super::common::ServerNotFound,
     ))]
 pub(crate) async fn create(
     door: web::Data<Door>,
@@ -43,9 +40,9 @@ pub(crate) async fn create(
 
 /// The server's channels, oldest first.
 #[utoipa::path(get, path = "/servers/{server_id}/channels", tag = "servers", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server")), responses(
+    params(super::common::ServerPath), responses(
         (status = 200, description = "Channels", body = [invite_api::Channel]),
-        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+        super::common::ServerNotFound,
     ))]
 pub(crate) async fn list(
     door: web::Data<Door>,

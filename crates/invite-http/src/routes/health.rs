@@ -27,10 +27,7 @@ impl Draining {
     }
 }
 
-routes! {
-    "/healthz" => { GET: healthz },
-    "/readyz" => { GET: readyz },
-}
+routes![healthz, readyz];
 
 /// 200 while the process runs: nothing is checked, so a slow database never gets a healthy
 /// process restarted.

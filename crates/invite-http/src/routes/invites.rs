@@ -29,13 +29,17 @@ use crate::limiter::Limiter;
 use crate::random::RandomFactory;
 use crate::wire::Links;
 
-routes! {
-    "/servers/{server_id}/invites" => { POST: create_in_server, GET: list_in_server },
-    "/servers/{server_id}/invites/{invite_id}" => { PATCH: update, DELETE: revoke },
-    "/channels/{channel_id}/invites" => { POST: create_in_channel, GET: list_in_channel },
-    "/invites/{code}" => { GET: preview, DELETE: revoke_by_code },
-    "/invites/{code}/accept" => { POST: accept },
-}
+routes![
+    create_in_server,
+    list_in_server,
+    update,
+    revoke,
+    create_in_channel,
+    list_in_channel,
+    preview,
+    revoke_by_code,
+    accept
+];
 
 /// `?channel_id=&limit=&before=`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -90,13 +94,12 @@ fn invite_response(
 /// Creates an invite (`CREATE_INVITES`). `unique: false` returns an equal active invite of the
 /// caller's with 200 instead of creating one.
 #[utoipa::path(post, path = "/servers/{server_id}/invites", tag = "invites", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server"), crate::idempotency::IdempotencyHeader), request_body(content = Option<CreateInviteRequest>, description = "Absent or empty: `{}`"), responses(
+    params(super::common::ServerPath, super::common::IdempotencyHeader), request_body(content = Option<CreateInviteRequest>, description = "Absent or empty: `{}`"), responses(
         (status = 201, description = "Created (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = invite_api::Invite, headers(("ETag" = String, description = "The invite's version, quoted"))),
         (status = 200, description = "`unique: false` found an equal active invite", body = invite_api::Invite, headers(("ETag" = String, description = "The invite's version, quoted"))),
         (status = 400, description = "A rule of the request (`VALIDATION_ERROR`), `UNKNOWN_CHANNEL`, `MAX_INVITES_REACHED`, malformed input", body = ErrorBody),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 429, description = "`RATE_LIMITED`: the `create` bucket is empty; retry after `Retry-After` seconds. Every response of this operation carries `X-RateLimit-Limit`, `-Remaining`, `-Reset-After` and `-Bucket`", body = crate::error::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+        super::common::MissingPermission, super::common::ServerNotFound,
     ))]
 #[expect(clippy::too_many_arguments, reason = "a handler takes each part it uses as an extractor")]
 pub(crate) async fn create_in_server(
@@ -116,13 +119,13 @@ pub(crate) async fn create_in_server(
 
 /// Creates an invite to a channel (`CREATE_INVITES` in its server); same body as for servers.
 #[utoipa::path(post, path = "/channels/{channel_id}/invites", tag = "invites", security(("bearer" = [])),
-    params(("channel_id" = Uuid, Path, description = "The channel"), crate::idempotency::IdempotencyHeader), request_body(content = Option<CreateInviteRequest>, description = "Absent or empty: `{}`"), responses(
+    params(("channel_id" = Uuid, Path, description = "The channel"), super::common::IdempotencyHeader), request_body(content = Option<CreateInviteRequest>, description = "Absent or empty: `{}`"), responses(
         (status = 201, description = "Created (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = invite_api::Invite, headers(("ETag" = String, description = "The invite's version, quoted"))),
         (status = 200, description = "`unique: false` found an equal active invite", body = invite_api::Invite, headers(("ETag" = String, description = "The invite's version, quoted"))),
         (status = 400, description = "A rule of the request (`VALIDATION_ERROR`), `MAX_INVITES_REACHED`, malformed input", body = ErrorBody),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 429, description = "`RATE_LIMITED`: the `create` bucket is empty; retry after `Retry-After` seconds. Every response of this operation carries `X-RateLimit-Limit`, `-Remaining`, `-Reset-After` and `-Bucket`", body = crate::error::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 404, description = "`CHANNEL_NOT_FOUND`: unknown, or in a server the caller is not in", body = ErrorBody),
+        super::common::MissingPermission,
     ))]
 #[expect(clippy::too_many_arguments, reason = "a handler takes each part it uses as an extractor")]
 pub(crate) async fn create_in_channel(
@@ -190,10 +193,9 @@ async fn create(
 /// The server's invites, newest first, expired and used-up ones included, revoked and vanity
 /// ones left out (`CREATE_INVITES`).
 #[utoipa::path(get, path = "/servers/{server_id}/invites", tag = "invites", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server"), ListQuery), responses(
+    params(super::common::ServerPath, ListQuery), responses(
         (status = 200, description = "Invites (limit 1-1000, default 1000)", body = [invite_api::Invite]),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
-        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+        super::common::MissingPermission, super::common::ServerNotFound,
     ))]
 pub(crate) async fn list_in_server(
     door: web::Data<Door>,
@@ -215,8 +217,8 @@ pub(crate) async fn list_in_server(
 #[utoipa::path(get, path = "/channels/{channel_id}/invites", tag = "invites", security(("bearer" = [])),
     params(("channel_id" = Uuid, Path, description = "The channel"), PageQuery), responses(
         (status = 200, description = "Invites (limit 1-1000, default 1000)", body = [invite_api::Invite]),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 404, description = "`CHANNEL_NOT_FOUND`", body = ErrorBody),
+        super::common::MissingPermission,
     ))]
 pub(crate) async fn list_in_channel(
     door: web::Data<Door>,
@@ -246,13 +248,13 @@ fn list_response(invites: &[Invite], links: &Links) -> HttpResponse {
 /// Edits an invite's limits; a new expiry counts from now. `CREATE_INVITES` for one's own,
 /// `MANAGE_SERVER` for others'. `If-Match` makes the edit conditional on the version.
 #[utoipa::path(patch, path = "/servers/{server_id}/invites/{invite_id}", tag = "invites", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server"), ("invite_id" = Uuid, Path, description = "The invite"), ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,18}"|[0-9]{1,18})$"#, description = "Expected version, e.g. `\"3\"`")),
+    params(super::common::ServerPath, ("invite_id" = Uuid, Path, description = "The invite"), super::common::IfMatchHeader),
     request_body(content = Option<UpdateInviteRequest>, description = "Absent or `{}`: no change"), responses(
         (status = 200, description = "The invite after the change", body = invite_api::Invite, headers(("ETag" = String, description = "The invite's version, quoted"))),
         (status = 400, description = "`VALIDATION_ERROR` (e.g. max_uses below uses), `VANITY_INVITE`, malformed input", body = ErrorBody),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND` or `INVITE_NOT_FOUND`", body = ErrorBody),
         (status = 412, description = "`PRECONDITION_FAILED`: the version changed", body = ErrorBody),
+        super::common::MissingPermission,
     ))]
 pub(crate) async fn update(
     door: web::Data<Door>,
@@ -274,12 +276,12 @@ pub(crate) async fn update(
 /// Revokes an invite (a soft delete: its code is never reissued). `CREATE_INVITES` for one's
 /// own, `MANAGE_SERVER` for others'.
 #[utoipa::path(delete, path = "/servers/{server_id}/invites/{invite_id}", tag = "invites", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server"), ("invite_id" = Uuid, Path, description = "The invite"), ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,18}"|[0-9]{1,18})$"#, description = "Expected version, e.g. `\"3\"`")), responses(
+    params(super::common::ServerPath, ("invite_id" = Uuid, Path, description = "The invite"), super::common::IfMatchHeader), responses(
         (status = 204, description = "Revoked"),
         (status = 400, description = "`VANITY_INVITE`, or a malformed id", body = ErrorBody),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND`, or `INVITE_NOT_FOUND` (unknown, revoked, another server's)", body = ErrorBody),
         (status = 412, description = "`PRECONDITION_FAILED`", body = ErrorBody),
+        super::common::MissingPermission,
     ))]
 pub(crate) async fn revoke(
     door: web::Data<Door>,
@@ -298,7 +300,7 @@ pub(crate) async fn revoke(
 /// `MANAGE_SERVER` in its server. To anyone else who is not a member it answers as for a code
 /// that does not exist.
 #[utoipa::path(delete, path = "/invites/{code}", tag = "invites", security(("bearer" = [])),
-    params(("code" = String, Path, description = "A random code (8 characters, case sensitive) or a vanity code"), ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,18}"|[0-9]{1,18})$"#, description = "Expected version, e.g. `\"3\"`")), responses(
+    params(super::common::CodePath, super::common::IfMatchHeader), responses(
         (status = 204, description = "Revoked"),
         (status = 400, description = "`VANITY_INVITE`", body = ErrorBody),
         (status = 403, description = "`MISSING_PERMISSION`: a member of the invite's server without `MANAGE_SERVER`", body = ErrorBody),
@@ -332,7 +334,7 @@ pub(crate) async fn revoke_by_code(
 
 /// Public preview of an invite someone could still accept; no token needed.
 #[utoipa::path(get, path = "/invites/{code}", tag = "invites",
-    params(("code" = String, Path, description = "A random code (8 characters, case sensitive) or a vanity code"), PreviewQuery), responses(
+    params(super::common::CodePath, PreviewQuery), responses(
         (status = 200, description = "The preview", body = invite_api::Preview),
         (status = 404, description = "\"Invite not found or has expired\", with `INVITE_NOT_FOUND`, `INVITE_REVOKED`, `INVITE_EXPIRED` or `INVITE_MAXED_OUT`", body = ErrorBody),
         (status = 429, description = "`RATE_LIMITED`: the `preview` (or, after many unknown codes, `unknown-code`) bucket is empty; retry after `Retry-After` seconds. Every response of this operation carries `X-RateLimit-Limit`, `-Remaining`, `-Reset-After` and `-Bucket`", body = crate::error::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -372,7 +374,7 @@ pub(crate) async fn preview(
 
 /// Joins the invite's server. Atomic: an invite admits exactly as many people as it allows.
 #[utoipa::path(post, path = "/invites/{code}/accept", tag = "invites", security(("bearer" = [])),
-    params(("code" = String, Path, description = "A random code (8 characters, case sensitive) or a vanity code"), crate::idempotency::IdempotencyHeader), responses(
+    params(super::common::CodePath, super::common::IdempotencyHeader), responses(
         (status = 201, description = "Joined (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = invite_api::Joined),
         (status = 400, description = "`INVITE_EXPIRED` or `INVITE_MAXED_OUT`", body = ErrorBody),
         (status = 403, description = "`BANNED` or `INVITES_PAUSED`", body = ErrorBody),

@@ -10,17 +10,13 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
 use invite_runtime::door::Door;
 
-routes! {
-    "/servers/{server_id}/members" => { GET: list },
-    "/servers/{server_id}/members/{user_id}" => { PATCH: update, DELETE: remove },
-    "/servers/{server_id}/invites/{invite_id}/members" => { GET: joined_with },
-}
+routes![list, update, remove, joined_with];
 
 /// Members ordered by user id, with how each joined.
 #[utoipa::path(get, path = "/servers/{server_id}/members", tag = "members", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server"), AfterQuery), responses(
+    params(super::common::ServerPath, AfterQuery), responses(
         (status = 200, description = "Members", body = [invite_api::Member]),
-        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+        super::common::ServerNotFound,
     ))]
 pub(crate) async fn list(
     door: web::Data<Door>,
@@ -39,10 +35,10 @@ pub(crate) async fn list(
 
 /// Replaces a member's extra permissions (`ADMINISTRATOR`); ends a temporary membership.
 #[utoipa::path(patch, path = "/servers/{server_id}/members/{user_id}", tag = "members", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server"), ("user_id" = Uuid, Path, description = "The member")), request_body = UpdateMemberRequest, responses(
+    params(super::common::ServerPath, ("user_id" = Uuid, Path, description = "The member")), request_body = UpdateMemberRequest, responses(
         (status = 200, description = "The member", body = invite_api::Member),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND` or `MEMBER_NOT_FOUND`", body = ErrorBody),
+        super::common::MissingPermission,
     ))]
 pub(crate) async fn update(
     door: web::Data<Door>,
@@ -60,7 +56,7 @@ pub(crate) async fn update(
 /// Leaves (oneself) or kicks (`KICK_MEMBERS`); never the owner, since a server without its
 /// owner could never be managed again.
 #[utoipa::path(delete, path = "/servers/{server_id}/members/{user_id}", tag = "members", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server"), ("user_id" = Uuid, Path, description = "The member")), responses(
+    params(super::common::ServerPath, ("user_id" = Uuid, Path, description = "The member")), responses(
         (status = 204, description = "Removed"),
         (status = 403, description = "`MISSING_PERMISSION`, or `OWNER_IMMUNE`: the owner can neither leave nor be kicked", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND` or `MEMBER_NOT_FOUND`", body = ErrorBody),
@@ -78,10 +74,10 @@ pub(crate) async fn remove(
 
 /// Members who joined with an invite, in join order (`MANAGE_SERVER`).
 #[utoipa::path(get, path = "/servers/{server_id}/invites/{invite_id}/members", tag = "members", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server"), ("invite_id" = Uuid, Path, description = "The invite"), AfterQuery), responses(
+    params(super::common::ServerPath, ("invite_id" = Uuid, Path, description = "The invite"), AfterQuery), responses(
         (status = 200, description = "Members", body = [invite_api::Member]),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND` or `INVITE_NOT_FOUND`", body = ErrorBody),
+        super::common::MissingPermission,
     ))]
 pub(crate) async fn joined_with(
     door: web::Data<Door>,

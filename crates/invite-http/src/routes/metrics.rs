@@ -5,9 +5,7 @@ use actix_web::{HttpResponse, web};
 use invite_runtime::door::Door;
 use invite_runtime::metrics::Metrics;
 
-routes! {
-    "/metrics" => { GET: metrics },
-}
+routes![metrics];
 
 /// The Prometheus text exposition of the service's metrics.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses(

@@ -12,16 +12,11 @@ use crate::extract::JsonBody;
 use crate::idempotency::{IdempotencyKey, render, respond};
 use invite_runtime::door::Door;
 
-routes! {
-    "/servers" => { POST: create },
-    "/servers/{server_id}" => { GET: get, PATCH: update },
-    "/servers/{server_id}/invites-pause" => { PUT: pause, DELETE: resume },
-    "/servers/{server_id}/audit-log" => { GET: audit_log },
-}
+routes![create, get, update, pause, resume, audit_log];
 
 /// Creates a server; the caller becomes its owner and first member.
 #[utoipa::path(post, path = "/servers", tag = "servers", security(("bearer" = [])),
-    params(crate::idempotency::IdempotencyHeader), request_body = CreateServerRequest,
+    params(super::common::IdempotencyHeader), request_body = CreateServerRequest,
     responses((status = 201, description = "Created (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = invite_api::Server)))]
 pub(crate) async fn create(
     door: web::Data<Door>,
@@ -47,7 +42,7 @@ pub(crate) async fn create(
 
 /// A server the caller belongs to.
 #[utoipa::path(get, path = "/servers/{server_id}", tag = "servers", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server")), responses(
+    params(super::common::ServerPath), responses(
         (status = 200, description = "The server", body = invite_api::Server),
         (status = 404, description = "Unknown, or the caller is not a member (`SERVER_NOT_FOUND`)", body = ErrorBody),
     ))]
@@ -65,10 +60,10 @@ pub(crate) async fn get(
 
 /// Edits a server (`MANAGE_SERVER`; `features` only by the owner).
 #[utoipa::path(patch, path = "/servers/{server_id}", tag = "servers", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server")), request_body(content = Option<UpdateServerRequest>, description = "Absent or `{}`: no change"), responses(
+    params(super::common::ServerPath), request_body(content = Option<UpdateServerRequest>, description = "Absent or `{}`: no change"), responses(
         (status = 200, description = "The server after the change", body = invite_api::Server),
         (status = 403, description = "`MISSING_PERMISSION`, or `OWNER_ONLY` for `features`", body = ErrorBody),
-        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+        super::common::ServerNotFound,
     ))]
 pub(crate) async fn update(
     door: web::Data<Door>,
@@ -87,10 +82,9 @@ pub(crate) async fn update(
 
 /// Pauses the server's invites, until a time or until resumed (`MANAGE_SERVER`).
 #[utoipa::path(put, path = "/servers/{server_id}/invites-pause", tag = "servers", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server")), request_body(content = Option<PauseRequest>, description = "Absent or `{}`: until resumed"), responses(
+    params(super::common::ServerPath), request_body(content = Option<PauseRequest>, description = "Absent or `{}`: until resumed"), responses(
         (status = 204, description = "Paused"),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
-        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+        super::common::MissingPermission, super::common::ServerNotFound,
     ))]
 pub(crate) async fn pause(
     door: web::Data<Door>,
@@ -107,10 +101,9 @@ pub(crate) async fn pause(
 
 /// Resumes the server's invites (`MANAGE_SERVER`).
 #[utoipa::path(delete, path = "/servers/{server_id}/invites-pause", tag = "servers", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server")), responses(
+    params(super::common::ServerPath), responses(
         (status = 204, description = "Resumed"),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
-        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+        super::common::MissingPermission, super::common::ServerNotFound,
     ))]
 pub(crate) async fn resume(
     door: web::Data<Door>,
@@ -125,10 +118,9 @@ pub(crate) async fn resume(
 
 /// The audit log, newest first (`ADMINISTRATOR`).
 #[utoipa::path(get, path = "/servers/{server_id}/audit-log", tag = "servers", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server"), BeforeQuery), responses(
+    params(super::common::ServerPath, BeforeQuery), responses(
         (status = 200, description = "Entries, newest first (limit 1-100, default 50)", body = [invite_api::AuditEntry]),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
-        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+        super::common::MissingPermission, super::common::ServerNotFound,
     ))]
 pub(crate) async fn audit_log(
     door: web::Data<Door>,

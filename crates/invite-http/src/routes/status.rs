@@ -22,9 +22,7 @@ use invite_runtime::maintenance::Maintenance;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Started(pub(crate) Instant);
 
-routes! {
-    "/status" => { GET: status },
-}
+routes![status];
 
 /// The page's headline for each status.
 fn words(level: Level) -> &'static str {

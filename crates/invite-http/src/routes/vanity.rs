@@ -9,16 +9,13 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
 use invite_runtime::door::Door;
 
-routes! {
-    "/servers/{server_id}/vanity-url" => { GET: get, PATCH: update },
-}
+routes![get, update];
 
 /// The server's vanity code and its uses (`MANAGE_SERVER`).
 #[utoipa::path(get, path = "/servers/{server_id}/vanity-url", tag = "invites", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server")), responses(
+    params(super::common::ServerPath), responses(
         (status = 200, description = "The vanity URL (`code` null when none)", body = invite_api::VanityUrl),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
-        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+        super::common::MissingPermission, super::common::ServerNotFound,
     ))]
 pub(crate) async fn get(
     door: web::Data<Door>,
@@ -33,11 +30,11 @@ pub(crate) async fn get(
 
 /// Sets or releases (`{"code": null}`) the vanity code (`MANAGE_SERVER`, feature `VANITY_URL`).
 #[utoipa::path(patch, path = "/servers/{server_id}/vanity-url", tag = "invites", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server")), request_body = VanityRequest, responses(
+    params(super::common::ServerPath), request_body = VanityRequest, responses(
         (status = 200, description = "The vanity URL after the change", body = invite_api::VanityUrl),
         (status = 403, description = "`MISSING_PERMISSION` or `MISSING_FEATURE`", body = ErrorBody),
-        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
         (status = 409, description = "`VANITY_TAKEN`: another server holds it, or released it less than 30 days ago", body = ErrorBody),
+        super::common::ServerNotFound,
     ))]
 pub(crate) async fn update(
     door: web::Data<Door>,

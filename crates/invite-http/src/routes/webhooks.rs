@@ -15,12 +15,7 @@ use crate::extract::JsonBody;
 use invite_runtime::door::Door;
 use invite_runtime::webhooks::Deliverer;
 
-routes! {
-    "/servers/{server_id}/events" => { GET: events },
-    "/servers/{server_id}/webhooks" => { POST: create, GET: list },
-    "/servers/{server_id}/webhooks/{webhook_id}" => { DELETE: delete },
-    "/servers/{server_id}/webhooks/{webhook_id}/deliveries" => { GET: deliveries },
-}
+routes![events, create, list, delete, deliveries];
 
 /// `?after=&limit=`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -49,10 +44,9 @@ fn event(event: &StoredEvent) -> invite_api::Event {
 /// The server's events after `after`, oldest first (`MANAGE_SERVER`): an integrator that pages
 /// with the last `seq` it saw misses none and sees none twice.
 #[utoipa::path(get, path = "/servers/{server_id}/events", tag = "events", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server"), EventsQuery), responses(
+    params(super::common::ServerPath, EventsQuery), responses(
         (status = 200, description = "Events, oldest first", body = [invite_api::Event]),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
-        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+        super::common::MissingPermission, super::common::ServerNotFound,
     ))]
 pub(crate) async fn events(
     door: web::Data<Door>,
@@ -90,12 +84,11 @@ fn webhook(webhook: Webhook, show_secret: bool) -> invite_api::Webhook {
 /// Registers a webhook (`MANAGE_SERVER`, at most ten per server): the server's events from now
 /// on are posted to `url`, signed with the secret the answer shows, once.
 #[utoipa::path(post, path = "/servers/{server_id}/webhooks", tag = "events", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server"), crate::idempotency::IdempotencyHeader),
+    params(super::common::ServerPath, super::common::IdempotencyHeader),
     request_body = CreateWebhookRequest, responses(
         (status = 201, description = "Registered; `secret` is shown this once", body = invite_api::Webhook),
         (status = 400, description = "`VALIDATION_ERROR`: not an http(s) URL, a private address, an unknown event type, or ten webhooks already", body = ErrorBody),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
-        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+        super::common::MissingPermission, super::common::ServerNotFound,
     ))]
 pub(crate) async fn create(
     door: web::Data<Door>,
@@ -133,10 +126,9 @@ pub(crate) async fn create(
 
 /// The server's webhooks, oldest first, without their secrets (`MANAGE_SERVER`).
 #[utoipa::path(get, path = "/servers/{server_id}/webhooks", tag = "events", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server")), responses(
+    params(super::common::ServerPath), responses(
         (status = 200, description = "Webhooks", body = [invite_api::Webhook]),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
-        (status = 404, description = "`SERVER_NOT_FOUND`", body = ErrorBody),
+        super::common::MissingPermission, super::common::ServerNotFound,
     ))]
 pub(crate) async fn list(
     door: web::Data<Door>,
@@ -152,10 +144,10 @@ pub(crate) async fn list(
 
 /// Deletes a webhook and its delivery log (`MANAGE_SERVER`).
 #[utoipa::path(delete, path = "/servers/{server_id}/webhooks/{webhook_id}", tag = "events", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server"), ("webhook_id" = Uuid, Path, description = "The webhook")), responses(
+    params(super::common::ServerPath, ("webhook_id" = Uuid, Path, description = "The webhook")), responses(
         (status = 204, description = "Deleted"),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND` or `WEBHOOK_NOT_FOUND`", body = ErrorBody),
+        super::common::MissingPermission,
     ))]
 pub(crate) async fn delete(
     door: web::Data<Door>,
@@ -183,10 +175,10 @@ fn delivery(delivery: Delivery) -> invite_api::Delivery {
 
 /// A webhook's latest deliveries, newest first, with its state (`MANAGE_SERVER`).
 #[utoipa::path(get, path = "/servers/{server_id}/webhooks/{webhook_id}/deliveries", tag = "events", security(("bearer" = [])),
-    params(("server_id" = Uuid, Path, description = "The server"), ("webhook_id" = Uuid, Path, description = "The webhook")), responses(
+    params(super::common::ServerPath, ("webhook_id" = Uuid, Path, description = "The webhook")), responses(
         (status = 200, description = "The webhook and its deliveries", body = invite_api::Deliveries),
-        (status = 403, description = "`MISSING_PERMISSION`", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND` or `WEBHOOK_NOT_FOUND`", body = ErrorBody),
+        super::common::MissingPermission,
     ))]
 pub(crate) async fn deliveries(
     door: web::Data<Door>,

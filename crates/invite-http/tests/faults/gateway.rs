@@ -137,22 +137,7 @@ fn a_killed_instances_sessions_lapse_and_its_temporary_members_go(backend: Backe
     );
 }
 
-#[test]
-fn postgres_sigterm_tells_every_session_to_resume_elsewhere() {
-    sigterm_tells_every_session_to_resume_elsewhere(Backend::Postgres);
-}
-
-#[test]
-fn sqlite_sigterm_tells_every_session_to_resume_elsewhere() {
-    sigterm_tells_every_session_to_resume_elsewhere(Backend::Sqlite);
-}
-
-#[test]
-fn postgres_a_killed_instances_sessions_lapse_and_its_temporary_members_go() {
-    a_killed_instances_sessions_lapse_and_its_temporary_members_go(Backend::Postgres);
-}
-
-#[test]
-fn sqlite_a_killed_instances_sessions_lapse_and_its_temporary_members_go() {
-    a_killed_instances_sessions_lapse_and_its_temporary_members_go(Backend::Sqlite);
-}
+invite_store::on_both_backends!(
+    sigterm_tells_every_session_to_resume_elsewhere,
+    a_killed_instances_sessions_lapse_and_its_temporary_members_go
+);

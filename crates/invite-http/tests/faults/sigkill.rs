@@ -126,12 +126,4 @@ fn three_kills_under_an_accept_load(backend: Backend) {
     );
 }
 
-#[test]
-fn postgres_three_kills_under_an_accept_load() {
-    three_kills_under_an_accept_load(Backend::Postgres);
-}
-
-#[test]
-fn sqlite_three_kills_under_an_accept_load() {
-    three_kills_under_an_accept_load(Backend::Sqlite);
-}
+invite_store::on_both_backends!(three_kills_under_an_accept_load);

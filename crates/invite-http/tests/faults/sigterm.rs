@@ -121,12 +121,4 @@ fn no_request_is_lost_to_a_sigterm(backend: Backend) {
     );
 }
 
-#[test]
-fn postgres_no_request_is_lost_to_a_sigterm() {
-    no_request_is_lost_to_a_sigterm(Backend::Postgres);
-}
-
-#[test]
-fn sqlite_no_request_is_lost_to_a_sigterm() {
-    no_request_is_lost_to_a_sigterm(Backend::Sqlite);
-}
+invite_store::on_both_backends!(no_request_is_lost_to_a_sigterm);

@@ -19,21 +19,7 @@ use invite_store::models::{Invite, Server};
 use invite_store::repo::{Actor, CreatedInvite};
 use uuid::Uuid;
 
-/// Declares tests once and instantiates each for both backends.
-macro_rules! on_both_backends {
-    ($(fn $name:ident($db:ident: &TestDatabase) $body:block)*) => {
-        $(fn $name($db: &TestDatabase) $body)*
-
-        mod postgres {
-            $(#[test] fn $name() { super::$name(&invite_store::testing::TestDatabase::postgres()) })*
-        }
-
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(&invite_store::testing::TestDatabase::sqlite()) })*
-        }
-    };
-}
-pub(crate) use on_both_backends;
+pub(crate) use invite_store::on_both_backends;
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 6, 12, 0, 0).unwrap()

@@ -29,20 +29,7 @@ use uuid::Uuid;
 
 /// Declares tests once and instantiates each for both backends, as `postgres::name` and
 /// `sqlite::name`.
-macro_rules! conformance {
-    ($(fn $name:ident($db:ident: &TestDatabase) $body:block)*) => {
-        $(fn $name($db: &TestDatabase) $body)*
-
-        mod postgres {
-            $(#[test] fn $name() { super::$name(&invite_store::testing::TestDatabase::postgres()) })*
-        }
-
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(&invite_store::testing::TestDatabase::sqlite()) })*
-        }
-    };
-}
-pub(crate) use conformance;
+pub(crate) use invite_store::on_both_backends as conformance;
 
 /// A fixed point in time, so expiry is deterministic.
 fn t0() -> DateTime<Utc> {
