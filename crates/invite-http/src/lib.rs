@@ -38,5 +38,6 @@ pub mod state;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod upgrade;
 pub mod webhooks;
 pub mod wire;
