@@ -84,13 +84,26 @@ where
     S::Error: Into<Response<BoxBody>>,
     B: MessageBody + 'static,
 {
-    if let Err(error) = upgrade(&app, req, framed).await {
-        tracing::debug!(%error, "a connection that asked for an upgrade failed");
+    // Boxed and awaited apart: the request's handling is done with, and its memory freed,
+    // before a session starts; what stays in the connection's task for the session's life
+    // is a pointer to it.
+    match Box::pin(upgrade(&app, req, framed)).await {
+        Ok(Some((run, upgraded))) => run(upgraded).await,
+        Ok(None) => {}
+        Err(error) => tracing::debug!(%error, "a connection that asked for an upgrade failed"),
     }
     Ok(())
 }
 
-async fn upgrade<T, S, B>(app: &S, req: Request, mut framed: Framed<T, h1::Codec>) -> io::Result<()>
+/// A session to run, and the connection it takes over.
+type Session = (Box<dyn FnOnce(Upgraded) -> LocalBoxFuture<'static, ()>>, Upgraded);
+
+/// Answers `req`; the [`Takeover`] and its connection, if the answer is one.
+async fn upgrade<T, S, B>(
+    app: &S,
+    req: Request,
+    mut framed: Framed<T, h1::Codec>,
+) -> io::Result<Option<Session>>
 where
     T: AsyncRead + AsyncWrite + Unpin + 'static,
     S: Service<Request>,
@@ -124,7 +137,8 @@ where
         if response.status() != StatusCode::SWITCHING_PROTOCOLS {
             response.head_mut().set_connection_type(ConnectionType::Close);
         }
-        return answer(framed, response).await;
+        answer(framed, response).await?;
+        return Ok(None);
     };
     send(&mut framed, response).await?;
     let parts = framed.into_parts();
@@ -136,8 +150,7 @@ where
         BytesMut::from(&parts.read_buf[..])
     };
     drop((parts.read_buf, parts.write_buf, parts.codec));
-    run(Upgraded { io: Box::new(parts.io), read }).await;
-    Ok(())
+    Ok(Some((run, Upgraded { io: Box::new(parts.io), read })))
 }
 
 /// Calls `app` with a request that declares a body. A request asking for an upgrade has no
