@@ -151,7 +151,7 @@ const IDLE_SESSIONS: usize = 2000;
 /// The most an idle session may add to the service's resident memory. The session's own state
 /// (its task, its place in the hub, its queue's slots) stays well under it; a session that kept
 /// the HTTP connection's 8 KiB read and write buffers would be well over it.
-const IDLE_SESSION_BYTES: u64 = 15 * 1024;
+const IDLE_SESSION_BYTES: u64 = 10 * 1024;
 
 /// The service's resident memory, in bytes.
 fn resident(pid: u32) -> u64 {
