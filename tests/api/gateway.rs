@@ -435,6 +435,24 @@ fn heartbeats_go_both_ways_and_a_silent_client_is_closed(backend: invite_store::
     assert!(silent.elapsed() >= Duration::from_millis(400), "{:?}", silent.elapsed());
 }
 
+fn a_silent_client_is_closed_one_and_a_half_intervals_after_its_last_frame(
+    backend: invite_store::Backend,
+) {
+    let app = TestApp::spawn_args(backend, &["--gateway-heartbeat", "2s"]);
+    let owner = app.user();
+    let (mut client, _) = Client::ready(&app, &owner, "");
+    // Its last frame; the server's heartbeats and its answer do not count.
+    client.send(Message::text(r#"{"op": "HEARTBEAT"}"#));
+    let last = Instant::now();
+    assert_eq!(client.end(Duration::from_secs(10)), End::Closed(4008));
+    // 1.5 intervals (3 s): not one (2 s), nor two (4 s).
+    let silent = last.elapsed();
+    assert!(
+        silent >= Duration::from_millis(2900) && silent < Duration::from_millis(3700),
+        "closed {silent:?} after its last frame"
+    );
+}
+
 fn the_sessions_of_a_user_are_capped_on_all_instances(backend: invite_store::Backend) {
     let app = TestApp::spawn_args(backend, &["--gateway-max-per-user", "2"]);
     let user = app.user();
@@ -589,6 +607,7 @@ on_both_backends!(
     resume_replays_what_was_missed_in_order,
     bad_input_closes_with_its_code_and_disturbs_no_one,
     heartbeats_go_both_ways_and_a_silent_client_is_closed,
+    a_silent_client_is_closed_one_and_a_half_intervals_after_its_last_frame,
     the_sessions_of_a_user_are_capped_on_all_instances,
     a_client_that_does_not_read_is_closed_as_a_slow_consumer,
     an_expiring_token_ends_its_session,

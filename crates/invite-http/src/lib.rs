@@ -36,4 +36,5 @@ pub mod startup;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod upgrade;
 pub mod wire;

@@ -373,45 +373,51 @@ pub fn run(
             // Called on each worker as it starts: the watch measures that worker's loop.
             actix_web::rt::spawn(service.door.clone().watch_lag());
             let document = document.clone();
-            let app = App::new()
-                .app_data(body_timeout)
-                .configure(configure_app(&service))
-                .service(
-                    web::resource("/openapi.json")
-                        .route(web::get().to({
-                            let document = document.clone();
-                            move || {
-                                std::future::ready(
-                                    HttpResponse::Ok()
-                                        .content_type("application/json")
-                                        .body(document.clone()),
-                                )
-                            }
-                        }))
-                        .default_service(web::to(|| extract::method_not_allowed(&["GET"]))),
+            // Built twice: once for the connection's requests, once for those that ask for
+            // an upgrade, which actix-http hands to a service of their own (`upgrade.rs`).
+            let service = service.clone();
+            let app = move || {
+                let app = App::new()
+                    .app_data(body_timeout)
+                    .configure(configure_app(&service))
+                    .service(
+                        web::resource("/openapi.json")
+                            .route(web::get().to({
+                                let document = document.clone();
+                                move || {
+                                    std::future::ready(
+                                        HttpResponse::Ok()
+                                            .content_type("application/json")
+                                            .body(document.clone()),
+                                    )
+                                }
+                            }))
+                            .default_service(web::to(|| extract::method_not_allowed(&["GET"]))),
+                    )
+                    // Swagger UI's files are compiled into the binary (`vendored`): no internet.
+                    .configure(crate::docs::configure)
+                    // Last: `/{code}` takes any one segment no route above took.
+                    .configure(crate::page::configure)
+                    .default_service(web::to(extract::not_found))
+                    .wrap(from_fn(body::buffer))
+                    .wrap(from_fn(refusals::refuse_long_targets))
+                    .wrap(from_fn(head_as_get))
+                    .wrap(from_fn(rate_limit::headers))
+                    .wrap(ErrorHandlers::new().default_handler(extract::json_error_bodies))
+                    .wrap(from_fn(close_when_draining))
+                    .wrap(from_fn(request_log::middleware));
+                map_config(
+                    app.into_factory().map_err(|error: actix_web::Error| error.error_response()),
+                    |()| AppConfig::default(),
                 )
-                // Swagger UI's files are compiled into the binary (`vendored`): no internet.
-                .configure(crate::docs::configure)
-                // Last: `/{code}` takes any one segment no route above took.
-                .configure(crate::page::configure)
-                .default_service(web::to(extract::not_found))
-                .wrap(from_fn(body::buffer))
-                .wrap(from_fn(refusals::refuse_long_targets))
-                .wrap(from_fn(head_as_get))
-                .wrap(from_fn(rate_limit::headers))
-                .wrap(ErrorHandlers::new().default_handler(extract::json_error_bodies))
-                .wrap(from_fn(close_when_draining))
-                .wrap(from_fn(request_log::middleware));
-            let app = map_config(
-                app.into_factory().map_err(|error: actix_web::Error| error.error_response()),
-                |()| AppConfig::default(),
-            );
+            };
             let http = HttpService::build()
                 .keep_alive(KeepAlive::Timeout(KEEP_ALIVE))
                 .client_request_timeout(REQUEST_HEAD_TIMEOUT)
                 .client_disconnect_timeout(Duration::from_secs(1))
                 .local_addr(local_addr)
-                .h1(app);
+                .upgrade(crate::upgrade::factory(app()))
+                .h1(app());
             let connections = connections.clone();
             fn_service(move |mut stream: TcpStream| {
                 let connections = connections.clone();

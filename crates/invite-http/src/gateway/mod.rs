@@ -9,14 +9,14 @@
 //! `invite_runtime::gateway::protocol` lists the frames and close codes.
 
 mod context;
+mod socket;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_http::ws::{CloseReason, ProtocolError};
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{AggregatedMessage, CloseReason, ProtocolError, Session};
 use chrono::Utc;
-use futures_util::StreamExt;
 use invite_core::ErrorCode;
 use invite_store::repo::{
     Actor, EventRepository, GatewayRepository, MemberServer, NewSession, StoredEvent,
@@ -26,10 +26,12 @@ use uuid::Uuid;
 
 use invite_runtime::gateway::hub::{Outgoing, Registration};
 use invite_runtime::gateway::protocol::{self, ClientOp, CloseCode, MAX_FRAME, op_frame};
-
-pub(crate) use context::GatewayContext;
+use socket::{Incoming, WebSocket};
 
 use crate::error::ApiError;
+use crate::upgrade::{Takeover, Upgraded};
+
+pub(crate) use context::GatewayContext;
 
 /// Registers `GET /gateway`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -61,17 +63,19 @@ impl Query {
     }
 }
 
-async fn connect(
-    req: HttpRequest,
-    body: web::Payload,
-    state: web::Data<GatewayContext>,
-) -> Result<HttpResponse, ApiError> {
-    let (response, session, stream) = actix_ws::handle(&req, body).map_err(|_| {
+/// The handshake's answer, with the session to run on the connection once it is sent
+/// ([`crate::upgrade`]).
+async fn connect(req: HttpRequest, state: web::Data<GatewayContext>) -> Result<HttpResponse, ApiError> {
+    let refused = || {
         ApiError::with_message(
             ErrorCode::MalformedRequest,
             "GET /gateway is a WebSocket: send Upgrade: websocket",
         )
-    })?;
+    };
+    if !crate::upgrade::is_upgradable(&req) {
+        return Err(refused());
+    }
+    let mut handshake = actix_http::ws::handshake(req.head()).map_err(|_| refused())?;
     let query = Query::parse(req.query_string());
     let header = req
         .headers()
@@ -79,55 +83,57 @@ async fn connect(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer ").map(str::to_owned));
     let identity = header.or(query.token).and_then(|token| state.auth.verify_until(&token).ok());
-    let stream =
-        stream.max_frame_size(MAX_FRAME).aggregate_continuations().max_continuation_size(MAX_FRAME);
     let state = state.into_inner();
-    actix_web::rt::spawn(async move {
-        let connection = Connection { session, last_sent: 0 };
-        let Some((actor, expires)) = identity else {
-            connection.close(CloseCode::AuthenticationFailed).await;
-            return;
-        };
-        let resume_from = match query.resume_from.as_deref().map(str::parse::<i64>) {
-            None => None,
-            Some(Ok(seq)) if seq >= 0 => Some(seq),
-            Some(_) => {
-                connection.close(CloseCode::InvalidSeq).await;
+    let session = move |upgraded: Upgraded| -> futures_util::future::LocalBoxFuture<'static, ()> {
+        Box::pin(async move {
+            let connection =
+                Connection { socket: WebSocket::new(upgraded, MAX_FRAME), last_sent: 0 };
+            let Some((actor, expires)) = identity else {
+                connection.close(CloseCode::AuthenticationFailed).await;
                 return;
-            }
-        };
-        run(&state, connection, stream, (actor, expires), resume_from).await;
-    });
+            };
+            let resume_from = match query.resume_from.as_deref().map(str::parse::<i64>) {
+                None => None,
+                Some(Ok(seq)) if seq >= 0 => Some(seq),
+                Some(_) => {
+                    connection.close(CloseCode::InvalidSeq).await;
+                    return;
+                }
+            };
+            run(&state, connection, (actor, expires), resume_from).await;
+        })
+    };
+    let mut response = HttpResponse::from(handshake.finish()).map_into_boxed_body();
+    response.extensions_mut().insert(Takeover::new(session));
     Ok(response)
 }
 
+/// How long a closing session waits for the client: one that does not read cannot be waited
+/// for.
+const CLOSE_PATIENCE: Duration = Duration::from_secs(1);
+
 /// The client's end, and the last event `seq` sent to it.
 struct Connection {
-    session: Session,
+    socket: WebSocket,
     last_sent: i64,
 }
 
 impl Connection {
     async fn send(&mut self, text: bytestring::ByteString) -> bool {
-        self.session.text(text).await.is_ok()
+        self.socket.text(text).await.is_ok()
     }
 
     async fn close(self, code: CloseCode) {
         let reason =
             CloseReason { code: (code as u16).into(), description: Some(code.reason().to_owned()) };
-        // A client that does not read cannot be waited for.
-        let _ =
-            tokio::time::timeout(Duration::from_secs(1), self.session.close(Some(reason))).await;
+        self.socket.close(Some(reason), CLOSE_PATIENCE).await;
     }
 }
-
-type Stream = actix_ws::AggregatedMessageStream;
 
 /// A session from `HELLO` to its close.
 async fn run(
     state: &Arc<GatewayContext>,
     mut connection: Connection,
-    stream: Stream,
     (actor, expires): (Actor, i64),
     resume_from: Option<i64>,
 ) {
@@ -168,15 +174,9 @@ async fn run(
     state.events.gateway_session(true);
     state.events.wake_reader();
     let id = registration.id;
-    let end = serve(
-        state,
-        &mut connection,
-        stream,
-        registration,
-        (session_id, &actor, expires),
-        resume_from,
-    )
-    .await;
+    let end =
+        serve(state, &mut connection, registration, (session_id, &actor, expires), resume_from)
+            .await;
     gateway.hub.unregister(id);
     state.metrics.set_gateway_connections(gateway.hub.connections());
     state.events.gateway_session(false);
@@ -187,10 +187,7 @@ async fn run(
     }
     match end {
         End::Close(code) => connection.close(code).await,
-        End::Answer(reason) => {
-            let _ = tokio::time::timeout(Duration::from_secs(1), connection.session.close(reason))
-                .await;
-        }
+        End::Answer(reason) => connection.socket.answer_close(reason, CLOSE_PATIENCE).await,
         End::Gone => {}
     }
 }
@@ -215,7 +212,6 @@ impl From<CloseCode> for End {
 async fn serve(
     state: &Arc<GatewayContext>,
     connection: &mut Connection,
-    mut stream: Stream,
     mut registration: Registration,
     (session_id, actor, expires): (Uuid, &Actor, i64),
     resume_from: Option<i64>,
@@ -245,12 +241,12 @@ async fn serve(
         // event). The client's frames come first, so a busy queue cannot make it look silent.
         tokio::select! {
             biased;
-            message = stream.next() => {
+            message = connection.socket.next() => {
                 silent.as_mut().reset(tokio::time::Instant::now() + silence);
                 match message {
                     None => return End::Gone,
                     Some(Ok(message)) => {
-                        if let Some(end) = answer(connection, message).await {
+                        if let Some(end) = answer(connection, message, kicked.as_mut()).await {
                             return end;
                         }
                     }
@@ -278,8 +274,8 @@ async fn serve(
             () = &mut silent => return CloseCode::SessionTimedOut.into(),
             _ = ticks.tick() => {
                 let beat = serde_json::json!({"op": "HEARTBEAT", "s": connection.last_sent});
-                if !connection.send(beat.to_string().into()).await {
-                    return End::Gone;
+                if let Some(end) = send(connection, beat.to_string().into(), kicked.as_mut()).await {
+                    return end;
                 }
             }
             code = &mut kicked => return code.into(),
@@ -322,22 +318,42 @@ async fn start(
 }
 
 /// Answers one client message; how the session ends, if this ends it.
-async fn answer(connection: &mut Connection, message: AggregatedMessage) -> Option<End> {
+async fn answer(
+    connection: &mut Connection,
+    message: Incoming,
+    kicked: std::pin::Pin<&mut impl std::future::Future<Output = CloseCode>>,
+) -> Option<End> {
     match message {
-        AggregatedMessage::Text(text) => match ClientOp::parse(&text) {
+        Incoming::Text(text) => match ClientOp::parse(&text) {
             Ok(ClientOp::Heartbeat) => {
                 let ack = op_frame("HEARTBEAT_ACK", &serde_json::Value::Null);
-                (!connection.send(ack).await).then_some(End::Gone)
+                send(connection, ack, kicked).await
             }
             Ok(ClientOp::HeartbeatAck) => None,
             Err(code) => Some(code.into()),
         },
-        AggregatedMessage::Binary(_) => Some(CloseCode::BinaryFrame.into()),
-        AggregatedMessage::Ping(bytes) => {
-            connection.session.pong(&bytes).await.is_err().then_some(End::Gone)
+        Incoming::Binary => Some(CloseCode::BinaryFrame.into()),
+        Incoming::Ping(bytes) => {
+            tokio::select! {
+                sent = connection.socket.pong(&bytes) => sent.is_err().then_some(End::Gone),
+                code = kicked => Some(code.into()),
+            }
         }
-        AggregatedMessage::Pong(_) => None,
-        AggregatedMessage::Close(reason) => Some(End::Answer(reason)),
+        Incoming::Pong => None,
+        Incoming::Close(reason) => Some(End::Answer(reason)),
+    }
+}
+
+/// Sends a frame, unless the hub closes the session first (a client that does not read
+/// leaves the send waiting for room); how the session ends, if this ends it.
+async fn send(
+    connection: &mut Connection,
+    text: bytestring::ByteString,
+    kicked: std::pin::Pin<&mut impl std::future::Future<Output = CloseCode>>,
+) -> Option<End> {
+    tokio::select! {
+        sent = connection.socket.text(text) => sent.is_err().then_some(End::Gone),
+        code = kicked => Some(code.into()),
     }
 }
 
@@ -350,20 +366,20 @@ async fn deliver(
     kicked: std::pin::Pin<&mut impl std::future::Future<Output = CloseCode>>,
 ) -> Option<End> {
     let Some((seq, written)) = frame.event else {
-        return (!connection.send(frame.text.clone()).await).then_some(End::Gone);
+        return send(connection, frame.text.clone(), kicked).await;
     };
     if seq <= connection.last_sent {
         return None;
     }
     connection.last_sent = seq;
-    let sent = tokio::select! {
-        sent = connection.session.text(frame.text.clone()) => sent.is_ok(),
-        // Closed as a slow consumer while waiting for the connection.
-        code = kicked => return Some(code.into()),
-    };
+    let end = send(connection, frame.text.clone(), kicked).await;
+    // Closed as a slow consumer while waiting for the connection: not delivered.
+    if let Some(End::Close(_)) = end {
+        return end;
+    }
     let delay = (Utc::now() - written).to_std().unwrap_or_default();
     state.metrics.observe_gateway_dispatch(delay.as_secs_f64());
-    (!sent).then_some(End::Gone)
+    end
 }
 
 /// Sends the events of the session's servers after `from` and up to `until` (the reader's

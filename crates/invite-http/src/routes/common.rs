@@ -110,6 +110,7 @@ pub(crate) struct ServerNotFound(
 
 /// The refusals of the operator's endpoints.
 #[derive(utoipa::IntoResponses)]
+#[expect(dead_code, reason = "documents the bodies; `ApiError` writes them")]
 pub(crate) enum AdminRefusals {
     /// A token that is not the admin token.
     #[response(status = 401, description = "`UNAUTHORIZED`: not the admin token")]

@@ -1,7 +1,8 @@
 //! The gateway when its instance stops (contract section 10): SIGTERM tells every session to
 //! resume elsewhere before the process exits; SIGKILL leaves session rows that lapse by
 //! themselves, so presence stops counting them and their temporary members are removed by
-//! another instance.
+//! another instance. And idle sessions hold no buffers of the connection's: their memory is
+//! measured on the process.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use invite_store::testing::TestDatabase;
 use serde_json::{Value, json};
 use tungstenite::Message;
 use tungstenite::client::IntoClientRequest;
+use tungstenite::protocol::WebSocketConfig;
 use uuid::Uuid;
 
 use crate::support::{Service, client, token};
@@ -18,12 +20,18 @@ type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::ne
 
 /// A session of `user` past `READY`.
 fn session(base: &str, user: Uuid) -> Socket {
+    session_with(base, user, WebSocketConfig::default())
+}
+
+/// A session of `user` past `READY`, its client configured so.
+fn session_with(base: &str, user: Uuid, config: WebSocketConfig) -> Socket {
     let mut request =
         format!("{}/gateway", base.replace("http://", "ws://")).into_client_request().unwrap();
     request
         .headers_mut()
         .insert("authorization", format!("Bearer {}", token(user)).parse().unwrap());
-    let (mut socket, _) = tungstenite::connect(request).unwrap();
+    let (mut socket, _) =
+        tungstenite::client::connect_with_config(request, Some(config), 0).unwrap();
     if let tungstenite::stream::MaybeTlsStream::Plain(stream) = socket.get_mut() {
         stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     }
@@ -141,3 +149,75 @@ invite_store::on_both_backends!(
     sigterm_tells_every_session_to_resume_elsewhere,
     a_killed_instances_sessions_lapse_and_its_temporary_members_go
 );
+
+/// Idle sessions the memory test opens.
+const IDLE_SESSIONS: usize = 2000;
+
+/// The most an idle session may add to the service's resident memory. The session's own state
+/// (its task, its place in the hub, its queue's slots) stays well under it; a session that kept
+/// the HTTP connection's 8 KiB read and write buffers would be well over it.
+const IDLE_SESSION_BYTES: u64 = 10 * 1024;
+
+/// The service's resident memory, in bytes.
+fn resident(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmRSS in /proc/<pid>/status");
+    kib * 1024
+}
+
+/// `count` sessions of users of their own, opened from a few threads at once, past `READY`.
+fn idle_sessions(base: &str, count: usize) -> Vec<Socket> {
+    let threads = 8;
+    std::thread::scope(|scope| {
+        let opening: Vec<_> = (0..threads)
+            .map(|thread| {
+                scope.spawn(move || {
+                    // Small client buffers: the test's own memory is not the point.
+                    let config = WebSocketConfig::default().read_buffer_size(4096);
+                    (thread..count)
+                        .step_by(threads)
+                        .map(|_| session_with(base, Uuid::now_v7(), config))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        opening.into_iter().flat_map(|thread| thread.join().unwrap()).collect()
+    })
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn idle_sessions_hold_no_connection_buffers() {
+    // A socket on each side for every session.
+    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
+    assert!(limit >= 2 * IDLE_SESSIONS as u64 + 200, "cannot open enough files: {limit}");
+    let db = TestDatabase::new(Backend::Sqlite);
+    let service = Service::start(
+        &db.url_string(),
+        &[
+            ("INVITE_MAX_CONNECTIONS_PER_ADDRESS", "10000"),
+            // Nobody is closed for silence while the sessions are opened and measured.
+            ("INVITE_GATEWAY_HEARTBEAT", "1h"),
+        ],
+    );
+    // Warmed up first: the workers' pools, the hub's tables and the allocator's arenas grow
+    // with the first sessions, not with each.
+    let warm = idle_sessions(&service.base, 200);
+    std::thread::sleep(Duration::from_secs(1));
+    let before = resident(service.pid());
+    let idle = idle_sessions(&service.base, IDLE_SESSIONS);
+    std::thread::sleep(Duration::from_secs(1));
+    let after = resident(service.pid());
+    let per_session = after.saturating_sub(before) / IDLE_SESSIONS as u64;
+    eprintln!("{IDLE_SESSIONS} idle sessions: {per_session} bytes each");
+    assert!(
+        per_session <= IDLE_SESSION_BYTES,
+        "{IDLE_SESSIONS} idle sessions took {} KiB, {per_session} bytes each (at most {IDLE_SESSION_BYTES})",
+        (after - before) / 1024
+    );
+    drop((warm, idle));
+}

@@ -65,6 +65,11 @@ impl Service {
         Self { child, base: format!("http://{address}") }
     }
 
+    /// The process's id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: no chance to finish anything.
     pub(crate) fn kill(mut self) {
         self.child.kill().unwrap();
