@@ -726,8 +726,8 @@ impl Gate {
         let stalled = now.saturating_duration_since(
             self.started + Duration::from_nanos(self.progress_nanos.load(Ordering::Relaxed)),
         );
-        let queue = stalled
-            + with_margin(per_start * u32::try_from(waiting + 1).unwrap_or(u32::MAX));
+        let queue =
+            stalled + with_margin(per_start * u32::try_from(waiting + 1).unwrap_or(u32::MAX));
         (queue, queue + hold.max(stalled) + lag)
     }
 

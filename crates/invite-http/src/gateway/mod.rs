@@ -65,7 +65,10 @@ impl Query {
 
 /// The handshake's answer, with the session to run on the connection once it is sent
 /// ([`crate::upgrade`]).
-async fn connect(req: HttpRequest, state: web::Data<GatewayContext>) -> Result<HttpResponse, ApiError> {
+async fn connect(
+    req: HttpRequest,
+    state: web::Data<GatewayContext>,
+) -> Result<HttpResponse, ApiError> {
     let refused = || {
         ApiError::with_message(
             ErrorCode::MalformedRequest,
