@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, OpenApi as Document, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-/// The whole API: what [`Frame`] says, the paths of every route module, and the responses
+/// The whole API: what `Frame` says, the paths of every route module, and the responses
 /// every operation shares.
 pub struct ApiDoc;
 

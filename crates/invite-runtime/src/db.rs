@@ -1,7 +1,7 @@
 //! The one bridge between async handlers and the synchronous store, and the guard in front of
 //! the database (contract section 6).
 //!
-//! Every database call goes through [`Db::run`] (by way of [`crate::door::Door`]):
+//! Every database call goes through `Db::run` (by way of [`crate::door::Door`]):
 //! - **Deadline.** A request's database work (waiting for a thread and a connection, then the
 //!   statements) must be over within `INVITE_DB_TIMEOUT` of the request's arrival; past it the
 //!   request is answered 503 `SERVICE_UNAVAILABLE` at once, and a write still open then rolls
@@ -19,7 +19,7 @@
 //!   (a ping on a thread of its own, every [`PROBE_INTERVAL`]) finds out when the database is
 //!   back and closes the circuit; no user's request is spent finding out.
 //! - **Health.** What the bridge observes feeds `/status` ([`DbHealth`]); `/readyz` asks the
-//!   database itself ([`Db::check`]), past the circuit and the shedder.
+//!   database itself (`Db::check`), past the circuit and the shedder.
 //!
 //! The checkout and the work run on the runtime's blocking pool (never on a worker thread,
 //! which would stall every request it serves), and the request's tracing span follows them

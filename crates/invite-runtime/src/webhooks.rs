@@ -193,7 +193,7 @@ pub struct Delivering {
 }
 
 /// Delivers, as long as the service runs: a pass when events arrive, and at least every
-/// [`PASS_INTERVAL`]. Spawn it on the server's runtime.
+/// `PASS_INTERVAL`. Spawn it on the server's runtime.
 pub async fn run(state: Delivering) {
     let mut purged = Instant::now();
     loop {

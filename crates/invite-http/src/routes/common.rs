@@ -1,4 +1,4 @@
-//! What the routes share: the module and handler records [`routes!`](super) builds, the paging
+//! What the routes share: the module and handler records `routes!` builds, the paging
 //! queries, and the parameters and refusals their annotations repeat.
 
 use actix_web::Route;
@@ -30,7 +30,7 @@ pub(crate) struct AfterQuery {
     pub(super) after: Option<Uuid>,
 }
 
-/// A route module, as [`routes!`] declares it.
+/// A route module, as `routes!` declares it.
 pub(crate) struct Module {
     pub(super) endpoints: fn() -> Vec<Endpoint>,
     pub(super) document: fn() -> utoipa::openapi::OpenApi,

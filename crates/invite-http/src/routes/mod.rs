@@ -2,7 +2,7 @@
 //! take with a JSON 405, and every unknown path with a JSON 404.
 //!
 //! Each route is declared once, by its handler's `#[utoipa::path(method, path = ...)]`: each
-//! module names its handlers with [`routes!`], and both the router and the OpenAPI document
+//! module names its handlers with `routes!`, and both the router and the OpenAPI document
 //! are built from that list, so no route can be served undocumented or documented unserved.
 
 /// Names a module's handlers, each annotated with `#[utoipa::path]`, in the order the router
