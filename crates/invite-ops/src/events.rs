@@ -1,11 +1,11 @@
 //! What events carry, built from what the store returns, and the events endpoint of
 //! integrators who poll.
 
-use invite_core::event::{InviteData, MemberData, ServerData};
+use invite_core::event::{MemberData, ServerData};
 use invite_core::permissions::Requirement;
 use invite_core::{ErrorCode, Problem};
 use invite_store::DbConnection;
-use invite_store::models::{Invite, Member, Server};
+use invite_store::models::{Member, Server};
 use invite_store::repo::{EventRepository, StoredEvent};
 use uuid::Uuid;
 
@@ -15,25 +15,6 @@ use crate::{Ctx, OpResult, member_standing};
 pub const MAX_EVENTS_PAGE: i64 = 1000;
 /// Events in a page by default.
 pub const DEFAULT_EVENTS_PAGE: i64 = 100;
-
-/// An invite, as `INVITE_CREATE` and `INVITE_UPDATE` carry it.
-pub fn invite_data(invite: &Invite) -> InviteData {
-    InviteData {
-        id: invite.id,
-        server_id: invite.server_id,
-        channel_id: invite.channel_id,
-        code: invite.code.clone(),
-        kind: invite.kind,
-        created_by: invite.created_by,
-        max_uses: invite.max_uses,
-        uses: invite.uses,
-        max_age: invite.max_age,
-        expires_at: invite.expires_at,
-        temporary: invite.temporary,
-        created_at: invite.created_at,
-        version: invite.version,
-    }
-}
 
 /// A member, as `MEMBER_UPDATE` carries it.
 pub fn member_data(member: &Member) -> MemberData {

@@ -21,7 +21,6 @@ use invite_store::repo::{
 use invite_store::{DbConnection, write_transaction};
 use uuid::Uuid;
 
-use crate::events::invite_data;
 use crate::members::VisitorStanding;
 use crate::{Ctx, OpError, OpResult, Outcome, member_standing, with_events};
 
@@ -85,7 +84,7 @@ pub fn create(
         };
         let settings = request.validate(ctx.now)?;
         let new = NewInvite { server_id, creator: &ctx.actor, settings: &settings, now: ctx.now };
-        let announce = |invite: &Invite| Event::InviteCreate(invite_data(invite));
+        let announce = |invite: &Invite| Event::InviteCreate(invite.into());
         let (created, events) = conn.create_invite_announced(&new, random, announce)?;
         Ok(Outcome::new(created, events))
     })
@@ -184,7 +183,7 @@ pub fn update(
         // under a lowered limit.
         let changes = request.validate(&invite.status(), ctx.now)?;
         let invite = conn.update_invite(&invite, &changes, ctx.user_id(), ctx.now)?;
-        let event = Event::InviteUpdate(invite_data(&invite));
+        let event = Event::InviteUpdate((&invite).into());
         with_events(conn, ctx.now, invite, &[event])
     })
 }

@@ -207,6 +207,27 @@ pub(crate) struct InviteRow {
     pub(crate) revoked_at: Option<Ts>,
 }
 
+/// An invite as `INVITE_CREATE` and `INVITE_UPDATE` carry it.
+impl From<&Invite> for invite_core::event::InviteData {
+    fn from(invite: &Invite) -> Self {
+        Self {
+            id: invite.id,
+            server_id: invite.server_id,
+            channel_id: invite.channel_id,
+            code: invite.code.clone(),
+            kind: invite.kind,
+            created_by: invite.created_by,
+            max_uses: invite.max_uses,
+            uses: invite.uses,
+            max_age: invite.max_age,
+            expires_at: invite.expires_at,
+            temporary: invite.temporary,
+            created_at: invite.created_at,
+            version: invite.version,
+        }
+    }
+}
+
 impl TryFrom<InviteRow> for Invite {
     type Error = StoreError;
 

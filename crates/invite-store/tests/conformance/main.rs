@@ -133,21 +133,7 @@ fn update(
 
 /// A new invite's `INVITE_CREATE`, as the operations layer announces it.
 fn announce(invite: &Invite) -> invite_core::event::Event {
-    invite_core::event::Event::InviteCreate(invite_core::event::InviteData {
-        id: invite.id,
-        server_id: invite.server_id,
-        channel_id: invite.channel_id,
-        code: invite.code.clone(),
-        kind: invite.kind,
-        created_by: invite.created_by,
-        max_uses: invite.max_uses,
-        uses: invite.uses,
-        max_age: invite.max_age,
-        expires_at: invite.expires_at,
-        temporary: invite.temporary,
-        created_at: invite.created_at,
-        version: invite.version,
-    })
+    invite_core::event::Event::InviteCreate(invite.into())
 }
 
 /// An event's payload as the outbox holds it, whoever wrote it (the store's code, or SQL).
