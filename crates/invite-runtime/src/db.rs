@@ -109,16 +109,25 @@ pub struct DbLimits {
     pub threads: usize,
 }
 
-/// A queue's wait is judged by one and a half times its expected value: the wait of a place
-/// in line varies with what happens to the work ahead, and work admitted because its mean
-/// wait just fits would miss its deadline about as often as not. Closed loops of clients
-/// queue far less than their deadline, so this refuses none of them.
-const QUEUE_MARGIN: (u32, u32) = (3, 2);
+/// A queue's wait is judged by twice its expected value. The pace it is expected from is the
+/// recent one, and the work admitted now starts up to a deadline later: past the database's
+/// rate, the service's own refusals and the clients' traffic take processor time from the
+/// work, and the pace falls while the queue waits. Work admitted because its mean wait just
+/// fits would miss its deadline about as often as not. Refusing at half the deadline costs an
+/// overloaded service nothing (its queue never runs dry), and closed loops of clients queue
+/// far less than their deadline, so it refuses none of them.
+const QUEUE_MARGIN: (u32, u32) = (2, 1);
 
 /// `wait` with [`QUEUE_MARGIN`].
 fn with_margin(wait: Duration) -> Duration {
     wait * QUEUE_MARGIN.0 / QUEUE_MARGIN.1
 }
+
+/// How long the pace of starts is counted before it is folded into its average (see
+/// [`Gate::expected_finish`]): long enough that a few starts together (the threads a batch
+/// frees at once) do not read as the queue's pace, short enough to follow a database slowing
+/// down within a fraction of a deadline.
+const PACE_WINDOW: Duration = Duration::from_millis(50);
 
 /// How often each worker measures its event loop's lag.
 pub const LAG_TICK: Duration = Duration::from_millis(10);
@@ -638,9 +647,11 @@ struct Gate {
     /// zero until the first request has finished: a cold instance has no queue to estimate).
     hold_nanos: AtomicU64,
     /// Recent gap between two starts of work on a thread, in nanoseconds (an exponential
-    /// moving average; zero until the second start), and when work last started.
+    /// moving average of the mean gap over each [`PACE_WINDOW`]; zero until the first window
+    /// closes), and the window counting now: when it began and how many starts it has seen.
     start_gap_nanos: AtomicU64,
-    last_start_nanos: AtomicU64,
+    window_began_nanos: AtomicU64,
+    window_starts: AtomicU64,
     /// When work last started or finished, or a queue last formed, in nanoseconds since
     /// `started`.
     progress_nanos: AtomicU64,
@@ -656,7 +667,8 @@ impl Gate {
             lag_nanos: AtomicU64::new(0),
             hold_nanos: AtomicU64::new(0),
             start_gap_nanos: AtomicU64::new(0),
-            last_start_nanos: AtomicU64::new(0),
+            window_began_nanos: AtomicU64::new(0),
+            window_starts: AtomicU64::new(0),
             progress_nanos: AtomicU64::new(0),
             record: Mutex::new(Record {
                 circuit: Circuit::Closed { failures: 0 },
@@ -701,7 +713,7 @@ impl Gate {
     /// that wait, the work's own time on a thread, and the event loops' lag.
     ///
     /// The queue drains one start at a time, and two measures say how fast: the recent time a
-    /// request holds a thread, over the threads, and the recent gap between two starts. The
+    /// request holds a thread, over the threads, and the recent mean gap between two starts. The
     /// shorter wins, so that one request held long (a checkpoint's fsync) among many quick ones
     /// does not make the whole queue look slow, and a burst after a quiet spell (whose gaps
     /// were long) is judged by what each request costs.
@@ -753,13 +765,23 @@ impl Gate {
         self.progress_nanos.fetch_max(now, Ordering::Relaxed);
     }
 
-    /// Notes that work started on a thread now: the gap since the previous start.
+    /// Notes that work started on a thread now, for the pace of starts.
     fn started_work(&self) {
         let now = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX).max(1);
         self.progress_nanos.fetch_max(now, Ordering::Relaxed);
-        let last = self.last_start_nanos.swap(now, Ordering::Relaxed);
-        if last != 0 {
-            ewma(&self.start_gap_nanos, Duration::from_nanos(now.saturating_sub(last)));
+        let starts = self.window_starts.fetch_add(1, Ordering::Relaxed) + 1;
+        let began = self.window_began_nanos.load(Ordering::Relaxed);
+        let span = now.saturating_sub(began);
+        // Whoever closes the window folds it in; a start counted into the next one meanwhile
+        // is lost, which only delays the average a little.
+        if Duration::from_nanos(span) >= PACE_WINDOW
+            && self
+                .window_began_nanos
+                .compare_exchange(began, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.window_starts.store(0, Ordering::Relaxed);
+            ewma(&self.start_gap_nanos, Duration::from_nanos(span / starts));
         }
     }
 
@@ -904,9 +926,9 @@ mod tests {
         gate.observe_hold(Duration::from_millis(10));
         let now = Instant::now();
         let deadline = now + Duration::from_millis(1_750);
-        // 400 queued on 4 threads holding 10 ms each: about a second to start (judged as one
-        // and a half), and served in time.
-        let queued: Vec<Waiting> = (0..399).map(|_| Waiting::new(&gate)).collect();
+        // 300 queued on 4 threads holding 10 ms each: 0.75 s to start (judged as twice that),
+        // and served in time.
+        let queued: Vec<Waiting> = (0..299).map(|_| Waiting::new(&gate)).collect();
         gate.progress();
         assert!(gate.admit(now, deadline).is_ok());
         // With less of its deadline left, the same request is refused.
@@ -915,11 +937,11 @@ mod tests {
             Err(Failure::Overloaded)
         ));
         assert_eq!(gate.health(now).state, DbState::Degraded { shedding: true });
-        // 700 queued: past the deadline however fresh the request.
+        // 600 queued: past the deadline however fresh the request.
         let more: Vec<Waiting> = (0..300).map(|_| Waiting::new(&gate)).collect();
         assert!(matches!(gate.admit(now, deadline), Err(Failure::Overloaded)));
         drop(more);
-        // The loops running late count too: 400 queued and 800 ms of lag do not fit in 1.75 s.
+        // The loops running late count too: 300 queued and 800 ms of lag do not fit in 1.75 s.
         for _ in 0..100 {
             gate.tick(Duration::from_millis(800));
         }
@@ -963,8 +985,8 @@ mod tests {
         }));
         gate.observe_hold(Duration::from_millis(10));
         let now = Instant::now();
-        // 26 in line on 4 threads holding 10 ms each: 65 ms, judged as 97.5 ms.
-        let queued: Vec<Waiting> = (0..25).map(|_| Waiting::new(&gate)).collect();
+        // 19 in line on 4 threads holding 10 ms each: 47.5 ms, judged as 95 ms.
+        let queued: Vec<Waiting> = (0..18).map(|_| Waiting::new(&gate)).collect();
         assert!(gate.admit(now, now + Duration::from_secs(2)).is_ok());
         let more: Vec<Waiting> = (0..5).map(|_| Waiting::new(&gate)).collect();
         assert!(matches!(gate.admit(now, now + Duration::from_secs(2)), Err(Failure::Overloaded)));
@@ -1096,9 +1118,9 @@ mod tests {
         while db.gate.waiting.load(Ordering::Acquire) > 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        // 300 ms into the stalled batch, a write behind three full batches would be done after
-        // five such batches (1.5 s), and one behind four after six (1.8 s).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // 200 ms into the stalled batch, a write behind two full batches would be done after
+        // four such batches (judged as twice 0.8 s), and one behind three after five (2 s).
         let mut admitted = 0;
         while write(Duration::ZERO).is_none() {
             admitted += 1;
