@@ -98,8 +98,10 @@ impl WebSocket {
                 // Nothing is held while the socket has nothing to say.
                 self.read = BytesMut::new();
             }
-            let mut chunk = [0_u8; READ_CHUNK];
-            let mut chunk = ReadBuf::new(&mut chunk);
+            // Uninitialised: a session is woken for every frame it sends, and each wake-up
+            // polls the socket first; clearing 8 KiB each time would cost more than the frame.
+            let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut chunk = ReadBuf::uninit(&mut chunk);
             if let Err(error) = ready!(Pin::new(&mut self.io).poll_read(cx, &mut chunk)) {
                 return Poll::Ready(Some(Err(ProtocolError::Io(error))));
             }
