@@ -12,7 +12,7 @@
 //!   shared then must not look dead in every chat it was pasted into), and says when joining
 //!   is back in place of the form; a form posted then is refused with the 503 page.
 //! - The join never trusts the cached state: the form runs the API's own accept operation
-//!   (`crate::routes::invites::redeem`).
+//!   (`invite_runtime::accept::redeem`).
 //! - The session is the platform's: a bearer token in the cookie `INVITE_SESSION_COOKIE`. Without
 //!   one, the page links to `INVITE_LOGIN_URL?next=<the page>`.
 
@@ -457,9 +457,9 @@ async fn join(
         .ok()
         .flatten();
     let outcome =
-        crate::routes::invites::redeem(&state.door, &state.metrics, actor, code.clone(), None)
+        invite_runtime::accept::redeem(&state.door, &state.metrics, actor, code.clone(), None)
             .await
-            .map_err(|error| refusal(&error))?;
+            .map_err(|failure| refusal(&ApiError::from(failure)))?;
     let Keyed::Fresh(redemption) = outcome else {
         // No Idempotency-Key was given, so nothing is replayed.
         return Err(Failure::Unavailable { retry_after: 1 });

@@ -6,13 +6,10 @@ use invite_core::code::CodeRef;
 use invite_core::invite::{CreateInviteRequest, UpdateInviteRequest};
 use invite_core::redeem::{PreviewRefused, RedemptionRefused};
 use invite_core::{ErrorCode, Problem};
-use invite_ops::OpError;
 use invite_ops::invites::Place;
-use invite_runtime::db::Failure;
 use invite_store::models::Invite;
 use invite_store::repo::{
-    Actor, CreatedInvite, IdempotencyClaim, JoinResponseTemplate, Keyed, RecordedResponse,
-    Redemption,
+    Actor, CreatedInvite, JoinResponseTemplate, Keyed, RecordedResponse, Redemption,
 };
 use serde::Deserialize;
 use uuid::Uuid;
@@ -397,7 +394,8 @@ pub(crate) async fn accept(
     let not_found =
         || limiter.unknown_code(&req, Problem::from(RedemptionRefused::NotFound).into());
     let code = CodeRef::parse(&path).ok_or_else(not_found)?;
-    match redeem(&door, &metrics, actor, code, key.claim()).await? {
+    let recording = key.claim().map(|claim| (claim, &JOINED));
+    match invite_runtime::accept::redeem(&door, &metrics, actor, code, recording).await? {
         Keyed::Replay(recorded) => Ok(respond(Keyed::Replay(recorded))),
         Keyed::Fresh(Redemption::Joined(joined)) => Ok(respond(Keyed::Fresh(RecordedResponse {
             status: JOINED.status,
@@ -407,37 +405,6 @@ pub(crate) async fn accept(
         Keyed::Fresh(Redemption::Refused(RedemptionRefused::NotFound)) => Err(not_found()),
         Keyed::Fresh(Redemption::Refused(reason)) => Err(Problem::from(reason).into()),
     }
-}
-
-/// The accept operation, for the API and the invite page alike: the join (committed with
-/// concurrent ones), its events applied and announced, its outcome counted.
-pub(crate) async fn redeem(
-    door: &Door,
-    metrics: &Metrics,
-    actor: Actor,
-    code: CodeRef,
-    claim: Option<IdempotencyClaim>,
-) -> ApiResult<Keyed<Redemption>> {
-    let ctx = door.ctx(actor);
-    let batch_key = invite_ops::accept::commit_group(&code, door.pool().backend());
-    let outcome = door
-        .change_grouped(batch_key, move |conn| {
-            invite_ops::accept::accept(
-                conn,
-                &ctx,
-                &code,
-                claim.as_ref().map(|claim| (claim, &JOINED)),
-            )
-        })
-        .await;
-    metrics.observe_accept(match &outcome {
-        Ok(Keyed::Fresh(Redemption::Joined(_))) => "joined",
-        Ok(Keyed::Fresh(Redemption::Refused(reason))) => reason.label(),
-        Ok(Keyed::Replay(_)) => "replayed",
-        Err(Failure::Overloaded | Failure::Op(OpError::Unavailable(_))) => "unavailable",
-        Err(_) => "error",
-    });
-    Ok(outcome?)
 }
 
 /// The response to a join, `{"message":"Joined server","server_id":"..."}`
