@@ -1,4 +1,4 @@
-use invite_http::auth::{Authenticator, Claims};
+use invite_http::guard::auth::{Authenticator, Claims};
 use serde_json::json;
 use uuid::Uuid;
 

@@ -12,7 +12,7 @@ fn app_without_database() -> TestApp {
     let mut config =
         PoolConfig::new(DatabaseUrl::parse("postgres://postgres@127.0.0.1:1/none").unwrap());
     config.checkout_timeout = Duration::from_secs(1);
-    TestApp::spawn_on(DbPool::new(&config), None, invite_http::random::os_random())
+    TestApp::spawn_on(DbPool::new(&config), None, invite_http::server::random::os_random())
 }
 
 #[test]

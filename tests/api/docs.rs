@@ -29,7 +29,7 @@ fn every_route_is_documented_and_every_documented_route_is_served() {
                 .map(move |method| (path.clone(), method.to_uppercase()))
         })
         .collect();
-    let served: BTreeSet<(String, String)> = invite_http::routes::table()
+    let served: BTreeSet<(String, String)> = invite_http::api::routes::table()
         .into_iter()
         .map(|(path, method)| (path.to_owned(), method.to_owned()))
         .collect();

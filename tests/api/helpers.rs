@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use invite_core::clock::OffsetClock;
-use invite_http::random::{RandomFactory, os_random};
+use invite_http::server::random::{RandomFactory, os_random};
 use invite_http::testing::TestServer;
 use invite_store::testing::TestDatabase;
 use invite_store::{DbConnection, DbPool};

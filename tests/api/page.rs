@@ -436,7 +436,7 @@ fn the_database_away_is_a_page_that_retries() {
     let app = TestApp::spawn_on(
         invite_store::DbPool::new(&config),
         None,
-        invite_http::random::os_random(),
+        invite_http::server::random::os_random(),
     );
     let down = open(&app, "/invite/abcd2345", None);
     assert_page(&down, 503, &["can't open invites right now", "Try again now", "/status"]);

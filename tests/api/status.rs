@@ -53,7 +53,8 @@ fn a_database_away_is_an_outage() {
     let mut config =
         PoolConfig::new(DatabaseUrl::parse("postgres://postgres@127.0.0.1:1/none").unwrap());
     config.checkout_timeout = Duration::from_millis(300);
-    let app = TestApp::spawn_on(DbPool::new(&config), None, invite_http::random::os_random());
+    let app =
+        TestApp::spawn_on(DbPool::new(&config), None, invite_http::server::random::os_random());
     let user = app.user();
     // A few requests find the database away; then the service knows, and says so.
     for _ in 0..3 {

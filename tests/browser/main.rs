@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::cookies::Cookie;
 use fantoccini::{Client, ClientBuilder, Locator};
-use invite_http::random::os_random;
+use invite_http::server::random::os_random;
 use invite_http::testing::TestServer;
 use invite_store::testing::TestDatabase;
 use serde_json::{Value, json};

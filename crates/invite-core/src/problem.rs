@@ -2,7 +2,7 @@
 //!
 //! Each [`ErrorCode`] carries its usual message here, in one place: the rules say why they refuse,
 //! in the contract's words. Which HTTP status answers a code is the HTTP layer's business alone
-//! (`invite_http::error::status_of`): this crate knows nothing of HTTP.
+//! (`invite_http::api::error::status_of`): this crate knows nothing of HTTP.
 
 use std::borrow::Cow;
 use std::fmt;

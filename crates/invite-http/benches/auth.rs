@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use invite_http::auth::Authenticator;
+use invite_http::guard::auth::Authenticator;
 
 fn verify(c: &mut Criterion) {
     let auth = Authenticator::from_secret(b"bench-secret-bench-secret-bench-secret-0").unwrap();

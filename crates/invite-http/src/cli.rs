@@ -15,10 +15,10 @@ use invite_store::repo::{Actor, CreatedInvite};
 use invite_store::{DbPool, PoolConfig};
 use uuid::Uuid;
 
-use crate::config::{Cli, Command, Config};
+use crate::server::config::{Cli, Command, Config};
 
-use crate::startup::{self, ServerOptions, Service};
-use crate::telemetry;
+use crate::server::startup::{self, ServerOptions, Service};
+use crate::server::telemetry;
 
 /// Runs the command the command line names (`serve` by default).
 pub fn run(cli: Cli) -> anyhow::Result<()> {

@@ -2,39 +2,35 @@
 //! rules of `invite-core`, written through `invite-store`), run through the parts of
 //! `invite-runtime`, and the `invite-server` binary's commands.
 //!
-//! - [`startup::run`] serves the API on a listener it is handed.
-//! - [`config`]: every setting, as flags and `INVITE_*` variables.
+//! The crate's rooms, one folder each:
+//!
+//! - `server`: start-up and the transport around the app: settings, connection limits,
+//!   protocol upgrades, refusals of malformed HTTP, logging and the request log.
+//! - `guard`: what a request meets before a handler decides anything: bearer tokens, the
+//!   client's address, rate limits, body deadlines, maintenance mode (contract section 6).
+//! - `api`: the JSON API: routes, extractors, the one error type (`{"error", "code"}`), the
+//!   wire bodies, `Idempotency-Key`, the OpenAPI document and its Swagger UI.
+//! - `page`: the invite page, rendered on the server.
+//! - `gateway`: the gateway's WebSocket sessions.
 //! - [`cli`]: `serve`, `migrate`, `token`, `demo`, `check`.
-//! - [`error::ApiError`]: the one error type, rendered as `{"error", "code"}`.
-//! - `invite_runtime::door::Door` is the one way into the database; a handler extracts the
-//!   parts it uses (the door, the rate limits, the preview cache...), never the whole service
-//!   ([`startup::Service`] is only the host's).
-//! - Contract section 6: [`rate_limit`], [`maintenance`], [`idempotency`], [`refusals`],
-//!   [`body`] (body deadlines) and `GET /status`.
+//!
+//! `invite_runtime::door::Door` is the one way into the database; a handler extracts the parts
+//! it uses (the door, the rate limits, the preview cache...), never the whole service.
+//!
+//! Only what other crates use is public: the binary's commands and settings ([`cli`],
+//! [`server::config::Cli`]), the token verifier ([`guard::auth::Authenticator`]), the code
+//! randomness tests choose ([`server::random`]), the route table the documentation test reads
+//! ([`api::routes::table`]) and, with the `testing` feature, the test server.
 
-pub mod auth;
-pub mod body;
+pub mod api;
 pub mod cli;
-pub mod client_addr;
-pub mod config;
-pub mod connections;
-pub mod docs;
-pub mod error;
-pub mod extract;
-pub mod gateway;
-pub mod idempotency;
-pub mod limiter;
-pub mod maintenance;
-pub mod openapi;
-pub mod page;
-pub mod random;
-pub mod rate_limit;
-pub mod refusals;
-pub mod request_log;
-pub mod routes;
-pub mod startup;
-pub mod telemetry;
+pub(crate) mod gateway;
+pub mod guard;
+pub(crate) mod page;
+pub mod server;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod upgrade;
-pub mod wire;
+
+/// The token verifier at the path the load tool imports it from (`invite_http::auth`); it
+/// lives with the other defences in [`guard`].
+pub use guard::auth;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use invite_http::cli;
-use invite_http::config::Cli;
+use invite_http::server::config::Cli;
 
 /// jemalloc rather than glibc's malloc: it serves previews with less processor time, and holds
 /// less memory at the peak under many connections, since with `background_thread` and short

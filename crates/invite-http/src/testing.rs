@@ -10,10 +10,10 @@ use clap::Parser as _;
 use invite_core::clock::OffsetClock;
 use invite_store::DbPool;
 
-use crate::auth::Authenticator;
-use crate::config::Cli;
-use crate::random::RandomFactory;
-use crate::startup;
+use crate::guard::auth::Authenticator;
+use crate::server::config::Cli;
+use crate::server::random::RandomFactory;
+use crate::server::startup;
 
 /// The HS256 secret test servers verify tokens with.
 pub const SECRET: &str = "test-secret-test-secret-test-secret!";

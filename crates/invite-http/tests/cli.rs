@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use invite_http::auth::Authenticator;
+use invite_http::guard::auth::Authenticator;
 
 const SECRET: &str = "cli-test-secret-cli-test-secret-0123";
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use invite_client::{Client, RetryPolicy};
 use invite_core::clock::OffsetClock;
-use invite_http::random::os_random;
+use invite_http::server::random::os_random;
 use invite_http::testing::TestServer;
 use invite_store::testing::TestDatabase;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

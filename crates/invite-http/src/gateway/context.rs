@@ -8,7 +8,7 @@ use invite_runtime::events::EventBus;
 use invite_runtime::gateway::Gateway;
 use invite_runtime::metrics::Metrics;
 
-use crate::auth::Authenticator;
+use crate::guard::auth::Authenticator;
 
 /// The parts a gateway session uses, built once at start-up.
 #[derive(Debug, Clone)]

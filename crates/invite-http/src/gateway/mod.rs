@@ -28,17 +28,17 @@ use invite_runtime::gateway::hub::{Outgoing, Registration};
 use invite_runtime::gateway::protocol::{self, ClientOp, CloseCode, MAX_FRAME, op_frame};
 use socket::{Incoming, WebSocket};
 
-use crate::error::ApiError;
-use crate::upgrade::{Takeover, Upgraded};
+use crate::api::error::ApiError;
+use crate::server::upgrade::{Takeover, Upgraded};
 
 pub(crate) use context::GatewayContext;
 
 /// Registers `GET /gateway`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/gateway")
             .route(web::get().to(connect))
-            .default_service(web::to(|| crate::extract::method_not_allowed(&["GET"]))),
+            .default_service(web::to(|| crate::api::extract::method_not_allowed(&["GET"]))),
     );
 }
 
@@ -64,7 +64,7 @@ impl Query {
 }
 
 /// The handshake's answer, with the session to run on the connection once it is sent
-/// ([`crate::upgrade`]).
+/// ([`crate::server::upgrade`]).
 async fn connect(
     req: HttpRequest,
     state: web::Data<GatewayContext>,
@@ -75,7 +75,7 @@ async fn connect(
             "GET /gateway is a WebSocket: send Upgrade: websocket",
         )
     };
-    if !crate::upgrade::is_upgradable(&req) {
+    if !crate::server::upgrade::is_upgradable(&req) {
         return Err(refused());
     }
     let mut handshake = actix_http::ws::handshake(req.head()).map_err(|_| refused())?;

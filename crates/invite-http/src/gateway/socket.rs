@@ -1,5 +1,5 @@
 //! A gateway session's WebSocket, over the connection the upgrade handed over
-//! ([`crate::upgrade`]), with buffers that hold nothing while the session waits.
+//! ([`crate::server::upgrade`]), with buffers that hold nothing while the session waits.
 //!
 //! Ten thousand sessions are idle most of the time. A buffer kept between frames is kept ten
 //! thousand times, so none is: a read lands in a buffer on the stack and only what it brought
@@ -17,7 +17,7 @@ use actix_web::web::{Bytes, BytesMut};
 use bytestring::ByteString;
 use tokio::io::{AsyncRead as _, AsyncWrite as _, AsyncWriteExt as _, ReadBuf};
 
-use crate::upgrade::{Io, Upgraded};
+use crate::server::upgrade::{Io, Upgraded};
 
 /// The most one read takes from the socket: a client's largest frame fits, with its header.
 const READ_CHUNK: usize = 8 * 1024;

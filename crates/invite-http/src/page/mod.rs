@@ -12,7 +12,7 @@
 //!   shared then must not look dead in every chat it was pasted into), and says when joining
 //!   is back in place of the form; a form posted then is refused with the 503 page.
 //! - The join never trusts the cached state: the form runs the API's own accept operation
-//!   (`crate::routes::invites::redeem`).
+//!   (`invite_runtime::accept::redeem`).
 //! - The session is the platform's: a bearer token in the cookie `INVITE_SESSION_COOKIE`. Without
 //!   one, the page links to `INVITE_LOGIN_URL?next=<the page>`.
 
@@ -36,15 +36,15 @@ use invite_runtime::metrics::Metrics;
 use invite_runtime::preview_cache::{CachedPreview, PreviewCache};
 use view::{Action, Card, Failure, Head};
 
-use crate::auth::Authenticator;
-use crate::client_addr::TrustedProxies;
-use crate::error::ApiError;
-use crate::limiter::Limiter;
-use crate::wire::Links;
+use crate::api::error::ApiError;
+use crate::api::wire::Links;
+use crate::guard::auth::Authenticator;
+use crate::guard::client_addr::TrustedProxies;
+use crate::guard::limiter::Limiter;
 
 /// The page's settings (contract section 7).
 #[derive(Debug, Clone)]
-pub struct PageSettings {
+pub(crate) struct PageSettings {
     /// The cookie holding the platform's bearer token (`INVITE_SESSION_COOKIE`).
     pub session_cookie: String,
     /// Where people sign in; `next=` is added (`INVITE_LOGIN_URL`).
@@ -57,7 +57,11 @@ pub struct PageSettings {
 
 impl PageSettings {
     /// The settings, with the policy they imply.
-    pub fn new(session_cookie: String, login_url: Option<String>, app_url: Option<String>) -> Self {
+    pub(crate) fn new(
+        session_cookie: String,
+        login_url: Option<String>,
+        app_url: Option<String>,
+    ) -> Self {
         let csp = content_security_policy(login_url.as_deref());
         Self { session_cookie, login_url, app_url, csp }
     }
@@ -71,7 +75,7 @@ impl Default for PageSettings {
 
 /// What the page works with: the parts of the service a visit and a join use.
 #[derive(Debug, Clone)]
-pub struct PageContext {
+pub(crate) struct PageContext {
     /// The page's settings.
     pub settings: Arc<PageSettings>,
     /// The way into the database.
@@ -96,22 +100,22 @@ pub struct PageContext {
 /// the router tries routes in order, matching each dynamic one with a regular expression, and
 /// the page is the path a crowd follows (tried after every API route, it would pay for every
 /// one of their expressions); no API route starts with `/invite/`.
-pub fn configure_links(cfg: &mut web::ServiceConfig) {
+pub(crate) fn configure_links(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/invite/{code}")
             .route(web::get().to(show))
             .route(web::post().to(accept))
-            .default_service(web::to(|| crate::extract::method_not_allowed(&["GET", "POST"]))),
+            .default_service(web::to(|| crate::api::extract::method_not_allowed(&["GET", "POST"]))),
     );
 }
 
 /// Registers `/{code}` (vanity links). Call after every other route: it takes any single
 /// segment no other route took, so the routes' own words stay routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/{code}")
             .route(web::get().to(show))
-            .default_service(web::to(|| crate::extract::method_not_allowed(&["GET"]))),
+            .default_service(web::to(|| crate::api::extract::method_not_allowed(&["GET"]))),
     );
 }
 
@@ -428,7 +432,7 @@ async fn join(
     // Nothing can be joined during maintenance: whatever was posted, the answer is the 503
     // page, before anything is read (as the API refuses writes).
     if let Some(maintenance) = state.maintenance.active(now) {
-        return Err(refusal(&crate::maintenance::refusal(&maintenance, now)));
+        return Err(refusal(&crate::guard::maintenance::refusal(&maintenance, now)));
     }
     if !csrf::same_origin(
         req,
@@ -457,9 +461,9 @@ async fn join(
         .ok()
         .flatten();
     let outcome =
-        crate::routes::invites::redeem(&state.door, &state.metrics, actor, code.clone(), None)
+        invite_runtime::accept::redeem(&state.door, &state.metrics, actor, code.clone(), None)
             .await
-            .map_err(|error| refusal(&error))?;
+            .map_err(|failure| refusal(&ApiError::from(failure)))?;
     let Keyed::Fresh(redemption) = outcome else {
         // No Idempotency-Key was given, so nothing is replayed.
         return Err(Failure::Unavailable { retry_after: 1 });

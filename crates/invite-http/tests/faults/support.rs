@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use invite_http::auth::Authenticator;
+use invite_http::guard::auth::Authenticator;
 use invite_http::testing::SECRET;
 use invite_store::DbConnection;
 use serde_json::{Value, json};

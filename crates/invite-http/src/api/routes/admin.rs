@@ -1,0 +1,119 @@
+//! Operator endpoints, behind `INVITE_ADMIN_TOKEN` (compared in constant time). Without a
+//! configured token they do not exist: 404, as for any unknown path.
+
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use invite_api::MaintenanceRequest;
+use invite_core::ErrorCode;
+use secrecy::ExposeSecret as _;
+use subtle::ConstantTimeEq;
+
+use invite_runtime::door::Door;
+use invite_runtime::maintenance::{Maintenance, MaintenanceView};
+use invite_runtime::metrics::Metrics;
+use secrecy::SecretString;
+
+use crate::api::error::{ApiError, ApiResult, ErrorBody};
+use crate::api::extract::JsonBody;
+
+routes![get_maintenance, start_maintenance, end_maintenance];
+
+/// The operator token of `/admin/*`, if configured (`INVITE_ADMIN_TOKEN`).
+#[derive(Debug)]
+pub(crate) struct AdminToken(pub(crate) Option<SecretString>);
+
+/// A caller holding the admin token.
+#[derive(Debug)]
+pub(crate) struct Admin;
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(admin(req))
+    }
+}
+
+fn admin(req: &HttpRequest) -> Result<Admin, ApiError> {
+    let expected = req
+        .app_data::<web::Data<AdminToken>>()
+        .and_then(|token| token.0.as_ref())
+        .ok_or_else(|| ApiError::of(ErrorCode::NotFound))?;
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().as_bytes())
+        .unwrap_or_default();
+    if bool::from(given.ct_eq(expected.expose_secret().as_bytes())) {
+        Ok(Admin)
+    } else {
+        Err(ApiError::with_message(
+            ErrorCode::Unauthorized,
+            "The admin token (Authorization: Bearer <INVITE_ADMIN_TOKEN>) is required",
+        ))
+    }
+}
+
+/// The maintenance switch as this instance sees it.
+#[utoipa::path(get, path = "/admin/maintenance", tag = "operations", security(("admin" = [])), responses(
+    (status = 200, description = "The switch", body = invite_api::Maintenance),
+    super::common::AdminRefusals,
+))]
+pub(crate) async fn get_maintenance(
+    door: web::Data<Door>,
+    maintenance: web::Data<Maintenance>,
+    _admin: Admin,
+) -> HttpResponse {
+    let now = door.now();
+    HttpResponse::Ok().json(crate::api::wire::maintenance(maintenance.current().as_ref(), now))
+}
+
+/// Starts (or changes) maintenance on every instance sharing the database: writes answer 503
+/// `MAINTENANCE` with the message and `Retry-After`, reads and previews go on.
+#[utoipa::path(put, path = "/admin/maintenance", tag = "operations", security(("admin" = [])),
+    request_body(content = Option<MaintenanceRequest>, description = "Absent or `{}`: no message, no planned end"), responses(
+    (status = 200, description = "Maintenance is on", body = invite_api::Maintenance),
+    (status = 400, description = "`VALIDATION_ERROR`: a message over 500 characters or an end in the past", body = ErrorBody),
+    super::common::AdminRefusals,
+))]
+pub(crate) async fn start_maintenance(
+    door: web::Data<Door>,
+    metrics: web::Data<Metrics>,
+    maintenance: web::Data<Maintenance>,
+    _admin: Admin,
+    JsonBody(request): JsonBody<MaintenanceRequest>,
+) -> ApiResult<HttpResponse> {
+    let now = door.now();
+    let switched =
+        door.change(move |conn| invite_ops::maintenance::start(conn, &request, now)).await?;
+    let view =
+        MaintenanceView { maintenance: maintenance.into_inner(), metrics: metrics.into_inner() };
+    view.show(Some(switched.clone()), now);
+    Ok(HttpResponse::Ok().json(crate::api::wire::maintenance(Some(&switched), now)))
+}
+
+/// Ends maintenance on every instance sharing the database.
+#[utoipa::path(delete, path = "/admin/maintenance", tag = "operations", security(("admin" = [])), responses(
+    (status = 204, description = "Maintenance is off"),
+    super::common::AdminRefusals,
+))]
+pub(crate) async fn end_maintenance(
+    door: web::Data<Door>,
+    metrics: web::Data<Metrics>,
+    maintenance: web::Data<Maintenance>,
+    _admin: Admin,
+) -> ApiResult<HttpResponse> {
+    let now = door.now();
+    let switched = door.change(move |conn| invite_ops::maintenance::end(conn, now)).await?;
+    let view =
+        MaintenanceView { maintenance: maintenance.into_inner(), metrics: metrics.into_inner() };
+    view.show(Some(switched), now);
+    Ok(HttpResponse::NoContent().finish())
+}

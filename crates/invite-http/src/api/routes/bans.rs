@@ -1,0 +1,67 @@
+//! Bans.
+
+use actix_web::{HttpResponse, web};
+use invite_core::server::BanRequest;
+use uuid::Uuid;
+
+use crate::api::error::{ApiResult, ErrorBody};
+use crate::api::extract::JsonBody;
+use crate::guard::auth::AuthUser;
+use invite_runtime::door::Door;
+
+routes![list, ban, unban];
+
+/// Bans a user (`BAN_MEMBERS`) and removes their membership; banning again updates the reason.
+#[utoipa::path(put, path = "/servers/{server_id}/bans/{user_id}", tag = "members", security(("bearer" = [])),
+    params(super::common::ServerPath, ("user_id" = Uuid, Path, description = "The user")), request_body(content = Option<BanRequest>), responses(
+        (status = 204, description = "Banned"),
+        (status = 400, description = "`VALIDATION_ERROR` or malformed input", body = ErrorBody),
+        (status = 403, description = "`MISSING_PERMISSION`, or `OWNER_IMMUNE`: the owner cannot be banned", body = ErrorBody),
+        super::common::ServerNotFound,
+    ))]
+pub(crate) async fn ban(
+    door: web::Data<Door>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<(Uuid, Uuid)>,
+    JsonBody(request): JsonBody<BanRequest>,
+) -> ApiResult<HttpResponse> {
+    let ctx = door.ctx(actor);
+    let ids = path.into_inner();
+    door.change(move |conn| invite_ops::members::ban(conn, &ctx, ids, &request)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Lifts a ban (`BAN_MEMBERS`).
+#[utoipa::path(delete, path = "/servers/{server_id}/bans/{user_id}", tag = "members", security(("bearer" = [])),
+    params(super::common::ServerPath, ("user_id" = Uuid, Path, description = "The user")), responses(
+        (status = 204, description = "Lifted"),
+        (status = 404, description = "`SERVER_NOT_FOUND` or `BAN_NOT_FOUND`", body = ErrorBody),
+        super::common::MissingPermission,
+    ))]
+pub(crate) async fn unban(
+    door: web::Data<Door>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<(Uuid, Uuid)>,
+) -> ApiResult<HttpResponse> {
+    let ctx = door.ctx(actor);
+    let ids = path.into_inner();
+    door.change(move |conn| invite_ops::members::unban(conn, &ctx, ids)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The server's bans, newest first (`BAN_MEMBERS`).
+#[utoipa::path(get, path = "/servers/{server_id}/bans", tag = "members", security(("bearer" = [])),
+    params(super::common::ServerPath), responses(
+        (status = 200, description = "Bans", body = [invite_api::Ban]),
+        super::common::MissingPermission, super::common::ServerNotFound,
+    ))]
+pub(crate) async fn list(
+    door: web::Data<Door>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let ctx = door.ctx(actor);
+    let server_id = path.into_inner();
+    let bans = door.read(move |conn| invite_ops::members::bans(conn, &ctx, server_id)).await?;
+    Ok(HttpResponse::Ok().json(bans.into_iter().map(crate::api::wire::ban).collect::<Vec<_>>()))
+}

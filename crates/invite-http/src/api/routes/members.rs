@@ -1,0 +1,97 @@
+//! Members: listing, permissions, leaving and kicking, and who joined with an invite.
+
+use actix_web::{HttpResponse, web};
+use invite_core::server::UpdateMemberRequest;
+use uuid::Uuid;
+
+use super::common::AfterQuery;
+use crate::api::error::{ApiResult, ErrorBody};
+use crate::api::extract::JsonBody;
+use crate::guard::auth::AuthUser;
+use invite_runtime::door::Door;
+
+routes![list, update, remove, joined_with];
+
+/// Members ordered by user id, with how each joined.
+#[utoipa::path(get, path = "/servers/{server_id}/members", tag = "members", security(("bearer" = [])),
+    params(super::common::ServerPath, AfterQuery), responses(
+        (status = 200, description = "Members", body = [invite_api::Member]),
+        super::common::ServerNotFound,
+    ))]
+pub(crate) async fn list(
+    door: web::Data<Door>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<Uuid>,
+    query: web::Query<AfterQuery>,
+) -> ApiResult<HttpResponse> {
+    let ctx = door.ctx(actor);
+    let server_id = path.into_inner();
+    let AfterQuery { limit, after } = query.into_inner();
+    let members = door
+        .read(move |conn| invite_ops::members::list(conn, &ctx, server_id, (limit, after)))
+        .await?;
+    Ok(HttpResponse::Ok()
+        .json(members.into_iter().map(crate::api::wire::member).collect::<Vec<_>>()))
+}
+
+/// Replaces a member's extra permissions (`ADMINISTRATOR`); ends a temporary membership.
+#[utoipa::path(patch, path = "/servers/{server_id}/members/{user_id}", tag = "members", security(("bearer" = [])),
+    params(super::common::ServerPath, ("user_id" = Uuid, Path, description = "The member")), request_body = UpdateMemberRequest, responses(
+        (status = 200, description = "The member", body = invite_api::Member),
+        (status = 404, description = "`SERVER_NOT_FOUND` or `MEMBER_NOT_FOUND`", body = ErrorBody),
+        super::common::MissingPermission,
+    ))]
+pub(crate) async fn update(
+    door: web::Data<Door>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<(Uuid, Uuid)>,
+    JsonBody(request): JsonBody<UpdateMemberRequest>,
+) -> ApiResult<HttpResponse> {
+    let ctx = door.ctx(actor);
+    let ids = path.into_inner();
+    let member =
+        door.change(move |conn| invite_ops::members::update(conn, &ctx, ids, &request)).await?;
+    Ok(HttpResponse::Ok().json(crate::api::wire::member(member)))
+}
+
+/// Leaves (oneself) or kicks (`KICK_MEMBERS`); never the owner, since a server without its
+/// owner could never be managed again.
+#[utoipa::path(delete, path = "/servers/{server_id}/members/{user_id}", tag = "members", security(("bearer" = [])),
+    params(super::common::ServerPath, ("user_id" = Uuid, Path, description = "The member")), responses(
+        (status = 204, description = "Removed"),
+        (status = 403, description = "`MISSING_PERMISSION`, or `OWNER_IMMUNE`: the owner can neither leave nor be kicked", body = ErrorBody),
+        (status = 404, description = "`SERVER_NOT_FOUND` or `MEMBER_NOT_FOUND`", body = ErrorBody),
+    ))]
+pub(crate) async fn remove(
+    door: web::Data<Door>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<(Uuid, Uuid)>,
+) -> ApiResult<HttpResponse> {
+    let ctx = door.ctx(actor);
+    let ids = path.into_inner();
+    door.change(move |conn| invite_ops::members::remove(conn, &ctx, ids)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Members who joined with an invite, in join order (`MANAGE_SERVER`).
+#[utoipa::path(get, path = "/servers/{server_id}/invites/{invite_id}/members", tag = "members", security(("bearer" = [])),
+    params(super::common::ServerPath, ("invite_id" = Uuid, Path, description = "The invite"), AfterQuery), responses(
+        (status = 200, description = "Members", body = [invite_api::Member]),
+        (status = 404, description = "`SERVER_NOT_FOUND` or `INVITE_NOT_FOUND`", body = ErrorBody),
+        super::common::MissingPermission,
+    ))]
+pub(crate) async fn joined_with(
+    door: web::Data<Door>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<(Uuid, Uuid)>,
+    query: web::Query<AfterQuery>,
+) -> ApiResult<HttpResponse> {
+    let ctx = door.ctx(actor);
+    let ids = path.into_inner();
+    let AfterQuery { limit, after } = query.into_inner();
+    let members = door
+        .read(move |conn| invite_ops::invites::members_joined_with(conn, &ctx, ids, (limit, after)))
+        .await?;
+    Ok(HttpResponse::Ok()
+        .json(members.into_iter().map(crate::api::wire::member).collect::<Vec<_>>()))
+}

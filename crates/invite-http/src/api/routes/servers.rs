@@ -1,0 +1,139 @@
+//! Servers, their invite pause, and their audit log.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use invite_core::server::{CreateServerRequest, PauseRequest, UpdateServerRequest};
+use uuid::Uuid;
+
+use super::common::BeforeQuery;
+use crate::api::error::{ApiResult, ErrorBody};
+use crate::api::extract::JsonBody;
+use crate::api::idempotency::{IdempotencyKey, render, respond};
+use crate::guard::auth::AuthUser;
+use invite_runtime::door::Door;
+
+routes![create, get, update, pause, resume, audit_log];
+
+/// Creates a server; the caller becomes its owner and first member.
+#[utoipa::path(post, path = "/servers", tag = "servers", security(("bearer" = [])),
+    params(super::common::IdempotencyHeader), request_body = CreateServerRequest,
+    responses((status = 201, description = "Created (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = invite_api::Server)))]
+pub(crate) async fn create(
+    door: web::Data<Door>,
+    AuthUser(actor): AuthUser,
+    key: IdempotencyKey,
+    JsonBody(request): JsonBody<CreateServerRequest>,
+) -> ApiResult<HttpResponse> {
+    // The request's rules first: they need no database.
+    request.validate()?;
+    let ctx = door.ctx(actor);
+    let now = ctx.now;
+    let answer = door
+        .change_keyed(
+            key.claim(),
+            move |conn| invite_ops::servers::create(conn, &ctx, &request),
+            move |server| {
+                render(StatusCode::CREATED, &crate::api::wire::server(server.clone(), now), None)
+            },
+        )
+        .await?;
+    Ok(respond(answer))
+}
+
+/// A server the caller belongs to.
+#[utoipa::path(get, path = "/servers/{server_id}", tag = "servers", security(("bearer" = [])),
+    params(super::common::ServerPath), responses(
+        (status = 200, description = "The server", body = invite_api::Server),
+        (status = 404, description = "Unknown, or the caller is not a member (`SERVER_NOT_FOUND`)", body = ErrorBody),
+    ))]
+pub(crate) async fn get(
+    door: web::Data<Door>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let ctx = door.ctx(actor);
+    let now = ctx.now;
+    let server_id = path.into_inner();
+    let server = door.read(move |conn| invite_ops::servers::get(conn, &ctx, server_id)).await?;
+    Ok(HttpResponse::Ok().json(crate::api::wire::server(server, now)))
+}
+
+/// Edits a server (`MANAGE_SERVER`; `features` only by the owner).
+#[utoipa::path(patch, path = "/servers/{server_id}", tag = "servers", security(("bearer" = [])),
+    params(super::common::ServerPath), request_body(content = Option<UpdateServerRequest>, description = "Absent or `{}`: no change"), responses(
+        (status = 200, description = "The server after the change", body = invite_api::Server),
+        (status = 403, description = "`MISSING_PERMISSION`, or `OWNER_ONLY` for `features`", body = ErrorBody),
+        super::common::ServerNotFound,
+    ))]
+pub(crate) async fn update(
+    door: web::Data<Door>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<Uuid>,
+    JsonBody(request): JsonBody<UpdateServerRequest>,
+) -> ApiResult<HttpResponse> {
+    let ctx = door.ctx(actor);
+    let now = ctx.now;
+    let server_id = path.into_inner();
+    let server = door
+        .change(move |conn| invite_ops::servers::update(conn, &ctx, server_id, &request))
+        .await?;
+    Ok(HttpResponse::Ok().json(crate::api::wire::server(server, now)))
+}
+
+/// Pauses the server's invites, until a time or until resumed (`MANAGE_SERVER`).
+#[utoipa::path(put, path = "/servers/{server_id}/invites-pause", tag = "servers", security(("bearer" = [])),
+    params(super::common::ServerPath), request_body(content = Option<PauseRequest>, description = "Absent or `{}`: until resumed"), responses(
+        (status = 204, description = "Paused"),
+        super::common::MissingPermission, super::common::ServerNotFound,
+    ))]
+pub(crate) async fn pause(
+    door: web::Data<Door>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<Uuid>,
+    JsonBody(request): JsonBody<PauseRequest>,
+) -> ApiResult<HttpResponse> {
+    let ctx = door.ctx(actor);
+    let server_id = path.into_inner();
+    door.change(move |conn| invite_ops::servers::set_pause(conn, &ctx, server_id, Some(&request)))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Resumes the server's invites (`MANAGE_SERVER`).
+#[utoipa::path(delete, path = "/servers/{server_id}/invites-pause", tag = "servers", security(("bearer" = [])),
+    params(super::common::ServerPath), responses(
+        (status = 204, description = "Resumed"),
+        super::common::MissingPermission, super::common::ServerNotFound,
+    ))]
+pub(crate) async fn resume(
+    door: web::Data<Door>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let ctx = door.ctx(actor);
+    let server_id = path.into_inner();
+    door.change(move |conn| invite_ops::servers::set_pause(conn, &ctx, server_id, None)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The audit log, newest first (`ADMINISTRATOR`).
+#[utoipa::path(get, path = "/servers/{server_id}/audit-log", tag = "servers", security(("bearer" = [])),
+    params(super::common::ServerPath, BeforeQuery), responses(
+        (status = 200, description = "Entries, newest first (limit 1-100, default 50)", body = [invite_api::AuditEntry]),
+        super::common::MissingPermission, super::common::ServerNotFound,
+    ))]
+pub(crate) async fn audit_log(
+    door: web::Data<Door>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<Uuid>,
+    query: web::Query<BeforeQuery>,
+) -> ApiResult<HttpResponse> {
+    let ctx = door.ctx(actor);
+    let server_id = path.into_inner();
+    let BeforeQuery { limit, before } = query.into_inner();
+    let entries = door
+        .read(move |conn| invite_ops::servers::audit_log(conn, &ctx, server_id, (limit, before)))
+        .await?;
+    Ok(HttpResponse::Ok()
+        .json(entries.into_iter().map(crate::api::wire::audit_entry).collect::<Vec<_>>()))
+}

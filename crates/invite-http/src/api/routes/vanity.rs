@@ -1,0 +1,51 @@
+//! Vanity URLs.
+
+use actix_web::{HttpResponse, web};
+use invite_core::server::VanityRequest;
+use uuid::Uuid;
+
+use crate::api::error::{ApiResult, ErrorBody};
+use crate::api::extract::JsonBody;
+use crate::guard::auth::AuthUser;
+use invite_runtime::door::Door;
+
+routes![get, update];
+
+/// The server's vanity code and its uses (`MANAGE_SERVER`).
+#[utoipa::path(get, path = "/servers/{server_id}/vanity-url", tag = "invites", security(("bearer" = [])),
+    params(super::common::ServerPath), responses(
+        (status = 200, description = "The vanity URL (`code` null when none)", body = invite_api::VanityUrl),
+        super::common::MissingPermission, super::common::ServerNotFound,
+    ))]
+pub(crate) async fn get(
+    door: web::Data<Door>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let ctx = door.ctx(actor);
+    let server_id = path.into_inner();
+    let invite = door.read(move |conn| invite_ops::servers::vanity(conn, &ctx, server_id)).await?;
+    Ok(HttpResponse::Ok().json(crate::api::wire::vanity_url(invite)))
+}
+
+/// Sets or releases (`{"code": null}`) the vanity code (`MANAGE_SERVER`, feature `VANITY_URL`).
+#[utoipa::path(patch, path = "/servers/{server_id}/vanity-url", tag = "invites", security(("bearer" = [])),
+    params(super::common::ServerPath), request_body = VanityRequest, responses(
+        (status = 200, description = "The vanity URL after the change", body = invite_api::VanityUrl),
+        (status = 403, description = "`MISSING_PERMISSION` or `MISSING_FEATURE`", body = ErrorBody),
+        (status = 409, description = "`VANITY_TAKEN`: another server holds it, or released it less than 30 days ago", body = ErrorBody),
+        super::common::ServerNotFound,
+    ))]
+pub(crate) async fn update(
+    door: web::Data<Door>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<Uuid>,
+    JsonBody(request): JsonBody<VanityRequest>,
+) -> ApiResult<HttpResponse> {
+    let ctx = door.ctx(actor);
+    let server_id = path.into_inner();
+    let invite = door
+        .change(move |conn| invite_ops::servers::set_vanity(conn, &ctx, server_id, &request))
+        .await?;
+    Ok(HttpResponse::Ok().json(crate::api::wire::vanity_url(invite)))
+}

@@ -1,0 +1,196 @@
+//! Webhooks and the events endpoint (contract section 9), for integrators who are told or who
+//! poll.
+
+use actix_web::{HttpResponse, web};
+use invite_core::Problem;
+use invite_core::webhook::CreateWebhookRequest;
+use invite_store::repo::{Delivery, StoredEvent, Webhook};
+use secrecy::ExposeSecret as _;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::api::error::{ApiResult, ErrorBody};
+use crate::api::extract::JsonBody;
+use crate::guard::auth::AuthUser;
+use invite_runtime::door::Door;
+use invite_runtime::webhooks::Deliverer;
+
+routes![events, create, list, delete, deliveries];
+
+/// `?after=&limit=`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct EventsQuery {
+    /// Only events after this `seq` (0, the default, is from the start of what is kept: 7 days).
+    #[param(minimum = 0)]
+    after: Option<i64>,
+    /// Page size (1-1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<i64>,
+}
+
+/// An event as the events endpoint shows it.
+fn event(event: &StoredEvent) -> invite_api::Event {
+    invite_api::Event {
+        seq: event.seq,
+        kind: event.kind(),
+        server_id: event.server_id(),
+        data: event.event.payload(),
+        created_at: event.created_at,
+    }
+}
+
+/// The server's events after `after`, oldest first (`MANAGE_SERVER`): an integrator that pages
+/// with the last `seq` it saw misses none and sees none twice.
+#[utoipa::path(get, path = "/servers/{server_id}/events", tag = "events", security(("bearer" = [])),
+    params(super::common::ServerPath, EventsQuery), responses(
+        (status = 200, description = "Events, oldest first", body = [invite_api::Event]),
+        super::common::MissingPermission, super::common::ServerNotFound,
+    ))]
+pub(crate) async fn events(
+    door: web::Data<Door>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<Uuid>,
+    query: web::Query<EventsQuery>,
+) -> ApiResult<HttpResponse> {
+    let ctx = door.ctx(actor);
+    let server_id = path.into_inner();
+    let EventsQuery { after, limit } = query.into_inner();
+    let events = door
+        .read(move |conn| invite_ops::events::server_events(conn, &ctx, server_id, (after, limit)))
+        .await?;
+    Ok(HttpResponse::Ok().json(events.iter().map(event).collect::<Vec<_>>()))
+}
+
+/// A webhook as the API shows it; its secret only when `show_secret`.
+fn webhook(webhook: Webhook, show_secret: bool) -> invite_api::Webhook {
+    invite_api::Webhook {
+        id: webhook.id,
+        server_id: webhook.server_id,
+        url: webhook.url,
+        events: webhook.event_types,
+        secret: show_secret.then(|| webhook.secret.expose_secret().to_owned()),
+        enabled: webhook.disabled.is_none(),
+        disabled_reason: webhook.disabled.as_ref().map(|(_, reason)| reason.clone()),
+        disabled_at: webhook.disabled.map(|(at, _)| at),
+        delivered_up_to: webhook.cursor,
+        failed_attempts: webhook.attempts,
+        next_attempt_at: webhook.next_attempt_at,
+        created_at: webhook.created_at,
+    }
+}
+
+/// Registers a webhook (`MANAGE_SERVER`, at most ten per server): the server's events from now
+/// on are posted to `url`, signed with the secret the answer shows, once.
+#[utoipa::path(post, path = "/servers/{server_id}/webhooks", tag = "events", security(("bearer" = [])),
+    params(super::common::ServerPath, super::common::IdempotencyHeader),
+    request_body = CreateWebhookRequest, responses(
+        (status = 201, description = "Registered; `secret` is shown this once", body = invite_api::Webhook),
+        (status = 400, description = "`VALIDATION_ERROR`: not an http(s) URL, a private address, an unknown event type, or ten webhooks already", body = ErrorBody),
+        super::common::MissingPermission, super::common::ServerNotFound,
+    ))]
+pub(crate) async fn create(
+    door: web::Data<Door>,
+    deliverer: web::Data<Deliverer>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<Uuid>,
+    key: crate::api::idempotency::IdempotencyKey,
+    JsonBody(request): JsonBody<CreateWebhookRequest>,
+) -> ApiResult<HttpResponse> {
+    let server_id = path.into_inner();
+    let ctx = door.ctx(actor);
+    // Membership and permission come first, so a stranger learns nothing about URLs.
+    let checker = ctx.clone();
+    door.read(move |conn| invite_ops::webhooks::may_register(conn, &checker, server_id)).await?;
+    let target = request.validate()?;
+    invite_runtime::webhooks::check_target(&target.endpoint, deliverer.allow_private())
+        .await
+        .map_err(Problem::validation)?;
+    let secret = invite_runtime::webhooks::new_secret();
+    let answer = door
+        .change_keyed(
+            key.claim(),
+            move |conn| invite_ops::webhooks::create(conn, &ctx, server_id, &target, &secret),
+            |created| {
+                crate::api::idempotency::render(
+                    actix_web::http::StatusCode::CREATED,
+                    &webhook(created.clone(), true),
+                    None,
+                )
+            },
+        )
+        .await?;
+    Ok(crate::api::idempotency::respond(answer))
+}
+
+/// The server's webhooks, oldest first, without their secrets (`MANAGE_SERVER`).
+#[utoipa::path(get, path = "/servers/{server_id}/webhooks", tag = "events", security(("bearer" = [])),
+    params(super::common::ServerPath), responses(
+        (status = 200, description = "Webhooks", body = [invite_api::Webhook]),
+        super::common::MissingPermission, super::common::ServerNotFound,
+    ))]
+pub(crate) async fn list(
+    door: web::Data<Door>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let ctx = door.ctx(actor);
+    let server_id = path.into_inner();
+    let webhooks = door.read(move |conn| invite_ops::webhooks::list(conn, &ctx, server_id)).await?;
+    Ok(HttpResponse::Ok()
+        .json(webhooks.into_iter().map(|listed| webhook(listed, false)).collect::<Vec<_>>()))
+}
+
+/// Deletes a webhook and its delivery log (`MANAGE_SERVER`).
+#[utoipa::path(delete, path = "/servers/{server_id}/webhooks/{webhook_id}", tag = "events", security(("bearer" = [])),
+    params(super::common::ServerPath, ("webhook_id" = Uuid, Path, description = "The webhook")), responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "`SERVER_NOT_FOUND` or `WEBHOOK_NOT_FOUND`", body = ErrorBody),
+        super::common::MissingPermission,
+    ))]
+pub(crate) async fn delete(
+    door: web::Data<Door>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<(Uuid, Uuid)>,
+) -> ApiResult<HttpResponse> {
+    let ctx = door.ctx(actor);
+    let ids = path.into_inner();
+    door.change(move |conn| invite_ops::webhooks::delete(conn, &ctx, ids)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// One attempt at delivering one event, as the delivery log shows it.
+fn delivery(delivery: Delivery) -> invite_api::Delivery {
+    invite_api::Delivery {
+        event_seq: delivery.event_seq,
+        event_type: delivery.event_type,
+        attempt: delivery.attempt,
+        status: delivery.status,
+        error: delivery.error,
+        duration_ms: delivery.duration_ms,
+        created_at: delivery.created_at,
+    }
+}
+
+/// A webhook's latest deliveries, newest first, with its state (`MANAGE_SERVER`).
+#[utoipa::path(get, path = "/servers/{server_id}/webhooks/{webhook_id}/deliveries", tag = "events", security(("bearer" = [])),
+    params(super::common::ServerPath, ("webhook_id" = Uuid, Path, description = "The webhook")), responses(
+        (status = 200, description = "The webhook and its deliveries", body = invite_api::Deliveries),
+        (status = 404, description = "`SERVER_NOT_FOUND` or `WEBHOOK_NOT_FOUND`", body = ErrorBody),
+        super::common::MissingPermission,
+    ))]
+pub(crate) async fn deliveries(
+    door: web::Data<Door>,
+    AuthUser(actor): AuthUser,
+    path: web::Path<(Uuid, Uuid)>,
+) -> ApiResult<HttpResponse> {
+    let ctx = door.ctx(actor);
+    let ids = path.into_inner();
+    let (hook, deliveries) =
+        door.read(move |conn| invite_ops::webhooks::deliveries(conn, &ctx, ids)).await?;
+    Ok(HttpResponse::Ok().json(invite_api::Deliveries {
+        webhook: webhook(hook, false),
+        deliveries: deliveries.into_iter().map(delivery).collect(),
+    }))
+}

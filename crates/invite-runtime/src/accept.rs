@@ -1,0 +1,46 @@
+//! The accept operation as the service runs it, for the API and the invite page alike: the join
+//! committed with concurrent ones through the door, its events settled, its outcome counted.
+//! Whether the join is admitted is `invite_ops::accept`'s to decide; this only runs it.
+
+use invite_core::code::CodeRef;
+use invite_ops::OpError;
+use invite_store::repo::{Actor, IdempotencyClaim, JoinResponseTemplate, Keyed, Redemption};
+
+use crate::db::{DbResult, Failure};
+use crate::door::Door;
+use crate::metrics::Metrics;
+
+/// An Idempotency-Key's claim and the response a join records under it (written by the host,
+/// which owns the wire format).
+pub type Recording = (IdempotencyClaim, &'static JoinResponseTemplate<'static>);
+
+/// Joins `code`'s server as `actor`: through the door in the invite's commit group, with the
+/// response recorded under `recording`'s key when there is one, and counted by outcome.
+pub async fn redeem(
+    door: &Door,
+    metrics: &Metrics,
+    actor: Actor,
+    code: CodeRef,
+    recording: Option<Recording>,
+) -> DbResult<Keyed<Redemption>> {
+    let ctx = door.ctx(actor);
+    let group = invite_ops::accept::commit_group(&code, door.pool().backend());
+    let outcome = door
+        .change_grouped(group, move |conn| {
+            invite_ops::accept::accept(
+                conn,
+                &ctx,
+                &code,
+                recording.as_ref().map(|(claim, template)| (claim, *template)),
+            )
+        })
+        .await;
+    metrics.observe_accept(match &outcome {
+        Ok(Keyed::Fresh(Redemption::Joined(_))) => "joined",
+        Ok(Keyed::Fresh(Redemption::Refused(reason))) => reason.label(),
+        Ok(Keyed::Replay(_)) => "replayed",
+        Err(Failure::Overloaded | Failure::Op(OpError::Unavailable(_))) => "unavailable",
+        Err(_) => "error",
+    });
+    outcome
+}
