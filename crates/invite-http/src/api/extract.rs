@@ -8,16 +8,13 @@ use actix_web::dev::{Payload, ServiceResponse};
 use actix_web::error::{PathError, QueryPayloadError};
 use actix_web::http::header::{self, EntityTag, HeaderMap};
 use actix_web::middleware::ErrorHandlerResponse;
-use actix_web::web::{BytesMut, PathConfig, QueryConfig};
+use actix_web::web::{PathConfig, QueryConfig};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
-use futures_util::StreamExt;
 use invite_core::{ErrorCode, Problem};
 use serde::de::DeserializeOwned;
 
 use crate::api::error::{ApiError, ErrorBody};
-
-/// Largest request body accepted, in bytes.
-pub(crate) const BODY_LIMIT: usize = 16 * 1024;
+use crate::guard::body::read_limited;
 
 /// A JSON request body. An absent or empty body, or a JSON `null`, is read as `{}`, so endpoints
 /// whose fields are all optional accept a bare `POST`; a non-empty body must be `application/json` (415
@@ -35,21 +32,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
         let utf8 = declares_utf8(req.headers());
         let mut payload = payload.take();
         Box::pin(async move {
-            // A declared length over the limit never gets here ([`crate::guard::body::buffer`]);
-            // a streamed body is counted as it arrives.
-            let mut body = BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|error| {
-                    ApiError::with_message(
-                        ErrorCode::InvalidJson,
-                        format!("could not read the body: {error}"),
-                    )
-                })?;
-                if body.len() + chunk.len() > BODY_LIMIT {
-                    return Err(ApiError::of(ErrorCode::PayloadTooLarge));
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body = read_limited(&mut payload, ErrorCode::InvalidJson).await?;
             let text: &[u8] =
                 if body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null" {
                     b"{}"
@@ -234,20 +217,20 @@ mod tests {
 
     use super::*;
 
+    /// What `If-Match: value` says.
+    fn if_match_of(value: &str) -> Result<Option<i64>, Problem> {
+        if_match(&TestRequest::default().insert_header((header::IF_MATCH, value)).to_http_request())
+    }
+
     #[test]
     fn if_match_forms() {
-        let with = |value: &str| {
-            if_match(
-                &TestRequest::default().insert_header((header::IF_MATCH, value)).to_http_request(),
-            )
-        };
-        assert_eq!(with("\"3\"").unwrap(), Some(3));
-        assert_eq!(with("3").unwrap(), Some(3));
-        assert_eq!(with("W/\"4\"").unwrap(), Some(4));
-        assert_eq!(with("*").unwrap(), None);
+        assert_eq!(if_match_of("\"3\"").unwrap(), Some(3));
+        assert_eq!(if_match_of("3").unwrap(), Some(3));
+        assert_eq!(if_match_of("W/\"4\"").unwrap(), Some(4));
+        assert_eq!(if_match_of("*").unwrap(), None);
         for malformed in ["", "null", "\"3", "W/3", "3\"\"", "1 2", "\"abc\"", "\"-1\""] {
             assert_eq!(
-                with(malformed).unwrap_err().code,
+                if_match_of(malformed).unwrap_err().code,
                 ErrorCode::ValidationError,
                 "{malformed}"
             );
@@ -257,32 +240,29 @@ mod tests {
 
     #[test]
     fn if_match_names_one_version_or_is_malformed() {
-        let with = |value: &str| {
-            if_match(
-                &TestRequest::default().insert_header((header::IF_MATCH, value)).to_http_request(),
-            )
-        };
-        assert_eq!(with(" W/\"12\" ").unwrap(), Some(12));
+        assert_eq!(if_match_of(" W/\"12\" ").unwrap(), Some(12));
         // Lists, whole or with an item the typed header would skip, are not one version.
         for malformed in ["\"3\", \"4\"", "\"3\", x", "x, \"3\"", "*, \"3\"", "W/\"\"", "\"\""] {
             assert_eq!(
-                with(malformed).unwrap_err().code,
+                if_match_of(malformed).unwrap_err().code,
                 ErrorCode::ValidationError,
                 "{malformed}"
             );
         }
     }
 
+    /// A request's headers with this `Content-Type`.
+    fn content_type(value: &str) -> HeaderMap {
+        TestRequest::default()
+            .insert_header((header::CONTENT_TYPE, value))
+            .to_http_request()
+            .headers()
+            .clone()
+    }
+
     #[test]
     fn json_content_types() {
-        let check = |value: &str| {
-            is_json(
-                TestRequest::default()
-                    .insert_header((header::CONTENT_TYPE, value))
-                    .to_http_request()
-                    .headers(),
-            )
-        };
+        let check = |value: &str| is_json(&content_type(value));
         assert!(check("application/json"));
         assert!(check("application/json; charset=utf-8"));
         assert!(check("Application/JSON"));
@@ -294,14 +274,7 @@ mod tests {
 
     #[test]
     fn charsets_other_than_utf8_are_refused() {
-        let check = |value: &str| {
-            declares_utf8(
-                TestRequest::default()
-                    .insert_header((header::CONTENT_TYPE, value))
-                    .to_http_request()
-                    .headers(),
-            )
-        };
+        let check = |value: &str| declares_utf8(&content_type(value));
         assert!(check("application/json"));
         assert!(check("application/json; charset=utf-8"));
         assert!(check("application/json;charset=\"UTF-8\""));

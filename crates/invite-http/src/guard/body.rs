@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::web::{Bytes, BytesMut};
@@ -18,7 +18,29 @@ use futures_util::StreamExt;
 use invite_core::ErrorCode;
 
 use crate::api::error::ApiError;
-use crate::api::extract::BODY_LIMIT;
+
+/// Largest request body accepted, in bytes.
+pub(crate) const BODY_LIMIT: usize = 16 * 1024;
+
+/// Reads `payload` to its end: 413 as soon as it grows past [`BODY_LIMIT`], and `broken` (with
+/// the cause) when the stream breaks off. A declared length over the limit is refused before
+/// this (by [`buffer`]); a streamed body is counted as it arrives.
+pub(crate) async fn read_limited(
+    payload: &mut Payload,
+    broken: ErrorCode,
+) -> Result<BytesMut, ApiError> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|error| {
+            ApiError::with_message(broken, format!("could not read the body: {error}"))
+        })?;
+        if body.len() + chunk.len() > BODY_LIMIT {
+            return Err(ApiError::of(ErrorCode::PayloadTooLarge));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
 
 /// The body of the request as it arrived (empty when there was none).
 #[derive(Debug, Clone)]
@@ -50,24 +72,9 @@ pub(crate) async fn buffer<B: MessageBody + 'static>(
     }
     let timeout = req.app_data::<BodyTimeout>().map_or(Duration::from_secs(10), |t| t.0);
     let mut payload = req.take_payload();
-    let read = async {
-        let mut body = BytesMut::new();
-        while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(|error| {
-                ApiError::with_message(
-                    ErrorCode::MalformedRequest,
-                    format!("could not read the body: {error}"),
-                )
-            })?;
-            if body.len() + chunk.len() > BODY_LIMIT {
-                return Err(ApiError::of(ErrorCode::PayloadTooLarge));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body.freeze())
-    };
+    let read = read_limited(&mut payload, ErrorCode::MalformedRequest);
     let body = match tokio::time::timeout(timeout, read).await {
-        Ok(Ok(body)) => body,
+        Ok(Ok(body)) => body.freeze(),
         Ok(Err(error)) => return Ok(refuse(req, &error)),
         Err(_) => {
             return Ok(refuse(

@@ -105,14 +105,7 @@ impl TrustedProxies {
             return None;
         }
         let headers = req.headers();
-        let rightmost = |name: &str| {
-            headers
-                .get_all(name)
-                .filter_map(|value| value.to_str().ok())
-                .flat_map(|value| value.split(','))
-                .map(str::trim)
-                .rfind(|entry| !entry.is_empty())
-        };
+        let rightmost = |name: &str| list_entries(headers, name).last();
         let (host, proto) = match self.header {
             ClientAddressHeader::XForwardedFor => {
                 (rightmost("x-forwarded-host"), rightmost("x-forwarded-proto"))
@@ -135,15 +128,19 @@ impl TrustedProxies {
             ClientAddressHeader::XForwardedFor => "x-forwarded-for",
             ClientAddressHeader::Forwarded => header::FORWARDED.as_str(),
         };
-        headers
-            .get_all(name)
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .map(str::trim)
-            // Empty list elements are allowed (RFC 9110, section 5.6.1) and say nothing.
-            .filter(|entry| !entry.is_empty())
-            .collect()
+        list_entries(headers, name).collect()
     }
+}
+
+/// The comma-separated entries of the header `name`, in order, across all its lines.
+fn list_entries<'h>(headers: &'h HeaderMap, name: &str) -> impl Iterator<Item = &'h str> {
+    headers
+        .get_all(name)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        // Empty list elements are allowed (RFC 9110, section 5.6.1) and say nothing.
+        .filter(|entry| !entry.is_empty())
 }
 
 /// The socket's peer, or `0.0.0.0` when it is not known.

@@ -47,6 +47,18 @@ pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin {}
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Io for T {}
 
+/// The application as the upgrade service calls it: a service of requests whose answers and
+/// errors are responses, as actix-http asks of an HTTP/1 service.
+pub(crate) trait App<B>:
+    Service<Request, Response: Into<Response<B>>, Error: Into<Response<BoxBody>>>
+{
+}
+
+impl<S, B> App<B> for S where
+    S: Service<Request, Response: Into<Response<B>>, Error: Into<Response<BoxBody>>>
+{
+}
+
 /// Put in a `101` response's extensions by a handler that takes the connection over: run with
 /// the connection once the response's head is written.
 pub(crate) struct Takeover(Box<dyn FnOnce(Upgraded) -> LocalBoxFuture<'static, ()>>);
@@ -80,10 +92,8 @@ pub(crate) async fn serve<T, S, B>(
     framed: Framed<T, h1::Codec>,
 ) -> Result<(), actix_http::Error>
 where
-    T: AsyncRead + AsyncWrite + Unpin + 'static,
-    S: Service<Request>,
-    S::Response: Into<Response<B>>,
-    S::Error: Into<Response<BoxBody>>,
+    T: Io + 'static,
+    S: App<B>,
     B: MessageBody + 'static,
 {
     // Boxed and awaited apart: the request's handling is done with, and its memory freed,
@@ -107,10 +117,8 @@ async fn upgrade<T, S, B>(
     mut framed: Framed<T, h1::Codec>,
 ) -> io::Result<Option<Session>>
 where
-    T: AsyncRead + AsyncWrite + Unpin + 'static,
-    S: Service<Request>,
-    S::Response: Into<Response<B>>,
-    S::Error: Into<Response<BoxBody>>,
+    T: Io + 'static,
+    S: App<B>,
     B: MessageBody + 'static,
 {
     req.extensions_mut().insert(Upgradable);

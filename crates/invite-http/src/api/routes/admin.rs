@@ -6,8 +6,12 @@ use std::future::{Ready, ready};
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
 use invite_api::MaintenanceRequest;
 use invite_core::ErrorCode;
+use invite_ops::{OpResult, Outcome};
+use invite_store::DbConnection;
+use invite_store::repo::MaintenanceState;
 use secrecy::ExposeSecret as _;
 use subtle::ConstantTimeEq;
 
@@ -90,12 +94,11 @@ pub(crate) async fn start_maintenance(
     _admin: Admin,
     JsonBody(request): JsonBody<MaintenanceRequest>,
 ) -> ApiResult<HttpResponse> {
-    let now = door.now();
-    let switched =
-        door.change(move |conn| invite_ops::maintenance::start(conn, &request, now)).await?;
-    let view =
+    let here =
         MaintenanceView { maintenance: maintenance.into_inner(), metrics: metrics.into_inner() };
-    view.show(Some(switched.clone()), now);
+    let (switched, now) =
+        switch(&door, &here, move |conn, now| invite_ops::maintenance::start(conn, &request, now))
+            .await?;
     Ok(HttpResponse::Ok().json(crate::api::wire::maintenance(Some(&switched), now)))
 }
 
@@ -110,10 +113,27 @@ pub(crate) async fn end_maintenance(
     maintenance: web::Data<Maintenance>,
     _admin: Admin,
 ) -> ApiResult<HttpResponse> {
-    let now = door.now();
-    let switched = door.change(move |conn| invite_ops::maintenance::end(conn, now)).await?;
-    let view =
+    let here =
         MaintenanceView { maintenance: maintenance.into_inner(), metrics: metrics.into_inner() };
-    view.show(Some(switched), now);
+    switch(&door, &here, invite_ops::maintenance::end).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Turns the switch as `work` does, on every instance sharing the database, and shows it on
+/// this one at once (the others read it from the database); the switch as it now stands, and
+/// the time it was turned.
+async fn switch<F>(
+    door: &Door,
+    here: &MaintenanceView,
+    work: F,
+) -> ApiResult<(MaintenanceState, DateTime<Utc>)>
+where
+    F: FnOnce(&mut DbConnection, DateTime<Utc>) -> OpResult<Outcome<MaintenanceState>>
+        + Send
+        + 'static,
+{
+    let now = door.now();
+    let switched = door.change(move |conn| work(conn, now)).await?;
+    here.show(Some(switched.clone()), now);
+    Ok((switched, now))
 }

@@ -4,10 +4,9 @@ use actix_web::{HttpResponse, web};
 use invite_core::server::BanRequest;
 use uuid::Uuid;
 
+use super::common::{Caller, json_list};
 use crate::api::error::{ApiResult, ErrorBody};
 use crate::api::extract::JsonBody;
-use crate::guard::auth::AuthUser;
-use invite_runtime::door::Door;
 
 routes![list, ban, unban];
 
@@ -20,14 +19,12 @@ routes![list, ban, unban];
         super::common::ServerNotFound,
     ))]
 pub(crate) async fn ban(
-    door: web::Data<Door>,
-    AuthUser(actor): AuthUser,
+    caller: Caller,
     path: web::Path<(Uuid, Uuid)>,
     JsonBody(request): JsonBody<BanRequest>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = door.ctx(actor);
     let ids = path.into_inner();
-    door.change(move |conn| invite_ops::members::ban(conn, &ctx, ids, &request)).await?;
+    caller.change(move |conn, ctx| invite_ops::members::ban(conn, ctx, ids, &request)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -39,13 +36,11 @@ pub(crate) async fn ban(
         super::common::MissingPermission,
     ))]
 pub(crate) async fn unban(
-    door: web::Data<Door>,
-    AuthUser(actor): AuthUser,
+    caller: Caller,
     path: web::Path<(Uuid, Uuid)>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = door.ctx(actor);
     let ids = path.into_inner();
-    door.change(move |conn| invite_ops::members::unban(conn, &ctx, ids)).await?;
+    caller.change(move |conn, ctx| invite_ops::members::unban(conn, ctx, ids)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -55,13 +50,9 @@ pub(crate) async fn unban(
         (status = 200, description = "Bans", body = [invite_api::Ban]),
         super::common::MissingPermission, super::common::ServerNotFound,
     ))]
-pub(crate) async fn list(
-    door: web::Data<Door>,
-    AuthUser(actor): AuthUser,
-    path: web::Path<Uuid>,
-) -> ApiResult<HttpResponse> {
-    let ctx = door.ctx(actor);
+pub(crate) async fn list(caller: Caller, path: web::Path<Uuid>) -> ApiResult<HttpResponse> {
     let server_id = path.into_inner();
-    let bans = door.read(move |conn| invite_ops::members::bans(conn, &ctx, server_id)).await?;
-    Ok(HttpResponse::Ok().json(bans.into_iter().map(crate::api::wire::ban).collect::<Vec<_>>()))
+    let bans =
+        caller.read(move |conn, ctx| invite_ops::members::bans(conn, ctx, server_id)).await?;
+    Ok(json_list(bans, crate::api::wire::ban))
 }

@@ -5,11 +5,10 @@ use actix_web::{HttpResponse, web};
 use invite_core::server::CreateChannelRequest;
 use uuid::Uuid;
 
+use super::common::{Caller, json_list};
 use crate::api::error::ApiResult;
 use crate::api::extract::JsonBody;
 use crate::api::idempotency::{IdempotencyKey, render, respond};
-use crate::guard::auth::AuthUser;
-use invite_runtime::door::Door;
 
 routes![create, list];
 
@@ -20,15 +19,15 @@ routes![create, list];
         super::common::MissingPermission, super::common::ServerNotFound,
     ))]
 pub(crate) async fn create(
-    door: web::Data<Door>,
-    AuthUser(actor): AuthUser,
+    caller: Caller,
     path: web::Path<Uuid>,
     key: IdempotencyKey,
     JsonBody(request): JsonBody<CreateChannelRequest>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = door.ctx(actor);
+    let ctx = caller.ctx();
     let server_id = path.into_inner();
-    let answer = door
+    let answer = caller
+        .door()
         .change_keyed(
             key.claim(),
             move |conn| invite_ops::channels::create(conn, &ctx, server_id, &request),
@@ -46,14 +45,9 @@ pub(crate) async fn create(
         (status = 200, description = "Channels", body = [invite_api::Channel]),
         super::common::ServerNotFound,
     ))]
-pub(crate) async fn list(
-    door: web::Data<Door>,
-    AuthUser(actor): AuthUser,
-    path: web::Path<Uuid>,
-) -> ApiResult<HttpResponse> {
-    let ctx = door.ctx(actor);
+pub(crate) async fn list(caller: Caller, path: web::Path<Uuid>) -> ApiResult<HttpResponse> {
     let server_id = path.into_inner();
-    let channels = door.read(move |conn| invite_ops::channels::list(conn, &ctx, server_id)).await?;
-    Ok(HttpResponse::Ok()
-        .json(channels.into_iter().map(crate::api::wire::channel).collect::<Vec<_>>()))
+    let channels =
+        caller.read(move |conn, ctx| invite_ops::channels::list(conn, ctx, server_id)).await?;
+    Ok(json_list(channels, crate::api::wire::channel))
 }

@@ -1,10 +1,96 @@
-//! What the routes share: the module and handler records `routes!` builds, the paging
-//! queries, and the parameters and refusals their annotations repeat.
+//! What the routes share: the caller every signed-in handler acts as, the module and handler
+//! records `routes!` builds, the paging queries, and the parameters and refusals their
+//! annotations repeat.
 
-use actix_web::Route;
-use serde::Deserialize;
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, Route, web};
+use invite_ops::{Ctx, OpError, OpResult, Outcome};
+use invite_runtime::door::Door;
+use invite_store::DbConnection;
+use invite_store::repo::Actor;
+use serde::{Deserialize, Serialize};
 use utoipa::openapi::path::HttpMethod;
 use uuid::Uuid;
+
+use crate::api::error::{ApiError, ApiResult};
+use crate::guard::auth::AuthUser;
+
+/// The signed-in caller and the door their work goes through: what a handler acting for a user
+/// starts with. The operation's `Ctx` (who, and now) is made when the work is handed to the
+/// door, after every extractor has run and the body has arrived.
+pub(crate) struct Caller {
+    door: web::Data<Door>,
+    actor: Actor,
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let mut caller = || {
+            let door = app_data(req)?;
+            let AuthUser(actor) = AuthUser::from_request(req, payload).into_inner()?;
+            Ok(Self { door, actor })
+        };
+        ready(caller())
+    }
+}
+
+/// A part of the service the app was built with, for extractors made of several.
+pub(crate) fn app_data<T: 'static>(req: &HttpRequest) -> Result<web::Data<T>, ApiError> {
+    req.app_data::<web::Data<T>>().cloned().ok_or_else(|| {
+        ApiError::internal(format!("{} is not registered", std::any::type_name::<T>()))
+    })
+}
+
+impl Caller {
+    /// The caller's user id.
+    pub(crate) fn user_id(&self) -> Uuid {
+        self.actor.user_id
+    }
+
+    /// The door, for work that is neither one read nor one change.
+    pub(crate) fn door(&self) -> &Door {
+        &self.door
+    }
+
+    /// Who acts, and now.
+    pub(crate) fn ctx(&self) -> Ctx {
+        self.door.ctx(self.actor.clone())
+    }
+
+    /// Runs a query (an operation that changes nothing) as the caller.
+    pub(crate) async fn read<T, E, F>(&self, work: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        E: Into<OpError>,
+        F: FnOnce(&mut DbConnection, &Ctx) -> Result<T, E> + Send + 'static,
+    {
+        let ctx = self.ctx();
+        Ok(self.door.read(move |conn| work(conn, &ctx)).await?)
+    }
+
+    /// Runs a change as the caller; its events are settled before its value returns.
+    pub(crate) async fn change<T, F>(&self, work: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection, &Ctx) -> OpResult<Outcome<T>> + Send + 'static,
+    {
+        let ctx = self.ctx();
+        Ok(self.door.change(move |conn| work(conn, &ctx)).await?)
+    }
+}
+
+/// `200` with `items` as one JSON array, each as `show` puts it on the wire.
+pub(crate) fn json_list<T, U: Serialize>(
+    items: impl IntoIterator<Item = T>,
+    show: impl FnMut(T) -> U,
+) -> HttpResponse {
+    HttpResponse::Ok().json(items.into_iter().map(show).collect::<Vec<_>>())
+}
 
 /// `?limit=&before=` for lists newest first.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -18,6 +104,13 @@ pub(crate) struct BeforeQuery {
     pub(super) before: Option<Uuid>,
 }
 
+impl BeforeQuery {
+    /// The page as the operations take it: `(limit, before)`.
+    pub(super) fn page(self) -> (Option<i64>, Option<Uuid>) {
+        (self.limit, self.before)
+    }
+}
+
 /// `?limit=&after=` for lists by user id.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +121,13 @@ pub(crate) struct AfterQuery {
     pub(super) limit: Option<i64>,
     /// Only users after this user id.
     pub(super) after: Option<Uuid>,
+}
+
+impl AfterQuery {
+    /// The page as the operations take it: `(limit, after)`.
+    pub(super) fn page(self) -> (Option<i64>, Option<Uuid>) {
+        (self.limit, self.after)
+    }
 }
 
 /// A route module, as `routes!` declares it.

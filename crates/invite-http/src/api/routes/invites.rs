@@ -1,7 +1,10 @@
 //! Invites: create, list, edit and revoke (server- and channel-scoped), preview and accept.
 
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use invite_core::code::CodeRef;
 use invite_core::invite::{CreateInviteRequest, UpdateInviteRequest};
 use invite_core::redeem::{PreviewRefused, RedemptionRefused};
@@ -9,7 +12,7 @@ use invite_core::{ErrorCode, Problem};
 use invite_ops::invites::Place;
 use invite_store::models::Invite;
 use invite_store::repo::{
-    Actor, CreatedInvite, JoinResponseTemplate, Keyed, RecordedResponse, Redemption,
+    CreatedInvite, JoinResponseTemplate, Keyed, RecordedResponse, Redemption,
 };
 use serde::Deserialize;
 use uuid::Uuid;
@@ -18,6 +21,7 @@ use invite_runtime::door::Door;
 use invite_runtime::metrics::Metrics;
 use invite_runtime::preview_cache::PreviewCache;
 
+use super::common::{Caller, app_data, json_list};
 use crate::api::error::{ApiError, ApiResult, ErrorBody};
 use crate::api::extract::{JsonBody, etag, if_match};
 use crate::api::idempotency::{IdempotencyKey, render, respond};
@@ -92,99 +96,125 @@ fn invite_response(
 /// caller's with 200 instead of creating one.
 #[utoipa::path(post, path = "/servers/{server_id}/invites", tag = "invites", security(("bearer" = [])),
     params(super::common::ServerPath, super::common::IdempotencyHeader), request_body(content = Option<CreateInviteRequest>, description = "Absent or empty: `{}`"), responses(
-        (status = 201, description = "Created (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = invite_api::Invite, headers(("ETag" = String, description = "The invite's version, quoted"))),
-        (status = 200, description = "`unique: false` found an equal active invite", body = invite_api::Invite, headers(("ETag" = String, description = "The invite's version, quoted"))),
+        CreateAnswers,
         (status = 400, description = "A rule of the request (`VALIDATION_ERROR`), `UNKNOWN_CHANNEL`, `MAX_INVITES_REACHED`, malformed input", body = ErrorBody),
-        (status = 429, description = "`RATE_LIMITED`: the `create` bucket is empty; retry after `Retry-After` seconds. Every response of this operation carries `X-RateLimit-Limit`, `-Remaining`, `-Reset-After` and `-Bucket`", body = crate::api::error::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
         super::common::MissingPermission, super::common::ServerNotFound,
     ))]
-#[expect(clippy::too_many_arguments, reason = "a handler takes each part it uses as an extractor")]
 pub(crate) async fn create_in_server(
-    door: web::Data<Door>,
-    limiter: web::Data<Limiter>,
-    links: web::Data<Links>,
-    random: web::Data<RandomFactory>,
+    creating: Creating,
     req: HttpRequest,
-    AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
     key: IdempotencyKey,
     JsonBody(request): JsonBody<CreateInviteRequest>,
 ) -> ApiResult<HttpResponse> {
-    let parts = Parts { door: &door, limiter: &limiter, links: &links, random: &random };
-    create(&parts, &req, actor, key, request, Place::Server(path.into_inner())).await
+    creating.create(&req, key, request, Place::Server(path.into_inner())).await
 }
 
 /// Creates an invite to a channel (`CREATE_INVITES` in its server); same body as for servers.
 #[utoipa::path(post, path = "/channels/{channel_id}/invites", tag = "invites", security(("bearer" = [])),
     params(("channel_id" = Uuid, Path, description = "The channel"), super::common::IdempotencyHeader), request_body(content = Option<CreateInviteRequest>, description = "Absent or empty: `{}`"), responses(
-        (status = 201, description = "Created (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = invite_api::Invite, headers(("ETag" = String, description = "The invite's version, quoted"))),
-        (status = 200, description = "`unique: false` found an equal active invite", body = invite_api::Invite, headers(("ETag" = String, description = "The invite's version, quoted"))),
+        CreateAnswers,
         (status = 400, description = "A rule of the request (`VALIDATION_ERROR`), `MAX_INVITES_REACHED`, malformed input", body = ErrorBody),
-        (status = 429, description = "`RATE_LIMITED`: the `create` bucket is empty; retry after `Retry-After` seconds. Every response of this operation carries `X-RateLimit-Limit`, `-Remaining`, `-Reset-After` and `-Bucket`", body = crate::api::error::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 404, description = "`CHANNEL_NOT_FOUND`: unknown, or in a server the caller is not in", body = ErrorBody),
         super::common::MissingPermission,
     ))]
-#[expect(clippy::too_many_arguments, reason = "a handler takes each part it uses as an extractor")]
 pub(crate) async fn create_in_channel(
-    door: web::Data<Door>,
-    limiter: web::Data<Limiter>,
-    links: web::Data<Links>,
-    random: web::Data<RandomFactory>,
+    creating: Creating,
     req: HttpRequest,
-    AuthUser(actor): AuthUser,
     path: web::Path<Uuid>,
     key: IdempotencyKey,
     JsonBody(request): JsonBody<CreateInviteRequest>,
 ) -> ApiResult<HttpResponse> {
-    let parts = Parts { door: &door, limiter: &limiter, links: &links, random: &random };
-    create(&parts, &req, actor, key, request, Place::Channel(path.into_inner())).await
+    creating.create(&req, key, request, Place::Channel(path.into_inner())).await
 }
 
-/// What creating an invite works with.
-struct Parts<'a> {
-    door: &'a Door,
-    limiter: &'a Limiter,
-    links: &'a Links,
-    random: &'a RandomFactory,
+/// The answers of a creation that both of its paths give: the invite made, an equal one
+/// found, or the `create` bucket empty.
+#[derive(utoipa::IntoResponses)]
+#[expect(dead_code, reason = "documents the bodies; `create` writes them")]
+enum CreateAnswers {
+    /// The invite made.
+    #[response(status = 201, description = "Created (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", headers(("ETag" = String, description = "The invite's version, quoted")))]
+    Created(invite_api::Invite),
+    /// An equal active invite of the caller's.
+    #[response(status = 200, description = "`unique: false` found an equal active invite", headers(("ETag" = String, description = "The invite's version, quoted")))]
+    Found(invite_api::Invite),
+    /// The `create` bucket is empty.
+    #[response(status = 429, description = "`RATE_LIMITED`: the `create` bucket is empty; retry after `Retry-After` seconds. Every response of this operation carries `X-RateLimit-Limit`, `-Remaining`, `-Reset-After` and `-Bucket`", headers(("Retry-After" = u64, description = "Seconds to wait")))]
+    RateLimited(crate::api::error::RateLimitedBody<'static>),
 }
 
-/// Creation, whichever path named the server: the rate limit is per user and server, so a
-/// channel-scoped path first finds the channel's server.
-async fn create(
-    state: &Parts<'_>,
-    req: &HttpRequest,
-    actor: Actor,
-    key: IdempotencyKey,
-    request: CreateInviteRequest,
-    place: Place,
-) -> ApiResult<HttpResponse> {
-    let door = state.door;
-    if state.limiter.enabled() {
-        let server_id = match place {
-            Place::Server(server_id) => server_id,
-            Place::Channel(_) => {
-                door.read(move |conn| invite_ops::invites::server_of(conn, place)).await?
-            }
+/// What creating an invite works with, whichever path named the server: the caller, and the
+/// service's rate limits, links and code randomness.
+pub(crate) struct Creating {
+    caller: Caller,
+    limiter: web::Data<Limiter>,
+    links: web::Data<Links>,
+    random: web::Data<RandomFactory>,
+}
+
+impl FromRequest for Creating {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let mut creating = || {
+            Ok(Self {
+                limiter: app_data(req)?,
+                links: app_data(req)?,
+                random: app_data(req)?,
+                caller: Caller::from_request(req, payload).into_inner()?,
+            })
         };
-        state.limiter.limit(req, |limits| limits.create(actor.user_id, server_id))?;
+        ready(creating())
     }
-    let ctx = door.ctx(actor);
-    let random = RandomFactory::clone(state.random);
-    let public_url = state.links.public_url().to_owned();
-    let answer = door
-        .change_keyed(
-            key.claim(),
-            move |conn| invite_ops::invites::create(conn, &ctx, place, request, random().as_mut()),
-            move |created| {
-                let (status, invite) = match created {
-                    CreatedInvite::Created(invite) => (StatusCode::CREATED, invite),
-                    CreatedInvite::Reused(invite) => (StatusCode::OK, invite),
-                };
-                render(status, &crate::api::wire::invite(invite, &public_url), Some(invite.version))
-            },
-        )
-        .await?;
-    Ok(respond(answer))
+}
+
+impl Creating {
+    /// Creates the invite: the rate limit is per user and server, so a channel-scoped path
+    /// first finds the channel's server.
+    async fn create(
+        &self,
+        req: &HttpRequest,
+        key: IdempotencyKey,
+        request: CreateInviteRequest,
+        place: Place,
+    ) -> ApiResult<HttpResponse> {
+        let door = self.caller.door();
+        if self.limiter.enabled() {
+            let server_id = match place {
+                Place::Server(server_id) => server_id,
+                Place::Channel(_) => {
+                    door.read(move |conn| invite_ops::invites::server_of(conn, place)).await?
+                }
+            };
+            let user_id = self.caller.user_id();
+            self.limiter.limit(req, |limits| limits.create(user_id, server_id))?;
+        }
+        let ctx = self.caller.ctx();
+        let random = RandomFactory::clone(&self.random);
+        let public_url = self.links.public_url().to_owned();
+        let answer = door
+            .change_keyed(
+                key.claim(),
+                move |conn| {
+                    invite_ops::invites::create(conn, &ctx, place, request, random().as_mut())
+                },
+                move |created| {
+                    let (status, invite) = match created {
+                        CreatedInvite::Created(invite) => (StatusCode::CREATED, invite),
+                        CreatedInvite::Reused(invite) => (StatusCode::OK, invite),
+                    };
+                    render(
+                        status,
+                        &crate::api::wire::invite(invite, &public_url),
+                        Some(invite.version),
+                    )
+                },
+            )
+            .await?;
+        Ok(respond(answer))
+    }
 }
 
 /// The server's invites, newest first, expired and used-up ones included, revoked and vanity
@@ -195,19 +225,14 @@ async fn create(
         super::common::MissingPermission, super::common::ServerNotFound,
     ))]
 pub(crate) async fn list_in_server(
-    door: web::Data<Door>,
     links: web::Data<Links>,
-    AuthUser(actor): AuthUser,
+    caller: Caller,
     path: web::Path<Uuid>,
     query: web::Query<ListQuery>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = door.ctx(actor);
-    let place = Place::Server(path.into_inner());
     let ListQuery { channel_id, limit, before } = query.into_inner();
     let query = invite_ops::invites::ListQuery { channel_id, limit, before };
-    let invites =
-        door.read(move |conn| invite_ops::invites::list(conn, &ctx, place, query)).await?;
-    Ok(list_response(&invites, &links))
+    list(&caller, &links, Place::Server(path.into_inner()), query).await
 }
 
 /// The channel's invites, newest first (`CREATE_INVITES` in its server).
@@ -218,28 +243,26 @@ pub(crate) async fn list_in_server(
         super::common::MissingPermission,
     ))]
 pub(crate) async fn list_in_channel(
-    door: web::Data<Door>,
     links: web::Data<Links>,
-    AuthUser(actor): AuthUser,
+    caller: Caller,
     path: web::Path<Uuid>,
     query: web::Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = door.ctx(actor);
-    let place = Place::Channel(path.into_inner());
     let PageQuery { limit, before } = query.into_inner();
     let query = invite_ops::invites::ListQuery { channel_id: None, limit, before };
-    let invites =
-        door.read(move |conn| invite_ops::invites::list(conn, &ctx, place, query)).await?;
-    Ok(list_response(&invites, &links))
+    list(&caller, &links, Place::Channel(path.into_inner()), query).await
 }
 
-fn list_response(invites: &[Invite], links: &Links) -> HttpResponse {
-    HttpResponse::Ok().json(
-        invites
-            .iter()
-            .map(|invite| crate::api::wire::invite(invite, links.public_url()))
-            .collect::<Vec<_>>(),
-    )
+/// The invites of a server or a channel, whichever path named it.
+async fn list(
+    caller: &Caller,
+    links: &Links,
+    place: Place,
+    query: invite_ops::invites::ListQuery,
+) -> ApiResult<HttpResponse> {
+    let invites =
+        caller.read(move |conn, ctx| invite_ops::invites::list(conn, ctx, place, query)).await?;
+    Ok(json_list(&invites, |invite| crate::api::wire::invite(invite, links.public_url())))
 }
 
 /// Edits an invite's limits; a new expiry counts from now. `CREATE_INVITES` for one's own,
@@ -254,18 +277,16 @@ fn list_response(invites: &[Invite], links: &Links) -> HttpResponse {
         super::common::MissingPermission,
     ))]
 pub(crate) async fn update(
-    door: web::Data<Door>,
     links: web::Data<Links>,
     req: HttpRequest,
-    AuthUser(actor): AuthUser,
+    caller: Caller,
     path: web::Path<(Uuid, Uuid)>,
     JsonBody(request): JsonBody<UpdateInviteRequest>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = door.ctx(actor);
     let ids = path.into_inner();
     let expected = if_match(&req);
-    let invite = door
-        .change(move |conn| invite_ops::invites::update(conn, &ctx, ids, &request, expected))
+    let invite = caller
+        .change(move |conn, ctx| invite_ops::invites::update(conn, ctx, ids, &request, expected))
         .await?;
     Ok(invite_response(HttpResponse::Ok(), &invite, &links))
 }
@@ -281,15 +302,13 @@ pub(crate) async fn update(
         super::common::MissingPermission,
     ))]
 pub(crate) async fn revoke(
-    door: web::Data<Door>,
     req: HttpRequest,
-    AuthUser(actor): AuthUser,
+    caller: Caller,
     path: web::Path<(Uuid, Uuid)>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = door.ctx(actor);
     let ids = path.into_inner();
     let expected = if_match(&req);
-    door.change(move |conn| invite_ops::invites::revoke(conn, &ctx, ids, expected)).await?;
+    caller.change(move |conn, ctx| invite_ops::invites::revoke(conn, ctx, ids, expected)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -306,10 +325,9 @@ pub(crate) async fn revoke(
         (status = 429, description = "`RATE_LIMITED`: the `unknown-code` bucket is empty; retry after `Retry-After` seconds", body = crate::api::error::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 pub(crate) async fn revoke_by_code(
-    door: web::Data<Door>,
     limiter: web::Data<Limiter>,
     req: HttpRequest,
-    AuthUser(actor): AuthUser,
+    caller: Caller,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     limiter.not_scanning(&req)?;
@@ -321,11 +339,11 @@ pub(crate) async fn revoke_by_code(
     };
     let code =
         CodeRef::parse(&path).ok_or_else(|| not_found(ApiError::of(ErrorCode::InviteNotFound)))?;
-    let ctx = door.ctx(actor);
     let expected = if_match(&req);
-    door.change(move |conn| invite_ops::invites::revoke_by_code(conn, &ctx, &code, expected))
+    caller
+        .change(move |conn, ctx| invite_ops::invites::revoke_by_code(conn, ctx, &code, expected))
         .await
-        .map_err(|failure| not_found(failure.into()))?;
+        .map_err(not_found)?;
     Ok(HttpResponse::NoContent().finish())
 }
 

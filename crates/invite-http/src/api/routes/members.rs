@@ -4,11 +4,9 @@ use actix_web::{HttpResponse, web};
 use invite_core::server::UpdateMemberRequest;
 use uuid::Uuid;
 
-use super::common::AfterQuery;
+use super::common::{AfterQuery, Caller, json_list};
 use crate::api::error::{ApiResult, ErrorBody};
 use crate::api::extract::JsonBody;
-use crate::guard::auth::AuthUser;
-use invite_runtime::door::Door;
 
 routes![list, update, remove, joined_with];
 
@@ -19,19 +17,15 @@ routes![list, update, remove, joined_with];
         super::common::ServerNotFound,
     ))]
 pub(crate) async fn list(
-    door: web::Data<Door>,
-    AuthUser(actor): AuthUser,
+    caller: Caller,
     path: web::Path<Uuid>,
     query: web::Query<AfterQuery>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = door.ctx(actor);
     let server_id = path.into_inner();
-    let AfterQuery { limit, after } = query.into_inner();
-    let members = door
-        .read(move |conn| invite_ops::members::list(conn, &ctx, server_id, (limit, after)))
-        .await?;
-    Ok(HttpResponse::Ok()
-        .json(members.into_iter().map(crate::api::wire::member).collect::<Vec<_>>()))
+    let page = query.into_inner().page();
+    let members =
+        caller.read(move |conn, ctx| invite_ops::members::list(conn, ctx, server_id, page)).await?;
+    Ok(json_list(members, crate::api::wire::member))
 }
 
 /// Replaces a member's extra permissions (`ADMINISTRATOR`); ends a temporary membership.
@@ -42,15 +36,14 @@ pub(crate) async fn list(
         super::common::MissingPermission,
     ))]
 pub(crate) async fn update(
-    door: web::Data<Door>,
-    AuthUser(actor): AuthUser,
+    caller: Caller,
     path: web::Path<(Uuid, Uuid)>,
     JsonBody(request): JsonBody<UpdateMemberRequest>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = door.ctx(actor);
     let ids = path.into_inner();
-    let member =
-        door.change(move |conn| invite_ops::members::update(conn, &ctx, ids, &request)).await?;
+    let member = caller
+        .change(move |conn, ctx| invite_ops::members::update(conn, ctx, ids, &request))
+        .await?;
     Ok(HttpResponse::Ok().json(crate::api::wire::member(member)))
 }
 
@@ -63,13 +56,11 @@ pub(crate) async fn update(
         (status = 404, description = "`SERVER_NOT_FOUND` or `MEMBER_NOT_FOUND`", body = ErrorBody),
     ))]
 pub(crate) async fn remove(
-    door: web::Data<Door>,
-    AuthUser(actor): AuthUser,
+    caller: Caller,
     path: web::Path<(Uuid, Uuid)>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = door.ctx(actor);
     let ids = path.into_inner();
-    door.change(move |conn| invite_ops::members::remove(conn, &ctx, ids)).await?;
+    caller.change(move |conn, ctx| invite_ops::members::remove(conn, ctx, ids)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -81,17 +72,14 @@ pub(crate) async fn remove(
         super::common::MissingPermission,
     ))]
 pub(crate) async fn joined_with(
-    door: web::Data<Door>,
-    AuthUser(actor): AuthUser,
+    caller: Caller,
     path: web::Path<(Uuid, Uuid)>,
     query: web::Query<AfterQuery>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = door.ctx(actor);
     let ids = path.into_inner();
-    let AfterQuery { limit, after } = query.into_inner();
-    let members = door
-        .read(move |conn| invite_ops::invites::members_joined_with(conn, &ctx, ids, (limit, after)))
+    let page = query.into_inner().page();
+    let members = caller
+        .read(move |conn, ctx| invite_ops::invites::members_joined_with(conn, ctx, ids, page))
         .await?;
-    Ok(HttpResponse::Ok()
-        .json(members.into_iter().map(crate::api::wire::member).collect::<Vec<_>>()))
+    Ok(json_list(members, crate::api::wire::member))
 }

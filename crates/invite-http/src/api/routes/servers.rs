@@ -5,12 +5,10 @@ use actix_web::{HttpResponse, web};
 use invite_core::server::{CreateServerRequest, PauseRequest, UpdateServerRequest};
 use uuid::Uuid;
 
-use super::common::BeforeQuery;
+use super::common::{BeforeQuery, Caller, json_list};
 use crate::api::error::{ApiResult, ErrorBody};
 use crate::api::extract::JsonBody;
 use crate::api::idempotency::{IdempotencyKey, render, respond};
-use crate::guard::auth::AuthUser;
-use invite_runtime::door::Door;
 
 routes![create, get, update, pause, resume, audit_log];
 
@@ -19,16 +17,16 @@ routes![create, get, update, pause, resume, audit_log];
     params(super::common::IdempotencyHeader), request_body = CreateServerRequest,
     responses((status = 201, description = "Created (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = invite_api::Server)))]
 pub(crate) async fn create(
-    door: web::Data<Door>,
-    AuthUser(actor): AuthUser,
+    caller: Caller,
     key: IdempotencyKey,
     JsonBody(request): JsonBody<CreateServerRequest>,
 ) -> ApiResult<HttpResponse> {
     // The request's rules first: they need no database.
     request.validate()?;
-    let ctx = door.ctx(actor);
+    let ctx = caller.ctx();
     let now = ctx.now;
-    let answer = door
+    let answer = caller
+        .door()
         .change_keyed(
             key.claim(),
             move |conn| invite_ops::servers::create(conn, &ctx, &request),
@@ -46,15 +44,12 @@ pub(crate) async fn create(
         (status = 200, description = "The server", body = invite_api::Server),
         (status = 404, description = "Unknown, or the caller is not a member (`SERVER_NOT_FOUND`)", body = ErrorBody),
     ))]
-pub(crate) async fn get(
-    door: web::Data<Door>,
-    AuthUser(actor): AuthUser,
-    path: web::Path<Uuid>,
-) -> ApiResult<HttpResponse> {
-    let ctx = door.ctx(actor);
+pub(crate) async fn get(caller: Caller, path: web::Path<Uuid>) -> ApiResult<HttpResponse> {
+    let ctx = caller.ctx();
     let now = ctx.now;
     let server_id = path.into_inner();
-    let server = door.read(move |conn| invite_ops::servers::get(conn, &ctx, server_id)).await?;
+    let server =
+        caller.door().read(move |conn| invite_ops::servers::get(conn, &ctx, server_id)).await?;
     Ok(HttpResponse::Ok().json(crate::api::wire::server(server, now)))
 }
 
@@ -66,15 +61,15 @@ pub(crate) async fn get(
         super::common::ServerNotFound,
     ))]
 pub(crate) async fn update(
-    door: web::Data<Door>,
-    AuthUser(actor): AuthUser,
+    caller: Caller,
     path: web::Path<Uuid>,
     JsonBody(request): JsonBody<UpdateServerRequest>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = door.ctx(actor);
+    let ctx = caller.ctx();
     let now = ctx.now;
     let server_id = path.into_inner();
-    let server = door
+    let server = caller
+        .door()
         .change(move |conn| invite_ops::servers::update(conn, &ctx, server_id, &request))
         .await?;
     Ok(HttpResponse::Ok().json(crate::api::wire::server(server, now)))
@@ -87,14 +82,15 @@ pub(crate) async fn update(
         super::common::MissingPermission, super::common::ServerNotFound,
     ))]
 pub(crate) async fn pause(
-    door: web::Data<Door>,
-    AuthUser(actor): AuthUser,
+    caller: Caller,
     path: web::Path<Uuid>,
     JsonBody(request): JsonBody<PauseRequest>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = door.ctx(actor);
     let server_id = path.into_inner();
-    door.change(move |conn| invite_ops::servers::set_pause(conn, &ctx, server_id, Some(&request)))
+    caller
+        .change(move |conn, ctx| {
+            invite_ops::servers::set_pause(conn, ctx, server_id, Some(&request))
+        })
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -105,14 +101,11 @@ pub(crate) async fn pause(
         (status = 204, description = "Resumed"),
         super::common::MissingPermission, super::common::ServerNotFound,
     ))]
-pub(crate) async fn resume(
-    door: web::Data<Door>,
-    AuthUser(actor): AuthUser,
-    path: web::Path<Uuid>,
-) -> ApiResult<HttpResponse> {
-    let ctx = door.ctx(actor);
+pub(crate) async fn resume(caller: Caller, path: web::Path<Uuid>) -> ApiResult<HttpResponse> {
     let server_id = path.into_inner();
-    door.change(move |conn| invite_ops::servers::set_pause(conn, &ctx, server_id, None)).await?;
+    caller
+        .change(move |conn, ctx| invite_ops::servers::set_pause(conn, ctx, server_id, None))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -123,17 +116,14 @@ pub(crate) async fn resume(
         super::common::MissingPermission, super::common::ServerNotFound,
     ))]
 pub(crate) async fn audit_log(
-    door: web::Data<Door>,
-    AuthUser(actor): AuthUser,
+    caller: Caller,
     path: web::Path<Uuid>,
     query: web::Query<BeforeQuery>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = door.ctx(actor);
     let server_id = path.into_inner();
-    let BeforeQuery { limit, before } = query.into_inner();
-    let entries = door
-        .read(move |conn| invite_ops::servers::audit_log(conn, &ctx, server_id, (limit, before)))
+    let page = query.into_inner().page();
+    let entries = caller
+        .read(move |conn, ctx| invite_ops::servers::audit_log(conn, ctx, server_id, page))
         .await?;
-    Ok(HttpResponse::Ok()
-        .json(entries.into_iter().map(crate::api::wire::audit_entry).collect::<Vec<_>>()))
+    Ok(json_list(entries, crate::api::wire::audit_entry))
 }

@@ -4,10 +4,9 @@ use actix_web::{HttpResponse, web};
 use invite_core::server::VanityRequest;
 use uuid::Uuid;
 
+use super::common::Caller;
 use crate::api::error::{ApiResult, ErrorBody};
 use crate::api::extract::JsonBody;
-use crate::guard::auth::AuthUser;
-use invite_runtime::door::Door;
 
 routes![get, update];
 
@@ -17,14 +16,10 @@ routes![get, update];
         (status = 200, description = "The vanity URL (`code` null when none)", body = invite_api::VanityUrl),
         super::common::MissingPermission, super::common::ServerNotFound,
     ))]
-pub(crate) async fn get(
-    door: web::Data<Door>,
-    AuthUser(actor): AuthUser,
-    path: web::Path<Uuid>,
-) -> ApiResult<HttpResponse> {
-    let ctx = door.ctx(actor);
+pub(crate) async fn get(caller: Caller, path: web::Path<Uuid>) -> ApiResult<HttpResponse> {
     let server_id = path.into_inner();
-    let invite = door.read(move |conn| invite_ops::servers::vanity(conn, &ctx, server_id)).await?;
+    let invite =
+        caller.read(move |conn, ctx| invite_ops::servers::vanity(conn, ctx, server_id)).await?;
     Ok(HttpResponse::Ok().json(crate::api::wire::vanity_url(invite)))
 }
 
@@ -37,15 +32,13 @@ pub(crate) async fn get(
         super::common::ServerNotFound,
     ))]
 pub(crate) async fn update(
-    door: web::Data<Door>,
-    AuthUser(actor): AuthUser,
+    caller: Caller,
     path: web::Path<Uuid>,
     JsonBody(request): JsonBody<VanityRequest>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = door.ctx(actor);
     let server_id = path.into_inner();
-    let invite = door
-        .change(move |conn| invite_ops::servers::set_vanity(conn, &ctx, server_id, &request))
+    let invite = caller
+        .change(move |conn, ctx| invite_ops::servers::set_vanity(conn, ctx, server_id, &request))
         .await?;
     Ok(HttpResponse::Ok().json(crate::api::wire::vanity_url(invite)))
 }

@@ -9,10 +9,9 @@ use secrecy::ExposeSecret as _;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::common::{Caller, json_list};
 use crate::api::error::{ApiResult, ErrorBody};
 use crate::api::extract::JsonBody;
-use crate::guard::auth::AuthUser;
-use invite_runtime::door::Door;
 use invite_runtime::webhooks::Deliverer;
 
 routes![events, create, list, delete, deliveries];
@@ -49,18 +48,18 @@ fn event(event: &StoredEvent) -> invite_api::Event {
         super::common::MissingPermission, super::common::ServerNotFound,
     ))]
 pub(crate) async fn events(
-    door: web::Data<Door>,
-    AuthUser(actor): AuthUser,
+    caller: Caller,
     path: web::Path<Uuid>,
     query: web::Query<EventsQuery>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = door.ctx(actor);
     let server_id = path.into_inner();
     let EventsQuery { after, limit } = query.into_inner();
-    let events = door
-        .read(move |conn| invite_ops::events::server_events(conn, &ctx, server_id, (after, limit)))
+    let events = caller
+        .read(move |conn, ctx| {
+            invite_ops::events::server_events(conn, ctx, server_id, (after, limit))
+        })
         .await?;
-    Ok(HttpResponse::Ok().json(events.iter().map(event).collect::<Vec<_>>()))
+    Ok(json_list(&events, event))
 }
 
 /// A webhook as the API shows it; its secret only when `show_secret`.
@@ -91,15 +90,15 @@ fn webhook(webhook: Webhook, show_secret: bool) -> invite_api::Webhook {
         super::common::MissingPermission, super::common::ServerNotFound,
     ))]
 pub(crate) async fn create(
-    door: web::Data<Door>,
     deliverer: web::Data<Deliverer>,
-    AuthUser(actor): AuthUser,
+    caller: Caller,
     path: web::Path<Uuid>,
     key: crate::api::idempotency::IdempotencyKey,
     JsonBody(request): JsonBody<CreateWebhookRequest>,
 ) -> ApiResult<HttpResponse> {
     let server_id = path.into_inner();
-    let ctx = door.ctx(actor);
+    let ctx = caller.ctx();
+    let door = caller.door();
     // Membership and permission come first, so a stranger learns nothing about URLs.
     let checker = ctx.clone();
     door.read(move |conn| invite_ops::webhooks::may_register(conn, &checker, server_id)).await?;
@@ -130,16 +129,11 @@ pub(crate) async fn create(
         (status = 200, description = "Webhooks", body = [invite_api::Webhook]),
         super::common::MissingPermission, super::common::ServerNotFound,
     ))]
-pub(crate) async fn list(
-    door: web::Data<Door>,
-    AuthUser(actor): AuthUser,
-    path: web::Path<Uuid>,
-) -> ApiResult<HttpResponse> {
-    let ctx = door.ctx(actor);
+pub(crate) async fn list(caller: Caller, path: web::Path<Uuid>) -> ApiResult<HttpResponse> {
     let server_id = path.into_inner();
-    let webhooks = door.read(move |conn| invite_ops::webhooks::list(conn, &ctx, server_id)).await?;
-    Ok(HttpResponse::Ok()
-        .json(webhooks.into_iter().map(|listed| webhook(listed, false)).collect::<Vec<_>>()))
+    let webhooks =
+        caller.read(move |conn, ctx| invite_ops::webhooks::list(conn, ctx, server_id)).await?;
+    Ok(json_list(webhooks, |listed| webhook(listed, false)))
 }
 
 /// Deletes a webhook and its delivery log (`MANAGE_SERVER`).
@@ -150,13 +144,11 @@ pub(crate) async fn list(
         super::common::MissingPermission,
     ))]
 pub(crate) async fn delete(
-    door: web::Data<Door>,
-    AuthUser(actor): AuthUser,
+    caller: Caller,
     path: web::Path<(Uuid, Uuid)>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = door.ctx(actor);
     let ids = path.into_inner();
-    door.change(move |conn| invite_ops::webhooks::delete(conn, &ctx, ids)).await?;
+    caller.change(move |conn, ctx| invite_ops::webhooks::delete(conn, ctx, ids)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -181,14 +173,12 @@ fn delivery(delivery: Delivery) -> invite_api::Delivery {
         super::common::MissingPermission,
     ))]
 pub(crate) async fn deliveries(
-    door: web::Data<Door>,
-    AuthUser(actor): AuthUser,
+    caller: Caller,
     path: web::Path<(Uuid, Uuid)>,
 ) -> ApiResult<HttpResponse> {
-    let ctx = door.ctx(actor);
     let ids = path.into_inner();
     let (hook, deliveries) =
-        door.read(move |conn| invite_ops::webhooks::deliveries(conn, &ctx, ids)).await?;
+        caller.read(move |conn, ctx| invite_ops::webhooks::deliveries(conn, ctx, ids)).await?;
     Ok(HttpResponse::Ok().json(invite_api::Deliveries {
         webhook: webhook(hook, false),
         deliveries: deliveries.into_iter().map(delivery).collect(),
