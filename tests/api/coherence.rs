@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
@@ -12,17 +12,7 @@ use invite_store::Backend;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{TestApp, server_id};
-
-/// How long until `done` holds, polled every 10 ms (at most 10 s).
-fn until(mut done: impl FnMut() -> bool) -> Duration {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < Duration::from_secs(10), "never happened");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    started.elapsed()
-}
+use crate::helpers::{TestApp, server_id, until};
 
 /// Sets its flag when dropped.
 struct StopOnDrop(Arc<AtomicBool>);

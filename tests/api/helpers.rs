@@ -1,7 +1,7 @@
 //! `TestApp`: the real server, on port 0, over a database of its own, spoken to over HTTP.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use invite_core::clock::OffsetClock;
 use invite_http::server::random::{RandomFactory, os_random};
@@ -378,4 +378,15 @@ pub(crate) mod bits {
     pub(crate) const MANAGE_SERVER: i64 = 1 << 12;
     pub(crate) const ADMINISTRATOR: i64 = 1 << 13;
     pub(crate) const CREATE_INVITES: i64 = 1 << 14;
+}
+
+/// How long until `done` holds, polled every 10 ms; fails the test after 10 s. For what the
+/// service does after answering (another instance following, a log written after a delivery).
+pub(crate) fn until(mut done: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < Duration::from_secs(10), "never happened");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    started.elapsed()
 }

@@ -2,14 +2,14 @@
 //! `Retry-After`, reads and previews going on, the operator's switch, and every instance on the
 //! database following it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use invite_store::Backend;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestResponse, on_both_backends, server_id};
+use crate::helpers::{TestApp, TestResponse, on_both_backends, server_id, until};
 
 const ADMIN: &str = "admin-token-admin-token-admin-token-0";
 
@@ -152,7 +152,7 @@ fn every_instance_follows_the_switch_within_seconds(backend: Backend) {
     second.post("/servers", &user, json!({"name": "before"})).assert_status(201);
     admin(&first, Method::PUT, Some(json!({"message": "Back soon"})), Some(ADMIN))
         .assert_status(200);
-    let followed = wait_for(|| second.post("/servers", &user, json!({"name": "x"})).status == 503);
+    let followed = until(|| second.post("/servers", &user, json!({"name": "x"})).status == 503);
     assert!(followed < Duration::from_secs(5), "the second instance followed after {followed:?}");
     second.post("/servers", &user, json!({"name": "x"})).assert_error(
         503,
@@ -160,18 +160,8 @@ fn every_instance_follows_the_switch_within_seconds(backend: Backend) {
         "Back soon",
     );
     admin(&first, Method::DELETE, None, Some(ADMIN)).assert_status(204);
-    let followed = wait_for(|| second.post("/servers", &user, json!({"name": "x"})).status == 201);
+    let followed = until(|| second.post("/servers", &user, json!({"name": "x"})).status == 201);
     assert!(followed < Duration::from_secs(5), "the second instance followed after {followed:?}");
-}
-
-/// How long until `done` holds (polled every 100 ms, for at most 10 s).
-fn wait_for(mut done: impl FnMut() -> bool) -> Duration {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < Duration::from_secs(10), "never happened");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    started.elapsed()
 }
 
 on_both_backends!(

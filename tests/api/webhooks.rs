@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use invite_store::Backend;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestUser, on_both_backends, server_id};
+use crate::helpers::{TestApp, TestUser, on_both_backends, server_id, until};
 
 /// What the receiver does with a delivery.
 #[derive(Debug, Clone, Copy)]
@@ -210,7 +210,12 @@ fn a_failed_delivery_is_retried_and_logged(backend: Backend) {
         server_id(&server),
         webhook["id"].as_str().unwrap()
     );
-    let log = app.get(&path, &owner);
+    // The receiver has its third request before the service has logged its answer.
+    let mut log = app.get(&path, &owner);
+    until(|| {
+        log = app.get(&path, &owner);
+        log.body["deliveries"].as_array().is_some_and(|logged| logged.len() == 3)
+    });
     let deliveries = log.body["deliveries"].as_array().unwrap().clone();
     let seen: Vec<(i64, Value)> = deliveries
         .iter()

@@ -23,8 +23,9 @@ const PURGE_BATCH: i64 = 10_000;
 /// Spawn it on the server's runtime.
 pub async fn follow_maintenance(door: Door, view: MaintenanceView) {
     loop {
+        let begun = view.maintenance.begin_read();
         match door.read(MaintenanceRepository::maintenance).await {
-            Ok(switch) => view.show(switch, door.now()),
+            Ok(switch) => view.show_read(begun, switch, door.now()),
             // The database's own state is in /status; the last known switch stands.
             Err(error) => tracing::debug!(%error, "could not read the maintenance switch"),
         }
