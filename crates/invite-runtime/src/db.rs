@@ -1118,9 +1118,10 @@ mod tests {
         while db.gate.waiting.load(Ordering::Acquire) > 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        // 200 ms into the stalled batch, a write behind two full batches would be done after
-        // four such batches (judged as twice 0.8 s), and one behind three after five (2 s).
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        // 150 ms into the stalled batch, a write behind three full batches would be done after
+        // five such batches (judged as twice 0.75 s), and one behind four after six (1.8 s). A
+        // slow machine oversleeping by up to 140 ms still refuses past 128 writes.
         let mut admitted = 0;
         while write(Duration::ZERO).is_none() {
             admitted += 1;
