@@ -3,6 +3,9 @@
 //! API (Together's, say) that shares the token secret and holds the same seeded data.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use anyhow::bail;
 
 use crate::scenario::{self, Load, Report, Scenario, Target};
 
@@ -22,13 +25,12 @@ pub(crate) struct Plan {
     pub(crate) load: Load,
 }
 
-/// One side's throughputs and p50s of one scenario and concurrency, a run each.
-type Samples = (Vec<f64>, Vec<f64>);
-
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let middle = values.len() / 2;
-    if values.len().is_multiple_of(2) {
+    if values.is_empty() {
+        f64::NAN
+    } else if values.len().is_multiple_of(2) {
         f64::midpoint(values[middle - 1], values[middle])
     } else {
         values[middle]
@@ -37,7 +39,7 @@ fn median(values: &mut [f64]) -> f64 {
 
 /// Runs every scenario at every concurrency on both sides, `rounds` times, alternating which
 /// side goes first (A B, then B A, ...) so that the machine's drift falls on both alike; prints
-/// each run as it ends, then the medians and the ratios A / B. Returns every report.
+/// each run as it ends. Returns every report.
 pub(crate) async fn compare(a: &Side, b: &Side, plan: &Plan) -> anyhow::Result<Vec<Report>> {
     let mut reports = Vec::new();
     for round in 0..plan.rounds {
@@ -53,43 +55,121 @@ pub(crate) async fn compare(a: &Side, b: &Side, plan: &Plan) -> anyhow::Result<V
             }
         }
     }
-    let mut table: BTreeMap<(String, usize), BTreeMap<String, Samples>> = BTreeMap::new();
-    for report in &reports {
-        let cell = table
+    Ok(reports)
+}
+
+/// Answers outside 2xx (transport failures included).
+fn non_2xx(report: &Report) -> u64 {
+    report.statuses.iter().filter(|(status, _)| !(200..300).contains(*status)).map(|(_, n)| n).sum()
+}
+
+/// One side's runs of one scenario and concurrency, summed up.
+struct Cell {
+    throughput: f64,
+    p50_ms: f64,
+    cpu: Option<(f64, f64)>,
+    non_2xx: Vec<u64>,
+    valid: bool,
+}
+
+impl Cell {
+    fn of(runs: &[&Report]) -> Self {
+        let pick =
+            |f: fn(&Report) -> f64| median(&mut runs.iter().map(|r| f(r)).collect::<Vec<_>>());
+        let cpu: Vec<_> = runs.iter().filter_map(|r| r.cpu).collect();
+        Self {
+            throughput: pick(|r| r.throughput),
+            p50_ms: pick(|r| r.p50_ms),
+            cpu: (!cpu.is_empty()).then(|| {
+                (
+                    median(&mut cpu.iter().map(|c| c.service_ms).collect::<Vec<_>>()),
+                    median(&mut cpu.iter().map(|c| c.postgres_ms).collect::<Vec<_>>()),
+                )
+            }),
+            non_2xx: runs.iter().map(|r| non_2xx(r)).collect(),
+            valid: runs.iter().all(|r| r.valid),
+        }
+    }
+
+    fn cpu_text(&self) -> String {
+        self.cpu.map_or_else(
+            || "-".to_owned(),
+            |(service, postgres)| format!("{service:.3} + {postgres:.3}"),
+        )
+    }
+
+    fn non_2xx_text(&self) -> String {
+        self.non_2xx.iter().map(u64::to_string).collect::<Vec<_>>().join(" / ")
+    }
+}
+
+/// The table of medians, in Markdown: per scenario and concurrency, each side's median
+/// throughput (answers of the scenario's success statuses a second) and p50, the ratio A / B,
+/// each side's processor time per request (the service + its PostgreSQL backends) and every
+/// run's count of answers outside 2xx. A cell with an invalid run shows no ratio.
+pub(crate) fn summary(a: &Side, b: &Side, plan: &Plan, reports: &[Report]) -> String {
+    let mut cells: BTreeMap<(String, usize), BTreeMap<&str, Vec<&Report>>> = BTreeMap::new();
+    for report in reports {
+        cells
             .entry((report.scenario.clone(), report.concurrency))
             .or_default()
-            .entry(report.label.clone())
-            .or_default();
-        cell.0.push(report.throughput);
-        cell.1.push(report.p50_ms);
+            .entry(report.label.as_str())
+            .or_default()
+            .push(report);
     }
-    println!(
-        "\nmedians of {} rounds; ratio = {} / {} (throughput: higher is better for {})",
-        plan.rounds, a.label, b.label, a.label
+    let (al, bl) = (&a.label, &b.label);
+    let mut out = format!(
+        "Medians of {} rounds (ABBA), {:.0?} a run; ratio = {al} / {bl} (higher is better for \
+         {al}); CPU in ms per request, the service + its PostgreSQL backends; non-2xx: every \
+         run's count, in the order run.\n\n\
+         | scenario | conc | {al} req/s | {bl} req/s | ratio | {al} p50 ms | {bl} p50 ms | \
+         {al} CPU | {bl} CPU | {al} non-2xx | {bl} non-2xx |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n",
+        plan.rounds, plan.load.duration
     );
-    println!(
-        "{:<24} {:>5} {:>12} {:>12} {:>7} {:>10} {:>10}",
-        "scenario",
-        "conc",
-        format!("{} req/s", a.label),
-        format!("{} req/s", b.label),
-        "ratio",
-        format!("{} p50", a.label),
-        format!("{} p50", b.label)
-    );
-    for ((scenario, concurrency), sides) in &mut table {
-        let mut figures =
-            |label: &str| sides.get_mut(label).map(|(rps, p50)| (median(rps), median(p50)));
-        let (Some((a_rps, a_p50)), Some((b_rps, b_p50))) = (figures(&a.label), figures(&b.label))
-        else {
+    for ((scenario, concurrency), sides) in &cells {
+        let (Some(a_runs), Some(b_runs)) = (sides.get(al.as_str()), sides.get(bl.as_str())) else {
             continue;
         };
-        println!(
-            "{scenario:<24} {concurrency:>5} {a_rps:>12.1} {b_rps:>12.1} {:>7.2} {a_p50:>8.2}ms {b_p50:>8.2}ms",
-            a_rps / b_rps
+        let (a_cell, b_cell) = (Cell::of(a_runs), Cell::of(b_runs));
+        let ratio = if a_cell.valid && b_cell.valid {
+            format!("{:.2}", a_cell.throughput / b_cell.throughput)
+        } else {
+            "INVALID".to_owned()
+        };
+        let _ = writeln!(
+            out,
+            "| {scenario} | {concurrency} | {:.0} | {:.0} | {ratio} | {:.2} | {:.2} | {} | {} | {} | {} |",
+            a_cell.throughput,
+            b_cell.throughput,
+            a_cell.p50_ms,
+            b_cell.p50_ms,
+            a_cell.cpu_text(),
+            b_cell.cpu_text(),
+            a_cell.non_2xx_text(),
+            b_cell.non_2xx_text(),
         );
     }
-    Ok(reports)
+    out
+}
+
+/// Fails when a run had more than 1% answers other than its scenario's success statuses,
+/// naming each such run with its statuses: its throughput does not measure the scenario.
+pub(crate) fn check_valid(reports: &[Report]) -> anyhow::Result<()> {
+    let invalid: Vec<String> = reports
+        .iter()
+        .filter(|r| !r.valid)
+        .map(|r| format!("{} {} c={}: {}", r.label, r.scenario, r.concurrency, r.statuses_text()))
+        .collect();
+    if invalid.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{} run(s) invalid (more than {}% of answers other than the scenario's success):\n{}",
+        invalid.len(),
+        scenario::MOST_OTHER_ANSWERS * 100.0,
+        invalid.join("\n")
+    )
 }
 
 #[cfg(test)]

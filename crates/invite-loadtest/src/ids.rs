@@ -38,6 +38,22 @@ pub(crate) fn special_invite(number: u64) -> Uuid {
     numbered("1e000000", number)
 }
 
+/// Accepting user `n`, of the numbered range `--users-from` draws from: a peer that keeps a
+/// user table (Together) holds these rows too, written by `seed-peer`.
+pub(crate) fn accepter(n: u64) -> Uuid {
+    numbered("ac000000", n)
+}
+
+/// The name in accepting user `n`'s token and in a peer's user table.
+pub(crate) fn accepter_name(n: u64) -> String {
+    format!("a{n}")
+}
+
+/// The name in the token of server `k`'s owner and in a peer's user table.
+pub(crate) fn owner_name(k: u64) -> String {
+    format!("owner{k}")
+}
+
 /// The code of distinct invite `n` (1-based): `d0000001`...
 pub(crate) fn distinct_code(n: u64) -> String {
     format!("d{n:07}")
@@ -53,6 +69,8 @@ pub(crate) mod prefix {
     pub(crate) const INVITE: &str = "1e000000-0000-4000-8000-";
     /// Members of the big and small servers.
     pub(crate) const MEMBER: &str = "ae000000-0000-4000-8000-";
+    /// Accepting users of the numbered range.
+    pub(crate) const ACCEPTER: &str = "ac000000-0000-4000-8000-";
 }
 
 #[cfg(test)]
@@ -64,6 +82,8 @@ mod tests {
         assert_eq!(server(7).to_string(), "5e000000-0000-4000-8000-000000000007");
         assert_eq!(owner(900_001).to_string(), "0e000000-0000-4000-8000-000000900001");
         assert_eq!(distinct_code(100_000), "d0100000");
+        assert_eq!(accepter(12).to_string(), format!("{}000000000012", prefix::ACCEPTER));
+        assert_eq!((accepter_name(12), owner_name(3)), ("a12".to_owned(), "owner3".to_owned()));
         for code in
             [distinct_code(1), HOT_CODE.to_owned(), BIG_CODE.to_owned(), SMALL_CODE.to_owned()]
         {

@@ -2,8 +2,10 @@
 //! and latency, and checks the invariants afterwards. See `bench/run` for the whole benchmark.
 
 mod compare;
+mod cpu;
 mod gateway;
 mod ids;
+mod peer;
 mod pgbench;
 mod scenario;
 mod seed;
@@ -11,6 +13,7 @@ mod verify;
 
 use std::io::Write;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -26,6 +29,88 @@ use crate::scenario::{Load, Report, Scenario, Target};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// How the requests address a peer implementation as well as this service: the options
+/// `run` and `compare` share.
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct Addressing {
+    /// Previews carry a bearer token (of server 1's owner), as a peer may require (Together
+    /// does); this service needs none.
+    #[arg(long)]
+    preview_token: bool,
+    /// Accepting users come from the numbered range starting at this user (see `seed-peer`,
+    /// which writes the same range into a peer's user table), one user per accept, instead
+    /// of a new random user each.
+    #[arg(long)]
+    users_from: Option<u64>,
+}
+
+/// The `compare` command's options.
+#[derive(Debug, clap::Args)]
+struct CompareArgs {
+    /// Service A's base URL.
+    #[arg(long)]
+    a: String,
+    /// Service B's base URL.
+    #[arg(long)]
+    b: String,
+    /// A's name in the report.
+    #[arg(long, default_value = "A")]
+    a_label: String,
+    /// B's name in the report.
+    #[arg(long, default_value = "B")]
+    b_label: String,
+    /// The token secret both services share.
+    #[arg(long, env = "INVITE_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: String,
+    /// Scenarios, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "preview,accept-distinct,accept-hot,create"
+    )]
+    scenarios: Vec<Scenario>,
+    /// Concurrencies, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "16,64")]
+    concurrency: Vec<usize>,
+    /// Rounds (odd rounds run A first, even ones B first).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Measured time of each run.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Unmeasured time before each run.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Seeded servers (as given to `seed`).
+    #[arg(long, default_value_t = 10_000)]
+    servers: u64,
+    /// Seeded invites.
+    #[arg(long, default_value_t = 100_000)]
+    invites: u64,
+    /// Append every run as JSON lines to this file.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+    /// Write the table of medians, as Markdown, to this file.
+    #[arg(long)]
+    markdown: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    addressing: Addressing,
+    /// A's process, to count its processor time per request.
+    #[arg(long)]
+    a_pid: Option<u32>,
+    /// B's process.
+    #[arg(long)]
+    b_pid: Option<u32>,
+    /// A's database name, to count its PostgreSQL backends' processor time per request
+    /// (with `--a-pid`; PostgreSQL on this machine).
+    #[arg(long)]
+    a_database: Option<String>,
+    /// B's database name.
+    #[arg(long)]
+    b_database: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,6 +172,8 @@ enum Command {
         /// Append the report as JSON lines to this file.
         #[arg(long)]
         json: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        addressing: Addressing,
         /// Threads sending and reading requests; 0 is one per core. One thread costs the
         /// machine less processor time per request (no hand-offs between threads), which
         /// matters when the tool shares the machine with the service and its database:
@@ -123,54 +210,62 @@ enum Command {
     /// Two services side by side: each scenario at each concurrency on A, then on B, in
     /// alternating order for `rounds` rounds; prints every run, then the medians and A / B.
     /// Both must accept tokens signed with the same secret and hold the same seeded data
-    /// (`seed` seeds this service's database; seeding the other is up to you, see the README).
-    Compare {
-        /// Service A's base URL.
+    /// (`seed` seeds this service's database, `seed-peer` writes a peer's). Only the scenario's
+    /// success statuses count; a run with more than 1% other answers is marked invalid and
+    /// the command fails, naming it with its statuses.
+    Compare(CompareArgs),
+    /// Write SQL that seeds a peer implementation's database with the rows `seed` writes into
+    /// this service's (same ids, codes and counts), and the range of accepting users
+    /// `--users-from` draws from. Run it with psql after the peer has migrated its database.
+    SeedPeer {
+        /// The peer.
+        #[arg(long, value_enum)]
+        peer: peer::Peer,
+        /// Where to write the SQL.
         #[arg(long)]
-        a: String,
-        /// Service B's base URL.
-        #[arg(long)]
-        b: String,
-        /// A's name in the report.
-        #[arg(long, default_value = "A")]
-        a_label: String,
-        /// B's name in the report.
-        #[arg(long, default_value = "B")]
-        b_label: String,
-        /// The token secret both services share.
-        #[arg(long, env = "INVITE_JWT_SECRET", hide_env_values = true)]
-        jwt_secret: String,
-        /// Scenarios, comma-separated.
-        #[arg(
-            long,
-            value_enum,
-            value_delimiter = ',',
-            default_value = "preview,accept-distinct,accept-hot,create"
-        )]
-        scenarios: Vec<Scenario>,
-        /// Concurrencies, comma-separated.
-        #[arg(long, value_delimiter = ',', default_value = "16,64")]
-        concurrency: Vec<usize>,
-        /// Rounds (odd rounds run A first, even ones B first).
-        #[arg(long, default_value_t = 3)]
-        rounds: usize,
-        /// Measured time of each run.
-        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-        duration: Duration,
-        /// Unmeasured time before each run.
-        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-        warmup: Duration,
-        /// Seeded servers (as given to `seed`).
+        sql: std::path::PathBuf,
+        /// Ordinary servers (as given to `seed`).
         #[arg(long, default_value_t = 10_000)]
         servers: u64,
-        /// Seeded invites.
+        /// Invites (as given to `seed`).
         #[arg(long, default_value_t = 100_000)]
         invites: u64,
-        /// Append every run as JSON lines to this file.
-        #[arg(long)]
-        json: Option<std::path::PathBuf>,
+        /// Members of the big server (as given to `seed`).
+        #[arg(long, default_value_t = 100_000)]
+        big_members: u64,
+        /// The first accepting user of the range.
+        #[arg(long, default_value_t = 1)]
+        users_from: u64,
+        /// Accepting users in the range: each accept uses one up.
+        #[arg(long, default_value_t = 1_000_000)]
+        users: u64,
     },
-    /// Check the invariants in the database; exits non-zero on a violation.
+    /// Write bearer tokens into a file, one a line, for another load generator (wrk): the
+    /// accepting users of the numbered range (`--users-from` and `--count`), or the owners of
+    /// servers 1..=`--owners`, each line `<k> <token>`.
+    Tokens {
+        /// The token secret.
+        #[arg(long, env = "INVITE_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: String,
+        /// The first accepting user.
+        #[arg(long, conflicts_with = "owners", requires = "count")]
+        users_from: Option<u64>,
+        /// Accepting users.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Owners of servers 1..=this.
+        #[arg(long)]
+        owners: Option<u64>,
+        /// Where to write them.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// How long they stay valid.
+        #[arg(long, default_value = "12h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+    },
+    /// Check the invariants in the database, each a set-based count over whole tables with no
+    /// statement timeout, so that a grown database is checked too; exits non-zero on a
+    /// violation.
     Verify {
         /// The service's database.
         #[arg(long, env = "INVITE_DATABASE_URL")]
@@ -193,8 +288,11 @@ enum Command {
     },
 }
 
+/// A connection without a statement timeout: seeding and checking a grown database take
+/// statements longer than the service's pool allows, and the tool waits for them.
 fn connect(url: &str) -> anyhow::Result<DbConnection> {
-    let config = PoolConfig::new(DatabaseUrl::parse(url)?);
+    let mut config = PoolConfig::new(DatabaseUrl::parse(url)?);
+    config.statement_timeout = Duration::ZERO;
     ConnectionManager::new(&config).open().context("cannot connect to the database")
 }
 
@@ -205,20 +303,28 @@ fn target(
     concurrency: usize,
     seeded: (u64, u64),
     addresses: u32,
+    addressing: Addressing,
 ) -> anyhow::Result<Target> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency.max(1))
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(30))
         .build()?;
-    Ok(Target {
+    let mut target = Target {
         base: url.trim_end_matches('/').to_owned(),
         auth: Arc::new(Authenticator::from_secret(secret.as_bytes())?),
         client,
         servers: seeded.0,
         invites: seeded.1,
         addresses,
-    })
+        preview_token: None,
+        users: addressing.users_from.map(|first| Arc::new(AtomicU64::new(first))),
+        probe: None,
+    };
+    if addressing.preview_token {
+        target.preview_token = Some(target.token(ids::owner(1), ids::owner_name(1)));
+    }
+    Ok(target)
 }
 
 /// The `gateway` command: the fan-out load, its report appended to `json`; an error when
@@ -263,6 +369,113 @@ fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
     }
 }
 
+/// The `tokens` command: the accepting users `first..first + count`, or the owners of servers
+/// `1..=owners`, one token a line.
+fn write_tokens(
+    secret: &str,
+    (users_from, count, owners): (Option<u64>, Option<u64>, Option<u64>),
+    out: &std::path::Path,
+    ttl: Duration,
+) -> anyhow::Result<()> {
+    let auth = Authenticator::from_secret(secret.as_bytes())?;
+    let mint = |user, name| auth.mint_for(user, Some(name), ttl).context("cannot mint");
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(out).with_context(|| format!("cannot write {}", out.display()))?,
+    );
+    match (users_from, owners) {
+        (Some(first), _) => {
+            for n in first..first + count.unwrap_or(0) {
+                writeln!(file, "{}", mint(ids::accepter(n), ids::accepter_name(n))?)?;
+            }
+        }
+        (None, Some(owners)) => {
+            for k in 1..=owners {
+                writeln!(file, "{k} {}", mint(ids::owner(k), ids::owner_name(k))?)?;
+            }
+        }
+        (None, None) => bail!("say which tokens: --users-from and --count, or --owners"),
+    }
+    file.flush()?;
+    Ok(())
+}
+
+/// After `compare`: the runs as JSON lines, the table of medians printed (and written as
+/// Markdown), the accepting users each side used up; an error when a run was invalid.
+fn report_compare(
+    (a, b): (&compare::Side, &compare::Side),
+    plan: &compare::Plan,
+    reports: &[Report],
+    (json, markdown): (Option<std::path::PathBuf>, Option<std::path::PathBuf>),
+    users_from: Option<u64>,
+) -> anyhow::Result<()> {
+    if let Some(path) = json {
+        append_json(&path, reports)?;
+    }
+    let table = compare::summary(a, b, plan, reports);
+    print!("\n{table}");
+    if let Some(path) = markdown {
+        std::fs::write(&path, &table)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    for side in [a, b] {
+        if let (Some(first), Some(next)) = (users_from, &side.target.users) {
+            let next = next.load(std::sync::atomic::Ordering::Relaxed);
+            println!("{}: accepting users {first}..{next} used", side.label);
+        }
+    }
+    compare::check_valid(reports)
+}
+
+/// The `compare` command.
+fn compare_command(args: CompareArgs) -> anyhow::Result<()> {
+    let CompareArgs {
+        a,
+        b,
+        a_label,
+        b_label,
+        jwt_secret,
+        scenarios,
+        concurrency,
+        rounds,
+        duration,
+        warmup,
+        servers,
+        invites,
+        json,
+        markdown,
+        addressing,
+        a_pid,
+        b_pid,
+        a_database,
+        b_database,
+    } = args;
+    if a_label == b_label {
+        bail!("the two sides need different labels");
+    }
+    let most = concurrency.iter().copied().max().unwrap_or(1);
+    let side = |url: &str,
+                label: String,
+                pid: Option<u32>,
+                database: Option<String>|
+     -> anyhow::Result<compare::Side> {
+        let mut target = target(url, &jwt_secret, most, (servers, invites), 0, addressing)?;
+        target.probe = pid.map(|pid| cpu::Probe { pid, database });
+        Ok(compare::Side { label, target })
+    };
+    let a = side(&a, a_label, a_pid, a_database)?;
+    let b = side(&b, b_label, b_pid, b_database)?;
+    let plan = compare::Plan {
+        scenarios,
+        concurrency: concurrency.into_iter().map(|c| c.max(1)).collect(),
+        rounds: rounds.max(1),
+        load: Load { concurrency: 1, duration, warmup, rate: None },
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let reports = runtime.block_on(compare::compare(&a, &b, &plan))?;
+    report_compare((&a, &b), &plan, &reports, (json, markdown), addressing.users_from)?;
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Seed { database_url, servers, invites, big_members } => {
@@ -288,10 +501,17 @@ fn main() -> anyhow::Result<()> {
             label,
             client_addresses,
             json,
+            addressing,
             threads,
         } => {
-            let target =
-                target(&url, &jwt_secret, concurrency, (servers, invites), client_addresses)?;
+            let target = target(
+                &url,
+                &jwt_secret,
+                concurrency,
+                (servers, invites),
+                client_addresses,
+                addressing,
+            )?;
             let load = Load { concurrency: concurrency.max(1), duration, warmup, rate };
             let runtime = runtime(threads)?;
             let reports = runtime.block_on(scenario::run(&target, scenario, &label, load))?;
@@ -300,46 +520,20 @@ fn main() -> anyhow::Result<()> {
                 append_json(&path, &reports)?;
             }
         }
-        Command::Compare {
-            a,
-            b,
-            a_label,
-            b_label,
-            jwt_secret,
-            scenarios,
-            concurrency,
-            rounds,
-            duration,
-            warmup,
-            servers,
-            invites,
-            json,
-        } => {
-            if a_label == b_label {
-                bail!("the two sides need different labels");
-            }
-            let most = concurrency.iter().copied().max().unwrap_or(1);
-            let side = |url: &str, label: String| -> anyhow::Result<compare::Side> {
-                Ok(compare::Side {
-                    label,
-                    target: target(url, &jwt_secret, most, (servers, invites), 0)?,
-                })
-            };
-            let (a, b) = (side(&a, a_label)?, side(&b, b_label)?);
-            let plan = compare::Plan {
-                scenarios,
-                concurrency: concurrency.into_iter().map(|c| c.max(1)).collect(),
-                rounds: rounds.max(1),
-                load: Load { concurrency: 1, duration, warmup, rate: None },
-            };
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            let reports = runtime.block_on(compare::compare(&a, &b, &plan))?;
-            if let Some(path) = json {
-                append_json(&path, &reports)?;
-            }
+        Command::Compare(args) => compare_command(args)?,
+        Command::SeedPeer { peer, sql, servers, invites, big_members, users_from, users } => {
+            let size = seed::SeedSize { servers, invites, big_members };
+            let script = peer::seed_sql(peer, size, users_from..users_from + users);
+            std::fs::write(&sql, script)
+                .with_context(|| format!("cannot write {}", sql.display()))?;
+            println!("{}", sql.display());
+        }
+        Command::Tokens { jwt_secret, users_from, count, owners, out, ttl } => {
+            write_tokens(&jwt_secret, (users_from, count, owners), &out, ttl)?;
         }
         Command::Gateway { url, jwt_secret, connections, every, duration, server_pid, json } => {
-            let target = target(&url, &jwt_secret, 64, (0, 0), 0)?;
+            let addressing = Addressing { preview_token: false, users_from: None };
+            let target = target(&url, &jwt_secret, 64, (0, 0), 0, addressing)?;
             let load = gateway::GatewayLoad { connections, every, duration, server_pid };
             run_gateway(&target, &load, json.as_deref())?;
         }

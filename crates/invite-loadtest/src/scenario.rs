@@ -17,7 +17,7 @@ use invite_http::auth::Authenticator;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::ids;
+use crate::{cpu, ids};
 
 /// What a scenario sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -42,6 +42,21 @@ pub(crate) enum Scenario {
     Mixed,
 }
 
+impl Scenario {
+    /// Whether `status` is the answer this scenario asks for: only these count as served, so
+    /// that a service answering errors (a refused token, an unknown user) is not credited with
+    /// them.
+    pub(crate) fn succeeded(self, status: u16) -> bool {
+        match self {
+            Self::Preview | Self::PreviewBigServer | Self::Page => status == 200,
+            Self::AcceptDistinct | Self::AcceptHot | Self::Create => status == 201,
+            // Once the invite is used up, its refusal is the answer the race expects.
+            Self::AcceptCapped => matches!(status, 201 | 400),
+            Self::Mixed => matches!(status, 200 | 201),
+        }
+    }
+}
+
 /// Where the service is and how to talk to it.
 #[derive(Clone)]
 pub(crate) struct Target {
@@ -58,6 +73,14 @@ pub(crate) struct Target {
     /// Client addresses to spread requests over, in `X-Forwarded-For` (for a service that
     /// trusts this tool as its proxy); 0 sends none.
     pub(crate) addresses: u32,
+    /// The token previews carry, if any (a peer may require one: Together does).
+    pub(crate) preview_token: Option<String>,
+    /// The next user of the numbered range accepting users come from (see `ids::accepter`);
+    /// without it, each accept is a new random user. A peer with a user table needs the range
+    /// seeded (`seed-peer`); each user accepts once, so the range must outlast the runs.
+    pub(crate) users: Option<Arc<AtomicU64>>,
+    /// Where to read the processor time of each run, if anywhere.
+    pub(crate) probe: Option<cpu::Probe>,
 }
 
 /// One request's kind.
@@ -70,14 +93,33 @@ enum Request {
 }
 
 impl Target {
-    fn token(&self, user: Uuid) -> String {
-        self.auth.mint_for(user, None, Duration::from_hours(1)).unwrap_or_default()
+    /// A token with every claim a peer may require: `sub`, `exp`, `iat`, `username` and
+    /// `token_type`.
+    pub(crate) fn token(&self, user: Uuid, username: String) -> String {
+        self.auth.mint_for(user, Some(username), Duration::from_hours(1)).unwrap_or_default()
+    }
+
+    /// The token of the next accepting user: the range's next number, or a new random user.
+    fn accepter_token(&self) -> String {
+        if let Some(next) = &self.users {
+            let n = next.fetch_add(1, Ordering::Relaxed);
+            self.token(ids::accepter(n), ids::accepter_name(n))
+        } else {
+            let user = Uuid::now_v7();
+            self.token(user, format!("u{}", user.simple()))
+        }
     }
 
     /// Sends one request; the status, or 0 for a transport failure.
     async fn send(&self, request: &Request) -> u16 {
         let builder = match request {
-            Request::Preview(code) => self.client.get(format!("{}/invites/{code}", self.base)),
+            Request::Preview(code) => {
+                let builder = self.client.get(format!("{}/invites/{code}", self.base));
+                match &self.preview_token {
+                    Some(token) => builder.bearer_auth(token),
+                    None => builder,
+                }
+            }
             Request::Page(code) => self
                 .client
                 .get(format!("{}/invite/{code}", self.base))
@@ -85,11 +127,11 @@ impl Target {
             Request::Accept(code) => self
                 .client
                 .post(format!("{}/invites/{code}/accept", self.base))
-                .bearer_auth(self.token(Uuid::now_v7())),
+                .bearer_auth(self.accepter_token()),
             Request::Create(server) => self
                 .client
                 .post(format!("{}/servers/{}/invites", self.base, ids::server(*server)))
-                .bearer_auth(self.token(ids::owner(*server)))
+                .bearer_auth(self.token(ids::owner(*server), ids::owner_name(*server)))
                 .json(&CreateInviteRequest { max_uses: Some(10), ..Default::default() }),
         };
         let builder = if self.addresses > 0 {
@@ -163,9 +205,16 @@ pub(crate) struct Report {
     pub(crate) seconds: f64,
     /// Requests completed in them.
     pub(crate) requests: u64,
-    /// Requests served per second: every answer but a refusal (503) or a transport failure,
-    /// so that a service shedding load is not credited with its refusals.
+    /// Requests answered as the scenario asks (see [`Scenario::succeeded`]).
+    pub(crate) succeeded: u64,
+    /// Requests served per second: only the scenario's success statuses count, so that a
+    /// service is credited neither with its refusals (503) nor with errors.
     pub(crate) throughput: f64,
+    /// Whether the run measured what it claims: at most 1% of its answers were other than the
+    /// scenario's success statuses (transport failures included).
+    pub(crate) valid: bool,
+    /// The processor time each answer cost, when the run was probed.
+    pub(crate) cpu: Option<cpu::PerRequest>,
     /// Latency percentiles and maximum, in milliseconds.
     pub p50_ms: f64,
     /// 90th percentile.
@@ -212,9 +261,13 @@ impl Latencies {
     }
 }
 
+/// The most answers other than the scenario's success statuses a valid run may have, as a
+/// fraction of its answers.
+pub(crate) const MOST_OTHER_ANSWERS: f64 = 0.01;
+
 impl Report {
     fn new(
-        scenario: String,
+        (scenario, name): (Scenario, String),
         label: &str,
         load: Load,
         seconds: f64,
@@ -226,14 +279,23 @@ impl Report {
         let requests = histogram.len();
         let admitted = &latencies.admitted;
         let refused = &latencies.refused;
+        let succeeded: u64 = statuses
+            .iter()
+            .filter(|(status, _)| scenario.succeeded(**status))
+            .map(|(_, count)| count)
+            .sum();
+        let other = statuses.values().sum::<u64>() - succeeded;
         Self {
-            scenario,
+            scenario: name,
             label: label.to_owned(),
             concurrency: load.concurrency,
             target_rate: load.rate,
             seconds,
             requests,
-            throughput: admitted.len() as f64 / seconds,
+            succeeded,
+            throughput: succeeded as f64 / seconds,
+            valid: succeeded > 0 && other as f64 <= MOST_OTHER_ANSWERS * (succeeded + other) as f64,
+            cpu: None,
             p50_ms: ms(histogram.value_at_quantile(0.50)),
             p90_ms: ms(histogram.value_at_quantile(0.90)),
             p99_ms: ms(histogram.value_at_quantile(0.99)),
@@ -381,8 +443,21 @@ pub(crate) async fn run(
     };
     let mut reports = Vec::new();
     for (sub, scenario_name) in parts {
+        // The processor time is read when the measured part starts and once it has ended.
+        let before = target.probe.clone().map(|probe| {
+            tokio::spawn(async move {
+                tokio::time::sleep(load.warmup).await;
+                probe.sample()
+            })
+        });
         let (seconds, latencies, statuses) = drive(target, scenario, sub, load).await;
-        reports.push(Report::new(scenario_name, label, load, seconds, &latencies, statuses));
+        let mut report =
+            Report::new((scenario, scenario_name), label, load, seconds, &latencies, statuses);
+        if let (Some(before), Some(probe)) = (before, &target.probe) {
+            let after = probe.sample();
+            report.cpu = before.await?.per_request(&after, report.succeeded);
+        }
+        reports.push(report);
     }
     Ok(reports)
 }
@@ -398,7 +473,7 @@ async fn capped(target: &Target, label: &str, load: Load) -> anyhow::Result<Repo
     let created = target
         .client
         .post(format!("{}/servers/{}/invites", target.base, ids::server(ids::CAPPED_SERVER)))
-        .bearer_auth(target.token(owner))
+        .bearer_auth(target.token(owner, ids::owner_name(ids::CAPPED_SERVER)))
         .json(&CreateInviteRequest {
             max_uses: Some(CAPPED_USES.cast_signed()),
             ..Default::default()
@@ -448,7 +523,14 @@ async fn capped(target: &Target, label: &str, load: Load) -> anyhow::Result<Repo
         }
     }
     let seconds = started.elapsed().as_secs_f64();
-    let report = Report::new("accept-capped".to_owned(), label, load, seconds, &merged, statuses);
+    let report = Report::new(
+        (Scenario::AcceptCapped, "accept-capped".to_owned()),
+        label,
+        load,
+        seconds,
+        &merged,
+        statuses,
+    );
     let admitted = report.statuses.get(&201).copied().unwrap_or(0);
     let maxed = report.statuses.get(&400).copied().unwrap_or(0);
     if admitted != CAPPED_USES || maxed != CAPPED_USERS - CAPPED_USES {
@@ -460,17 +542,38 @@ async fn capped(target: &Target, label: &str, load: Load) -> anyhow::Result<Repo
     Ok(report)
 }
 
-/// Prints reports as a table, one row per run.
+impl Report {
+    /// Every status with its count, `200:1234 404:5`.
+    pub(crate) fn statuses_text(&self) -> String {
+        let statuses: Vec<String> =
+            self.statuses.iter().map(|(status, count)| format!("{status}:{count}")).collect();
+        statuses.join(" ")
+    }
+}
+
+/// Prints reports as a table, one row per run; a run with too many other answers is marked
+/// `INVALID`, since its throughput does not measure the scenario.
 pub(crate) fn print_table(reports: &[Report]) {
     println!(
-        "{:<24} {:>10} {:>5} {:>9} {:>10} {:>8} {:>8} {:>8} {:>8}  statuses",
-        "scenario", "label", "conc", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms"
+        "{:<24} {:>10} {:>5} {:>9} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}  statuses",
+        "scenario",
+        "label",
+        "conc",
+        "requests",
+        "req/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "svc ms",
+        "pg ms"
     );
     for r in reports {
-        let statuses: Vec<String> =
-            r.statuses.iter().map(|(status, count)| format!("{status}:{count}")).collect();
+        let cpu = |ms: fn(&cpu::PerRequest) -> f64| {
+            r.cpu.as_ref().map_or_else(|| "-".to_owned(), |cpu| format!("{:.3}", ms(cpu)))
+        };
         println!(
-            "{:<24} {:>10} {:>5} {:>9} {:>10.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2}  {}",
+            "{:<24} {:>10} {:>5} {:>9} {:>10.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>7}  {}{}",
             r.scenario,
             r.label,
             r.concurrency,
@@ -480,7 +583,10 @@ pub(crate) fn print_table(reports: &[Report]) {
             r.p90_ms,
             r.p99_ms,
             r.max_ms,
-            statuses.join(" ")
+            cpu(|cpu| cpu.service_ms),
+            cpu(|cpu| cpu.postgres_ms),
+            r.statuses_text(),
+            if r.valid { "" } else { "  INVALID" }
         );
         if let Some((refused_p50, refused_p99, refused_max)) = r.refused_ms {
             let (admitted_p50, admitted_p99) = r.admitted_ms.unwrap_or_default();
@@ -490,5 +596,53 @@ pub(crate) fn print_table(reports: &[Report]) {
                 ""
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(scenario: Scenario, statuses: &[(u16, u64)]) -> Report {
+        let mut latencies = Latencies::new();
+        for &(status, count) in statuses {
+            for _ in 0..count {
+                latencies.record(status, 1000);
+            }
+        }
+        let load = Load {
+            concurrency: 4,
+            duration: Duration::from_secs(10),
+            warmup: Duration::ZERO,
+            rate: None,
+        };
+        let name = format!("{scenario:?}");
+        Report::new(
+            (scenario, name),
+            "x",
+            load,
+            10.0,
+            &latencies,
+            statuses.iter().copied().collect(),
+        )
+    }
+
+    #[test]
+    fn throughput_counts_only_success_and_errors_beyond_one_percent_invalidate() {
+        // Every answer a 401: nothing served, and the run says so.
+        let refused = report(Scenario::Preview, &[(401, 5000)]);
+        assert_eq!((refused.throughput, refused.valid), (0.0, false));
+        // 1% of other answers is tolerated; the throughput leaves them out.
+        let tolerated = report(Scenario::AcceptDistinct, &[(201, 990), (404, 5), (0, 5)]);
+        assert!(tolerated.valid);
+        assert!((tolerated.throughput - 99.0).abs() < 1e-9);
+        let beyond = report(Scenario::Create, &[(201, 980), (503, 20)]);
+        assert!(!beyond.valid);
+        assert_eq!(beyond.statuses_text(), "201:980 503:20");
+        // A preview answered 201 or an accept answered 200 is not what the scenario asks.
+        assert!(!report(Scenario::Preview, &[(201, 100)]).valid);
+        assert!(!report(Scenario::AcceptHot, &[(200, 100)]).valid);
+        // The race expects its refusals once the invite is used up.
+        assert!(report(Scenario::AcceptCapped, &[(201, 500), (400, 1500)]).valid);
     }
 }

@@ -20,8 +20,39 @@ pub(crate) struct SeedSize {
     pub(crate) big_members: u64,
 }
 
+/// A special server, seeded with its owner as first member and one invite.
+pub(crate) struct Special {
+    /// Its number (see `ids`).
+    pub(crate) number: u64,
+    /// Its name.
+    pub(crate) name: &'static str,
+    /// Its invite's code.
+    pub(crate) code: &'static str,
+    /// Its invite's `max_uses`, as SQL.
+    pub(crate) max_uses: &'static str,
+    /// Members besides the owner, who joined with its invite (its `uses`).
+    pub(crate) extra_members: u64,
+}
+
+/// The special servers: the big one, the small one, the hot invite's and the capped one's.
+pub(crate) fn specials(size: SeedSize) -> [Special; 4] {
+    let special = |number, name, code, max_uses, extra_members| Special {
+        number,
+        name,
+        code,
+        max_uses,
+        extra_members,
+    };
+    [
+        special(ids::BIG_SERVER, "Big server", ids::BIG_CODE, "NULL", size.big_members),
+        special(ids::SMALL_SERVER, "Small server", ids::SMALL_CODE, "NULL", 9),
+        special(ids::HOT_SERVER, "Hot server", ids::HOT_CODE, "1000000", 0),
+        special(ids::CAPPED_SERVER, "Capped server", "capped00", "1", 0),
+    ]
+}
+
 /// A fixed creation time: seeding must not depend on the clock of the machine it runs on.
-const SEEDED_AT: &str = "'2026-01-01T00:00:00.000000Z'";
+pub(crate) const SEEDED_AT: &str = "'2026-01-01T00:00:00.000000Z'";
 
 struct Sql(Backend);
 
@@ -99,14 +130,7 @@ pub(crate) fn seed(conn: &mut DbConnection, size: SeedSize) -> anyhow::Result<()
             size.invites,
         ),
     ];
-    // The special servers, each with its owner as first member and one invite.
-    let specials = [
-        (ids::BIG_SERVER, "Big server", ids::BIG_CODE, "NULL", size.big_members),
-        (ids::SMALL_SERVER, "Small server", ids::SMALL_CODE, "NULL", 9),
-        (ids::HOT_SERVER, "Hot server", ids::HOT_CODE, "1000000", 0),
-        (ids::CAPPED_SERVER, "Capped server", "capped00", "1", 0),
-    ];
-    for (number, name, code, max_uses, extra_members) in specials {
+    for Special { number, name, code, max_uses, extra_members } in specials(size) {
         let (server, owner) = (ids::server(number), ids::owner(number));
         let quote = |id: uuid::Uuid| match sql.0 {
             Backend::Postgres => format!("'{id}'::uuid"),

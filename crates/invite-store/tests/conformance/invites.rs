@@ -380,6 +380,38 @@ conformance! {
         assert_eq!(preview.presence_count, 0, "nobody is connected");
         assert_eq!(conn.preview(&CodeRef::parse("zzzzzzzz").unwrap(), t0()).unwrap(), None);
     }
+
+    // What `invite-loadtest verify` checks after a load: each kind of damage is found, once
+    // per damaged row, by the set-based counts.
+    fn the_invariants_count_each_kind_of_damage(db: &TestDatabase) {
+        let conn = &mut db.connect();
+        let owner = user();
+        let server = create_server(conn, &owner);
+        let invite = create_invite(conn, &server, &owner, "{}");
+        create_invite(conn, &server, &owner, r#"{"max_uses": 2}"#);
+        let joined = conn.redeem(&crate::code_of(&invite), &user(), t0()).unwrap();
+        assert!(matches!(joined, invite_store::repo::Redemption::Joined(_)));
+        let found = |conn: &mut DbConnection| -> Vec<i64> {
+            let counts = invite_store::invariants::violations(conn).unwrap();
+            counts.into_iter().map(|(_, found)| found).collect()
+        };
+        let damage = |conn: &mut DbConnection, sql: &str| {
+            diesel::sql_query(sql).execute(conn).unwrap();
+        };
+        assert_eq!(found(conn), [0, 0, 0, 0, 0]);
+        // A use without its member, on both invites (a use beyond max_uses the schema refuses).
+        damage(conn, "UPDATE invites SET uses = uses + 1");
+        assert_eq!(found(conn), [0, 2, 0, 0, 0]);
+        damage(conn, "UPDATE invites SET uses = uses - 1");
+        assert_eq!(found(conn), [0, 0, 0, 0, 0]);
+        // A member gone without its use given back, then the use given back too.
+        damage(conn, "DELETE FROM members WHERE source = 'invite'");
+        assert_eq!(found(conn), [0, 1, 0, 1, 0]);
+        damage(conn, "UPDATE invites SET uses = 0");
+        assert_eq!(found(conn), [0, 0, 0, 1, 0], "the server still counts its member");
+        damage(conn, "UPDATE servers SET member_count = 1, active_invites = 3");
+        assert_eq!(found(conn), [0, 0, 0, 0, 1]);
+    }
 }
 
 /// Gives a server a vanity invite, for tests that need one in the way.
