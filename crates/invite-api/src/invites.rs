@@ -4,6 +4,7 @@
 //! strings, times RFC 3339 with `Z`.
 
 use chrono::{DateTime, Utc};
+use invite_core::event::InviteData;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -19,39 +20,23 @@ string_enum! {
     }
 }
 
-/// An invite.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Invite {
-    /// Its id.
-    pub id: Uuid,
-    /// Its server.
-    pub server_id: Uuid,
-    /// The channel it points at.
-    pub channel_id: Option<Uuid>,
-    /// The code.
-    pub code: Option<String>,
-    /// `random` or `vanity`.
-    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "random"))]
-    pub kind: InviteKind,
-    /// The link to share.
-    pub url: Option<String>,
-    /// Who created it.
-    pub created_by: Option<Uuid>,
-    /// Uses allowed (`null`: unlimited).
-    pub max_uses: Option<i64>,
-    /// Uses made.
-    pub uses: i64,
-    /// Lifetime in seconds (0: never expires).
-    pub max_age: i64,
-    /// When it expires.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// Whether it makes temporary members.
-    pub temporary: bool,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// Its version, also sent as the `ETag`.
-    pub version: i64,
+invite_core::invite_struct! {
+    /// An invite.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    pub struct Invite {
+        #[cfg_attr(feature = "openapi", schema(value_type = String, example = "random"))]
+        kind: InviteKind,
+        /// The link to share.
+        pub url: Option<String>,
+    }
+}
+
+impl Invite {
+    /// The invite `invite` as the API shows it, with its link `url`.
+    pub fn new(invite: InviteData, url: Option<String>) -> Self {
+        invite_core::invite_from!(invite => Self { url })
+    }
 }
 
 /// A channel as a preview shows it.

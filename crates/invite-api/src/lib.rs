@@ -114,7 +114,7 @@ pub use headers::RateLimit;
 pub use invites::{ChannelRef, Invite, InviteKind, Joined, Preview, VanityUrl};
 pub use operations::{Component, Level, Maintenance, Status, Window};
 pub use servers::{
-    AuditAction, AuditEntry, Ban, Channel, JoinSource, JoinedVia, Member, Server, ServerFeature,
+    AuditAction, AuditEntry, Channel, JoinSource, JoinedVia, Member, Server, ServerFeature,
     TargetType,
 };
 pub use webhooks::{Deliveries, Delivery, Webhook};
@@ -126,7 +126,7 @@ pub use invite_core::maintenance::MaintenanceRequest;
 pub use invite_core::permissions::Permissions;
 pub use invite_core::redeem::InvitesPause;
 pub use invite_core::server::{
-    BanRequest, CreateChannelRequest, CreateServerRequest, PauseRequest, UpdateMemberRequest,
+    Ban, BanRequest, CreateChannelRequest, CreateServerRequest, PauseRequest, UpdateMemberRequest,
     UpdateServerRequest, VanityRequest,
 };
 pub use invite_core::webhook::CreateWebhookRequest;

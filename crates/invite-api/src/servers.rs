@@ -142,22 +142,6 @@ pub struct Member {
     pub joined_via: JoinedVia,
 }
 
-/// A ban.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Ban {
-    /// The server.
-    pub server_id: Uuid,
-    /// The banned user.
-    pub user_id: Uuid,
-    /// Why.
-    pub reason: Option<String>,
-    /// Who banned them.
-    pub banned_by: Uuid,
-    /// When.
-    pub created_at: DateTime<Utc>,
-}
-
 /// A channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

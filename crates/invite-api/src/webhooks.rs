@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::events::EventType;
+pub use invite_core::webhook::Delivery;
 
 /// A webhook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,26 +35,6 @@ pub struct Webhook {
     /// When the next event is tried again, after a failure.
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// When it was created.
-    pub created_at: DateTime<Utc>,
-}
-
-/// One attempt at delivering one event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Delivery {
-    /// The event's `seq`.
-    pub event_seq: i64,
-    /// The event's type.
-    pub event_type: String,
-    /// 1 for the first attempt at this event.
-    pub attempt: i32,
-    /// The receiver's status; `null` when it did not answer.
-    pub status: Option<i32>,
-    /// Why it failed; `null` when delivered.
-    pub error: Option<String>,
-    /// How long it took.
-    pub duration_ms: i64,
-    /// When.
     pub created_at: DateTime<Utc>,
 }
 

@@ -154,36 +154,13 @@ impl Event {
     }
 }
 
-/// An invite, as `INVITE_CREATE` and `INVITE_UPDATE` carry it: the API's invite without its
-/// link, whose base only the HTTP layer knows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InviteData {
-    /// Its id.
-    pub id: Uuid,
-    /// Its server.
-    pub server_id: Uuid,
-    /// The channel it points at.
-    pub channel_id: Option<Uuid>,
-    /// Its code (`None` only for a released vanity invite whose code went elsewhere).
-    pub code: Option<String>,
-    /// Random or vanity.
-    pub kind: InviteKind,
-    /// Who created it.
-    pub created_by: Option<Uuid>,
-    /// Uses allowed; `None` is unlimited.
-    pub max_uses: Option<i64>,
-    /// Uses made.
-    pub uses: i64,
-    /// Lifetime in seconds; 0 never expires.
-    pub max_age: i64,
-    /// When it stops working.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// Whether it makes temporary members.
-    pub temporary: bool,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// Its version (the `ETag`).
-    pub version: i64,
+crate::invite_struct! {
+    /// An invite, as `INVITE_CREATE` and `INVITE_UPDATE` carry it: the API's invite without its
+    /// link, whose base only the HTTP layer knows.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct InviteData {
+        kind: InviteKind,
+    }
 }
 
 /// `INVITE_DELETE`: the invite revoked.

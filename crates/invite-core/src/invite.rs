@@ -17,6 +17,81 @@ pub const MAX_AGE_LIMIT: i64 = 2_592_000;
 /// Most active (not revoked, not expired, not used up) random invites a server may hold.
 pub const MAX_ACTIVE_INVITES: i64 = 1000;
 
+/// Declares a struct with an invite's fields as the service shows them, in the order the API
+/// sends them: the one list behind the event payload ([`crate::event::InviteData`]), the API's
+/// invite and the store's. `kind` has the type the declaring crate reads kinds into (a client
+/// keeps names it does not know); the struct's own fields follow `kind`, where the API's `url`
+/// stands.
+#[macro_export]
+macro_rules! invite_struct {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $(#[$kind_meta:meta])*
+            kind: $kind:ty,
+            $($(#[$own_meta:meta])* pub $own:ident: $own_ty:ty,)*
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            /// Its id.
+            pub id: ::uuid::Uuid,
+            /// Its server.
+            pub server_id: ::uuid::Uuid,
+            /// The channel it points at.
+            pub channel_id: ::core::option::Option<::uuid::Uuid>,
+            /// Its code (`null` only for a released vanity invite whose code went elsewhere).
+            pub code: ::core::option::Option<::std::string::String>,
+            /// `random` or `vanity`.
+            $(#[$kind_meta])*
+            pub kind: $kind,
+            $($(#[$own_meta])* pub $own: $own_ty,)*
+            /// Who created it (for a vanity invite, who set the code).
+            pub created_by: ::core::option::Option<::uuid::Uuid>,
+            /// Uses allowed (`null`: unlimited).
+            pub max_uses: ::core::option::Option<i64>,
+            /// Uses made.
+            pub uses: i64,
+            /// Lifetime in seconds (0: never expires).
+            pub max_age: i64,
+            /// When it stops working.
+            pub expires_at: ::core::option::Option<::chrono::DateTime<::chrono::Utc>>,
+            /// Whether it makes temporary members.
+            pub temporary: bool,
+            /// When it was created.
+            pub created_at: ::chrono::DateTime<::chrono::Utc>,
+            /// Its version, also sent as the `ETag`: one more with every change, uses included.
+            pub version: i64,
+        }
+    };
+}
+
+/// Builds a struct declared with [`invite_struct!`] from another one, `$from` (taken by value):
+/// the shared fields move across (`kind` through `Into`), and the target's own fields are
+/// given as in a struct expression.
+#[macro_export]
+macro_rules! invite_from {
+    ($from:expr => $to:path { $($own:ident $(: $value:expr)?),* $(,)? }) => {{
+        let from = $from;
+        $to {
+            id: from.id,
+            server_id: from.server_id,
+            channel_id: from.channel_id,
+            code: from.code,
+            kind: from.kind.into(),
+            $($own $(: $value)?,)*
+            created_by: from.created_by,
+            max_uses: from.max_uses,
+            uses: from.uses,
+            max_age: from.max_age,
+            expires_at: from.expires_at,
+            temporary: from.temporary,
+            created_at: from.created_at,
+            version: from.version,
+        }
+    }};
+}
+
 /// Whether an invite has a random code or is the server's vanity URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::code::VanityCode;
 use crate::patch::Patch;
@@ -16,6 +17,22 @@ pub const MAX_NAME_LEN: usize = 100;
 pub const MAX_ICON_URL_LEN: usize = 2048;
 /// Longest ban reason, in characters.
 pub const MAX_BAN_REASON_LEN: usize = 512;
+
+/// A ban: who may not join the server again until it is lifted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Ban {
+    /// The server.
+    pub server_id: Uuid,
+    /// The banned user.
+    pub user_id: Uuid,
+    /// Why.
+    pub reason: Option<String>,
+    /// Who banned them.
+    pub banned_by: Uuid,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
 
 /// A server name: 1-100 characters after trimming surrounding whitespace.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use url::{Host, ParseError, Url};
 
@@ -14,6 +15,26 @@ pub const MAX_WEBHOOKS: i64 = 10;
 
 /// Longest webhook URL, in bytes.
 pub const MAX_URL_LEN: usize = 2048;
+
+/// One attempt at delivering one event, as the delivery log keeps and shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Delivery {
+    /// The event's `seq`.
+    pub event_seq: i64,
+    /// The event's type.
+    pub event_type: String,
+    /// 1 for the first attempt at this event.
+    pub attempt: i32,
+    /// The receiver's status; `null` when it did not answer.
+    pub status: Option<i32>,
+    /// Why it failed; `null` when delivered.
+    pub error: Option<String>,
+    /// How long it took.
+    pub duration_ms: i64,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
 
 /// The body of `POST /servers/{id}/webhooks`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]

@@ -359,8 +359,6 @@ async fn post(
     let started = Instant::now();
     let result = send(state, webhook, event, now.timestamp(), body).await;
     let delivery = Delivery {
-        id: Uuid::now_v7(),
-        webhook_id: webhook.id,
         event_seq: event.seq,
         event_type: event.kind().as_str().to_owned(),
         attempt: webhook.attempts.saturating_add(1),

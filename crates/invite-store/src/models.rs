@@ -140,39 +140,16 @@ impl From<ChannelRow> for Channel {
     }
 }
 
-/// An invite, random or vanity, active or not.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invite {
-    /// Its id.
-    pub id: Uuid,
-    /// Its server.
-    pub server_id: Uuid,
-    /// The channel it points at.
-    pub channel_id: Option<Uuid>,
-    /// Its code; `None` only for a released vanity invite whose code went to another server.
-    pub code: Option<String>,
-    /// Random or vanity.
-    pub kind: InviteKind,
-    /// Who created it (for a vanity invite, who set the code).
-    pub created_by: Option<Uuid>,
-    /// Uses allowed; `None` is unlimited.
-    pub max_uses: Option<i64>,
-    /// Uses made.
-    pub uses: i64,
-    /// Lifetime in seconds; 0 never expires.
-    pub max_age: i64,
-    /// When it stops working.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// Whether it makes temporary members.
-    pub temporary: bool,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// When it last changed.
-    pub updated_at: DateTime<Utc>,
-    /// 1 at creation, +1 with every change (uses included): the `ETag`.
-    pub version: i64,
-    /// When it was revoked.
-    pub revoked_at: Option<DateTime<Utc>>,
+invite_core::invite_struct! {
+    /// An invite, random or vanity, active or not.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Invite {
+        kind: InviteKind,
+        /// When it last changed.
+        pub updated_at: DateTime<Utc>,
+        /// When it was revoked.
+        pub revoked_at: Option<DateTime<Utc>>,
+    }
 }
 
 impl Invite {
@@ -210,21 +187,7 @@ pub(crate) struct InviteRow {
 /// An invite as `INVITE_CREATE` and `INVITE_UPDATE` carry it.
 impl From<&Invite> for invite_core::event::InviteData {
     fn from(invite: &Invite) -> Self {
-        Self {
-            id: invite.id,
-            server_id: invite.server_id,
-            channel_id: invite.channel_id,
-            code: invite.code.clone(),
-            kind: invite.kind,
-            created_by: invite.created_by,
-            max_uses: invite.max_uses,
-            uses: invite.uses,
-            max_age: invite.max_age,
-            expires_at: invite.expires_at,
-            temporary: invite.temporary,
-            created_at: invite.created_at,
-            version: invite.version,
-        }
+        invite_core::invite_from!(invite.clone() => Self {})
     }
 }
 
@@ -315,20 +278,7 @@ impl MemberRow {
     }
 }
 
-/// A ban.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ban {
-    /// The server.
-    pub server_id: Uuid,
-    /// The banned user.
-    pub user_id: Uuid,
-    /// Why.
-    pub reason: Option<String>,
-    /// Who banned them.
-    pub banned_by: Uuid,
-    /// When.
-    pub created_at: DateTime<Utc>,
-}
+pub use invite_core::server::Ban;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = bans)]

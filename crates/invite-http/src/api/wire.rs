@@ -2,7 +2,7 @@
 //! response bodies (what a client may see of it, at the time of asking).
 
 use chrono::{DateTime, Utc};
-use invite_store::models::{AuditEntry, Ban, Channel, Invite, Member, Server};
+use invite_store::models::{AuditEntry, Channel, Invite, Member, Server};
 use invite_store::repo::MaintenanceState;
 
 use invite_runtime::preview_cache::CachedPreview;
@@ -37,22 +37,8 @@ pub(crate) fn invite_url(base: &str, code: &str) -> String {
 
 /// The invite, with its link on the public base URL `base`.
 pub(crate) fn invite(invite: &Invite, base: &str) -> invite_api::Invite {
-    invite_api::Invite {
-        id: invite.id,
-        server_id: invite.server_id,
-        channel_id: invite.channel_id,
-        code: invite.code.clone(),
-        kind: invite.kind.into(),
-        url: invite.code.as_deref().map(|code| invite_url(base, code)),
-        created_by: invite.created_by,
-        max_uses: invite.max_uses,
-        uses: invite.uses,
-        max_age: invite.max_age,
-        expires_at: invite.expires_at,
-        temporary: invite.temporary,
-        created_at: invite.created_at,
-        version: invite.version,
-    }
+    let url = invite.code.as_deref().map(|code| invite_url(base, code));
+    invite_api::Invite::new(invite.into(), url)
 }
 
 /// The preview of the invite with `code` at `now`, showing `member_count` members.
@@ -114,17 +100,6 @@ pub(crate) fn member(member: Member) -> invite_api::Member {
             invite_code: member.joined_via_code,
             inviter_id: member.inviter_id,
         },
-    }
-}
-
-/// A ban.
-pub(crate) fn ban(ban: Ban) -> invite_api::Ban {
-    invite_api::Ban {
-        server_id: ban.server_id,
-        user_id: ban.user_id,
-        reason: ban.reason,
-        banned_by: ban.banned_by,
-        created_at: ban.created_at,
     }
 }
 

@@ -111,28 +111,7 @@ pub struct NewWebhook<'a> {
     pub now: DateTime<Utc>,
 }
 
-/// One attempt at delivering one event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
-    /// Its id.
-    pub id: Uuid,
-    /// The webhook.
-    pub webhook_id: Uuid,
-    /// The event's `seq`.
-    pub event_seq: i64,
-    /// The event's type.
-    pub event_type: String,
-    /// 1 for the first attempt at this event.
-    pub attempt: i32,
-    /// The receiver's status; `None` when it did not answer.
-    pub status: Option<i32>,
-    /// Why it failed, when it did.
-    pub error: Option<String>,
-    /// How long it took.
-    pub duration_ms: i64,
-    /// When.
-    pub created_at: DateTime<Utc>,
-}
+pub use invite_core::webhook::Delivery;
 
 /// What became of an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,8 +206,6 @@ struct DeliveryRow {
 impl From<DeliveryRow> for Delivery {
     fn from(row: DeliveryRow) -> Self {
         Self {
-            id: row.id.0,
-            webhook_id: row.webhook_id.0,
             event_seq: row.event_seq,
             event_type: row.event_type,
             attempt: row.attempt,
@@ -405,8 +382,8 @@ impl WebhookRepository for DbConnection {
             if let Some(delivery) = delivery {
                 diesel::insert_into(webhook_deliveries::table)
                     .values(DeliveryRow {
-                        id: Id(delivery.id),
-                        webhook_id: Id(delivery.webhook_id),
+                        id: Id(Uuid::now_v7()),
+                        webhook_id: Id(webhook_id),
                         event_seq: delivery.event_seq,
                         event_type: delivery.event_type.clone(),
                         attempt: delivery.attempt,

@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use invite_core::server::BanRequest;
 use uuid::Uuid;
 
-use super::common::{Caller, json_list};
+use super::common::Caller;
 use crate::api::error::{ApiResult, ErrorBody};
 use crate::api::extract::JsonBody;
 
@@ -54,5 +54,5 @@ pub(crate) async fn list(caller: Caller, path: web::Path<Uuid>) -> ApiResult<Htt
     let server_id = path.into_inner();
     let bans =
         caller.read(move |conn, ctx| invite_ops::members::bans(conn, ctx, server_id)).await?;
-    Ok(json_list(bans, crate::api::wire::ban))
+    Ok(HttpResponse::Ok().json(bans))
 }

@@ -4,7 +4,7 @@
 use actix_web::{HttpResponse, web};
 use invite_core::Problem;
 use invite_core::webhook::CreateWebhookRequest;
-use invite_store::repo::{Delivery, StoredEvent, Webhook};
+use invite_store::repo::{StoredEvent, Webhook};
 use secrecy::ExposeSecret as _;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -152,19 +152,6 @@ pub(crate) async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// One attempt at delivering one event, as the delivery log shows it.
-fn delivery(delivery: Delivery) -> invite_api::Delivery {
-    invite_api::Delivery {
-        event_seq: delivery.event_seq,
-        event_type: delivery.event_type,
-        attempt: delivery.attempt,
-        status: delivery.status,
-        error: delivery.error,
-        duration_ms: delivery.duration_ms,
-        created_at: delivery.created_at,
-    }
-}
-
 /// A webhook's latest deliveries, newest first, with its state (`MANAGE_SERVER`).
 #[utoipa::path(get, path = "/servers/{server_id}/webhooks/{webhook_id}/deliveries", tag = "events", security(("bearer" = [])),
     params(super::common::ServerPath, ("webhook_id" = Uuid, Path, description = "The webhook")), responses(
@@ -179,8 +166,6 @@ pub(crate) async fn deliveries(
     let ids = path.into_inner();
     let (hook, deliveries) =
         caller.read(move |conn, ctx| invite_ops::webhooks::deliveries(conn, ctx, ids)).await?;
-    Ok(HttpResponse::Ok().json(invite_api::Deliveries {
-        webhook: webhook(hook, false),
-        deliveries: deliveries.into_iter().map(delivery).collect(),
-    }))
+    Ok(HttpResponse::Ok()
+        .json(invite_api::Deliveries { webhook: webhook(hook, false), deliveries }))
 }
