@@ -164,6 +164,47 @@ pub(crate) fn active_at(now: Ts) -> _ {
         .and(invites::max_uses.is_null().or(invites::uses.nullable().lt(invites::max_uses)))
 }
 
+/// Ends the invite at `now`, as a new version; the row stays, for the audit log and for a
+/// vanity code's reservation.
+pub(crate) fn mark_revoked(
+    conn: &mut DbConnection,
+    invite_id: Uuid,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    diesel::update(invites::table.filter(invites::id.eq(Id(invite_id))))
+        .set((
+            invites::revoked_at.eq(Ts(now)),
+            invites::version.eq(invites::version + 1),
+            invites::updated_at.eq(Ts(now)),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Records `action` on `invite` by `actor` in its server's audit log, and reads the invite back
+/// as the change left it.
+fn audited(
+    conn: &mut DbConnection,
+    invite: &Invite,
+    actor: Uuid,
+    action: AuditAction,
+    details: serde_json::Value,
+    now: DateTime<Utc>,
+) -> StoreResult<Invite> {
+    audit::record(
+        conn,
+        NewAuditEntry {
+            server_id: invite.server_id,
+            actor_id: actor,
+            action,
+            target_id: Some(invite.id),
+            details,
+            now,
+        },
+    )?;
+    load_invite(conn, invite.id)?.ok_or(StoreError::NotFound(Entity::Invite))
+}
+
 pub(crate) fn load_invite(conn: &mut DbConnection, invite_id: Uuid) -> StoreResult<Option<Invite>> {
     invites::table
         .filter(invites::id.eq(Id(invite_id)))
@@ -709,23 +750,13 @@ impl InviteRepository for DbConnection {
                 invites::updated_at.eq(Ts(now)),
             ))
             .execute(self)?;
-        audit::record(
-            self,
-            NewAuditEntry {
-                server_id: invite.server_id,
-                actor_id: actor,
-                action: AuditAction::InviteUpdate,
-                target_id: Some(invite_id),
-                details: serde_json::json!({
-                    "code": invite.code,
-                    "max_uses": max_uses,
-                    "max_age": max_age,
-                    "expires_at": expires_at,
-                }),
-                now,
-            },
-        )?;
-        load_invite(self, invite_id)?.ok_or(StoreError::NotFound(Entity::Invite))
+        let details = serde_json::json!({
+            "code": invite.code,
+            "max_uses": max_uses,
+            "max_age": max_age,
+            "expires_at": expires_at,
+        });
+        audited(self, invite, actor, AuditAction::InviteUpdate, details, now)
     }
 
     fn revoke_invite(
@@ -734,26 +765,9 @@ impl InviteRepository for DbConnection {
         actor: Uuid,
         now: DateTime<Utc>,
     ) -> StoreResult<Invite> {
-        let invite_id = invite.id;
-        diesel::update(invites::table.filter(invites::id.eq(Id(invite_id))))
-            .set((
-                invites::revoked_at.eq(Ts(now)),
-                invites::version.eq(invites::version + 1),
-                invites::updated_at.eq(Ts(now)),
-            ))
-            .execute(self)?;
-        audit::record(
-            self,
-            NewAuditEntry {
-                server_id: invite.server_id,
-                actor_id: actor,
-                action: AuditAction::InviteRevoke,
-                target_id: Some(invite_id),
-                details: serde_json::json!({ "code": invite.code }),
-                now,
-            },
-        )?;
-        load_invite(self, invite_id)?.ok_or(StoreError::NotFound(Entity::Invite))
+        mark_revoked(self, invite.id, now)?;
+        let details = serde_json::json!({ "code": invite.code });
+        audited(self, invite, actor, AuditAction::InviteRevoke, details, now)
     }
 
     fn preview(&mut self, code: &CodeRef, now: DateTime<Utc>) -> StoreResult<Option<Preview>> {

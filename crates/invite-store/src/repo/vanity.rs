@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::audit::{self, NewAuditEntry};
 use super::invites::InviteRepository;
-use super::invites::{insert_unless_code_taken, load_invite};
+use super::invites::{insert_unless_code_taken, load_invite, mark_revoked};
 use super::servers::lock_server;
 use crate::connection::{DbConnection, write_transaction};
 use crate::error::{Entity, StoreError, StoreResult};
@@ -50,18 +50,6 @@ fn active_vanity(conn: &mut DbConnection, server_id: Uuid) -> StoreResult<Option
         .transpose()
 }
 
-/// Ends the server's current vanity invite (its code stays reserved to the server).
-fn release(conn: &mut DbConnection, invite_id: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
-    diesel::update(invites::table.filter(invites::id.eq(Id(invite_id))))
-        .set((
-            invites::revoked_at.eq(Ts(now)),
-            invites::version.eq(invites::version + 1),
-            invites::updated_at.eq(Ts(now)),
-        ))
-        .execute(conn)?;
-    Ok(())
-}
-
 impl VanityRepository for DbConnection {
     fn vanity_invite(&mut self, server_id: Uuid) -> StoreResult<Option<Invite>> {
         active_vanity(self, server_id)
@@ -83,7 +71,7 @@ impl VanityRepository for DbConnection {
             let claimed = match code {
                 None => {
                     if let Some(current) = &current {
-                        release(conn, current.id, now)?;
+                        mark_revoked(conn, current.id, now)?;
                     }
                     None
                 }
@@ -100,7 +88,7 @@ impl VanityRepository for DbConnection {
                         return Ok(current);
                     }
                     if let Some(current) = &current {
-                        release(conn, current.id, now)?;
+                        mark_revoked(conn, current.id, now)?;
                     }
                     Some(claim_code(conn, server_id, code, claim, holder, actor, now)?)
                 }
