@@ -193,7 +193,14 @@ impl TestApp {
         args: &[&str],
     ) -> Self {
         let server = TestServer::start(pool, random, args);
-        let client = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        // Idle connections are dropped well before the server's keep-alive (5 s) closes them:
+        // a request sent on a connection the server is closing fails as an incomplete message,
+        // which a test that waits a few seconds between requests (webhook retries) would hit.
+        let client = Client::builder()
+            .timeout(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
         Self { base: server.base.clone(), clock: server.clock.clone(), client, server, db }
     }
 
