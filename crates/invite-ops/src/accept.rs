@@ -3,6 +3,7 @@
 //! audit entry, the `MEMBER_JOIN` event and, with an Idempotency-Key, the recorded response).
 
 use invite_core::code::CodeRef;
+use invite_store::batch::SetOutcome;
 use invite_store::repo::{
     IdempotencyClaim, InviteRepository, JoinResponseTemplate, Keyed, Redemption, keyed,
 };
@@ -10,15 +11,47 @@ use invite_store::{Backend, DbConnection};
 
 use crate::{Ctx, OpResult, Outcome};
 
-/// Which accepts may be committed together by one transaction (group commit): those of one
-/// invite on PostgreSQL, where they queue on its row lock anyway; every accept on SQLite, where
-/// all writes queue for its one writer anyway. Accepts of different groups never wait for each
-/// other's commits.
-pub fn commit_group(code: &CodeRef, backend: Backend) -> String {
+/// Which accepts may be committed together by one transaction (group commit). On PostgreSQL,
+/// every code falls into one of `groups` groups, always the same one, so the accepts of one
+/// invite (a viral invite's) share their batches; a batch's plain accepts are one statement.
+/// A batch is cheaper per join the more it holds, and a group's batches commit one after
+/// another, so the number of groups trades the one for the other (`INVITE_DB_WRITE_GROUPS`).
+/// On SQLite, every accept is in one group, as all writes queue for its one writer anyway.
+/// Accepts of different groups never wait for each other's commits.
+pub fn commit_group(code: &CodeRef, backend: Backend, groups: u64) -> String {
     match backend {
-        Backend::Postgres => code.as_str().to_owned(),
+        Backend::Postgres => format!("accept/{}", bucket(code.as_str(), groups)),
         Backend::Sqlite => String::new(),
     }
+}
+
+/// Which of `groups` groups `key` falls into, always the same one within a process (`SipHash`
+/// with fixed keys).
+pub(crate) fn bucket(key: impl std::hash::Hash, groups: u64) -> u64 {
+    use std::hash::Hasher as _;
+    let mut hasher = std::hash::DefaultHasher::new();
+    key.hash(&mut hasher);
+    hasher.finish() % groups.max(1)
+}
+
+/// The outcome of a join that a set-based batch decided (see `invite_store::repo::redeem_set`):
+/// what [`accept`] returns for the same redemption without an Idempotency-Key.
+pub fn decided(found: SetOutcome) -> OpResult<Keyed<Outcome<Redemption>>> {
+    match found {
+        SetOutcome::Joined(redemption) => Ok(Keyed::Fresh(outcome(redemption))),
+        SetOutcome::Previewed(_) => {
+            Err(crate::OpError::Internal("a join was answered with a preview".into()))
+        }
+    }
+}
+
+/// A redemption and the events it committed.
+fn outcome(redemption: Redemption) -> Outcome<Redemption> {
+    let events = match &redemption {
+        Redemption::Joined(joined) => vec![joined.event.clone()],
+        Redemption::Refused(_) => Vec::new(),
+    };
+    Outcome::new(redemption, events)
 }
 
 /// An Idempotency-Key's claim and the response a join records under it.
@@ -39,11 +72,7 @@ pub fn accept(
                 conn.redeem_recorded(code, &ctx.actor, ctx.now, claim, template)?
             }
         };
-        let events = match &redemption {
-            Redemption::Joined(joined) => vec![joined.event.clone()],
-            Redemption::Refused(_) => Vec::new(),
-        };
-        Ok(Outcome::new(redemption, events))
+        Ok(outcome(redemption))
     };
     match recording {
         None => attempt(conn).map(Keyed::Fresh),

@@ -18,7 +18,7 @@ use invite_store::repo::{
     ChannelRepository, CreatedInvite, InviteRepository, InviteScope, MemberRepository, NewInvite,
     ServerRepository,
 };
-use invite_store::{DbConnection, write_transaction};
+use invite_store::{Backend, DbConnection, write_transaction};
 use uuid::Uuid;
 
 use crate::members::VisitorStanding;
@@ -88,6 +88,24 @@ pub fn create(
         let (created, events) = conn.create_invite_announced(&new, random, announce)?;
         Ok(Outcome::new(created, events))
     })
+}
+
+/// Which creates may be committed together by one transaction (group commit), and the server
+/// each locks first, by which a batch orders them. On PostgreSQL, one of `groups` groups by
+/// server, each batch taking its servers' locks in id order, as the set-based accept does, so
+/// that batches cannot deadlock; a create through a channel names its server only once it runs,
+/// and goes first. On SQLite, the group of every accept: all writes queue for its one writer
+/// anyway.
+pub fn create_group(place: Place, backend: Backend, groups: u64) -> (String, Option<Uuid>) {
+    match (backend, place) {
+        (Backend::Postgres, Place::Server(server_id)) => {
+            (format!("create/{}", crate::accept::bucket(server_id, groups)), Some(server_id))
+        }
+        (Backend::Postgres, Place::Channel(channel_id)) => {
+            (format!("create/{}", crate::accept::bucket(channel_id, groups)), None)
+        }
+        (Backend::Sqlite, _) => (String::new(), None),
+    }
 }
 
 /// `?channel_id=&limit=&before=` of a server's invite list.

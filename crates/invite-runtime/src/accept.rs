@@ -4,9 +4,12 @@
 
 use invite_core::code::CodeRef;
 use invite_ops::OpError;
-use invite_store::repo::{Actor, IdempotencyClaim, JoinResponseTemplate, Keyed, Redemption};
+use invite_store::batch::SetRequest;
+use invite_store::repo::{
+    Actor, IdempotencyClaim, JoinRequest, JoinResponseTemplate, Keyed, Redemption,
+};
 
-use crate::db::{DbResult, Failure};
+use crate::db::{DbResult, Failure, SetSpec};
 use crate::door::Door;
 use crate::metrics::Metrics;
 
@@ -24,9 +27,19 @@ pub async fn redeem(
     recording: Option<Recording>,
 ) -> DbResult<Keyed<Redemption>> {
     let ctx = door.ctx(actor);
-    let group = invite_ops::accept::commit_group(&code, door.pool().backend());
+    let group = invite_ops::accept::commit_group(&code, door.pool().backend(), door.write_groups());
+    // A join without a key may be decided with its batch-mates in one statement; a keyed one
+    // looks its key up first.
+    let set = recording.is_none().then(|| SetSpec {
+        request: SetRequest::Join(JoinRequest {
+            code: code.clone(),
+            actor: ctx.actor.clone(),
+            now: ctx.now,
+        }),
+        finish: invite_ops::accept::decided,
+    });
     let outcome = door
-        .change_grouped(group, move |conn| {
+        .change_grouped(group, set, move |conn| {
             invite_ops::accept::accept(
                 conn,
                 &ctx,

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use invite_ops::{OpError, OpResult};
-use invite_store::batch::BatchWrite;
+use invite_store::batch::{BatchWrite, SetOutcome, SetRequest};
 use invite_store::repo::{IdempotencyClaim, Keyed, RecordedResponse};
 use invite_store::{DbConnection, DbPool, StoreResult};
 use parking_lot::Mutex;
@@ -107,6 +107,10 @@ pub struct DbLimits {
     pub queue_timeout: Option<Duration>,
     /// Threads that run database work at once (every worker's blocking pool together).
     pub threads: usize,
+    /// Groups the writes that come in streams (accepts, creates) fall into on PostgreSQL
+    /// (`INVITE_DB_WRITE_GROUPS`): a group's batches commit one after another, different
+    /// groups' side by side.
+    pub write_groups: u64,
 }
 
 /// A queue's wait is judged by twice its expected value. The pace it is expected from is the
@@ -149,9 +153,10 @@ const MAX_BATCH: usize = 64;
 #[derive(Debug, Default)]
 struct Combiner {
     queues: Mutex<HashMap<String, KeyQueue>>,
-    /// Recent time a batch takes, in nanoseconds (an exponential moving average; zero until
-    /// the first batch: a cold instance has no queue to estimate).
-    batch_nanos: AtomicU64,
+    /// Recent time a batch of each key takes, in nanoseconds (an exponential moving average;
+    /// absent until the key's first batch: a cold instance has no queue to estimate). By key,
+    /// since a batch of previews is read in a fraction of a batch of joins' time.
+    batch_nanos: Mutex<HashMap<String, Arc<AtomicU64>>>,
 }
 
 /// One key's writes, and when the batch being committed began.
@@ -170,12 +175,14 @@ struct Pending {
 }
 
 impl Combiner {
-    fn batch_time(&self) -> Duration {
-        Duration::from_nanos(self.batch_nanos.load(Ordering::Relaxed))
+    fn batch_time(&self, key: &str) -> Duration {
+        let nanos = self.batch_nanos.lock().get(key).map_or(0, |n| n.load(Ordering::Relaxed));
+        Duration::from_nanos(nanos)
     }
 
-    fn observe_batch(&self, took: Duration) {
-        ewma(&self.batch_nanos, took);
+    fn observe_batch(&self, key: &str, took: Duration) {
+        let average = Arc::clone(self.batch_nanos.lock().entry(key.to_owned()).or_default());
+        ewma(&average, took);
     }
 }
 
@@ -195,9 +202,23 @@ impl std::fmt::Debug for Pending {
     }
 }
 
+/// What makes a grouped write (`Door::change_grouped`, `Door::read_grouped`) one that a batch
+/// may run together with others of its kind in one statement (a plain accept, a preview read):
+/// the request, and how what the statement found becomes the write's value (what `work` would
+/// have returned for it).
+#[derive(Debug)]
+pub struct SetSpec<T> {
+    /// The request.
+    pub request: SetRequest,
+    /// The write's value for what the statement found.
+    pub finish: fn(SetOutcome) -> OpResult<T>,
+}
+
 /// A write of [`Db::run_combined`]: its work, and the request awaiting its outcome.
 struct Job<T, F> {
     work: F,
+    set: Option<SetSpec<T>>,
+    lock_order: Option<uuid::Uuid>,
     deadline: Instant,
     outcome: Option<OpResult<T>>,
     reply: Option<oneshot::Sender<OpResult<T>>>,
@@ -223,6 +244,21 @@ where
         self.deadline
     }
 
+    fn set_request(&self) -> Option<&SetRequest> {
+        self.set.as_ref().map(|set| &set.request)
+    }
+
+    fn lock_order(&self) -> Option<uuid::Uuid> {
+        self.lock_order
+    }
+
+    fn decided(&mut self, outcome: SetOutcome) {
+        self.taken.store(true, Ordering::Release);
+        if let Some(set) = &self.set {
+            self.outcome = Some((set.finish)(outcome));
+        }
+    }
+
     fn settle(mut self: Box<Self>, committed: StoreResult<()>) {
         let answer = committed.map_err(OpError::from).and_then(|()| {
             self.outcome.take().unwrap_or_else(|| {
@@ -245,6 +281,11 @@ impl Db {
     /// The pool, for health checks and metrics.
     pub fn pool(&self) -> &DbPool {
         &self.pool
+    }
+
+    /// How many groups the writes that come in streams fall into (see [`DbLimits`]).
+    pub fn write_groups(&self) -> u64 {
+        self.gate.limits.write_groups
     }
 
     /// What the bridge has observed of the database.
@@ -393,8 +434,16 @@ impl Db {
     /// write and awaits its own outcome without holding a thread or a connection, so a batch
     /// can grow past the pool's size. Deadlines, shedding and the circuit are those of
     /// [`Db::run`]; `work` may run more than once (again alone when its batch fails), so it
-    /// must be a complete write of its own, as every store write is.
-    pub(crate) async fn run_combined<T, E, F>(&self, key: String, work: F) -> DbResult<T>
+    /// must be a complete write of its own, as every store write is. With `set`, a batch may
+    /// run the write with others of its kind in one statement instead of running `work`; a
+    /// batch runs its writes in `lock_order` (see `BatchWrite::lock_order`).
+    pub(crate) async fn run_combined<T, E, F>(
+        &self,
+        key: String,
+        set: Option<SetSpec<T>>,
+        lock_order: Option<uuid::Uuid>,
+        work: F,
+    ) -> DbResult<T>
     where
         T: Send + 'static,
         E: Into<OpError>,
@@ -407,6 +456,8 @@ impl Db {
         let taken = Arc::new(AtomicBool::new(false));
         let write: Box<dyn BatchWrite> = Box::new(Job {
             work,
+            set,
+            lock_order,
             deadline,
             outcome: None,
             reply: Some(reply),
@@ -419,7 +470,7 @@ impl Db {
                 // writes each, on the leader's thread; not for a thread of its own.
                 let batches = queue.pending.len() / MAX_BATCH + 2;
                 let began = queue.batch_began.map_or(Duration::ZERO, |began| now - began);
-                let batch = self.combiner.batch_time().max(began);
+                let batch = self.combiner.batch_time(&key).max(began);
                 let finish = self.gate.lag()
                     + with_margin(batch * u32::try_from(batches).unwrap_or(u32::MAX));
                 if finish > deadline.saturating_duration_since(now) {
@@ -514,7 +565,7 @@ impl Db {
             });
             self.metrics.observe_batch(size);
             let took = started.elapsed();
-            self.combiner.observe_batch(took);
+            self.combiner.observe_batch(key, took);
             self.gate.observe_hold(took);
         }
     }
@@ -900,7 +951,12 @@ mod tests {
     }
 
     fn gate(threads: usize) -> Gate {
-        Gate::new(DbLimits { timeout: Duration::from_secs(2), queue_timeout: None, threads })
+        Gate::new(DbLimits {
+            timeout: Duration::from_secs(2),
+            queue_timeout: None,
+            threads,
+            write_groups: 1,
+        })
     }
 
     /// A cold instance knows no cost yet: a burst far larger than its threads is admitted, since
@@ -982,6 +1038,7 @@ mod tests {
             timeout: Duration::from_secs(2),
             queue_timeout: Some(Duration::from_millis(100)),
             threads: 4,
+            write_groups: 1,
         }));
         gate.observe_hold(Duration::from_millis(10));
         let now = Instant::now();
@@ -1092,7 +1149,11 @@ mod tests {
             dir.path().join("combiner.db").to_string_lossy().into_owned(),
         );
         let pool = DbPool::new(&invite_store::PoolConfig::new(url));
-        Db::new(pool, DbLimits { timeout, queue_timeout, threads }, Arc::new(Metrics::new()))
+        Db::new(
+            pool,
+            DbLimits { timeout, queue_timeout, threads, write_groups: 1 },
+            Arc::new(Metrics::new()),
+        )
     }
 
     /// Writes queued behind a leader wait for its batches, not for threads of their own: they
@@ -1107,7 +1168,7 @@ mod tests {
         let db = sqlite_db_with(&dir, None, 2, Duration::from_secs(2));
         // Polled once: refused at once, or queued (and left to commit on its own).
         let write = |hold: Duration| {
-            db.run_combined("the-key".to_owned(), move |_conn: &mut DbConnection| {
+            db.run_combined("the-key".to_owned(), None, None, move |_conn: &mut DbConnection| {
                 std::thread::sleep(hold);
                 Ok::<_, OpError>(())
             })
@@ -1148,14 +1209,14 @@ mod tests {
         let db = sqlite_db(&dir, None, 4);
         let key = "the-key".to_owned();
         let panicked = db
-            .run_combined(key.clone(), |_conn: &mut DbConnection| -> OpResult<()> {
+            .run_combined(key.clone(), None, None, |_conn: &mut DbConnection| -> OpResult<()> {
                 panic!("a write that panics")
             })
             .await;
         assert!(matches!(panicked, Err(Failure::Op(OpError::Unavailable(_)))), "{panicked:?}");
         let started = Instant::now();
         let answered = db
-            .run_combined(key, |conn: &mut DbConnection| {
+            .run_combined(key, None, None, |conn: &mut DbConnection| {
                 use diesel::RunQueryDsl as _;
                 diesel::sql_query("CREATE TABLE led (id INTEGER)").execute(conn)?;
                 Ok::<_, OpError>("committed")

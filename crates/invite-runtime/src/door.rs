@@ -15,7 +15,7 @@ use invite_ops::{Ctx, EventSink, OpError, OpResult, Outcome};
 use invite_store::repo::{Actor, IdempotencyClaim, Keyed, RecordedResponse};
 use invite_store::{DbConnection, DbPool};
 
-use crate::db::{Db, DbHealth, DbResult};
+use crate::db::{Db, DbHealth, DbResult, SetSpec};
 
 /// Where a change's events go on this instance.
 pub type Sink = Arc<dyn EventSink + Send + Sync>;
@@ -72,6 +72,12 @@ impl Door {
         Self { db, sink, clock }
     }
 
+    /// How many groups the writes that come in streams fall into on PostgreSQL (see
+    /// `DbLimits::write_groups`).
+    pub fn write_groups(&self) -> u64 {
+        self.db.write_groups()
+    }
+
     /// The time now, by the service's clock.
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
@@ -95,6 +101,19 @@ impl Door {
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
     {
         self.db.run(work).await
+    }
+
+    /// Runs a query combined with the concurrent queries of the same `key`, which a batch may
+    /// read with one statement as `set` describes (see [`SetSpec`]): for reads that come in
+    /// streams and miss a cache, such as previews. `work` is the query alone, for a batch that
+    /// cannot be read at once.
+    pub async fn read_grouped<T, E, F>(&self, key: String, set: SetSpec<T>, work: F) -> DbResult<T>
+    where
+        T: Send + 'static,
+        E: Into<OpError>,
+        F: Fn(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    {
+        self.db.run_combined(key, Some(set), None, work).await
     }
 
     /// Runs a write of the service's own bookkeeping, which nobody hears of: leases, session
@@ -139,27 +158,73 @@ impl Door {
             .db
             .write(claim, now, work, move |outcome: &Outcome<T>| render(outcome.value()))
             .await?;
-        Ok(match answer {
+        Ok(self.settle_keyed(answer))
+    }
+
+    /// [`Door::change_keyed`] committed together with the concurrent changes of the same `key`
+    /// (group commit, as [`Door::change_grouped`]), run in its batch in `lock_order` (the row it
+    /// locks first: see `invite_store::batch::BatchWrite::lock_order`). For changes that come
+    /// in streams and answer with a recorded response (creates). `work` and `render` may run
+    /// more than once (again alone when the group fails).
+    pub async fn change_keyed_grouped<T, F, R>(
+        &self,
+        key: String,
+        lock_order: Option<uuid::Uuid>,
+        claim: Option<IdempotencyClaim>,
+        work: F,
+        render: R,
+    ) -> DbResult<Keyed<RecordedResponse>>
+    where
+        T: Send + 'static,
+        F: Fn(&mut DbConnection) -> OpResult<Outcome<T>> + Send + 'static,
+        R: Fn(&T) -> RecordedResponse + Send + 'static,
+    {
+        let now = self.clock.now();
+        let answer = self
+            .db
+            .run_combined(key, None, lock_order, move |conn| -> OpResult<_> {
+                let render = |outcome: &Outcome<T>| render(outcome.value());
+                match &claim {
+                    None => work(conn).map(|outcome| Keyed::Fresh((render(&outcome), outcome))),
+                    Some(claim) => invite_store::repo::recorded(conn, claim, now, &work, render),
+                }
+            })
+            .await?;
+        Ok(self.settle_keyed(answer))
+    }
+
+    /// Hands a fresh keyed change's events on; its answer is already rendered.
+    fn settle_keyed<T>(
+        &self,
+        answer: Keyed<(RecordedResponse, Outcome<T>)>,
+    ) -> Keyed<RecordedResponse> {
+        match answer {
             Keyed::Fresh((response, outcome)) => {
-                // The answer is already rendered: only the events are left to hand on.
                 let _ = outcome.settle(&*self.sink);
                 Keyed::Fresh(response)
             }
             Keyed::Replay(response) => Keyed::Replay(response),
-        })
+        }
     }
 
     /// Runs a change committed together with the concurrent changes of the same `key`: group
     /// commit, for the writes that come in streams (joins). `work` may run more than once
     /// (again alone when its group fails), so it must be a complete change of its own, as
-    /// every operation is. Its events are settled as [`Door::change`] settles them.
-    pub async fn change_grouped<S, E, F>(&self, key: String, work: F) -> DbResult<S::Settled>
+    /// every operation is. Its events are settled as [`Door::change`] settles them. With `set`,
+    /// a batch may run the change with others of its kind in one statement instead of running
+    /// `work` (see [`SetSpec`]).
+    pub async fn change_grouped<S, E, F>(
+        &self,
+        key: String,
+        set: Option<SetSpec<S>>,
+        work: F,
+    ) -> DbResult<S::Settled>
     where
         S: Settle + Send + 'static,
         E: Into<OpError>,
         F: Fn(&mut DbConnection) -> Result<S, E> + Send + 'static,
     {
-        Ok(self.db.run_combined(key, work).await?.settle(&*self.sink))
+        Ok(self.db.run_combined(key, set, None, work).await?.settle(&*self.sink))
     }
 
     /// Asks the database itself, past the circuit and the shedder, whether it answers: for a

@@ -158,7 +158,7 @@ fn batch_histogram() -> Histogram {
     Histogram::with_opts(
         HistogramOpts::new(
             "db_write_batch_size",
-            "Writes committed together by one transaction (group commit of accepts)",
+            "Requests run together by one batch (group commit of accepts; on PostgreSQL, also preview cache misses read by one statement)",
         )
         .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
     )

@@ -29,7 +29,11 @@ use quick_cache::sync::{Cache, DefaultLifecycle};
 use quick_cache::{DefaultHashBuilder, UnitWeighter};
 use uuid::Uuid;
 
-use crate::db::DbResult;
+use invite_ops::{OpError, OpResult};
+use invite_store::batch::{SetOutcome, SetRequest};
+use invite_store::{Backend, DbConnection};
+
+use crate::db::{DbResult, SetSpec};
 use crate::door::Door;
 
 /// What a preview shows and what deciding it needs, and nothing else: 100,000 of them must fit
@@ -287,6 +291,19 @@ impl PreviewCache {
     }
 }
 
+/// The commit group of preview reads (see [`Door::read_grouped`]).
+const PREVIEW_GROUP: &str = "preview";
+
+/// What a batch of preview reads found for one code, as the cache holds it.
+fn cached(found: SetOutcome) -> OpResult<Option<CachedPreview>> {
+    match found {
+        SetOutcome::Previewed(found) => Ok(found.map(|found| CachedPreview::from(&*found))),
+        SetOutcome::Joined(_) => {
+            Err(OpError::Internal("a preview was answered with a join".into()))
+        }
+    }
+}
+
 /// The preview of `code` from `cache`, or read through `door` and cached; `None` when no
 /// invite has the code. The JSON preview and the invite page both read it here.
 pub async fn lookup(
@@ -300,13 +317,20 @@ pub async fn lookup(
     let ticket = cache.ticket();
     let key = code.clone();
     let now = door.now();
-    let found = door
-        .read(move |conn| {
-            invite_ops::invites::preview(conn, &key, now)
-                .map(|found| found.map(|found| CachedPreview::from(&found)))
-        })
-        .await?
-        .map(Arc::new);
+    let read = move |conn: &mut DbConnection| {
+        invite_ops::invites::preview(conn, &key, now)
+            .map(|found| found.map(|found| CachedPreview::from(&found)))
+    };
+    let found = match door.pool().backend() {
+        // Misses that arrive together are read together, one statement for the batch.
+        Backend::Postgres => {
+            let set = SetSpec { request: SetRequest::Preview(code.clone(), now), finish: cached };
+            door.read_grouped(PREVIEW_GROUP.to_owned(), set, read).await?
+        }
+        // SQLite's readers run side by side; a batch would queue them behind one.
+        Backend::Sqlite => door.read(read).await?,
+    }
+    .map(Arc::new);
     if let Some(found) = &found {
         cache.put(code.as_str(), Arc::clone(found), ticket);
     }

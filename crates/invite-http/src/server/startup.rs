@@ -251,6 +251,7 @@ pub(crate) fn prepare(
         timeout: config.db_timeout,
         queue_timeout: reliability.db_queue_timeout,
         threads: options.db_threads(),
+        write_groups: config.db_write_groups.max(1),
     };
     let listen_url = match pool.url() {
         invite_store::DatabaseUrl::Postgres(url) => Some(secrecy::SecretString::from(url.as_str())),

@@ -131,6 +131,11 @@ pub trait InviteRepository {
     /// plan may read a big server's members (see BENCHMARKS.md, "Preview cache misses").
     fn preview(&mut self, code: &CodeRef, now: DateTime<Utc>) -> StoreResult<Option<Preview>>;
 
+    /// [`InviteRepository::preview`] for several codes in one read: the previews of those that
+    /// name an invite, in no particular order. On PostgreSQL one statement serves every batch
+    /// size (the codes are one array); SQLite prepares it per size.
+    fn previews(&mut self, codes: &[CodeRef], now: DateTime<Utc>) -> StoreResult<Vec<Preview>>;
+
     /// Accepts the invite for `user`, atomically: the member row, the use, the version bump,
     /// the member count and the `MemberJoin` audit entry commit together or not at all, and a
     /// refused attempt consumes nothing.
@@ -610,6 +615,78 @@ fn create_postgres(
     })
 }
 
+/// The columns of a preview, for one code or several: the invite, its server's public face,
+/// its channel, its creator's name, and the server's members with a live session at `now`.
+/// The presence count is a subquery of the same statement: as a statement of its own it would
+/// double the round trips of every preview the cache misses. A user with two sessions counts
+/// once.
+macro_rules! preview_query {
+    ($now:expr, $filter:expr) => {{
+        let presence = gateway_sessions::table
+            .inner_join(members::table.on(members::user_id.eq(gateway_sessions::user_id)))
+            .filter(members::server_id.eq(invites::server_id))
+            .filter(gateway_sessions::expires_at.gt(Ts($now)))
+            .select(diesel::dsl::count(gateway_sessions::user_id).aggregate_distinct())
+            .single_value();
+        invites::table
+            .inner_join(servers::table)
+            .left_join(channels::table)
+            .left_join(users::table.on(invites::created_by.eq(users::id.nullable())))
+            .filter($filter)
+            .select((
+                InviteRow::as_select(),
+                servers::name,
+                servers::icon_url,
+                servers::member_count,
+                servers::invites_paused_until,
+                servers::invites_paused_indefinitely,
+                channels::id.nullable(),
+                channels::name.nullable(),
+                users::username.nullable(),
+                presence,
+            ))
+    }};
+}
+
+/// A row of [`preview_query`].
+type PreviewRow = (
+    InviteRow,
+    String,
+    Option<String>,
+    i64,
+    Option<Ts>,
+    bool,
+    Option<Uuid>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
+
+fn preview_of(row: PreviewRow) -> StoreResult<Preview> {
+    let (
+        invite,
+        name,
+        icon_url,
+        member_count,
+        paused_until,
+        indefinitely,
+        ch_id,
+        ch_name,
+        inviter_name,
+        presence_count,
+    ) = row;
+    Ok(Preview {
+        invite: Invite::try_from(invite)?,
+        server_name: name,
+        server_icon_url: icon_url,
+        member_count,
+        invites_paused: InvitesPause::from_columns(paused_until.map(Into::into), indefinitely),
+        channel: ch_id.zip(ch_name),
+        inviter_name,
+        presence_count: presence_count.unwrap_or(0),
+    })
+}
+
 impl InviteRepository for DbConnection {
     fn create_invite_announced(
         &mut self,
@@ -771,71 +848,20 @@ impl InviteRepository for DbConnection {
     }
 
     fn preview(&mut self, code: &CodeRef, now: DateTime<Utc>) -> StoreResult<Option<Preview>> {
-        type PreviewRow = (
-            InviteRow,
-            String,
-            Option<String>,
-            i64,
-            Option<Ts>,
-            bool,
-            Option<Uuid>,
-            Option<String>,
-            Option<String>,
-            Option<i64>,
-        );
-        // The presence count, a subquery of the same statement: as a statement of its own it
-        // would double the round trips of every preview the cache misses. A user with two
-        // sessions counts once.
-        let presence = gateway_sessions::table
-            .inner_join(members::table.on(members::user_id.eq(gateway_sessions::user_id)))
-            .filter(members::server_id.eq(invites::server_id))
-            .filter(gateway_sessions::expires_at.gt(Ts(now)))
-            .select(diesel::dsl::count(gateway_sessions::user_id).aggregate_distinct())
-            .single_value();
-        let row = invites::table
-            .inner_join(servers::table)
-            .left_join(channels::table)
-            .left_join(users::table.on(invites::created_by.eq(users::id.nullable())))
-            .filter(invites::code.eq(code.as_str()))
-            .select((
-                InviteRow::as_select(),
-                servers::name,
-                servers::icon_url,
-                servers::member_count,
-                servers::invites_paused_until,
-                servers::invites_paused_indefinitely,
-                channels::id.nullable(),
-                channels::name.nullable(),
-                users::username.nullable(),
-                presence,
-            ))
+        preview_query!(now, invites::code.eq(code.as_str()))
             .get_result::<PreviewRow>(self)
-            .optional()?;
-        let Some((
-            invite,
-            name,
-            icon_url,
-            member_count,
-            paused_until,
-            indefinitely,
-            ch_id,
-            ch_name,
-            inviter_name,
-            presence_count,
-        )) = row
-        else {
-            return Ok(None);
-        };
-        Ok(Some(Preview {
-            invite: Invite::try_from(invite)?,
-            server_name: name,
-            server_icon_url: icon_url,
-            member_count,
-            invites_paused: InvitesPause::from_columns(paused_until.map(Into::into), indefinitely),
-            channel: ch_id.zip(ch_name),
-            inviter_name,
-            presence_count: presence_count.unwrap_or(0),
-        }))
+            .optional()?
+            .map(preview_of)
+            .transpose()
+    }
+
+    fn previews(&mut self, codes: &[CodeRef], now: DateTime<Utc>) -> StoreResult<Vec<Preview>> {
+        let codes: Vec<&str> = codes.iter().map(CodeRef::as_str).collect();
+        preview_query!(now, invites::code.eq_any(codes))
+            .load::<PreviewRow>(self)?
+            .into_iter()
+            .map(preview_of)
+            .collect()
     }
 
     fn redeem(

@@ -39,7 +39,7 @@ pub use maintenance::MaintenanceRepository;
 pub use maintenance::MaintenanceState;
 pub use members::{BanRepository, MemberRepository, Removal};
 pub use redeem::accept_statement_sql;
-pub use redeem::{Joined, Redemption};
+pub use redeem::{JoinRequest, Joined, Redemption, redeem_set};
 pub use servers::{ChannelRepository, ServerRepository, UserRepository};
 pub use vanity::VanityRepository;
 pub use webhooks::WebhookRepository;

@@ -669,3 +669,255 @@ fn redeem_postgres(
     }
     Err(StoreError::Unavailable("too much contention on this invite, please retry".to_owned()))
 }
+
+/// One accept of a set-based batch (see [`redeem_set`]): a plain join, without an
+/// Idempotency-Key (a keyed join looks its key up first, and runs alone).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JoinRequest {
+    /// The code the user accepts.
+    pub code: CodeRef,
+    /// Who joins.
+    pub actor: Actor,
+    /// When the request was made.
+    pub now: DateTime<Utc>,
+}
+
+/// The set-based accept: the joins of a whole batch decided and written by one statement, so
+/// that PostgreSQL plans, locks and writes once per batch rather than once per join.
+///
+/// The statement locks the batch's invites and then their servers, each in id order, so two
+/// batches cannot deadlock, and a single accept (invite, then server) cannot deadlock with a
+/// batch. Everything the use depends on is read from the locked rows' latest versions, so the
+/// uses of one invite are handed out in the batch's order (`rank`) and never past `max_uses`.
+/// Membership and bans are read from the statement's snapshot, as the single statement reads
+/// them: a join of the same user committed since makes the member insert fail, and a ban
+/// committed since has bumped `bans_version` (compared under the lock), which fails the insert
+/// too. A failure rolls the whole statement back; the caller then runs each join alone.
+///
+/// A join of a user whom an earlier join of the batch may already have admitted to the same
+/// server (`nth > 1`) is left undecided, as is anything the rules would admit but the statement
+/// did not: the caller runs those alone, after the batch commits (as if they had come later,
+/// which concurrent requests may always have).
+///
+/// The statement starts with `p`, the batch's values, one row per join in the batch's order
+/// (`ord`); [`AcceptSetStatement`] writes that part, with the arrays bound.
+const ACCEPT_SET_SQL: &str = "
+    ) WITH ORDINALITY AS x(code, user_id, audit_id, username, now, ord)
+),
+inv AS MATERIALIZED (
+    SELECT i.id, i.server_id, i.code, i.kind, i.created_by, i.max_uses, i.uses, i.version,
+           i.expires_at, i.temporary, i.revoked_at
+    FROM invites AS i WHERE i.code IN (SELECT code FROM p) ORDER BY i.id FOR UPDATE
+),
+srv AS MATERIALIZED (
+    SELECT s.id, s.member_count, s.bans_version, s.invites_paused_until,
+           s.invites_paused_indefinitely
+    FROM servers AS s WHERE s.id IN (SELECT server_id FROM inv) ORDER BY s.id FOR UPDATE
+),
+t AS MATERIALIZED (
+    SELECT p.ord, p.user_id, p.audit_id, p.username, p.now,
+           inv.id, inv.server_id, inv.code, inv.kind, inv.created_by, inv.max_uses, inv.uses,
+           inv.version, inv.expires_at, inv.temporary, inv.revoked_at,
+           srv.member_count, srv.invites_paused_until, srv.invites_paused_indefinitely,
+           -- The locked row's version against the snapshot's: a ban committed in between.
+           srv.bans_version <> (SELECT s.bans_version FROM servers AS s WHERE s.id = srv.id)
+               AS banned_since,
+           EXISTS (SELECT 1 FROM members AS m
+                   WHERE m.server_id = inv.server_id AND m.user_id = p.user_id) AS is_member,
+           EXISTS (SELECT 1 FROM bans AS b
+                   WHERE b.server_id = inv.server_id AND b.user_id = p.user_id) AS is_banned
+    FROM p JOIN inv ON inv.code = p.code JOIN srv ON srv.id = inv.server_id
+),
+-- The joins the rules admit on these facts, but for the uses; `nth` counts a user's joins to
+-- one server among them, and only the first goes on (a later one is decided alone, after).
+candidate AS MATERIALIZED (
+    SELECT t.*, row_number() OVER (PARTITION BY t.server_id, t.user_id ORDER BY t.ord) AS nth
+    FROM t
+    WHERE NOT t.is_member AND NOT t.is_banned
+      AND NOT t.invites_paused_indefinitely
+      AND (t.invites_paused_until IS NULL OR t.invites_paused_until <= t.now)
+      AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > t.now)
+),
+-- The uses are handed out in the batch's order (`rank`).
+eligible AS MATERIALIZED (
+    SELECT c.*, row_number() OVER (PARTITION BY c.id ORDER BY c.ord) AS rank
+    FROM candidate AS c WHERE c.nth = 1
+),
+admitted AS MATERIALIZED (
+    SELECT e.*, row_number() OVER (PARTITION BY e.server_id ORDER BY e.ord) AS server_rank
+    FROM eligible AS e WHERE e.max_uses IS NULL OR e.uses + e.rank <= e.max_uses
+),
+used AS (
+    UPDATE invites AS i SET uses = i.uses + a.k, version = i.version + a.k, updated_at = a.now
+    FROM (SELECT id, count(*) AS k, max(now) AS now FROM admitted GROUP BY id) AS a
+    WHERE i.id = a.id
+),
+counted AS (
+    UPDATE servers AS s SET member_count = s.member_count + a.k
+    FROM (SELECT server_id, count(*) AS k FROM admitted GROUP BY server_id) AS a
+    WHERE s.id = a.server_id
+),
+joined AS (
+    -- No server for a join that a ban crossed: the insert fails, and the statement with it.
+    INSERT INTO members (server_id, user_id, permissions, joined_at, temporary, source,
+                         joined_via_invite_id, joined_via_code, inviter_id)
+    SELECT CASE WHEN a.banned_since THEN NULL ELSE a.server_id END, a.user_id, 0, a.now,
+           a.temporary, CASE a.kind WHEN 'vanity' THEN 'vanity' ELSE 'invite' END,
+           a.id, a.code, CASE a.kind WHEN 'vanity' THEN NULL ELSE a.created_by END
+    FROM admitted AS a
+),
+remembered AS (
+    -- In id order, so two batches naming the same users cannot deadlock on them.
+    INSERT INTO users AS x (id, username, created_at, updated_at)
+    SELECT DISTINCT ON (a.user_id) a.user_id, a.username, a.now, a.now
+    FROM admitted AS a WHERE a.username IS NOT NULL ORDER BY a.user_id, a.ord
+    ON CONFLICT (id) DO UPDATE SET username = EXCLUDED.username, updated_at = EXCLUDED.updated_at
+    WHERE x.username IS DISTINCT FROM EXCLUDED.username
+),
+audited AS (
+    INSERT INTO audit_entries (id, server_id, actor_id, action, target_type, target_id, details,
+                               created_at)
+    SELECT a.audit_id, a.server_id, a.user_id, 'MemberJoin', 'user', a.user_id,
+           jsonb_build_object('code', a.code, 'invite_id', a.id), a.now
+    FROM admitted AS a
+),
+evented AS (
+    -- Drawn under the servers' row locks, in the batch's order (see the `events` module).
+    INSERT INTO events (server_id, type, payload, audience, created_at)
+    SELECT a.server_id, 'MEMBER_JOIN',
+           jsonb_build_object(
+               'server_id', a.server_id, 'user_id', a.user_id, 'invite_id', a.id,
+               'code', a.code, 'source', CASE a.kind WHEN 'vanity' THEN 'vanity' ELSE 'invite' END,
+               'inviter_id', CASE a.kind WHEN 'vanity' THEN NULL ELSE a.created_by END,
+               'temporary', a.temporary, 'member_count', a.member_count + a.server_rank),
+           'members', a.now
+    FROM admitted AS a ORDER BY a.ord
+    RETURNING seq, server_id, (payload->>'user_id')::uuid AS user_id
+)
+SELECT t.ord, t.id, t.server_id, t.code, t.kind, t.created_by, t.max_uses, t.uses,
+       t.expires_at, t.temporary, t.revoked_at, t.invites_paused_until,
+       t.invites_paused_indefinitely, t.is_member, t.is_banned,
+       e.ord IS NOT NULL AS eligible,
+       a.uses + a.rank AS new_uses, a.version + a.rank AS new_version,
+       a.member_count + a.server_rank AS member_count, v.seq AS event_seq
+FROM t
+LEFT JOIN eligible AS e ON e.ord = t.ord
+LEFT JOIN admitted AS a ON a.ord = t.ord
+LEFT JOIN evented AS v ON v.server_id = a.server_id AND v.user_id = a.user_id
+";
+
+/// [`ACCEPT_SET_SQL`] with its values: a query type of its own, so diesel keeps it prepared
+/// per connection (its values are arrays, so one plan serves every batch size).
+struct AcceptSetStatement {
+    codes: Vec<String>,
+    user_ids: Vec<Uuid>,
+    audit_ids: Vec<Uuid>,
+    usernames: Vec<Option<String>>,
+    nows: Vec<DateTime<Utc>>,
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for AcceptSetStatement {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{Array, Timestamptz, Uuid as SqlUuid};
+        out.push_sql(
+            "WITH p AS MATERIALIZED (
+    SELECT x.ord, x.code, x.user_id, x.audit_id, x.username, x.now
+    FROM unnest(",
+        );
+        out.push_bind_param::<Array<Text>, _>(&self.codes)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<SqlUuid>, _>(&self.user_ids)?;
+        out.push_sql("::uuid[], ");
+        out.push_bind_param::<Array<SqlUuid>, _>(&self.audit_ids)?;
+        out.push_sql("::uuid[], ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.usernames)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<Timestamptz>, _>(&self.nows)?;
+        out.push_sql("::timestamptz[]");
+        out.push_sql(ACCEPT_SET_SQL);
+        Ok(())
+    }
+}
+
+impl diesel::query_builder::QueryId for AcceptSetStatement {
+    type QueryId = Self;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::Query for AcceptSetStatement {
+    type SqlType = diesel::sql_types::Untyped;
+}
+
+impl RunQueryDsl<diesel::PgConnection> for AcceptSetStatement {}
+
+#[derive(QueryableByName)]
+struct AcceptSetRow {
+    #[diesel(sql_type = BigInt)]
+    ord: i64,
+    /// The facts read for the join, and what it wrote: the single statement's columns.
+    #[diesel(embed)]
+    facts: AcceptRow,
+    /// Whether the rules admitted the join on the locked rows (it joined, or the uses ran out
+    /// within the batch).
+    #[diesel(sql_type = Bool)]
+    eligible: bool,
+}
+
+/// Decides and writes the joins of `joins` in one statement (see `ACCEPT_SET_SQL`): for each,
+/// in order, its redemption, or `None` when it must run alone after this batch commits. Runs
+/// inside the caller's transaction; an error means nothing of the batch may commit.
+pub fn redeem_set(
+    conn: &mut diesel::PgConnection,
+    joins: &[&JoinRequest],
+) -> StoreResult<Vec<Option<Redemption>>> {
+    let statement = AcceptSetStatement {
+        codes: joins.iter().map(|join| join.code.as_str().to_owned()).collect(),
+        user_ids: joins.iter().map(|join| join.actor.user_id).collect(),
+        audit_ids: joins.iter().map(|_| Uuid::now_v7()).collect(),
+        usernames: joins.iter().map(|join| join.actor.username.clone()).collect(),
+        nows: joins.iter().map(|join| join.now).collect(),
+    };
+    let rows = statement.load::<AcceptSetRow>(conn)?;
+    // A code that names no invite has no row.
+    let mut decided: Vec<Option<Redemption>> =
+        joins.iter().map(|_| Some(Redemption::Refused(RedemptionRefused::NotFound))).collect();
+    for row in rows {
+        let index = usize::try_from(row.ord - 1)
+            .ok()
+            .filter(|index| *index < joins.len())
+            .ok_or_else(|| corrupt("accept ordinal", &row.ord.to_string()))?;
+        let join = joins[index];
+        let facts = row.facts;
+        let (member_count, new_uses, new_version, event_seq) =
+            (facts.member_count, facts.new_uses, facts.new_version, facts.event_seq);
+        let target = facts.into_target()?;
+        decided[index] = match (member_count, new_uses, new_version, event_seq) {
+            (Some(member_count), Some(uses), Some(version), Some(seq)) => {
+                let member = target.member(&join.actor, join.now);
+                let event = StoredEvent {
+                    seq,
+                    event: member_joined(&member, member_count),
+                    created_at: join.now,
+                };
+                Some(Redemption::Joined(Box::new(Joined {
+                    member,
+                    uses,
+                    version,
+                    member_count,
+                    event,
+                })))
+            }
+            // Admitted by the rules on the locked invite, but its uses ran out within the batch.
+            _ if row.eligible => Some(Redemption::Refused(RedemptionRefused::MaxedOut)),
+            _ => match decide_redemption(&target.facts(), join.now) {
+                Err(reason) => Some(Redemption::Refused(reason)),
+                // A second join of one user to one server in the batch: decided alone, after.
+                Ok(()) => None,
+            },
+        };
+    }
+    Ok(decided)
+}

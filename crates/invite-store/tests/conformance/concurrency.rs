@@ -20,7 +20,7 @@ const RACERS: usize = 200;
 const MAX_USES: i64 = 25;
 const ROUNDS: usize = 20;
 
-fn racing_pool(db: &TestDatabase) -> DbPool {
+pub(crate) fn racing_pool(db: &TestDatabase) -> DbPool {
     let mut config = PoolConfig::new(db.url().clone());
     // PostgreSQL takes real parallel connections; SQLite has one writer whatever the pool.
     config.max_size = if db.backend() == Backend::Postgres { 32 } else { 8 };

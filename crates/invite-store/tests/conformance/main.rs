@@ -6,6 +6,7 @@
 )]
 
 mod audit;
+mod batch;
 mod concurrency;
 mod gateway;
 mod invites;

@@ -194,10 +194,15 @@ impl Creating {
         let ctx = self.caller.ctx();
         let random = RandomFactory::clone(&self.random);
         let public_url = self.links.public_url().to_owned();
+        let (group, lock_order) =
+            invite_ops::invites::create_group(place, door.pool().backend(), door.write_groups());
         let answer = door
-            .change_keyed(
+            .change_keyed_grouped(
+                group,
+                lock_order,
                 key.claim(),
                 move |conn| {
+                    let request = request.clone();
                     invite_ops::invites::create(conn, &ctx, place, request, random().as_mut())
                 },
                 move |created| {
