@@ -9,14 +9,17 @@ use invite_store::{Backend, DbConnection};
 
 use crate::ids::{self, prefix};
 
-/// How much to seed.
-#[derive(Debug, Clone, Copy)]
+/// How much to seed (as `seed` and `seed-peer` take it on the command line).
+#[derive(Debug, Clone, Copy, clap::Args)]
 pub(crate) struct SeedSize {
     /// Ordinary servers.
+    #[arg(long, default_value_t = 10_000)]
     pub(crate) servers: u64,
     /// Distinct invites, spread round-robin over the servers.
+    #[arg(long, default_value_t = 100_000)]
     pub(crate) invites: u64,
     /// Members of the big server (besides its owner).
+    #[arg(long, default_value_t = 100_000)]
     pub(crate) big_members: u64,
 }
 
