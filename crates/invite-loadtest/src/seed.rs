@@ -99,25 +99,21 @@ pub(crate) fn seed(conn: &mut DbConnection, size: SeedSize) -> anyhow::Result<()
     let member_columns = "server_id, user_id, permissions, joined_at, temporary, source";
     let invite_columns = "id, server_id, code, kind, created_by, max_uses, uses, max_age, temporary, created_at, updated_at, version";
     let server_of = |n: &str| format!("(({n}) - 1) % {} + 1", size.servers);
+    // The `n`th ordinary server and its owner, for the rows written one per server.
+    let (nth_server, nth_owner) = (sql.uuid(prefix::SERVER, "n"), sql.uuid(prefix::OWNER, "n"));
     let mut statements = vec![
         sql.insert(
             "servers",
             server_columns,
             &format!(
-                "{}, 'Bench server ' || n, {}, 115, '[]', 1, {SEEDED_AT}, {SEEDED_AT}",
-                sql.uuid(prefix::SERVER, "n"),
-                sql.uuid(prefix::OWNER, "n")
+                "{nth_server}, 'Bench server ' || n, {nth_owner}, 115, '[]', 1, {SEEDED_AT}, {SEEDED_AT}"
             ),
             size.servers,
         ),
         sql.insert(
             "members",
             member_columns,
-            &format!(
-                "{}, {}, 0, {SEEDED_AT}, FALSE, 'owner'",
-                sql.uuid(prefix::SERVER, "n"),
-                sql.uuid(prefix::OWNER, "n")
-            ),
+            &format!("{nth_server}, {nth_owner}, 0, {SEEDED_AT}, FALSE, 'owner'"),
             size.servers,
         ),
         sql.insert(
