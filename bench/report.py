@@ -123,6 +123,22 @@ def verdict(ok):
     return "MET" if ok else "NOT MET"
 
 
+def ratios(results, ceiling_label, scenarios, goals, goal_name, failures):
+    """Prints the service's best throughput over the ceiling's for each scenario; a ratio below
+    its goal is added to `failures`, named with `goal_name`."""
+    for scenario in scenarios:
+        ceiling, service = best(results, ceiling_label, scenario), best(results, "postgres", scenario)
+        if not ceiling or not service or not ceiling["throughput"]:
+            continue
+        ratio = service["throughput"] / ceiling["throughput"]
+        goal = goals.get(scenario)
+        status = f"goal >= {goal}: {verdict(ratio >= goal)}" if goal else "no goal"
+        if goal and ratio < goal:
+            failures.append(f"{scenario} ratio{goal_name} {ratio:.2f} < {goal}")
+        print(f"{scenario:<18} service {service['throughput']:>9.1f} (c={service['concurrency']}) / "
+              f"{ceiling_label} {ceiling['throughput']:>9.1f} (c={ceiling['concurrency']}) = {ratio:5.2f}   {status}")
+
+
 def main(path):
     results = load(path)
     failures = []
@@ -142,32 +158,14 @@ def main(path):
             print(f"{scenario:<26}{label:<10}{cells}")
 
     print("\n## Service on PostgreSQL / pgbench ceiling, best concurrency of each, same run\n")
-    for scenario in ["accept-distinct", "accept-hot", "preview", "create", "mixed"]:
-        ceiling, service = best(results, "pgbench", scenario), best(results, "postgres", scenario)
-        if not ceiling or not service or not ceiling["throughput"]:
-            continue
-        ratio = service["throughput"] / ceiling["throughput"]
-        goal = RATIO_GOALS.get(scenario)
-        status = f"goal >= {goal}: {verdict(ratio >= goal)}" if goal else "no goal"
-        if goal and ratio < goal:
-            failures.append(f"{scenario} ratio {ratio:.2f} < {goal}")
-        print(f"{scenario:<18} service {service['throughput']:>9.1f} (c={service['concurrency']}) / "
-              f"pgbench {ceiling['throughput']:>9.1f} (c={ceiling['concurrency']}) = {ratio:5.2f}   {status}")
+    ratios(results, "pgbench", ["accept-distinct", "accept-hot", "preview", "create", "mixed"],
+           RATIO_GOALS, "", failures)
 
     # The minimal ceiling: the least the contract needs, written by hand (invite-loadtest's
     # `*.minimal.sql`); a ratio to the store's own statement above would hide its cost.
     print("\n## Service on PostgreSQL / minimal ceiling, best concurrency of each, same run\n")
-    for scenario in ["accept-distinct", "accept-hot", "create"]:
-        ceiling, service = best(results, "minimal", scenario), best(results, "postgres", scenario)
-        if not ceiling or not service or not ceiling["throughput"]:
-            continue
-        ratio = service["throughput"] / ceiling["throughput"]
-        goal = MINIMAL_RATIO_GOALS.get(scenario)
-        status = f"goal >= {goal}: {verdict(ratio >= goal)}" if goal else "no goal"
-        if goal and ratio < goal:
-            failures.append(f"{scenario} ratio to the minimal ceiling {ratio:.2f} < {goal}")
-        print(f"{scenario:<18} service {service['throughput']:>9.1f} (c={service['concurrency']}) / "
-              f"minimal {ceiling['throughput']:>9.1f} (c={ceiling['concurrency']}) = {ratio:5.2f}   {status}")
+    ratios(results, "minimal", ["accept-distinct", "accept-hot", "create"],
+           MINIMAL_RATIO_GOALS, " to the minimal ceiling", failures)
 
     print("\n## Latency (ms): p50 / p90 / p99 / max at the best concurrency\n")
     for label in ["postgres", "sqlite"]:

@@ -92,22 +92,6 @@ fn tokens(source: &str) -> Vec<Token> {
                 out.push(Token::PathSep);
                 i += 2;
             }
-            b'{' => {
-                out.push(Token::Open);
-                i += 1;
-            }
-            b'}' => {
-                out.push(Token::Close);
-                i += 1;
-            }
-            b',' => {
-                out.push(Token::Comma);
-                i += 1;
-            }
-            b';' => {
-                out.push(Token::Semi);
-                i += 1;
-            }
             c if c.is_ascii_alphabetic() || c == b'_' => {
                 let start = i;
                 while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
@@ -121,8 +105,15 @@ fn tokens(source: &str) -> Vec<Token> {
                     i += 1;
                 }
             }
-            _ => {
-                out.push(Token::Other);
+            // One character of its own: the punctuation the checks read, or anything else.
+            c => {
+                out.push(match c {
+                    b'{' => Token::Open,
+                    b'}' => Token::Close,
+                    b',' => Token::Comma,
+                    b';' => Token::Semi,
+                    _ => Token::Other,
+                });
                 i += 1;
             }
         }

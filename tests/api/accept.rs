@@ -57,9 +57,7 @@ fn uses(app: &TestApp, invite: &Value) -> i64 {
 
 both_backends! {
     fn anyone_can_preview_without_a_token(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
-        let invite = app.create_invite(&server, &owner, json!({"expires_in_hours": 1}));
+        let (owner, server, invite) = app.server_with_invite(json!({"expires_in_hours": 1}));
         let preview = app.request(reqwest::Method::GET, &format!("/invites/{}", invite["code"].as_str().unwrap()), None, None);
         preview.assert_status(200);
         assert_eq!(preview.body, json!({
@@ -73,9 +71,7 @@ both_backends! {
     }
 
     fn previews_of_unusable_invites_are_404_with_their_reason(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
-        let used_up = app.create_invite(&server, &owner, json!({"max_uses": 1}));
+        let (owner, server, used_up) = app.server_with_invite(json!({"max_uses": 1}));
         app.accept(&used_up, &app.user()).assert_status(201);
         let revoked = app.create_invite(&server, &owner, json!({}));
         app.delete(&format!("/servers/{}/invites/{}", server_id(&server), revoked["id"].as_str().unwrap()), &owner).assert_status(204);
@@ -94,8 +90,7 @@ both_backends! {
     }
 
     fn a_cached_preview_never_outlives_the_change_that_ends_it(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let anyone = app.user();
         let single = app.create_invite(&server, &owner, json!({"max_uses": 1}));
         let revoked = app.create_invite(&server, &owner, json!({}));
@@ -123,9 +118,7 @@ both_backends! {
     }
 
     fn accepting_joins_and_records_how(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
-        let invite = app.create_invite(&server, &owner, json!({"max_uses": 2}));
+        let (owner, server, invite) = app.server_with_invite(json!({"max_uses": 2}));
         let guest = app.user_named(Some("guest"));
         let joined = app.accept(&invite, &guest);
         joined.assert_status(201);
@@ -142,8 +135,7 @@ both_backends! {
     }
 
     fn every_preview_of_a_server_shows_its_member_count_after_a_join_or_a_leave(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let (first, second) = (app.create_invite(&server, &owner, json!({})), app.create_invite(&server, &owner, json!({})));
         let count = |invite: &Value| app.request(reqwest::Method::GET, &format!("/invites/{}", invite["code"].as_str().unwrap()), None, None).body["member_count"].clone();
         // Both previews are read, so both are cached; a join through one changes the other's.
@@ -161,9 +153,7 @@ both_backends! {
     }
 
     fn every_refusal_has_its_status_and_consumes_nothing(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
-        let invite = app.create_invite(&server, &owner, json!({"max_uses": 2}));
+        let (owner, server, invite) = app.server_with_invite(json!({"max_uses": 2}));
         let member = app.user();
         app.accept(&invite, &member).assert_status(201);
 
@@ -186,9 +176,7 @@ both_backends! {
     }
 
     fn an_invite_expires_after_max_age(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
-        let invite = app.create_invite(&server, &owner, json!({"max_age": 1}));
+        let (_, server, invite) = app.server_with_invite(json!({"max_age": 1}));
         std::thread::sleep(std::time::Duration::from_millis(1100));
         app.accept(&invite, &app.user()).assert_error(400, "INVITE_EXPIRED", "This invite has expired");
         assert_eq!(uses(app, &invite), 0);
@@ -196,9 +184,7 @@ both_backends! {
     }
 
     fn a_hundred_users_racing_for_ten_uses(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
-        let invite = app.create_invite(&server, &owner, json!({"max_uses": 10}));
+        let (_, server, invite) = app.server_with_invite(json!({"max_uses": 10}));
         let users: Vec<_> = (0..100).map(|_| app.user()).collect();
         let statuses = race_accepts(app, &invite, users.iter());
         let mut by_status: HashMap<u16, usize> = HashMap::new();
@@ -216,8 +202,7 @@ both_backends! {
     fn accepts_committed_together_each_get_their_own_outcome(app: &TestApp) {
         // Forty-odd accepts of one invite at once: they are committed in groups (the combiner
         // of `Db::run_combined`), and each request must still get exactly its own answer.
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let sid = server_id(&server);
         let invite = app.create_invite(&server, &owner, json!({"max_uses": 20}));
         let members: Vec<_> = (0..5).map(|_| app.member(&server, &owner)).collect();

@@ -41,8 +41,7 @@ fn audit_failures_in_metrics(app: &TestApp) -> u64 {
 
 both_backends! {
     fn every_action_is_in_the_audit_log(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let sid = server_id(&server).to_owned();
         app.patch(&format!("/servers/{sid}"), &owner, json!({"features": ["VANITY_URL"]})).assert_status(200);
         let invite = app.create_invite(&server, &owner, json!({"max_uses": 7}));
@@ -86,19 +85,16 @@ both_backends! {
     }
 
     fn the_audit_log_is_for_administrators(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let path = format!("/servers/{}/audit-log", server_id(&server));
-        let manager = app.member(&server, &owner);
-        app.grant(&server, &owner, &manager, bits::MANAGE_SERVER);
+        let manager = app.member_with(&server, &owner, bits::MANAGE_SERVER);
         app.get(&path, &manager).assert_error(403, "MISSING_PERMISSION", "You need the Administrator permission");
         app.grant(&server, &owner, &manager, bits::ADMINISTRATOR);
         app.get(&path, &manager).assert_status(200);
     }
 
     fn a_failed_audit_write_fails_the_operation_it_describes(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let sid = server_id(&server).to_owned();
         let member = app.member(&server, &owner);
         let invite = app.create_invite(&server, &owner, json!({"max_uses": 3}));

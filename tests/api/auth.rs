@@ -80,8 +80,7 @@ both_backends! {
     // parameter marked critical (RFC 7515 section 4.1.11), and the owner's own id written
     // another way. Each is 401 and changes nothing.
     fn signed_tokens_that_say_no_are_401_and_change_nothing(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let path = format!("/servers/{}", server["id"].as_str().unwrap());
         let now = chrono::Utc::now().timestamp();
         let jwt = json!({"alg": "HS256", "typ": "JWT"});

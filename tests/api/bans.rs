@@ -4,8 +4,7 @@ use crate::helpers::{TestApp, bits, both_backends, server_id};
 
 both_backends! {
     fn bans_remove_the_member_and_block_joins_until_lifted(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let sid = server_id(&server).to_owned();
         let invite = app.create_invite(&server, &owner, json!({}));
         let troll = app.user();

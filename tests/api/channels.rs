@@ -4,8 +4,7 @@ use crate::helpers::{TestApp, bits, both_backends, server_id};
 
 both_backends! {
     fn channels_need_manage_channels_to_create_and_membership_to_list(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let path = format!("/servers/{}/channels", server_id(&server));
         let created = app.post(&path, &owner, json!({"name": "general"}));
         created.assert_status(201);

@@ -32,8 +32,7 @@ fn a_change_on_one_instance_shows_on_the_other_within_a_second() {
     // back, and must not hold back this database's events.
     let mut elsewhere = PgConnection::establish(&invite_store::testing::admin_url()).unwrap();
     elsewhere.batch_execute("BEGIN; SELECT pg_current_xact_id();").unwrap();
-    let owner = first.user();
-    let server = first.create_server(&owner);
+    let (owner, server) = first.owned_server();
     // Under a preview load on the second instance: other invites' previews, from its cache.
     let loaded: Vec<String> = (0..8)
         .map(|_| {

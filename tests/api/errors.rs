@@ -6,8 +6,7 @@ use crate::helpers::{TestApp, both_backends, server_id};
 
 both_backends! {
     fn malformed_requests_get_json_errors(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let invites = format!("{}/servers/{}/invites", app.base, server_id(&server));
 
         let bad_json = app.raw(|c, _| c.post(&invites).bearer_auth(&owner.token).header("content-type", "application/json").body("{\"max_uses\": "));

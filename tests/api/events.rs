@@ -18,8 +18,7 @@ fn events(
 
 both_backends! {
     fn every_change_is_an_event_in_commit_order(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let sid = server_id(&server).to_owned();
         let invite = app.create_invite(&server, &owner, json!({"max_uses": 5}));
         let guest = app.user();
@@ -54,8 +53,7 @@ both_backends! {
     }
 
     fn the_events_are_for_managers_and_the_query_is_checked(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let sid = server_id(&server);
         let member = app.member(&server, &owner);
         let path = format!("/servers/{sid}/events");

@@ -36,9 +36,7 @@ fn join_with_retry_rides_out_maintenance_and_a_rate_limit() {
         Backend::Sqlite,
         &["--admin-token", ADMIN, "--rate-limits", "on", "--rate-limit-accept", "1/4s"],
     );
-    let owner = app.user();
-    let server = app.create_server(&owner);
-    let invite = app.create_invite(&server, &owner, json!({}));
+    let (owner, server, invite) = app.server_with_invite(json!({}));
     let guest = app.user();
     // The guest's bucket is empty: one accept (of another server's invite) spent it.
     let other = app.create_server(&owner);
@@ -76,12 +74,24 @@ fn join_with_retry_rides_out_maintenance_and_a_rate_limit() {
     assert_eq!(members.body.as_array().unwrap().len(), 2);
 }
 
+/// The lines `child` prints, as they come (read on a thread of their own, so that a test can
+/// wait for one with a timeout).
+fn lines_of(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    let (sender, lines) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    lines
+}
+
 /// `webhook_receiver` takes the service's signed deliveries and refuses a forged one.
 #[test]
 fn webhook_receiver_takes_signed_deliveries_and_refuses_forged_ones() {
     let app = TestApp::spawn_args(Backend::Sqlite, &["--webhook-allow-private", "on"]);
-    let owner = app.user();
-    let server = app.create_server(&owner);
+    let (owner, server) = app.owned_server();
     let sid = server["id"].as_str().unwrap();
     // The receiver needs the secret, which registering shows: register its address first.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -94,13 +104,7 @@ fn webhook_receiver_takes_signed_deliveries_and_refuses_forged_ones() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let (sender, lines) = std::sync::mpsc::channel();
-    let stdout = receiver.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = sender.send(line);
-        }
-    });
+    let lines = lines_of(&mut receiver);
     let next_line = || lines.recv_timeout(Duration::from_secs(20)).expect("the receiver printed");
     assert!(next_line().starts_with("receiving webhooks on"));
 
@@ -145,21 +149,14 @@ fn webhook_receiver_takes_signed_deliveries_and_refuses_forged_ones() {
 fn gateway_listener_resumes_on_the_next_instance_when_one_stops() {
     let app = TestApp::spawn(Backend::Postgres);
     let other = app.second_instance(&[]);
-    let owner = app.user();
-    let server = app.create_server(&owner);
+    let (owner, server) = app.owned_server();
     let sid = server["id"].as_str().unwrap();
     let mut listener = Command::new(example("gateway_listener"))
         .args([&format!("{},{}", app.base, other.base), sid, &owner.token])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let (sender, lines) = std::sync::mpsc::channel();
-    let stdout = listener.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = sender.send(line);
-        }
-    });
+    let lines = lines_of(&mut listener);
     // Everything it printed, kept for the checks at the end and for the failure messages.
     let mut printed = Vec::new();
     let mut until = |needles: &[&str]| loop {

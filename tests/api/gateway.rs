@@ -192,11 +192,9 @@ fn members_of(app: &TestApp, server: &Value, owner: &TestUser) -> Vec<String> {
 
 fn each_member_hears_what_the_audience_rules_allow(backend: invite_store::Backend) {
     let app = TestApp::spawn(backend);
-    let owner = app.user();
-    let server = app.create_server(&owner);
+    let (owner, server) = app.owned_server();
     let member = app.member(&server, &owner);
-    let manager = app.member(&server, &owner);
-    app.grant(&server, &owner, &manager, CREATE_INVITES);
+    let manager = app.member_with(&server, &owner, CREATE_INVITES);
 
     let (mut owner_ws, ready) = Client::ready(&app, &owner, "");
     assert_eq!(ready["user_id"], owner.id.to_string());
@@ -241,13 +239,13 @@ fn each_member_hears_what_the_audience_rules_allow(backend: invite_store::Backen
 
 fn a_removed_member_hears_the_removal_and_nothing_after(backend: invite_store::Backend) {
     let app = TestApp::spawn(backend);
-    let owner = app.user();
-    let server = app.create_server(&owner);
+    let (owner, server) = app.owned_server();
     let kicked = app.member(&server, &owner);
     let leaver = app.member(&server, &owner);
     let (mut owner_ws, _) = Client::ready(&app, &owner, "");
     let (mut kicked_ws, _) = Client::ready(&app, &kicked, "");
     let (mut leaver_ws, _) = Client::ready(&app, &leaver, "");
+    let pause = format!("/servers/{}/invites-pause", server_id(&server));
 
     app.delete(&format!("/servers/{}/members/{}", server_id(&server), kicked.id), &owner)
         .assert_status(204);
@@ -262,16 +260,14 @@ fn a_removed_member_hears_the_removal_and_nothing_after(backend: invite_store::B
     assert_eq!(leaver_ws.event("MEMBER_REMOVE")["d"]["reason"], "kick");
     assert_eq!(leaver_ws.event("MEMBER_REMOVE")["d"]["reason"], "leave");
     // The server goes on; the two hear nothing of it.
-    app.put(&format!("/servers/{}/invites-pause", server_id(&server)), &owner, json!({}))
-        .assert_status(204);
+    app.put(&pause, &owner, json!({})).assert_status(204);
     owner_ws.event("MEMBER_REMOVE");
     owner_ws.event("MEMBER_REMOVE");
     owner_ws.event("INVITES_PAUSE");
     assert_eq!(kicked_ws.next_within(Duration::from_millis(700)), None);
     assert_eq!(leaver_ws.next_within(Duration::from_millis(100)), None);
     // A ban removes too, with its reason.
-    app.delete(&format!("/servers/{}/invites-pause", server_id(&server)), &owner)
-        .assert_status(204);
+    app.delete(&pause, &owner).assert_status(204);
     let banned = app.member(&server, &owner);
     let (mut banned_ws, _) = Client::ready(&app, &banned, "");
     app.put(
@@ -282,8 +278,7 @@ fn a_removed_member_hears_the_removal_and_nothing_after(backend: invite_store::B
     .assert_status(204);
     assert_eq!(banned_ws.event("BAN_ADD")["d"]["reason"], "spam");
     assert_eq!(banned_ws.event("MEMBER_REMOVE")["d"]["reason"], "ban");
-    app.put(&format!("/servers/{}/invites-pause", server_id(&server)), &owner, json!({}))
-        .assert_status(204);
+    app.put(&pause, &owner, json!({})).assert_status(204);
     // Delivered to the owner, so the banned member's silence is not merely a slow delivery.
     owner_ws.skip_to("MEMBER_REMOVE");
     owner_ws.skip_to("INVITES_PAUSE");
@@ -295,8 +290,7 @@ fn a_removed_member_hears_the_removal_and_nothing_after(backend: invite_store::B
 
 fn resume_replays_what_was_missed_in_order(backend: invite_store::Backend) {
     let app = TestApp::spawn(backend);
-    let owner = app.user();
-    let server = app.create_server(&owner);
+    let (owner, server) = app.owned_server();
     let member = app.member(&server, &owner);
     let (client, ready) = Client::ready(&app, &member, "");
     let seen = ready["seq"].as_i64().unwrap();
@@ -353,8 +347,7 @@ fn resume_replays_what_was_missed_in_order(backend: invite_store::Backend) {
 
 fn bad_input_closes_with_its_code_and_disturbs_no_one(backend: invite_store::Backend) {
     let app = TestApp::spawn(backend);
-    let owner = app.user();
-    let server = app.create_server(&owner);
+    let (owner, server) = app.owned_server();
     let (mut witness, _) = Client::ready(&app, &owner, "");
 
     let refused = |query: &str, token: Option<&str>| {
@@ -475,8 +468,7 @@ fn a_client_that_does_not_read_is_closed_as_a_slow_consumer(backend: invite_stor
     // hand over in one pass. Heartbeats far apart: neither client is closed for silence.
     let args = ["--gateway-queue", "16", "--gateway-heartbeat", "60s"];
     let app = TestApp::spawn_args(backend, &args);
-    let owner = app.user();
-    let server = app.create_server(&owner);
+    let (owner, server) = app.owned_server();
     let member = app.member(&server, &owner);
     // The owner's client never reads: the socket's buffers fill, then the frames waiting for
     // the connection, then its queue.
@@ -528,9 +520,7 @@ fn temporary_members_leave_when_their_last_session_has_been_gone_for_the_grace(
     backend: invite_store::Backend,
 ) {
     let app = TestApp::spawn_args(backend, &["--temporary-grace", "1s"]);
-    let owner = app.user();
-    let server = app.create_server(&owner);
-    let invite = app.create_invite(&server, &owner, json!({"temporary": true}));
+    let (owner, server, invite) = app.server_with_invite(json!({"temporary": true}));
     let (gone, stays, promoted) = (app.user(), app.user(), app.user());
     for user in [&gone, &stays, &promoted] {
         app.accept(&invite, user).assert_status(201);
@@ -581,8 +571,7 @@ fn temporary_members_leave_when_their_last_session_has_been_gone_for_the_grace(
 fn an_instance_delivers_what_another_committed_in_order() {
     let app = TestApp::spawn(invite_store::Backend::Postgres);
     let other = app.second_instance(&[]);
-    let owner = app.user();
-    let server = app.create_server(&owner);
+    let (owner, server) = app.owned_server();
     let (mut client, _) = Client::ready(&other, &owner, "");
     let invite = app.create_invite(&server, &owner, json!({"max_uses": 20}));
     for _ in 0..5 {

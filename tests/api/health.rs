@@ -24,9 +24,7 @@ both_backends! {
     }
 
     fn metrics_count_requests_by_route_and_accepts_by_outcome(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
-        let invite = app.create_invite(&server, &owner, json!({"max_uses": 1}));
+        let (_, server, invite) = app.server_with_invite(json!({"max_uses": 1}));
         app.accept(&invite, &app.user()).assert_status(201);
         app.accept(&invite, &app.user()).assert_status(400);
         let metrics = app.request(reqwest::Method::GET, "/metrics", None, None);

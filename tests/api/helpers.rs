@@ -343,6 +343,20 @@ impl TestApp {
         response.body
     }
 
+    /// A new user and the server they own: where most tests start.
+    pub(crate) fn owned_server(&self) -> (TestUser, Value) {
+        let owner = self.user();
+        let server = self.create_server(&owner);
+        (owner, server)
+    }
+
+    /// A new user, the server they own, and an invite of theirs made with `body`.
+    pub(crate) fn server_with_invite(&self, body: Value) -> (TestUser, Value, Value) {
+        let (owner, server) = self.owned_server();
+        let invite = self.create_invite(&server, &owner, body);
+        (owner, server, invite)
+    }
+
     pub(crate) fn accept(&self, invite: &Value, user: &TestUser) -> TestResponse {
         self.request(
             Method::POST,
@@ -357,6 +371,18 @@ impl TestApp {
         let invite = self.create_invite(server, owner, json!({}));
         let user = self.user();
         self.accept(&invite, &user).assert_status(201);
+        user
+    }
+
+    /// A new member given extra `permissions` by the owner.
+    pub(crate) fn member_with(
+        &self,
+        server: &Value,
+        owner: &TestUser,
+        permissions: i64,
+    ) -> TestUser {
+        let user = self.member(server, owner);
+        self.grant(server, owner, &user, permissions);
         user
     }
 

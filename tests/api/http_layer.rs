@@ -133,9 +133,7 @@ fn many_slow_bodies_do_not_hold_the_service() {
 
 both_backends! {
     fn head_works_wherever_get_does(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
-        let invite = app.create_invite(&server, &owner, json!({}));
+        let (_, _, invite) = app.server_with_invite(json!({}));
         for path in ["/healthz".to_owned(), format!("/invites/{}", invite["code"].as_str().unwrap())] {
             let get = app.request(Method::GET, &path, None, None);
             let head = app.request(Method::HEAD, &path, None, None);

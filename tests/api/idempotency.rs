@@ -83,8 +83,7 @@ both_backends! {
     }
 
     fn a_key_names_one_request_of_one_user(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let path = format!("/servers/{}/invites", server_id(&server));
         keyed(app, &path, &owner, "k", Some(json!({"max_uses": 3}))).assert_status(201);
         let other_body = keyed(app, &path, &owner, "k", Some(json!({"max_uses": 4})));
@@ -96,8 +95,7 @@ both_backends! {
         keyed(app, "/servers", &owner, "k", Some(json!({"name": "x"}))).assert_code(422, "IDEMPOTENCY_KEY_REUSED");
         assert_eq!(app.get(&path, &owner).body.as_array().unwrap().len(), 1);
         // Keys are per user: another member's "k" is another key.
-        let admin = app.member(&server, &owner);
-        app.grant(&server, &owner, &admin, crate::helpers::bits::CREATE_INVITES);
+        let admin = app.member_with(&server, &owner, crate::helpers::bits::CREATE_INVITES);
         let theirs = keyed(app, &path, &admin, "k", Some(json!({"max_uses": 4})));
         theirs.assert_status(201);
         assert_eq!(theirs.header("idempotent-replayed"), None);
@@ -121,9 +119,7 @@ both_backends! {
     }
 
     fn refusals_are_decided_again(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
-        let invite = app.create_invite(&server, &owner, json!({}));
+        let (owner, server, invite) = app.server_with_invite(json!({}));
         let pause = format!("/servers/{}/invites-pause", server_id(&server));
         app.put(&pause, &owner, json!({})).assert_status(204);
         let guest = app.user();
@@ -136,8 +132,7 @@ both_backends! {
     }
 
     fn keys_expire_after_a_day(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let path = format!("/servers/{}/invites", server_id(&server));
         let first = keyed(app, &path, &owner, "daily", Some(json!({})));
         app.clock.advance(chrono::Duration::hours(23));
@@ -150,9 +145,7 @@ both_backends! {
     }
 
     fn twins_racing_join_once(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
-        let invite = app.create_invite(&server, &owner, json!({"max_uses": 5}));
+        let (_, server, invite) = app.server_with_invite(json!({"max_uses": 5}));
         let guest = app.user();
         let accept = format!("/invites/{}/accept", invite["code"].as_str().unwrap());
         let barrier = Arc::new(Barrier::new(8));
@@ -179,9 +172,7 @@ both_backends! {
 /// the first one's answer is the key's afterwards.
 fn a_twin_in_flight_is_refused(backend: Backend) {
     let app = TestApp::spawn(backend);
-    let owner = app.user();
-    let server = app.create_server(&owner);
-    let invite = app.create_invite(&server, &owner, json!({}));
+    let (_, _, invite) = app.server_with_invite(json!({}));
     let guest = app.user();
     let accept = format!("/invites/{}/accept", invite["code"].as_str().unwrap());
     // Hold up the accept: take the lock it needs on a connection of the test's own.

@@ -26,8 +26,7 @@ fn patch_if_match(
 
 both_backends! {
     fn channel_invites_are_created_listed_and_previewed_with_their_channel(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let channel = app.post(&format!("/servers/{}/channels", server_id(&server)), &owner, json!({"name": "welcome"})).body;
         let path = format!("/channels/{}/invites", channel["id"].as_str().unwrap());
         let created = app.post(&path, &owner, json!({"max_uses": 3}));
@@ -52,9 +51,7 @@ both_backends! {
     }
 
     fn editing_changes_limits_bumps_the_version_and_honours_if_match(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
-        let invite = app.create_invite(&server, &owner, json!({"max_uses": 2}));
+        let (owner, server, invite) = app.server_with_invite(json!({"max_uses": 2}));
         let path = invite_path(&server, &invite);
         app.accept(&invite, &app.user()).assert_status(201);
 
@@ -88,14 +85,12 @@ both_backends! {
         assert_eq!((stored.max_uses, stored.version), (Some(9), current.as_i64().unwrap() + 1));
 
         // Someone else's invite needs MANAGE_SERVER.
-        let creator = app.member(&server, &owner);
-        app.grant(&server, &owner, &creator, bits::CREATE_INVITES);
+        let creator = app.member_with(&server, &owner, bits::CREATE_INVITES);
         app.patch(&path, &creator, json!({"max_uses": 3})).assert_error(403, "MISSING_PERMISSION", "You need the Manage Server permission to edit this invite");
     }
 
     fn two_edits_with_the_same_version_one_wins(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         for round in 0..5 {
             let invite = app.create_invite(&server, &owner, json!({"max_uses": 10}));
             let path = invite_path(&server, &invite);
@@ -122,10 +117,8 @@ both_backends! {
     }
 
     fn deleting_by_code_is_for_the_creator_or_manage_server_and_a_secret_to_strangers(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
-        let creator = app.member(&server, &owner);
-        app.grant(&server, &owner, &creator, bits::CREATE_INVITES);
+        let (owner, server) = app.owned_server();
+        let creator = app.member_with(&server, &owner, bits::CREATE_INVITES);
         let theirs = app.create_invite(&server, &creator, json!({}));
         let owners = app.create_invite(&server, &owner, json!({}));
         let code_path = |invite: &Value| format!("/invites/{}", invite["code"].as_str().unwrap());
@@ -142,8 +135,7 @@ both_backends! {
         assert_eq!(refused.header("content-type"), unknown.header("content-type"));
         app.request(reqwest::Method::GET, &code_path(&owners), None, None).assert_status(200);
         // Its creator may still take it down after leaving the server.
-        let leaver = app.member(&server, &owner);
-        app.grant(&server, &owner, &leaver, bits::CREATE_INVITES);
+        let leaver = app.member_with(&server, &owner, bits::CREATE_INVITES);
         let left_behind = app.create_invite(&server, &leaver, json!({}));
         app.delete(&format!("/servers/{}/members/{}", server_id(&server), leaver.id), &leaver).assert_status(204);
         app.delete(&code_path(&left_behind), &leaver).assert_status(204);
@@ -157,9 +149,7 @@ both_backends! {
     }
 
     fn revoking_honours_if_match(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
-        let invite = app.create_invite(&server, &owner, json!({}));
+        let (owner, server, invite) = app.server_with_invite(json!({}));
         app.accept(&invite, &app.user()).assert_status(201);
         let url = format!("{}{}", app.base, invite_path(&server, &invite));
         let delete = |version: &str| app.raw(|c, _| c.delete(&url).bearer_auth(&owner.token).header("if-match", version));
@@ -171,8 +161,7 @@ both_backends! {
     }
 
     fn unique_false_returns_the_existing_invite(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let path = format!("/servers/{}/invites", server_id(&server));
         let first = app.post(&path, &owner, json!({"max_uses": 5, "max_age": 3600, "temporary": true}));
         first.assert_status(201);
@@ -190,9 +179,7 @@ both_backends! {
     }
 
     fn a_temporary_invite_makes_a_temporary_member_and_counts_are_optional(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
-        let invite = app.create_invite(&server, &owner, json!({"temporary": true}));
+        let (_, server, invite) = app.server_with_invite(json!({"temporary": true}));
         assert_eq!(invite["temporary"], true);
         let guest = app.user();
         app.accept(&invite, &guest).assert_status(201);
@@ -208,10 +195,8 @@ both_backends! {
     }
 
     fn members_who_joined_with_each_invite(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
-        let creator = app.member(&server, &owner);
-        app.grant(&server, &owner, &creator, bits::CREATE_INVITES);
+        let (owner, server) = app.owned_server();
+        let creator = app.member_with(&server, &owner, bits::CREATE_INVITES);
         let first = app.create_invite(&server, &owner, json!({}));
         let second = app.create_invite(&server, &creator, json!({}));
         let (a, b, c) = (app.user(), app.user(), app.user());

@@ -13,8 +13,7 @@ fn uuid(value: &Value) -> Uuid {
 
 both_backends! {
     fn a_created_invite_has_every_field(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let response = app.post(&format!("/servers/{}/invites", server_id(&server)), &owner, json!({"max_uses": 10, "expires_in_hours": 24}));
         response.assert_status(201);
         let invite = &response.body;
@@ -37,8 +36,7 @@ both_backends! {
     }
 
     fn empty_and_absent_bodies_make_a_permanent_unlimited_invite(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let path = format!("{}/servers/{}/invites", app.base, server_id(&server));
         let absent = app.raw(|c, _| c.post(&path).bearer_auth(&owner.token));
         let empty = app.raw(|c, _| c.post(&path).bearer_auth(&owner.token).header("content-type", "application/json").body(""));
@@ -49,8 +47,7 @@ both_backends! {
     }
 
     fn every_create_rule_has_its_message(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let path = format!("/servers/{}/invites", server_id(&server));
         for (body, message) in [
             (json!({"max_uses": 0}), "max_uses must be greater than 0"),
@@ -75,8 +72,7 @@ both_backends! {
     }
 
     fn a_server_holds_at_most_1000_active_invites(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let path = format!("/servers/{}/invites", server_id(&server));
         insert_active_invites(&mut app.conn(), server_id(&server).parse().unwrap(), 999, chrono::Utc::now());
         let last = app.create_invite(&server, &owner, json!({}));
@@ -87,8 +83,7 @@ both_backends! {
     }
 
     fn creating_and_listing_need_create_invites(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let path = format!("/servers/{}/invites", server_id(&server));
         let member = app.member(&server, &owner);
         app.post(&path, &member, json!({})).assert_error(403, "MISSING_PERMISSION", "You need the Create Invites permission");
@@ -96,15 +91,13 @@ both_backends! {
 
         app.grant(&server, &owner, &member, bits::CREATE_INVITES);
         app.post(&path, &member, json!({})).assert_status(201);
-        let admin = app.member(&server, &owner);
-        app.grant(&server, &owner, &admin, bits::ADMINISTRATOR);
+        let admin = app.member_with(&server, &owner, bits::ADMINISTRATOR);
         app.post(&path, &admin, json!({})).assert_status(201);
         assert_eq!(app.get(&path, &admin).body.as_array().unwrap().len(), 4);
     }
 
     fn lists_are_newest_first_and_keep_expired_and_used_up_invites(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let path = format!("/servers/{}/invites", server_id(&server));
         let used_up = app.create_invite(&server, &owner, json!({"max_uses": 1}));
         app.accept(&used_up, &app.user()).assert_status(201);
@@ -124,11 +117,9 @@ both_backends! {
     }
 
     fn revoking_own_and_others_invites(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let path = format!("/servers/{}/invites", server_id(&server));
-        let creator = app.member(&server, &owner);
-        app.grant(&server, &owner, &creator, bits::CREATE_INVITES);
+        let creator = app.member_with(&server, &owner, bits::CREATE_INVITES);
         let theirs = app.create_invite(&server, &creator, json!({}));
         let owners = app.create_invite(&server, &owner, json!({}));
 

@@ -28,9 +28,7 @@ fn admin(app: &TestApp, method: Method, body: Option<Value>, token: Option<&str>
 
 fn writes_wait_while_reads_go_on(backend: Backend) {
     let app = TestApp::spawn_args(backend, &["--admin-token", ADMIN]);
-    let owner = app.user();
-    let server = app.create_server(&owner);
-    let invite = app.create_invite(&server, &owner, json!({"max_uses": 5}));
+    let (owner, server, invite) = app.server_with_invite(json!({"max_uses": 5}));
     let until =
         (Utc::now() + chrono::TimeDelta::minutes(30)).to_rfc3339_opts(SecondsFormat::Secs, true);
     let started = admin(

@@ -6,9 +6,7 @@ use crate::helpers::{TestApp, bits, both_backends, server_id};
 
 both_backends! {
     fn members_are_listed_by_id_with_how_they_joined(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
-        let invite = app.create_invite(&server, &owner, json!({"temporary": true}));
+        let (owner, server, invite) = app.server_with_invite(json!({"temporary": true}));
         let guests: Vec<_> = (0..3).map(|_| app.user()).collect();
         for guest in &guests {
             app.accept(&invite, guest).assert_status(201);
@@ -30,14 +28,11 @@ both_backends! {
     }
 
     fn setting_permissions_needs_administrator_and_ends_temporary_membership(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
-        let invite = app.create_invite(&server, &owner, json!({"temporary": true}));
+        let (owner, server, invite) = app.server_with_invite(json!({"temporary": true}));
         let guest = app.user();
         app.accept(&invite, &guest).assert_status(201);
         let path = format!("/servers/{}/members/{}", server_id(&server), guest.id);
-        let manager = app.member(&server, &owner);
-        app.grant(&server, &owner, &manager, bits::MANAGE_SERVER);
+        let manager = app.member_with(&server, &owner, bits::MANAGE_SERVER);
         app.patch(&path, &manager, json!({"permissions": bits::CREATE_INVITES})).assert_error(403, "MISSING_PERMISSION", "You need the Administrator permission");
         let updated = app.patch(&path, &owner, json!({"permissions": bits::CREATE_INVITES}));
         updated.assert_status(200);
@@ -48,8 +43,7 @@ both_backends! {
     }
 
     fn leaving_kicking_and_the_owners_immunity(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let sid = server_id(&server).to_owned();
         let leaver = app.member(&server, &owner);
         let target = app.member(&server, &owner);

@@ -37,6 +37,16 @@ fn open(app: &TestApp, path: &str, user: Option<&TestUser>) -> TestResponse {
     })
 }
 
+/// The invite's page at both its links (`/invite/{code}` and the short `/{code}`), opened by
+/// a visitor who is not signed in, each checked to be a page showing `words`.
+fn both_links(app: &TestApp, code: &str, words: &[&str]) -> [TestResponse; 2] {
+    [format!("/invite/{code}"), format!("/{code}")].map(|path| {
+        let page = open(app, &path, None);
+        assert_page(&page, 200, words);
+        page
+    })
+}
+
 /// `POST /invite/{code}` as the page's form sends it.
 fn submit(
     app: &TestApp,
@@ -107,25 +117,23 @@ fn a_valid_invite_reads_without_script(backend: Backend) {
         .body;
     let invite = app.create_invite(&server, &owner, json!({"max_uses": 5, "max_age": 3600}));
     let code = code_of(&invite);
-    for path in [format!("/invite/{code}"), format!("/{code}")] {
-        let page = open(&app, &path, None);
-        assert_page(
-            &page,
-            200,
-            &[
-                "&lt;script&gt;alert(1)&lt;/script&gt;",
-                "<bdi>",
-                "Alice</bdi> invited you to join",
-                "1 member",
-                "5 of its uses left",
-                "Expires <time datetime=",
-                "in 1 hour",
-                "Sign in to accept",
-                "https://login.example/signin?next=https%3A%2F%2Fchat.example%2Finvite%2F",
-                "property=\"og:title\" content=\"Join &lt;script&gt;",
-                "name=\"twitter:card\" content=\"summary\"",
-            ],
-        );
+    for page in both_links(
+        &app,
+        code,
+        &[
+            "&lt;script&gt;alert(1)&lt;/script&gt;",
+            "<bdi>",
+            "Alice</bdi> invited you to join",
+            "1 member",
+            "5 of its uses left",
+            "Expires <time datetime=",
+            "in 1 hour",
+            "Sign in to accept",
+            "https://login.example/signin?next=https%3A%2F%2Fchat.example%2Finvite%2F",
+            "property=\"og:title\" content=\"Join &lt;script&gt;",
+            "name=\"twitter:card\" content=\"summary\"",
+        ],
+    ) {
         // The titles hold the name without its bidirectional controls: U+202E cannot turn
         // "Join <name>" around in a tab or in another app's card. The body isolates it.
         let head = &page.text[..page.text.find("</head>").unwrap()];
@@ -168,8 +176,7 @@ fn a_valid_invite_reads_without_script(backend: Backend) {
 
 fn every_failure_has_its_own_page(backend: Backend) {
     let app = page_app(backend);
-    let owner = app.user();
-    let server = app.create_server(&owner);
+    let (owner, server) = app.owned_server();
     let server_path = format!("/servers/{}", server_id(&server));
     // Not found, and codes that cannot be codes: the not-found page, never JSON or a 500.
     let long = "a".repeat(4 * 1024);
@@ -217,9 +224,7 @@ fn every_failure_has_its_own_page(backend: Backend) {
 
 fn the_form_joins_and_refuses_forgeries(backend: Backend) {
     let app = page_app(backend);
-    let owner = app.user();
-    let server = app.create_server(&owner);
-    let invite = app.create_invite(&server, &owner, json!({"max_uses": 10}));
+    let (owner, server, invite) = app.server_with_invite(json!({"max_uses": 10}));
     let code = code_of(&invite);
     let visitor = app.user();
     let page = open(&app, &format!("/invite/{code}"), Some(&visitor));
@@ -285,8 +290,7 @@ fn the_form_joins_and_refuses_forgeries(backend: Backend) {
 
 fn a_vanity_code_is_a_short_link_and_routes_stay_routes(backend: Backend) {
     let app = page_app(backend);
-    let owner = app.user();
-    let server = app.create_server(&owner);
+    let (owner, server) = app.owned_server();
     let path = format!("/servers/{}", server_id(&server));
     app.patch(&path, &owner, json!({"features": ["VANITY_URL"]})).assert_status(200);
     app.patch(&format!("{path}/vanity-url"), &owner, json!({"code": "join-us"})).assert_status(200);
@@ -308,9 +312,7 @@ fn the_origin_is_the_public_urls_unless_a_trusted_proxy_names_another(backend: B
     let forged = [("origin", "http://forged.example"), ("x-forwarded-host", "forged.example")];
     // Straight from the client: `Host` and `X-Forwarded-Host` are its own words.
     let app = page_app(backend);
-    let owner = app.user();
-    let server = app.create_server(&owner);
-    let invite = app.create_invite(&server, &owner, json!({}));
+    let (_, _, invite) = app.server_with_invite(json!({}));
     let code = code_of(&invite);
     let visitor = app.user();
     let csrf = csrf_of(&open(&app, &format!("/invite/{code}"), Some(&visitor)));
@@ -321,9 +323,7 @@ fn the_origin_is_the_public_urls_unless_a_trusted_proxy_names_another(backend: B
     assert_eq!(app.uses(&invite), 0, "nothing joined");
     // Through a trusted proxy: the host it forwarded for is this service's.
     let app = TestApp::spawn_args(backend, &["--trusted-proxies", "127.0.0.1/32"]);
-    let owner = app.user();
-    let server = app.create_server(&owner);
-    let invite = app.create_invite(&server, &owner, json!({}));
+    let (_, _, invite) = app.server_with_invite(json!({}));
     let code = code_of(&invite);
     let csrf = csrf_of(&open(&app, &format!("/invite/{code}"), Some(&visitor)));
     let elsewhere =
@@ -338,9 +338,7 @@ fn the_origin_is_the_public_urls_unless_a_trusted_proxy_names_another(backend: B
 
 fn during_maintenance_the_page_shows_the_invite_and_a_post_waits(backend: Backend) {
     let app = TestApp::spawn_args(backend, &["--login-url", LOGIN, "--admin-token", ADMIN]);
-    let owner = app.user();
-    let server = app.create_server(&owner);
-    let invite = app.create_invite(&server, &owner, json!({}));
+    let (_, _, invite) = app.server_with_invite(json!({}));
     let code = code_of(&invite);
     let visitor = app.user();
     let csrf = csrf_of(&open(&app, &format!("/invite/{code}"), Some(&visitor)));
@@ -358,22 +356,20 @@ fn during_maintenance_the_page_shows_the_invite_and_a_post_waits(backend: Backen
     let message = "Moving to a bigger database";
     maintenance(Method::PUT, Some(json!({"message": message, "until": until}))).assert_status(200);
     // Every link still shows its invite, with its card, and when joining is back.
-    for path in [format!("/invite/{code}"), format!("/{code}")] {
-        let page = open(&app, &path, None);
-        assert_page(
-            &page,
-            200,
-            &[
-                "<h1><bdi>Test server</bdi></h1>",
-                "property=\"og:title\" content=\"Join Test server\"",
-                "name=\"twitter:title\" content=\"Join Test server\"",
-                "property=\"og:description\" content=\"1 member\"",
-                "Down for maintenance",
-                message,
-                "You can accept this invite again <time datetime=\"2030-01-01T00:00:00+00:00\"",
-                "href=\"/status\"",
-            ],
-        );
+    for page in both_links(
+        &app,
+        code,
+        &[
+            "<h1><bdi>Test server</bdi></h1>",
+            "property=\"og:title\" content=\"Join Test server\"",
+            "name=\"twitter:title\" content=\"Join Test server\"",
+            "property=\"og:description\" content=\"1 member\"",
+            "Down for maintenance",
+            message,
+            "You can accept this invite again <time datetime=\"2030-01-01T00:00:00+00:00\"",
+            "href=\"/status\"",
+        ],
+    ) {
         assert!(!page.text.contains("<form"), "{}", page.text);
         assert!(!page.text.contains("Sign in to accept"), "{}", page.text);
         assert_eq!(page.header("refresh"), None);
@@ -416,9 +412,7 @@ fn rate_limits_are_pages_that_retry() {
         Backend::Sqlite,
         &["--rate-limits", "on", "--rate-limit-preview", "2/60s", "--admin-token", ADMIN],
     );
-    let owner = app.user();
-    let server = app.create_server(&owner);
-    let invite = app.create_invite(&server, &owner, json!({}));
+    let (_, _, invite) = app.server_with_invite(json!({}));
     let path = format!("/invite/{}", code_of(&invite));
     assert_page(&open(&app, &path, None), 200, &["Sign in"]);
     assert_page(&open(&app, &path, None), 200, &["Sign in"]);

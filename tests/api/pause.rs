@@ -4,8 +4,7 @@ use crate::helpers::{TestApp, bits, both_backends, server_id};
 
 both_backends! {
     fn paused_invites_refuse_joins_until_resumed(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let path = format!("/servers/{}/invites-pause", server_id(&server));
         let invite = app.create_invite(&server, &owner, json!({}));
         let member = app.member(&server, &owner);
@@ -25,10 +24,8 @@ both_backends! {
     }
 
     fn a_timed_pause_ends_by_itself(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
-        let manager = app.member(&server, &owner);
-        app.grant(&server, &owner, &manager, bits::MANAGE_SERVER);
+        let (owner, server) = app.owned_server();
+        let manager = app.member_with(&server, &owner, bits::MANAGE_SERVER);
         let path = format!("/servers/{}/invites-pause", server_id(&server));
         let invite = app.create_invite(&server, &owner, json!({}));
         let until = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();

@@ -42,9 +42,7 @@ fn assert_rate_limited(response: &TestResponse, bucket_name: &str, most_seconds:
 
 fn accepts_are_limited_per_user(backend: Backend) {
     let app = limited(backend, &["--rate-limit-accept", "2/60s"]);
-    let owner = app.user();
-    let server = app.create_server(&owner);
-    let invite = app.create_invite(&server, &owner, json!({}));
+    let (owner, server, invite) = app.server_with_invite(json!({}));
     let guest = app.user();
     let joined = app.accept(&invite, &guest);
     joined.assert_status(201);
@@ -104,11 +102,15 @@ fn preview_as(app: &TestApp, code: &str, forwarded_for: Option<&str>) -> TestRes
     })
 }
 
+/// The code of a new server's invite, for the tests that only look it up.
+fn invite_code(app: &TestApp) -> String {
+    let (_, _, invite) = app.server_with_invite(json!({}));
+    invite["code"].as_str().unwrap().to_owned()
+}
+
 fn previews_are_limited_per_address_whatever_untrusted_headers_say(backend: Backend) {
     let app = limited(backend, &["--rate-limit-preview", "3/60s"]);
-    let owner = app.user();
-    let server = app.create_server(&owner);
-    let code = app.create_invite(&server, &owner, json!({}))["code"].as_str().unwrap().to_owned();
+    let code = invite_code(&app);
     for n in 0..3 {
         let preview = preview_as(&app, &code, Some(&format!("198.51.100.{n}")));
         preview.assert_status(200);
@@ -123,9 +125,7 @@ fn a_trusted_proxy_names_the_client(backend: Backend) {
         backend,
         &["--rate-limit-preview", "2/60s", "--trusted-proxies", "127.0.0.0/8,::1/128"],
     );
-    let owner = app.user();
-    let server = app.create_server(&owner);
-    let code = app.create_invite(&server, &owner, json!({}))["code"].as_str().unwrap().to_owned();
+    let code = invite_code(&app);
     for _ in 0..2 {
         preview_as(&app, &code, Some("198.51.100.7")).assert_status(200);
     }
@@ -141,9 +141,7 @@ fn scanning_for_codes_is_stopped_known_codes_included(backend: Backend) {
         backend,
         &["--rate-limit-unknown-code", "3/60s", "--trusted-proxies", "127.0.0.1/32"],
     );
-    let owner = app.user();
-    let server = app.create_server(&owner);
-    let code = app.create_invite(&server, &owner, json!({}))["code"].as_str().unwrap().to_owned();
+    let code = invite_code(&app);
     let scanner = Some("198.51.100.66");
     preview_as(&app, &code, scanner).assert_status(200);
     for (n, guess) in (0..).zip(["Zz9Zz9Zz", "nope-nope", "Yy8Yy8Yy"]) {
@@ -188,9 +186,7 @@ fn every_lookup_of_an_unknown_code_charges_the_scanning_bucket(backend: Backend)
         backend,
         &["--rate-limit-unknown-code", "2/60s", "--trusted-proxies", "127.0.0.1/32"],
     );
-    let owner = app.user();
-    let server = app.create_server(&owner);
-    let invite = app.create_invite(&server, &owner, json!({}));
+    let (owner, _, invite) = app.server_with_invite(json!({}));
     let real = invite["code"].as_str().unwrap();
     let routes = ["preview", "page", "short link", "accept", "form", "revoke"];
     for (n, route) in (0..).zip(routes) {
@@ -237,11 +233,7 @@ fn a_trusted_proxy_is_believed_in_its_own_header_only(backend: Backend) {
     // a new Forwarded each time is no new bucket.
     let app =
         limited(backend, &["--rate-limit-preview", "2/60s", "--trusted-proxies", "127.0.0.1/32"]);
-    let owner = app.user();
-    let code = app.create_invite(&app.create_server(&owner), &owner, json!({}))["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = invite_code(&app);
     for n in 0..2 {
         proxied(&app, &code, "198.51.100.7", &format!("for=203.0.113.{n}")).assert_status(200);
     }
@@ -259,11 +251,7 @@ fn a_trusted_proxy_is_believed_in_its_own_header_only(backend: Backend) {
             "forwarded",
         ],
     );
-    let owner = app.user();
-    let code = app.create_invite(&app.create_server(&owner), &owner, json!({}))["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = invite_code(&app);
     for n in 0..2 {
         proxied(&app, &code, &format!("203.0.113.{n}"), "for=198.51.100.7").assert_status(200);
     }
@@ -273,9 +261,7 @@ fn a_trusted_proxy_is_believed_in_its_own_header_only(backend: Backend) {
 
 fn with_limits_off_nothing_is_limited(backend: Backend) {
     let app = TestApp::spawn_args(backend, &["--rate-limit-accept", "1/60s"]);
-    let owner = app.user();
-    let server = app.create_server(&owner);
-    let invite = app.create_invite(&server, &owner, json!({}));
+    let (_, _, invite) = app.server_with_invite(json!({}));
     for _ in 0..3 {
         let joined = app.accept(&invite, &app.user());
         joined.assert_status(201);

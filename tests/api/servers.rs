@@ -62,8 +62,7 @@ both_backends! {
     }
 
     fn strangers_see_no_server(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (_, server) = app.owned_server();
         let stranger = app.user();
         for path in [
             format!("/servers/{}", server_id(&server)),
@@ -81,8 +80,7 @@ both_backends! {
     }
 
     fn editing_needs_manage_server_and_features_need_the_owner(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let path = format!("/servers/{}", server_id(&server));
         let member = app.member(&server, &owner);
         app.patch(&path, &member, json!({"name": "Mine now"})).assert_error(403, "MISSING_PERMISSION", "You need the Manage Server permission");
@@ -100,8 +98,7 @@ both_backends! {
     }
 
     fn strangers_get_404_and_members_403_before_the_rules_of_their_request(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let id = server_id(&server).to_owned();
         let invite = app.create_invite(&server, &owner, json!({}));
         let invite_id = invite["id"].as_str().unwrap().to_owned();

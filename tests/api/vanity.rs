@@ -26,8 +26,7 @@ fn featured_server(app: &TestApp, owner: &TestUser) -> Value {
 
 both_backends! {
     fn a_vanity_url_needs_the_feature_and_manage_server(app: &TestApp) {
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let path = vanity_path(&server);
         assert_eq!(app.get(&path, &owner).body, json!({"code": null, "uses": 0}));
         app.patch(&path, &owner, json!({"code": "rustaceans"})).assert_error(403, "MISSING_FEATURE", "This server lacks the VANITY_URL feature");

@@ -143,8 +143,7 @@ fn assert_signed(delivery: &Received, secret: &str) {
 
 fn deliveries_are_signed_ordered_and_filtered(backend: Backend) {
     let app = app(backend);
-    let owner = app.user();
-    let server = app.create_server(&owner);
+    let (owner, server) = app.owned_server();
     let receiver = Receiver::start(Vec::new());
     let webhook = register(
         &app,
@@ -191,8 +190,7 @@ fn deliveries_are_signed_ordered_and_filtered(backend: Backend) {
 
 fn a_failed_delivery_is_retried_and_logged(backend: Backend) {
     let app = app(backend);
-    let owner = app.user();
-    let server = app.create_server(&owner);
+    let (owner, server) = app.owned_server();
     let receiver = Receiver::start(vec![Answer::Status(500), Answer::Status(503)]);
     let webhook = register(&app, &server, &owner, json!({"url": receiver.url}));
     let invite = app.create_invite(&server, &owner, json!({}));
@@ -239,8 +237,7 @@ fn a_failed_delivery_is_retried_and_logged(backend: Backend) {
 /// rather than leaving it to run out a minute later).
 fn a_delivery_survives_a_restart_mid_retry(backend: Backend) {
     let app = app(backend);
-    let owner = app.user();
-    let server = app.create_server(&owner);
+    let (owner, server) = app.owned_server();
     let receiver = Receiver::start(Vec::new());
     let webhook = register(&app, &server, &owner, json!({"url": receiver.url}));
     // Failing until the old process is gone: only the new one can deliver.
@@ -291,8 +288,7 @@ fn a_delivery_survives_a_restart_mid_retry(backend: Backend) {
 
 fn a_webhook_failing_for_a_day_is_disabled(backend: Backend) {
     let app = app(backend);
-    let owner = app.user();
-    let server = app.create_server(&owner);
+    let (owner, server) = app.owned_server();
     let receiver = Receiver::start(vec![Answer::Status(500); 10]);
     let webhook = register(&app, &server, &owner, json!({"url": receiver.url}));
     app.create_invite(&server, &owner, json!({}));
@@ -320,8 +316,7 @@ fn a_webhook_failing_for_a_day_is_disabled(backend: Backend) {
 
 fn a_receiver_that_hangs_holds_up_nobody_else(backend: Backend) {
     let app = app(backend);
-    let owner = app.user();
-    let server = app.create_server(&owner);
+    let (owner, server) = app.owned_server();
     let hanging = Receiver::start(vec![Answer::Hang]);
     let healthy = Receiver::start(Vec::new());
     let slow = register(&app, &server, &owner, json!({"url": hanging.url}));
@@ -388,8 +383,7 @@ fn at(value: &Value) -> chrono::DateTime<chrono::Utc> {
 /// until the timeout is not posted again the moment it lets go.
 fn a_retry_waits_from_the_end_of_the_attempt(backend: Backend) {
     let app = app(backend);
-    let owner = app.user();
-    let server = app.create_server(&owner);
+    let (owner, server) = app.owned_server();
     let receiver = Receiver::start(vec![Answer::Hang]);
     let webhook = register(&app, &server, &owner, json!({"url": receiver.url}));
     app.create_invite(&server, &owner, json!({}));
@@ -420,8 +414,7 @@ fn a_retry_waits_from_the_end_of_the_attempt(backend: Backend) {
 /// refused before it connects, and logged so.
 fn a_private_target_stored_earlier_is_refused_at_delivery(backend: Backend) {
     let app = app(backend);
-    let owner = app.user();
-    let server = app.create_server(&owner);
+    let (owner, server) = app.owned_server();
     let receiver = Receiver::start(Vec::new());
     let port = receiver.port();
     let urls = [
@@ -484,8 +477,7 @@ mod registration {
     #[test]
     fn what_a_webhook_may_be() {
         let app = TestApp::spawn(Backend::Sqlite);
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let path = format!("/servers/{}/webhooks", server_id(&server));
         let refused = |body: Value, message: &str| {
             app.post(&path, &owner, body).assert_error(400, "VALIDATION_ERROR", message);
@@ -551,8 +543,7 @@ mod registration {
     #[test]
     fn ten_webhooks_at_most_and_deleting_one_frees_its_place() {
         let app = TestApp::spawn_args(Backend::Sqlite, &["--webhook-allow-private", "on"]);
-        let owner = app.user();
-        let server = app.create_server(&owner);
+        let (owner, server) = app.owned_server();
         let path = format!("/servers/{}/webhooks", server_id(&server));
         let ids: Vec<String> = (0..10)
             .map(|n| {

@@ -403,23 +403,26 @@ mod tests {
         }
     }
 
+    /// Each range rule broken, with the contract's message: a creation and an edit check the
+    /// same ones.
+    const BROKEN_RANGES: [(&str, &str); 9] = [
+        (r#"{"max_uses": 0}"#, "max_uses must be greater than 0"),
+        (r#"{"max_uses": -5}"#, "max_uses must be greater than 0"),
+        (r#"{"max_uses": 1000001}"#, "max_uses must be at most 1000000"),
+        (r#"{"expires_in_hours": 0}"#, "expires_in_hours must be between 1 and 720"),
+        (r#"{"expires_in_hours": 721}"#, "expires_in_hours must be between 1 and 720"),
+        (r#"{"expires_in_hours": -1}"#, "expires_in_hours must be between 1 and 720"),
+        (r#"{"max_age": -1}"#, "max_age must be between 0 and 2592000"),
+        (r#"{"max_age": 2592001}"#, "max_age must be between 0 and 2592000"),
+        (
+            r#"{"max_age": 60, "expires_in_hours": 1}"#,
+            "Provide either max_age or expires_in_hours, not both",
+        ),
+    ];
+
     #[test]
     fn each_rule_has_the_contract_message() {
-        let cases = [
-            (r#"{"max_uses": 0}"#, "max_uses must be greater than 0"),
-            (r#"{"max_uses": -5}"#, "max_uses must be greater than 0"),
-            (r#"{"max_uses": 1000001}"#, "max_uses must be at most 1000000"),
-            (r#"{"expires_in_hours": 0}"#, "expires_in_hours must be between 1 and 720"),
-            (r#"{"expires_in_hours": 721}"#, "expires_in_hours must be between 1 and 720"),
-            (r#"{"expires_in_hours": -1}"#, "expires_in_hours must be between 1 and 720"),
-            (r#"{"max_age": -1}"#, "max_age must be between 0 and 2592000"),
-            (r#"{"max_age": 2592001}"#, "max_age must be between 0 and 2592000"),
-            (
-                r#"{"max_age": 60, "expires_in_hours": 1}"#,
-                "Provide either max_age or expires_in_hours, not both",
-            ),
-        ];
-        for (json, expected) in cases {
+        for (json, expected) in BROKEN_RANGES {
             assert_eq!(message(json), expected, "{json}");
         }
     }
@@ -472,18 +475,9 @@ mod tests {
     #[test]
     fn update_refuses_a_limit_below_the_uses_and_the_creation_ranges() {
         let current = InviteStatus { revoked: false, expires_at: None, max_uses: Some(5), uses: 3 };
-        let cases = [
-            (r#"{"max_uses": 2}"#, "max_uses must not be below the invite's current uses (3)"),
-            (r#"{"max_uses": 0}"#, "max_uses must be greater than 0"),
-            (r#"{"max_uses": 1000001}"#, "max_uses must be at most 1000000"),
-            (r#"{"expires_in_hours": 0}"#, "expires_in_hours must be between 1 and 720"),
-            (r#"{"max_age": -1}"#, "max_age must be between 0 and 2592000"),
-            (
-                r#"{"max_age": 1, "expires_in_hours": 1}"#,
-                "Provide either max_age or expires_in_hours, not both",
-            ),
-        ];
-        for (json, expected) in cases {
+        let below_uses =
+            (r#"{"max_uses": 2}"#, "max_uses must not be below the invite's current uses (3)");
+        for (json, expected) in std::iter::once(below_uses).chain(BROKEN_RANGES) {
             let update: UpdateInviteRequest = serde_json::from_str(json).unwrap();
             let problem = update.validate(&current, now()).unwrap_err();
             assert_eq!(problem.message.as_ref(), expected, "{json}");

@@ -34,32 +34,17 @@ pub struct Ban {
     pub created_at: DateTime<Utc>,
 }
 
-/// A server name: 1-100 characters after trimming surrounding whitespace.
+/// A server or channel name: 1-100 characters after trimming surrounding whitespace (the two
+/// follow the same rule, so they are one type).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerName(String);
+pub struct Name(String);
 
-impl ServerName {
-    /// Trims and checks the length.
-    pub fn parse(input: &str) -> Result<Self, Problem> {
-        parse_name(input, "name").map(Self)
-    }
+/// A server's name.
+pub type ServerName = Name;
+/// A channel's name.
+pub type ChannelName = Name;
 
-    /// The name.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The name, owned.
-    pub fn into_inner(self) -> String {
-        self.0
-    }
-}
-
-/// A channel name: 1-100 characters after trimming surrounding whitespace.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChannelName(String);
-
-impl ChannelName {
+impl Name {
     /// Trims and checks the length.
     pub fn parse(input: &str) -> Result<Self, Problem> {
         parse_name(input, "name").map(Self)

@@ -120,15 +120,8 @@ enum Command {
         /// The service's database.
         #[arg(long, env = "INVITE_DATABASE_URL")]
         database_url: String,
-        /// Ordinary servers.
-        #[arg(long, default_value_t = 10_000)]
-        servers: u64,
-        /// Invites, spread over the servers.
-        #[arg(long, default_value_t = 100_000)]
-        invites: u64,
-        /// Members of the big server.
-        #[arg(long, default_value_t = 100_000)]
-        big_members: u64,
+        #[command(flatten)]
+        size: seed::SeedSize,
     },
     /// Drive a running service with a scenario and print what it measured.
     Run {
@@ -224,15 +217,9 @@ enum Command {
         /// Where to write the SQL.
         #[arg(long)]
         sql: std::path::PathBuf,
-        /// Ordinary servers (as given to `seed`).
-        #[arg(long, default_value_t = 10_000)]
-        servers: u64,
-        /// Invites (as given to `seed`).
-        #[arg(long, default_value_t = 100_000)]
-        invites: u64,
-        /// Members of the big server (as given to `seed`).
-        #[arg(long, default_value_t = 100_000)]
-        big_members: u64,
+        // As given to `seed`.
+        #[command(flatten)]
+        size: seed::SeedSize,
         /// The first accepting user of the range.
         #[arg(long, default_value_t = 1)]
         users_from: u64,
@@ -478,11 +465,12 @@ fn compare_command(args: CompareArgs) -> anyhow::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Seed { database_url, servers, invites, big_members } => {
+        Command::Seed { database_url, size } => {
             let mut conn = connect(&database_url)?;
             migrations::run_pending_migrations(&mut conn)?;
             let started = std::time::Instant::now();
-            seed::seed(&mut conn, seed::SeedSize { servers, invites, big_members })?;
+            seed::seed(&mut conn, size)?;
+            let seed::SeedSize { servers, invites, big_members } = size;
             println!(
                 "seeded {servers} servers, {invites} invites, a server of {big_members} members in {:.1?}",
                 started.elapsed()
@@ -521,8 +509,7 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Command::Compare(args) => compare_command(args)?,
-        Command::SeedPeer { peer, sql, servers, invites, big_members, users_from, users } => {
-            let size = seed::SeedSize { servers, invites, big_members };
+        Command::SeedPeer { peer, sql, size, users_from, users } => {
             let script = peer::seed_sql(peer, size, users_from..users_from + users);
             std::fs::write(&sql, script)
                 .with_context(|| format!("cannot write {}", sql.display()))?;

@@ -9,14 +9,17 @@ use invite_store::{Backend, DbConnection};
 
 use crate::ids::{self, prefix};
 
-/// How much to seed.
-#[derive(Debug, Clone, Copy)]
+/// How much to seed (as `seed` and `seed-peer` take it on the command line).
+#[derive(Debug, Clone, Copy, clap::Args)]
 pub(crate) struct SeedSize {
     /// Ordinary servers.
+    #[arg(long, default_value_t = 10_000)]
     pub(crate) servers: u64,
     /// Distinct invites, spread round-robin over the servers.
+    #[arg(long, default_value_t = 100_000)]
     pub(crate) invites: u64,
     /// Members of the big server (besides its owner).
+    #[arg(long, default_value_t = 100_000)]
     pub(crate) big_members: u64,
 }
 
@@ -96,25 +99,21 @@ pub(crate) fn seed(conn: &mut DbConnection, size: SeedSize) -> anyhow::Result<()
     let member_columns = "server_id, user_id, permissions, joined_at, temporary, source";
     let invite_columns = "id, server_id, code, kind, created_by, max_uses, uses, max_age, temporary, created_at, updated_at, version";
     let server_of = |n: &str| format!("(({n}) - 1) % {} + 1", size.servers);
+    // The `n`th ordinary server and its owner, for the rows written one per server.
+    let (nth_server, nth_owner) = (sql.uuid(prefix::SERVER, "n"), sql.uuid(prefix::OWNER, "n"));
     let mut statements = vec![
         sql.insert(
             "servers",
             server_columns,
             &format!(
-                "{}, 'Bench server ' || n, {}, 115, '[]', 1, {SEEDED_AT}, {SEEDED_AT}",
-                sql.uuid(prefix::SERVER, "n"),
-                sql.uuid(prefix::OWNER, "n")
+                "{nth_server}, 'Bench server ' || n, {nth_owner}, 115, '[]', 1, {SEEDED_AT}, {SEEDED_AT}"
             ),
             size.servers,
         ),
         sql.insert(
             "members",
             member_columns,
-            &format!(
-                "{}, {}, 0, {SEEDED_AT}, FALSE, 'owner'",
-                sql.uuid(prefix::SERVER, "n"),
-                sql.uuid(prefix::OWNER, "n")
-            ),
+            &format!("{nth_server}, {nth_owner}, 0, {SEEDED_AT}, FALSE, 'owner'"),
             size.servers,
         ),
         sql.insert(

@@ -5,6 +5,8 @@ pub mod background;
 pub mod db;
 pub mod door;
 pub mod events;
+#[cfg(test)]
+mod fixtures;
 pub mod gateway;
 pub mod idempotency;
 pub mod maintenance;

@@ -339,33 +339,13 @@ pub async fn lookup(
 
 #[cfg(test)]
 mod tests {
-    use chrono::Utc;
-    use invite_core::invite::InviteKind;
-    use invite_store::models::Invite;
     use uuid::Uuid;
 
     use super::*;
 
     fn preview(code: &str) -> Preview {
-        let now = Utc::now();
         Preview {
-            invite: Invite {
-                id: Uuid::now_v7(),
-                server_id: Uuid::now_v7(),
-                channel_id: None,
-                code: Some(code.to_owned()),
-                kind: InviteKind::Random,
-                created_by: None,
-                max_uses: None,
-                uses: 0,
-                max_age: 0,
-                expires_at: None,
-                temporary: false,
-                created_at: now,
-                updated_at: now,
-                version: 1,
-                revoked_at: None,
-            },
+            invite: crate::fixtures::invite(Uuid::now_v7(), code),
             server_name: "s".into(),
             server_icon_url: None,
             member_count: 1,

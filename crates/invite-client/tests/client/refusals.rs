@@ -46,18 +46,11 @@ both_backends! {
         let owner = app.user();
         let client = app.client(&owner);
         let server = client.create_server(&CreateServer::named("Limits")).await.unwrap();
-        let brief = client
-            .create_invite(server.id, &CreateInvite { max_age: Some(60), ..Default::default() })
-            .await
-            .unwrap()
-            .code
-            .unwrap();
-        let single = client
-            .create_invite(server.id, &CreateInvite { max_uses: Some(1), ..Default::default() })
-            .await
-            .unwrap()
-            .code
-            .unwrap();
+        let code_of_new = async |request: CreateInvite| {
+            client.create_invite(server.id, &request).await.unwrap().code.unwrap()
+        };
+        let brief = code_of_new(CreateInvite { max_age: Some(60), ..Default::default() }).await;
+        let single = code_of_new(CreateInvite { max_uses: Some(1), ..Default::default() }).await;
         app.client(&app.user()).accept(&single).await.unwrap();
         let maxed = app.client(&app.user()).accept(&single).await;
         assert_eq!(refusal(maxed), expected(400, ErrorCode::InviteMaxedOut, "This invite has reached its maximum uses"));

@@ -110,12 +110,7 @@ async fn retry_after_is_honoured_and_rate_limits_are_read() {
         ("x-ratelimit-bucket", "preview"),
     ];
     let server = Scripted::start(vec![
-        error(
-            503,
-            "SERVICE_UNAVAILABLE",
-            "The service is temporarily unavailable",
-            &[("retry-after", "1")],
-        ),
+        unavailable(&[("retry-after", "1")]),
         Step::Respond(respond(200, &rate_headers, &preview_body())),
     ])
     .await;
@@ -245,12 +240,7 @@ async fn an_unkeyed_patch_is_retried_after_maintenance_but_not_after_an_outage()
     // The database may have failed after the change committed: only a replayable request may
     // be sent again.
     let outage = Scripted::start(vec![
-        error(
-            503,
-            "SERVICE_UNAVAILABLE",
-            "The service is temporarily unavailable",
-            &[("retry-after", "1")],
-        ),
+        unavailable(&[("retry-after", "1")]),
         Step::Respond(respond(200, &[], &invite_body())),
     ])
     .await;
@@ -266,9 +256,7 @@ async fn an_unkeyed_patch_is_retried_after_maintenance_but_not_after_an_outage()
 
 #[tokio::test]
 async fn attempts_stop_at_the_cap() {
-    let unavailable =
-        || error(503, "SERVICE_UNAVAILABLE", "The service is temporarily unavailable", &[]);
-    let server = Scripted::start((0..6).map(|_| unavailable()).collect()).await;
+    let server = Scripted::start((0..6).map(|_| unavailable(&[])).collect()).await;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let client = invite_client::Client::builder(&server.base)
         .retry_policy(quick().with_max_attempts(3))
@@ -391,4 +379,9 @@ async fn a_success_body_of_the_wrong_shape_is_a_decode_error_and_final() {
     let error = server.client(RetryPolicy::default()).preview("AbCdEfGh").await.unwrap_err();
     assert!(matches!(error, ClientError::Decode { status: 200, .. }), "{error:?}");
     assert_eq!(server.requests().len(), 1);
+}
+
+/// The service's 503 when its database cannot be reached, with `headers`.
+fn unavailable(headers: &[(&str, &str)]) -> Step {
+    error(503, "SERVICE_UNAVAILABLE", "The service is temporarily unavailable", headers)
 }

@@ -19,18 +19,15 @@ macro_rules! both_backends {
     ($(async fn $name:ident($app:ident: &TestApp) $body:block)*) => {
         $(async fn $name($app: &$crate::support::TestApp) $body)*
 
-        mod postgres {
+        $crate::support::both_backends!(@on postgres Postgres $($name)*);
+        $crate::support::both_backends!(@on sqlite Sqlite $($name)*);
+    };
+    // The module of one backend's tests.
+    (@on $module:ident $backend:ident $($name:ident)*) => {
+        mod $module {
             $(#[tokio::test]
             async fn $name() {
-                let app = $crate::support::TestApp::spawn(invite_store::Backend::Postgres);
-                super::$name(&app).await;
-            })*
-        }
-
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $name() {
-                let app = $crate::support::TestApp::spawn(invite_store::Backend::Sqlite);
+                let app = $crate::support::TestApp::spawn(invite_store::Backend::$backend);
                 super::$name(&app).await;
             })*
         }

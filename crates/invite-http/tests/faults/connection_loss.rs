@@ -99,8 +99,9 @@ fn answer(start: Instant, request: reqwest::blocking::RequestBuilder) -> Answer 
 }
 
 /// Checks one break: `reachable` is when the database could be reached again (the break itself,
-/// for a kill or a reset), `until` when the next break came. Returns how long the service took
-/// to answer a join 201, and `/readyz` 200, counted from `reachable`.
+/// for a kill or a reset), `until` when the next break came. The service must be back within
+/// [`BACK_WITHIN`] and stay back; returns how long it took to answer a join 201, and `/readyz`
+/// 200, counted from `reachable`.
 fn back_after(
     what: &str,
     (accepts, ready): (&[Answer], &[Answer]),
@@ -116,6 +117,8 @@ fn back_after(
     };
     let joined = first(accepts, 201).unwrap_or_else(|| panic!("{what}: no join succeeded after"));
     let readied = first(ready, 200).unwrap_or_else(|| panic!("{what}: /readyz never said 200"));
+    assert!(joined < BACK_WITHIN, "{what}: the first join after took {joined:?}");
+    assert!(readied < BACK_WITHIN, "{what}: /readyz said 200 only after {readied:?}");
     // Back, and staying back: nothing sent once the service should be back fails.
     let settled = reachable + BACK_WITHIN;
     for (answers, status) in [(accepts, 201), (ready, 200)] {
@@ -194,8 +197,6 @@ fn backends_killed_under(clients: usize) {
         let until = kills.get(round + 1).copied().unwrap_or(end);
         let what = format!("kill {} of 10 at c={clients}", round + 1);
         let (joined, readied) = back_after(&what, (&accepts, &ready), *at, until);
-        assert!(joined < BACK_WITHIN, "{what}: the first join after took {joined:?}");
-        assert!(readied < BACK_WITHIN, "{what}: /readyz said 200 only after {readied:?}");
         worst = (worst.0.max(joined), worst.1.max(readied));
     }
     println!(
@@ -220,24 +221,29 @@ fn every_backend_killed_ten_times_under_64_joining_clients() {
     backends_killed_under(64);
 }
 
-/// The service behind a proxy: the proxy, the service, the codes to join with.
-fn behind_a_proxy(db: &TestDatabase) -> (Proxy, Service, Vec<String>) {
+/// The service behind a proxy to its database, under a closed loop of 8, then 64 joining
+/// clients: `fault` breaks the line under each load (started a second before) and checks what
+/// the service answered; then the database's invariants are checked.
+fn under_load_behind_a_proxy(mut fault: impl FnMut(&Proxy, Load, usize)) {
+    let db = TestDatabase::new(Backend::Postgres);
     let proxy = Proxy::start("127.0.0.1:5432");
     let mut url = url::Url::parse(&db.url_string()).unwrap();
     url.set_host(Some("127.0.0.1")).unwrap();
     url.set_port(Some(proxy.port)).unwrap();
     let service = Service::start(url.as_str(), &[]);
     let (_, codes) = seed(&service.base, 20, 1_000_000);
-    (proxy, service, codes)
+    for clients in [8, 64] {
+        let load = Load::start(&service.base, &codes, clients);
+        std::thread::sleep(Duration::from_secs(1));
+        fault(&proxy, load, clients);
+    }
+    drop(service);
+    assert_invariants(&mut db.connect());
 }
 
 #[test]
 fn every_connection_reset_ten_times_under_load() {
-    let db = TestDatabase::new(Backend::Postgres);
-    let (proxy, service, codes) = behind_a_proxy(&db);
-    for clients in [8, 64] {
-        let load = Load::start(&service.base, &codes, clients);
-        std::thread::sleep(Duration::from_secs(1));
+    under_load_behind_a_proxy(|proxy, load, clients| {
         let resets: Vec<Duration> = (0..10)
             .map(|_| {
                 let at = load.now();
@@ -252,22 +258,14 @@ fn every_connection_reset_ten_times_under_load() {
         for (round, at) in resets.iter().enumerate() {
             let until = resets.get(round + 1).copied().unwrap_or(end);
             let what = format!("reset {} of 10 at c={clients}", round + 1);
-            let (joined, readied) = back_after(&what, (&accepts, &ready), *at, until);
-            assert!(joined < BACK_WITHIN, "{what}: the first join after took {joined:?}");
-            assert!(readied < BACK_WITHIN, "{what}: /readyz said 200 only after {readied:?}");
+            back_after(&what, (&accepts, &ready), *at, until);
         }
-    }
-    drop(service);
-    assert_invariants(&mut db.connect());
+    });
 }
 
 #[test]
 fn a_ten_second_blackhole_under_load() {
-    let db = TestDatabase::new(Backend::Postgres);
-    let (proxy, service, codes) = behind_a_proxy(&db);
-    for clients in [8, 64] {
-        let load = Load::start(&service.base, &codes, clients);
-        std::thread::sleep(Duration::from_secs(1));
+    under_load_behind_a_proxy(|proxy, load, clients| {
         let silent_at = load.now();
         proxy.blackhole();
         std::thread::sleep(Duration::from_secs(10));
@@ -287,14 +285,10 @@ fn a_ten_second_blackhole_under_load() {
         assert!(during.iter().all(|answer| answer.status == 503), "{during:?}");
         let what = format!("blackhole at c={clients}");
         let (joined, readied) = back_after(&what, (&accepts, &ready), back_at, end);
-        assert!(joined < BACK_WITHIN, "{what}: the first join after took {joined:?}");
-        assert!(readied < BACK_WITHIN, "{what}: /readyz said 200 only after {readied:?}");
         println!(
             "10 s blackhole at c={clients}: {} joins meanwhile, all 503; back after {joined:?}, \
              /readyz 200 after {readied:?}",
             during.len()
         );
-    }
-    drop(service);
-    assert_invariants(&mut db.connect());
+    });
 }

@@ -14,7 +14,7 @@ use tungstenite::client::IntoClientRequest;
 use tungstenite::protocol::WebSocketConfig;
 use uuid::Uuid;
 
-use crate::support::{Service, client, token};
+use crate::support::{Service, client, json_of, token};
 
 type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
 
@@ -71,23 +71,17 @@ fn a_killed_instances_sessions_lapse_and_its_temporary_members_go(backend: Backe
     let first = Service::start(&db.url_string(), &grace);
     let http = client();
     let owner = token(Uuid::now_v7());
-    let server: Value = http
-        .post(format!("{}/servers", first.base))
-        .bearer_auth(&owner)
-        .json(&json!({"name": "Lapse"}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let server = json_of(
+        http.post(format!("{}/servers", first.base))
+            .bearer_auth(&owner)
+            .json(&json!({"name": "Lapse"})),
+    );
     let server_id = server["id"].as_str().unwrap();
-    let invite: Value = http
-        .post(format!("{}/servers/{server_id}/invites", first.base))
-        .bearer_auth(&owner)
-        .json(&json!({"temporary": true}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let invite = json_of(
+        http.post(format!("{}/servers/{server_id}/invites", first.base))
+            .bearer_auth(&owner)
+            .json(&json!({"temporary": true})),
+    );
     let code = invite["code"].as_str().unwrap();
     let guest = Uuid::now_v7();
     let joined = http
@@ -104,13 +98,9 @@ fn a_killed_instances_sessions_lapse_and_its_temporary_members_go(backend: Backe
     let second = Service::start(&db.url_string(), &grace);
     let started = Instant::now();
     let removed = loop {
-        let members: Value = http
-            .get(format!("{}/servers/{server_id}/members", second.base))
-            .bearer_auth(&owner)
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
+        let members = json_of(
+            http.get(format!("{}/servers/{server_id}/members", second.base)).bearer_auth(&owner),
+        );
         let ids: Vec<&str> =
             members.as_array().unwrap().iter().filter_map(|m| m["user_id"].as_str()).collect();
         if !ids.contains(&guest.to_string().as_str()) {
@@ -124,20 +114,11 @@ fn a_killed_instances_sessions_lapse_and_its_temporary_members_go(backend: Backe
     };
     // Not before the grace period since the session could last have been renewed.
     assert!(removed >= Duration::from_millis(500), "{removed:?}");
-    let preview: Value = http
-        .get(format!("{}/invites/{code}?with_counts=true", second.base))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let preview = json_of(http.get(format!("{}/invites/{code}?with_counts=true", second.base)));
     assert_eq!(preview["approximate_presence_count"], 0, "{preview}");
-    let audit: Value = http
-        .get(format!("{}/servers/{server_id}/audit-log", second.base))
-        .bearer_auth(&owner)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let audit = json_of(
+        http.get(format!("{}/servers/{server_id}/audit-log", second.base)).bearer_auth(&owner),
+    );
     assert!(
         audit.as_array().unwrap().iter().any(|entry| entry["action"] == "MemberRemoveTemporary"
             && entry["target_id"] == guest.to_string()),

@@ -116,30 +116,28 @@ pub(crate) fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder().timeout(Duration::from_secs(20)).build().unwrap()
 }
 
+/// The JSON body of the answer to `request`, which the service must answer.
+pub(crate) fn json_of(request: reqwest::blocking::RequestBuilder) -> Value {
+    request.send().unwrap().json().unwrap()
+}
+
 /// A server with `invites` invites of `max_uses` each, created through the API: the server's
 /// id, and the codes.
 pub(crate) fn seed(base: &str, invites: usize, max_uses: u32) -> (Uuid, Vec<String>) {
     let client = client();
     let owner = token(Uuid::now_v7());
-    let server: Value = client
-        .post(format!("{base}/servers"))
-        .bearer_auth(&owner)
-        .json(&json!({"name": "Faults"}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let server = json_of(
+        client.post(format!("{base}/servers")).bearer_auth(&owner).json(&json!({"name": "Faults"})),
+    );
     let server_id = server["id"].as_str().unwrap();
     let codes = (0..invites)
         .map(|_| {
-            let invite: Value = client
-                .post(format!("{base}/servers/{server_id}/invites"))
-                .bearer_auth(&owner)
-                .json(&json!({"max_uses": max_uses}))
-                .send()
-                .unwrap()
-                .json()
-                .unwrap();
+            let invite = json_of(
+                client
+                    .post(format!("{base}/servers/{server_id}/invites"))
+                    .bearer_auth(&owner)
+                    .json(&json!({"max_uses": max_uses})),
+            );
             invite["code"].as_str().unwrap().to_owned()
         })
         .collect();

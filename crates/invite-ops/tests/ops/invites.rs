@@ -7,7 +7,7 @@ use invite_store::repo::{EventRepository, InviteRepository, StoredEvent, VanityR
 use invite_store::testing::TestDatabase;
 use uuid::Uuid;
 
-use crate::{code_of, create_invite, create_server, ctx, on_both_backends, settled, t0};
+use crate::{code_of, ctx, on_both_backends, owned_server, server_with_invite, settled, t0};
 
 fn edit(json: &str) -> UpdateInviteRequest {
     serde_json::from_str(json).unwrap()
@@ -16,9 +16,7 @@ fn edit(json: &str) -> UpdateInviteRequest {
 on_both_backends! {
     fn an_edit_checks_if_match_and_announces_the_invite_as_it_is_after(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = Uuid::now_v7();
-        let server = create_server(conn, owner);
-        let invite = create_invite(conn, &server, owner, r#"{"max_uses": 5}"#);
+        let (owner, server, invite) = server_with_invite(conn, r#"{"max_uses": 5}"#);
         let ids = (server.id, invite.id);
         let stale = invite_ops::invites::update(conn, &ctx(owner), ids, &edit(r#"{"max_uses": 8}"#), Ok(Some(2)));
         assert_eq!(code_of(stale), "PRECONDITION_FAILED");
@@ -40,9 +38,7 @@ on_both_backends! {
 
     fn a_limit_below_the_uses_is_refused_against_the_invite_under_its_lock(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = Uuid::now_v7();
-        let server = create_server(conn, owner);
-        let invite = create_invite(conn, &server, owner, r#"{"max_uses": 5}"#);
+        let (owner, server, invite) = server_with_invite(conn, r#"{"max_uses": 5}"#);
         let code = CodeRef::parse(invite.code.as_deref().unwrap()).unwrap();
         for _ in 0..3 {
             let joiner = invite_store::repo::Actor::new(Uuid::now_v7());
@@ -58,9 +54,7 @@ on_both_backends! {
 
     fn a_revoke_checks_if_match_and_a_second_finds_nothing(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = Uuid::now_v7();
-        let server = create_server(conn, owner);
-        let invite = create_invite(conn, &server, owner, "{}");
+        let (owner, server, invite) = server_with_invite(conn, "{}");
         let ids = (server.id, invite.id);
         assert_eq!(code_of(invite_ops::invites::revoke(conn, &ctx(owner), ids, Ok(Some(7)))), "PRECONDITION_FAILED");
         let outcome = invite_ops::invites::revoke(conn, &ctx(owner), ids, Ok(Some(1))).unwrap();
@@ -72,8 +66,7 @@ on_both_backends! {
 
     fn the_vanity_invite_is_not_managed_through_the_invite_endpoints(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = Uuid::now_v7();
-        let server = create_server(conn, owner);
+        let (owner, server) = owned_server(conn);
         let code = invite_core::code::VanityCode::parse(&format!("v-{}", &Uuid::now_v7().simple().to_string()[20..])).unwrap();
         let vanity = conn.set_vanity_code(server.id, Some(&code), owner, t0()).unwrap().unwrap();
         let ids = (server.id, vanity.id);
@@ -84,9 +77,7 @@ on_both_backends! {
 
     fn strangers_and_members_without_the_permission_are_refused_in_that_order(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = Uuid::now_v7();
-        let server = create_server(conn, owner);
-        let invite = create_invite(conn, &server, owner, "{}");
+        let (_, server, invite) = server_with_invite(conn, "{}");
         let ids = (server.id, invite.id);
         let stranger = Uuid::now_v7();
         assert_eq!(code_of(invite_ops::invites::revoke(conn, &ctx(stranger), ids, Ok(None))), "SERVER_NOT_FOUND");

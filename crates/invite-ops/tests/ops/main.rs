@@ -56,6 +56,19 @@ fn create_invite(conn: &mut DbConnection, server: &Server, creator: Uuid, json: 
     }
 }
 
+/// A new user, the server they own, and an invite of theirs made with `json`.
+/// A new user and the server they own.
+fn owned_server(conn: &mut DbConnection) -> (Uuid, Server) {
+    let owner = Uuid::now_v7();
+    (owner, create_server(conn, owner))
+}
+
+fn server_with_invite(conn: &mut DbConnection, json: &str) -> (Uuid, Server, Invite) {
+    let (owner, server) = owned_server(conn);
+    let invite = create_invite(conn, &server, owner, json);
+    (owner, server, invite)
+}
+
 /// The refusal's code.
 fn code_of<T: std::fmt::Debug>(result: Result<T, OpError>) -> &'static str {
     match result {

@@ -9,9 +9,8 @@ use invite_ops::invites::preview_verdict;
 use invite_ops::members::VisitorStanding;
 use invite_store::repo::StoredEvent;
 use invite_store::testing::TestDatabase;
-use uuid::Uuid;
 
-use crate::{create_server, ctx, on_both_backends, t0};
+use crate::{ctx, on_both_backends, owned_server, t0};
 
 /// Keeps what it is handed.
 #[derive(Default)]
@@ -26,8 +25,7 @@ impl EventSink for Kept {
 on_both_backends! {
     fn settling_an_outcome_hands_its_events_to_the_sink(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = Uuid::now_v7();
-        let server = create_server(conn, owner);
+        let (owner, server) = owned_server(conn);
         let pause = invite_core::server::PauseRequest::default();
         let outcome = invite_ops::servers::set_pause(conn, &ctx(owner), server.id, Some(&pause)).unwrap();
         let expected = outcome.events().to_vec();

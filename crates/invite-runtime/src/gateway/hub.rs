@@ -403,27 +403,12 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use invite_core::event::{Audience, EventType, InviteData, InviteDeleted};
-    use invite_core::invite::InviteKind;
 
     use super::*;
 
     /// An event of `kind` about `server_id`.
     fn event(seq: i64, server_id: Uuid, kind: EventType) -> StoredEvent {
-        let invite = InviteData {
-            id: Uuid::now_v7(),
-            server_id,
-            channel_id: None,
-            code: Some("aBcD1234".into()),
-            kind: InviteKind::Random,
-            created_by: None,
-            max_uses: None,
-            uses: 0,
-            max_age: 0,
-            expires_at: None,
-            temporary: false,
-            created_at: Utc::now(),
-            version: 1,
-        };
+        let invite = InviteData::from(&crate::fixtures::invite(server_id, "aBcD1234"));
         let event = match kind {
             EventType::InviteCreate => Event::InviteCreate(invite),
             EventType::InviteDelete => Event::InviteDelete(InviteDeleted {

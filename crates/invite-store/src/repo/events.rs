@@ -31,7 +31,7 @@ use invite_core::event::{Audience, Event, EventType};
 use uuid::Uuid;
 
 use super::servers::lock_server;
-use crate::connection::{Backend, DbConnection, on_each_backend};
+use crate::connection::{Backend, DbConnection, MultiBackend, on_each_backend};
 use crate::error::StoreResult;
 use crate::models::corrupt;
 use crate::schema::events;
@@ -268,16 +268,8 @@ impl EventRepository for DbConnection {
         after: i64,
         limit: i64,
     ) -> StoreResult<Vec<StoredEvent>> {
-        events::table
-            .filter(events::server_id.eq(Id(server_id)))
-            .filter(events::seq.gt(after))
-            .order(events::seq)
-            .limit(limit)
-            .select(EventRow::as_select())
-            .load(self)?
-            .into_iter()
-            .map(StoredEvent::try_from)
-            .collect()
+        let scope = events::table.filter(events::server_id.eq(Id(server_id)));
+        load_events(self, scope.into_boxed(), after, limit)
     }
 
     fn events_between(
@@ -286,16 +278,7 @@ impl EventRepository for DbConnection {
         up_to: i64,
         limit: i64,
     ) -> StoreResult<Vec<StoredEvent>> {
-        events::table
-            .filter(events::seq.gt(after))
-            .filter(events::seq.le(up_to))
-            .order(events::seq)
-            .limit(limit)
-            .select(EventRow::as_select())
-            .load(self)?
-            .into_iter()
-            .map(StoredEvent::try_from)
-            .collect()
+        load_events(self, events::table.filter(events::seq.le(up_to)).into_boxed(), after, limit)
     }
 
     fn oldest_seq(&mut self) -> StoreResult<Option<i64>> {
@@ -312,17 +295,10 @@ impl EventRepository for DbConnection {
         if servers.is_empty() {
             return Ok(Vec::new());
         }
-        events::table
+        let scope = events::table
             .filter(events::server_id.eq_any(servers.iter().copied().map(Id)))
-            .filter(events::seq.gt(after))
-            .filter(events::seq.le(up_to))
-            .order(events::seq)
-            .limit(limit)
-            .select(EventRow::as_select())
-            .load(self)?
-            .into_iter()
-            .map(StoredEvent::try_from)
-            .collect()
+            .filter(events::seq.le(up_to));
+        load_events(self, scope.into_boxed(), after, limit)
     }
 
     fn horizon_sample(&mut self) -> StoreResult<HorizonSample> {
@@ -375,6 +351,25 @@ impl EventRepository for DbConnection {
         let Some(newest) = expired.last() else { return Ok(0) };
         Ok(diesel::delete(events::table.filter(events::seq.le(*newest))).execute(self)?)
     }
+}
+
+/// The events of `scope` after `after`, oldest first: the one read behind every reader, which
+/// differ only in which servers and up to which `seq` they read.
+fn load_events(
+    conn: &mut DbConnection,
+    scope: events::BoxedQuery<'_, MultiBackend>,
+    after: i64,
+    limit: i64,
+) -> StoreResult<Vec<StoredEvent>> {
+    scope
+        .filter(events::seq.gt(after))
+        .order(events::seq)
+        .limit(limit)
+        .select(EventRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(StoredEvent::try_from)
+        .collect()
 }
 
 #[cfg(test)]

@@ -177,13 +177,8 @@ impl GatewayRepository for DbConnection {
         instance_id: Uuid,
         now: DateTime<Utc>,
     ) -> StoreResult<usize> {
-        Ok(diesel::update(
-            gateway_sessions::table
-                .filter(gateway_sessions::instance_id.eq(Id(instance_id)))
-                .filter(gateway_sessions::expires_at.gt(Ts(now))),
-        )
-        .set(gateway_sessions::expires_at.eq(Ts(now)))
-        .execute(self)?)
+        // Ending is renewing until now: a session that expires now has ended.
+        self.renew_sessions(instance_id, now, now)
     }
 
     fn lapsed_temporary_members(

@@ -4,13 +4,12 @@ use invite_store::repo::AuditRepository;
 use invite_store::testing::TestDatabase;
 use uuid::Uuid;
 
-use crate::{conformance, create_invite_at, create_server, minutes, t0, user};
+use crate::{conformance, create_invite_at, create_server, minutes, owned_server, t0};
 
 conformance! {
     fn the_audit_log_pages_newest_first(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
+        let (owner, server) = owned_server(conn);
         for m in 0..5 {
             create_invite_at(conn, &server, &owner, "{}", t0() + minutes(m));
         }

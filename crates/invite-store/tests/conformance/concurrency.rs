@@ -12,9 +12,7 @@ use invite_store::repo::{Actor, BanRepository, InviteRepository, MemberRepositor
 use invite_store::testing::TestDatabase;
 use invite_store::{Backend, DbPool, PoolConfig};
 
-use crate::{
-    code_of, conformance, create_invite, create_server, membership_counts, reload, t0, user,
-};
+use crate::{code_of, conformance, membership_counts, reload, server_with_invite, t0, user};
 
 const RACERS: usize = 200;
 const MAX_USES: i64 = 25;
@@ -50,9 +48,7 @@ conformance! {
         let pool = racing_pool(db);
         let conn = &mut db.connect();
         for round in 0..ROUNDS {
-            let owner = user();
-            let server = create_server(conn, &owner);
-            let invite = create_invite(conn, &server, &owner, &format!(r#"{{"max_uses": {MAX_USES}}}"#));
+            let (_, server, invite) = server_with_invite(conn, &format!(r#"{{"max_uses": {MAX_USES}}}"#));
             let outcomes = race(&pool, &code_of(&invite), |_| user());
 
             let admitted: HashSet<_> = outcomes
@@ -80,9 +76,7 @@ conformance! {
     fn one_user_racing_against_itself_joins_once(db: &TestDatabase) {
         let pool = racing_pool(db);
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
-        let invite = create_invite(conn, &server, &owner, r#"{"max_uses": 10}"#);
+        let (_, server, invite) = server_with_invite(conn, r#"{"max_uses": 10}"#);
         let same = user();
         let outcomes = race(&pool, &code_of(&invite), |_| same.clone());
         let joined = outcomes.iter().filter(|(_, o)| matches!(o, Redemption::Joined(_))).count();
@@ -100,9 +94,7 @@ conformance! {
         let pool = racing_pool(db);
         let conn = &mut db.connect();
         for round in 0..5 {
-            let owner = user();
-            let server = create_server(conn, &owner);
-            let invite = create_invite(conn, &server, &owner, "{}");
+            let (owner, server, invite) = server_with_invite(conn, "{}");
             let code = code_of(&invite);
             let users: Vec<Actor> = (0..PAIRS).map(|_| user()).collect();
             let barrier = Arc::new(Barrier::new(2 * PAIRS));

@@ -8,7 +8,9 @@ use invite_store::repo::{GatewayRepository, InviteRepository, MemberRepository, 
 use invite_store::testing::TestDatabase;
 use uuid::Uuid;
 
-use crate::{code_of, conformance, create_invite, create_server, minutes, t0, user};
+use crate::{
+    code_of, conformance, create_invite, create_server, minutes, server_with_invite, t0, user,
+};
 
 fn session(user_id: Uuid, instance_id: Uuid, expires_in: Duration) -> NewSession {
     NewSession { id: Uuid::now_v7(), user_id, instance_id, expires_at: t0() + expires_in }
@@ -31,9 +33,7 @@ conformance! {
 
     fn renewal_keeps_an_instances_live_sessions_only(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
-        let invite = create_invite(conn, &server, &owner, "{}");
+        let (_, _, invite) = server_with_invite(conn, "{}");
         let (here, elsewhere) = (Uuid::now_v7(), Uuid::now_v7());
         let (a, b, c) = (user(), user(), user());
         for member in [&a, &b, &c] {
@@ -68,9 +68,7 @@ conformance! {
 
     fn temporary_members_are_due_once_gone_for_the_grace_period(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
-        let temporary = create_invite(conn, &server, &owner, r#"{"temporary": true}"#);
+        let (owner, server, temporary) = server_with_invite(conn, r#"{"temporary": true}"#);
         let permanent = create_invite(conn, &server, &owner, "{}");
         let (gone, connected, never, promoted, regular) = (user(), user(), user(), user(), user());
         for member in [&gone, &connected, &never, &promoted] {

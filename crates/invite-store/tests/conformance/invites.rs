@@ -16,7 +16,10 @@ use invite_store::testing::{TestDatabase, insert_active_invites};
 use invite_store::{DbConnection, StoreError};
 use uuid::Uuid;
 
-use crate::{conformance, create_invite, create_server, minutes, reload, settings, t0, user};
+use crate::{
+    conformance, create_invite, create_server, minutes, owned_server, reload, server_with_invite,
+    settings, t0, user,
+};
 
 /// What the store found that stopped a change.
 fn stopped(result: Result<impl std::fmt::Debug, StoreError>) -> Fact {
@@ -42,9 +45,7 @@ fn constant(byte: u8) -> impl FnMut(&mut [u8]) {
 conformance! {
     fn a_created_invite_is_stored_with_its_settings_and_audited(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
-        let invite = create_invite(conn, &server, &owner, r#"{"max_uses": 10, "expires_in_hours": 24, "temporary": true}"#);
+        let (owner, server, invite) = server_with_invite(conn, r#"{"max_uses": 10, "expires_in_hours": 24, "temporary": true}"#);
         assert!(InviteCode::parse(invite.code.as_deref().unwrap()).is_ok());
         assert_eq!(invite.kind, InviteKind::Random);
         assert_eq!((invite.max_uses, invite.uses, invite.max_age), (Some(10), 0, 86_400));
@@ -63,8 +64,7 @@ conformance! {
 
     fn an_unknown_channel_is_refused_and_nothing_is_written(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
+        let (owner, server) = owned_server(conn);
         let elsewhere = create_server(conn, &owner);
         let foreign = conn.create_channel(elsewhere.id, &ChannelName::parse("x").unwrap(), t0()).unwrap();
         for channel_id in [Uuid::now_v7(), foreign.id] {
@@ -82,9 +82,7 @@ conformance! {
 
     fn unique_false_reuses_an_equal_active_invite(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
-        let first = create_invite(conn, &server, &owner, r#"{"max_uses": 5, "max_age": 3600}"#);
+        let (owner, server, first) = server_with_invite(conn, r#"{"max_uses": 5, "max_age": 3600}"#);
         let reuse = settings(r#"{"max_uses": 5, "max_age": 3600, "unique": false}"#);
         let new = NewInvite { server_id: server.id, creator: &owner, settings: &reuse, now: t0() };
         assert_eq!(conn.create_invite(&new, &mut invite_core::code::OsRandom).unwrap(), CreatedInvite::Reused(first.clone()));
@@ -108,8 +106,7 @@ conformance! {
 
     fn a_code_collision_draws_again_and_gives_up_after_three(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
+        let (owner, server) = owned_server(conn);
         let settings = settings("{}");
         let new = NewInvite { server_id: server.id, creator: &owner, settings: &settings, now: t0() };
         let CreatedInvite::Created(first) = conn.create_invite(&new, &mut constant(0)).unwrap() else { panic!() };
@@ -132,8 +129,7 @@ conformance! {
 
     fn a_server_holds_at_most_1000_active_invites(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
+        let (owner, server) = owned_server(conn);
         // 999 active rows, plus inactive ones that must not count.
         insert_active_invites(conn, server.id, 999, t0());
         let rows: Vec<_> = (999..1003)
@@ -179,8 +175,7 @@ conformance! {
     // scan of the invites.
     fn the_active_invite_counter_follows_every_change_and_every_expiry(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
+        let (owner, server) = owned_server(conn);
         let check = |conn: &mut DbConnection, now, expected: i64| {
             let scanned: i64 = invites::table
                 .filter(invites::server_id.eq(Id(server.id)))
@@ -243,8 +238,7 @@ conformance! {
     // `create_invite`, and the event it returns is the one the outbox holds.
     fn an_announced_create_writes_its_event_with_it_and_keeps_every_rule(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
+        let (owner, server) = owned_server(conn);
         let payload = crate::announce;
         let base = settings(r#"{"max_uses": 5, "max_age": 60, "temporary": true}"#);
         let new = NewInvite { server_id: server.id, creator: &owner, settings: &base, now: t0() };
@@ -299,8 +293,7 @@ conformance! {
 
     fn lists_are_newest_first_without_revoked_or_vanity(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
+        let (owner, server) = owned_server(conn);
         let channel = conn.create_channel(server.id, &ChannelName::parse("general").unwrap(), t0()).unwrap();
         let at = |m| t0() + minutes(m);
         let a = crate::create_invite_at(conn, &server, &owner, r#"{"max_age": 60}"#, at(0));
@@ -321,9 +314,7 @@ conformance! {
 
     fn updates_bump_the_version_and_are_audited(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
-        let invite = create_invite(conn, &server, &owner, r#"{"max_uses": 5}"#);
+        let (owner, server, invite) = server_with_invite(conn, r#"{"max_uses": 5}"#);
         let request: UpdateInviteRequest = serde_json::from_str(r#"{"max_uses": 8, "expires_in_hours": 1}"#).unwrap();
         let later = t0() + minutes(30);
         let updated = crate::update(conn, invite.id, &request, owner.user_id, later).unwrap();
@@ -347,8 +338,7 @@ conformance! {
 
     fn revoking_is_a_soft_delete_and_the_code_is_never_reissued(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
+        let (owner, server) = owned_server(conn);
         let settings = settings("{}");
         let new = NewInvite { server_id: server.id, creator: &owner, settings: &settings, now: t0() };
         let CreatedInvite::Created(invite) = conn.create_invite(&new, &mut constant(3)).unwrap() else { panic!() };
@@ -367,8 +357,7 @@ conformance! {
 
     fn previews_show_the_server_and_channel_in_one_read(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
+        let (owner, server) = owned_server(conn);
         let channel = conn.create_channel(server.id, &ChannelName::parse("welcome").unwrap(), t0()).unwrap();
         let invite = create_invite(conn, &server, &owner, &format!(r#"{{"channel_id": "{}"}}"#, channel.id));
         let preview = conn.preview(&crate::code_of(&invite), t0()).unwrap().unwrap();
@@ -385,9 +374,7 @@ conformance! {
     // per damaged row, by the set-based counts.
     fn the_invariants_count_each_kind_of_damage(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
-        let invite = create_invite(conn, &server, &owner, "{}");
+        let (owner, server, invite) = server_with_invite(conn, "{}");
         create_invite(conn, &server, &owner, r#"{"max_uses": 2}"#);
         let joined = conn.redeem(&crate::code_of(&invite), &user(), t0()).unwrap();
         assert!(matches!(joined, invite_store::repo::Redemption::Joined(_)));

@@ -58,6 +58,20 @@ fn create_server(conn: &mut DbConnection, owner: &Actor) -> Server {
     conn.create_server(owner, &request.validate().unwrap(), t0()).unwrap()
 }
 
+/// A new user and the server they own: where most tests start.
+fn owned_server(conn: &mut DbConnection) -> (Actor, Server) {
+    let owner = user();
+    let server = create_server(conn, &owner);
+    (owner, server)
+}
+
+/// A new user, the server they own, and an invite of theirs made with `json`.
+fn server_with_invite(conn: &mut DbConnection, json: &str) -> (Actor, Server, Invite) {
+    let (owner, server) = owned_server(conn);
+    let invite = create_invite(conn, &server, &owner, json);
+    (owner, server, invite)
+}
+
 fn settings(json: &str) -> InviteSettings {
     serde_json::from_str::<CreateInviteRequest>(json).unwrap().validate(t0()).unwrap()
 }

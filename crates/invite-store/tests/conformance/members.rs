@@ -11,7 +11,7 @@ use invite_store::testing::TestDatabase;
 use uuid::Uuid;
 
 use crate::{
-    code_of, conformance, create_invite, create_server, membership_counts, minutes, t0, user,
+    code_of, conformance, create_invite, membership_counts, minutes, server_with_invite, t0, user,
 };
 
 fn page(limit: i64) -> PageLimit {
@@ -21,9 +21,7 @@ fn page(limit: i64) -> PageLimit {
 conformance! {
     fn members_page_by_user_id(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
-        let invite = create_invite(conn, &server, &owner, "{}");
+        let (_, server, invite) = server_with_invite(conn, "{}");
         for _ in 0..4 {
             conn.redeem(&code_of(&invite), &user(), t0()).unwrap();
         }
@@ -40,9 +38,7 @@ conformance! {
 
     fn permissions_replace_and_end_a_temporary_membership(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
-        let invite = create_invite(conn, &server, &owner, r#"{"temporary": true}"#);
+        let (_, server, invite) = server_with_invite(conn, r#"{"temporary": true}"#);
         let guest = user();
         conn.redeem(&code_of(&invite), &guest, t0()).unwrap();
         assert!(conn.find_member(server.id, guest.user_id).unwrap().unwrap().temporary);
@@ -57,9 +53,7 @@ conformance! {
 
     fn leaving_and_kicking_keep_the_count_and_kicks_are_audited(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
-        let invite = create_invite(conn, &server, &owner, "{}");
+        let (owner, server, invite) = server_with_invite(conn, "{}");
         let (leaver, kicked) = (user(), user());
         for who in [&leaver, &kicked] {
             conn.redeem(&code_of(&invite), who, t0()).unwrap();
@@ -82,9 +76,7 @@ conformance! {
 
     fn a_ban_removes_the_member_and_blocks_joins_until_lifted(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
-        let invite = create_invite(conn, &server, &owner, "{}");
+        let (owner, server, invite) = server_with_invite(conn, "{}");
         let troll = user();
         conn.redeem(&code_of(&invite), &troll, t0()).unwrap();
         let ban = conn.ban(server.id, troll.user_id, Some("spam".into()), owner.user_id, t0()).unwrap();
@@ -113,9 +105,7 @@ conformance! {
 
     fn joins_are_tracked_per_invite(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
-        let first = create_invite(conn, &server, &owner, "{}");
+        let (owner, server, first) = server_with_invite(conn, "{}");
         let second = create_invite(conn, &server, &owner, "{}");
         let (a, b, c) = (user(), user(), user());
         conn.redeem(&code_of(&first), &a, t0()).unwrap();

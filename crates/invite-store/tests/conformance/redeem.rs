@@ -20,8 +20,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
 use crate::{
-    code_of, conformance, create_invite, create_server, membership_counts, minutes, named, reload,
-    t0, user,
+    code_of, conformance, create_invite, membership_counts, minutes, named, owned_server, reload,
+    server_with_invite, t0, user,
 };
 
 fn refusal(conn: &mut DbConnection, code: &CodeRef, who: &Actor) -> RedemptionRefused {
@@ -34,9 +34,7 @@ fn refusal(conn: &mut DbConnection, code: &CodeRef, who: &Actor) -> RedemptionRe
 conformance! {
     fn a_join_records_how_and_counts_everything_at_once(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
-        let invite = create_invite(conn, &server, &owner, r#"{"max_uses": 3, "temporary": true}"#);
+        let (owner, server, invite) = server_with_invite(conn, r#"{"max_uses": 3, "temporary": true}"#);
         let guest = named("guest");
         let Redemption::Joined(joined) = conn.redeem(&code_of(&invite), &guest, t0()).unwrap() else { panic!() };
         assert_eq!((joined.uses, joined.version, joined.member_count), (1, 2, 2));
@@ -79,9 +77,7 @@ conformance! {
 
     fn every_refusal_changes_nothing(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
-        let open = create_invite(conn, &server, &owner, r#"{"max_uses": 2}"#);
+        let (owner, server, open) = server_with_invite(conn, r#"{"max_uses": 2}"#);
         let member = user();
         conn.redeem(&code_of(&open), &member, t0()).unwrap();
 
@@ -113,8 +109,7 @@ conformance! {
 
     fn the_reason_follows_the_contract_order(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
+        let (owner, server) = owned_server(conn);
         // Revoked, expired and used up at once, for a banned member while paused.
         let invite = create_invite(conn, &server, &owner, r#"{"max_uses": 1, "max_age": 60}"#);
         let someone = user();
@@ -138,8 +133,7 @@ conformance! {
 
     fn a_vanity_join_is_recorded_as_such(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
+        let (owner, server) = owned_server(conn);
         let code = VanityCode::parse("join-us").unwrap();
         let vanity = conn.set_vanity_code(server.id, Some(&code), owner.user_id, t0()).unwrap().unwrap();
         let guest = user();
@@ -160,9 +154,7 @@ conformance! {
         runner
             .run(&states, |(revoked, expiry, limit, is_member, is_banned, pause)| {
                 let conn = &mut *conn.borrow_mut();
-                let owner = user();
-                let server = create_server(conn, &owner);
-                let invite = create_invite(conn, &server, &owner, "{}");
+                let (owner, server, invite) = server_with_invite(conn, "{}");
                 let guest = user();
                 let expires_at = [None, Some(t0()), Some(t0() + minutes(1))][usize::from(expiry)];
                 let (max_uses, uses) = [(None, 0), (Some(2), 1), (Some(2), 2)][usize::from(limit)];
@@ -243,9 +235,7 @@ fn postgres_accepts_in_one_statement() {
 
     let db = TestDatabase::postgres();
     let conn = &mut db.connect();
-    let owner = user();
-    let server = create_server(conn, &owner);
-    let invite = create_invite(conn, &server, &owner, r#"{"max_uses": 10}"#);
+    let (_, _, invite) = server_with_invite(conn, r#"{"max_uses": 10}"#);
     let seen = Arc::new(Mutex::new(Vec::new()));
     conn.set_instrumentation(Statements(seen.clone()));
     let outcome = conn.redeem(&code_of(&invite), &named("guest"), t0()).unwrap();

@@ -13,7 +13,9 @@ use invite_store::testing::TestDatabase;
 use invite_store::{Constraint, StoreError};
 use uuid::Uuid;
 
-use crate::{code_of, conformance, create_invite, create_server, minutes, t0, user};
+use crate::{
+    code_of, conformance, create_server, minutes, owned_server, server_with_invite, t0, user,
+};
 
 const JOINED: JoinResponseTemplate<'static> =
     JoinResponseTemplate { status: 201, before: "{\"server_id\":\"", after: "\"}" };
@@ -29,9 +31,7 @@ fn response(body: &str) -> RecordedResponse {
 conformance! {
     fn a_join_commits_with_its_record(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
-        let invite = create_invite(conn, &server, &owner, r#"{"max_uses": 5}"#);
+        let (owner, server, invite) = server_with_invite(conn, r#"{"max_uses": 5}"#);
         let guest = user();
         let key = claim(guest.user_id, "join");
         let joined = conn.redeem_recorded(&code_of(&invite), &guest, t0(), &key, &JOINED).unwrap();
@@ -157,8 +157,7 @@ fn postgres_a_connection_lost_mid_transaction_is_unavailable() {
     }
     let db = TestDatabase::postgres();
     let conn = &mut db.connect();
-    let owner = user();
-    let server = create_server(conn, &owner);
+    let (owner, server) = owned_server(conn);
     let pid =
         diesel::sql_query("SELECT pg_backend_pid() AS pid").get_result::<Pid>(conn).unwrap().pid;
     let failures = invite_store::repo::audit_write_failures();

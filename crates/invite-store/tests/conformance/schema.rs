@@ -206,17 +206,27 @@ fn pg_type(udt_name: &str) -> String {
     .to_owned()
 }
 
+/// The tables that `list` (a query of their names) finds, each as `describe` reads it.
+fn described<C>(
+    conn: &mut C,
+    list: &str,
+    mut describe: impl FnMut(&mut C, String) -> Described,
+) -> Vec<Described>
+where
+    C: Connection,
+    diesel::query_builder::SqlQuery: for<'a> diesel::query_dsl::LoadQuery<'a, C, TableName>,
+{
+    let tables = diesel::sql_query(list).load::<TableName>(conn).unwrap();
+    tables.into_iter().map(|TableName { name }| describe(conn, name)).collect()
+}
+
 fn described_by_postgres(conn: &mut PgConnection) -> Vec<Described> {
-    let tables = diesel::sql_query(
+    described(
+        conn,
         "SELECT table_name::text AS name FROM information_schema.tables \
          WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' \
          AND table_name <> '__diesel_schema_migrations' ORDER BY table_name",
-    )
-    .load::<TableName>(conn)
-    .unwrap();
-    tables
-        .into_iter()
-        .map(|TableName { name }| {
+        |conn, name| {
             let columns = diesel::sql_query(
                 "SELECT column_name::text AS name, is_nullable::text AS is_nullable, \
                  udt_name::text AS udt_name FROM information_schema.columns \
@@ -246,20 +256,16 @@ fn described_by_postgres(conn: &mut PgConnection) -> Vec<Described> {
                     })
                     .collect(),
             }
-        })
-        .collect()
+        },
+    )
 }
 
 fn described_by_sqlite(conn: &mut SqliteConnection) -> Vec<Described> {
-    let tables = diesel::sql_query(
+    described(
+        conn,
         "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
          AND name <> '__diesel_schema_migrations' ORDER BY name",
-    )
-    .load::<TableName>(conn)
-    .unwrap();
-    tables
-        .into_iter()
-        .map(|TableName { name }| {
+        |conn, name| {
             let columns = diesel::sql_query(
                 "SELECT name, type AS declared_type, \"notnull\" AS not_null, pk \
                  FROM pragma_table_info(?) ORDER BY cid",
@@ -284,8 +290,8 @@ fn described_by_sqlite(conn: &mut SqliteConnection) -> Vec<Described> {
                     })
                     .collect(),
             }
-        })
-        .collect()
+        },
+    )
 }
 
 /// Each table's text, by name.

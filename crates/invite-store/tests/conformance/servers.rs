@@ -11,7 +11,9 @@ use invite_store::repo::{
 use invite_store::testing::TestDatabase;
 use uuid::Uuid;
 
-use crate::{conformance, create_server, membership_counts, minutes, named, t0, user};
+use crate::{
+    conformance, create_server, membership_counts, minutes, named, owned_server, t0, user,
+};
 
 conformance! {
     fn a_new_server_has_its_owner_as_only_member(db: &TestDatabase) {
@@ -42,8 +44,7 @@ conformance! {
 
     fn standing_is_none_for_strangers_and_unknown_servers(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
+        let (owner, server) = owned_server(conn);
         let standing = conn.standing(server.id, owner.user_id).unwrap().unwrap();
         assert!(standing.is_owner);
         assert_eq!(standing.effective(), Permissions::all());
@@ -79,8 +80,7 @@ conformance! {
 
     fn pause_and_resume_are_stored_and_audited(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
+        let (owner, server) = owned_server(conn);
         let until = t0() + minutes(60);
         let paused = conn.set_invites_pause(server.id, Some(InvitesPause::Until(until)), owner.user_id, t0()).unwrap();
         assert_eq!(paused.invites_paused, Some(InvitesPause::Until(until)));

@@ -10,7 +10,7 @@ use invite_store::repo::{
 use invite_store::testing::TestDatabase;
 use invite_store::{Fact, StoreError};
 
-use crate::{conformance, create_server, reload, settings, t0, user};
+use crate::{conformance, create_server, owned_server, reload, settings, t0, user};
 
 fn vanity(code: &str) -> VanityCode {
     VanityCode::parse(code).unwrap()
@@ -31,8 +31,7 @@ fn taken(result: Result<impl std::fmt::Debug, StoreError>) -> String {
 conformance! {
     fn a_vanity_code_is_an_unlimited_permanent_invite(db: &TestDatabase) {
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
+        let (owner, server) = owned_server(conn);
         assert_eq!(conn.vanity_invite(server.id).unwrap(), None);
         let invite = conn.set_vanity_code(server.id, Some(&vanity("Rust-Lang")), owner.user_id, t0()).unwrap().unwrap();
         assert_eq!(invite.code.as_deref(), Some("rust-lang"));

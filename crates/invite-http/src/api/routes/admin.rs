@@ -20,6 +20,7 @@ use invite_runtime::maintenance::{Maintenance, MaintenanceView};
 use invite_runtime::metrics::Metrics;
 use secrecy::SecretString;
 
+use super::common::app_data;
 use crate::api::error::{ApiError, ApiResult, ErrorBody};
 use crate::api::extract::JsonBody;
 
@@ -29,9 +30,12 @@ routes![get_maintenance, start_maintenance, end_maintenance];
 #[derive(Debug)]
 pub(crate) struct AdminToken(pub(crate) Option<SecretString>);
 
-/// A caller holding the admin token.
-#[derive(Debug)]
-pub(crate) struct Admin;
+/// A caller holding the admin token, with what the admin endpoints work with: the door, and
+/// this instance's view of the maintenance switch (with its gauge).
+pub(crate) struct Admin {
+    door: web::Data<Door>,
+    here: MaintenanceView,
+}
 
 impl FromRequest for Admin {
     type Error = ApiError;
@@ -56,7 +60,11 @@ fn admin(req: &HttpRequest) -> Result<Admin, ApiError> {
         .map(|(_, token)| token.trim().as_bytes())
         .unwrap_or_default();
     if bool::from(given.ct_eq(expected.expose_secret().as_bytes())) {
-        Ok(Admin)
+        let here = MaintenanceView {
+            maintenance: app_data::<Maintenance>(req)?.into_inner(),
+            metrics: app_data::<Metrics>(req)?.into_inner(),
+        };
+        Ok(Admin { door: app_data(req)?, here })
     } else {
         Err(ApiError::with_message(
             ErrorCode::Unauthorized,
@@ -70,13 +78,10 @@ fn admin(req: &HttpRequest) -> Result<Admin, ApiError> {
     (status = 200, description = "The switch", body = invite_api::Maintenance),
     super::common::AdminRefusals,
 ))]
-pub(crate) async fn get_maintenance(
-    door: web::Data<Door>,
-    maintenance: web::Data<Maintenance>,
-    _admin: Admin,
-) -> HttpResponse {
-    let now = door.now();
-    HttpResponse::Ok().json(crate::api::wire::maintenance(maintenance.current().as_ref(), now))
+pub(crate) async fn get_maintenance(admin: Admin) -> HttpResponse {
+    let now = admin.door.now();
+    let current = admin.here.maintenance.current();
+    HttpResponse::Ok().json(crate::api::wire::maintenance(current.as_ref(), now))
 }
 
 /// Starts (or changes) maintenance on every instance sharing the database: writes answer 503
@@ -88,17 +93,11 @@ pub(crate) async fn get_maintenance(
     super::common::AdminRefusals,
 ))]
 pub(crate) async fn start_maintenance(
-    door: web::Data<Door>,
-    metrics: web::Data<Metrics>,
-    maintenance: web::Data<Maintenance>,
-    _admin: Admin,
+    admin: Admin,
     JsonBody(request): JsonBody<MaintenanceRequest>,
 ) -> ApiResult<HttpResponse> {
-    let here =
-        MaintenanceView { maintenance: maintenance.into_inner(), metrics: metrics.into_inner() };
     let (switched, now) =
-        switch(&door, &here, move |conn, now| invite_ops::maintenance::start(conn, &request, now))
-            .await?;
+        admin.turn(move |conn, now| invite_ops::maintenance::start(conn, &request, now)).await?;
     Ok(HttpResponse::Ok().json(crate::api::wire::maintenance(Some(&switched), now)))
 }
 
@@ -107,33 +106,24 @@ pub(crate) async fn start_maintenance(
     (status = 204, description = "Maintenance is off"),
     super::common::AdminRefusals,
 ))]
-pub(crate) async fn end_maintenance(
-    door: web::Data<Door>,
-    metrics: web::Data<Metrics>,
-    maintenance: web::Data<Maintenance>,
-    _admin: Admin,
-) -> ApiResult<HttpResponse> {
-    let here =
-        MaintenanceView { maintenance: maintenance.into_inner(), metrics: metrics.into_inner() };
-    switch(&door, &here, invite_ops::maintenance::end).await?;
+pub(crate) async fn end_maintenance(admin: Admin) -> ApiResult<HttpResponse> {
+    admin.turn(invite_ops::maintenance::end).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Turns the switch as `work` does, on every instance sharing the database, and shows it on
-/// this one at once (the others read it from the database); the switch as it now stands, and
-/// the time it was turned.
-async fn switch<F>(
-    door: &Door,
-    here: &MaintenanceView,
-    work: F,
-) -> ApiResult<(MaintenanceState, DateTime<Utc>)>
-where
-    F: FnOnce(&mut DbConnection, DateTime<Utc>) -> OpResult<Outcome<MaintenanceState>>
-        + Send
-        + 'static,
-{
-    let now = door.now();
-    let switched = door.change(move |conn| work(conn, now)).await?;
-    here.show(Some(switched.clone()), now);
-    Ok((switched, now))
+impl Admin {
+    /// Turns the switch as `work` does, on every instance sharing the database, and shows it on
+    /// this one at once (the others read it from the database); the switch as it now stands,
+    /// and the time it was turned.
+    async fn turn<F>(&self, work: F) -> ApiResult<(MaintenanceState, DateTime<Utc>)>
+    where
+        F: FnOnce(&mut DbConnection, DateTime<Utc>) -> OpResult<Outcome<MaintenanceState>>
+            + Send
+            + 'static,
+    {
+        let now = self.door.now();
+        let switched = self.door.change(move |conn| work(conn, now)).await?;
+        self.here.show(Some(switched.clone()), now);
+        Ok((switched, now))
+    }
 }
