@@ -189,7 +189,7 @@ impl IdempotencyRepository for DbConnection {
 /// A record can be read before it is durable. A primary that crashed with the commit of a change
 /// in its write-ahead log, but not yet on its synchronous standby (the client was answered 503),
 /// comes back from crash recovery with the change visible, and an HA manager's keeper restarts it
-/// in place while the standby is being promoted (pg_auto_failover does): a retry that reaches it
+/// in place while the standby is being promoted (`pg_auto_failover` does): a retry that reaches it
 /// then would find the record and replay it, and the promoted standby never had the change.
 ///
 /// So the replay locks the record (`FOR KEY SHARE`) in a transaction of its own. Taking a row lock
