@@ -1,6 +1,7 @@
 //! `invite-loadtest`: seeds a database, drives the service with a scenario, prints throughput
 //! and latency, and checks the invariants afterwards. See `bench/run` for the whole benchmark.
 
+mod client_joins;
 mod compare;
 mod cpu;
 mod gateway;
@@ -167,6 +168,13 @@ enum Command {
         json: Option<std::path::PathBuf>,
         #[command(flatten)]
         addressing: Addressing,
+        /// Write a line per answered request into this file, warm-up included: when it was
+        /// sent (Unix milliseconds), its latency (milliseconds), the status (0: no answer), the
+        /// kind, then an accept's code and user and a 201 creation's code, so that
+        /// a failover test can find when 503s were answered and check that every confirmed
+        /// change is in the database.
+        #[arg(long)]
+        record: Option<std::path::PathBuf>,
         /// Threads sending and reading requests; 0 is one per core. One thread costs the
         /// machine less processor time per request (no hand-offs between threads), which
         /// matters when the tool shares the machine with the service and its database:
@@ -250,6 +258,27 @@ enum Command {
         #[arg(long, default_value = "12h", value_parser = humantime::parse_duration)]
         ttl: Duration,
     },
+    /// New users join one invite through `invite-client` (its retries, each accept with an
+    /// `Idempotency-Key`), `concurrency` at a time, for `duration`: run across a failover, each
+    /// join must complete exactly once. Writes a line per join into `out` and fails when any
+    /// join did not complete.
+    ClientJoins {
+        /// The service's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// The service's token secret.
+        #[arg(long, env = "INVITE_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: String,
+        /// Users joining at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// For how long new joins start.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Where to write a line per join.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Check the invariants in the database, each a set-based count over whole tables with no
     /// statement timeout, so that a grown database is checked too; exits non-zero on a
     /// violation.
@@ -307,6 +336,7 @@ fn target(
         preview_token: None,
         users: addressing.users_from.map(|first| Arc::new(AtomicU64::new(first))),
         probe: None,
+        record: None,
     };
     if addressing.preview_token {
         target.preview_token = Some(target.token(ids::owner(1), ids::owner_name(1)));
@@ -490,9 +520,10 @@ fn main() -> anyhow::Result<()> {
             client_addresses,
             json,
             addressing,
+            record,
             threads,
         } => {
-            let target = target(
+            let mut target = target(
                 &url,
                 &jwt_secret,
                 concurrency,
@@ -500,9 +531,18 @@ fn main() -> anyhow::Result<()> {
                 client_addresses,
                 addressing,
             )?;
+            if let Some(path) = &record {
+                target.record = Some(Arc::new(scenario::Recorder::create(path)?));
+            }
             let load = Load { concurrency: concurrency.max(1), duration, warmup, rate };
             let runtime = runtime(threads)?;
-            let reports = runtime.block_on(scenario::run(&target, scenario, &label, load))?;
+            let outcome = runtime.block_on(scenario::run(&target, scenario, &label, load));
+            // Written out even when the run failed (accept-capped's count), which is when it
+            // is read most closely.
+            if let Some(record) = &target.record {
+                record.flush()?;
+            }
+            let reports = outcome?;
             scenario::print_table(&reports);
             if let Some(path) = json {
                 append_json(&path, &reports)?;
@@ -523,6 +563,13 @@ fn main() -> anyhow::Result<()> {
             let target = target(&url, &jwt_secret, 64, (0, 0), 0, addressing)?;
             let load = gateway::GatewayLoad { connections, every, duration, server_pid };
             run_gateway(&target, &load, json.as_deref())?;
+        }
+        Command::ClientJoins { url, jwt_secret, concurrency, duration, out } => {
+            let addressing = Addressing { preview_token: false, users_from: None };
+            let target = target(&url, &jwt_secret, concurrency, (0, 0), 0, addressing)?;
+            let joins = client_joins::Joins { concurrency, duration };
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(client_joins::run(&target, joins, &out))?;
         }
         Command::Verify { database_url } => {
             let violated = verify::verify(&mut connect(&database_url)?)?;

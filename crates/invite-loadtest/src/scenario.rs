@@ -81,6 +81,41 @@ pub(crate) struct Target {
     pub(crate) users: Option<Arc<AtomicU64>>,
     /// Where to read the processor time of each run, if anywhere.
     pub(crate) probe: Option<cpu::Probe>,
+    /// Where to write a line per answered request, if anywhere (see [`Recorder`]).
+    pub(crate) record: Option<Arc<Recorder>>,
+}
+
+/// A line per answered request, warm-up included: when it was sent (Unix milliseconds), how
+/// long its answer took (milliseconds), the status (0 for no answer), the kind (`preview`,
+/// `page`, `accept`, `create`), then an accept's code and user, and a 201 creation's code. A failover test reads it to find the seconds of 503s, and to check that
+/// every change the service confirmed is in the database afterwards.
+pub(crate) struct Recorder(std::sync::Mutex<std::io::BufWriter<std::fs::File>>);
+
+impl Recorder {
+    /// Records into a new file at `path` (an existing one is replaced).
+    pub(crate) fn create(path: &std::path::Path) -> anyhow::Result<Self> {
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(Self(std::sync::Mutex::new(std::io::BufWriter::new(file))))
+    }
+
+    fn line(&self, sent: std::time::SystemTime, latency: Duration, status: u16, what: &str) {
+        use std::io::Write;
+        let at = sent.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
+        let ms = latency.as_secs_f64() * 1000.0;
+        if let Ok(mut file) = self.0.lock() {
+            // A line lost to a full disk would show as a missing request; the flush reports it.
+            let _ = writeln!(file, "{at} {ms:.1} {status} {what}");
+        }
+    }
+
+    /// Writes out what is buffered.
+    pub(crate) fn flush(&self) -> anyhow::Result<()> {
+        use std::io::Write;
+        let mut file =
+            self.0.lock().map_err(|_| anyhow::anyhow!("the record's lock is poisoned"))?;
+        file.flush().context("cannot write the record")
+    }
 }
 
 /// One request's kind.
@@ -89,6 +124,13 @@ enum Request {
     Preview(String),
     Page(String),
     Accept(String),
+    /// An accept by a given user with a given `Idempotency-Key`: what a client sends again
+    /// after an answer that leaves open whether its join happened.
+    AcceptAs {
+        code: String,
+        user: Uuid,
+        key: String,
+    },
     Create(u64),
 }
 
@@ -99,19 +141,21 @@ impl Target {
         self.auth.mint_for(user, Some(username), Duration::from_hours(1)).unwrap_or_default()
     }
 
-    /// The token of the next accepting user: the range's next number, or a new random user.
-    fn accepter_token(&self) -> String {
+    /// The next accepting user and their token: the range's next number, or a new random user.
+    fn accepter(&self) -> (Uuid, String) {
         if let Some(next) = &self.users {
             let n = next.fetch_add(1, Ordering::Relaxed);
-            self.token(ids::accepter(n), ids::accepter_name(n))
+            (ids::accepter(n), self.token(ids::accepter(n), ids::accepter_name(n)))
         } else {
             let user = Uuid::now_v7();
-            self.token(user, format!("u{}", user.simple()))
+            (user, self.token(user, format!("u{}", user.simple())))
         }
     }
 
     /// Sends one request; the status, or 0 for a transport failure.
     async fn send(&self, request: &Request) -> u16 {
+        let sent = (std::time::SystemTime::now(), Instant::now());
+        let mut accepter = None;
         let builder = match request {
             Request::Preview(code) => {
                 let builder = self.client.get(format!("{}/invites/{code}", self.base));
@@ -124,10 +168,18 @@ impl Target {
                 .client
                 .get(format!("{}/invite/{code}", self.base))
                 .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8"),
-            Request::Accept(code) => self
-                .client
-                .post(format!("{}/invites/{code}/accept", self.base))
-                .bearer_auth(self.accepter_token()),
+            Request::Accept(code) => {
+                let (user, token) = self.accepter();
+                accepter = Some(user);
+                self.client.post(format!("{}/invites/{code}/accept", self.base)).bearer_auth(token)
+            }
+            Request::AcceptAs { code, user, key } => {
+                accepter = Some(*user);
+                self.client
+                    .post(format!("{}/invites/{code}/accept", self.base))
+                    .bearer_auth(self.token(*user, format!("u{}", user.simple())))
+                    .header("idempotency-key", key)
+            }
             Request::Create(server) => self
                 .client
                 .post(format!("{}/servers/{}/invites", self.base, ids::server(*server)))
@@ -144,15 +196,32 @@ impl Target {
         } else {
             builder
         };
-        match builder.send().await {
+        let (status, body) = match builder.send().await {
             // Reading the body to its end keeps the connection reusable.
             Ok(response) => {
                 let status = response.status().as_u16();
-                let _ = response.bytes().await;
-                status
+                (status, response.bytes().await.ok())
             }
-            Err(_) => 0,
+            Err(_) => (0, None),
+        };
+        if let Some(record) = &self.record {
+            let what = match (request, status) {
+                (Request::Preview(_), _) => "preview".to_owned(),
+                (Request::Page(_), _) => "page".to_owned(),
+                // The user whatever the answer: a 503 leaves open whether they joined, and the
+                // database says which.
+                (Request::Accept(code) | Request::AcceptAs { code, .. }, _) => {
+                    format!("accept {code} {}", accepter.unwrap_or_default())
+                }
+                (Request::Create(_), 201) => {
+                    let invite = body.and_then(|body| serde_json::from_slice::<Invite>(&body).ok());
+                    format!("create {}", invite.and_then(|invite| invite.code).unwrap_or_default())
+                }
+                (Request::Create(_), _) => "create".to_owned(),
+            };
+            record.line(sent.0, sent.1.elapsed(), status, &what);
         }
+        status
     }
 
     fn random_invite(&self) -> String {
@@ -496,12 +565,25 @@ async fn capped(target: &Target, label: &str, load: Load) -> anyhow::Result<Repo
                 let mut statuses = BTreeMap::new();
                 while sent.fetch_add(1, Ordering::Relaxed) < CAPPED_USERS {
                     let at = Instant::now();
-                    let mut status = target.send(&Request::Accept(code.clone())).await;
-                    // Shed (503 OVERLOADED): tried again, as a client would, until answered: the
-                    // 2,000 accepts counted are 2,000 definite answers.
-                    while status == 503 {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        status = target.send(&Request::Accept(code.clone())).await;
+                    // Each user's accept carries an Idempotency-Key, so that it can be sent
+                    // again after an answer that leaves open whether it joined (a 503 from a
+                    // database that went away mid-commit, no answer at all): the service
+                    // replays a join that happened instead of making another user's.
+                    let user = Uuid::now_v7();
+                    let accept = Request::AcceptAs {
+                        code: code.clone(),
+                        user,
+                        key: Uuid::now_v7().to_string(),
+                    };
+                    let mut status = target.send(&accept).await;
+                    // Shed, unavailable, or unanswered: tried again, as a client would, until
+                    // answered: the 2,000 accepts counted are 2,000 definite answers. A user
+                    // retrying through an outage can use up their accept bucket (429): they
+                    // wait for it to refill (one accept a second), as a client would.
+                    while matches!(status, 503 | 0 | 429) {
+                        let pause = if status == 429 { 1000 } else { 100 };
+                        tokio::time::sleep(Duration::from_millis(pause)).await;
+                        status = target.send(&accept).await;
                     }
                     latencies.record(
                         status,

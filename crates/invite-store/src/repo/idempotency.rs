@@ -9,7 +9,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 
-use crate::connection::{DbConnection, write_transaction};
+use crate::connection::{DbConnection, check_deadline, write_transaction};
 use crate::error::StoreResult;
 use crate::schema::idempotency_records;
 use crate::sql_types::{Id, Ts};
@@ -143,6 +143,7 @@ impl IdempotencyRepository for DbConnection {
         }
         let status = u16::try_from(row.status)
             .map_err(|_| crate::models::corrupt("recorded status", &row.status.to_string()))?;
+        confirm_durable(self, claim)?;
         Ok(PriorResponse::Replay(RecordedResponse { status, body: row.body, etag: row.etag }))
     }
 
@@ -180,6 +181,42 @@ impl IdempotencyRepository for DbConnection {
         )
         .execute(self)?)
     }
+}
+
+/// Makes sure that a record about to be replayed is durable, on PostgreSQL: a replay says the
+/// change happened, so the change must survive a failover.
+///
+/// A record can be read before it is durable. A primary that crashed with the commit of a change
+/// in its write-ahead log, but not yet on its synchronous standby (the client was answered 503),
+/// comes back from crash recovery with the change visible, and an HA manager's keeper restarts it
+/// in place while the standby is being promoted (`pg_auto_failover` does): a retry that reaches it
+/// then would find the record and replay it, and the promoted standby never had the change.
+///
+/// So the replay locks the record (`FOR KEY SHARE`) in a transaction of its own. Taking a row lock
+/// gives the transaction an id, so its commit waits, as every commit does, for the synchronous
+/// standbys to have the log up to it, the recorded change included; with none configured it
+/// commits at once. Where no standby follows any more, the wait outlasts the request's deadline
+/// and the answer is 503; the client's next retry reaches the new primary. A wait that ended
+/// past the deadline confirms nothing (PostgreSQL ends a cancelled wait with a commit and a
+/// mere warning), so it is refused too. A read-only server (a standby, or a primary demoted by
+/// a failover) refuses the lock, which is answered like a database away.
+fn confirm_durable(conn: &mut DbConnection, claim: &IdempotencyClaim) -> StoreResult<()> {
+    if let DbConnection::Postgres(_) = conn {
+        write_transaction(conn, |conn| {
+            if let DbConnection::Postgres(pg) = conn {
+                diesel::sql_query(
+                    "SELECT 1 FROM idempotency_records \
+                     WHERE user_id = $1 AND idempotency_key = $2 FOR KEY SHARE",
+                )
+                .bind::<diesel::sql_types::Uuid, _>(claim.user_id)
+                .bind::<diesel::sql_types::Text, _>(&claim.key)
+                .execute(pg)?;
+            }
+            Ok::<_, crate::StoreError>(())
+        })?;
+        check_deadline()?;
+    }
+    Ok(())
 }
 
 /// How a keyed request was answered.

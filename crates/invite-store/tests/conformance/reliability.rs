@@ -122,6 +122,44 @@ fn count_servers(conn: &mut invite_store::DbConnection) -> i64 {
 
 /// A twin on another instance records first: this one's change rolls back, and the twin's
 /// response is the answer (PostgreSQL: SQLite writers are serialised, there is no such race).
+/// A replay confirms that its record is durable: it locks the record in a transaction of its
+/// own, whose commit waits for the synchronous standbys (a record read from a primary that came
+/// back from a crash may not be on the standby being promoted). A server that cannot take the
+/// lock, read-only like a standby, answers as a database away rather than replaying.
+#[test]
+fn postgres_a_replay_is_confirmed_by_a_commit_of_its_own() {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let db = TestDatabase::postgres();
+    let conn = &mut db.connect();
+    let owner = user();
+    let key = claim(owner.user_id, "durable");
+    conn.record_response(&key, &response("made"), t0()).unwrap();
+    let locked_by = |conn: &mut invite_store::DbConnection| -> i64 {
+        diesel::sql_query(
+            "SELECT xmax::text::bigint AS n FROM idempotency_records WHERE idempotency_key = 'durable'",
+        )
+        .get_result::<Count>(conn)
+        .unwrap()
+        .n
+    };
+    assert_eq!(locked_by(conn), 0, "recording takes no lock");
+    assert_eq!(conn.prior_response(&key, t0()).unwrap(), PriorResponse::Replay(response("made")));
+    assert_ne!(locked_by(conn), 0, "the replay locked its record in a transaction with an id");
+    // A server in recovery refuses the lock as it refuses any write.
+    conn.batch_execute("SET default_transaction_read_only = on").unwrap();
+    let refused = conn.prior_response(&key, t0());
+    assert!(matches!(refused, Err(StoreError::Unavailable(_))), "{refused:?}");
+    // A key with no record needs no confirmation, and reads go on.
+    assert_eq!(
+        conn.prior_response(&claim(owner.user_id, "new"), t0()).unwrap(),
+        PriorResponse::None
+    );
+}
+
 #[test]
 fn postgres_a_twin_that_recorded_first_wins() {
     let db = TestDatabase::postgres();
