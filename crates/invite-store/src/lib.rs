@@ -17,7 +17,7 @@ pub mod testing;
 
 pub use connection::{Backend, DbConnection, write_transaction};
 pub use error::{Availability, Constraint, Entity, Fact, StoreError, StoreResult};
-pub use pool::{DatabaseUrl, DbPool, PoolConfig};
+pub use pool::{CONNECTION_LIFETIME, DatabaseUrl, DbPool, PoolConfig};
 
 /// diesel's error type, which transactions of the store's callers convert from (see
 /// [`write_transaction`]), without a dependency on diesel of their own.

@@ -122,6 +122,9 @@ pub struct PoolConfig {
     /// bound. For a long-running service; off by default, so a short-lived process (the CLI, a
     /// test) starts no thread.
     pub checkpoint_thread: bool,
+    /// PostgreSQL: how long a connection serves before the pool replaces it, which bounds how
+    /// old a prepared statement's plan can be (see [`CONNECTION_LIFETIME`], the default).
+    pub connection_lifetime: Duration,
 }
 
 impl PoolConfig {
@@ -140,6 +143,7 @@ impl PoolConfig {
             checkout_timeout: Duration::from_secs(2),
             statement_timeout: Duration::from_secs(5),
             checkpoint_thread: false,
+            connection_lifetime: CONNECTION_LIFETIME,
         }
     }
 }
@@ -462,6 +466,18 @@ impl r2d2::HandleError<r2d2::Error> for LogErrors {
     }
 }
 
+/// How long a PostgreSQL connection serves, by default, before the pool replaces it.
+///
+/// PostgreSQL keeps a prepared statement's generic plan, chosen for the table sizes of the
+/// moment it was made, until the table is analysed again. Where nothing analyses (autovacuum
+/// off), a plan made while a table was nearly empty stays for the connection's whole life: the
+/// preview's join to `users`, planned as a hash of an empty table, hashed every user at every
+/// preview once there were a hundred thousand of them, and previews ran a hundred times slower.
+/// A new connection plans for the tables as they are, so this bounds how old any plan can be
+/// (give or take the pool's reaper, which closes idle connections past it every 30 s);
+/// replacing one connection every few seconds costs PostgreSQL a few milliseconds each.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_mins(2);
+
 impl DbPool {
     /// Builds the pool without connecting: a database that is down at start-up is reported by
     /// the first checkout (and by `/readyz`) instead of preventing the pool from existing.
@@ -469,6 +485,10 @@ impl DbPool {
         let pool = r2d2::Pool::builder()
             .max_size(config.max_size)
             .min_idle(Some(config.max_size.min(2)))
+            // SQLite plans without table statistics, so its connections keep theirs.
+            .max_lifetime(
+                (config.url.backend() == Backend::Postgres).then_some(config.connection_lifetime),
+            )
             .connection_timeout(config.checkout_timeout)
             .test_on_check_out(true)
             .error_handler(Box::new(LogErrors))

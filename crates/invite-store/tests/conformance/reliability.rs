@@ -301,3 +301,35 @@ fn postgres_connections_whose_server_is_gone_are_never_handed_out_again() {
         assert!(!before.contains(&pid), "a terminated backend ({pid}) was handed out again");
     }
 }
+
+/// A PostgreSQL connection is replaced once it has served its lifetime, so that no prepared
+/// statement's plan outlives it (see `invite_store::CONNECTION_LIFETIME`): a statement planned
+/// while a table was nearly empty is planned again for the table as it has grown. r2d2's reaper
+/// closes idle connections past their lifetime every 30 s, so this waits for one of its rounds.
+#[test]
+fn postgres_connections_are_replaced_after_their_lifetime() {
+    let db = TestDatabase::postgres();
+    let mut config = invite_store::PoolConfig::new(db.url().clone());
+    config.max_size = 1;
+    config.connection_lifetime = std::time::Duration::from_secs(1);
+    let pool = invite_store::DbPool::new(&config);
+    let backend = |conn: &mut invite_store::DbConnection| {
+        Ok(diesel::sql_query("SELECT pg_backend_pid() AS pid").get_result::<Pid>(conn)?.pid)
+    };
+    let first: i32 = pool.run(backend).unwrap();
+    assert_eq!(pool.run(backend).unwrap(), first, "a connection is kept while it is young");
+    let started = std::time::Instant::now();
+    while pool.run(backend).unwrap() == first {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(45),
+            "the connection outlived its lifetime by more than the reaper's round"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
+#[derive(QueryableByName)]
+struct Pid {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pid: i32,
+}
