@@ -23,6 +23,8 @@ use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::HandshakeError;
 use tungstenite::{Message, WebSocket};
 
+mod common;
+
 /// The wait before the first reconnection; it doubles while attempts fail, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -166,18 +168,10 @@ impl Listener {
     }
 }
 
-/// The argument at `position`, else the environment variable.
-fn setting(args: &[String], position: usize, variable: &str) -> Option<String> {
-    args.get(position).cloned().or_else(|| std::env::var(variable).ok()).filter(|v| !v.is_empty())
-}
-
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (Some(urls), Some(server_id), Some(token)) = (
-        setting(&args, 0, "INVITE_URL"),
-        setting(&args, 1, "INVITE_SERVER_ID"),
-        setting(&args, 2, "INVITE_TOKEN"),
-    ) else {
+    let Some([urls, server_id, token]) =
+        common::settings(["INVITE_URL", "INVITE_SERVER_ID", "INVITE_TOKEN"])
+    else {
         eprintln!("usage: gateway_listener <base-url>[,<base-url>...] <server-id> <token>");
         eprintln!("       (or INVITE_URL, INVITE_SERVER_ID and INVITE_TOKEN in the environment)");
         return ExitCode::from(2);

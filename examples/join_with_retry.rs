@@ -17,22 +17,13 @@ use std::time::Duration;
 
 use invite_client::{Client, ClientError, RetryPolicy};
 
-/// The argument at `position`, else the environment variable.
-fn setting(args: &[String], position: usize, variable: &str) -> Option<String> {
-    args.get(position).cloned().or_else(|| std::env::var(variable).ok()).filter(|v| !v.is_empty())
-}
+mod common;
 
 /// The error and its causes, on one line: `reqwest` keeps the reason (refused, reset, timed
 /// out) in the source chain.
 fn describe(error: &ClientError) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    let causes = std::iter::successors(Some(error as &dyn std::error::Error), |e| e.source());
+    causes.map(ToString::to_string).collect::<Vec<_>>().join(": ")
 }
 
 /// What the caller is told when the call failed: a refusal (exit 1) or no usable answer (3).
@@ -51,12 +42,8 @@ fn failure(error: &ClientError) -> ExitCode {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (Some(url), Some(code), Some(token)) = (
-        setting(&args, 0, "INVITE_URL"),
-        setting(&args, 1, "INVITE_CODE"),
-        setting(&args, 2, "INVITE_TOKEN"),
-    ) else {
+    let Some([url, code, token]) = common::settings(["INVITE_URL", "INVITE_CODE", "INVITE_TOKEN"])
+    else {
         eprintln!("usage: join_with_retry <base-url> <invite-code> <token>");
         eprintln!("       (or INVITE_URL, INVITE_CODE and INVITE_TOKEN in the environment)");
         return ExitCode::from(2);

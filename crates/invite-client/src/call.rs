@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::client::{Client, RetryEvent};
 use crate::error::ClientError;
 use crate::headers::ResponseHeaders;
+use crate::request::{PageAfter, PageBefore};
 use crate::retry::{RetryPolicy, is_replayable, should_retry};
 
 /// Turns a successful response's headers and body into the call's result.
@@ -117,6 +118,16 @@ impl<T> Call<T> {
             self.query.push((name, value.to_string()));
         }
         self
+    }
+
+    /// Asks for one page of a list that runs newest first.
+    pub(crate) fn page_before(self, page: PageBefore) -> Self {
+        self.query("limit", page.limit).query("before", page.before)
+    }
+
+    /// Asks for one page of a list ordered by user id.
+    pub(crate) fn page_after(self, page: PageAfter) -> Self {
+        self.query("limit", page.limit).query("after", page.after)
     }
 
     /// Calls as the user of this bearer token instead of the client's.

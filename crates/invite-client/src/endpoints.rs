@@ -116,8 +116,7 @@ impl Client {
     /// `GET /channels/{channel_id}/invites`: the channel's invites, newest first.
     pub fn list_channel_invites(&self, channel_id: Uuid, page: PageBefore) -> Call<Vec<Invite>> {
         Call::new(self, Method::GET, path(&[&"channels", &channel_id, &"invites"]), json)
-            .query("limit", page.limit)
-            .query("before", page.before)
+            .page_before(page)
     }
 
     /// `GET /servers/{server_id}/vanity-url`: the vanity code and its uses (`MANAGE_SERVER`).
@@ -154,8 +153,7 @@ impl Client {
     /// `GET /servers/{server_id}/members`: members ordered by user id, with how each joined.
     pub fn list_members(&self, server_id: Uuid, page: PageAfter) -> Call<Vec<Member>> {
         Call::new(self, Method::GET, path(&[&"servers", &server_id, &"members"]), json)
-            .query("limit", page.limit)
-            .query("after", page.after)
+            .page_after(page)
     }
 
     /// `PATCH /servers/{server_id}/members/{user_id}`: replaces a member's extra permissions
@@ -235,14 +233,12 @@ impl Client {
             path(&[&"servers", &server_id, &"invites", &invite_id, &"members"]),
             json,
         )
-        .query("limit", page.limit)
-        .query("after", page.after)
+        .page_after(page)
     }
 
     /// `GET /servers/{server_id}/audit-log`: the audit log, newest first (`ADMINISTRATOR`).
     pub fn audit_log(&self, server_id: Uuid, page: PageBefore) -> Call<Vec<AuditEntry>> {
         Call::new(self, Method::GET, path(&[&"servers", &server_id, &"audit-log"]), json)
-            .query("limit", page.limit)
-            .query("before", page.before)
+            .page_before(page)
     }
 }

@@ -363,21 +363,21 @@ mod tests {
     #[test]
     fn bit_values_follow_the_contract() {
         let expected = [
-            (Permissions::VIEW_CHANNEL, 1),
-            (Permissions::SEND_MESSAGES, 2),
-            (Permissions::MANAGE_MESSAGES, 4),
-            (Permissions::ATTACH_FILES, 8),
-            (Permissions::ADD_REACTIONS, 16),
-            (Permissions::CONNECT_VOICE, 32),
-            (Permissions::SPEAK, 64),
-            (Permissions::MUTE_MEMBERS, 128),
-            (Permissions::KICK_MEMBERS, 256),
-            (Permissions::BAN_MEMBERS, 512),
-            (Permissions::MANAGE_CHANNELS, 1024),
-            (Permissions::MANAGE_ROLES, 2048),
-            (Permissions::MANAGE_SERVER, 4096),
-            (Permissions::ADMINISTRATOR, 8192),
-            (Permissions::CREATE_INVITES, 16384),
+            (Permissions::VIEW_CHANNEL, 1 << 0),
+            (Permissions::SEND_MESSAGES, 1 << 1),
+            (Permissions::MANAGE_MESSAGES, 1 << 2),
+            (Permissions::ATTACH_FILES, 1 << 3),
+            (Permissions::ADD_REACTIONS, 1 << 4),
+            (Permissions::CONNECT_VOICE, 1 << 5),
+            (Permissions::SPEAK, 1 << 6),
+            (Permissions::MUTE_MEMBERS, 1 << 7),
+            (Permissions::KICK_MEMBERS, 1 << 8),
+            (Permissions::BAN_MEMBERS, 1 << 9),
+            (Permissions::MANAGE_CHANNELS, 1 << 10),
+            (Permissions::MANAGE_ROLES, 1 << 11),
+            (Permissions::MANAGE_SERVER, 1 << 12),
+            (Permissions::ADMINISTRATOR, 1 << 13),
+            (Permissions::CREATE_INVITES, 1 << 14),
         ];
         for (permission, bits) in expected {
             assert_eq!(permission.bits(), bits, "{permission:?}");

@@ -959,6 +959,18 @@ mod tests {
         })
     }
 
+    /// `n` pieces of work waiting for a thread, until dropped.
+    fn queue(gate: &Arc<Gate>, n: usize) -> Vec<Waiting> {
+        (0..n).map(|_| Waiting::new(gate)).collect()
+    }
+
+    /// Whether work with the budget of a 2 s timeout left is admitted behind `waiting` others.
+    fn admitted_behind(gate: &Arc<Gate>, waiting: usize) -> bool {
+        let _queued = queue(gate, waiting);
+        let now = Instant::now();
+        gate.admit(now, now + Duration::from_millis(1_750)).is_ok()
+    }
+
     /// A cold instance knows no cost yet: a burst far larger than its threads is admitted, since
     /// nothing says it cannot be served in time, and a queue that has only just formed has not
     /// stalled, however long the instance sat idle before it.
@@ -967,11 +979,7 @@ mod tests {
         let mut idle = gate(4);
         // Started half a minute ago, and nothing since.
         idle.started -= Duration::from_secs(30);
-        let gate = Arc::new(idle);
-        let queued: Vec<Waiting> = (0..64).map(|_| Waiting::new(&gate)).collect();
-        let now = Instant::now();
-        assert!(gate.admit(now, now + Duration::from_millis(1_750)).is_ok());
-        drop(queued);
+        assert!(admitted_behind(&Arc::new(idle), 64));
     }
 
     /// Work is refused only when its expected finish is past what remains of its deadline: the
@@ -984,7 +992,7 @@ mod tests {
         let deadline = now + Duration::from_millis(1_750);
         // 300 queued on 4 threads holding 10 ms each: 0.75 s to start (judged as twice that),
         // and served in time.
-        let queued: Vec<Waiting> = (0..299).map(|_| Waiting::new(&gate)).collect();
+        let queued = queue(&gate, 299);
         gate.progress();
         assert!(gate.admit(now, deadline).is_ok());
         // With less of its deadline left, the same request is refused.
@@ -994,7 +1002,7 @@ mod tests {
         ));
         assert_eq!(gate.health(now).state, DbState::Degraded { shedding: true });
         // 600 queued: past the deadline however fresh the request.
-        let more: Vec<Waiting> = (0..300).map(|_| Waiting::new(&gate)).collect();
+        let more = queue(&gate, 300);
         assert!(matches!(gate.admit(now, deadline), Err(Failure::Overloaded)));
         drop(more);
         // The loops running late count too: 300 queued and 800 ms of lag do not fit in 1.75 s.
@@ -1004,7 +1012,7 @@ mod tests {
         assert!(matches!(gate.admit(now, deadline), Err(Failure::Overloaded)));
         drop(queued);
         // Fewer waiting than threads is no queue at all, however slow the work.
-        let few: Vec<Waiting> = (0..3).map(|_| Waiting::new(&gate)).collect();
+        let few = queue(&gate, 3);
         for _ in 0..100 {
             gate.tick(Duration::ZERO);
         }
@@ -1024,11 +1032,8 @@ mod tests {
             std::thread::sleep(Duration::from_millis(2));
         }
         gate.observe_hold(Duration::from_secs(2));
-        let queued: Vec<Waiting> = (0..200).map(|_| Waiting::new(&gate)).collect();
-        let now = Instant::now();
         // Judged by the average hold alone, 201 in line on 4 threads would take over 12 s.
-        assert!(gate.admit(now, now + Duration::from_millis(1_750)).is_ok());
-        drop(queued);
+        assert!(admitted_behind(&gate, 200));
     }
 
     /// An operator may still cap the wait for a thread below the deadline.
@@ -1043,9 +1048,9 @@ mod tests {
         gate.observe_hold(Duration::from_millis(10));
         let now = Instant::now();
         // 19 in line on 4 threads holding 10 ms each: 47.5 ms, judged as 95 ms.
-        let queued: Vec<Waiting> = (0..18).map(|_| Waiting::new(&gate)).collect();
+        let queued = queue(&gate, 18);
         assert!(gate.admit(now, now + Duration::from_secs(2)).is_ok());
-        let more: Vec<Waiting> = (0..5).map(|_| Waiting::new(&gate)).collect();
+        let more = queue(&gate, 5);
         assert!(matches!(gate.admit(now, now + Duration::from_secs(2)), Err(Failure::Overloaded)));
         drop((queued, more));
     }
@@ -1053,7 +1058,7 @@ mod tests {
     #[test]
     fn a_stalled_database_is_shed_before_anything_finishes() {
         let gate = Arc::new(gate(4));
-        let queued: Vec<Waiting> = (0..4).map(|_| Waiting::new(&gate)).collect();
+        let queued = queue(&gate, 4);
         // The queue formed, then nothing started or finished for 500 ms: expected to stall as
         // long again, and the work then held at least that long, it cannot be done within
         // 600 ms.

@@ -384,21 +384,27 @@ mod tests {
         assert!(cache.get("xyz").is_none());
     }
 
-    /// Previews `abc` and `def` of one server, and `xyz` of another.
-    fn two_servers() -> (CachedPreview, CachedPreview, CachedPreview) {
+    /// Previews `abc` and `def` of one server (its id first), and `xyz` of another.
+    fn two_servers() -> (Uuid, CachedPreview, CachedPreview, CachedPreview) {
         let first = CachedPreview::from(&preview("abc"));
         let sibling =
             CachedPreview { server_id: first.server_id, ..CachedPreview::from(&preview("def")) };
-        (first, sibling, CachedPreview::from(&preview("xyz")))
+        (first.server_id, first, sibling, CachedPreview::from(&preview("xyz")))
+    }
+
+    /// A cache of a minute holding `previews`, each under its code.
+    fn cache_with<const N: usize>(previews: [(&str, CachedPreview); N]) -> PreviewCache {
+        let cache = PreviewCache::new(10, Duration::from_mins(1));
+        for (code, preview) in previews {
+            cache.put(code, Arc::new(preview), cache.ticket());
+        }
+        cache
     }
 
     #[test]
     fn a_join_raises_the_count_of_every_preview_of_the_server() {
-        let cache = PreviewCache::new(10, Duration::from_mins(1));
-        let (first, sibling, other) = two_servers();
-        let server_id = first.server_id;
-        cache.put("def", Arc::new(sibling), cache.ticket());
-        cache.put("xyz", Arc::new(other), cache.ticket());
+        let (server_id, first, sibling, other) = two_servers();
+        let cache = cache_with([("def", sibling), ("xyz", other)]);
         cache.member_joined(server_id, 3, 11);
         cache.member_joined(server_id, 2, 10); // committed first, applied second
         let sibling = cache.get("def").expect("a join keeps the previews");
@@ -409,12 +415,8 @@ mod tests {
 
     #[test]
     fn a_departure_outdates_every_preview_of_the_server() {
-        let cache = PreviewCache::new(10, Duration::from_mins(1));
-        let (first, sibling, other) = two_servers();
-        let server_id = first.server_id;
-        cache.put("abc", Arc::new(first), cache.ticket());
-        cache.put("def", Arc::new(sibling.clone()), cache.ticket());
-        cache.put("xyz", Arc::new(other), cache.ticket());
+        let (server_id, first, sibling, other) = two_servers();
+        let cache = cache_with([("abc", first), ("def", sibling.clone()), ("xyz", other)]);
         cache.member_joined(server_id, 5, 20);
         let before = cache.ticket();
         std::thread::sleep(Duration::from_millis(2));

@@ -413,18 +413,13 @@ async fn send(
 
 /// The error with its causes, on one line (`reqwest` keeps the reason in its sources).
 fn describe(error: &reqwest::Error) -> String {
-    let mut text = if error.is_timeout() {
+    let first = if error.is_timeout() {
         format!("no answer within {} s", TIMEOUT.as_secs())
     } else {
         error.to_string()
     };
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    let causes = std::iter::successors(std::error::Error::source(error), |cause| cause.source());
+    std::iter::once(first).chain(causes.map(ToString::to_string)).collect::<Vec<_>>().join(": ")
 }
 
 #[cfg(test)]

@@ -83,3 +83,20 @@ macro_rules! prepared_statement {
     };
 }
 pub(crate) use prepared_statement;
+
+/// Binds `value`, read as `ST`, into a hand-written PostgreSQL statement, followed by `sql`: a
+/// column of the `params` CTE that the set-based statements start with comes as its value, its
+/// cast and its name (`$1::uuid AS id, `), a bare parameter in a select list having no type.
+pub(crate) fn bind_then<'b, ST, U>(
+    out: &mut diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    value: &'b U,
+    sql: &str,
+) -> diesel::QueryResult<()>
+where
+    diesel::pg::Pg: diesel::sql_types::HasSqlType<ST>,
+    U: diesel::serialize::ToSql<ST, diesel::pg::Pg> + ?Sized,
+{
+    out.push_bind_param::<ST, U>(value)?;
+    out.push_sql(sql);
+    Ok(())
+}

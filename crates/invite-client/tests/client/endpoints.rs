@@ -8,7 +8,7 @@ use invite_client::{
     UpdateInvite, UpdateServer,
 };
 
-use crate::support::both_backends;
+use crate::support::{both_backends, with_icon};
 
 both_backends! {
     async fn invites_are_created_previewed_accepted_edited_and_revoked(app: &TestApp) {
@@ -81,14 +81,8 @@ both_backends! {
         let third = client.create_invite(server.id, &CreateInvite::default()).await.unwrap();
         client.revoke_invite(server.id, second.id).if_match(1).await.unwrap();
         client.delete_invite(third.code.as_deref().unwrap()).await.unwrap();
-        let ids: Vec<_> = client
-            .list_invites(server.id, ListInvites::default())
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|invite| invite.id)
-            .collect();
-        assert_eq!(ids, [invite.id]);
+        let listed = client.list_invites(server.id, ListInvites::default()).await.unwrap();
+        assert_eq!(listed.iter().map(|invite| invite.id).collect::<Vec<_>>(), [invite.id]);
         for gone in [&second, &third] {
             let error = app.anonymous().preview(gone.code.as_deref().unwrap()).await.unwrap_err();
             assert_eq!((error.status(), error.code()), (Some(404), Some(&ErrorCode::InviteRevoked)));
@@ -135,14 +129,7 @@ both_backends! {
     async fn servers_members_and_bans_are_managed(app: &TestApp) {
         let owner = app.user();
         let client = app.client(&owner);
-        let server = client
-            .create_server(&CreateServer {
-                name: "Moderated".to_owned(),
-                icon_url: Some("https://cdn.example/icon.png".to_owned()),
-                default_permissions: None,
-            })
-            .await
-            .unwrap();
+        let server = client.create_server(&with_icon("Moderated", "https://cdn.example/icon.png")).await.unwrap();
         assert_eq!((server.owner_id, server.member_count), (owner.id, 1));
         assert_eq!(server.default_permissions, Permissions::DEFAULT_MEMBER);
         assert_eq!((server.features.len(), server.vanity_code.as_deref(), server.invites_paused_until), (0, None, None));
@@ -185,14 +172,8 @@ both_backends! {
         app.client(&first).remove_member(server.id, first.id).await.unwrap();
         client.remove_member(server.id, second.id).await.unwrap();
         client.ban(server.id, third.id, Some("spam")).await.unwrap();
-        let left: Vec<_> = client
-            .list_members(server.id, PageAfter::default())
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|m| m.user_id)
-            .collect();
-        assert_eq!(left, [owner.id]);
+        let left = client.list_members(server.id, PageAfter::default()).await.unwrap();
+        assert_eq!(left.iter().map(|m| m.user_id).collect::<Vec<_>>(), [owner.id]);
         let bans = client.list_bans(server.id).await.unwrap();
         assert_eq!(bans.len(), 1);
         assert_eq!((bans[0].user_id, bans[0].reason.as_deref(), bans[0].banned_by), (third.id, Some("spam"), owner.id));

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use invite_client::{Client, RetryPolicy};
+use invite_client::{Client, CreateServer, RetryPolicy};
 use invite_core::clock::OffsetClock;
 use invite_http::server::random::os_random;
 use invite_http::testing::TestServer;
@@ -34,6 +34,12 @@ macro_rules! both_backends {
     };
 }
 pub(crate) use both_backends;
+
+/// The body creating a server named `name` with the icon at `icon_url`, and the default
+/// permissions.
+pub(crate) fn with_icon(name: &str, icon_url: &str) -> CreateServer {
+    CreateServer { icon_url: Some(icon_url.to_owned()), ..CreateServer::named(name) }
+}
 
 /// A user and their token.
 #[derive(Debug, Clone)]

@@ -4,14 +4,14 @@
 
 use chrono::{TimeDelta, Utc};
 use invite_client::{
-    Accepted, AuditEntry, Ban, Channel, CreateInvite, CreateServer, Invite, Member, Preview,
-    Server, ServerFeature, UpdateServer, VanityUrl,
+    Accepted, AuditEntry, Ban, Channel, CreateInvite, Invite, Member, Preview, Server,
+    ServerFeature, UpdateServer, VanityUrl,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::support::{TestApp, TestUser, both_backends};
+use crate::support::{TestApp, TestUser, both_backends, with_icon};
 
 /// The JSON body of a request made without the client.
 async fn raw(app: &TestApp, method: reqwest::Method, path: &str, user: Option<&TestUser>) -> Value {
@@ -49,14 +49,7 @@ both_backends! {
         let guest = app.user_named(Some("guest"));
         let banned = app.user();
         let client = app.client(&owner);
-        let server = client
-            .create_server(&CreateServer {
-                name: "Wire".to_owned(),
-                icon_url: Some("https://cdn.example/wire.png".to_owned()),
-                default_permissions: None,
-            })
-            .await
-            .unwrap();
+        let server = client.create_server(&with_icon("Wire", "https://cdn.example/wire.png")).await.unwrap();
         let channel = client.create_channel(server.id, "general").await.unwrap();
         let invite = client
             .create_invite(

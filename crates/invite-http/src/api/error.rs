@@ -259,6 +259,7 @@ pub(crate) type ApiResult<T> = Result<T, ApiError>;
 #[cfg(test)]
 mod tests {
     use actix_web::body::to_bytes;
+    use serde_json::json;
 
     use super::*;
 
@@ -273,13 +274,9 @@ mod tests {
 
     #[actix_web::test]
     async fn problems_keep_their_status_code_and_message() {
-        let (status, body, retry) = render(ApiError::of(ErrorCode::InviteExpired)).await;
-        assert_eq!(status, 400);
-        assert_eq!(
-            body,
-            serde_json::json!({"error": "This invite has expired", "code": "INVITE_EXPIRED"})
-        );
-        assert_eq!(retry, None);
+        let rendered = render(ApiError::of(ErrorCode::InviteExpired)).await;
+        let body = json!({"error": "This invite has expired", "code": "INVITE_EXPIRED"});
+        assert_eq!(rendered, (400, body, None));
     }
 
     #[test]
@@ -315,11 +312,9 @@ mod tests {
     #[actix_web::test]
     async fn a_preview_refusal_is_404_whatever_its_reason() {
         let (status, body, _) = render(ApiError::Preview(PreviewRefused::Expired)).await;
-        assert_eq!(status, 404);
-        assert_eq!(
-            body,
-            serde_json::json!({"error": "Invite not found or has expired", "code": "INVITE_EXPIRED"})
-        );
+        let expected =
+            json!({"error": "Invite not found or has expired", "code": "INVITE_EXPIRED"});
+        assert_eq!((status, body), (404, expected));
     }
 
     #[actix_web::test]
@@ -336,10 +331,7 @@ mod tests {
     async fn internal_errors_never_leak_their_cause() {
         let error = ApiError::from(StoreError::NotFound(invite_store::Entity::Row));
         let (status, body, _) = render(error).await;
-        assert_eq!(status, 500);
-        assert_eq!(
-            body,
-            serde_json::json!({"error": "Internal server error", "code": "INTERNAL_ERROR"})
-        );
+        let expected = json!({"error": "Internal server error", "code": "INTERNAL_ERROR"});
+        assert_eq!((status, body), (500, expected));
     }
 }

@@ -266,11 +266,8 @@ fn every_connection_reset_ten_times_under_load() {
 #[test]
 fn a_ten_second_blackhole_under_load() {
     under_load_behind_a_proxy(|proxy, load, clients| {
-        let silent_at = load.now();
-        proxy.blackhole();
-        std::thread::sleep(Duration::from_secs(10));
-        let back_at = load.now();
-        proxy.restore();
+        let (silent_at, back_at) =
+            proxy.outage(Proxy::blackhole, Duration::from_secs(10), || load.now());
         std::thread::sleep(Duration::from_secs(4));
         let end = load.now();
         let (accepts, ready) = load.stop();

@@ -78,11 +78,8 @@ fn a_database_cut_under_load_is_answered_with_fast_503s_and_recovered_from() {
         .collect();
 
     std::thread::sleep(Duration::from_secs(2));
-    let cut_at = start.elapsed();
-    proxy.cut();
-    std::thread::sleep(Duration::from_secs(10));
-    let restored_at = start.elapsed();
-    proxy.restore();
+    let (cut_at, restored_at) =
+        proxy.outage(Proxy::cut, Duration::from_secs(10), || start.elapsed());
     std::thread::sleep(Duration::from_secs(5));
     stop.store(true, Ordering::Release);
     for worker in workers {

@@ -297,6 +297,22 @@ impl Proxy {
         self.paused.send_replace(false);
     }
 
+    /// An outage of the line: `fault` ([`Proxy::cut`] or [`Proxy::blackhole`]) for `lasting`,
+    /// then restored; when it began and when it ended, as `clock` reads them.
+    pub(crate) fn outage(
+        &self,
+        fault: fn(&Self),
+        lasting: Duration,
+        clock: impl Fn() -> Duration,
+    ) -> (Duration, Duration) {
+        let began = clock();
+        fault(self);
+        std::thread::sleep(lasting);
+        let ended = clock();
+        self.restore();
+        (began, ended)
+    }
+
     fn count(last: Break) -> u64 {
         match last {
             Break::None => 0,

@@ -28,6 +28,7 @@ use crate::Backend;
 use crate::connection::{DbConnection, on_each_backend, write_transaction};
 use crate::error::{Entity, StoreError, StoreResult};
 use crate::models::{Invite, InviteRow, Preview};
+use crate::prepared::bind_then;
 use crate::schema::{channels, gateway_sessions, invites, members, servers, users};
 use crate::sql_types::{DbJson, DbTimestamp, DbUuid, Id, Ts};
 
@@ -466,42 +467,28 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for CreateStatement<'_
         use diesel::sql_types::{BigInt, Bool, Nullable, Text};
         let row = self.row;
         out.push_sql("WITH params AS (SELECT ");
-        out.push_bind_param::<DbUuid, _>(&row.id)?;
-        out.push_sql("::uuid AS id, ");
-        out.push_bind_param::<DbUuid, _>(&row.server_id)?;
-        out.push_sql("::uuid AS server_id, ");
-        out.push_bind_param::<Nullable<DbUuid>, _>(&row.channel_id)?;
-        out.push_sql("::uuid AS channel_id, ");
-        out.push_bind_param::<Nullable<Text>, _>(&row.code)?;
-        out.push_sql("::text AS code, ");
-        out.push_bind_param::<Nullable<DbUuid>, _>(&row.created_by)?;
-        out.push_sql("::uuid AS created_by, ");
-        out.push_bind_param::<Nullable<BigInt>, _>(&row.max_uses)?;
-        out.push_sql("::bigint AS max_uses, ");
-        out.push_bind_param::<BigInt, _>(&row.max_age)?;
-        out.push_sql("::bigint AS max_age, ");
-        out.push_bind_param::<Nullable<DbTimestamp>, _>(&row.expires_at)?;
-        out.push_sql("::timestamptz AS expires_at, ");
-        out.push_bind_param::<Bool, _>(&row.temporary)?;
-        out.push_sql("::boolean AS temporary, ");
-        out.push_bind_param::<DbTimestamp, _>(&row.created_at)?;
-        out.push_sql("::timestamptz AS now, ");
-        out.push_bind_param::<BigInt, _>(&self.max_active)?;
-        out.push_sql("::bigint AS max_active, ");
-        out.push_bind_param::<DbUuid, _>(&self.audit_id)?;
-        out.push_sql("::uuid AS audit_id, ");
-        out.push_bind_param::<Text, _>(&self.audit_action)?;
-        out.push_sql("::text AS audit_action, ");
-        out.push_bind_param::<Text, _>(&self.audit_target)?;
-        out.push_sql("::text AS audit_target, ");
-        out.push_bind_param::<DbJson, _>(self.audit_details)?;
-        out.push_sql("::jsonb AS audit_details, ");
-        out.push_bind_param::<Text, _>(&self.event_type)?;
-        out.push_sql("::text AS event_type, ");
-        out.push_bind_param::<Text, _>(&self.audience)?;
-        out.push_sql("::text AS audience, ");
-        out.push_bind_param::<DbJson, _>(self.payload)?;
-        out.push_sql("::jsonb AS payload");
+        bind_then::<DbUuid, _>(&mut out, &row.id, "::uuid AS id, ")?;
+        bind_then::<DbUuid, _>(&mut out, &row.server_id, "::uuid AS server_id, ")?;
+        bind_then::<Nullable<DbUuid>, _>(&mut out, &row.channel_id, "::uuid AS channel_id, ")?;
+        bind_then::<Nullable<Text>, _>(&mut out, &row.code, "::text AS code, ")?;
+        bind_then::<Nullable<DbUuid>, _>(&mut out, &row.created_by, "::uuid AS created_by, ")?;
+        bind_then::<Nullable<BigInt>, _>(&mut out, &row.max_uses, "::bigint AS max_uses, ")?;
+        bind_then::<BigInt, _>(&mut out, &row.max_age, "::bigint AS max_age, ")?;
+        bind_then::<Nullable<DbTimestamp>, _>(
+            &mut out,
+            &row.expires_at,
+            "::timestamptz AS expires_at, ",
+        )?;
+        bind_then::<Bool, _>(&mut out, &row.temporary, "::boolean AS temporary, ")?;
+        bind_then::<DbTimestamp, _>(&mut out, &row.created_at, "::timestamptz AS now, ")?;
+        bind_then::<BigInt, _>(&mut out, &self.max_active, "::bigint AS max_active, ")?;
+        bind_then::<DbUuid, _>(&mut out, &self.audit_id, "::uuid AS audit_id, ")?;
+        bind_then::<Text, _>(&mut out, &self.audit_action, "::text AS audit_action, ")?;
+        bind_then::<Text, _>(&mut out, &self.audit_target, "::text AS audit_target, ")?;
+        bind_then::<DbJson, _>(&mut out, self.audit_details, "::jsonb AS audit_details, ")?;
+        bind_then::<Text, _>(&mut out, &self.event_type, "::text AS event_type, ")?;
+        bind_then::<Text, _>(&mut out, &self.audience, "::text AS audience, ")?;
+        bind_then::<DbJson, _>(&mut out, self.payload, "::jsonb AS payload")?;
         out.push_sql(CREATE_SQL);
         Ok(())
     }

@@ -40,7 +40,7 @@ use super::servers::add_to_member_count;
 use crate::connection::{DbConnection, check_deadline, on_each_backend, write_transaction};
 use crate::error::{Constraint, StoreError, StoreResult};
 use crate::models::{Invite, InviteRow, JoinSource, Member, MemberRow, corrupt};
-use crate::prepared::prepared_statement;
+use crate::prepared::{bind_then, prepared_statement};
 use crate::schema::{bans, invites, members, servers};
 use crate::sql_types::{DbTimestamp, DbUuid, Id, Ts};
 
@@ -455,18 +455,13 @@ impl<const REMEMBERS: bool, const RECORDS: bool>
     ) -> QueryResult<()> {
         let values = self.values;
         out.push_sql("WITH params AS (SELECT ");
-        out.push_bind_param::<Text, _>(&values.code)?;
-        out.push_sql("::text AS code, ");
-        out.push_bind_param::<DbUuid, _>(&values.user_id)?;
-        out.push_sql("::uuid AS user_id, ");
-        out.push_bind_param::<DbTimestamp, _>(&values.now)?;
-        out.push_sql("::timestamptz AS now, ");
-        out.push_bind_param::<DbUuid, _>(&values.audit_id)?;
-        out.push_sql("::uuid AS audit_id");
+        bind_then::<Text, _>(&mut out, &values.code, "::text AS code, ")?;
+        bind_then::<DbUuid, _>(&mut out, &values.user_id, "::uuid AS user_id, ")?;
+        bind_then::<DbTimestamp, _>(&mut out, &values.now, "::timestamptz AS now, ")?;
+        bind_then::<DbUuid, _>(&mut out, &values.audit_id, "::uuid AS audit_id")?;
         if REMEMBERS {
             out.push_sql(", ");
-            out.push_bind_param::<Nullable<Text>, _>(&values.username)?;
-            out.push_sql("::text AS username");
+            bind_then::<Nullable<Text>, _>(&mut out, &values.username, "::text AS username")?;
         }
         if RECORDS {
             let Some(record) = &values.record else {
@@ -475,16 +470,11 @@ impl<const REMEMBERS: bool, const RECORDS: bool>
                 ));
             };
             out.push_sql(", ");
-            out.push_bind_param::<Text, _>(&record.key)?;
-            out.push_sql("::text AS idempotency_key, ");
-            out.push_bind_param::<Text, _>(&record.fingerprint)?;
-            out.push_sql("::text AS fingerprint, ");
-            out.push_bind_param::<Integer, _>(&record.status)?;
-            out.push_sql("::integer AS status, ");
-            out.push_bind_param::<Text, _>(&record.body_before)?;
-            out.push_sql("::text AS body_before, ");
-            out.push_bind_param::<Text, _>(&record.body_after)?;
-            out.push_sql("::text AS body_after");
+            bind_then::<Text, _>(&mut out, &record.key, "::text AS idempotency_key, ")?;
+            bind_then::<Text, _>(&mut out, &record.fingerprint, "::text AS fingerprint, ")?;
+            bind_then::<Integer, _>(&mut out, &record.status, "::integer AS status, ")?;
+            bind_then::<Text, _>(&mut out, &record.body_before, "::text AS body_before, ")?;
+            bind_then::<Text, _>(&mut out, &record.body_after, "::text AS body_after")?;
         }
         out.push_sql(ACCEPT_SQL);
         if REMEMBERS {
@@ -827,16 +817,11 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for AcceptSetStatement
     SELECT x.ord, x.code, x.user_id, x.audit_id, x.username, x.now
     FROM unnest(",
         );
-        out.push_bind_param::<Array<Text>, _>(&self.codes)?;
-        out.push_sql("::text[], ");
-        out.push_bind_param::<Array<SqlUuid>, _>(&self.user_ids)?;
-        out.push_sql("::uuid[], ");
-        out.push_bind_param::<Array<SqlUuid>, _>(&self.audit_ids)?;
-        out.push_sql("::uuid[], ");
-        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.usernames)?;
-        out.push_sql("::text[], ");
-        out.push_bind_param::<Array<Timestamptz>, _>(&self.nows)?;
-        out.push_sql("::timestamptz[]");
+        bind_then::<Array<Text>, _>(&mut out, &self.codes, "::text[], ")?;
+        bind_then::<Array<SqlUuid>, _>(&mut out, &self.user_ids, "::uuid[], ")?;
+        bind_then::<Array<SqlUuid>, _>(&mut out, &self.audit_ids, "::uuid[], ")?;
+        bind_then::<Array<Nullable<Text>>, _>(&mut out, &self.usernames, "::text[], ")?;
+        bind_then::<Array<Timestamptz>, _>(&mut out, &self.nows, "::timestamptz[]")?;
         out.push_sql(ACCEPT_SET_SQL);
         Ok(())
     }

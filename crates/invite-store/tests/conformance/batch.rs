@@ -23,18 +23,20 @@ use crate::{
     t0, user,
 };
 
-/// A plain accept as the service hands it to a batch: decided by the set statement when the
-/// batch has one, or run alone.
-struct TestJoin {
+/// A join or a preview as the service hands it to a batch: decided by the set statement when
+/// the batch has one, or `run` alone.
+struct TestSet<T> {
     request: SetRequest,
-    outcome: Option<StoreResult<Redemption>>,
-    answer: Arc<Mutex<Option<StoreResult<Redemption>>>>,
+    run: fn(&mut DbConnection, &SetRequest) -> StoreResult<T>,
+    /// Its answer out of the set statement's outcome.
+    decided: fn(SetOutcome) -> T,
+    outcome: Option<StoreResult<T>>,
+    answer: Arc<Mutex<Option<StoreResult<T>>>>,
 }
 
-impl BatchWrite for TestJoin {
+impl<T: Send> BatchWrite for TestSet<T> {
     fn run(&mut self, conn: &mut DbConnection) -> bool {
-        let SetRequest::Join(join) = &self.request else { unreachable!() };
-        let outcome = conn.redeem(&join.code, &join.actor, join.now);
+        let outcome = (self.run)(conn, &self.request);
         let ok = outcome.is_ok();
         self.outcome = Some(outcome);
         ok
@@ -54,31 +56,51 @@ impl BatchWrite for TestJoin {
     }
 
     fn decided(&mut self, outcome: SetOutcome) {
-        let SetOutcome::Joined(redemption) = outcome else {
-            panic!("a join previewed: {outcome:?}")
-        };
-        self.outcome = Some(Ok(redemption));
+        self.outcome = Some(Ok((self.decided)(outcome)));
     }
 }
 
-/// Commits `joins` as one batch; their redemptions, in order.
-fn commit(conn: &mut DbConnection, joins: &[(&CodeRef, &Actor)]) -> Vec<Redemption> {
-    let answers: Vec<_> = joins.iter().map(|_| Arc::new(Mutex::new(None))).collect();
-    let writes = joins
-        .iter()
+/// Commits `requests` as one batch; their answers, in order.
+fn commit_set<T: Send + 'static>(
+    conn: &mut DbConnection,
+    requests: Vec<SetRequest>,
+    run: fn(&mut DbConnection, &SetRequest) -> StoreResult<T>,
+    decided: fn(SetOutcome) -> T,
+) -> Vec<T> {
+    let answers: Vec<_> = requests.iter().map(|_| Arc::new(Mutex::new(None))).collect();
+    let writes = requests
+        .into_iter()
         .zip(&answers)
-        .map(|((code, actor), answer)| {
-            let request = SetRequest::Join(JoinRequest {
-                code: (*code).clone(),
-                actor: (*actor).clone(),
-                now: t0(),
-            });
-            Box::new(TestJoin { request, outcome: None, answer: answer.clone() })
+        .map(|(request, answer)| {
+            let answer = answer.clone();
+            Box::new(TestSet { request, run, decided, outcome: None, answer })
                 as Box<dyn BatchWrite>
         })
         .collect();
     commit_batch(conn, writes);
     answers.iter().map(|answer| answer.lock().unwrap().take().unwrap().unwrap()).collect()
+}
+
+/// Commits `joins` as one batch; their redemptions, in order.
+fn commit(conn: &mut DbConnection, joins: &[(&CodeRef, &Actor)]) -> Vec<Redemption> {
+    let requests = joins
+        .iter()
+        .map(|(code, actor)| {
+            let (code, actor) = ((*code).clone(), (*actor).clone());
+            SetRequest::Join(JoinRequest { code, actor, now: t0() })
+        })
+        .collect();
+    let run = |conn: &mut DbConnection, request: &SetRequest| {
+        let SetRequest::Join(join) = request else { unreachable!() };
+        conn.redeem(&join.code, &join.actor, join.now)
+    };
+    let decided = |outcome: SetOutcome| {
+        let SetOutcome::Joined(redemption) = outcome else {
+            panic!("a join previewed: {outcome:?}")
+        };
+        redemption
+    };
+    commit_set(conn, requests, run, decided)
 }
 
 /// The refusal of a redemption; `None` for a join.
@@ -293,19 +315,8 @@ conformance! {
         // An unknown code, and a code asked for twice in one batch.
         codes.push(CodeRef::parse("nonexist").unwrap());
         codes.push(code_of(&invites[1]));
-        let answers: Vec<_> = codes.iter().map(|_| Arc::new(Mutex::new(None))).collect();
-        let writes = codes
-            .iter()
-            .zip(&answers)
-            .map(|(code, answer)| {
-                let request = SetRequest::Preview(code.clone(), t0());
-                Box::new(TestPreview { request, outcome: None, answer: answer.clone() })
-                    as Box<dyn BatchWrite>
-            })
-            .collect();
-        commit_batch(conn, writes);
-        for (code, answer) in codes.iter().zip(&answers) {
-            let batched = answer.lock().unwrap().take().unwrap().unwrap();
+        let requests = codes.iter().map(|code| SetRequest::Preview(code.clone(), t0())).collect();
+        for (code, batched) in codes.iter().zip(commit_previews(conn, requests)) {
             assert_eq!(batched, Found(conn.preview(code, t0()).unwrap()), "{code:?}");
         }
         // What the batch read is what the database holds: the join, the pause, the names.
@@ -355,38 +366,15 @@ fn postgres_decides_a_batch_of_joins_in_one_statement() {
 #[derive(Debug, PartialEq)]
 struct Found(Option<Preview>);
 
-/// A preview read as the service hands it to a batch.
-struct TestPreview {
-    request: SetRequest,
-    /// What was found, once the read ran.
-    outcome: Option<Found>,
-    answer: Arc<Mutex<Option<StoreResult<Found>>>>,
-}
-
-impl BatchWrite for TestPreview {
-    fn run(&mut self, conn: &mut DbConnection) -> bool {
-        let SetRequest::Preview(code, now) = &self.request else { unreachable!() };
-        let found = conn.preview(code, *now);
-        let ok = found.is_ok();
-        self.outcome = found.ok().map(Found);
-        ok
-    }
-
-    fn deadline(&self) -> Instant {
-        Instant::now() + Duration::from_mins(1)
-    }
-
-    fn settle(mut self: Box<Self>, committed: StoreResult<()>) {
-        let outcome = committed.map(|()| self.outcome.take().unwrap());
-        *self.answer.lock().unwrap() = Some(outcome);
-    }
-
-    fn set_request(&self) -> Option<&SetRequest> {
-        Some(&self.request)
-    }
-
-    fn decided(&mut self, outcome: SetOutcome) {
+/// Commits the preview `requests` as one batch; what each found, in order.
+fn commit_previews(conn: &mut DbConnection, requests: Vec<SetRequest>) -> Vec<Found> {
+    let run = |conn: &mut DbConnection, request: &SetRequest| {
+        let SetRequest::Preview(code, now) = request else { unreachable!() };
+        conn.preview(code, *now).map(Found)
+    };
+    let decided = |outcome: SetOutcome| {
         let SetOutcome::Previewed(found) = outcome else { panic!("a preview joined: {outcome:?}") };
-        self.outcome = Some(Found(found.map(|found| *found)));
-    }
+        Found(found.map(|found| *found))
+    };
+    commit_set(conn, requests, run, decided)
 }

@@ -107,8 +107,7 @@ conformance! {
     fn a_code_collision_draws_again_and_gives_up_after_three(db: &TestDatabase) {
         let conn = &mut db.connect();
         let (owner, server) = owned_server(conn);
-        let settings = settings("{}");
-        let new = NewInvite { server_id: server.id, creator: &owner, settings: &settings, now: t0() };
+        let new = NewInvite { server_id: server.id, creator: &owner, settings: &settings("{}"), now: t0() };
         let CreatedInvite::Created(first) = conn.create_invite(&new, &mut constant(0)).unwrap() else { panic!() };
         assert_eq!(first.code.as_deref(), Some("AAAAAAAA"));
 
@@ -161,8 +160,7 @@ conformance! {
         assert_eq!(conn.count_active_invites(server.id, t0()).unwrap(), 999);
 
         let last = create_invite(conn, &server, &owner, "{}");
-        let settings = settings("{}");
-        let new = NewInvite { server_id: server.id, creator: &owner, settings: &settings, now: t0() };
+        let new = NewInvite { server_id: server.id, creator: &owner, settings: &settings("{}"), now: t0() };
         assert_eq!(stopped(conn.create_invite(&new, &mut invite_core::code::OsRandom)), Fact::ActiveInvitesFull);
         assert_eq!(invite_rows(conn, server.id), 1004);
         crate::revoke(conn, last.id, owner.user_id, t0()).unwrap();
@@ -339,8 +337,7 @@ conformance! {
     fn revoking_is_a_soft_delete_and_the_code_is_never_reissued(db: &TestDatabase) {
         let conn = &mut db.connect();
         let (owner, server) = owned_server(conn);
-        let settings = settings("{}");
-        let new = NewInvite { server_id: server.id, creator: &owner, settings: &settings, now: t0() };
+        let new = NewInvite { server_id: server.id, creator: &owner, settings: &settings("{}"), now: t0() };
         let CreatedInvite::Created(invite) = conn.create_invite(&new, &mut constant(3)).unwrap() else { panic!() };
 
         let revoked = crate::revoke(conn, invite.id, owner.user_id, t0() + minutes(1)).unwrap();

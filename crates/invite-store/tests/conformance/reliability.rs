@@ -120,6 +120,16 @@ fn count_servers(conn: &mut invite_store::DbConnection) -> i64 {
     invite_store::schema::servers::table.count().get_result(conn).unwrap()
 }
 
+/// The process id of the PostgreSQL backend serving `conn`.
+fn backend_pid(conn: &mut invite_store::DbConnection) -> invite_store::StoreResult<i32> {
+    #[derive(QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    Ok(diesel::sql_query("SELECT pg_backend_pid() AS pid").get_result::<Pid>(conn)?.pid)
+}
+
 /// A twin on another instance records first: this one's change rolls back, and the twin's
 /// response is the answer (PostgreSQL: SQLite writers are serialised, there is no such race).
 /// A replay confirms that its record is durable: it locks the record in a transaction of its
@@ -188,16 +198,10 @@ fn postgres_a_twin_that_recorded_first_wins() {
 /// the caller is told the database is unavailable, never that something else broke.
 #[test]
 fn postgres_a_connection_lost_mid_transaction_is_unavailable() {
-    #[derive(QueryableByName)]
-    struct Pid {
-        #[diesel(sql_type = diesel::sql_types::Integer)]
-        pid: i32,
-    }
     let db = TestDatabase::postgres();
     let conn = &mut db.connect();
     let (owner, server) = owned_server(conn);
-    let pid =
-        diesel::sql_query("SELECT pg_backend_pid() AS pid").get_result::<Pid>(conn).unwrap().pid;
+    let pid = backend_pid(conn).unwrap();
     let failures = invite_store::repo::audit_write_failures();
     let settings = crate::settings("{}");
     let new = invite_store::repo::NewInvite {
@@ -264,21 +268,13 @@ fn postgres_the_event_horizon_waits_for_this_databases_writers_only() {
 /// meeting each dead connection in turn.
 #[test]
 fn postgres_connections_whose_server_is_gone_are_never_handed_out_again() {
-    #[derive(QueryableByName)]
-    struct Pid {
-        #[diesel(sql_type = diesel::sql_types::Integer)]
-        pid: i32,
-    }
     let db = TestDatabase::postgres();
     let pool = db.pool();
-    let backend = |conn: &mut invite_store::DbConnection| {
-        Ok(diesel::sql_query("SELECT pg_backend_pid() AS pid").get_result::<Pid>(conn)?.pid)
-    };
     // Fill the pool: four connections checked out at once, then back to idle.
     let held: Vec<_> = (0..4).map(|_| pool.get().unwrap()).collect();
     drop(held);
     let before: std::collections::HashSet<i32> =
-        (0..4).map(|_| pool.run(backend).unwrap()).collect();
+        (0..4).map(|_| pool.run(backend_pid).unwrap()).collect();
     let mut admin = PgConnection::establish(&invite_store::testing::admin_url()).unwrap();
     let database = match db.url() {
         invite_store::DatabaseUrl::Postgres(url) => url.rsplit('/').next().unwrap().to_owned(),
@@ -297,7 +293,7 @@ fn postgres_connections_whose_server_is_gone_are_never_handed_out_again() {
     assert!(swallowed.is_ok());
     // Everything after works on the first try, on connections opened since.
     for _ in 0..8 {
-        let pid = pool.run(backend).expect("a live connection");
+        let pid = pool.run(backend_pid).expect("a live connection");
         assert!(!before.contains(&pid), "a terminated backend ({pid}) was handed out again");
     }
 }
