@@ -36,5 +36,6 @@ mod pause;
 mod rate_limits;
 mod servers;
 mod status;
+mod undo;
 mod vanity;
 mod webhooks;

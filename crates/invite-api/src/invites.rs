@@ -115,6 +115,19 @@ impl Joined {
     }
 }
 
+/// The answer to undoing an invite (`POST /servers/{id}/invites/{invite_id}/undo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InviteUndone {
+    /// Always `true`: the invite is revoked, by this undo or before it.
+    pub revoked: bool,
+    /// Members removed by this undo (0 when it is repeated).
+    pub removed: u64,
+    /// Members who joined through the invite (since `since`) and stay: the owner, and those
+    /// whose permissions were set after they joined.
+    pub kept: u64,
+}
+
 /// The vanity URL of a server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -111,7 +111,7 @@ mod webhooks;
 pub use errors::{ErrorBody, RateLimitedBody};
 pub use events::Event;
 pub use headers::RateLimit;
-pub use invites::{ChannelRef, Invite, InviteKind, Joined, Preview, VanityUrl};
+pub use invites::{ChannelRef, Invite, InviteKind, InviteUndone, Joined, Preview, VanityUrl};
 pub use operations::{Component, Level, Maintenance, Status, Window};
 pub use servers::{
     AuditAction, AuditEntry, Channel, JoinSource, JoinedVia, Member, Server, ServerFeature,
@@ -129,5 +129,6 @@ pub use invite_core::server::{
     Ban, BanRequest, CreateChannelRequest, CreateServerRequest, PauseRequest, UpdateMemberRequest,
     UpdateServerRequest, VanityRequest,
 };
+pub use invite_core::undo::UndoInviteRequest;
 pub use invite_core::webhook::CreateWebhookRequest;
 pub use invite_core::{ErrorCode, Patch};

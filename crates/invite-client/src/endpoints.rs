@@ -4,8 +4,9 @@ use std::fmt::Display;
 
 use chrono::{DateTime, Utc};
 use invite_api::{
-    AuditEntry, Ban, BanRequest, Channel, CreateChannelRequest, Invite, Member, Patch,
-    PauseRequest, Permissions, Preview, Server, UpdateMemberRequest, VanityRequest, VanityUrl,
+    AuditEntry, Ban, BanRequest, Channel, CreateChannelRequest, Invite, InviteUndone, Member,
+    Patch, PauseRequest, Permissions, Preview, Server, UndoInviteRequest, UpdateMemberRequest,
+    VanityRequest, VanityUrl,
 };
 use reqwest::Method;
 use uuid::Uuid;
@@ -62,6 +63,27 @@ impl Client {
             path(&[&"servers", &server_id, &"invites", &invite_id]),
             nothing,
         )
+    }
+
+    /// `POST /servers/{server_id}/invites/{invite_id}/undo`: undoes a leaked link
+    /// (`MANAGE_SERVER` and `KICK_MEMBERS`): revokes the invite, if it is not already, and
+    /// removes everyone who joined through it (at or after `since`, when given), except the
+    /// owner and members whose permissions were set after they joined (counted in `kept`).
+    /// Safe to repeat: a second undo removes nobody more. The vanity invite: 400
+    /// `VANITY_INVITE`.
+    pub fn undo_invite(
+        &self,
+        server_id: Uuid,
+        invite_id: Uuid,
+        since: Option<DateTime<Utc>>,
+    ) -> Call<InviteUndone> {
+        Call::new(
+            self,
+            Method::POST,
+            path(&[&"servers", &server_id, &"invites", &invite_id, &"undo"]),
+            json,
+        )
+        .json(&UndoInviteRequest::since(since))
     }
 
     /// `PATCH /servers/{server_id}/invites/{invite_id}`: edits an invite's limits. Honours

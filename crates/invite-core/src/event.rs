@@ -220,6 +220,9 @@ pub enum RemovalReason {
     Ban,
     /// Their temporary membership ended with their last gateway session.
     Temporary,
+    /// They joined through an invite a moderator undid (a leaked link).
+    #[serde(rename = "invite_undo")]
+    InviteUndo,
 }
 
 /// `MEMBER_REMOVE`.
@@ -512,6 +515,22 @@ mod tests {
             assert_eq!(event.server_id(), id(2));
         }
         assert!(Event::from_parts(EventType::BanRemove, serde_json::json!({"user": 1})).is_err());
+    }
+
+    /// The reasons a `MEMBER_REMOVE` gives, as the wire spells them.
+    #[test]
+    fn removal_reasons_have_their_wire_names() {
+        let reasons = [
+            (RemovalReason::Leave, "leave"),
+            (RemovalReason::Kick, "kick"),
+            (RemovalReason::Ban, "ban"),
+            (RemovalReason::Temporary, "temporary"),
+            (RemovalReason::InviteUndo, "invite_undo"),
+        ];
+        for (reason, wire) in reasons {
+            assert_eq!(serde_json::to_value(reason).unwrap(), wire);
+            assert_eq!(serde_json::from_value::<RemovalReason>(wire.into()).unwrap(), reason);
+        }
     }
 
     #[test]

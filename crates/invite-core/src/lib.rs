@@ -11,6 +11,7 @@ pub mod permissions;
 pub mod problem;
 pub mod redeem;
 pub mod server;
+pub mod undo;
 pub mod vanity;
 pub mod webhook;
 mod wire;

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use invite_core::code::{CodeRef, RandomSource};
-use invite_core::event::{Event, InviteDeleted};
+use invite_core::event::{Event, InviteDeleted, MemberRemoved, RemovalReason};
 use invite_core::invite::{
     CreateInviteRequest, UpdateInviteRequest, check_manageable, check_version,
 };
@@ -12,6 +12,7 @@ use invite_core::redeem::{
     decide_redemption,
 };
 use invite_core::server::PageLimit;
+use invite_core::undo::{UndoInviteRequest, check_undoable, plan_undo};
 use invite_core::{ErrorCode, Problem};
 use invite_store::models::{Invite, Member, Preview};
 use invite_store::repo::{
@@ -272,6 +273,80 @@ fn revoke_checked(
         code: invite.code.clone(),
     });
     with_events(conn, ctx.now, revoked, &[event])
+}
+
+/// What undoing an invite did (contract section 11, "Undo a leaked link").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Undone {
+    /// Whether this undo revoked the invite (`false`: it was revoked already, by a revoke or an
+    /// earlier undo). Either way it is revoked now.
+    pub revoked_now: bool,
+    /// Members removed.
+    pub removed: u64,
+    /// Members who joined through it (since `since`) and stay: the owner, and those whose
+    /// permissions were set after they joined.
+    pub kept: u64,
+}
+
+/// Undoes a leaked link (`MANAGE_SERVER` and `KICK_MEMBERS`): revokes the invite, unless it is
+/// revoked already (audited and evented as a revoke), and removes everyone who joined through it
+/// (since `since`, when the request gives one) as [`invite_core::undo::plan_undo`] decides, each
+/// removal audited as `MemberKick` (`{"reason": "invite_undo", "code"}`) and evented as
+/// `MEMBER_REMOVE` in the same transaction. Repeating it removes nobody more.
+///
+/// Unknown and other servers' invites are 404 `INVITE_NOT_FOUND`, revoked ones are not (undoing
+/// a revoked link is what a moderator who revoked it first still needs), the vanity invite is
+/// 400 `VANITY_INVITE`.
+///
+/// A join racing the undo cannot leave a member through the invite behind: the undo takes the
+/// invite's row lock, which every accept takes (on PostgreSQL the single accept's use and the
+/// set-based accept's `FOR UPDATE`), before it reads who joined. An accept that held it first
+/// has committed by then, and its member is read and removed; one that comes after finds the
+/// invite revoked. On SQLite writers run one at a time.
+pub fn undo(
+    conn: &mut DbConnection,
+    ctx: &Ctx,
+    (server_id, invite_id): (Uuid, Uuid),
+    request: &UndoInviteRequest,
+) -> OpResult<Outcome<Undone>> {
+    write_transaction(conn, |conn| {
+        let standing = member_standing(conn, server_id, ctx.user_id())?;
+        standing.require(Requirement::ManageServer)?;
+        standing.require(Requirement::KickMembers)?;
+        let since = request.validate()?;
+        let invite = conn
+            .find_invite(invite_id)?
+            .filter(|invite| invite.server_id == server_id)
+            .ok_or_else(|| OpError::refused(ErrorCode::InviteNotFound))?;
+        check_undoable(invite.kind)?;
+        // The lock first, then who joined: see above. Then the members' rows, before anything
+        // takes the server's (the revoke's audit entry, the count, the events), the order in
+        // which a kick or a permission change takes them.
+        let invite = conn.lock_invite(invite.id)?;
+        let joiners = conn.lock_joiners(invite.id)?;
+        let owner = conn
+            .find_server(server_id)?
+            .ok_or_else(|| OpError::refused(ErrorCode::ServerNotFound))?
+            .owner_id;
+        let plan = plan_undo(&joiners, owner, since);
+        let mut events = Vec::with_capacity(plan.remove.len() + 1);
+        let revoked_now = invite.revoked_at.is_none();
+        if revoked_now {
+            conn.revoke_invite(&invite, ctx.user_id(), ctx.now)?;
+            events.push(Event::InviteDelete(InviteDeleted {
+                server_id,
+                invite_id: invite.id,
+                code: invite.code.clone(),
+            }));
+        }
+        let removed = conn.remove_joiners(&invite, &plan.remove, ctx.user_id(), ctx.now)?;
+        events.extend(removed.iter().map(|&user_id| {
+            let reason = RemovalReason::InviteUndo;
+            Event::MemberRemove(MemberRemoved { server_id, user_id, reason })
+        }));
+        let removed = u64::try_from(removed.len()).unwrap_or(u64::MAX);
+        with_events(conn, ctx.now, Undone { revoked_now, removed, kept: plan.kept }, &events)
+    })
 }
 
 /// What an invite's preview shows, for the API and the invite page alike.

@@ -49,7 +49,8 @@ pub fn update(
 ) -> OpResult<Outcome<Member>> {
     write_transaction(conn, |conn| {
         member_standing(conn, server_id, ctx.user_id())?.require(Requirement::Administrator)?;
-        let member = conn.set_member_permissions(server_id, user_id, request.permissions)?;
+        let member =
+            conn.set_member_permissions(server_id, user_id, request.permissions, ctx.now)?;
         let event = Event::MemberUpdate(member_data(&member));
         with_events(conn, ctx.now, member, &[event])
     })

@@ -84,6 +84,7 @@ diesel::table! {
         joined_via_invite_id -> Nullable<DbUuid>,
         joined_via_code -> Nullable<Text>,
         inviter_id -> Nullable<DbUuid>,
+        permissions_set_at -> Nullable<DbTimestamp>,
     }
 }
 

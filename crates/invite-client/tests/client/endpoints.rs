@@ -89,6 +89,41 @@ both_backends! {
         }
     }
 
+    async fn a_leaked_link_is_undone_and_an_undo_is_safe_to_repeat(app: &TestApp) {
+        let owner = app.user();
+        let client = app.client(&owner);
+        let server = client.create_server(&CreateServer::named("Leaky")).await.unwrap();
+        let invite = client.create_invite(server.id, &CreateInvite::default()).await.unwrap();
+        let code = invite.code.clone().unwrap();
+        let (early, late, vouched) = (app.user(), app.user(), app.user());
+        app.client(&early).accept(&code).await.unwrap();
+        let since = Utc::now().duration_trunc(TimeDelta::milliseconds(1)).unwrap() + TimeDelta::milliseconds(1);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        for user in [&late, &vouched] {
+            app.client(user).accept(&code).await.unwrap();
+        }
+        client.update_member(server.id, vouched.id, Permissions::empty()).await.unwrap();
+
+        let undone = client.undo_invite(server.id, invite.id, Some(since)).send_full().await.unwrap();
+        assert_eq!(undone.status, 200);
+        assert!(undone.idempotency_key.is_some(), "a POST carries an Idempotency-Key");
+        assert_eq!((undone.value.revoked, undone.value.removed, undone.value.kept), (true, 1, 1));
+        let left: Vec<_> = client.list_members(server.id, PageAfter::default()).await.unwrap().into_iter().map(|m| m.user_id).collect();
+        let mut expected = vec![owner.id, early.id, vouched.id];
+        expected.sort_unstable();
+        assert_eq!(left, expected);
+        let refused = app.client(&app.user()).accept(&code).await.unwrap_err();
+        assert_eq!(refused.code(), Some(&ErrorCode::InviteRevoked));
+
+        // Again, for everyone who joined: the early joiner now, the vouched one still kept.
+        let again = client.undo_invite(server.id, invite.id, None).await.unwrap();
+        assert_eq!((again.revoked, again.removed, again.kept), (true, 1, 1));
+        let error = client.undo_invite(server.id, uuid::Uuid::now_v7(), None).await.unwrap_err();
+        assert_eq!((error.status(), error.code()), (Some(404), Some(&ErrorCode::InviteNotFound)));
+        let error = app.client(&vouched).undo_invite(server.id, invite.id, None).await.unwrap_err();
+        assert_eq!((error.status(), error.code()), (Some(403), Some(&ErrorCode::MissingPermission)));
+    }
+
     async fn channel_invites_are_created_and_listed_newest_first(app: &TestApp) {
         let owner = app.user();
         let client = app.client(&owner);

@@ -4,8 +4,8 @@
 
 use chrono::{TimeDelta, Utc};
 use invite_client::{
-    Accepted, AuditEntry, Ban, Channel, CreateInvite, Invite, Member, Preview, Server,
-    ServerFeature, UpdateServer, VanityUrl,
+    Accepted, AuditEntry, Ban, Channel, CreateInvite, Invite, InviteUndone, Member, Preview,
+    Server, ServerFeature, UpdateServer, VanityUrl,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -105,5 +105,9 @@ both_backends! {
         // And the client's own calls read the same values.
         assert_eq!(client.get_server(server.id).await.unwrap().id, paused.id);
         assert_eq!(client.list_bans(server.id).await.unwrap(), bans);
+
+        // Last, since it removes the guest.
+        let undone: InviteUndone = same_on_the_wire(&raw(app, Method::POST, &format!("/servers/{s}/invites/{}/undo", invite.id), Some(&owner)).await);
+        assert_eq!((undone.revoked, undone.removed, undone.kept), (true, 1, 0));
     }
 }

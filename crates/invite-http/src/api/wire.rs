@@ -113,6 +113,11 @@ pub(crate) fn channel(channel: Channel) -> invite_api::Channel {
     }
 }
 
+/// What an undo did, as `{"revoked": true, "removed", "kept"}`.
+pub(crate) fn invite_undone(undone: &invite_ops::invites::Undone) -> invite_api::InviteUndone {
+    invite_api::InviteUndone { revoked: true, removed: undone.removed, kept: undone.kept }
+}
+
 /// A server's vanity URL: its vanity invite's code and uses, or none.
 pub(crate) fn vanity_url(invite: Option<Invite>) -> invite_api::VanityUrl {
     match invite {

@@ -88,4 +88,66 @@ on_both_backends! {
         assert_eq!(code_of(invite_ops::invites::revoke(conn, &ctx(member), ids, Ok(None))), "MISSING_PERMISSION");
         assert_eq!(code_of(invite_ops::invites::revoke_by_code(conn, &ctx(member), &code, Ok(None))), "MISSING_PERMISSION");
     }
+
+    fn an_undo_returns_what_it_did_with_the_events_it_committed(db: &TestDatabase) {
+        use invite_core::event::RemovalReason;
+        use invite_core::undo::UndoInviteRequest;
+        use invite_ops::invites::Undone;
+        use invite_store::repo::MemberRepository;
+
+        let conn = &mut db.connect();
+        let (owner, server, invite) = server_with_invite(conn, "{}");
+        let code = CodeRef::parse(invite.code.as_deref().unwrap()).unwrap();
+        let joiners: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+        for joiner in &joiners {
+            conn.redeem(&code, &invite_store::repo::Actor::new(*joiner), t0()).unwrap();
+        }
+        conn.set_member_permissions(server.id, joiners[0], invite_core::permissions::Permissions::empty(), t0()).unwrap();
+        let ids = (server.id, invite.id);
+        let all = UndoInviteRequest::default();
+
+        let outcome = invite_ops::invites::undo(conn, &ctx(owner), ids, &all).unwrap();
+        let events = outcome.events().to_vec();
+        assert_eq!(outcome.settle(&invite_ops::OutboxOnly), Undone { revoked_now: true, removed: 2, kept: 1 });
+        assert_eq!(events.iter().map(StoredEvent::kind).collect::<Vec<_>>(), [EventType::InviteDelete, EventType::MemberRemove, EventType::MemberRemove]);
+        for event in &events[1..] {
+            let Event::MemberRemove(removed) = &event.event else { panic!("{events:?}") };
+            assert_eq!((removed.server_id, removed.reason), (server.id, RemovalReason::InviteUndo));
+            assert!(joiners[1..].contains(&removed.user_id));
+        }
+        // Committed with the change: the outbox holds what the outcome carries.
+        let mut stored = conn.server_events(server.id, 0, 100).unwrap();
+        assert_eq!(stored.split_off(stored.len() - events.len()), events);
+        assert!(conn.find_member(server.id, joiners[0]).unwrap().is_some());
+
+        // Repeated: the invite is revoked already, nobody else goes, nothing is announced.
+        let again = invite_ops::invites::undo(conn, &ctx(owner), ids, &all).unwrap();
+        assert!(again.events().is_empty());
+        assert_eq!(again.settle(&invite_ops::OutboxOnly), Undone { revoked_now: false, removed: 0, kept: 1 });
+    }
+
+    fn an_undo_is_refused_in_the_order_of_the_other_changes(db: &TestDatabase) {
+        use invite_core::undo::{TimeInput, UndoInviteRequest};
+
+        let conn = &mut db.connect();
+        let (owner, server, invite) = server_with_invite(conn, "{}");
+        let ids = (server.id, invite.id);
+        let bad = UndoInviteRequest { since: Some(TimeInput::Invalid(serde_json::json!(7))) };
+        let all = UndoInviteRequest::default();
+        let stranger = Uuid::now_v7();
+        assert_eq!(code_of(invite_ops::invites::undo(conn, &ctx(stranger), ids, &bad)), "SERVER_NOT_FOUND");
+        let code = CodeRef::parse(invite.code.as_deref().unwrap()).unwrap();
+        let member = Uuid::now_v7();
+        conn.redeem(&code, &invite_store::repo::Actor::new(member), t0()).unwrap();
+        assert_eq!(code_of(invite_ops::invites::undo(conn, &ctx(member), ids, &bad)), "MISSING_PERMISSION");
+        assert_eq!(code_of(invite_ops::invites::undo(conn, &ctx(owner), ids, &bad)), "VALIDATION_ERROR");
+        assert_eq!(code_of(invite_ops::invites::undo(conn, &ctx(owner), (server.id, Uuid::now_v7()), &all)), "INVITE_NOT_FOUND");
+        let (_, elsewhere, foreign) = server_with_invite(conn, "{}");
+        assert_eq!(code_of(invite_ops::invites::undo(conn, &ctx(owner), (server.id, foreign.id), &all)), "INVITE_NOT_FOUND");
+        assert_eq!(code_of(invite_ops::invites::undo(conn, &ctx(owner), (elsewhere.id, foreign.id), &all)), "SERVER_NOT_FOUND");
+        let vanity_code = invite_core::code::VanityCode::parse(&format!("u-{}", &Uuid::now_v7().simple().to_string()[20..])).unwrap();
+        let vanity = conn.set_vanity_code(server.id, Some(&vanity_code), owner, t0()).unwrap().unwrap();
+        assert_eq!(code_of(invite_ops::invites::undo(conn, &ctx(owner), (server.id, vanity.id), &all)), "VANITY_INVITE");
+        assert_eq!(conn.find_invite(invite.id).unwrap().unwrap().revoked_at, None, "nothing changed");
+    }
 }

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use invite_core::audit::AuditAction;
 use invite_core::permissions::Permissions;
 use invite_core::server::PageLimit;
+use invite_core::undo::Joiner;
 use uuid::Uuid;
 
 use super::audit::{self, NewAuditEntry};
@@ -12,7 +13,7 @@ use super::cursor::unknown_cursor;
 use super::servers::{add_to_member_count, bump_bans_version};
 use crate::connection::{DbConnection, on_each_backend, write_transaction};
 use crate::error::{Entity, StoreError, StoreResult};
-use crate::models::{Ban, BanRow, Member, MemberRow};
+use crate::models::{Ban, BanRow, Invite, Member, MemberRow};
 use crate::schema::{bans, members, users};
 use crate::sql_types::{Id, Ts};
 
@@ -44,13 +45,15 @@ pub trait MemberRepository {
     /// The membership, or `None`.
     fn find_member(&mut self, server_id: Uuid, user_id: Uuid) -> StoreResult<Option<Member>>;
 
-    /// Replaces the member's extra permissions; being given permissions ends a temporary
-    /// membership. `NotFound` when not a member.
+    /// Replaces the member's extra permissions, and records when (`permissions_set_at`, which
+    /// keeps them through an undo of the invite they joined with); being given permissions ends
+    /// a temporary membership. `NotFound` when not a member.
     fn set_member_permissions(
         &mut self,
         server_id: Uuid,
         user_id: Uuid,
         permissions: Permissions,
+        now: DateTime<Utc>,
     ) -> StoreResult<Member>;
 
     /// Removes the member and keeps the member count; `NotFound` when not a member.
@@ -69,6 +72,29 @@ pub trait MemberRepository {
         after: Option<Uuid>,
         limit: PageLimit,
     ) -> StoreResult<Vec<Member>>;
+
+    /// Everyone still a member through the invite, with what the undo rule
+    /// ([`invite_core::undo::undo_verdict`]) reads, in user id order. On PostgreSQL their rows
+    /// stay locked for the rest of the transaction: a permission set meanwhile waits for the
+    /// undo, and then finds the member gone, rather than being set on someone the undo judged
+    /// without it. Call it after locking the invite ([`InviteRepository::lock_invite`]), so
+    /// that no join through it is still to commit, and before anything that locks the server's
+    /// row, the order the other member changes take.
+    ///
+    /// [`InviteRepository::lock_invite`]: super::InviteRepository::lock_invite
+    fn lock_joiners(&mut self, invite_id: Uuid) -> StoreResult<Vec<Joiner>>;
+
+    /// Removes these members, who joined through `invite`, for an undo of it: keeps the member
+    /// count, and audits each removal as `MemberKick` by `actor` with details
+    /// `{"reason": "invite_undo", "code"}`. Returns who was removed, in the order given; anyone
+    /// no longer a member through the invite is skipped.
+    fn remove_joiners(
+        &mut self,
+        invite: &Invite,
+        user_ids: &[Uuid],
+        actor: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>>;
 }
 
 /// Bans.
@@ -160,6 +186,7 @@ impl MemberRepository for DbConnection {
         server_id: Uuid,
         user_id: Uuid,
         permissions: Permissions,
+        now: DateTime<Utc>,
     ) -> StoreResult<Member> {
         write_transaction(self, |conn| {
             let updated = diesel::update(
@@ -167,8 +194,13 @@ impl MemberRepository for DbConnection {
                     .filter(members::server_id.eq(Id(server_id)))
                     .filter(members::user_id.eq(Id(user_id))),
             )
-            // Someone given permissions has been vouched for: they stay when they disconnect.
-            .set((members::permissions.eq(permissions.bits()), members::temporary.eq(false)))
+            // Someone given permissions has been vouched for: they stay when they disconnect,
+            // and through an undo of the invite they joined with.
+            .set((
+                members::permissions.eq(permissions.bits()),
+                members::temporary.eq(false),
+                members::permissions_set_at.eq(Some(Ts(now))),
+            ))
             .execute(conn)?;
             if updated == 0 {
                 return Err(StoreError::NotFound(Entity::Member));
@@ -239,6 +271,73 @@ impl MemberRepository for DbConnection {
             );
         }
         into_members(query.load(self)?)
+    }
+
+    fn lock_joiners(&mut self, invite_id: Uuid) -> StoreResult<Vec<Joiner>> {
+        let query = members::table
+            .filter(members::joined_via_invite_id.eq(Id(invite_id)))
+            .order(members::user_id.asc())
+            .select((members::user_id, members::joined_at, members::permissions_set_at));
+        // SQLite has no row locks (nor `FOR UPDATE`): its writers run one at a time.
+        let rows: Vec<(Id, Ts, Option<Ts>)> = match self {
+            DbConnection::Postgres(pg) => query.for_update().load(pg)?,
+            DbConnection::Sqlite(sqlite) => query.load(sqlite)?,
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(user_id, joined_at, permissions_set_at)| Joiner {
+                user_id: user_id.0,
+                joined_at: joined_at.0,
+                permissions_set_at: permissions_set_at.map(|at| at.0),
+            })
+            .collect())
+    }
+
+    fn remove_joiners(
+        &mut self,
+        invite: &Invite,
+        user_ids: &[Uuid],
+        actor: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>> {
+        /// Members deleted by one statement: SQLite binds each id as a parameter of its own.
+        const CHUNK: usize = 500;
+        write_transaction(self, |conn| {
+            let mut gone = std::collections::HashSet::with_capacity(user_ids.len());
+            for chunk in user_ids.chunks(CHUNK) {
+                let ids: Vec<Id> = chunk.iter().copied().map(Id).collect();
+                let deleted: Vec<Id> = on_each_backend!(&mut *conn, |inner| diesel::delete(
+                    members::table
+                        .filter(members::server_id.eq(Id(invite.server_id)))
+                        .filter(members::joined_via_invite_id.eq(Id(invite.id)))
+                        .filter(members::user_id.eq_any(&ids))
+                )
+                .returning(members::user_id)
+                .get_results(inner))?;
+                gone.extend(deleted.into_iter().map(|id| id.0));
+            }
+            let removed: Vec<Uuid> =
+                user_ids.iter().copied().filter(|user_id| gone.contains(user_id)).collect();
+            if removed.is_empty() {
+                return Ok(removed);
+            }
+            let count = i64::try_from(removed.len()).unwrap_or(i64::MAX);
+            add_to_member_count(conn, invite.server_id, -count)?;
+            for &user_id in &removed {
+                audit::record(
+                    conn,
+                    NewAuditEntry {
+                        server_id: invite.server_id,
+                        actor_id: actor,
+                        action: AuditAction::MemberKick,
+                        target_id: Some(user_id),
+                        details: serde_json::json!({"reason": "invite_undo", "code": invite.code}),
+                        now,
+                    },
+                )?;
+            }
+            Ok(removed)
+        })
     }
 }
 

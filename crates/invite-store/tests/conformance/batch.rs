@@ -299,6 +299,64 @@ conformance! {
         assert_eq!((rows, counted), (1 + half, 1 + half));
     }
 
+    fn an_undo_crossing_batches_and_single_joins_leaves_nobody_through_the_invite(db: &TestDatabase) {
+        const USERS: usize = 50;
+        let pool = racing_pool(db);
+        let conn = &mut db.connect();
+        for round in 0..5_u64 {
+            let owner = user();
+            let server = create_server(conn, &owner);
+            let invite = create_invite(conn, &server, &owner, "{}");
+            let code = code_of(&invite);
+            let actors: Vec<Actor> = (0..USERS).map(|_| user()).collect();
+            let barrier = Arc::new(Barrier::new(6));
+            // Half the joins in small batches (one statement each on PostgreSQL), half alone.
+            let joiners: Vec<_> = actors.chunks(10).enumerate().map(|(i, chunk)| {
+                let (pool, barrier, code, chunk) = (pool.clone(), barrier.clone(), code.clone(), chunk.to_vec());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let mut outcomes = Vec::new();
+                    if i % 2 == 0 {
+                        for few in chunk.chunks(2) {
+                            let batch: Vec<(&CodeRef, &Actor)> = few.iter().map(|actor| (&code, actor)).collect();
+                            outcomes.extend(pool.run(|conn| Ok(commit(conn, &batch))).unwrap());
+                        }
+                    } else {
+                        for actor in &chunk {
+                            outcomes.push(pool.run(|conn| conn.redeem(&code, actor, t0())).unwrap());
+                        }
+                    }
+                    chunk.into_iter().zip(outcomes).collect::<Vec<_>>()
+                })
+            }).collect();
+            let undoer = {
+                let (pool, barrier, invite_id, by) = (pool.clone(), barrier.clone(), invite.id, owner.user_id);
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    std::thread::sleep(Duration::from_millis(2 + 4 * round));
+                    pool.run(|conn| crate::undo(conn, invite_id, by, t0())).unwrap()
+                })
+            };
+            let outcomes: Vec<(Actor, Redemption)> = joiners.into_iter().flat_map(|handle| handle.join().unwrap()).collect();
+            let removed = undoer.join().unwrap();
+            let joined: Vec<_> = outcomes.iter().filter(|(_, outcome)| matches!(outcome, Redemption::Joined(_))).map(|(actor, _)| actor.user_id).collect();
+            for (_, outcome) in &outcomes {
+                assert!(matches!(outcome, Redemption::Joined(_)) || reason(outcome) == Some(RedemptionRefused::Revoked), "round {round}: {outcome:?}");
+            }
+            // Whoever joined did so before the undo, and was removed by it.
+            let mut removed_sorted = removed.clone();
+            removed_sorted.sort();
+            let mut joined_sorted = joined.clone();
+            joined_sorted.sort();
+            assert_eq!(removed_sorted, joined_sorted, "round {round}");
+            assert_eq!(membership_counts(conn, server.id), (1, 1), "round {round}");
+            let page = invite_core::server::PageLimit::parse(Some(1000), 100, 1000).unwrap();
+            assert!(conn.members_joined_with(invite.id, None, page).unwrap().is_empty(), "round {round}");
+            assert_eq!(reload(conn, &invite).uses, i64::try_from(joined.len()).unwrap(), "round {round}");
+            println!("round {round}: {} of {USERS} joined before the undo", joined.len());
+        }
+    }
+
     fn a_batch_of_previews_reads_each_as_it_would_alone(db: &TestDatabase) {
         let conn = &mut db.connect();
         let owner = named("owner");

@@ -75,7 +75,7 @@ conformance! {
             conn.redeem(&code_of(&temporary), member, t0()).unwrap();
         }
         conn.redeem(&code_of(&permanent), &regular, t0()).unwrap();
-        conn.set_member_permissions(server.id, promoted.user_id, Permissions::CREATE_INVITES).unwrap();
+        conn.set_member_permissions(server.id, promoted.user_id, Permissions::CREATE_INVITES, t0()).unwrap();
         let instance = Uuid::now_v7();
         let left = session(gone.user_id, instance, minutes(10));
         conn.open_session(left, t0(), 10).unwrap();

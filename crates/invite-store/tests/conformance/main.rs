@@ -25,7 +25,9 @@ use invite_core::invite::{CreateInviteRequest, InviteSettings};
 use invite_core::server::CreateServerRequest;
 use invite_store::DbConnection;
 use invite_store::models::{Invite, Server};
-use invite_store::repo::{Actor, CreatedInvite, InviteRepository, NewInvite, ServerRepository};
+use invite_store::repo::{
+    Actor, CreatedInvite, InviteRepository, MemberRepository, NewInvite, ServerRepository,
+};
 use uuid::Uuid;
 
 /// Declares tests once and instantiates each for both backends, as `postgres::name` and
@@ -127,6 +129,26 @@ fn revoke(
     invite_store::write_transaction(conn, |conn| {
         let invite = conn.lock_invite(invite_id)?;
         conn.revoke_invite(&invite, actor, now)
+    })
+}
+
+/// Undoes an invite as the operations layer does: the invite's lock, then who joined through it
+/// (locked), then the revoke (unless it is revoked already) and the removals the rule
+/// decides, in one transaction; who was removed.
+fn undo(
+    conn: &mut DbConnection,
+    invite_id: Uuid,
+    owner: Uuid,
+    now: DateTime<Utc>,
+) -> invite_store::StoreResult<Vec<Uuid>> {
+    invite_store::write_transaction(conn, |conn| {
+        let invite = conn.lock_invite(invite_id)?;
+        let joiners = conn.lock_joiners(invite.id)?;
+        let plan = invite_core::undo::plan_undo(&joiners, owner, None);
+        if invite.revoked_at.is_none() {
+            conn.revoke_invite(&invite, owner, now)?;
+        }
+        conn.remove_joiners(&invite, &plan.remove, owner, now)
     })
 }
 

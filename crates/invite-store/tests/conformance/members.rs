@@ -2,16 +2,18 @@ use invite_core::audit::AuditAction;
 use invite_core::permissions::Permissions;
 use invite_core::redeem::RedemptionRefused;
 use invite_core::server::PageLimit;
-use invite_store::StoreError;
+use invite_core::undo::Joiner;
 use invite_store::repo::{
     AuditRepository, BanRepository, InviteRepository, MemberRepository, Redemption, Removal,
     ServerRepository,
 };
 use invite_store::testing::TestDatabase;
+use invite_store::{StoreError, write_transaction};
 use uuid::Uuid;
 
 use crate::{
-    code_of, conformance, create_invite, membership_counts, minutes, server_with_invite, t0, user,
+    code_of, conformance, create_invite, membership_counts, minutes, reload, server_with_invite,
+    t0, user,
 };
 
 fn page(limit: i64) -> PageLimit {
@@ -42,12 +44,12 @@ conformance! {
         let guest = user();
         conn.redeem(&code_of(&invite), &guest, t0()).unwrap();
         assert!(conn.find_member(server.id, guest.user_id).unwrap().unwrap().temporary);
-        let member = conn.set_member_permissions(server.id, guest.user_id, Permissions::CREATE_INVITES).unwrap();
+        let member = conn.set_member_permissions(server.id, guest.user_id, Permissions::CREATE_INVITES, t0()).unwrap();
         assert_eq!(member.permissions, Permissions::CREATE_INVITES);
         assert!(!member.temporary);
         let standing = conn.standing(server.id, guest.user_id).unwrap().unwrap();
         assert!(standing.has(Permissions::CREATE_INVITES));
-        let missing = conn.set_member_permissions(server.id, Uuid::now_v7(), Permissions::empty());
+        let missing = conn.set_member_permissions(server.id, Uuid::now_v7(), Permissions::empty(), t0());
         assert!(matches!(missing, Err(StoreError::NotFound(_))));
     }
 
@@ -121,5 +123,100 @@ conformance! {
         // Revoking the invite keeps the record of who joined with it.
         crate::revoke(conn, first.id, owner.user_id, t0()).unwrap();
         assert_eq!(conn.members_joined_with(first.id, None, page(100)).unwrap().len(), 2);
+    }
+
+    fn joiners_are_read_with_when_their_permissions_were_set(db: &TestDatabase) {
+        let conn = &mut db.connect();
+        let (owner, server, invite) = server_with_invite(conn, "{}");
+        let other = create_invite(conn, &server, &owner, "{}");
+        let (a, b, c) = (user(), user(), user());
+        conn.redeem(&code_of(&invite), &a, t0()).unwrap();
+        conn.redeem(&code_of(&invite), &b, t0() + minutes(1)).unwrap();
+        conn.redeem(&code_of(&other), &c, t0()).unwrap();
+        // Any PATCH of the permissions is recorded, even one that sets none.
+        let set = conn.set_member_permissions(server.id, b.user_id, Permissions::empty(), t0() + minutes(2)).unwrap();
+        assert_eq!(set.permissions, Permissions::empty());
+        conn.set_member_permissions(server.id, c.user_id, Permissions::CREATE_INVITES, t0() + minutes(2)).unwrap();
+
+        let mut expected = vec![
+            Joiner { user_id: a.user_id, joined_at: t0(), permissions_set_at: None },
+            Joiner { user_id: b.user_id, joined_at: t0() + minutes(1), permissions_set_at: Some(t0() + minutes(2)) },
+        ];
+        expected.sort_by_key(|joiner| joiner.user_id);
+        let joiners = write_transaction(conn, |conn| conn.lock_joiners(invite.id)).unwrap();
+        assert_eq!(joiners, expected);
+        assert!(write_transaction(conn, |conn| conn.lock_joiners(uuid::Uuid::now_v7())).unwrap().is_empty());
+
+        // Someone who leaves and comes back is a new membership: nobody has vouched for it.
+        conn.remove_member(server.id, b.user_id, Removal::Leave, t0() + minutes(3)).unwrap();
+        conn.redeem(&code_of(&invite), &b, t0() + minutes(4)).unwrap();
+        let joiners = write_transaction(conn, |conn| conn.lock_joiners(invite.id)).unwrap();
+        let back = joiners.iter().find(|joiner| joiner.user_id == b.user_id).unwrap();
+        assert_eq!((back.joined_at, back.permissions_set_at), (t0() + minutes(4), None));
+    }
+
+    fn removing_joiners_keeps_the_count_and_audits_each_as_an_undo(db: &TestDatabase) {
+        let conn = &mut db.connect();
+        let (owner, server, invite) = server_with_invite(conn, "{}");
+        let other = create_invite(conn, &server, &owner, "{}");
+        let (a, b, c, stranger) = (user(), user(), user(), user());
+        for who in [&a, &b] {
+            conn.redeem(&code_of(&invite), who, t0()).unwrap();
+        }
+        conn.redeem(&code_of(&other), &c, t0()).unwrap();
+        assert_eq!(membership_counts(conn, server.id), (4, 4));
+
+        // Only members through this invite go, in the order asked; the rest are skipped.
+        let asked = [b.user_id, c.user_id, stranger.user_id, a.user_id, owner.user_id];
+        let removed = write_transaction(conn, |conn| conn.remove_joiners(&invite, &asked, owner.user_id, t0() + minutes(1))).unwrap();
+        assert_eq!(removed, [b.user_id, a.user_id]);
+        assert_eq!(membership_counts(conn, server.id), (2, 2));
+        assert!(conn.find_member(server.id, c.user_id).unwrap().is_some());
+        // The invite keeps its uses: they count the joins that happened.
+        assert_eq!(reload(conn, &invite).uses, 2);
+
+        let entries = conn.list_audit_entries(server.id, None, page(10)).unwrap();
+        let kicks: Vec<_> = entries.iter().filter(|entry| entry.action == AuditAction::MemberKick).collect();
+        assert_eq!(kicks.len(), 2);
+        for kick in &kicks {
+            assert_eq!(kick.actor_id, owner.user_id);
+            assert_eq!(kick.created_at, t0() + minutes(1));
+            assert_eq!(kick.details, serde_json::json!({"reason": "invite_undo", "code": invite.code}));
+        }
+        let mut targets: Vec<_> = kicks.iter().map(|kick| kick.target_id.unwrap()).collect();
+        targets.sort();
+        let mut expected = vec![a.user_id, b.user_id];
+        expected.sort();
+        assert_eq!(targets, expected);
+
+        // Again: nobody left to remove, nothing written.
+        let again = write_transaction(conn, |conn| conn.remove_joiners(&invite, &asked, owner.user_id, t0() + minutes(2))).unwrap();
+        assert!(again.is_empty());
+        assert_eq!(conn.list_audit_entries(server.id, None, page(10)).unwrap().len(), entries.len());
+        assert_eq!(membership_counts(conn, server.id), (2, 2));
+    }
+
+    fn an_undo_revokes_once_and_removes_who_joined(db: &TestDatabase) {
+        let conn = &mut db.connect();
+        let (owner, server, invite) = server_with_invite(conn, "{}");
+        let joined: Vec<_> = (0..3).map(|_| user()).collect();
+        for who in &joined {
+            conn.redeem(&code_of(&invite), who, t0()).unwrap();
+        }
+        let mut removed = crate::undo(conn, invite.id, owner.user_id, t0() + minutes(1)).unwrap();
+        removed.sort();
+        let mut expected: Vec<_> = joined.iter().map(|who| who.user_id).collect();
+        expected.sort();
+        assert_eq!(removed, expected);
+        let revoked = reload(conn, &invite);
+        assert_eq!((revoked.revoked_at, revoked.version), (Some(t0() + minutes(1)), invite.version + 4));
+        assert_eq!(conn.redeem(&code_of(&invite), &user(), t0() + minutes(2)).unwrap(), Redemption::Refused(RedemptionRefused::Revoked));
+        // Repeated: the invite stays as it was, nobody else goes.
+        assert!(crate::undo(conn, invite.id, owner.user_id, t0() + minutes(3)).unwrap().is_empty());
+        let again = reload(conn, &invite);
+        assert_eq!(again.revoked_at, Some(t0() + minutes(1)));
+        assert_eq!(membership_counts(conn, server.id), (1, 1));
+        let revokes = conn.list_audit_entries(server.id, None, page(20)).unwrap().iter().filter(|e| e.action == AuditAction::InviteRevoke).count();
+        assert_eq!(revokes, 1);
     }
 }

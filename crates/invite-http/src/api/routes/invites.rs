@@ -8,6 +8,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use invite_core::code::CodeRef;
 use invite_core::invite::{CreateInviteRequest, UpdateInviteRequest};
 use invite_core::redeem::{PreviewRefused, RedemptionRefused};
+use invite_core::undo::UndoInviteRequest;
 use invite_core::{ErrorCode, Problem};
 use invite_ops::invites::Place;
 use invite_store::models::Invite;
@@ -39,7 +40,8 @@ routes![
     list_in_channel,
     preview,
     revoke_by_code,
-    accept
+    accept,
+    undo
 ];
 
 /// `?channel_id=&limit=&before=`.
@@ -315,6 +317,38 @@ pub(crate) async fn revoke(
     let expected = if_match(&req);
     caller.change(move |conn, ctx| invite_ops::invites::revoke(conn, ctx, ids, expected)).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Undoes a leaked link (`MANAGE_SERVER` and `KICK_MEMBERS`): revokes the invite (if it is not
+/// already) and removes everyone who joined through it, or through it since `since`, except the
+/// owner and members whose permissions were set after they joined, who are counted in `kept`.
+/// Repeating it removes nobody more. A join racing it either commits first and is removed, or is
+/// refused.
+#[utoipa::path(post, path = "/servers/{server_id}/invites/{invite_id}/undo", tag = "invites", security(("bearer" = [])),
+    params(super::common::ServerPath, ("invite_id" = Uuid, Path, description = "The invite (a revoked one too)"), super::common::IdempotencyHeader),
+    request_body(content = Option<UndoInviteRequest>, description = "Absent or empty: `{}`, everyone who joined through it"), responses(
+        (status = 200, description = "Revoked, and who joined through it removed (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = invite_api::InviteUndone),
+        (status = 400, description = "`VALIDATION_ERROR` (`since` is not an RFC 3339 time), `VANITY_INVITE`, malformed input", body = ErrorBody),
+        (status = 404, description = "`SERVER_NOT_FOUND`, or `INVITE_NOT_FOUND` (unknown, or another server's)", body = ErrorBody),
+        super::common::MissingPermission,
+    ))]
+pub(crate) async fn undo(
+    caller: Caller,
+    path: web::Path<(Uuid, Uuid)>,
+    key: IdempotencyKey,
+    JsonBody(request): JsonBody<UndoInviteRequest>,
+) -> ApiResult<HttpResponse> {
+    let ctx = caller.ctx();
+    let ids = path.into_inner();
+    let answer = caller
+        .door()
+        .change_keyed(
+            key.claim(),
+            move |conn| invite_ops::invites::undo(conn, &ctx, ids, &request),
+            |undone| render(StatusCode::OK, &crate::api::wire::invite_undone(undone), None),
+        )
+        .await?;
+    Ok(respond(answer))
 }
 
 /// Revokes an invite by its code: its creator (even after leaving the server), or
