@@ -471,8 +471,8 @@ impl r2d2::HandleError<r2d2::Error> for LogErrors {
 /// PostgreSQL keeps a prepared statement's generic plan, chosen for the table sizes of the
 /// moment it was made, until the table is analysed again. Where nothing analyses (autovacuum
 /// off), a plan made while a table was nearly empty stays for the connection's whole life: the
-/// preview's join to `users`, planned as a hash of an empty table, hashed every user at every
-/// preview once there were a hundred thousand of them, and previews ran a hundred times slower.
+/// preview's join to `users`, planned as a hash of an empty table, went on hashing every user
+/// at every preview once the table had filled.
 /// A new connection plans for the tables as they are, so this bounds how old any plan can be
 /// (give or take the pool's reaper, which closes idle connections past it every 30 s);
 /// replacing one connection every few seconds costs PostgreSQL a few milliseconds each.
