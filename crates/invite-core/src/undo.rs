@@ -6,11 +6,8 @@
 //! after `since` is removed, and whoever joined before `since` is neither. The store reads who
 //! joined through the invite; the operation applies [`plan_undo`]'s answer.
 
-use std::fmt;
-
-use chrono::{DateTime, Utc};
-use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Serialize, Serializer};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::invite::InviteKind;
@@ -22,107 +19,39 @@ use crate::problem::{ErrorCode, Problem};
 #[serde(deny_unknown_fields)]
 pub struct UndoInviteRequest {
     /// Only those who joined at or after this time (RFC 3339) are removed; absent or `null`,
-    /// everyone who joined through the invite.
+    /// everyone who joined through the invite. Held as the JSON value sent, so that a wrong
+    /// type or an unreadable time reaches [`UndoInviteRequest::validate`] (and its
+    /// `VALIDATION_ERROR`) instead of failing the parse of the whole body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
-    pub since: Option<TimeInput>,
+    pub since: Option<serde_json::Value>,
 }
 
 impl UndoInviteRequest {
     /// A request removing those who joined at or after `since` (`None`: everyone).
     pub fn since(since: Option<DateTime<Utc>>) -> Self {
-        Self { since: since.map(TimeInput::Time) }
+        let rfc3339 = |time: DateTime<Utc>| time.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+        Self { since: since.map(|time| serde_json::Value::String(rfc3339(time))) }
     }
 
     /// The time from which joins are undone (`None`: all of them); a `since` that is not an
     /// RFC 3339 time is refused here, with the rule's `VALIDATION_ERROR`, rather than as
     /// malformed JSON (contract section 11: every new field's wrong type is a validation error).
     pub fn validate(&self) -> Result<Option<DateTime<Utc>>, Problem> {
+        // `parse_from_rfc3339`, not chrono's lenient `FromStr`, which also takes a time without
+        // seconds or offset: the published format is RFC 3339's (which allows a space for `T`).
         match &self.since {
             None => Ok(None),
-            Some(TimeInput::Time(since)) => Ok(Some(*since)),
-            Some(TimeInput::Invalid(_)) => Err(Problem::validation(
-                "since must be an RFC 3339 time, such as 2026-12-07T12:00:00Z",
-            )),
+            Some(serde_json::Value::String(since)) => DateTime::parse_from_rfc3339(since)
+                .map(|since| Some(since.with_timezone(&Utc)))
+                .map_err(|_| invalid_since()),
+            Some(_) => Err(invalid_since()),
         }
     }
 }
 
-/// A time field as it was sent: read from any JSON value, so that the wrong type or an
-/// unreadable time reaches the rule (and its `VALIDATION_ERROR`) instead of failing the parse of
-/// the whole body.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TimeInput {
-    /// An RFC 3339 time (any offset; held in UTC).
-    Time(DateTime<Utc>),
-    /// Anything else, kept as sent.
-    Invalid(serde_json::Value),
-}
-
-impl Serialize for TimeInput {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Self::Time(time) => time.serialize(serializer),
-            Self::Invalid(value) => value.serialize(serializer),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for TimeInput {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(AnyTime)
-    }
-}
-
-/// Reads any JSON value as a [`TimeInput`]; nothing it reads is an error.
-struct AnyTime;
-
-impl<'de> Visitor<'de> for AnyTime {
-    type Value = TimeInput;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an RFC 3339 time")
-    }
-
-    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<TimeInput, E> {
-        // `parse_from_rfc3339`, not chrono's lenient `FromStr`, which also takes a time
-        // without seconds or offset: the published format is RFC 3339's (which allows a space
-        // for the `T`).
-        Ok(DateTime::parse_from_rfc3339(value).map_or_else(
-            |_| TimeInput::Invalid(serde_json::Value::String(value.to_owned())),
-            |time| TimeInput::Time(time.with_timezone(&Utc)),
-        ))
-    }
-
-    fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<TimeInput, E> {
-        Ok(TimeInput::Invalid(value.into()))
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<TimeInput, E> {
-        Ok(TimeInput::Invalid(value.into()))
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<TimeInput, E> {
-        Ok(TimeInput::Invalid(value.into()))
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<TimeInput, E> {
-        Ok(TimeInput::Invalid(value.into()))
-    }
-
-    fn visit_unit<E: serde::de::Error>(self) -> Result<TimeInput, E> {
-        Ok(TimeInput::Invalid(serde_json::Value::Null))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TimeInput, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(TimeInput::Invalid(serde_json::Value::Array(Vec::new())))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TimeInput, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(TimeInput::Invalid(serde_json::Value::Object(serde_json::Map::new())))
-    }
+fn invalid_since() -> Problem {
+    Problem::validation("since must be an RFC 3339 time, such as 2026-12-07T12:00:00Z")
 }
 
 /// Whether an invite can be undone: the vanity invite cannot (400 `VANITY_INVITE`), since it
