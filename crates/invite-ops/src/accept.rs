@@ -15,7 +15,7 @@ use crate::{Ctx, OpResult, Outcome};
 /// every code falls into one of `groups` groups, always the same one, so the accepts of one
 /// invite (a viral invite's) share their batches; a batch's plain accepts are one statement.
 /// A batch is cheaper per join the more it holds, and a group's batches commit one after
-/// another, so the number of groups trades the one for the other (`INVITE_DB_WRITE_GROUPS`).
+/// another, so the number of groups trades the one for the other (`INVITE_DB_ACCEPT_GROUPS`).
 /// On SQLite, every accept is in one group, as all writes queue for its one writer anyway.
 /// Accepts of different groups never wait for each other's commits.
 pub fn commit_group(code: &CodeRef, backend: Backend, groups: u64) -> String {

@@ -27,7 +27,8 @@ pub async fn redeem(
     recording: Option<Recording>,
 ) -> DbResult<Keyed<Redemption>> {
     let ctx = door.ctx(actor);
-    let group = invite_ops::accept::commit_group(&code, door.pool().backend(), door.write_groups());
+    let group =
+        invite_ops::accept::commit_group(&code, door.pool().backend(), door.write_groups().accepts);
     // A join without a key may be decided with its batch-mates in one statement; a keyed one
     // looks its key up first.
     let set = recording.is_none().then(|| SetSpec {

@@ -73,8 +73,8 @@ impl Door {
     }
 
     /// How many groups the writes that come in streams fall into on PostgreSQL (see
-    /// `DbLimits::write_groups`).
-    pub fn write_groups(&self) -> u64 {
+    /// [`crate::db::WriteGroups`]).
+    pub fn write_groups(&self) -> crate::db::WriteGroups {
         self.db.write_groups()
     }
 

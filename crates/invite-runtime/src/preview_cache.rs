@@ -16,6 +16,7 @@
 //! - Other instances sharing the database see this instance's changes after at most the TTL
 //!   (`INVITE_PREVIEW_CACHE_TTL`); `member_count` is approximate within the same bound.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -25,8 +26,10 @@ use invite_core::code::CodeRef;
 use invite_core::invite::InviteKind;
 use invite_core::redeem::{InviteStatus, InvitesPause};
 use invite_store::models::Preview;
+use parking_lot::Mutex;
 use quick_cache::sync::{Cache, DefaultLifecycle};
 use quick_cache::{DefaultHashBuilder, UnitWeighter};
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use invite_ops::{OpError, OpResult};
@@ -132,6 +135,27 @@ pub struct PreviewCache {
     joined_counts: Cache<Uuid, MemberCount>,
     generation: AtomicU64,
     ttl: Duration,
+    /// The codes being read after a miss, each with a handle on its reader (see [`Flight`]).
+    flights: Mutex<HashMap<Box<str>, watch::Receiver<()>>>,
+}
+
+/// A read of one code after a miss, which the misses of the same code that arrive meanwhile
+/// wait for instead of reading again: when a popular invite's entry expires under load, its
+/// clients would otherwise all go to the database at once for the same row (on SQLite, each
+/// holding a connection: a viral server's expiry emptied the pool). Dropping it, when the read
+/// is over or its request gone, wakes them.
+struct Flight<'a> {
+    cache: &'a PreviewCache,
+    code: &'a str,
+    _done: watch::Sender<()>,
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        // Out of the map before the sender goes, so no miss can begin waiting on a read that
+        // is over.
+        self.cache.flights.lock().remove(self.code);
+    }
 }
 
 impl std::fmt::Debug for PreviewCache {
@@ -179,7 +203,26 @@ impl PreviewCache {
             joined_counts: bookkeeping(capacity),
             generation: AtomicU64::new(0),
             ttl: if capacity == 0 { Duration::ZERO } else { ttl },
+            flights: Mutex::default(),
         }
+    }
+
+    /// Takes the read of `code` on, or waits until the read in flight for it is over, and
+    /// then says so with `None`: the caller looks in the cache again.
+    async fn fly<'a>(&'a self, code: &'a str) -> Option<Flight<'a>> {
+        let mut waiting = {
+            let mut flights = self.flights.lock();
+            if let Some(reader) = flights.get(code) {
+                reader.clone()
+            } else {
+                let (done, reader) = watch::channel(());
+                flights.insert(code.into(), reader);
+                return Some(Flight { cache: self, code, _done: done });
+            }
+        };
+        // Nothing is ever sent: this ends when the reader is dropped.
+        while waiting.changed().await.is_ok() {}
+        None
     }
 
     /// Whether caching is on.
@@ -314,6 +357,19 @@ pub async fn lookup(
     if let Some(cached) = cache.get(code.as_str()) {
         return Ok(Some(cached));
     }
+    let _flight = if cache.enabled() {
+        match cache.fly(code.as_str()).await {
+            Some(flight) => Some(flight),
+            // The read this miss waited for stored its find, unless it failed, found no
+            // invite, or raced a change: then this one reads for itself.
+            None => match cache.get(code.as_str()) {
+                Some(cached) => return Ok(Some(cached)),
+                None => None,
+            },
+        }
+    } else {
+        None
+    };
     let ticket = cache.ticket();
     let key = code.clone();
     let now = door.now();
@@ -354,6 +410,23 @@ mod tests {
             inviter_name: None,
             presence_count: 0,
         }
+    }
+
+    /// Misses of one code wait for the read in flight, and look again once it is over;
+    /// another code's miss reads at once.
+    #[tokio::test]
+    async fn misses_of_one_code_wait_for_the_read_in_flight() {
+        use futures_util::FutureExt as _;
+
+        let cache = PreviewCache::new(10, Duration::from_mins(1));
+        let reading = cache.fly("abc").await.expect("the first miss reads");
+        assert!(cache.fly("xyz").now_or_never().expect("another code's miss").is_some());
+        let mut waiting = Box::pin(cache.fly("abc"));
+        assert!((&mut waiting).now_or_never().is_none(), "a second miss must wait");
+        drop(reading);
+        assert!(waiting.await.is_none(), "woken to look in the cache again");
+        assert!(cache.fly("abc").await.is_some(), "the next miss reads again");
+        assert!(cache.flights.lock().is_empty());
     }
 
     #[test]

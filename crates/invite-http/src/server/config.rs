@@ -21,7 +21,8 @@
 //! | `--preview-cache-ttl` | `INVITE_PREVIEW_CACHE_TTL` | `30s` | longest a cached preview is served; `0s` disables the cache |
 //! | `--preview-cache-size` | `INVITE_PREVIEW_CACHE_SIZE` | 100000 | most cached previews |
 //! | `--db-queue-timeout` | `INVITE_DB_QUEUE_TIMEOUT` | unset | longest expected wait for a database thread before new work is refused (503 `OVERLOADED`); unset, work is refused only when it could not be served within what remains of `INVITE_DB_TIMEOUT` |
-//! | `--db-write-groups` | `INVITE_DB_WRITE_GROUPS` | 2 | on PostgreSQL, how many groups accepts and creates are committed in: a group's batches commit one after another, different groups' side by side |
+//! | `--db-accept-groups` | `INVITE_DB_ACCEPT_GROUPS` | 1 | on PostgreSQL, how many groups accepts are committed in: a group's batches (each one statement) commit one after another, different groups' side by side |
+//! | `--db-create-groups` | `INVITE_DB_CREATE_GROUPS` | 2 | on PostgreSQL, how many groups creates are committed in (a batch's creates are written one after another) |
 //! | `--body-timeout` | `INVITE_BODY_TIMEOUT` | `10s` | longest a request body may take to arrive (408) |
 //! | `--max-connections-per-address` | `INVITE_MAX_CONNECTIONS_PER_ADDRESS` | 1000 | connections one client address holds open at once (then 429) |
 //! | `--rate-limits` | `INVITE_RATE_LIMITS` | `on` | `on` or `off` |
@@ -152,11 +153,15 @@ pub(crate) struct Config {
     /// what remains of its `INVITE_DB_TIMEOUT`.
     #[arg(long, env = "INVITE_DB_QUEUE_TIMEOUT", value_parser = Setting(duration), global = true)]
     pub db_queue_timeout: Option<Duration>,
-    /// On PostgreSQL, how many groups accepts and creates are committed in: a group's batches
-    /// (a batch's accepts are one statement) commit one after another, different groups' side
-    /// by side. More groups, smaller batches.
-    #[arg(long, env = "INVITE_DB_WRITE_GROUPS", default_value_t = 2, value_parser = Setting(number::<u64>), global = true)]
-    pub db_write_groups: u64,
+    /// On PostgreSQL, how many groups accepts are committed in: a group's batches (a batch's
+    /// accepts are one statement) commit one after another, different groups' side by side.
+    /// Fewer groups, larger batches, less database time per join.
+    #[arg(long, env = "INVITE_DB_ACCEPT_GROUPS", default_value_t = 1, value_parser = Setting(number::<u64>), global = true)]
+    pub db_accept_groups: u64,
+    /// On PostgreSQL, how many groups creates are committed in: a batch's creates are written
+    /// one after another, so each group is a queue, and more groups serve more at once.
+    #[arg(long, env = "INVITE_DB_CREATE_GROUPS", default_value_t = 2, value_parser = Setting(number::<u64>), global = true)]
+    pub db_create_groups: u64,
     /// Longest a request body may take to arrive before 408.
     #[arg(long, env = "INVITE_BODY_TIMEOUT", default_value = "10s", value_parser = Setting(duration), global = true)]
     pub body_timeout: Duration,

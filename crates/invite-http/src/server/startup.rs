@@ -49,7 +49,7 @@ use crate::server::connections::ConnectionLimit;
 use crate::server::random::{RandomFactory, os_random};
 use crate::server::refusals::{self, JsonRefusals};
 use crate::server::request_log;
-use invite_runtime::db::{Db, DbLimits};
+use invite_runtime::db::{Db, DbLimits, WriteGroups};
 use invite_runtime::door::Door;
 use invite_runtime::events::{EventBus, Publisher};
 use invite_runtime::gateway::sessions;
@@ -251,7 +251,10 @@ pub(crate) fn prepare(
         timeout: config.db_timeout,
         queue_timeout: reliability.db_queue_timeout,
         threads: options.db_threads(),
-        write_groups: config.db_write_groups.max(1),
+        write_groups: WriteGroups {
+            accepts: config.db_accept_groups.max(1),
+            creates: config.db_create_groups.max(1),
+        },
     };
     let listen_url = match pool.url() {
         invite_store::DatabaseUrl::Postgres(url) => Some(secrecy::SecretString::from(url.as_str())),

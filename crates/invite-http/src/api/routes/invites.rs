@@ -196,8 +196,11 @@ impl Creating {
         let ctx = self.caller.ctx();
         let random = RandomFactory::clone(&self.random);
         let public_url = self.links.public_url().to_owned();
-        let (group, lock_order) =
-            invite_ops::invites::create_group(place, door.pool().backend(), door.write_groups());
+        let (group, lock_order) = invite_ops::invites::create_group(
+            place,
+            door.pool().backend(),
+            door.write_groups().creates,
+        );
         let answer = door
             .change_keyed_grouped(
                 group,
