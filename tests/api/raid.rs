@@ -74,8 +74,8 @@ both_backends! {
         assert_eq!(held(app, &server), (Some(RaidProtection::new(10, 60, 600).unwrap()), RaidWindow::default()));
 
         // The bounds are inclusive; JSON Schema's integers (`2.0`) are integers.
-        let edges = app.put(&path, &owner, json!({"joins": 2.0, "window_seconds": 86400, "pause_seconds": 604800}));
-        assert_eq!(edges.body, json!({"enabled": true, "joins": 2, "window_seconds": 86400, "pause_seconds": 604800}));
+        let edges = app.put(&path, &owner, json!({"joins": 2.0, "window_seconds": 86_400, "pause_seconds": 604_800}));
+        assert_eq!(edges.body, json!({"enabled": true, "joins": 2, "window_seconds": 86_400, "pause_seconds": 604_800}));
         app.put(&path, &owner, body).assert_status(200);
 
         app.delete(&path, &owner).assert_status(204);
@@ -94,10 +94,10 @@ both_backends! {
             (json!({"joins": "5", "window_seconds": 60, "pause_seconds": 600}), "joins must be an integer"),
             (json!({"joins": 2.5, "window_seconds": 60, "pause_seconds": 600}), "joins must be an integer"),
             (json!({"joins": 5, "window_seconds": 9, "pause_seconds": 600}), "window_seconds must be between 10 and 86400"),
-            (json!({"joins": 5, "window_seconds": 86401, "pause_seconds": 600}), "window_seconds must be between 10 and 86400"),
+            (json!({"joins": 5, "window_seconds": 86_401, "pause_seconds": 600}), "window_seconds must be between 10 and 86400"),
             (json!({"joins": 5, "window_seconds": null, "pause_seconds": 600}), "window_seconds must be an integer"),
             (json!({"joins": 5, "window_seconds": 60, "pause_seconds": 59}), "pause_seconds must be between 60 and 604800"),
-            (json!({"joins": 5, "window_seconds": 60, "pause_seconds": 604801}), "pause_seconds must be between 60 and 604800"),
+            (json!({"joins": 5, "window_seconds": 60, "pause_seconds": 604_801}), "pause_seconds must be between 60 and 604800"),
             (json!({"joins": 5, "window_seconds": 60, "pause_seconds": false}), "pause_seconds must be an integer"),
             (json!({"joins": 5, "window_seconds": 60}), "pause_seconds is required"),
             (json!({}), "joins is required"),

@@ -95,15 +95,15 @@ fn check_bounds(field: &str, value: i64, min: i64, max: i64) -> Result<(), Probl
 pub struct RaidProtectionRequest {
     /// How many joins within the window pause the invites (2-10000).
     #[serde(default, deserialize_with = "sent", skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = i64, required, minimum = 2, maximum = 10000))]
+    #[cfg_attr(feature = "openapi", schema(value_type = i64, required, minimum = 2, maximum = 10_000))]
     pub joins: Option<serde_json::Value>,
     /// The window, in seconds (10-86400).
     #[serde(default, deserialize_with = "sent", skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = i64, required, minimum = 10, maximum = 86400))]
+    #[cfg_attr(feature = "openapi", schema(value_type = i64, required, minimum = 10, maximum = 86_400))]
     pub window_seconds: Option<serde_json::Value>,
     /// How long the invites pause, in seconds (60-604800).
     #[serde(default, deserialize_with = "sent", skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = i64, required, minimum = 60, maximum = 604800))]
+    #[cfg_attr(feature = "openapi", schema(value_type = i64, required, minimum = 60, maximum = 604_800))]
     pub pause_seconds: Option<serde_json::Value>,
 }
 

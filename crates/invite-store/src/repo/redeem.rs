@@ -15,7 +15,7 @@
 //! - SQLite runs `BEGIN IMMEDIATE`, reads the facts, asks the core, and applies the writes:
 //!   writers are serialised, so what was read is what is written against.
 //!
-//! Every path counts the join into its server's raid window (invite_core::raid) where it counts
+//! Every path counts the join into its server's raid window (`invite_core::raid`) where it counts
 //! the member, on the server's row, under its lock; the join that trips the protection writes
 //! the pause, its audit entry and its `INVITES_PAUSE` event in the same statement or
 //! transaction.
@@ -66,7 +66,7 @@ pub struct Joined {
     /// The `MEMBER_JOIN` event the join wrote to the outbox.
     pub event: StoredEvent,
     /// The `INVITES_PAUSE` event, when this join brought the server's raid window to its
-    /// threshold and paused its invites (see invite_core::raid).
+    /// threshold and paused its invites (see `invite_core::raid`).
     pub raid_pause: Option<StoredEvent>,
 }
 
@@ -352,7 +352,7 @@ fn raid_pause_event(
 
 prepared_statement! {
     /// Counts a join on a protected server (SQLite's accept): the member count, and the raid
-    /// window as invite_core::raid's `count_join` left it, with the pause when it tripped.
+    /// window as `invite_core::raid`'s `count_join` left it, with the pause when it tripped.
     struct CountRaidJoin -> BigInt {
         server_id: Uuid,
         started_at: Option<DateTime<Utc>>,
@@ -506,7 +506,7 @@ evented AS (
     RETURNING seq, type
 )";
 
-/// Spells out the raid count of invite_core::raid in the accept statements' SQL, where
+/// Spells out the raid count of `invite_core::raid` in the accept statements' SQL, where
 /// `server` names the server's (locked) row and `now` the time the join is counted at:
 /// `RAID_OPEN` is whether the server's window is still open, `RAID_COUNT` what it counts with
 /// this one join, `RAID_TRIPS` whether that reaches the server's threshold (each NULL, so
