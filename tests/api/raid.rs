@@ -135,6 +135,11 @@ both_backends! {
         app.accept(&invite, &app.user()).assert_error(403, "INVITES_PAUSED", "Invites to this server are paused");
         app.accept(&vanity, &app.user()).assert_code(403, "INVITES_PAUSED");
         assert_eq!(preview_paused(app, &invite, &owner), json!(true));
+        // The invite page says so, in the words of any timed pause.
+        let code = invite["code"].as_str().unwrap().to_owned();
+        let page = app.raw(|client, base| client.get(format!("{base}/invite/{code}")).header("accept", "text/html"));
+        assert_eq!(page.status, 403, "{}", page.text);
+        assert!(page.text.contains("Invites to this server are paused for a while"), "{}", page.text);
         let server_now = app.get(&format!("/servers/{sid}"), &owner).body;
         let until: chrono::DateTime<chrono::Utc> = server_now["invites_paused_until"].as_str().unwrap().parse().unwrap();
         let expected = tripped_at + chrono::Duration::seconds(600);
