@@ -819,8 +819,8 @@ fn redeem_postgres(
                 attempts += 1;
                 continue;
             }
-            // A ban on the server committed while the statement ran, perhaps this user's: run
-            // again on a snapshot that holds it.
+            // A ban on the server committed while the statement ran, perhaps this user's, or a
+            // pause of a server protected from raids: run again on a snapshot that holds it.
             Err(StoreError::Conflict(Constraint::MemberBanned)) => {
                 ban_rounds += 1;
                 continue;
@@ -852,8 +852,10 @@ fn redeem_postgres(
         }
         // Admissible on the snapshot, refused under the invite's row lock: a concurrent join
         // took the last use, or an edit or revoke landed. Run again on fresh data. (A pause
-        // that commits while the statement runs does not stop it: the join is ordered before
-        // the pause. A ban does, through `bans_version` above.)
+        // that commits while the statement runs does not stop it, unless the server is
+        // protected from raids: the join is ordered before the pause. A ban does, through
+        // `bans_version` above; so does a raid's pause, through `counted`'s re-check, which
+        // fails the statement as a ban does.)
         attempts += 1;
     }
     Err(StoreError::Unavailable("too much contention on this invite, please retry".to_owned()))
