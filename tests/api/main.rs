@@ -33,6 +33,7 @@ mod maintenance;
 mod members;
 mod page;
 mod pause;
+mod raid;
 mod rate_limits;
 mod servers;
 mod status;

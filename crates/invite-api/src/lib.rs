@@ -114,8 +114,8 @@ pub use headers::RateLimit;
 pub use invites::{ChannelRef, Invite, InviteKind, InviteUndone, Joined, Preview, VanityUrl};
 pub use operations::{Component, Level, Maintenance, Status, Window};
 pub use servers::{
-    AuditAction, AuditEntry, Channel, JoinSource, JoinedVia, Member, Server, ServerFeature,
-    TargetType,
+    AuditAction, AuditEntry, Channel, JoinSource, JoinedVia, Member, RaidProtection, Server,
+    ServerFeature, TargetType,
 };
 pub use webhooks::{Deliveries, Delivery, Webhook};
 
@@ -124,6 +124,7 @@ pub use webhooks::{Deliveries, Delivery, Webhook};
 pub use invite_core::invite::{CreateInviteRequest, UpdateInviteRequest};
 pub use invite_core::maintenance::MaintenanceRequest;
 pub use invite_core::permissions::Permissions;
+pub use invite_core::raid::RaidProtectionRequest;
 pub use invite_core::redeem::InvitesPause;
 pub use invite_core::server::{
     Ban, BanRequest, CreateChannelRequest, CreateServerRequest, PauseRequest, UpdateMemberRequest,

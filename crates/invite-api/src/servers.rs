@@ -156,6 +156,24 @@ pub struct Channel {
     pub created_at: DateTime<Utc>,
 }
 
+/// A server's raid protection (`GET`/`PUT /servers/{id}/raid-protection`): `{"enabled": false}`
+/// when it is off, else `enabled: true` with its three settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RaidProtection {
+    /// Whether joins are counted and a raid pauses the invites.
+    pub enabled: bool,
+    /// How many joins within the window pause the invites (2-10000); absent when off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joins: Option<i64>,
+    /// The window, in seconds (10-86400); absent when off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_seconds: Option<i64>,
+    /// How long the invites pause, in seconds (60-604800); absent when off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_seconds: Option<i64>,
+}
+
 /// An audit log entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -164,8 +182,8 @@ pub struct AuditEntry {
     pub id: Uuid,
     /// The server.
     pub server_id: Uuid,
-    /// Who did it.
-    pub actor_id: Uuid,
+    /// Who did it; `null` for what the service did by itself (a raid's pause).
+    pub actor_id: Option<Uuid>,
     /// What was done (`InviteCreate`, `MemberJoin`, ...).
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "InviteCreate"))]
     pub action: AuditAction,

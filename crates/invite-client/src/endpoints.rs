@@ -5,8 +5,8 @@ use std::fmt::Display;
 use chrono::{DateTime, Utc};
 use invite_api::{
     AuditEntry, Ban, BanRequest, Channel, CreateChannelRequest, Invite, InviteUndone, Member,
-    Patch, PauseRequest, Permissions, Preview, Server, UndoInviteRequest, UpdateMemberRequest,
-    VanityRequest, VanityUrl,
+    Patch, PauseRequest, Permissions, Preview, RaidProtection, RaidProtectionRequest, Server,
+    UndoInviteRequest, UpdateMemberRequest, VanityRequest, VanityUrl,
 };
 use reqwest::Method;
 use uuid::Uuid;
@@ -239,6 +239,39 @@ impl Client {
     /// `DELETE /servers/{server_id}/invites-pause`: resumes the server's invites.
     pub fn resume_invites(&self, server_id: Uuid) -> Call<()> {
         Call::new(self, Method::DELETE, path(&[&"servers", &server_id, &"invites-pause"]), nothing)
+    }
+
+    /// `GET /servers/{server_id}/raid-protection`: the server's raid protection, `enabled:
+    /// false` when it is off (`MANAGE_SERVER`).
+    pub fn raid_protection(&self, server_id: Uuid) -> Call<RaidProtection> {
+        Call::new(self, Method::GET, path(&[&"servers", &server_id, &"raid-protection"]), json)
+    }
+
+    /// `PUT /servers/{server_id}/raid-protection`: once `joins` people have joined within
+    /// `window_seconds`, the server's invites pause for `pause_seconds` by themselves
+    /// (`MANAGE_SERVER`; bounds 2-10000, 10-86400 and 60-604800, else 400
+    /// `VALIDATION_ERROR`). The count starts afresh.
+    pub fn set_raid_protection(
+        &self,
+        server_id: Uuid,
+        joins: i64,
+        window_seconds: i64,
+        pause_seconds: i64,
+    ) -> Call<RaidProtection> {
+        Call::new(self, Method::PUT, path(&[&"servers", &server_id, &"raid-protection"]), json)
+            .json(&RaidProtectionRequest::new(joins, window_seconds, pause_seconds))
+    }
+
+    /// `DELETE /servers/{server_id}/raid-protection`: turns raid protection off
+    /// (`MANAGE_SERVER`); a pause it set stays until it ends or is lifted
+    /// ([`Client::resume_invites`]).
+    pub fn remove_raid_protection(&self, server_id: Uuid) -> Call<()> {
+        Call::new(
+            self,
+            Method::DELETE,
+            path(&[&"servers", &server_id, &"raid-protection"]),
+            nothing,
+        )
     }
 
     /// `GET /servers/{server_id}/invites/{invite_id}/members`: the members who joined with an

@@ -29,6 +29,6 @@ pub use invite_api::Joined as Accepted;
 pub use invite_api::UpdateInviteRequest as UpdateInvite;
 pub use invite_api::{
     AuditAction, AuditEntry, Ban, Channel, ChannelRef, Invite, InviteKind, InviteUndone,
-    InvitesPause, JoinSource, JoinedVia, Member, Patch, Permissions, Preview, RateLimit, Server,
-    ServerFeature, TargetType, VanityUrl,
+    InvitesPause, JoinSource, JoinedVia, Member, Patch, Permissions, Preview, RaidProtection,
+    RateLimit, Server, ServerFeature, TargetType, VanityUrl,
 };

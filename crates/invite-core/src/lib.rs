@@ -9,6 +9,7 @@ pub mod invite;
 pub mod maintenance;
 pub mod permissions;
 pub mod problem;
+pub mod raid;
 pub mod redeem;
 pub mod server;
 pub mod undo;

@@ -123,6 +123,12 @@ enum Command {
         database_url: String,
         #[command(flatten)]
         size: seed::SeedSize,
+        /// Turns raid protection on for every seeded server, to measure joins with it on
+        /// against off: `joins,window_seconds,pause_seconds` (e.g. `10000,10,60`). Written by
+        /// SQL, unchecked, so a threshold above the API's bound can keep a fast `accept-hot`
+        /// from ever reaching it: counting costs a join the same whatever the threshold.
+        #[arg(long, value_parser = seed::parse_raid_protection)]
+        raid_protection: Option<seed::RaidSetting>,
     },
     /// Drive a running service with a scenario and print what it measured.
     Run {
@@ -495,11 +501,15 @@ fn compare_command(args: CompareArgs) -> anyhow::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Seed { database_url, size } => {
+        Command::Seed { database_url, size, raid_protection } => {
             let mut conn = connect(&database_url)?;
             migrations::run_pending_migrations(&mut conn)?;
             let started = std::time::Instant::now();
             seed::seed(&mut conn, size)?;
+            if let Some(setting) = raid_protection {
+                seed::protect_from_raids(&mut conn, setting)?;
+                println!("raid protection on for every server: {setting}");
+            }
             let seed::SeedSize { servers, invites, big_members } = size;
             println!(
                 "seeded {servers} servers, {invites} invites, a server of {big_members} members in {:.1?}",

@@ -21,7 +21,7 @@ const RANDOM_CODE: &str = "'d' || lpad(:n::text, 7, '0')";
 fn accept(code: &str) -> String {
     let params = format!(
         "SELECT {code} AS code, gen_random_uuid() AS user_id, now() AS now, \
-         gen_random_uuid() AS audit_id"
+         gen_random_uuid() AS audit_id, gen_random_uuid() AS pause_audit_id"
     );
     format!("{};\n", accept_statement_sql(&params))
 }

@@ -91,6 +91,50 @@ impl Sql {
     }
 }
 
+/// Raid protection for every seeded server (`seed --raid-protection joins,window,pause`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RaidSetting {
+    joins: i64,
+    window_seconds: i64,
+    pause_seconds: i64,
+}
+
+impl std::fmt::Display for RaidSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self { joins, window_seconds, pause_seconds } = self;
+        write!(f, "{joins} joins in {window_seconds} s pause invites for {pause_seconds} s")
+    }
+}
+
+/// Reads `joins,window_seconds,pause_seconds`: three positive integers.
+pub(crate) fn parse_raid_protection(text: &str) -> Result<RaidSetting, String> {
+    let numbers: Vec<i64> = text
+        .split(',')
+        .map(|part| part.trim().parse::<i64>().ok().filter(|n| *n > 0))
+        .collect::<Option<_>>()
+        .ok_or_else(|| format!("expected joins,window_seconds,pause_seconds, found {text:?}"))?;
+    match numbers[..] {
+        [joins, window_seconds, pause_seconds] => {
+            Ok(RaidSetting { joins, window_seconds, pause_seconds })
+        }
+        _ => Err(format!("expected three numbers, joins,window_seconds,pause_seconds: {text:?}")),
+    }
+}
+
+/// Turns raid protection on for every server, with its windows closed (as
+/// `PUT /servers/{id}/raid-protection` leaves them).
+pub(crate) fn protect_from_raids(
+    conn: &mut DbConnection,
+    setting: RaidSetting,
+) -> anyhow::Result<()> {
+    let RaidSetting { joins, window_seconds, pause_seconds } = setting;
+    conn.batch_execute(&format!(
+        "UPDATE servers SET raid_joins = {joins}, raid_window_seconds = {window_seconds}, \
+         raid_pause_seconds = {pause_seconds}, raid_window_started_at = NULL, raid_window_joins = 0;"
+    ))
+    .context("turning raid protection on failed")
+}
+
 /// Seeds an empty, migrated database.
 pub(crate) fn seed(conn: &mut DbConnection, size: SeedSize) -> anyhow::Result<()> {
     let sql = Sql(conn.backend());
@@ -184,4 +228,19 @@ pub(crate) fn seed(conn: &mut DbConnection, size: SeedSize) -> anyhow::Result<()
         invite_store::invariants::RECOUNT_ACTIVE_INVITES
     );
     conn.batch_execute(&script).context("seeding failed (is the database empty and migrated?)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_raid_setting_is_three_positive_numbers() {
+        let setting = parse_raid_protection("10000, 10,60").unwrap();
+        assert_eq!(setting, RaidSetting { joins: 10_000, window_seconds: 10, pause_seconds: 60 });
+        assert_eq!(setting.to_string(), "10000 joins in 10 s pause invites for 60 s");
+        for bad in ["", "10,10", "10,10,60,1", "0,10,60", "-1,10,60", "a,10,60"] {
+            assert!(parse_raid_protection(bad).is_err(), "{bad:?}");
+        }
+    }
 }

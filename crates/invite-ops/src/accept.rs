@@ -48,7 +48,10 @@ pub fn decided(found: SetOutcome) -> OpResult<Keyed<Outcome<Redemption>>> {
 /// A redemption and the events it committed.
 fn outcome(redemption: Redemption) -> Outcome<Redemption> {
     let events = match &redemption {
-        Redemption::Joined(joined) => vec![joined.event.clone()],
+        // A join that tripped its server's raid protection also paused its invites.
+        Redemption::Joined(joined) => {
+            std::iter::once(joined.event.clone()).chain(joined.raid_pause.clone()).collect()
+        }
         Redemption::Refused(_) => Vec::new(),
     };
     Outcome::new(redemption, events)

@@ -4,6 +4,7 @@ use invite_core::ErrorCode;
 use invite_core::audit::AuditAction;
 use invite_core::event::{Event, InvitesPaused, InvitesResumed, VanityUpdated};
 use invite_core::permissions::Requirement;
+use invite_core::raid::{RaidProtection, RaidProtectionRequest};
 use invite_core::redeem::InvitesPause;
 use invite_core::server::{
     CreateServerRequest, PageLimit, PauseRequest, ServerFeature, UpdateServerRequest, VanityRequest,
@@ -77,6 +78,34 @@ pub fn set_pause(
             None => Event::InvitesResume(InvitesResumed { server_id }),
         };
         with_events(conn, ctx.now, server, &[event])
+    })
+}
+
+/// The server's raid protection, `None` when it is off (`MANAGE_SERVER`).
+pub fn raid_protection(
+    conn: &mut DbConnection,
+    ctx: &Ctx,
+    server_id: Uuid,
+) -> OpResult<Option<RaidProtection>> {
+    member_standing(conn, server_id, ctx.user_id())?.require(Requirement::ManageServer)?;
+    Ok(conn.raid_protection(server_id)?.0)
+}
+
+/// Sets the server's raid protection (`Some`), or turns it off (`None`) (`MANAGE_SERVER`).
+/// Membership and permission are checked before the body's rules. The count starts afresh
+/// with the next join. A setting is no event of the server's members: nothing they see
+/// changes until a raid pauses the invites, which is evented then.
+pub fn set_raid_protection(
+    conn: &mut DbConnection,
+    ctx: &Ctx,
+    server_id: Uuid,
+    request: Option<&RaidProtectionRequest>,
+) -> OpResult<Outcome<Option<RaidProtection>>> {
+    write_transaction(conn, |conn| {
+        member_standing(conn, server_id, ctx.user_id())?.require(Requirement::ManageServer)?;
+        let protection = request.map(RaidProtectionRequest::validate).transpose()?;
+        conn.set_raid_protection(server_id, protection, ctx.now)?;
+        Ok(Outcome::quiet(protection))
     })
 }
 

@@ -108,7 +108,9 @@ pub enum Constraint {
     BanKey,
     /// A banned user cannot become a member: SQLite's `members_not_banned` trigger, or
     /// PostgreSQL's accept statement finding that a ban crossed it (its member insert then
-    /// has no server, see `repo::redeem`).
+    /// has no server, see `repo::redeem`). The same failure reports a raid's pause crossing
+    /// an accept on a server protected from raids: either way the accept runs again on a
+    /// snapshot that holds what crossed it.
     MemberBanned,
     /// One recorded response per user and `Idempotency-Key`.
     IdempotencyKey,

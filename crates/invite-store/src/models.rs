@@ -309,8 +309,8 @@ pub struct AuditEntry {
     pub id: Uuid,
     /// The server.
     pub server_id: Uuid,
-    /// Who did it.
-    pub actor_id: Uuid,
+    /// Who did it; `None` for what the service did by itself (a raid's pause).
+    pub actor_id: Option<Uuid>,
     /// What was done.
     pub action: AuditAction,
     /// What `target_id` names.
@@ -328,7 +328,7 @@ pub struct AuditEntry {
 pub(crate) struct AuditRow {
     pub(crate) id: Id,
     pub(crate) server_id: Id,
-    pub(crate) actor_id: Id,
+    pub(crate) actor_id: Option<Id>,
     pub(crate) action: String,
     pub(crate) target_type: String,
     pub(crate) target_id: Option<Id>,
@@ -345,7 +345,7 @@ impl TryFrom<AuditRow> for AuditEntry {
         Ok(Self {
             id: row.id.0,
             server_id: row.server_id.0,
-            actor_id: row.actor_id.0,
+            actor_id: row.actor_id.map(Into::into),
             action,
             target_type: action.target_type(),
             target_id: row.target_id.map(Into::into),

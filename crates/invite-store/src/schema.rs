@@ -32,6 +32,11 @@ diesel::table! {
         bans_version -> BigInt,
         active_invites -> BigInt,
         invites_lapsed_through -> Nullable<DbTimestamp>,
+        raid_joins -> Nullable<BigInt>,
+        raid_window_seconds -> Nullable<BigInt>,
+        raid_pause_seconds -> Nullable<BigInt>,
+        raid_window_started_at -> Nullable<DbTimestamp>,
+        raid_window_joins -> BigInt,
     }
 }
 
@@ -108,7 +113,7 @@ diesel::table! {
     audit_entries (id) {
         id -> DbUuid,
         server_id -> DbUuid,
-        actor_id -> DbUuid,
+        actor_id -> Nullable<DbUuid>,
         action -> Text,
         target_type -> Text,
         target_id -> Nullable<DbUuid>,

@@ -124,6 +124,45 @@ both_backends! {
         assert_eq!((error.status(), error.code()), (Some(403), Some(&ErrorCode::MissingPermission)));
     }
 
+    async fn raid_protection_is_set_read_and_removed_and_a_raid_pauses_invites(app: &TestApp) {
+        let owner = app.user();
+        let client = app.client(&owner);
+        let server = client.create_server(&CreateServer::named("Guarded")).await.unwrap();
+        let off = client.raid_protection(server.id).await.unwrap();
+        assert_eq!((off.enabled, off.joins, off.window_seconds, off.pause_seconds), (false, None, None, None));
+
+        let set = client.set_raid_protection(server.id, 2, 60, 600).await.unwrap();
+        assert_eq!((set.enabled, set.joins, set.window_seconds, set.pause_seconds), (true, Some(2), Some(60), Some(600)));
+        assert_eq!(client.raid_protection(server.id).await.unwrap(), set);
+        let refused = client.set_raid_protection(server.id, 1, 60, 600).await.unwrap_err();
+        assert_eq!((refused.status(), refused.code()), (Some(400), Some(&ErrorCode::ValidationError)));
+        assert_eq!(client.raid_protection(server.id).await.unwrap(), set);
+
+        // The second join reaches the threshold: admitted, and the invites pause.
+        let invite = client.create_invite(server.id, &CreateInvite::default()).await.unwrap();
+        let code = invite.code.unwrap();
+        for _ in 0..2 {
+            app.client(&app.user()).accept(&code).await.unwrap();
+        }
+        let refused = app.client(&app.user()).accept(&code).await.unwrap_err();
+        assert_eq!((refused.status(), refused.code()), (Some(403), Some(&ErrorCode::InvitesPaused)));
+        assert!(app.anonymous().preview(&code).await.unwrap().invites_paused);
+        let paused = client.audit_log(server.id, PageBefore::default()).await.unwrap();
+        assert_eq!((paused[0].action.clone(), paused[0].actor_id), (AuditAction::InvitesPause, None));
+        assert_eq!(paused[0].details, serde_json::json!({"reason": "raid", "joins": 2, "window_seconds": 60}));
+
+        // Lifted early, the count starts afresh; turned off, nothing is counted.
+        client.resume_invites(server.id).await.unwrap();
+        app.client(&app.user()).accept(&code).await.unwrap();
+        client.remove_raid_protection(server.id).await.unwrap();
+        assert!(!client.raid_protection(server.id).await.unwrap().enabled);
+        for _ in 0..3 {
+            app.client(&app.user()).accept(&code).await.unwrap();
+        }
+        let error = app.client(&app.user()).raid_protection(server.id).await.unwrap_err();
+        assert_eq!((error.status(), error.code()), (Some(404), Some(&ErrorCode::ServerNotFound)));
+    }
+
     async fn channel_invites_are_created_and_listed_newest_first(app: &TestApp) {
         let owner = app.user();
         let client = app.client(&owner);

@@ -5,7 +5,7 @@
 use chrono::{TimeDelta, Utc};
 use invite_client::{
     Accepted, AuditEntry, Ban, Channel, CreateInvite, Invite, InviteUndone, Member, Preview,
-    Server, ServerFeature, UpdateServer, VanityUrl,
+    RaidProtection, Server, ServerFeature, UpdateServer, VanityUrl,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -101,6 +101,13 @@ both_backends! {
         same_on_the_wire::<VanityUrl>(&raw(app, Method::GET, &format!("/servers/{s}/vanity-url"), Some(&owner)).await);
         let entries: Vec<AuditEntry> = each_same_on_the_wire(&raw(app, Method::GET, &format!("/servers/{s}/audit-log"), Some(&owner)).await);
         assert!(entries.len() >= 8);
+
+        client.set_raid_protection(server.id, 100, 60, 600).await.unwrap();
+        let guarded: RaidProtection = same_on_the_wire(&raw(app, Method::GET, &format!("/servers/{s}/raid-protection"), Some(&owner)).await);
+        assert_eq!((guarded.enabled, guarded.joins), (true, Some(100)));
+        client.remove_raid_protection(server.id).await.unwrap();
+        let off: RaidProtection = same_on_the_wire(&raw(app, Method::GET, &format!("/servers/{s}/raid-protection"), Some(&owner)).await);
+        assert!(!off.enabled);
 
         // And the client's own calls read the same values.
         assert_eq!(client.get_server(server.id).await.unwrap().id, paused.id);

@@ -114,6 +114,17 @@ pub(crate) fn channel(channel: Channel) -> invite_api::Channel {
 }
 
 /// What an undo did, as `{"revoked": true, "removed", "kept"}`.
+pub(crate) fn raid_protection(
+    protection: Option<invite_core::raid::RaidProtection>,
+) -> invite_api::RaidProtection {
+    invite_api::RaidProtection {
+        enabled: protection.is_some(),
+        joins: protection.map(invite_core::raid::RaidProtection::joins),
+        window_seconds: protection.map(invite_core::raid::RaidProtection::window_seconds),
+        pause_seconds: protection.map(invite_core::raid::RaidProtection::pause_seconds),
+    }
+}
+
 pub(crate) fn invite_undone(undone: &invite_ops::invites::Undone) -> invite_api::InviteUndone {
     invite_api::InviteUndone { revoked: true, removed: undone.removed, kept: undone.kept }
 }

@@ -411,8 +411,10 @@ impl Failure {
                 "Invites paused".into(),
                 html! {
                     h1 { "Joining " bdi { (server_name) } " is paused" }
+                    // A pause with an end is set by a moderator or by raid protection (too
+                    // many joins at once); the words fit both.
                     @if let Some(until) = until {
-                        p { "Its moderators have paused new members until " (moment(*until, now)) "." }
+                        p { "Invites to this server are paused for a while, until " (moment(*until, now)) "." }
                     } @else {
                         p { "Its moderators have paused new members for now." }
                     }

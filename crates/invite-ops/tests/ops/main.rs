@@ -9,6 +9,7 @@
 
 mod invites;
 mod outcome;
+mod raid;
 
 use chrono::{DateTime, TimeZone, Utc};
 use invite_core::invite::CreateInviteRequest;

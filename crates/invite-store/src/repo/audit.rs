@@ -39,7 +39,8 @@ pub fn audit_write_failures() -> u64 {
 /// An entry to record.
 pub(crate) struct NewAuditEntry {
     pub(crate) server_id: Uuid,
-    pub(crate) actor_id: Uuid,
+    /// `None` for what the service did by itself (a raid's pause).
+    pub(crate) actor_id: Option<Uuid>,
     pub(crate) action: AuditAction,
     pub(crate) target_id: Option<Uuid>,
     pub(crate) details: serde_json::Value,
@@ -53,7 +54,7 @@ pub(crate) fn record(conn: &mut DbConnection, entry: NewAuditEntry) -> StoreResu
     let row = AuditRow {
         id: Id(Uuid::now_v7()),
         server_id: Id(entry.server_id),
-        actor_id: Id(entry.actor_id),
+        actor_id: entry.actor_id.map(Id),
         action: entry.action.as_str().to_owned(),
         target_type: entry.action.target_type().as_str().to_owned(),
         target_id: entry.target_id.map(Id),

@@ -201,7 +201,7 @@ fn audited(
         conn,
         NewAuditEntry {
             server_id: invite.server_id,
-            actor_id: actor,
+            actor_id: Some(actor),
             action,
             target_id: Some(invite.id),
             details,
@@ -723,7 +723,7 @@ impl InviteRepository for DbConnection {
                 conn,
                 NewAuditEntry {
                     server_id: new.server_id,
-                    actor_id: new.creator.user_id,
+                    actor_id: Some(new.creator.user_id),
                     action: AuditAction::InviteCreate,
                     target_id: Some(invite.id),
                     details: create_audit_details(&invite),

@@ -233,7 +233,7 @@ impl MemberRepository for DbConnection {
                 conn,
                 NewAuditEntry {
                     server_id,
-                    actor_id,
+                    actor_id: Some(actor_id),
                     action,
                     target_id: Some(user_id),
                     details,
@@ -328,7 +328,7 @@ impl MemberRepository for DbConnection {
                     conn,
                     NewAuditEntry {
                         server_id: invite.server_id,
-                        actor_id: actor,
+                        actor_id: Some(actor),
                         action: AuditAction::MemberKick,
                         target_id: Some(user_id),
                         details: serde_json::json!({"reason": "invite_undo", "code": invite.code}),
@@ -375,7 +375,7 @@ impl BanRepository for DbConnection {
                 conn,
                 NewAuditEntry {
                     server_id,
-                    actor_id: actor,
+                    actor_id: Some(actor),
                     action: AuditAction::MemberBan,
                     target_id: Some(user_id),
                     details: serde_json::json!({ "reason": ban.reason, "was_member": was_member }),
@@ -412,7 +412,7 @@ impl BanRepository for DbConnection {
                 conn,
                 NewAuditEntry {
                     server_id,
-                    actor_id: actor,
+                    actor_id: Some(actor),
                     action: AuditAction::MemberUnban,
                     target_id: Some(user_id),
                     details: serde_json::json!({}),

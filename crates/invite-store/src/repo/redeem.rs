@@ -14,6 +14,13 @@
 //!   data.
 //! - SQLite runs `BEGIN IMMEDIATE`, reads the facts, asks the core, and applies the writes:
 //!   writers are serialised, so what was read is what is written against.
+//!
+//! Every path counts the join into its server's raid window (`invite_core::raid`) where it counts
+//! the member, on the server's row, under its lock; the join that trips the protection writes
+//! the pause, its audit entry and its `INVITES_PAUSE` event in the same statement or
+//! transaction.
+
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use diesel::dsl::exists;
@@ -21,9 +28,10 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
 use invite_core::audit::AuditAction;
 use invite_core::code::CodeRef;
-use invite_core::event::{Event, MemberJoined};
+use invite_core::event::{Event, InvitesPaused, MemberJoined};
 use invite_core::invite::InviteKind;
 use invite_core::permissions::Permissions;
+use invite_core::raid::{RaidCount, RaidProtection, RaidWindow, count_join};
 use invite_core::redeem::{
     InviteStatus, InvitesPause, RedemptionFacts, RedemptionRefused, decide_redemption,
 };
@@ -57,6 +65,9 @@ pub struct Joined {
     pub member_count: i64,
     /// The `MEMBER_JOIN` event the join wrote to the outbox.
     pub event: StoredEvent,
+    /// The `INVITES_PAUSE` event, when this join brought the server's raid window to its
+    /// threshold and paused its invites (see `invite_core::raid`).
+    pub raid_pause: Option<StoredEvent>,
 }
 
 /// The outcome of an accept.
@@ -91,6 +102,10 @@ struct Target {
     pause: Option<InvitesPause>,
     is_member: bool,
     is_banned: bool,
+    /// The server's raid protection and window, as SQLite's accept reads them (PostgreSQL's
+    /// statement counts the join in SQL, and leaves these at none).
+    raid: Option<RaidProtection>,
+    window: RaidWindow,
 }
 
 impl Target {
@@ -167,12 +182,20 @@ fn load_target(
                     .filter(bans::server_id.eq(invites::server_id))
                     .filter(bans::user_id.eq(Id(user_id))),
             ),
+            (
+                servers::raid_joins,
+                servers::raid_window_seconds,
+                servers::raid_pause_seconds,
+                servers::raid_window_started_at,
+                servers::raid_window_joins,
+            ),
         ))
-        .get_result::<(InviteRow, Option<Ts>, bool, bool, bool)>(conn)
+        .get_result::<(InviteRow, Option<Ts>, bool, bool, bool, RaidColumns)>(conn)
         .optional())?;
-    let Some((invite, paused_until, paused_indefinitely, is_member, is_banned)) = row else {
+    let Some((invite, paused_until, paused_indefinitely, is_member, is_banned, raid)) = row else {
         return Ok(None);
     };
+    let (joins, window_seconds, pause_seconds, window_started_at, window_joins) = raid;
     let invite = Invite::try_from(invite)?;
     Ok(Some(Target {
         invite_id: invite.id,
@@ -185,8 +208,13 @@ fn load_target(
         pause: InvitesPause::from_columns(paused_until.map(Into::into), paused_indefinitely),
         is_member,
         is_banned,
+        raid: RaidProtection::from_columns(joins, window_seconds, pause_seconds),
+        window: RaidWindow { started_at: window_started_at.map(Into::into), joins: window_joins },
     }))
 }
+
+/// A server's raid columns: the protection's three settings, and its window's start and count.
+type RaidColumns = (Option<i64>, Option<i64>, Option<i64>, Option<Ts>, i64);
 
 /// Read, decide, write, with writers already serialised by the caller's transaction.
 fn redeem_locked(
@@ -221,23 +249,55 @@ fn redeem_locked(
         inviter_id: member.inviter_id.map(Id),
     };
     on_each_backend!(conn, |conn| diesel::insert_into(members::table).values(&row).execute(conn))?;
-    let member_count = add_to_member_count(conn, target.server_id, 1)?;
+    // The join counts into the server's raid window on the server's row, with its member count.
+    let raid = count_join(target.raid, target.window, now);
+    let member_count = match raid {
+        RaidCount::Unprotected => add_to_member_count(conn, target.server_id, 1)?,
+        RaidCount::Counted(window) => {
+            let statement = CountRaidJoin {
+                server_id: target.server_id,
+                started_at: window.started_at,
+                joins: window.joins,
+                paused_until: None,
+            };
+            on_each_backend!(conn, |conn| statement.get_result(conn))?
+        }
+        RaidCount::Tripped { paused_until } => {
+            let statement = CountRaidJoin {
+                server_id: target.server_id,
+                started_at: None,
+                joins: 0,
+                paused_until: Some(paused_until),
+            };
+            on_each_backend!(conn, |conn| statement.get_result(conn))?
+        }
+    };
     conn.remember_user(user, now)?;
-    let event = conn
-        .append_events(&[member_joined(&member, member_count)], now)?
-        .pop()
-        .ok_or_else(|| corrupt("event", "none appended"))?;
+    let mut events = vec![member_joined(&member, member_count)];
+    if let RaidCount::Tripped { paused_until } = raid {
+        events.push(Event::InvitesPause(InvitesPaused {
+            server_id: target.server_id,
+            until: Some(paused_until),
+        }));
+    }
+    let mut stored = conn.append_events(&events, now)?.into_iter();
+    let event = stored.next().ok_or_else(|| corrupt("event", "none appended"))?;
+    let raid_pause = stored.next();
     audit::record(
         conn,
         NewAuditEntry {
             server_id: target.server_id,
-            actor_id: user.user_id,
+            actor_id: Some(user.user_id),
             action: AuditAction::MemberJoin,
             target_id: Some(user.user_id),
             details: serde_json::json!({ "code": target.code, "invite_id": target.invite_id }),
             now,
         },
     )?;
+    // After the join's entry, which it follows.
+    if let (RaidCount::Tripped { .. }, Some(protection)) = (raid, target.raid) {
+        audit::record(conn, raid_pause_audit(target.server_id, protection, now))?;
+    }
     if let Some((claim, template)) = record {
         let response = RecordedResponse {
             status: template.status,
@@ -246,7 +306,63 @@ fn redeem_locked(
         };
         conn.record_response(claim, &response, now)?;
     }
-    Ok(Redemption::Joined(Box::new(Joined { member, uses, version, member_count, event })))
+    Ok(Redemption::Joined(Box::new(Joined {
+        member,
+        uses,
+        version,
+        member_count,
+        event,
+        raid_pause,
+    })))
+}
+
+/// The audit entry of a raid's pause: nobody's doing (`actor_id` null), with why.
+fn raid_pause_audit(
+    server_id: Uuid,
+    protection: RaidProtection,
+    now: DateTime<Utc>,
+) -> NewAuditEntry {
+    NewAuditEntry {
+        server_id,
+        actor_id: None,
+        action: AuditAction::InvitesPause,
+        target_id: Some(server_id),
+        details: serde_json::json!({
+            "reason": "raid",
+            "joins": protection.joins(),
+            "window_seconds": protection.window_seconds(),
+        }),
+        now,
+    }
+}
+
+/// The `INVITES_PAUSE` event a raid's pause wrote, as the accept statements return it.
+fn raid_pause_event(
+    seq: i64,
+    server_id: Uuid,
+    until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> StoredEvent {
+    StoredEvent {
+        seq,
+        event: Event::InvitesPause(InvitesPaused { server_id, until: Some(until) }),
+        created_at: now,
+    }
+}
+
+prepared_statement! {
+    /// Counts a join on a protected server (SQLite's accept): the member count, and the raid
+    /// window as `invite_core::raid`'s `count_join` left it, with the pause when it tripped.
+    struct CountRaidJoin -> BigInt {
+        server_id: Uuid,
+        started_at: Option<DateTime<Utc>>,
+        joins: i64,
+        paused_until: Option<DateTime<Utc>>,
+    }
+    sql = ["UPDATE servers SET member_count = member_count + 1, raid_window_started_at = "
+           (started_at: Nullable<DbTimestamp>) ", raid_window_joins = " (joins: BigInt)
+           ", invites_paused_until = coalesce(" (paused_until: Nullable<DbTimestamp>)
+           ", invites_paused_until) WHERE id = " (server_id: DbUuid) " RETURNING member_count"];
 }
 
 prepared_statement! {
@@ -278,7 +394,7 @@ pub(crate) fn member_joined(member: &Member, member_count: i64) -> Event {
 }
 
 /// The single-statement accept, after its `params` CTE (see [`AcceptStatement`], which binds
-/// the code, the user, the time and the audit entry's id, once each) and before its optional
+/// the code, the user, the time and the audit entries' ids, once each) and before its optional
 /// parts ([`REMEMBERED_SQL`], [`RECORDED_SQL`]) and its result ([`ACCEPT_RESULT_SQL`]).
 /// Public through [`accept_statement_sql`] so benchmarks measure the database running exactly it.
 /// The member insert has no `ON CONFLICT`: a concurrent join of the same user makes the whole
@@ -286,7 +402,11 @@ pub(crate) fn member_joined(member: &Member, member_count: i64) -> Event {
 /// A ban that commits while the statement runs is caught by the server row's `bans_version`,
 /// re-checked under its lock (see the migration `lock_ordered_accept`): the statement fails
 /// (`Constraint::MemberBanned`), and the retry reads the ban.
-pub(crate) const ACCEPT_SQL: &str = "
+pub(crate) static ACCEPT_SQL: LazyLock<String> =
+    LazyLock::new(|| with_raid_count(ACCEPT_SQL_TEXT, "s", "p.now"));
+
+/// [`ACCEPT_SQL`] as written, its raid-count expressions named (see [`with_raid_count`]).
+const ACCEPT_SQL_TEXT: &str = "
 ),
 target AS (
     SELECT i.id, i.server_id, i.code, i.kind, i.created_by, i.max_uses, i.uses, i.expires_at,
@@ -316,12 +436,30 @@ used AS (
     RETURNING i.id, i.server_id, i.code, i.kind, i.created_by, i.temporary, i.uses, i.version
 ),
 -- Then the server's, re-checked on its latest version: a ban that committed since the snapshot
--- read the bans has bumped `bans_version` (see the migration `lock_ordered_accept`).
+-- read the bans has bumped `bans_version` (see the migration `lock_ordered_accept`). The join
+-- is counted into the server's raid window here, on the locked row (invite_core::raid's
+-- `count_join`, spelled out by `with_raid_count`). A protected server's pause is re-checked
+-- on the locked row too: a join that read its snapshot before a raid's pause committed must not
+-- slip in after it (it fails here, and runs again on a snapshot that holds the pause).
 counted AS (
-    UPDATE servers AS s SET member_count = s.member_count + 1
-    FROM used AS u, target AS t
+    UPDATE servers AS s SET member_count = s.member_count + 1,
+        raid_window_started_at = CASE WHEN s.raid_joins IS NULL THEN s.raid_window_started_at
+                                      WHEN RAID_TRIPS THEN NULL
+                                      WHEN RAID_OPEN THEN s.raid_window_started_at
+                                      ELSE p.now END,
+        raid_window_joins = CASE WHEN s.raid_joins IS NULL THEN s.raid_window_joins
+                                 WHEN RAID_TRIPS THEN 0 ELSE RAID_COUNT END,
+        invites_paused_until = CASE WHEN RAID_TRIPS
+                                    THEN p.now + make_interval(secs => s.raid_pause_seconds)
+                                    ELSE s.invites_paused_until END
+    FROM used AS u, target AS t, params AS p
     WHERE s.id = u.server_id AND s.bans_version = t.bans_version
-    RETURNING s.id, s.member_count
+      AND (s.raid_joins IS NULL
+           OR NOT (s.invites_paused_indefinitely OR coalesce(s.invites_paused_until > p.now, false)))
+    -- A protected server's window is closed only by the join that tripped it.
+    RETURNING s.id, s.id AS server_id, s.member_count,
+              s.raid_joins IS NOT NULL AND s.raid_window_started_at IS NULL AS tripped,
+              s.invites_paused_until, s.raid_joins, s.raid_window_seconds
 ),
 -- Only then the member, on the server row `counted` returned. When it returned none (a ban
 -- crossed the join), `server_id` is NULL: the insert fails, the whole statement with it (the
@@ -340,20 +478,58 @@ audited AS (
     SELECT p.audit_id, u.server_id, p.user_id, 'MemberJoin', 'user', p.user_id,
            jsonb_build_object('code', u.code, 'invite_id', u.id), p.now
     FROM used AS u, params AS p
+    -- The raid's pause, in the same insert (each data-modifying CTE costs every join its
+    -- set-up, even when it writes nothing).
+    UNION ALL
+    SELECT p.pause_audit_id, c.id, NULL, 'InvitesPause', 'server', c.id,
+           jsonb_build_object('reason', 'raid', 'joins', c.raid_joins,
+                              'window_seconds', c.raid_window_seconds), p.now
+    FROM counted AS c, params AS p WHERE c.tripped
 ),
 evented AS (
-    -- Drawn from `counted`, under the server's row lock (see the `events` module).
+    -- Drawn from `counted`, under the server's row lock (see the `events` module); a raid's
+    -- `INVITES_PAUSE` after the join that tripped it.
     INSERT INTO events (server_id, type, payload, audience, created_at)
-    SELECT c.id, 'MEMBER_JOIN',
-           jsonb_build_object(
-               'server_id', c.id, 'user_id', p.user_id, 'invite_id', u.id, 'code', u.code,
-               'source', CASE u.kind WHEN 'vanity' THEN 'vanity' ELSE 'invite' END,
-               'inviter_id', CASE u.kind WHEN 'vanity' THEN NULL ELSE u.created_by END,
-               'temporary', u.temporary, 'member_count', c.member_count),
-           'members', p.now
-    FROM counted AS c, used AS u, params AS p
-    RETURNING seq
+    SELECT e.server_id, e.type, e.payload, 'members', e.created_at FROM (
+        SELECT 1 AS n, c.id AS server_id, 'MEMBER_JOIN' AS type,
+               jsonb_build_object(
+                   'server_id', c.id, 'user_id', p.user_id, 'invite_id', u.id, 'code', u.code,
+                   'source', CASE u.kind WHEN 'vanity' THEN 'vanity' ELSE 'invite' END,
+                   'inviter_id', CASE u.kind WHEN 'vanity' THEN NULL ELSE u.created_by END,
+                   'temporary', u.temporary, 'member_count', c.member_count) AS payload,
+               p.now AS created_at
+        FROM counted AS c, used AS u, params AS p
+        UNION ALL
+        SELECT 2, c.id, 'INVITES_PAUSE', PAUSE_PAYLOAD, p.now
+        FROM counted AS c, params AS p WHERE c.tripped
+    ) AS e ORDER BY e.n
+    RETURNING seq, type
 )";
+
+/// Spells out the raid count of `invite_core::raid` in the accept statements' SQL, where
+/// `server` names the server's (locked) row and `now` the time the join is counted at:
+/// `RAID_OPEN` is whether the server's window is still open, `RAID_COUNT` what it counts with
+/// this one join, `RAID_TRIPS` whether that reaches the server's threshold (each NULL, so
+/// false, for a server without protection), and `PAUSE_PAYLOAD` the `INVITES_PAUSE` event's
+/// payload for the row `c` of `counted`, its time written as the service writes times (UTC,
+/// RFC 3339, `Z`).
+fn with_raid_count(sql: &str, server: &str, now: &str) -> String {
+    let open = format!(
+        "({server}.raid_window_started_at IS NOT NULL AND {now} < \
+         {server}.raid_window_started_at + make_interval(secs => {server}.raid_window_seconds))"
+    );
+    let count = format!("(CASE WHEN RAID_OPEN THEN {server}.raid_window_joins ELSE 0 END + 1)");
+    let trips = format!("(RAID_COUNT >= {server}.raid_joins)");
+    sql.replace("RAID_TRIPS", &trips)
+        .replace("RAID_COUNT", &count)
+        .replace("RAID_OPEN", &open)
+        .replace(
+            "PAUSE_PAYLOAD",
+            "jsonb_build_object('server_id', c.server_id, 'until', \
+             to_char(c.invites_paused_until AT TIME ZONE 'UTC', \
+             'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))",
+        )
+}
 
 /// The username's upsert, for a token that names the user (`params` then has `username`).
 ///
@@ -389,17 +565,19 @@ SELECT t.id, t.server_id, t.code, t.kind, t.created_by, t.max_uses, t.uses, t.ex
        t.temporary, t.revoked_at, t.invites_paused_until, t.invites_paused_indefinitely,
        t.is_member, t.is_banned, u.uses AS new_uses, u.version AS new_version,
        (SELECT member_count FROM counted) AS member_count,
-       (SELECT seq FROM evented) AS event_seq
+       (SELECT seq FROM evented WHERE type = 'MEMBER_JOIN') AS event_seq,
+       (SELECT seq FROM evented WHERE type = 'INVITES_PAUSE') AS pause_seq,
+       (SELECT invites_paused_until FROM counted WHERE tripped) AS raid_paused_until
 FROM target AS t
 LEFT JOIN used AS u ON u.id = t.id
 ";
 
 /// The PostgreSQL accept statement as the store sends it for a join without a username or an
 /// `Idempotency-Key` (the benchmarks' joins), with `params` (a `SELECT` of `code`, `user_id`,
-/// `now` and `audit_id` columns) in place of the bound values: what a benchmark of the database
+/// `now`, `audit_id` and `pause_audit_id` columns) in place of the bound values: what a benchmark of the database
 /// alone runs to find the ceiling the service is measured against.
 pub fn accept_statement_sql(params: &str) -> String {
-    format!("WITH params AS ({params}{ACCEPT_SQL}{ACCEPT_RESULT_SQL}")
+    format!("WITH params AS ({params}{}{ACCEPT_RESULT_SQL}", ACCEPT_SQL.as_str())
 }
 
 /// The values of an accept statement.
@@ -408,6 +586,9 @@ struct AcceptValues<'a> {
     user_id: Uuid,
     now: DateTime<Utc>,
     audit_id: Uuid,
+    /// The id of the audit entry of the pause, should this join trip the server's raid
+    /// protection.
+    pause_audit_id: Uuid,
     /// The token's username, for [`REMEMBERED_SQL`].
     username: Option<&'a str>,
     /// The request's `Idempotency-Key` and the response to record, for [`RECORDED_SQL`].
@@ -458,7 +639,8 @@ impl<const REMEMBERS: bool, const RECORDS: bool>
         bind_then::<Text, _>(&mut out, &values.code, "::text AS code, ")?;
         bind_then::<DbUuid, _>(&mut out, &values.user_id, "::uuid AS user_id, ")?;
         bind_then::<DbTimestamp, _>(&mut out, &values.now, "::timestamptz AS now, ")?;
-        bind_then::<DbUuid, _>(&mut out, &values.audit_id, "::uuid AS audit_id")?;
+        bind_then::<DbUuid, _>(&mut out, &values.audit_id, "::uuid AS audit_id, ")?;
+        bind_then::<DbUuid, _>(&mut out, &values.pause_audit_id, "::uuid AS pause_audit_id")?;
         if REMEMBERS {
             out.push_sql(", ");
             bind_then::<Nullable<Text>, _>(&mut out, &values.username, "::text AS username")?;
@@ -476,7 +658,7 @@ impl<const REMEMBERS: bool, const RECORDS: bool>
             bind_then::<Text, _>(&mut out, &record.body_before, "::text AS body_before, ")?;
             bind_then::<Text, _>(&mut out, &record.body_after, "::text AS body_after")?;
         }
-        out.push_sql(ACCEPT_SQL);
+        out.push_sql(&ACCEPT_SQL);
         if REMEMBERS {
             out.push_sql(REMEMBERED_SQL);
         }
@@ -564,9 +746,21 @@ struct AcceptRow {
     /// here rather than sent back and parsed ([`member_join_payload`], the same fields).
     #[diesel(sql_type = Nullable<BigInt>)]
     event_seq: Option<i64>,
+    /// The `INVITES_PAUSE` event's `seq`, when the join tripped the server's raid protection.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pause_seq: Option<i64>,
+    /// Until when that pause holds.
+    #[diesel(sql_type = Nullable<DbTimestamp>)]
+    raid_paused_until: Option<DateTime<Utc>>,
 }
 
 impl AcceptRow {
+    /// The `INVITES_PAUSE` event of a join that tripped its server's raid protection.
+    fn raid_pause(&self, now: DateTime<Utc>) -> Option<StoredEvent> {
+        let (seq, until) = (self.pause_seq?, self.raid_paused_until?);
+        Some(raid_pause_event(seq, self.server_id, until, now))
+    }
+
     fn into_target(self) -> StoreResult<Target> {
         let kind =
             InviteKind::parse(&self.kind).ok_or_else(|| corrupt("invite kind", &self.kind))?;
@@ -589,6 +783,8 @@ impl AcceptRow {
             ),
             is_member: self.is_member,
             is_banned: self.is_banned,
+            raid: None,
+            window: RaidWindow::default(),
         })
     }
 }
@@ -610,6 +806,7 @@ fn redeem_postgres(
             user_id: user.user_id,
             now,
             audit_id: Uuid::now_v7(),
+            pause_audit_id: Uuid::now_v7(),
             username: user.username.as_deref(),
             record: record.map(RecordValues::new),
         };
@@ -622,8 +819,8 @@ fn redeem_postgres(
                 attempts += 1;
                 continue;
             }
-            // A ban on the server committed while the statement ran, perhaps this user's: run
-            // again on a snapshot that holds it.
+            // A ban on the server committed while the statement ran, perhaps this user's, or a
+            // pause of a server protected from raids: run again on a snapshot that holds it.
             Err(StoreError::Conflict(Constraint::MemberBanned)) => {
                 ban_rounds += 1;
                 continue;
@@ -633,6 +830,7 @@ fn redeem_postgres(
         let (member_count, new_uses, new_version) =
             (row.member_count, row.new_uses, row.new_version);
         let event_seq = row.event_seq;
+        let raid_pause = row.raid_pause(now);
         let target = row.into_target()?;
         if let (Some(member_count), Some(uses), Some(version), Some(seq)) =
             (member_count, new_uses, new_version, event_seq)
@@ -646,6 +844,7 @@ fn redeem_postgres(
                 version,
                 member_count,
                 event,
+                raid_pause,
             })));
         }
         if let Err(reason) = decide_redemption(&target.facts(), now) {
@@ -653,8 +852,10 @@ fn redeem_postgres(
         }
         // Admissible on the snapshot, refused under the invite's row lock: a concurrent join
         // took the last use, or an edit or revoke landed. Run again on fresh data. (A pause
-        // that commits while the statement runs does not stop it: the join is ordered before
-        // the pause. A ban does, through `bans_version` above.)
+        // that commits while the statement runs does not stop it, unless the server is
+        // protected from raids: the join is ordered before the pause. A ban does, through
+        // `bans_version` above; so does a raid's pause, through `counted`'s re-check, which
+        // fails the statement as a ban does.)
         attempts += 1;
     }
     Err(StoreError::Unavailable("too much contention on this invite, please retry".to_owned()))
@@ -691,24 +892,34 @@ pub struct JoinRequest {
 ///
 /// The statement starts with `p`, the batch's values, one row per join in the batch's order
 /// (`ord`); [`AcceptSetStatement`] writes that part, with the arrays bound.
-const ACCEPT_SET_SQL: &str = "
-    ) WITH ORDINALITY AS x(code, user_id, audit_id, username, now, ord)
+static ACCEPT_SET_SQL: LazyLock<String> =
+    LazyLock::new(|| with_raid_count(ACCEPT_SET_SQL_TEXT, "s", "b.now"));
+
+/// [`ACCEPT_SET_SQL`] as written, its raid-count expressions named (see [`with_raid_count`]).
+const ACCEPT_SET_SQL_TEXT: &str = "
+    ) WITH ORDINALITY AS x(code, user_id, audit_id, pause_audit_id, username, now, ord)
 ),
 inv AS MATERIALIZED (
     SELECT i.id, i.server_id, i.code, i.kind, i.created_by, i.max_uses, i.uses, i.version,
            i.expires_at, i.temporary, i.revoked_at
     FROM invites AS i WHERE i.code IN (SELECT code FROM p) ORDER BY i.id FOR UPDATE
 ),
+-- The servers' raid windows are read on the locked rows, as of the batch's latest request
+-- time: a batch's joins to one server are counted together, at that time (`raid_open`: the
+-- window is still open then; NULL for a server without protection).
 srv AS MATERIALIZED (
     SELECT s.id, s.member_count, s.bans_version, s.invites_paused_until,
-           s.invites_paused_indefinitely
-    FROM servers AS s WHERE s.id IN (SELECT server_id FROM inv) ORDER BY s.id FOR UPDATE
+           s.invites_paused_indefinitely, s.raid_joins, s.raid_window_joins,
+           RAID_OPEN AS raid_open, b.now AS batch_now
+    FROM servers AS s, (SELECT max(now) AS now FROM p) AS b
+    WHERE s.id IN (SELECT server_id FROM inv) ORDER BY s.id FOR UPDATE OF s
 ),
 t AS MATERIALIZED (
-    SELECT p.ord, p.user_id, p.audit_id, p.username, p.now,
+    SELECT p.ord, p.user_id, p.audit_id, p.pause_audit_id, p.username, p.now,
            inv.id, inv.server_id, inv.code, inv.kind, inv.created_by, inv.max_uses, inv.uses,
            inv.version, inv.expires_at, inv.temporary, inv.revoked_at,
            srv.member_count, srv.invites_paused_until, srv.invites_paused_indefinitely,
+           srv.raid_joins, srv.raid_window_joins, srv.raid_open, srv.batch_now,
            -- The locked row's version against the snapshot's: a ban committed in between.
            srv.bans_version <> (SELECT s.bans_version FROM servers AS s WHERE s.id = srv.id)
                AS banned_since,
@@ -733,9 +944,29 @@ eligible AS MATERIALIZED (
     SELECT c.*, row_number() OVER (PARTITION BY c.id ORDER BY c.ord) AS rank
     FROM candidate AS c WHERE c.nth = 1
 ),
-admitted AS MATERIALIZED (
+usable AS MATERIALIZED (
     SELECT e.*, row_number() OVER (PARTITION BY e.server_id ORDER BY e.ord) AS server_rank
     FROM eligible AS e WHERE e.max_uses IS NULL OR e.uses + e.rank <= e.max_uses
+),
+-- A protected server admits what its window has room for (invite_core::raid's
+-- `admissible_joins`), in the batch's order; the rest find the invites paused by the last one
+-- admitted. Both are prefixes in `ord`, so each invite's admitted joins are still the first of
+-- its `rank`s.
+admitted AS MATERIALIZED (
+    SELECT u.* FROM usable AS u
+    WHERE u.raid_joins IS NULL
+       OR u.server_rank <= u.raid_joins - CASE WHEN u.raid_open THEN u.raid_window_joins ELSE 0 END
+),
+-- Each server's joins, counted into its window (invite_core::raid's `count_joins`).
+tally AS MATERIALIZED (
+    SELECT x.*,
+           x.raid_joins IS NOT NULL
+               AND CASE WHEN x.raid_open THEN x.raid_window_joins ELSE 0 END + x.k >= x.raid_joins
+               AS trips
+    FROM (SELECT a.server_id, count(*) AS k, max(a.ord) AS last_ord, max(a.batch_now) AS now,
+                 max(a.raid_joins) AS raid_joins, max(a.raid_window_joins) AS raid_window_joins,
+                 bool_or(a.raid_open) AS raid_open
+          FROM admitted AS a GROUP BY a.server_id) AS x
 ),
 used AS (
     UPDATE invites AS i SET uses = i.uses + a.k, version = i.version + a.k, updated_at = a.now
@@ -743,9 +974,22 @@ used AS (
     WHERE i.id = a.id
 ),
 counted AS (
-    UPDATE servers AS s SET member_count = s.member_count + a.k
-    FROM (SELECT server_id, count(*) AS k FROM admitted GROUP BY server_id) AS a
+    UPDATE servers AS s SET member_count = s.member_count + a.k,
+        raid_window_started_at = CASE WHEN a.raid_joins IS NULL THEN s.raid_window_started_at
+                                      WHEN a.trips THEN NULL
+                                      WHEN a.raid_open THEN s.raid_window_started_at
+                                      ELSE a.now END,
+        raid_window_joins = CASE WHEN a.raid_joins IS NULL THEN s.raid_window_joins
+                                 WHEN a.trips THEN 0
+                                 WHEN a.raid_open THEN s.raid_window_joins + a.k
+                                 ELSE a.k END,
+        invites_paused_until = CASE WHEN a.trips
+                                    THEN a.now + make_interval(secs => s.raid_pause_seconds)
+                                    ELSE s.invites_paused_until END
+    FROM tally AS a
     WHERE s.id = a.server_id
+    RETURNING s.id AS server_id, a.trips, a.last_ord, s.invites_paused_until, s.raid_joins,
+              s.raid_window_seconds
 ),
 joined AS (
     -- No server for a join that a ban crossed: the insert fails, and the statement with it.
@@ -770,30 +1014,49 @@ audited AS (
     SELECT a.audit_id, a.server_id, a.user_id, 'MemberJoin', 'user', a.user_id,
            jsonb_build_object('code', a.code, 'invite_id', a.id), a.now
     FROM admitted AS a
+    -- A raid's pause, under the id of the join that tripped it.
+    UNION ALL
+    SELECT a.pause_audit_id, c.server_id, NULL, 'InvitesPause', 'server', c.server_id,
+           jsonb_build_object('reason', 'raid', 'joins', c.raid_joins,
+                              'window_seconds', c.raid_window_seconds), a.now
+    FROM counted AS c JOIN admitted AS a ON a.ord = c.last_ord WHERE c.trips
 ),
 evented AS (
-    -- Drawn under the servers' row locks, in the batch's order (see the `events` module).
+    -- Drawn under the servers' row locks, in the batch's order (see the `events` module); a
+    -- raid's `INVITES_PAUSE` right after the join that tripped it.
     INSERT INTO events (server_id, type, payload, audience, created_at)
-    SELECT a.server_id, 'MEMBER_JOIN',
-           jsonb_build_object(
-               'server_id', a.server_id, 'user_id', a.user_id, 'invite_id', a.id,
-               'code', a.code, 'source', CASE a.kind WHEN 'vanity' THEN 'vanity' ELSE 'invite' END,
-               'inviter_id', CASE a.kind WHEN 'vanity' THEN NULL ELSE a.created_by END,
-               'temporary', a.temporary, 'member_count', a.member_count + a.server_rank),
-           'members', a.now
-    FROM admitted AS a ORDER BY a.ord
-    RETURNING seq, server_id, (payload->>'user_id')::uuid AS user_id
+    SELECT e.server_id, e.type, e.payload, 'members', e.created_at FROM (
+        SELECT a.ord, 1 AS n, a.server_id, 'MEMBER_JOIN' AS type,
+               jsonb_build_object(
+                   'server_id', a.server_id, 'user_id', a.user_id, 'invite_id', a.id,
+                   'code', a.code,
+                   'source', CASE a.kind WHEN 'vanity' THEN 'vanity' ELSE 'invite' END,
+                   'inviter_id', CASE a.kind WHEN 'vanity' THEN NULL ELSE a.created_by END,
+                   'temporary', a.temporary, 'member_count', a.member_count + a.server_rank)
+                   AS payload,
+               a.now AS created_at
+        FROM admitted AS a
+        UNION ALL
+        SELECT c.last_ord, 2, c.server_id, 'INVITES_PAUSE', PAUSE_PAYLOAD, a.now
+        FROM counted AS c JOIN admitted AS a ON a.ord = c.last_ord WHERE c.trips
+    ) AS e ORDER BY e.ord, e.n
+    RETURNING seq, server_id, type, (payload->>'user_id')::uuid AS user_id
 )
 SELECT t.ord, t.id, t.server_id, t.code, t.kind, t.created_by, t.max_uses, t.uses,
        t.expires_at, t.temporary, t.revoked_at, t.invites_paused_until,
        t.invites_paused_indefinitely, t.is_member, t.is_banned,
-       e.ord IS NOT NULL AS eligible,
+       e.ord IS NOT NULL AS eligible, us.ord IS NOT NULL AND a.ord IS NULL AS raid_refused,
        a.uses + a.rank AS new_uses, a.version + a.rank AS new_version,
-       a.member_count + a.server_rank AS member_count, v.seq AS event_seq
+       a.member_count + a.server_rank AS member_count, v.seq AS event_seq,
+       pv.seq AS pause_seq, c.invites_paused_until AS raid_paused_until
 FROM t
 LEFT JOIN eligible AS e ON e.ord = t.ord
+LEFT JOIN usable AS us ON us.ord = t.ord
 LEFT JOIN admitted AS a ON a.ord = t.ord
-LEFT JOIN evented AS v ON v.server_id = a.server_id AND v.user_id = a.user_id
+LEFT JOIN evented AS v
+    ON v.type = 'MEMBER_JOIN' AND v.server_id = a.server_id AND v.user_id = a.user_id
+LEFT JOIN counted AS c ON c.trips AND c.last_ord = a.ord
+LEFT JOIN evented AS pv ON pv.type = 'INVITES_PAUSE' AND pv.server_id = c.server_id
 ";
 
 /// [`ACCEPT_SET_SQL`] with its values: a query type of its own, so diesel keeps it prepared
@@ -802,6 +1065,7 @@ struct AcceptSetStatement {
     codes: Vec<String>,
     user_ids: Vec<Uuid>,
     audit_ids: Vec<Uuid>,
+    pause_audit_ids: Vec<Uuid>,
     usernames: Vec<Option<String>>,
     nows: Vec<DateTime<Utc>>,
 }
@@ -814,15 +1078,16 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for AcceptSetStatement
         use diesel::sql_types::{Array, Timestamptz, Uuid as SqlUuid};
         out.push_sql(
             "WITH p AS MATERIALIZED (
-    SELECT x.ord, x.code, x.user_id, x.audit_id, x.username, x.now
+    SELECT x.ord, x.code, x.user_id, x.audit_id, x.pause_audit_id, x.username, x.now
     FROM unnest(",
         );
         bind_then::<Array<Text>, _>(&mut out, &self.codes, "::text[], ")?;
         bind_then::<Array<SqlUuid>, _>(&mut out, &self.user_ids, "::uuid[], ")?;
         bind_then::<Array<SqlUuid>, _>(&mut out, &self.audit_ids, "::uuid[], ")?;
+        bind_then::<Array<SqlUuid>, _>(&mut out, &self.pause_audit_ids, "::uuid[], ")?;
         bind_then::<Array<Nullable<Text>>, _>(&mut out, &self.usernames, "::text[], ")?;
         bind_then::<Array<Timestamptz>, _>(&mut out, &self.nows, "::timestamptz[]")?;
-        out.push_sql(ACCEPT_SET_SQL);
+        out.push_sql(&ACCEPT_SET_SQL);
         Ok(())
     }
 }
@@ -849,6 +1114,10 @@ struct AcceptSetRow {
     /// within the batch).
     #[diesel(sql_type = Bool)]
     eligible: bool,
+    /// Whether the rules and the uses admitted the join, but its server's raid window had no
+    /// room left: an earlier join of the batch paused the invites.
+    #[diesel(sql_type = Bool)]
+    raid_refused: bool,
 }
 
 /// Decides and writes the joins of `joins` in one statement (see `ACCEPT_SET_SQL`): for each,
@@ -862,6 +1131,7 @@ pub fn redeem_set(
         codes: joins.iter().map(|join| join.code.as_str().to_owned()).collect(),
         user_ids: joins.iter().map(|join| join.actor.user_id).collect(),
         audit_ids: joins.iter().map(|_| Uuid::now_v7()).collect(),
+        pause_audit_ids: joins.iter().map(|_| Uuid::now_v7()).collect(),
         usernames: joins.iter().map(|join| join.actor.username.clone()).collect(),
         nows: joins.iter().map(|join| join.now).collect(),
     };
@@ -878,6 +1148,7 @@ pub fn redeem_set(
         let facts = row.facts;
         let (member_count, new_uses, new_version, event_seq) =
             (facts.member_count, facts.new_uses, facts.new_version, facts.event_seq);
+        let raid_pause = facts.raid_pause(join.now);
         let target = facts.into_target()?;
         decided[index] = match (member_count, new_uses, new_version, event_seq) {
             (Some(member_count), Some(uses), Some(version), Some(seq)) => {
@@ -893,8 +1164,11 @@ pub fn redeem_set(
                     version,
                     member_count,
                     event,
+                    raid_pause,
                 })))
             }
+            // Admitted but for the raid window, which an earlier join of the batch filled.
+            _ if row.raid_refused => Some(Redemption::Refused(RedemptionRefused::Paused)),
             // Admitted by the rules on the locked invite, but its uses ran out within the batch.
             _ if row.eligible => Some(Redemption::Refused(RedemptionRefused::MaxedOut)),
             _ => match decide_redemption(&target.facts(), join.now) {

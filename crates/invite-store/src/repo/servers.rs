@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use invite_core::audit::AuditAction;
 use invite_core::permissions::{Permissions, Standing};
+use invite_core::raid::{RaidProtection, RaidWindow};
 use invite_core::redeem::InvitesPause;
 use invite_core::server::{ChannelName, NewServerSettings, ServerChanges};
 use uuid::Uuid;
@@ -54,7 +55,8 @@ pub trait ServerRepository {
     /// `NotFound` when there is no such server.
     fn lock_server(&mut self, server_id: Uuid) -> StoreResult<()>;
 
-    /// Pauses (`Some`) or resumes (`None`) the server's invites, with its audit entry.
+    /// Pauses (`Some`) or resumes (`None`) the server's invites, with its audit entry. Either
+    /// way the raid window closes: the count starts afresh once invites work again.
     fn set_invites_pause(
         &mut self,
         server_id: Uuid,
@@ -62,6 +64,23 @@ pub trait ServerRepository {
         actor: Uuid,
         now: DateTime<Utc>,
     ) -> StoreResult<Server>;
+
+    /// The server's raid protection (`None`: off) and its current window; `NotFound` when
+    /// there is no such server.
+    fn raid_protection(
+        &mut self,
+        server_id: Uuid,
+    ) -> StoreResult<(Option<RaidProtection>, RaidWindow)>;
+
+    /// Sets (`Some`) or turns off (`None`) the server's raid protection. The window closes
+    /// either way, so a new setting counts from the next join. `NotFound` when there is no such
+    /// server.
+    fn set_raid_protection(
+        &mut self,
+        server_id: Uuid,
+        protection: Option<RaidProtection>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
 }
 
 /// Channels.
@@ -316,6 +335,8 @@ impl ServerRepository for DbConnection {
                 .set((
                     servers::invites_paused_until.eq(until.map(Ts)),
                     servers::invites_paused_indefinitely.eq(indefinitely),
+                    servers::raid_window_started_at.eq(None::<Ts>),
+                    servers::raid_window_joins.eq(0),
                     servers::updated_at.eq(Ts(now)),
                 ))
                 .execute(conn)?;
@@ -330,7 +351,7 @@ impl ServerRepository for DbConnection {
                 conn,
                 NewAuditEntry {
                     server_id,
-                    actor_id: actor,
+                    actor_id: Some(actor),
                     action,
                     target_id: Some(server_id),
                     details,
@@ -339,6 +360,47 @@ impl ServerRepository for DbConnection {
             )?;
             load_server(conn, server_id)?.ok_or(StoreError::NotFound(Entity::Server))
         })
+    }
+
+    fn raid_protection(
+        &mut self,
+        server_id: Uuid,
+    ) -> StoreResult<(Option<RaidProtection>, RaidWindow)> {
+        let (joins, window_seconds, pause_seconds, started_at, window_joins) = servers::table
+            .filter(servers::id.eq(Id(server_id)))
+            .select((
+                servers::raid_joins,
+                servers::raid_window_seconds,
+                servers::raid_pause_seconds,
+                servers::raid_window_started_at,
+                servers::raid_window_joins,
+            ))
+            .get_result::<(Option<i64>, Option<i64>, Option<i64>, Option<Ts>, i64)>(self)
+            .optional()?
+            .ok_or(StoreError::NotFound(Entity::Server))?;
+        Ok((
+            RaidProtection::from_columns(joins, window_seconds, pause_seconds),
+            RaidWindow { started_at: started_at.map(Into::into), joins: window_joins },
+        ))
+    }
+
+    fn set_raid_protection(
+        &mut self,
+        server_id: Uuid,
+        protection: Option<RaidProtection>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let updated = diesel::update(servers::table.filter(servers::id.eq(Id(server_id))))
+            .set((
+                servers::raid_joins.eq(protection.map(RaidProtection::joins)),
+                servers::raid_window_seconds.eq(protection.map(RaidProtection::window_seconds)),
+                servers::raid_pause_seconds.eq(protection.map(RaidProtection::pause_seconds)),
+                servers::raid_window_started_at.eq(None::<Ts>),
+                servers::raid_window_joins.eq(0),
+                servers::updated_at.eq(Ts(now)),
+            ))
+            .execute(self)?;
+        if updated == 0 { Err(StoreError::NotFound(Entity::Server)) } else { Ok(()) }
     }
 }
 

@@ -99,7 +99,7 @@ impl VanityRepository for DbConnection {
                     conn,
                     NewAuditEntry {
                         server_id,
-                        actor_id: actor,
+                        actor_id: Some(actor),
                         action: AuditAction::VanityUpdate,
                         target_id: claimed.as_ref().or(current.as_ref()).map(|invite| invite.id),
                         details: serde_json::json!({ "old_code": old_code, "new_code": new_code }),

@@ -83,11 +83,20 @@ fn commit_set<T: Send + 'static>(
 
 /// Commits `joins` as one batch; their redemptions, in order.
 fn commit(conn: &mut DbConnection, joins: &[(&CodeRef, &Actor)]) -> Vec<Redemption> {
+    commit_at(conn, joins, t0())
+}
+
+/// Commits `joins`, made at `now`, as one batch; their redemptions, in order.
+pub(crate) fn commit_at(
+    conn: &mut DbConnection,
+    joins: &[(&CodeRef, &Actor)],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<Redemption> {
     let requests = joins
         .iter()
         .map(|(code, actor)| {
             let (code, actor) = ((*code).clone(), (*actor).clone());
-            SetRequest::Join(JoinRequest { code, actor, now: t0() })
+            SetRequest::Join(JoinRequest { code, actor, now })
         })
         .collect();
     let run = |conn: &mut DbConnection, request: &SetRequest| {

@@ -12,6 +12,7 @@ mod gateway;
 mod invites;
 mod members;
 mod migrations;
+mod raid;
 mod redeem;
 mod reliability;
 mod schema;

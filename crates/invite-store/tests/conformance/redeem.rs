@@ -57,7 +57,7 @@ conformance! {
 
         let entries = conn.list_audit_entries(server.id, None, PageLimit::parse(None, 50, 100).unwrap()).unwrap();
         assert_eq!(entries[0].action, AuditAction::MemberJoin);
-        assert_eq!((entries[0].actor_id, entries[0].target_id), (guest.user_id, Some(guest.user_id)));
+        assert_eq!((entries[0].actor_id, entries[0].target_id), (Some(guest.user_id), Some(guest.user_id)));
         assert_eq!(entries[0].details["code"], serde_json::json!(invite.code));
 
         // The MEMBER_JOIN event committed with the join is the one returned, field for field;

@@ -69,6 +69,9 @@ columns!(A, B, C, D, E, F, G, H, I, J, K, L, M);
 columns!(A, B, C, D, E, F, G, H, I, J, K, L, M, N);
 columns!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O);
 columns!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P);
+columns!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P, Q);
+columns!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P, Q, R);
+columns!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P, Q, R, S);
 
 /// A table, as either side describes it.
 struct Described {

@@ -95,7 +95,7 @@ conformance! {
         assert_eq!(actions, [AuditAction::InvitesResume, AuditAction::InvitesPause, AuditAction::InvitesPause]);
         assert_eq!(entries[2].details, serde_json::json!({ "until": "2026-11-22T13:00:00Z" }));
         assert_eq!(entries[1].details, serde_json::json!({ "until": "indefinitely" }));
-        assert!(entries.iter().all(|e| e.actor_id == owner.user_id && e.target_id == Some(server.id)));
+        assert!(entries.iter().all(|e| e.actor_id == Some(owner.user_id) && e.target_id == Some(server.id)));
     }
 
     fn channels_belong_to_their_server(db: &TestDatabase) {

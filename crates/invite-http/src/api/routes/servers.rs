@@ -2,6 +2,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
+use invite_core::raid::RaidProtectionRequest;
 use invite_core::server::{CreateServerRequest, PauseRequest, UpdateServerRequest};
 use uuid::Uuid;
 
@@ -10,7 +11,7 @@ use crate::api::error::{ApiResult, ErrorBody};
 use crate::api::extract::JsonBody;
 use crate::api::idempotency::{IdempotencyKey, render, respond};
 
-routes![create, get, update, pause, resume, audit_log];
+routes![create, get, update, pause, resume, raid_protection, protect, unprotect, audit_log];
 
 /// Creates a server; the caller becomes its owner and first member.
 #[utoipa::path(post, path = "/servers", tag = "servers", security(("bearer" = [])),
@@ -105,6 +106,64 @@ pub(crate) async fn resume(caller: Caller, path: web::Path<Uuid>) -> ApiResult<H
     let server_id = path.into_inner();
     caller
         .change(move |conn, ctx| invite_ops::servers::set_pause(conn, ctx, server_id, None))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The server's raid protection (`MANAGE_SERVER`): `{"enabled": false}` when it is off.
+#[utoipa::path(get, path = "/servers/{server_id}/raid-protection", tag = "servers", security(("bearer" = [])),
+    params(super::common::ServerPath), responses(
+        (status = 200, description = "The protection, or `{\"enabled\": false}`", body = invite_api::RaidProtection),
+        super::common::MissingPermission, super::common::ServerNotFound,
+    ))]
+pub(crate) async fn raid_protection(
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let server_id = path.into_inner();
+    let protection = caller
+        .read(move |conn, ctx| invite_ops::servers::raid_protection(conn, ctx, server_id))
+        .await?;
+    Ok(HttpResponse::Ok().json(crate::api::wire::raid_protection(protection)))
+}
+
+/// Sets the server's raid protection (`MANAGE_SERVER`): once `joins` people have joined within
+/// `window_seconds`, the invites pause for `pause_seconds`, as `PUT .../invites-pause` would
+/// (audited `InvitesPause` with no actor, evented `INVITES_PAUSE`). The join that reaches the
+/// threshold is admitted; no window admits more. The count starts afresh.
+#[utoipa::path(put, path = "/servers/{server_id}/raid-protection", tag = "servers", security(("bearer" = [])),
+    params(super::common::ServerPath), request_body = RaidProtectionRequest, responses(
+        (status = 200, description = "The protection as set", body = invite_api::RaidProtection),
+        (status = 400, description = "A field missing, not an integer, or out of its bounds (`VALIDATION_ERROR`)", body = ErrorBody),
+        super::common::MissingPermission, super::common::ServerNotFound,
+    ))]
+pub(crate) async fn protect(
+    caller: Caller,
+    path: web::Path<Uuid>,
+    JsonBody(request): JsonBody<RaidProtectionRequest>,
+) -> ApiResult<HttpResponse> {
+    let server_id = path.into_inner();
+    let protection = caller
+        .change(move |conn, ctx| {
+            invite_ops::servers::set_raid_protection(conn, ctx, server_id, Some(&request))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(crate::api::wire::raid_protection(protection)))
+}
+
+/// Turns the server's raid protection off (`MANAGE_SERVER`); a pause it set stays until it
+/// ends or `DELETE .../invites-pause` lifts it.
+#[utoipa::path(delete, path = "/servers/{server_id}/raid-protection", tag = "servers", security(("bearer" = [])),
+    params(super::common::ServerPath), responses(
+        (status = 204, description = "Off"),
+        super::common::MissingPermission, super::common::ServerNotFound,
+    ))]
+pub(crate) async fn unprotect(caller: Caller, path: web::Path<Uuid>) -> ApiResult<HttpResponse> {
+    let server_id = path.into_inner();
+    caller
+        .change(move |conn, ctx| {
+            invite_ops::servers::set_raid_protection(conn, ctx, server_id, None)
+        })
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
