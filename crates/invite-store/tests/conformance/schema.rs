@@ -69,6 +69,8 @@ columns!(A, B, C, D, E, F, G, H, I, J, K, L, M);
 columns!(A, B, C, D, E, F, G, H, I, J, K, L, M, N);
 columns!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O);
 columns!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P);
+columns!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P, Q);
+columns!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P, Q, R);
 
 /// A table, as either side describes it.
 struct Described {
