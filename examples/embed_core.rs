@@ -68,8 +68,14 @@ fn main() {
         max_uses: Some(2),
         uses: 1,
     };
-    let mut facts =
-        RedemptionFacts { invite: Some(invite), pause: None, is_member: false, is_banned: false };
+    // `is_allowed`: the invite names no users (`allowed_user_ids`), or names this one.
+    let mut facts = RedemptionFacts {
+        invite: Some(invite),
+        pause: None,
+        is_member: false,
+        is_banned: false,
+        is_allowed: true,
+    };
     println!("one use left -> {:?}", decide_redemption(&facts, now));
     facts.is_banned = true;
     let banned = decide_redemption(&facts, now).expect_err("a banned user cannot join");

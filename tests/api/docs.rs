@@ -175,3 +175,23 @@ fn swagger_ui_runs_under_a_content_security_policy() {
     assert_eq!(initializer.header("content-security-policy"), Some(policy.as_str()));
     assert!(initializer.text.contains("\"validatorUrl\": \"none\""), "{}", initializer.text);
 }
+
+#[test]
+fn invites_publish_what_they_grant_and_whom_they_are_for() {
+    let app = TestApp::spawn(invite_store::Backend::Sqlite);
+    let doc = document(&app);
+    let schemas = &doc["components"]["schemas"];
+    for schema in ["CreateInviteRequest", "UpdateInviteRequest", "Invite"] {
+        let properties = schemas[schema]["properties"].as_object().unwrap();
+        for field in ["grant_permissions", "allowed_user_ids"] {
+            assert!(properties.contains_key(field), "{schema} lacks {field}");
+        }
+    }
+    // The preview never shows the list.
+    let preview = schemas["Preview"]["properties"].as_object().unwrap();
+    assert!(!preview.contains_key("allowed_user_ids"));
+    let codes = schemas["ErrorBody"]["properties"]["code"]["enum"].as_array().unwrap();
+    assert!(codes.contains(&Value::from("INVITE_NOT_FOR_YOU")));
+    let accept = &doc["paths"]["/invites/{code}/accept"]["post"]["responses"]["403"];
+    assert!(accept["description"].as_str().unwrap().contains("INVITE_NOT_FOR_YOU"), "{accept}");
+}

@@ -288,6 +288,38 @@ fn the_form_joins_and_refuses_forgeries(backend: Backend) {
     assert!(!public.text.contains("banned"));
 }
 
+fn an_invite_for_named_users_says_so_to_anyone_else_and_never_shows_the_list(backend: Backend) {
+    let app = page_app(backend);
+    let (listed, stranger) = (app.user(), app.user());
+    let (_, _, invite) = app.server_with_invite(json!({"allowed_user_ids": [listed.id]}));
+    let code = code_of(&invite);
+    let path = format!("/invite/{code}");
+    // Signed in as someone else: the state in words, and a 403, whatever the link.
+    let refused = open(&app, &path, Some(&stranger));
+    assert_page(&refused, 403, &["This invite is for someone else"]);
+    assert!(!refused.text.contains("<form"), "{}", refused.text);
+    // The one it is for gets the form; a visitor nobody signed in as, the page to sign in.
+    assert_page(&open(&app, &path, Some(&listed)), 200, &["Accept invite"]);
+    let public = open(&app, &path, None);
+    assert_page(&public, 200, &["Sign in to accept"]);
+    // Nobody is shown the list, nor told there is one.
+    for page in [&refused, &public] {
+        assert!(!page.text.contains(&listed.id.to_string()), "{}", page.text);
+    }
+    assert!(!public.text.contains("someone else"));
+    // A post through the form from someone else is refused the same way, and joins nobody.
+    let csrf = csrf_of(&open(&app, &path, Some(&listed)));
+    let csrf_stranger = app.page_form_token(&stranger.token, code);
+    assert_page(
+        &submit(&app, code, Some(&stranger), PUBLIC, &csrf_stranger),
+        403,
+        &["This invite is for someone else"],
+    );
+    assert_eq!(app.uses(&invite), 0);
+    assert_page(&submit(&app, code, Some(&listed), PUBLIC, &csrf), 200, &["You joined"]);
+    assert_eq!(app.uses(&invite), 1);
+}
+
 fn a_vanity_code_is_a_short_link_and_routes_stay_routes(backend: Backend) {
     let app = page_app(backend);
     let (owner, server) = app.owned_server();
@@ -398,6 +430,7 @@ fn during_maintenance_the_page_shows_the_invite_and_a_post_waits(backend: Backen
 }
 
 on_both_backends!(
+    an_invite_for_named_users_says_so_to_anyone_else_and_never_shows_the_list,
     a_vanity_code_is_a_short_link_and_routes_stay_routes,
     a_valid_invite_reads_without_script,
     every_failure_has_its_own_page,

@@ -295,6 +295,9 @@ struct Fixtures {
     paused: String,
     member: String,
     banned: String,
+    /// An invite for named users (dave alone), and someone signed in who is not named.
+    for_someone: String,
+    stranger: String,
 }
 
 async fn fixtures(service: &Service) -> Fixtures {
@@ -311,8 +314,11 @@ async fn fixtures(service: &Service) -> Fixtures {
     let used_up = service.invite(&server_id, &alice, json!({"max_uses": 1})).await;
     service.accept(&used_up, &service.user("carol").1).await;
     let expired = service.invite(&server_id, &alice, json!({"max_age": 60})).await;
-    let (_, member) = service.user("dave");
+    let (member_id, member) = service.user("dave");
     service.accept(&valid, &member).await;
+    let for_someone =
+        service.invite(&server_id, &alice, json!({"allowed_user_ids": [member_id]})).await;
+    let (_, stranger) = service.user("frank");
     let (banned_id, banned) = service.user("eve");
     service.accept(&service.invite(&server_id, &alice, json!({})).await, &banned).await;
     let ban = format!("/servers/{server_id}/bans/{banned_id}");
@@ -325,7 +331,19 @@ async fn fixtures(service: &Service) -> Fixtures {
     service.call(reqwest::Method::PUT, &pause, &alice, json!({"until": until})).await;
     // Two minutes on: the invite of 60 seconds has expired.
     service.server.clock.advance(chrono::Duration::seconds(120));
-    Fixtures { alice, server_id, valid, revoked, used_up, expired, paused, member, banned }
+    Fixtures {
+        alice,
+        server_id,
+        valid,
+        revoked,
+        used_up,
+        expired,
+        paused,
+        member,
+        banned,
+        for_someone,
+        stranger,
+    }
 }
 
 /// Every state of an invite, as strangers, members and the banned see it.
@@ -366,6 +384,14 @@ async fn every_state(look: &Look<'_>, base: &str, f: &Fixtures) {
     .await;
     look.session(base, Some(&f.banned)).await;
     look.check("banned", &page(&f.valid), "You can't join Rust Lang Club", &["banned"]).await;
+    look.session(base, Some(&f.stranger)).await;
+    look.check(
+        "not-for-you",
+        &page(&f.for_someone),
+        "This invite is for someone else",
+        &["your account is not one of them"],
+    )
+    .await;
     look.session(base, Some(&f.member)).await;
     look.check(
         "already-member",

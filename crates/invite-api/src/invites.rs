@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use invite_core::event::InviteData;
+use invite_core::permissions::Permissions;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -29,13 +30,28 @@ invite_core::invite_struct! {
         kind: InviteKind,
         /// The link to share.
         pub url: Option<String>,
+        /// Permission bits whoever joins through it gets as their member permissions (as far
+        /// as whoever set them still holds them at the join).
+        #[serde(default, deserialize_with = "crate::servers::any_permissions")]
+        #[cfg_attr(feature = "openapi", schema(value_type = i64))]
+        pub grant_permissions: Permissions,
+        /// The only users who may accept it; `null`, anyone. Shown only to those who may list
+        /// invites (never in a preview or on the invite page).
+        #[serde(default)]
+        pub allowed_user_ids: Option<Vec<Uuid>>,
     }
 }
 
 impl Invite {
-    /// The invite `invite` as the API shows it, with its link `url`.
-    pub fn new(invite: InviteData, url: Option<String>) -> Self {
-        invite_core::invite_from!(invite => Self { url })
+    /// The invite `invite` as the API shows it, with its link `url` and whom it is for,
+    /// `allowed_user_ids` (which the event payload leaves out).
+    pub fn new(
+        invite: InviteData,
+        url: Option<String>,
+        allowed_user_ids: Option<Vec<Uuid>>,
+    ) -> Self {
+        let grant_permissions = invite.grant_permissions;
+        invite_core::invite_from!(invite => Self { url, grant_permissions, allowed_user_ids })
     }
 }
 

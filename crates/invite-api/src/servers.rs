@@ -69,7 +69,9 @@ string_enum! {
 /// Permission bits as a response carries them: bits this version does not name are kept, so a
 /// newer service's permissions survive a round trip unchanged. (A request's are refused instead,
 /// by [`Permissions`]' own `Deserialize`: the service must not store bits it cannot check.)
-fn any_permissions<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Permissions, D::Error> {
+pub(crate) fn any_permissions<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Permissions, D::Error> {
     i64::deserialize(deserializer).map(Permissions::from_bits_retain)
 }
 

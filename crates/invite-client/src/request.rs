@@ -71,6 +71,23 @@ mod tests {
     }
 
     #[test]
+    fn grants_and_allowed_users_are_typed_on_the_way_out() {
+        let (a, b) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
+        let create = CreateInvite::default().granting(Permissions::KICK_MEMBERS).for_users(&[a, b]);
+        assert_eq!(
+            serde_json::to_value(create).unwrap(),
+            json!({"grant_permissions": 256, "allowed_user_ids": [a, b]})
+        );
+        let update = UpdateInvite::default().granting(Permissions::empty()).for_anyone();
+        assert_eq!(
+            serde_json::to_value(update).unwrap(),
+            json!({"grant_permissions": 0, "allowed_user_ids": null})
+        );
+        let named = UpdateInvite::default().for_users(&[b]);
+        assert_eq!(serde_json::to_value(named).unwrap(), json!({"allowed_user_ids": [b]}));
+    }
+
+    #[test]
     fn defaults_leave_every_field_to_the_service() {
         assert_eq!(serde_json::to_value(CreateInvite::default()).unwrap(), json!({}));
         assert_eq!(

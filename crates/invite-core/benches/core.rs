@@ -44,6 +44,7 @@ fn decisions(c: &mut Criterion) {
         }),
         pause: None,
         is_member: false,
+        is_allowed: true,
         is_banned: false,
     };
     c.bench_function("decide_redemption (admit)", |b| {

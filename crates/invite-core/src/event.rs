@@ -160,6 +160,10 @@ crate::invite_struct! {
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct InviteData {
         kind: InviteKind,
+        /// What a join through it grants (permission bits). Read as 0 from an event stored
+        /// before invites could grant permissions.
+        #[serde(default)]
+        pub grant_permissions: Permissions,
     }
 }
 
@@ -396,6 +400,7 @@ mod tests {
             channel_id: None,
             code: Some("aBcD1234".into()),
             kind: InviteKind::Random,
+            grant_permissions: Permissions::KICK_MEMBERS,
             created_by: Some(id(3)),
             max_uses: Some(5),
             uses: 1,
@@ -407,7 +412,7 @@ mod tests {
         };
         let invite_json = json!({
             "id": id(1), "server_id": id(2), "channel_id": null, "code": "aBcD1234",
-            "kind": "random", "created_by": id(3), "max_uses": 5, "uses": 1, "max_age": 0,
+            "kind": "random", "grant_permissions": 256, "created_by": id(3), "max_uses": 5, "uses": 1, "max_age": 0,
             "expires_at": "2026-12-06T10:00:00Z", "temporary": false,
             "created_at": "2026-12-06T10:00:00Z", "version": 2,
         });

@@ -4,7 +4,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::grant::{parse_allowed_users, parse_grant};
 use crate::patch::Patch;
+use crate::permissions::Permissions;
 use crate::problem::{ErrorCode, Problem};
 use crate::redeem::InviteStatus;
 
@@ -153,6 +155,33 @@ pub struct CreateInviteRequest {
     /// `false` reuses an existing active invite with the same settings. Default true.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unique: Option<bool>,
+    /// Permission bits whoever joins through the invite gets as their member permissions;
+    /// default 0. The creator must hold every bit granted, and only the owner may grant
+    /// `ADMINISTRATOR`. Held as the JSON value sent, so that a wrong type reaches
+    /// [`CreateInviteRequest::validate`] (and its `VALIDATION_ERROR`) instead of failing the
+    /// parse of the whole body; [`CreateInviteRequest::granting`] sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<i64>, minimum = 0, maximum = 32767)
+    )]
+    pub grant_permissions: Option<serde_json::Value>,
+    /// The only users who may accept the invite: 1 to 100 distinct user ids; absent, anyone.
+    /// Held as the JSON value sent, as `grant_permissions` is; [`CreateInviteRequest::for_users`]
+    /// sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Uuid>>))]
+    pub allowed_user_ids: Option<serde_json::Value>,
+}
+
+/// `grant_permissions` as a request sends it.
+fn grant_value(permissions: Permissions) -> serde_json::Value {
+    serde_json::Value::from(permissions.bits())
+}
+
+/// `allowed_user_ids` as a request sends it.
+fn users_value(users: &[Uuid]) -> serde_json::Value {
+    users.iter().map(|id| serde_json::Value::String(id.to_string())).collect()
 }
 
 /// A create request that passed every rule, with its expiry computed.
@@ -170,6 +199,10 @@ pub struct InviteSettings {
     pub temporary: bool,
     /// Whether a new invite must be created even if an equal one exists.
     pub unique: bool,
+    /// What a join through the invite grants (before [`crate::grant::granted_on_join`]).
+    pub grant_permissions: Permissions,
+    /// The only users who may accept it; `None`, anyone.
+    pub allowed_user_ids: Option<Vec<Uuid>>,
 }
 
 impl CreateInviteRequest {
@@ -185,11 +218,31 @@ impl CreateInviteRequest {
         Ok(self)
     }
 
+    /// This request, making the invite grant `permissions` to whoever joins through it.
+    #[must_use]
+    pub fn granting(mut self, permissions: Permissions) -> Self {
+        self.grant_permissions = Some(grant_value(permissions));
+        self
+    }
+
+    /// This request, making the invite for `users` only.
+    #[must_use]
+    pub fn for_users(mut self, users: &[Uuid]) -> Self {
+        self.allowed_user_ids = Some(users_value(users));
+        self
+    }
+
     /// Applies the rules in this order: `max_uses`, both lifetimes given, `expires_in_hours`,
-    /// `max_age`. The first broken rule is reported.
+    /// `max_age`, `grant_permissions`, `allowed_user_ids`. The first broken rule is reported.
+    /// Whether the creator may grant the bits is the caller's to check
+    /// ([`crate::grant::check_grant`]): it depends on where the creator stands.
     pub fn validate(&self, now: DateTime<Utc>) -> Result<InviteSettings, Problem> {
         let max_uses = self.max_uses.map(check_max_uses).transpose()?;
         let max_age = lifetime(self.max_age, self.expires_in_hours)?.unwrap_or(0);
+        let grant_permissions =
+            self.grant_permissions.as_ref().map(parse_grant).transpose()?.unwrap_or_default();
+        let allowed_user_ids =
+            self.allowed_user_ids.as_ref().map(parse_allowed_users).transpose()?;
         Ok(InviteSettings {
             channel_id: self.channel_id,
             max_uses,
@@ -197,6 +250,8 @@ impl CreateInviteRequest {
             expires_at: expires_at(now, max_age),
             temporary: self.temporary.unwrap_or(false),
             unique: self.unique.unwrap_or(true),
+            grant_permissions,
+            allowed_user_ids,
         })
     }
 }
@@ -222,27 +277,70 @@ pub struct UpdateInviteRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 2_592_000))]
     pub max_age: Option<i64>,
+    /// New permission bits for whoever joins from now on; the editor must hold every bit (only
+    /// the owner grants `ADMINISTRATOR`), and becomes the one whose permissions the join
+    /// checks. Held as the JSON value sent (see [`CreateInviteRequest::grant_permissions`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<i64>, minimum = 0, maximum = 32767)
+    )]
+    pub grant_permissions: Option<serde_json::Value>,
+    /// The only users who may accept it from now on (1 to 100 distinct ids); `null` opens it to
+    /// anyone. Held as the JSON value sent.
+    #[serde(default, skip_serializing_if = "Patch::is_unchanged")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Uuid>>))]
+    pub allowed_user_ids: Patch<serde_json::Value>,
 }
 
 /// What a valid update changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct InviteChanges {
     /// The new use limit (`Clear` is unlimited).
     pub max_uses: Patch<i64>,
     /// The new lifetime and expiry, when they change.
     pub lifetime: Option<(i64, Option<DateTime<Utc>>)>,
+    /// The new permissions on join, when they change (set by the editor).
+    pub grant_permissions: Option<Permissions>,
+    /// The new list of who may accept (`Clear`: anyone).
+    pub allowed_user_ids: Patch<Vec<Uuid>>,
 }
 
 impl InviteChanges {
     /// Whether the update changes nothing (an empty body).
     pub fn is_empty(&self) -> bool {
-        self.max_uses.is_unchanged() && self.lifetime.is_none()
+        self.max_uses.is_unchanged()
+            && self.lifetime.is_none()
+            && self.grant_permissions.is_none()
+            && self.allowed_user_ids.is_unchanged()
     }
 }
 
 impl UpdateInviteRequest {
+    /// This update, making the invite grant `permissions` to whoever joins from now on.
+    #[must_use]
+    pub fn granting(mut self, permissions: Permissions) -> Self {
+        self.grant_permissions = Some(grant_value(permissions));
+        self
+    }
+
+    /// This update, making the invite for `users` only.
+    #[must_use]
+    pub fn for_users(mut self, users: &[Uuid]) -> Self {
+        self.allowed_user_ids = Patch::Set(users_value(users));
+        self
+    }
+
+    /// This update, opening the invite to anyone.
+    #[must_use]
+    pub fn for_anyone(mut self) -> Self {
+        self.allowed_user_ids = Patch::Clear;
+        self
+    }
+
     /// Checks the update against the invite as it is: the same ranges as creation, and a use
-    /// limit no lower than the uses already made.
+    /// limit no lower than the uses already made. Whether the editor may grant the bits is the
+    /// caller's to check, as on creation.
     pub fn validate(
         &self,
         current: &InviteStatus,
@@ -260,7 +358,9 @@ impl UpdateInviteRequest {
         })?;
         let lifetime = lifetime(self.max_age, self.expires_in_hours)?
             .map(|max_age| (max_age, expires_at(now, max_age)));
-        Ok(InviteChanges { max_uses, lifetime })
+        let grant_permissions = self.grant_permissions.as_ref().map(parse_grant).transpose()?;
+        let allowed_user_ids = self.allowed_user_ids.as_ref().try_map(parse_allowed_users)?;
+        Ok(InviteChanges { max_uses, lifetime, grant_permissions, allowed_user_ids })
     }
 }
 
@@ -354,6 +454,8 @@ mod tests {
                 expires_at: None,
                 temporary: false,
                 unique: true,
+                grant_permissions: Permissions::empty(),
+                allowed_user_ids: None,
             }
         );
         assert_eq!(CreateInviteRequest::default().validate(now()).unwrap(), settings);
@@ -498,6 +600,54 @@ mod tests {
         assert_eq!(check_version(Some(3), 3), Ok(()));
         let problem = check_version(Some(2), 3).unwrap_err();
         assert_eq!(problem.code.as_str(), "PRECONDITION_FAILED");
+    }
+
+    #[test]
+    fn grants_and_allowed_users_are_validated_and_wrong_types_are_validation_errors() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let settings = CreateInviteRequest::default()
+            .granting(Permissions::KICK_MEMBERS)
+            .for_users(&[a, b])
+            .validate(now())
+            .unwrap();
+        assert_eq!(settings.grant_permissions, Permissions::KICK_MEMBERS);
+        assert_eq!(settings.allowed_user_ids, Some(vec![a, b]));
+        // `null` is the same as leaving them out: grants nothing, open to anyone.
+        let open = parse(r#"{"grant_permissions": null, "allowed_user_ids": null}"#).unwrap();
+        let settings = open.validate(now()).unwrap();
+        assert_eq!(
+            (settings.grant_permissions, settings.allowed_user_ids),
+            (Permissions::empty(), None)
+        );
+        for json in [
+            r#"{"grant_permissions": "256"}"#,
+            r#"{"grant_permissions": 32768}"#,
+            r#"{"grant_permissions": -1}"#,
+            r#"{"grant_permissions": 1.5}"#,
+            r#"{"allowed_user_ids": []}"#,
+            r#"{"allowed_user_ids": "x"}"#,
+            r#"{"allowed_user_ids": [1]}"#,
+            r#"{"allowed_user_ids": ["00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000001"]}"#,
+        ] {
+            // The body parses; the rule refuses the field.
+            message(json);
+        }
+        let current = InviteStatus { revoked: false, expires_at: None, max_uses: None, uses: 0 };
+        let update =
+            UpdateInviteRequest::default().granting(Permissions::BAN_MEMBERS).for_users(&[a]);
+        let changes = update.validate(&current, now()).unwrap();
+        assert_eq!(changes.grant_permissions, Some(Permissions::BAN_MEMBERS));
+        assert_eq!(changes.allowed_user_ids, Patch::Set(vec![a]));
+        assert!(!changes.is_empty());
+        let opened: UpdateInviteRequest =
+            serde_json::from_str(r#"{"allowed_user_ids": null}"#).unwrap();
+        assert_eq!(opened, UpdateInviteRequest::default().for_anyone());
+        assert_eq!(opened.validate(&current, now()).unwrap().allowed_user_ids, Patch::Clear);
+        for json in [r#"{"grant_permissions": true}"#, r#"{"allowed_user_ids": []}"#] {
+            let update: UpdateInviteRequest = serde_json::from_str(json).unwrap();
+            let problem = update.validate(&current, now()).unwrap_err();
+            assert_eq!(problem.code, ErrorCode::ValidationError, "{json}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod clock;
 pub mod code;
 pub mod event;
+pub mod grant;
 pub mod invite;
 pub mod maintenance;
 pub mod permissions;

@@ -61,6 +61,8 @@ pub enum ErrorCode {
     AlreadyMember,
     /// The caller is banned from the server.
     Banned,
+    /// The invite names the users who may accept it, and the caller is not one of them.
+    InviteNotForYou,
     /// The server has paused invites.
     InvitesPaused,
     /// The invite's expiry time has passed.
@@ -138,6 +140,7 @@ impl ErrorCode {
             Self::OwnerImmune => "The server owner cannot be removed from their server",
             Self::AlreadyMember => "Already a member of this server",
             Self::Banned => "You are banned from this server",
+            Self::InviteNotForYou => "This invite is for someone else",
             Self::InvitesPaused => "Invites to this server are paused",
             Self::InviteExpired => "This invite has expired",
             Self::InviteMaxedOut => "This invite has reached its maximum uses",
@@ -234,7 +237,7 @@ mod tests {
              PAYLOAD_TOO_LARGE NOT_FOUND METHOD_NOT_ALLOWED UNAUTHORIZED SERVER_NOT_FOUND \
              CHANNEL_NOT_FOUND UNKNOWN_CHANNEL MEMBER_NOT_FOUND BAN_NOT_FOUND WEBHOOK_NOT_FOUND \
              INVITE_NOT_FOUND INVITE_REVOKED MISSING_PERMISSION MISSING_FEATURE OWNER_ONLY \
-             OWNER_IMMUNE ALREADY_MEMBER BANNED INVITES_PAUSED INVITE_EXPIRED INVITE_MAXED_OUT \
+             OWNER_IMMUNE ALREADY_MEMBER BANNED INVITE_NOT_FOR_YOU INVITES_PAUSED INVITE_EXPIRED INVITE_MAXED_OUT \
              MAX_INVITES_REACHED CODE_SPACE_EXHAUSTED VANITY_TAKEN VANITY_INVITE \
              PRECONDITION_FAILED IDEMPOTENCY_KEY_REUSED IDEMPOTENCY_IN_FLIGHT MALFORMED_REQUEST \
              REQUEST_TIMEOUT URI_TOO_LONG HEADERS_TOO_LARGE RATE_LIMITED TOO_MANY_CONNECTIONS \
@@ -257,6 +260,7 @@ mod tests {
             (ErrorCode::InviteRevoked, "Invite not found"),
             (ErrorCode::AlreadyMember, "Already a member of this server"),
             (ErrorCode::Banned, "You are banned from this server"),
+            (ErrorCode::InviteNotForYou, "This invite is for someone else"),
             (ErrorCode::InvitesPaused, "Invites to this server are paused"),
             (ErrorCode::InviteExpired, "This invite has expired"),
             (ErrorCode::InviteMaxedOut, "This invite has reached its maximum uses"),

@@ -112,6 +112,9 @@ pub struct RedemptionFacts {
     pub is_member: bool,
     /// Whether the user is banned from the server.
     pub is_banned: bool,
+    /// Whether the invite is open to the user: it names no users, or names them
+    /// ([`crate::grant::may_accept`]).
+    pub is_allowed: bool,
 }
 
 /// Why a user may not join. The order of the variants is the order they are checked in.
@@ -132,6 +135,9 @@ pub enum RedemptionRefused {
     /// The user is banned from the server.
     #[error("banned")]
     Banned,
+    /// The invite is for other users (`allowed_user_ids`).
+    #[error("invite for someone else")]
+    NotForYou,
     /// The server has paused its invites.
     #[error("invites paused")]
     Paused,
@@ -154,6 +160,7 @@ impl RedemptionRefused {
             Self::Revoked => ErrorCode::InviteRevoked,
             Self::AlreadyMember => ErrorCode::AlreadyMember,
             Self::Banned => ErrorCode::Banned,
+            Self::NotForYou => ErrorCode::InviteNotForYou,
             Self::Paused => ErrorCode::InvitesPaused,
             Self::Expired => ErrorCode::InviteExpired,
             Self::MaxedOut => ErrorCode::InviteMaxedOut,
@@ -174,7 +181,7 @@ impl From<RedemptionRefused> for Problem {
 }
 
 /// Decides whether the user may join, checking in the contract's order: unknown code, revoked,
-/// already a member, banned, paused, expired, used up.
+/// already a member, banned, not for this user, paused, expired, used up.
 pub fn decide_redemption(
     facts: &RedemptionFacts,
     now: DateTime<Utc>,
@@ -188,6 +195,8 @@ pub fn decide_redemption(
         Err(RedemptionRefused::AlreadyMember)
     } else if facts.is_banned {
         Err(RedemptionRefused::Banned)
+    } else if !facts.is_allowed {
+        Err(RedemptionRefused::NotForYou)
     } else if facts.pause.is_some_and(|pause| pause.is_active(now)) {
         Err(RedemptionRefused::Paused)
     } else if invite.is_expired(now) {
@@ -264,7 +273,13 @@ mod tests {
     }
 
     fn facts(invite: InviteStatus) -> RedemptionFacts {
-        RedemptionFacts { invite: Some(invite), pause: None, is_member: false, is_banned: false }
+        RedemptionFacts {
+            invite: Some(invite),
+            pause: None,
+            is_member: false,
+            is_banned: false,
+            is_allowed: true,
+        }
     }
 
     fn refusal(facts: &RedemptionFacts) -> Problem {
@@ -301,7 +316,16 @@ mod tests {
         let labels: Vec<_> = RedemptionRefused::ALL.iter().map(|r| r.label()).collect();
         assert_eq!(
             labels,
-            ["not_found", "revoked", "already_member", "banned", "paused", "expired", "maxed_out"]
+            [
+                "not_found",
+                "revoked",
+                "already_member",
+                "banned",
+                "not_for_you",
+                "paused",
+                "expired",
+                "maxed_out"
+            ]
         );
     }
 
@@ -327,6 +351,11 @@ mod tests {
                 RedemptionFacts { is_banned: true, ..facts(usable()) },
                 "BANNED",
                 "You are banned from this server",
+            ),
+            (
+                RedemptionFacts { is_allowed: false, ..facts(usable()) },
+                "INVITE_NOT_FOR_YOU",
+                "This invite is for someone else",
             ),
             (
                 RedemptionFacts { pause: Some(InvitesPause::Indefinitely), ..facts(usable()) },
@@ -385,12 +414,14 @@ mod tests {
             pause: Some(InvitesPause::Indefinitely),
             is_member: true,
             is_banned: true,
+            is_allowed: false,
         };
         let mut seen = vec![decide_redemption(&RedemptionFacts { invite: None, ..facts }, now())];
-        let fix: [fn(&mut RedemptionFacts); 6] = [
+        let fix: [fn(&mut RedemptionFacts); 7] = [
             |f| f.invite.as_mut().unwrap().revoked = false,
             |f| f.is_member = false,
             |f| f.is_banned = false,
+            |f| f.is_allowed = true,
             |f| f.pause = None,
             |f| f.invite.as_mut().unwrap().expires_at = None,
             |f| f.invite.as_mut().unwrap().max_uses = None,
@@ -456,12 +487,13 @@ mod tests {
             Just(InvitesPause::Indefinitely),
             any_time().prop_map(InvitesPause::Until)
         ]);
-        (proptest::option::of(invite), pause, any::<bool>(), any::<bool>()).prop_map(
-            |(invite, pause, is_member, is_banned)| RedemptionFacts {
+        (proptest::option::of(invite), pause, any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
+            |(invite, pause, is_member, is_banned, is_allowed)| RedemptionFacts {
                 invite,
                 pause,
                 is_member,
                 is_banned,
+                is_allowed,
             },
         )
     }
@@ -476,6 +508,7 @@ mod tests {
                     || i.max_uses.is_some_and(|m| i.uses >= m)
             }) || facts.is_member
                 || facts.is_banned
+                || !facts.is_allowed
                 || facts.pause.is_some_and(|p| matches!(p, InvitesPause::Indefinitely)
                     || matches!(p, InvitesPause::Until(u) if now < u));
             prop_assert_eq!(decide_redemption(&facts, now).is_ok(), !something_wrong);
@@ -490,6 +523,7 @@ mod tests {
                     (RedemptionRefused::Revoked, Some(i)) => i.revoked,
                     (RedemptionRefused::AlreadyMember, _) => facts.is_member,
                     (RedemptionRefused::Banned, _) => facts.is_banned,
+                    (RedemptionRefused::NotForYou, _) => !facts.is_allowed,
                     (RedemptionRefused::Paused, _) => facts.pause.is_some_and(|p| p.is_active(now)),
                     (RedemptionRefused::Expired, Some(i)) => i.is_expired(now),
                     (RedemptionRefused::MaxedOut, Some(i)) => i.is_used_up(),

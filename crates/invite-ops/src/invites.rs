@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use invite_core::code::{CodeRef, RandomSource};
 use invite_core::event::{Event, InviteDeleted, MemberRemoved, RemovalReason};
+use invite_core::grant::check_grant;
 use invite_core::invite::{
     CreateInviteRequest, UpdateInviteRequest, check_manageable, check_version,
 };
@@ -62,7 +63,8 @@ pub fn server_of(conn: &mut DbConnection, place: Place) -> OpResult<Uuid> {
 }
 
 /// Creates an invite (`CREATE_INVITES`): membership, then permission, then the request's rules,
-/// then the store's (channel, limit, reuse, code). `unique: false` may return an equal active
+/// then whether the creator may grant what it grants (`OWNER_ONLY` for `ADMINISTRATOR`, else
+/// `MISSING_PERMISSION` for a bit they lack), then the store's (channel, limit, reuse, code). `unique: false` may return an equal active
 /// invite instead, which changes nothing and emits no event.
 pub fn create(
     conn: &mut DbConnection,
@@ -84,6 +86,7 @@ pub fn create(
             Place::Channel(channel_id) => request.scoped_to_channel(channel_id)?,
         };
         let settings = request.validate(ctx.now)?;
+        check_grant(&standing, settings.grant_permissions)?;
         let new = NewInvite { server_id, creator: &ctx.actor, settings: &settings, now: ctx.now };
         let announce = |invite: &Invite| Event::InviteCreate(invite.into());
         let (created, events) = conn.create_invite_announced(&new, random, announce)?;
@@ -184,8 +187,9 @@ fn locked_for_change(
     Ok(invite)
 }
 
-/// Edits an invite's limits; a new expiry counts from now. `CREATE_INVITES` for one's own,
-/// `MANAGE_SERVER` for others'. `expected`, from `If-Match`, is checked after the permission
+/// Edits an invite's limits, what it grants and whom it is for; a new expiry counts from now.
+/// `CREATE_INVITES` for one's own, `MANAGE_SERVER` for others'; a new grant must be one the
+/// editor may make (as on creation), and is theirs from then on: a join checks what they hold. `expected`, from `If-Match`, is checked after the permission
 /// (a malformed one is only reported to someone allowed to edit).
 pub fn update(
     conn: &mut DbConnection,
@@ -201,6 +205,9 @@ pub fn update(
         // Checked against the invite as it is under its lock: a concurrent join cannot slip
         // under a lowered limit.
         let changes = request.validate(&invite.status(), ctx.now)?;
+        if let Some(grant) = changes.grant_permissions {
+            check_grant(&standing, grant)?;
+        }
         let invite = conn.update_invite(&invite, &changes, ctx.user_id(), ctx.now)?;
         let event = Event::InviteUpdate((&invite).into());
         with_events(conn, ctx.now, invite, &[event])
@@ -362,18 +369,21 @@ pub struct PreviewVerdict {
 
 /// Decides what an invite's preview shows (see [`PreviewVerdict`]): `invite` is the invite the
 /// code names (`None`: no invite has it), `pause` its server's, and `visitor` where the
-/// signed-in visitor stands with the server (`None`: nobody signed in).
+/// signed-in visitor stands with the server (`None`: nobody signed in) and whether the invite
+/// is open to them (`allowed_user_ids`; nobody signed in is told nothing of the list).
 pub fn preview_verdict(
     invite: Option<&InviteStatus>,
     pause: Option<InvitesPause>,
-    visitor: Option<VisitorStanding>,
+    visitor: Option<(VisitorStanding, bool)>,
     now: DateTime<Utc>,
 ) -> PreviewVerdict {
+    let standing = visitor.map(|(standing, _)| standing);
     let facts = RedemptionFacts {
         invite: invite.copied(),
         pause,
-        is_member: visitor == Some(VisitorStanding::Member),
-        is_banned: visitor == Some(VisitorStanding::Banned),
+        is_member: standing == Some(VisitorStanding::Member),
+        is_banned: standing == Some(VisitorStanding::Banned),
+        is_allowed: visitor.is_none_or(|(_, allowed)| allowed),
     };
     PreviewVerdict { shown: check_preview(invite, now), join: decide_redemption(&facts, now) }
 }

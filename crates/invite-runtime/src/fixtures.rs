@@ -24,5 +24,8 @@ pub(crate) fn invite(server_id: Uuid, code: &str) -> Invite {
         updated_at: now,
         version: 1,
         revoked_at: None,
+        grant_permissions: invite_core::permissions::Permissions::empty(),
+        granted_by: None,
+        allowed_user_ids: None,
     }
 }

@@ -66,12 +66,20 @@ pub struct CachedPreview {
     pub temporary: bool,
     /// What deciding whether it can be previewed needs.
     pub status: InviteStatus,
+    /// The only users who may accept it (`None`: anyone). Never shown: the invite page tells a
+    /// signed-in visitor whether they are one of them, and no more.
+    pub allowed_user_ids: Option<Box<[Uuid]>>,
 }
 
 impl CachedPreview {
     /// The invite's expiry.
     pub fn expires_at(&self) -> Option<DateTime<Utc>> {
         self.status.expires_at
+    }
+
+    /// Whether `user_id` may accept the invite (`allowed_user_ids`).
+    pub fn allows(&self, user_id: Uuid) -> bool {
+        invite_core::grant::may_accept(self.allowed_user_ids.as_deref(), user_id)
     }
 }
 
@@ -92,8 +100,10 @@ impl From<&Preview> for CachedPreview {
             } else {
                 preview.inviter_name.as_deref().map(Into::into)
             },
-            temporary: preview.invite.temporary,
+            // A join that grants permissions is never temporary (`invite_core::grant`).
+            temporary: preview.invite.temporary && preview.invite.grant_permissions.is_empty(),
             status: preview.invite.status(),
+            allowed_user_ids: preview.invite.allowed_user_ids.as_deref().map(Into::into),
         }
     }
 }

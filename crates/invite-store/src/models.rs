@@ -149,6 +149,15 @@ invite_core::invite_struct! {
         pub updated_at: DateTime<Utc>,
         /// When it was revoked.
         pub revoked_at: Option<DateTime<Utc>>,
+        /// What a join through it grants, as far as `granted_by` still holds it then
+        /// (`invite_core::grant::granted_on_join`).
+        pub grant_permissions: Permissions,
+        /// Who set `grant_permissions` last: the creator, or the editor of a PATCH that named
+        /// them (`None` for an invite that never granted anything).
+        pub granted_by: Option<Uuid>,
+        /// The only users who may accept it (`None`: anyone). Shown to those who may list
+        /// invites, never in a preview.
+        pub allowed_user_ids: Option<Vec<Uuid>>,
     }
 }
 
@@ -182,12 +191,27 @@ pub(crate) struct InviteRow {
     pub(crate) updated_at: Ts,
     pub(crate) version: i64,
     pub(crate) revoked_at: Option<Ts>,
+    pub(crate) grant_permissions: i64,
+    pub(crate) granted_by: Option<Id>,
+    pub(crate) allowed_user_ids: Option<Json>,
 }
 
-/// An invite as `INVITE_CREATE` and `INVITE_UPDATE` carry it.
+/// `allowed_user_ids` as stored: a JSON array of ids as text (see the migration
+/// `invite_grants_allowed_users`).
+pub(crate) fn allowed_users_json(users: Option<&[Uuid]>) -> Option<Json> {
+    users.map(|users| {
+        Json(users.iter().map(|id| serde_json::Value::String(id.to_string())).collect())
+    })
+}
+
+/// An invite as `INVITE_CREATE` and `INVITE_UPDATE` carry it: with what it grants, without
+/// whom it is for, since `INVITE_UPDATE` goes to every member and the list is only for those
+/// who may list invites.
 impl From<&Invite> for invite_core::event::InviteData {
     fn from(invite: &Invite) -> Self {
-        invite_core::invite_from!(invite.clone() => Self {})
+        invite_core::invite_from!(invite.clone() => Self {
+            grant_permissions: invite.grant_permissions,
+        })
     }
 }
 
@@ -212,8 +236,18 @@ impl TryFrom<InviteRow> for Invite {
             updated_at: row.updated_at.0,
             version: row.version,
             revoked_at: row.revoked_at.map(Into::into),
+            grant_permissions: Permissions::from_bits(row.grant_permissions)
+                .ok_or_else(|| corrupt("permissions", &row.grant_permissions.to_string()))?,
+            granted_by: row.granted_by.map(Into::into),
+            allowed_user_ids: row.allowed_user_ids.map(allowed_users).transpose()?,
         })
     }
+}
+
+/// The stored `allowed_user_ids` array read back.
+fn allowed_users(json: Json) -> Result<Vec<Uuid>, StoreError> {
+    let text = json.0.to_string();
+    serde_json::from_value(json.0).map_err(|_| corrupt("allowed_user_ids", &text))
 }
 
 pub use invite_core::server::JoinSource;

@@ -54,7 +54,7 @@ diesel::table! {
 
 diesel::table! {
     use diesel::sql_types::{BigInt, Bool, Nullable, Text};
-    use crate::sql_types::{DbTimestamp, DbUuid};
+    use crate::sql_types::{DbJson, DbTimestamp, DbUuid};
 
     invites (id) {
         id -> DbUuid,
@@ -72,6 +72,9 @@ diesel::table! {
         updated_at -> DbTimestamp,
         version -> BigInt,
         revoked_at -> Nullable<DbTimestamp>,
+        grant_permissions -> BigInt,
+        granted_by -> Nullable<DbUuid>,
+        allowed_user_ids -> Nullable<DbJson>,
     }
 }
 

@@ -163,6 +163,48 @@ both_backends! {
         assert_eq!((error.status(), error.code()), (Some(404), Some(&ErrorCode::ServerNotFound)));
     }
 
+    async fn an_invite_grants_permissions_to_the_users_it_names(app: &TestApp) {
+        let owner = app.user();
+        let client = app.client(&owner);
+        let server = client.create_server(&CreateServer::named("Named")).await.unwrap();
+        let (invited, stranger) = (app.user(), app.user());
+        let request = CreateInvite { temporary: Some(true), ..Default::default() }
+            .granting(Permissions::KICK_MEMBERS)
+            .for_users(&[invited.id]);
+        let invite = client.create_invite(server.id, &request).await.unwrap();
+        assert_eq!(invite.grant_permissions, Permissions::KICK_MEMBERS);
+        assert_eq!(invite.allowed_user_ids, Some(vec![invited.id]));
+        let code = invite.code.clone().unwrap();
+        let listed = client.list_invites(server.id, ListInvites::default()).await.unwrap();
+        assert_eq!((listed[0].grant_permissions, listed[0].allowed_user_ids.clone()), (Permissions::KICK_MEMBERS, Some(vec![invited.id])));
+
+        let refused = app.client(&stranger).accept(&code).await.unwrap_err();
+        assert_eq!((refused.status(), refused.code()), (Some(403), Some(&ErrorCode::InviteNotForYou)));
+        assert_eq!(refused.message(), Some("This invite is for someone else"));
+        app.client(&invited).accept(&code).await.unwrap();
+        let members = client.list_members(server.id, PageAfter::default()).await.unwrap();
+        let member = members.iter().find(|member| member.user_id == invited.id).unwrap();
+        // Granted permissions make a member who stays, though the invite is temporary.
+        assert_eq!((member.permissions, member.temporary), (Permissions::KICK_MEMBERS, false));
+
+        let edit = UpdateInvite::default().granting(Permissions::empty()).for_anyone();
+        let edited = client.update_invite(server.id, invite.id, &edit).await.unwrap();
+        assert_eq!((edited.grant_permissions, edited.allowed_user_ids), (Permissions::empty(), None));
+        app.client(&stranger).accept(&code).await.unwrap();
+
+        let error = app
+            .client(&invited)
+            .create_invite(server.id, &CreateInvite::default().granting(Permissions::ADMINISTRATOR))
+            .await
+            .unwrap_err();
+        assert_eq!((error.status(), error.code()), (Some(403), Some(&ErrorCode::MissingPermission)));
+        let error = client
+            .create_invite(server.id, &CreateInvite::default().for_users(&[invited.id, invited.id]))
+            .await
+            .unwrap_err();
+        assert_eq!((error.status(), error.code()), (Some(400), Some(&ErrorCode::ValidationError)));
+    }
+
     async fn channel_invites_are_created_and_listed_newest_first(app: &TestApp) {
         let owner = app.user();
         let client = app.client(&owner);

@@ -43,6 +43,7 @@ pub(crate) const fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::MissingFeature
         | ErrorCode::OwnerOnly
         | ErrorCode::Banned
+        | ErrorCode::InviteNotForYou
         | ErrorCode::InvitesPaused => StatusCode::FORBIDDEN,
         ErrorCode::NotFound
         | ErrorCode::ServerNotFound
@@ -286,6 +287,8 @@ mod tests {
             (ErrorCode::InviteRevoked, 404),
             (ErrorCode::AlreadyMember, 409),
             (ErrorCode::Banned, 403),
+            (ErrorCode::InviteNotForYou, 403),
+            (ErrorCode::OwnerOnly, 403),
             (ErrorCode::InvitesPaused, 403),
             (ErrorCode::InviteExpired, 400),
             (ErrorCode::InviteMaxedOut, 400),

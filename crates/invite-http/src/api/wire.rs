@@ -38,7 +38,7 @@ pub(crate) fn invite_url(base: &str, code: &str) -> String {
 /// The invite, with its link on the public base URL `base`.
 pub(crate) fn invite(invite: &Invite, base: &str) -> invite_api::Invite {
     let url = invite.code.as_deref().map(|code| invite_url(base, code));
-    invite_api::Invite::new(invite.into(), url)
+    invite_api::Invite::new(invite.into(), url, invite.allowed_user_ids.clone())
 }
 
 /// The preview of the invite with `code` at `now`, showing `member_count` members.

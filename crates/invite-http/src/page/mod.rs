@@ -140,9 +140,10 @@ impl Page {
         let (status, retry_after) = match failure {
             Failure::NotFound | Failure::Revoked => (StatusCode::NOT_FOUND, None),
             Failure::Expired(_) | Failure::UsedUp => (StatusCode::GONE, None),
-            Failure::Paused { .. } | Failure::Banned { .. } | Failure::Forged => {
-                (StatusCode::FORBIDDEN, None)
-            }
+            Failure::Paused { .. }
+            | Failure::Banned { .. }
+            | Failure::NotForYou
+            | Failure::Forged => (StatusCode::FORBIDDEN, None),
             Failure::SignInNeeded => (StatusCode::UNAUTHORIZED, None),
             Failure::RateLimited { retry_after } => {
                 (StatusCode::TOO_MANY_REQUESTS, Some(*retry_after))
@@ -320,7 +321,7 @@ async fn render(
                 .read(move |conn| invite_ops::members::visitor_standing(conn, server_id, user_id))
                 .await
                 .map_err(|error| refusal(&error.into()))?;
-            Some(standing)
+            Some((standing, found.allows(user_id)))
         }
         None => None,
     };
@@ -510,6 +511,7 @@ fn refused_page(
                 .and_then(invite_core::redeem::InvitesPause::until),
         },
         RedemptionRefused::Banned => Failure::Banned { server_name: name },
+        RedemptionRefused::NotForYou => Failure::NotForYou,
         RedemptionRefused::AlreadyMember => {
             return Ok(match found {
                 Some(found) => already_member(state, found, code.as_str()),

@@ -344,6 +344,10 @@ pub(crate) enum Failure {
         /// The server.
         server_name: String,
     },
+    /// The invite names the users who may accept it, and the signed-in person is not one of
+    /// them. Shown only to someone signed in (a visitor nobody signed in as sees the invite);
+    /// the list itself is never shown.
+    NotForYou,
     /// Too many requests from this address or person.
     RateLimited {
         /// Seconds to wait.
@@ -369,6 +373,7 @@ pub(crate) enum Failure {
 
 impl Failure {
     /// The words of the failure: the title, the heading and the body.
+    #[expect(clippy::too_many_lines, reason = "one arm per failure's page, side by side")]
     pub(crate) fn render(&self, now: DateTime<Utc>) -> (String, Markup) {
         let status_link = html! { a href="/status" { "service status" } };
         let again = html! { a href="" { "Try again now" } };
@@ -426,6 +431,14 @@ impl Failure {
                 html! {
                     h1 { "You can't join " bdi { (server_name) } }
                     p { "You have been banned from this server." }
+                },
+            ),
+            Self::NotForYou => (
+                "This invite is for someone else".into(),
+                html! {
+                    h1 { "This invite is for someone else" }
+                    p { "It was made for particular people, and your account is not one of them." }
+                    p.muted { "If you think it was meant for you, ask whoever shared it to add you or send you your own link." }
                 },
             ),
             Self::RateLimited { retry_after } => (

@@ -7,6 +7,7 @@
     reason = "tests panic to fail; allow-unwrap-in-tests misses helpers and macro-declared tests"
 )]
 
+mod grants;
 mod invites;
 mod outcome;
 mod raid;

@@ -61,16 +61,23 @@ fn the_preview_and_the_page_decide_from_one_verdict() {
         (Err(PreviewRefused::Expired), Err(RedemptionRefused::Paused))
     );
     // A member sees the way in before anything but a revoke.
-    let verdict = preview_verdict(Some(&expired), paused, Some(VisitorStanding::Member), now);
+    let verdict =
+        preview_verdict(Some(&expired), paused, Some((VisitorStanding::Member, true)), now);
     assert_eq!(verdict.join, Err(RedemptionRefused::AlreadyMember));
-    let verdict = preview_verdict(Some(&revoked), None, Some(VisitorStanding::Member), now);
+    let verdict = preview_verdict(Some(&revoked), None, Some((VisitorStanding::Member, true)), now);
     assert_eq!(
         (verdict.shown, verdict.join),
         (Err(PreviewRefused::Revoked), Err(RedemptionRefused::Revoked))
     );
-    let verdict = preview_verdict(Some(&usable()), None, Some(VisitorStanding::Banned), now);
+    let verdict =
+        preview_verdict(Some(&usable()), None, Some((VisitorStanding::Banned, false)), now);
     assert_eq!((verdict.shown, verdict.join), (Ok(()), Err(RedemptionRefused::Banned)));
-    let verdict = preview_verdict(None, None, Some(VisitorStanding::Stranger), now);
+    // Someone the invite is not for, signed in: told so, after a ban and before a pause; the
+    // public preview is shown all the same.
+    let verdict =
+        preview_verdict(Some(&usable()), paused, Some((VisitorStanding::Stranger, false)), now);
+    assert_eq!((verdict.shown, verdict.join), (Ok(()), Err(RedemptionRefused::NotForYou)));
+    let verdict = preview_verdict(None, None, Some((VisitorStanding::Stranger, true)), now);
     assert_eq!(
         (verdict.shown, verdict.join),
         (Err(PreviewRefused::NotFound), Err(RedemptionRefused::NotFound))

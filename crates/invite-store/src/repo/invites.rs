@@ -27,7 +27,7 @@ use super::servers::lock_server;
 use crate::Backend;
 use crate::connection::{DbConnection, on_each_backend, write_transaction};
 use crate::error::{Entity, StoreError, StoreResult};
-use crate::models::{Invite, InviteRow, Preview};
+use crate::models::{Invite, InviteRow, Preview, allowed_users_json};
 use crate::prepared::bind_then;
 use crate::schema::{channels, gateway_sessions, invites, members, servers, users};
 use crate::sql_types::{DbJson, DbTimestamp, DbUuid, Id, Ts};
@@ -252,7 +252,14 @@ pub(crate) fn insert_unless_code_taken(
     }
 }
 
-/// An active invite of the creator with exactly these settings, for `unique: false`.
+/// Whether a create may return an equal active invite: `unique: false`, and not for named
+/// users, whose list would have to match as a set; such an invite is always created anew.
+fn reuses(settings: &InviteSettings) -> bool {
+    !settings.unique && settings.allowed_user_ids.is_none()
+}
+
+/// An active invite of the creator with exactly these settings (what it grants included), for
+/// `unique: false`.
 fn find_equal_active(
     conn: &mut DbConnection,
     new: &NewInvite<'_>,
@@ -264,6 +271,9 @@ fn find_equal_active(
         .filter(invites::created_by.eq(Id(new.creator.user_id)))
         .filter(invites::max_age.eq(settings.max_age))
         .filter(invites::temporary.eq(settings.temporary))
+        .filter(invites::grant_permissions.eq(settings.grant_permissions.bits()))
+        // An invite for named users is never reused (see `InviteRepository::create_invite`).
+        .filter(invites::allowed_user_ids.is_null())
         .filter(active_at(Ts(new.now)))
         .order((invites::created_at.desc(), invites::id.desc()))
         .select(InviteRow::as_select())
@@ -347,9 +357,17 @@ fn reserve_failure(error: ReserveError<StoreError>) -> StoreError {
     }
 }
 
-/// The audit entry of a new invite.
+/// The audit entry of a new invite: its code and limit, and what it grants and whom it is for
+/// when it does either (what a moderator reading the log needs to know of such an invite).
 fn create_audit_details(invite: &Invite) -> serde_json::Value {
-    serde_json::json!({ "code": invite.code, "max_uses": invite.max_uses })
+    let mut details = serde_json::json!({ "code": invite.code, "max_uses": invite.max_uses });
+    if !invite.grant_permissions.is_empty() {
+        details["grant_permissions"] = invite.grant_permissions.bits().into();
+    }
+    if let Some(users) = &invite.allowed_user_ids {
+        details["allowed_user_ids"] = serde_json::json!(users);
+    }
+    details
 }
 
 /// A new invite's row, before its code is known to be free.
@@ -371,6 +389,10 @@ fn new_invite_row(new: &NewInvite<'_>, code: &str) -> InviteRow {
         updated_at: Ts(new.now),
         version: 1,
         revoked_at: None,
+        grant_permissions: settings.grant_permissions.bits(),
+        // The creator sets what it grants; a grant of nothing needs nobody to hold it.
+        granted_by: (!settings.grant_permissions.is_empty()).then_some(Id(new.creator.user_id)),
+        allowed_user_ids: allowed_users_json(settings.allowed_user_ids.as_deref()),
     }
 }
 
@@ -410,9 +432,11 @@ open AS (
 ),
 created AS (
     INSERT INTO invites (id, server_id, channel_id, code, kind, created_by, max_uses, uses,
-                         max_age, expires_at, temporary, created_at, updated_at, version)
+                         max_age, expires_at, temporary, created_at, updated_at, version,
+                         grant_permissions, granted_by, allowed_user_ids)
     SELECT p.id, p.server_id, p.channel_id, p.code, 'random', p.created_by, p.max_uses, 0,
-           p.max_age, p.expires_at, p.temporary, p.now, p.now, 1
+           p.max_age, p.expires_at, p.temporary, p.now, p.now, 1,
+           p.grant_permissions, p.granted_by, p.allowed_user_ids
     FROM params AS p, open AS o
     WHERE o.active < p.max_active
     ON CONFLICT (code) DO NOTHING
@@ -437,7 +461,8 @@ SELECT (SELECT active FROM open) AS active, (SELECT seq FROM evented) AS event_s
 
 /// The PostgreSQL create statement, with `params` (a `SELECT` of the columns the create
 /// binds: `id`, `server_id`, `channel_id`, `code`, `created_by`, `max_uses`,
-/// `max_age`, `expires_at`, `temporary`, `now`, `max_active`, `audit_id`, `audit_action`,
+/// `max_age`, `expires_at`, `temporary`, `grant_permissions`, `granted_by`, `allowed_user_ids`,
+/// `now`, `max_active`, `audit_id`, `audit_action`,
 /// `audit_target`, `audit_details`, `event_type`, `audience`, `payload`) in place of the bound
 /// values: what a benchmark of the database alone runs after the server's lock.
 pub fn create_statement_sql(params: &str) -> String {
@@ -480,6 +505,17 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for CreateStatement<'_
             "::timestamptz AS expires_at, ",
         )?;
         bind_then::<Bool, _>(&mut out, &row.temporary, "::boolean AS temporary, ")?;
+        bind_then::<BigInt, _>(
+            &mut out,
+            &row.grant_permissions,
+            "::bigint AS grant_permissions, ",
+        )?;
+        bind_then::<Nullable<DbUuid>, _>(&mut out, &row.granted_by, "::uuid AS granted_by, ")?;
+        bind_then::<Nullable<DbJson>, _>(
+            &mut out,
+            &row.allowed_user_ids,
+            "::jsonb AS allowed_user_ids, ",
+        )?;
         bind_then::<DbTimestamp, _>(&mut out, &row.created_at, "::timestamptz AS now, ")?;
         bind_then::<BigInt, _>(&mut out, &self.max_active, "::bigint AS max_active, ")?;
         bind_then::<DbUuid, _>(&mut out, &self.audit_id, "::uuid AS audit_id, ")?;
@@ -561,7 +597,7 @@ fn create_postgres(
             return Err(StoreError::NotFound(Entity::Server));
         }
         check_channel(conn, new)?;
-        if !new.settings.unique
+        if reuses(new.settings)
             && let Some(existing) = find_equal_active(conn, new, new.settings)?
         {
             return Ok((CreatedInvite::Reused(existing), Vec::new()));
@@ -706,7 +742,7 @@ impl InviteRepository for DbConnection {
             // Serialises creates per server, so two creates at 999 active invites can't both pass.
             lock_server(conn, new.server_id)?;
             check_channel(conn, new)?;
-            if !settings.unique
+            if reuses(settings)
                 && let Some(existing) = find_equal_active(conn, new, settings)?
             {
                 return Ok(CreatedInvite::Reused(existing));
@@ -805,11 +841,20 @@ impl InviteRepository for DbConnection {
         let invite_id = invite.id;
         let max_uses = changes.max_uses.apply(invite.max_uses);
         let (max_age, expires_at) = changes.lifetime.unwrap_or((invite.max_age, invite.expires_at));
+        // A grant named by the edit is the editor's from now on: the join checks what they hold.
+        let (grant, granted_by) = match changes.grant_permissions {
+            Some(grant) => (grant, (!grant.is_empty()).then_some(actor)),
+            None => (invite.grant_permissions, invite.granted_by),
+        };
+        let allowed = changes.allowed_user_ids.clone().apply(invite.allowed_user_ids.clone());
         diesel::update(invites::table.filter(invites::id.eq(Id(invite_id))))
             .set((
                 invites::max_uses.eq(max_uses),
                 invites::max_age.eq(max_age),
                 invites::expires_at.eq(expires_at.map(Ts)),
+                invites::grant_permissions.eq(grant.bits()),
+                invites::granted_by.eq(granted_by.map(Id)),
+                invites::allowed_user_ids.eq(allowed_users_json(allowed.as_deref())),
                 invites::version.eq(invites::version + 1),
                 invites::updated_at.eq(Ts(now)),
             ))
@@ -819,6 +864,8 @@ impl InviteRepository for DbConnection {
             "max_uses": max_uses,
             "max_age": max_age,
             "expires_at": expires_at,
+            "grant_permissions": grant.bits(),
+            "allowed_user_ids": allowed,
         });
         audited(self, invite, actor, AuditAction::InviteUpdate, details, now)
     }

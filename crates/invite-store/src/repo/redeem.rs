@@ -29,6 +29,7 @@ use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
 use invite_core::audit::AuditAction;
 use invite_core::code::CodeRef;
 use invite_core::event::{Event, InvitesPaused, MemberJoined};
+use invite_core::grant::{granted_on_join, joins_temporary, may_accept};
 use invite_core::invite::InviteKind;
 use invite_core::permissions::Permissions;
 use invite_core::raid::{RaidCount, RaidProtection, RaidWindow, count_join};
@@ -43,8 +44,8 @@ use super::events::{EventRepository, StoredEvent};
 use super::idempotency::{
     IdempotencyClaim, IdempotencyRepository, JoinResponseTemplate, RecordedResponse,
 };
-use super::servers::UserRepository;
 use super::servers::add_to_member_count;
+use super::servers::{ServerRepository, UserRepository};
 use crate::connection::{DbConnection, check_deadline, on_each_backend, write_transaction};
 use crate::error::{Constraint, StoreError, StoreResult};
 use crate::models::{Invite, InviteRow, JoinSource, Member, MemberRow, corrupt};
@@ -91,6 +92,7 @@ const MAX_ATTEMPTS: usize = 5;
 const MAX_BAN_ROUNDS: usize = 100;
 
 /// The invite named by the code and where the user stands with its server.
+#[expect(clippy::struct_excessive_bools, reason = "the facts the decision reads, as read")]
 struct Target {
     invite_id: Uuid,
     server_id: Uuid,
@@ -106,6 +108,11 @@ struct Target {
     /// statement counts the join in SQL, and leaves these at none).
     raid: Option<RaidProtection>,
     window: RaidWindow,
+    /// Whether the invite is open to the user (`allowed_user_ids`).
+    is_allowed: bool,
+    /// What the join grants: `invite_core::grant::granted_on_join` of the invite's grant and
+    /// its granter's standing when the facts were read.
+    granted: Permissions,
 }
 
 impl Target {
@@ -115,6 +122,7 @@ impl Target {
             pause: self.pause,
             is_member: self.is_member,
             is_banned: self.is_banned,
+            is_allowed: self.is_allowed,
         }
     }
 
@@ -125,9 +133,9 @@ impl Target {
             server_id: self.server_id,
             user_id: user.user_id,
             username: user.username.clone(),
-            permissions: Permissions::empty(),
+            permissions: self.granted,
             joined_at: now,
-            temporary: self.temporary,
+            temporary: joins_temporary(self.temporary, self.granted),
             source: if vanity { JoinSource::Vanity } else { JoinSource::Invite },
             joined_via_invite_id: Some(self.invite_id),
             joined_via_code: self.code.clone(),
@@ -197,7 +205,18 @@ fn load_target(
     };
     let (joins, window_seconds, pause_seconds, window_started_at, window_joins) = raid;
     let invite = Invite::try_from(invite)?;
+    let granted = if invite.grant_permissions.is_empty() {
+        Permissions::empty()
+    } else {
+        let granter = match invite.granted_by {
+            Some(granter) => conn.standing(invite.server_id, granter)?,
+            None => None,
+        };
+        granted_on_join(invite.grant_permissions, granter.as_ref())
+    };
     Ok(Some(Target {
+        is_allowed: may_accept(invite.allowed_user_ids.as_deref(), user_id),
+        granted,
         invite_id: invite.id,
         server_id: invite.server_id,
         kind: invite.kind,
@@ -240,7 +259,7 @@ fn redeem_locked(
     let row = MemberRow {
         server_id: Id(member.server_id),
         user_id: Id(member.user_id),
-        permissions: 0,
+        permissions: member.permissions.bits(),
         joined_at: Ts(now),
         temporary: member.temporary,
         source: member.source.as_str().to_owned(),
@@ -415,7 +434,21 @@ target AS (
            EXISTS (SELECT 1 FROM members m WHERE m.server_id = i.server_id AND m.user_id = p.user_id)
                AS is_member,
            EXISTS (SELECT 1 FROM bans b WHERE b.server_id = i.server_id AND b.user_id = p.user_id)
-               AS is_banned
+               AS is_banned,
+           (i.allowed_user_ids IS NULL
+               OR i.allowed_user_ids @> jsonb_build_array(p.user_id::text)) AS is_allowed,
+           -- invite_core::grant::granted_on_join: the invite's bits that whoever set them may
+           -- still grant, the owner all, a member their effective bits but ADMINISTRATOR
+           -- (8192), someone no longer a member none.
+           CASE WHEN i.grant_permissions = 0 THEN 0::bigint
+                WHEN i.granted_by = s.owner_id THEN i.grant_permissions
+                ELSE i.grant_permissions & COALESCE((
+                    SELECT CASE WHEN (s.default_permissions | g.permissions) & 8192 <> 0
+                                THEN ~8192::bigint
+                                ELSE s.default_permissions | g.permissions END
+                    FROM members g
+                    WHERE g.server_id = i.server_id AND g.user_id = i.granted_by), 0)
+           END AS granted
     FROM params p
     JOIN invites i ON i.code = p.code
     JOIN servers s ON s.id = i.server_id
@@ -428,6 +461,7 @@ used AS (
     WHERE i.id = t.id
       AND NOT t.is_member
       AND NOT t.is_banned
+      AND t.is_allowed
       AND NOT t.invites_paused_indefinitely
       AND (t.invites_paused_until IS NULL OR t.invites_paused_until <= p.now)
       AND i.revoked_at IS NULL
@@ -467,10 +501,11 @@ counted AS (
 joined AS (
     INSERT INTO members (server_id, user_id, permissions, joined_at, temporary, source,
                          joined_via_invite_id, joined_via_code, inviter_id)
-    SELECT c.id, p.user_id, 0, p.now, u.temporary,
+    -- A member granted permissions is never temporary (invite_core::grant::joins_temporary).
+    SELECT c.id, p.user_id, t.granted, p.now, u.temporary AND t.granted = 0,
            CASE u.kind WHEN 'vanity' THEN 'vanity' ELSE 'invite' END,
            u.id, u.code, CASE u.kind WHEN 'vanity' THEN NULL ELSE u.created_by END
-    FROM used AS u LEFT JOIN counted AS c ON c.id = u.server_id, params AS p
+    FROM used AS u LEFT JOIN counted AS c ON c.id = u.server_id, params AS p, target AS t
 ),
 audited AS (
     INSERT INTO audit_entries (id, server_id, actor_id, action, target_type, target_id, details,
@@ -496,9 +531,10 @@ evented AS (
                    'server_id', c.id, 'user_id', p.user_id, 'invite_id', u.id, 'code', u.code,
                    'source', CASE u.kind WHEN 'vanity' THEN 'vanity' ELSE 'invite' END,
                    'inviter_id', CASE u.kind WHEN 'vanity' THEN NULL ELSE u.created_by END,
-                   'temporary', u.temporary, 'member_count', c.member_count) AS payload,
+                   'temporary', u.temporary AND t.granted = 0, 'member_count', c.member_count)
+                   AS payload,
                p.now AS created_at
-        FROM counted AS c, used AS u, params AS p
+        FROM counted AS c, used AS u, params AS p, target AS t
         UNION ALL
         SELECT 2, c.id, 'INVITES_PAUSE', PAUSE_PAYLOAD, p.now
         FROM counted AS c, params AS p WHERE c.tripped
@@ -563,8 +599,8 @@ recorded AS (
 const ACCEPT_RESULT_SQL: &str = "
 SELECT t.id, t.server_id, t.code, t.kind, t.created_by, t.max_uses, t.uses, t.expires_at,
        t.temporary, t.revoked_at, t.invites_paused_until, t.invites_paused_indefinitely,
-       t.is_member, t.is_banned, u.uses AS new_uses, u.version AS new_version,
-       (SELECT member_count FROM counted) AS member_count,
+       t.is_member, t.is_banned, t.is_allowed, t.granted, u.uses AS new_uses,
+       u.version AS new_version, (SELECT member_count FROM counted) AS member_count,
        (SELECT seq FROM evented WHERE type = 'MEMBER_JOIN') AS event_seq,
        (SELECT seq FROM evented WHERE type = 'INVITES_PAUSE') AS pause_seq,
        (SELECT invites_paused_until FROM counted WHERE tripped) AS raid_paused_until
@@ -735,6 +771,12 @@ struct AcceptRow {
     is_member: bool,
     #[diesel(sql_type = Bool)]
     is_banned: bool,
+    #[diesel(sql_type = Bool)]
+    is_allowed: bool,
+    /// What the join grants (or would have granted), computed in SQL as
+    /// `invite_core::grant::granted_on_join` computes it.
+    #[diesel(sql_type = BigInt)]
+    granted: i64,
     #[diesel(sql_type = Nullable<BigInt>)]
     new_uses: Option<i64>,
     #[diesel(sql_type = Nullable<BigInt>)]
@@ -785,6 +827,9 @@ impl AcceptRow {
             is_banned: self.is_banned,
             raid: None,
             window: RaidWindow::default(),
+            is_allowed: self.is_allowed,
+            granted: Permissions::from_bits(self.granted)
+                .ok_or_else(|| corrupt("permissions", &self.granted.to_string()))?,
         })
     }
 }
@@ -901,7 +946,8 @@ const ACCEPT_SET_SQL_TEXT: &str = "
 ),
 inv AS MATERIALIZED (
     SELECT i.id, i.server_id, i.code, i.kind, i.created_by, i.max_uses, i.uses, i.version,
-           i.expires_at, i.temporary, i.revoked_at
+           i.expires_at, i.temporary, i.revoked_at, i.grant_permissions, i.granted_by,
+           i.allowed_user_ids
     FROM invites AS i WHERE i.code IN (SELECT code FROM p) ORDER BY i.id FOR UPDATE
 ),
 -- The servers' raid windows are read on the locked rows, as of the batch's latest request
@@ -909,8 +955,8 @@ inv AS MATERIALIZED (
 -- window is still open then; NULL for a server without protection).
 srv AS MATERIALIZED (
     SELECT s.id, s.member_count, s.bans_version, s.invites_paused_until,
-           s.invites_paused_indefinitely, s.raid_joins, s.raid_window_joins,
-           RAID_OPEN AS raid_open, b.now AS batch_now
+           s.invites_paused_indefinitely, s.owner_id, s.default_permissions, s.raid_joins,
+           s.raid_window_joins, RAID_OPEN AS raid_open, b.now AS batch_now
     FROM servers AS s, (SELECT max(now) AS now FROM p) AS b
     WHERE s.id IN (SELECT server_id FROM inv) ORDER BY s.id FOR UPDATE OF s
 ),
@@ -926,7 +972,19 @@ t AS MATERIALIZED (
            EXISTS (SELECT 1 FROM members AS m
                    WHERE m.server_id = inv.server_id AND m.user_id = p.user_id) AS is_member,
            EXISTS (SELECT 1 FROM bans AS b
-                   WHERE b.server_id = inv.server_id AND b.user_id = p.user_id) AS is_banned
+                   WHERE b.server_id = inv.server_id AND b.user_id = p.user_id) AS is_banned,
+           (inv.allowed_user_ids IS NULL
+               OR inv.allowed_user_ids @> jsonb_build_array(p.user_id::text)) AS is_allowed,
+           -- What the join grants, as the single statement computes it (see ACCEPT_SQL).
+           CASE WHEN inv.grant_permissions = 0 THEN 0::bigint
+                WHEN inv.granted_by = srv.owner_id THEN inv.grant_permissions
+                ELSE inv.grant_permissions & COALESCE((
+                    SELECT CASE WHEN (srv.default_permissions | g.permissions) & 8192 <> 0
+                                THEN ~8192::bigint
+                                ELSE srv.default_permissions | g.permissions END
+                    FROM members AS g
+                    WHERE g.server_id = inv.server_id AND g.user_id = inv.granted_by), 0)
+           END AS granted
     FROM p JOIN inv ON inv.code = p.code JOIN srv ON srv.id = inv.server_id
 ),
 -- The joins the rules admit on these facts, but for the uses; `nth` counts a user's joins to
@@ -934,7 +992,7 @@ t AS MATERIALIZED (
 candidate AS MATERIALIZED (
     SELECT t.*, row_number() OVER (PARTITION BY t.server_id, t.user_id ORDER BY t.ord) AS nth
     FROM t
-    WHERE NOT t.is_member AND NOT t.is_banned
+    WHERE NOT t.is_member AND NOT t.is_banned AND t.is_allowed
       AND NOT t.invites_paused_indefinitely
       AND (t.invites_paused_until IS NULL OR t.invites_paused_until <= t.now)
       AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > t.now)
@@ -995,8 +1053,8 @@ joined AS (
     -- No server for a join that a ban crossed: the insert fails, and the statement with it.
     INSERT INTO members (server_id, user_id, permissions, joined_at, temporary, source,
                          joined_via_invite_id, joined_via_code, inviter_id)
-    SELECT CASE WHEN a.banned_since THEN NULL ELSE a.server_id END, a.user_id, 0, a.now,
-           a.temporary, CASE a.kind WHEN 'vanity' THEN 'vanity' ELSE 'invite' END,
+    SELECT CASE WHEN a.banned_since THEN NULL ELSE a.server_id END, a.user_id, a.granted,
+           a.now, a.temporary AND a.granted = 0, CASE a.kind WHEN 'vanity' THEN 'vanity' ELSE 'invite' END,
            a.id, a.code, CASE a.kind WHEN 'vanity' THEN NULL ELSE a.created_by END
     FROM admitted AS a
 ),
@@ -1032,7 +1090,8 @@ evented AS (
                    'code', a.code,
                    'source', CASE a.kind WHEN 'vanity' THEN 'vanity' ELSE 'invite' END,
                    'inviter_id', CASE a.kind WHEN 'vanity' THEN NULL ELSE a.created_by END,
-                   'temporary', a.temporary, 'member_count', a.member_count + a.server_rank)
+                   'temporary', a.temporary AND a.granted = 0,
+                   'member_count', a.member_count + a.server_rank)
                    AS payload,
                a.now AS created_at
         FROM admitted AS a
@@ -1044,7 +1103,7 @@ evented AS (
 )
 SELECT t.ord, t.id, t.server_id, t.code, t.kind, t.created_by, t.max_uses, t.uses,
        t.expires_at, t.temporary, t.revoked_at, t.invites_paused_until,
-       t.invites_paused_indefinitely, t.is_member, t.is_banned,
+       t.invites_paused_indefinitely, t.is_member, t.is_banned, t.is_allowed, t.granted,
        e.ord IS NOT NULL AS eligible, us.ord IS NOT NULL AND a.ord IS NULL AS raid_refused,
        a.uses + a.rank AS new_uses, a.version + a.rank AS new_version,
        a.member_count + a.server_rank AS member_count, v.seq AS event_seq,

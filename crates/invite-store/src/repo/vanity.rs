@@ -191,6 +191,10 @@ fn insert_vanity(
         updated_at: Ts(now),
         version: 1,
         revoked_at: None,
+        // The server's standing link grants nothing and is for anyone.
+        grant_permissions: 0,
+        granted_by: None,
+        allowed_user_ids: None,
     };
     match insert_unless_code_taken(conn, &row)? {
         Reservation::Reserved(invite) => Ok(invite),

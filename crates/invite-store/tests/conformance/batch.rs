@@ -121,6 +121,45 @@ fn reason(redemption: &Redemption) -> Option<RedemptionRefused> {
 }
 
 conformance! {
+    fn a_batch_refuses_who_an_invite_is_not_for_and_grants_what_an_invite_grants(db: &TestDatabase) {
+        let conn = &mut db.connect();
+        let owner = user();
+        let server = create_server(conn, &owner);
+        let (listed, stranger, other_stranger, granted) = (user(), user(), user(), user());
+        let json = format!(r#"{{"max_uses": 2, "allowed_user_ids": ["{}"]}}"#, listed.user_id);
+        let named_invite = create_invite(conn, &server, &owner, &json);
+        let granting = create_invite(conn, &server, &owner, r#"{"grant_permissions": 768, "temporary": true}"#);
+        let (named_code, granting_code) = (code_of(&named_invite), code_of(&granting));
+        let before = membership_counts(conn, server.id);
+
+        let outcomes = commit(
+            conn,
+            &[
+                (&named_code, &stranger),
+                (&named_code, &listed),
+                (&granting_code, &granted),
+                (&named_code, &other_stranger),
+            ],
+        );
+        let reasons: Vec<_> = outcomes.iter().map(reason).collect();
+        let not_for_you = Some(RedemptionRefused::NotForYou);
+        assert_eq!(reasons, [not_for_you, None, None, not_for_you]);
+        // The refused joins wrote nothing: one use taken of two, two members more.
+        assert_eq!(reload(conn, &named_invite).uses, 1);
+        assert_eq!(membership_counts(conn, server.id), (before.0 + 2, before.1 + 2));
+        for refused in [&stranger, &other_stranger] {
+            assert!(conn.find_member(server.id, refused.user_id).unwrap().is_none());
+        }
+        let Redemption::Joined(joined) = &outcomes[2] else { panic!() };
+        let expected = invite_core::permissions::Permissions::from_bits(768).unwrap();
+        assert_eq!((joined.member.permissions, joined.member.temporary), (expected, false));
+        let stored = conn.find_member(server.id, granted.user_id).unwrap().unwrap();
+        assert_eq!((stored.permissions, stored.temporary), (expected, false));
+        assert_eq!(crate::stored_payload(conn, joined.event.seq)["temporary"], false);
+        let Redemption::Joined(joined) = &outcomes[1] else { panic!() };
+        assert_eq!((joined.member.permissions.bits(), joined.member.temporary), (0, false));
+    }
+
     fn a_batch_decides_every_join_as_it_would_alone_in_the_batchs_order(db: &TestDatabase) {
         let conn = &mut db.connect();
         let owner = user();

@@ -9,6 +9,7 @@ mod audit;
 mod batch;
 mod concurrency;
 mod gateway;
+mod grants;
 mod invites;
 mod members;
 mod migrations;

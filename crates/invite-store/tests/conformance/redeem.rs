@@ -150,13 +150,16 @@ conformance! {
         // core's decision on the same facts: the SQL conditions may never drift from the rules.
         let conn = std::cell::RefCell::new(db.connect());
         let mut runner = TestRunner::new(Config { cases: 48, ..Config::default() });
-        let states = (any::<bool>(), 0_u8..3, 0_u8..3, any::<bool>(), any::<bool>(), 0_u8..3);
+        let states = (any::<bool>(), 0_u8..3, 0_u8..3, any::<bool>(), any::<bool>(), 0_u8..3, 0_u8..3);
         runner
-            .run(&states, |(revoked, expiry, limit, is_member, is_banned, pause)| {
+            .run(&states, |(revoked, expiry, limit, is_member, is_banned, pause, listed)| {
                 let conn = &mut *conn.borrow_mut();
                 let (owner, server, invite) = server_with_invite(conn, "{}");
                 let guest = user();
                 let expires_at = [None, Some(t0()), Some(t0() + minutes(1))][usize::from(expiry)];
+                // Open to anyone, for a list with the guest, for a list without.
+                let allowed = &[None, Some(vec![uuid::Uuid::now_v7(), guest.user_id]), Some(vec![uuid::Uuid::now_v7()])][usize::from(listed)];
+                let allowed_json = allowed.as_ref().map(|ids| invite_store::sql_types::Json(serde_json::json!(ids)));
                 let (max_uses, uses) = [(None, 0), (Some(2), 1), (Some(2), 2)][usize::from(limit)];
                 diesel::update(invites::table.filter(invites::id.eq(Id(invite.id))))
                     .set((
@@ -164,6 +167,7 @@ conformance! {
                         invites::max_uses.eq(max_uses),
                         invites::uses.eq(uses),
                         invites::revoked_at.eq(revoked.then_some(Ts(t0()))),
+                        invites::allowed_user_ids.eq(allowed_json),
                     ))
                     .execute(conn)
                     .unwrap();
@@ -182,6 +186,7 @@ conformance! {
                     pause,
                     is_member: is_member && !is_banned, // a ban removes the membership
                     is_banned,
+                    is_allowed: listed != 2,
                 };
                 let expected = decide_redemption(&facts, t0());
                 let before = membership_counts(conn, server.id);

@@ -200,6 +200,17 @@ pub(crate) struct MissingPermission(
     invite_api::ErrorBody<'static>,
 );
 
+/// The refusals of a create or an edit of an invite that may grant permissions.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 403,
+    description = "`MISSING_PERMISSION` (the permission the action needs, or a bit `grant_permissions` grants that the caller lacks) or `OWNER_ONLY` (granting `ADMINISTRATOR`)"
+)]
+pub(crate) struct GrantRefused(
+    #[expect(dead_code, reason = "documents the body; `ApiError` writes it")]
+    invite_api::ErrorBody<'static>,
+);
+
 /// The refusal of a server that does not exist, or whose member the caller is not.
 #[derive(utoipa::IntoResponses)]
 #[response(status = 404, description = "`SERVER_NOT_FOUND`")]

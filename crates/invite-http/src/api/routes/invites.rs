@@ -99,8 +99,8 @@ fn invite_response(
 #[utoipa::path(post, path = "/servers/{server_id}/invites", tag = "invites", security(("bearer" = [])),
     params(super::common::ServerPath, super::common::IdempotencyHeader), request_body(content = Option<CreateInviteRequest>, description = "Absent or empty: `{}`"), responses(
         CreateAnswers,
-        (status = 400, description = "A rule of the request (`VALIDATION_ERROR`), `UNKNOWN_CHANNEL`, `MAX_INVITES_REACHED`, malformed input", body = ErrorBody),
-        super::common::MissingPermission, super::common::ServerNotFound,
+        (status = 400, description = "A rule of the request (`VALIDATION_ERROR`, for `grant_permissions` and `allowed_user_ids` a wrong type too), `UNKNOWN_CHANNEL`, `MAX_INVITES_REACHED`, malformed input", body = ErrorBody),
+        super::common::GrantRefused, super::common::ServerNotFound,
     ))]
 pub(crate) async fn create_in_server(
     creating: Creating,
@@ -116,9 +116,9 @@ pub(crate) async fn create_in_server(
 #[utoipa::path(post, path = "/channels/{channel_id}/invites", tag = "invites", security(("bearer" = [])),
     params(("channel_id" = Uuid, Path, description = "The channel"), super::common::IdempotencyHeader), request_body(content = Option<CreateInviteRequest>, description = "Absent or empty: `{}`"), responses(
         CreateAnswers,
-        (status = 400, description = "A rule of the request (`VALIDATION_ERROR`), `MAX_INVITES_REACHED`, malformed input", body = ErrorBody),
+        (status = 400, description = "A rule of the request (`VALIDATION_ERROR`, for `grant_permissions` and `allowed_user_ids` a wrong type too), `MAX_INVITES_REACHED`, malformed input", body = ErrorBody),
         (status = 404, description = "`CHANNEL_NOT_FOUND`: unknown, or in a server the caller is not in", body = ErrorBody),
-        super::common::MissingPermission,
+        super::common::GrantRefused,
     ))]
 pub(crate) async fn create_in_channel(
     creating: Creating,
@@ -284,7 +284,7 @@ async fn list(
         (status = 400, description = "`VALIDATION_ERROR` (e.g. max_uses below uses), `VANITY_INVITE`, malformed input", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND` or `INVITE_NOT_FOUND`", body = ErrorBody),
         (status = 412, description = "`PRECONDITION_FAILED`: the version changed", body = ErrorBody),
-        super::common::MissingPermission,
+        super::common::GrantRefused,
     ))]
 pub(crate) async fn update(
     links: web::Data<Links>,
@@ -434,7 +434,7 @@ pub(crate) async fn preview(
     params(super::common::CodePath, super::common::IdempotencyHeader), responses(
         (status = 201, description = "Joined (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = invite_api::Joined),
         (status = 400, description = "`INVITE_EXPIRED` or `INVITE_MAXED_OUT`", body = ErrorBody),
-        (status = 403, description = "`BANNED` or `INVITES_PAUSED`", body = ErrorBody),
+        (status = 403, description = "`BANNED`, `INVITE_NOT_FOR_YOU` (the invite names its users, and the caller is not one) or `INVITES_PAUSED`", body = ErrorBody),
         (status = 404, description = "`INVITE_NOT_FOUND` (which charges the client address's `unknown-code` bucket) or `INVITE_REVOKED` (\"Invite not found\")", body = ErrorBody),
         (status = 409, description = "`ALREADY_MEMBER`", body = ErrorBody),
         (status = 429, description = "`RATE_LIMITED`: the `accept` bucket (or, for a code that does not exist, `unknown-code`) is empty; retry after `Retry-After` seconds. Every response of this operation carries `X-RateLimit-Limit`, `-Remaining`, `-Reset-After` and `-Bucket`", body = crate::api::error::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
