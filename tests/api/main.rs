@@ -34,6 +34,7 @@ mod members;
 mod page;
 mod pause;
 mod rate_limits;
+mod read_replica;
 mod servers;
 mod status;
 mod undo;
