@@ -114,17 +114,16 @@ impl Replica {
     fn check(&self, primary: &DbPool) -> Result<(), String> {
         let budget = self.check_interval().max(Duration::from_millis(500));
         let asked = Instant::now();
-        match primary.run_by(asked + budget, invite_store::replication::primary_position) {
-            Ok(Some(position)) => {
-                let mut pending = self.pending.lock();
-                if pending.len() == MAX_PENDING {
-                    pending.pop_front();
-                }
-                pending.push_back((asked, position));
+        // A primary away, or one that is itself in recovery, gives nothing new to compare: the
+        // standby's staleness grows until it is known again.
+        if let Ok(Some(position)) =
+            primary.run_by(asked + budget, invite_store::replication::primary_position)
+        {
+            let mut pending = self.pending.lock();
+            if pending.len() == MAX_PENDING {
+                pending.pop_front();
             }
-            // A primary away, or one that is itself in recovery: nothing new to compare;
-            // the standby's staleness grows until it is known again.
-            Ok(None) | Err(_) => {}
+            pending.push_back((asked, position));
         }
         let replay_asked = Instant::now();
         let replay = self

@@ -22,10 +22,9 @@ impl WalPosition {
     /// Reads `pg_lsn`'s text form, two hexadecimal halves (`16/B374D848`).
     pub fn parse(text: &str) -> Option<Self> {
         let (high, low) = text.trim().split_once('/')?;
-        let high = u64::from_str_radix(high, 16).ok()?;
-        let low = u64::from_str_radix(low, 16).ok()?;
-        (high <= u64::from(u32::MAX) && low <= u64::from(u32::MAX))
-            .then_some(Self((high << 32) | low))
+        let high = u32::from_str_radix(high, 16).ok()?;
+        let low = u32::from_str_radix(low, 16).ok()?;
+        Some(Self((u64::from(high) << 32) | u64::from(low)))
     }
 }
 
