@@ -181,6 +181,12 @@ impl TestApp {
         Self::spawn_on(pool, Some(db), random)
     }
 
+    /// The real application over `db`, with these extra command-line settings.
+    pub(crate) fn spawn_on_db(db: TestDatabase, args: &[&str]) -> Self {
+        let pool = db.pool().clone();
+        Self::spawn_full(pool, Some(db), os_random(), args)
+    }
+
     /// The application over `pool`, which may point at a database that refuses connections.
     pub(crate) fn spawn_on(pool: DbPool, db: Option<TestDatabase>, random: RandomFactory) -> Self {
         Self::spawn_full(pool, db, random, &[])

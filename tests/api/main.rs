@@ -37,6 +37,7 @@ mod page;
 mod pause;
 mod raid;
 mod rate_limits;
+mod read_replica;
 mod servers;
 mod status;
 mod undo;

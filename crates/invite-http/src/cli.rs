@@ -72,6 +72,8 @@ fn serve_until_stopped(
 
 fn serve(config: &Config) -> anyhow::Result<()> {
     let auth = config.authenticator()?;
+    // Refused before the database is touched.
+    config.read_pool(config.database_url.backend())?;
     let pool = migrated_pool(config)?;
     let listener = bind(config)?;
     let public_url = config.public_url(listener.local_addr()?);

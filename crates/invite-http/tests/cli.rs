@@ -38,6 +38,30 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// A read URL (issue 30) over SQLite, which has no standby: refused before anything is
+/// touched, saying why and what to do.
+#[test]
+fn a_read_url_over_sqlite_is_refused_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(
+        &["serve", "--database-url", &sqlite_url(&dir)],
+        &[
+            ("INVITE_JWT_SECRET", SECRET),
+            ("INVITE_DATABASE_READ_URL", "postgres://postgres@127.0.0.1:5432/standby"),
+        ],
+    );
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(
+        message.contains(
+            "INVITE_DATABASE_READ_URL needs PostgreSQL: INVITE_DATABASE_URL is a SQLite file"
+        ),
+        "{message}"
+    );
+    assert!(!message.contains("panicked"), "{message}");
+    assert!(!dir.path().join("invites.db").exists(), "the database was touched");
+}
+
 #[test]
 fn a_missing_secret_is_a_clear_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();

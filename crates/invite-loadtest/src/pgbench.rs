@@ -153,6 +153,9 @@ pub(crate) fn scripts(
             ("accept-distinct.sql@8", format!("{random}{}", accept(RANDOM_CODE))),
             ("create.sql@2", create(servers)),
         ],
-        Scenario::AcceptCapped | Scenario::PreviewBigServer | Scenario::Page => return None,
+        Scenario::AcceptCapped
+        | Scenario::PreviewBigServer
+        | Scenario::Page
+        | Scenario::ListInvites => return None,
     })
 }

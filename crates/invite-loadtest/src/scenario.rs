@@ -38,6 +38,9 @@ pub(crate) enum Scenario {
     Page,
     /// Invite creation by the owners of the seeded servers, at random.
     Create,
+    /// The invite list of a seeded server (`GET /servers/{id}/invites?limit=50`), by its
+    /// owner, at random: a read a standby may serve (`INVITE_DATABASE_READ_URL`).
+    ListInvites,
     /// 90% previews, 8% accepts, 2% creates.
     Mixed,
 }
@@ -48,7 +51,9 @@ impl Scenario {
     /// them.
     pub(crate) fn succeeded(self, status: u16) -> bool {
         match self {
-            Self::Preview | Self::PreviewBigServer | Self::Page => status == 200,
+            Self::Preview | Self::PreviewBigServer | Self::Page | Self::ListInvites => {
+                status == 200
+            }
             Self::AcceptDistinct | Self::AcceptHot | Self::Create => status == 201,
             // Once the invite is used up, its refusal is the answer the race expects.
             Self::AcceptCapped => matches!(status, 201 | 400),
@@ -132,6 +137,7 @@ enum Request {
         key: String,
     },
     Create(u64),
+    List(u64),
 }
 
 impl Target {
@@ -185,6 +191,10 @@ impl Target {
                 .post(format!("{}/servers/{}/invites", self.base, ids::server(*server)))
                 .bearer_auth(self.token(ids::owner(*server), ids::owner_name(*server)))
                 .json(&CreateInviteRequest { max_uses: Some(10), ..Default::default() }),
+            Request::List(server) => self
+                .client
+                .get(format!("{}/servers/{}/invites?limit=50", self.base, ids::server(*server)))
+                .bearer_auth(self.token(ids::owner(*server), ids::owner_name(*server))),
         };
         let builder = if self.addresses > 0 {
             // 10.0.0.0/8 holds 16 million addresses; each request draws one of `addresses`.
@@ -218,6 +228,7 @@ impl Target {
                     format!("create {}", invite.and_then(|invite| invite.code).unwrap_or_default())
                 }
                 (Request::Create(_), _) => "create".to_owned(),
+                (Request::List(_), _) => "list".to_owned(),
             };
             record.line(sent.0, sent.1.elapsed(), status, &what);
         }
@@ -236,6 +247,7 @@ impl Target {
             Scenario::Page => Request::Page(self.random_invite()),
             Scenario::PreviewBigServer => Request::Preview(sub.unwrap_or(ids::BIG_CODE).to_owned()),
             Scenario::Create => Request::Create(fastrand::u64(1..=self.servers)),
+            Scenario::ListInvites => Request::List(fastrand::u64(1..=self.servers)),
             Scenario::Mixed => match fastrand::u8(0..100) {
                 0..90 => Request::Preview(self.random_invite()),
                 90..98 => Request::Accept(self.random_invite()),

@@ -299,6 +299,11 @@ impl Db {
         &self.pool
     }
 
+    /// Where the bridge's counts go.
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// How many groups the writes that come in streams fall into (see [`WriteGroups`]).
     pub fn write_groups(&self) -> WriteGroups {
         self.gate.limits.write_groups

@@ -5,6 +5,11 @@
 //! [`Door::check_health`], which asks the database past the circuit and the shedder. A change's
 //! events are settled into this instance's consumers inside the door, before the caller sees
 //! its value: no caller can forget them.
+//!
+//! Reads that may be stale are named so: [`Door::read_stale`] and [`Door::read_grouped_stale`]
+//! may be served by the standby of `INVITE_DATABASE_READ_URL` (see [`crate::replica`]), for
+//! what a user only looks at (previews missing the cache, lists). Every other method reads and
+//! writes the primary: a decision is never taken on what a standby says.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +20,9 @@ use invite_ops::{Ctx, EventSink, OpError, OpResult, Outcome};
 use invite_store::repo::{Actor, IdempotencyClaim, Keyed, RecordedResponse};
 use invite_store::{DbConnection, DbPool};
 
-use crate::db::{Db, DbHealth, DbResult, SetSpec};
+use crate::db::{Db, DbHealth, DbResult, Failure, SetSpec};
+use crate::metrics::ReadServed;
+use crate::replica::Replica;
 
 /// Where a change's events go on this instance.
 pub type Sink = Arc<dyn EventSink + Send + Sync>;
@@ -25,6 +32,8 @@ pub type Sink = Arc<dyn EventSink + Send + Sync>;
 #[derive(Clone)]
 pub struct Door {
     db: Db,
+    /// The standby that [`Door::read_stale`] may read, if `INVITE_DATABASE_READ_URL` is set.
+    replica: Option<Arc<Replica>>,
     sink: Sink,
     clock: Arc<dyn Clock>,
 }
@@ -69,7 +78,115 @@ impl Door {
     /// A door over the bridge `db`, settling changes' events into `sink`, dating them by
     /// `clock`.
     pub fn new(db: Db, sink: Sink, clock: Arc<dyn Clock>) -> Self {
-        Self { db, sink, clock }
+        Self { db, replica: None, sink, clock }
+    }
+
+    /// This door, with `replica` serving the reads that may be stale while it is current.
+    #[must_use]
+    pub fn with_replica(mut self, replica: Arc<Replica>) -> Self {
+        self.replica = Some(replica);
+        self
+    }
+
+    /// The standby, if one is configured.
+    pub fn replica(&self) -> Option<&Arc<Replica>> {
+        self.replica.as_ref()
+    }
+
+    /// The standby, if reads may go to it now; else why not.
+    fn current_replica(&self) -> Result<&Replica, ReadServed> {
+        match &self.replica {
+            None => Err(ReadServed::NoReplica),
+            Some(replica) if replica.is_current() => Ok(replica),
+            Some(_) => Err(ReadServed::Lagging),
+        }
+    }
+
+    /// Counts a read a standby may serve.
+    fn served(&self, served: ReadServed) {
+        self.db.metrics().observe_stale_read(served);
+    }
+
+    /// Runs a query whose answer may be stale by up to the standby's bound
+    /// (`INVITE_DATABASE_READ_MAX_LAG`): served by the standby when one is configured and known
+    /// to be within the bound, else by the primary. For what a user only looks at (a list);
+    /// never for what decides a change. A standby that fails to answer in time (away,
+    /// overloaded, its circuit open) costs the request nothing but the wait: the primary
+    /// serves it, within what remains of the deadline (the standby is given half the
+    /// database timeout). A refusal from the standby (not a member, not found) may only be it
+    /// being behind, so it is asked of the primary again. `work` runs once or twice.
+    pub async fn read_stale<T, E, F>(&self, work: F) -> DbResult<T>
+    where
+        T: Send + 'static,
+        E: Into<OpError>,
+        F: Fn(&mut DbConnection) -> Result<T, E> + Send + Sync + 'static,
+    {
+        let work = Arc::new(work);
+        let served = match self.current_replica() {
+            Ok(replica) => {
+                let on_replica = Arc::clone(&work);
+                match replica.db().run(move |conn| on_replica(conn)).await {
+                    Ok(value) => {
+                        self.served(ReadServed::Replica);
+                        return Ok(value);
+                    }
+                    Err(failure) => fallback(&failure),
+                }
+            }
+            Err(why) => why,
+        };
+        self.served(served);
+        self.db.run(move |conn| work(conn)).await
+    }
+
+    /// [`Door::read_grouped`], with the reads that may be stale of [`Door::read_stale`]: the
+    /// batch is read on the standby when it is current, and on the primary otherwise, or when
+    /// the standby fails. An answer `settled` does not accept (a code the standby does not
+    /// know, perhaps only yet) is read again on the primary, grouped the same way. With
+    /// `changed_here` (the caller knows this instance changed what the read shows within the
+    /// bound, when the standby may not have it yet), the primary reads it: an instance's own
+    /// changes show at once in what it serves.
+    pub async fn read_grouped_stale<T, E, F>(
+        &self,
+        key: String,
+        set: SetSpec<T>,
+        work: F,
+        settled: fn(&T) -> bool,
+        changed_here: bool,
+    ) -> DbResult<T>
+    where
+        T: Send + 'static,
+        E: Into<OpError>,
+        F: Fn(&mut DbConnection) -> Result<T, E> + Send + Sync + 'static,
+    {
+        let work = Arc::new(work);
+        let replica = match self.current_replica() {
+            Ok(_) if changed_here => Err(ReadServed::ChangedHere),
+            other => other,
+        };
+        let served = match replica {
+            Ok(replica) => {
+                let on_replica = Arc::clone(&work);
+                let replica_set = SetSpec { request: set.request.clone(), finish: set.finish };
+                match replica
+                    .db()
+                    .run_combined(key.clone(), Some(replica_set), None, move |conn| {
+                        on_replica(conn)
+                    })
+                    .await
+                {
+                    Ok(value) if settled(&value) => {
+                        self.served(ReadServed::Replica);
+                        return Ok(value);
+                    }
+                    Ok(_) => ReadServed::Confirmed,
+                    Err(failure) => fallback(&failure),
+                }
+            }
+            Err(why) => why,
+        };
+        self.served(served);
+        self.db.run_combined(key, Some(set), None, move |conn| work(conn)).await
     }
 
     /// How many groups the writes that come in streams fall into on PostgreSQL (see
@@ -265,5 +382,17 @@ impl Door {
     /// [`Db::watch_lag`]). Spawn one on each worker.
     pub async fn watch_lag(self) {
         self.db.watch_lag().await;
+    }
+}
+
+/// Why a read the standby failed goes to the primary: its refusal is confirmed there, and its
+/// failure to answer is the standby's, not the request's.
+fn fallback(failure: &Failure) -> ReadServed {
+    match failure {
+        Failure::Overloaded => ReadServed::ReplicaFailed,
+        Failure::Op(error) if error.is_unavailable() || matches!(error, OpError::Internal(_)) => {
+            ReadServed::ReplicaFailed
+        }
+        Failure::Op(_) => ReadServed::Confirmed,
     }
 }

@@ -13,4 +13,5 @@ pub mod maintenance;
 pub mod metrics;
 pub mod preview_cache;
 pub mod rate_limit;
+pub mod replica;
 pub mod webhooks;

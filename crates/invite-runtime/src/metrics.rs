@@ -30,6 +30,8 @@ pub struct Metrics {
     write_batch_size: Histogram,
     worker_lag: Gauge,
     gateway: GatewaySeries,
+    stale_reads: IntCounterVec,
+    replica_staleness: Gauge,
 }
 
 /// The gateway's series (contract section 10).
@@ -134,6 +136,71 @@ fn shedding_series() -> SheddingSeries {
     }
 }
 
+/// Why a read that a standby may serve went where it went (see `Door::read_stale`): the
+/// `why` label of `stale_reads_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadServed {
+    /// The standby served it: it was within the staleness bound.
+    Replica,
+    /// The primary: no read URL is configured.
+    NoReplica,
+    /// The primary: the standby was not known to be within the staleness bound (behind, or
+    /// unreachable when last checked).
+    Lagging,
+    /// The primary: this instance changed what the read shows within the bound.
+    ChangedHere,
+    /// The primary, after the standby failed to answer (away, overloaded, its circuit open).
+    ReplicaFailed,
+    /// The primary, asked again: the standby's answer was a refusal or found nothing, which
+    /// may only be the standby being behind.
+    Confirmed,
+}
+
+impl ReadServed {
+    const ALL: [Self; 6] = [
+        Self::Replica,
+        Self::NoReplica,
+        Self::Lagging,
+        Self::ChangedHere,
+        Self::ReplicaFailed,
+        Self::Confirmed,
+    ];
+
+    /// The `served_by` and `why` labels.
+    fn labels(self) -> [&'static str; 2] {
+        match self {
+            Self::Replica => ["replica", "current"],
+            Self::NoReplica => ["primary", "no_replica"],
+            Self::Lagging => ["primary", "lagging"],
+            Self::ChangedHere => ["primary", "changed_here"],
+            Self::ReplicaFailed => ["primary", "replica_failed"],
+            Self::Confirmed => ["primary", "confirmed"],
+        }
+    }
+}
+
+/// Reads a standby may serve, by who served them and why; and how stale the standby may be.
+fn replica_series() -> (IntCounterVec, Gauge) {
+    let reads = IntCounterVec::new(
+        Opts::new(
+            "stale_reads_total",
+            "Reads a standby may serve (previews missing the cache, lists), by who served them and why",
+        ),
+        &["served_by", "why"],
+    )
+    .expect("valid metric");
+    for served in ReadServed::ALL {
+        reads.with_label_values(&served.labels());
+    }
+    let staleness = Gauge::new(
+        "replica_staleness_seconds",
+        "How old the standby's data may be: since the latest primary WAL position it was seen to have replayed was read (-1 without a read URL or before the first check)",
+    )
+    .expect("valid metric");
+    staleness.set(-1.0);
+    (reads, staleness)
+}
+
 /// Audit entries that failed, and requests refused by rate limits (every bucket a series from
 /// the start).
 fn refusal_series() -> (IntCounter, IntCounterVec) {
@@ -214,6 +281,7 @@ impl Metrics {
         .expect("valid metric");
         let write_batch_size = batch_histogram();
         let gateway = GatewaySeries::new();
+        let (stale_reads, replica_staleness) = replica_series();
         for outcome in ["delivered", "failed"] {
             webhook_deliveries.with_label_values(&[outcome]);
         }
@@ -241,6 +309,8 @@ impl Metrics {
             Box::new(webhook_deliveries.clone()),
             Box::new(write_batch_size.clone()),
             Box::new(worker_lag.clone()),
+            Box::new(stale_reads.clone()),
+            Box::new(replica_staleness.clone()),
         ]
         .into_iter()
         .chain(gateway.collectors())
@@ -266,7 +336,19 @@ impl Metrics {
             write_batch_size,
             worker_lag,
             gateway,
+            stale_reads,
+            replica_staleness,
         }
+    }
+
+    /// Counts a read a standby may serve, by who served it and why.
+    pub fn observe_stale_read(&self, served: ReadServed) {
+        self.stale_reads.with_label_values(&served.labels()).inc();
+    }
+
+    /// How old the standby's data may be, as last checked; `None` while unknown.
+    pub fn set_replica_staleness(&self, staleness: Option<std::time::Duration>) {
+        self.replica_staleness.set(staleness.map_or(-1.0, |staleness| staleness.as_secs_f64()));
     }
 
     /// Gateway sessions open on this instance.

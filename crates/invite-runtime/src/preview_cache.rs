@@ -144,6 +144,9 @@ pub struct PreviewCache {
     /// join produced, or none after a departure.
     joined_counts: Cache<Uuid, MemberCount>,
     generation: AtomicU64,
+    /// When the generation last moved, in nanoseconds since `created`, plus one (zero: never).
+    last_bump: AtomicU64,
+    created: Instant,
     ttl: Duration,
     /// The codes being read after a miss, each with a handle on its reader (see [`Flight`]).
     flights: Mutex<HashMap<Box<str>, watch::Receiver<()>>>,
@@ -212,6 +215,8 @@ impl PreviewCache {
             members_left: bookkeeping(capacity),
             joined_counts: bookkeeping(capacity),
             generation: AtomicU64::new(0),
+            last_bump: AtomicU64::new(0),
+            created: Instant::now(),
             ttl: if capacity == 0 { Duration::ZERO } else { ttl },
             flights: Mutex::default(),
         }
@@ -311,13 +316,31 @@ impl PreviewCache {
         }
     }
 
-    /// The invite with this code changed.
+    /// The invite with this code changed. Its tombstone is laid even with the cache off: it
+    /// also says which codes this instance changed lately (see [`PreviewCache::changed_within`]).
     pub fn invalidate(&self, code: &str) {
-        if !self.enabled() {
-            return;
-        }
         self.tombstones.insert(code.into(), Instant::now());
-        self.entries.remove(code);
+        if self.enabled() {
+            self.entries.remove(code);
+        }
+    }
+
+    /// Whether this instance changed what a preview of `code` shows within `window`: the
+    /// invite itself, or something every preview of a server shows. A standby within
+    /// `window` of the primary may not have it yet. A tombstone evicted early (more codes
+    /// changed within the window than a tenth of the cache's capacity) answers no.
+    pub fn changed_within(&self, code: &str, window: Duration) -> bool {
+        let recent = |moment: Instant| moment.elapsed() <= window;
+        self.tombstones.get(code).is_some_and(recent)
+            || self.last_bump_nanos().is_some_and(|nanos| recent(self.created + nanos))
+    }
+
+    /// When [`PreviewCache::invalidate_all`] last ran, since the cache was made.
+    fn last_bump_nanos(&self) -> Option<Duration> {
+        match self.last_bump.load(Ordering::Acquire) {
+            0 => None,
+            nanos => Some(Duration::from_nanos(nanos - 1)),
+        }
     }
 
     /// Someone joined the server (event `seq`), making it `member_count` strong.
@@ -341,6 +364,8 @@ impl PreviewCache {
     /// all entries are outdated at once; such changes are rare.
     pub fn invalidate_all(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+        let since = u64::try_from(self.created.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+        self.last_bump.store(since + 1, Ordering::Release);
     }
 }
 
@@ -389,9 +414,22 @@ pub async fn lookup(
     };
     let found = match door.pool().backend() {
         // Misses that arrive together are read together, one statement for the batch.
+        // A standby may serve them (see `Door::read_grouped_stale`); a code it does not know
+        // may only be new, and one this instance changed within the standby's bound may not
+        // have reached it: the primary answers those.
         Backend::Postgres => {
             let set = SetSpec { request: SetRequest::Preview(code.clone(), now), finish: cached };
-            door.read_grouped(PREVIEW_GROUP.to_owned(), set, read).await?
+            let changed_here = door
+                .replica()
+                .is_some_and(|replica| cache.changed_within(code.as_str(), replica.max_lag()));
+            door.read_grouped_stale(
+                PREVIEW_GROUP.to_owned(),
+                set,
+                read,
+                Option::is_some,
+                changed_here,
+            )
+            .await?
         }
         // SQLite's readers run side by side; a batch would queue them behind one.
         Backend::Sqlite => door.read(read).await?,

@@ -9,6 +9,7 @@ pub mod migrations;
 pub mod models;
 pub mod pool;
 mod prepared;
+pub mod replication;
 pub mod repo;
 pub mod schema;
 pub mod sql_types;

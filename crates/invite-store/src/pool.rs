@@ -125,6 +125,11 @@ pub struct PoolConfig {
     /// PostgreSQL: how long a connection serves before the pool replaces it, which bounds how
     /// old a prepared statement's plan can be (see [`CONNECTION_LIFETIME`], the default).
     pub connection_lifetime: Duration,
+    /// PostgreSQL: every transaction of the pool's sessions is read-only
+    /// (`default_transaction_read_only`), so a write sent to it by mistake fails instead of
+    /// landing where it should not: for the pool of reads a standby may serve
+    /// (`INVITE_DATABASE_READ_URL`).
+    pub read_only: bool,
 }
 
 impl PoolConfig {
@@ -144,6 +149,7 @@ impl PoolConfig {
             statement_timeout: Duration::from_secs(5),
             checkpoint_thread: false,
             connection_lifetime: CONNECTION_LIFETIME,
+            read_only: false,
         }
     }
 }
@@ -209,6 +215,7 @@ pub struct ConnectionManager {
     url: DatabaseUrl,
     statement_timeout: Duration,
     busy_timeout: Duration,
+    read_only: bool,
     losses: Arc<Losses>,
 }
 
@@ -222,6 +229,7 @@ impl ConnectionManager {
             url: config.url.clone(),
             statement_timeout: config.statement_timeout,
             busy_timeout: config.checkout_timeout,
+            read_only: config.read_only,
             losses: Arc::default(),
         }
     }
@@ -238,6 +246,10 @@ impl ConnectionManager {
                     self.statement_timeout.as_millis()
                 ))
                 .map_err(r2d2::Error::QueryError)?;
+                if self.read_only {
+                    conn.batch_execute("SET default_transaction_read_only = on")
+                        .map_err(r2d2::Error::QueryError)?;
+                }
                 DbConnection::Postgres(conn)
             }
             DatabaseUrl::Sqlite(path) => {

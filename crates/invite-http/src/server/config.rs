@@ -4,6 +4,8 @@
 //! | flag | variable | default | meaning |
 //! |---|---|---|---|
 //! | `--database-url` | `INVITE_DATABASE_URL` | `sqlite://invites.db` | `sqlite://path` or `postgres://...` |
+//! | `--database-read-url` | `INVITE_DATABASE_READ_URL` | unset | a PostgreSQL standby (or a multi-host URL with `target_session_attrs=prefer-standby`) that previews missing the cache and lists may read; PostgreSQL only |
+//! | `--database-read-max-lag` | `INVITE_DATABASE_READ_MAX_LAG` | `5s` | the staleness bound: the standby serves those reads only while it is known to be within this of the primary |
 //! | `--bind` | `INVITE_BIND` | `127.0.0.1:8080` | address to listen on |
 //! | `--jwt-secret` | `INVITE_JWT_SECRET` | none | HS256 secret, at least 32 bytes |
 //! | `--jwt-public-key-file` | `INVITE_JWT_PUBLIC_KEY_FILE` | none | RS256/ES256/EdDSA public key (PEM) instead |
@@ -108,6 +110,15 @@ pub(crate) struct Config {
     /// Database: `sqlite://path/to/file.db` (created if missing) or `postgres://user@host/db`.
     #[arg(long, env = "INVITE_DATABASE_URL", default_value = "sqlite://invites.db", value_parser = Setting(database_url), global = true)]
     pub database_url: DatabaseUrl,
+    /// A PostgreSQL standby (`postgres://...`, may be multi-host with
+    /// `target_session_attrs=prefer-standby`) that previews missing the cache and lists may
+    /// read, on a read-only pool; accepts and every other decision read the primary.
+    #[arg(long, env = "INVITE_DATABASE_READ_URL", value_parser = Setting(read_url), global = true)]
+    pub database_read_url: Option<DatabaseUrl>,
+    /// The staleness bound: the standby serves reads only while it is known to hold every
+    /// commit older than this.
+    #[arg(long, env = "INVITE_DATABASE_READ_MAX_LAG", default_value = "5s", value_parser = Setting(duration), global = true)]
+    pub database_read_max_lag: Duration,
     /// Address to listen on.
     #[arg(long, env = "INVITE_BIND", default_value = "127.0.0.1:8080", global = true)]
     pub bind: String,
@@ -294,6 +305,11 @@ pub(crate) enum ConfigError {
         /// Why.
         source: std::io::Error,
     },
+    /// A read URL with a SQLite database, which has no standby.
+    #[error(
+        "INVITE_DATABASE_READ_URL needs PostgreSQL: INVITE_DATABASE_URL is a SQLite file, which has no standby to read from; unset INVITE_DATABASE_READ_URL"
+    )]
+    ReadUrlOnSqlite,
     /// Both a secret and a public key.
     #[error("set either INVITE_JWT_SECRET or INVITE_JWT_PUBLIC_KEY_FILE, not both")]
     BothKeys,
@@ -334,6 +350,17 @@ fn must(expected: &str, value: &str) -> String {
 
 fn database_url(value: &str) -> Result<DatabaseUrl, String> {
     DatabaseUrl::parse(value).map_err(|error| format!("is not usable: {error}"))
+}
+
+/// The standby's URL: PostgreSQL only.
+fn read_url(value: &str) -> Result<DatabaseUrl, String> {
+    match database_url(value)? {
+        url @ DatabaseUrl::Postgres(_) => Ok(url),
+        DatabaseUrl::Sqlite(_) => {
+            Err("must be a postgres:// URL (a standby of the primary), got a SQLite file"
+                .to_owned())
+        }
+    }
 }
 
 fn admin_token(value: &str) -> Result<SecretString, String> {
@@ -484,6 +511,22 @@ impl Config {
         pool.checkout_timeout = self.db_timeout;
         pool.statement_timeout = self.db_statement_timeout;
         pool
+    }
+
+    /// The settings of the standby's read-only pool, if `INVITE_DATABASE_READ_URL` is set: as
+    /// the primary's (size, timeouts), read-only. Refused over a `primary` on SQLite.
+    pub(crate) fn read_pool(
+        &self,
+        primary: invite_store::Backend,
+    ) -> Result<Option<PoolConfig>, ConfigError> {
+        let Some(url) = &self.database_read_url else { return Ok(None) };
+        if primary == invite_store::Backend::Sqlite {
+            return Err(ConfigError::ReadUrlOnSqlite);
+        }
+        let mut pool = self.pool();
+        pool.url = url.clone();
+        pool.read_only = true;
+        Ok(Some(pool))
     }
 
     /// Rate limits, proxies, maintenance and the admin token.
@@ -680,6 +723,35 @@ mod tests {
             let message = refusal(args);
             assert!(message.contains(expected), "{args:?}: {message}");
         }
+    }
+
+    #[test]
+    fn a_read_url_needs_postgresql() {
+        let read_pool = |cli: &Cli| cli.config.read_pool(cli.config.database_url.backend());
+        assert!(read_pool(&parse(&[])).unwrap().is_none());
+        let on_sqlite = parse(&["--database-read-url", "postgres://postgres@standby/invites"]);
+        assert_eq!(
+            read_pool(&on_sqlite).unwrap_err().to_string(),
+            "INVITE_DATABASE_READ_URL needs PostgreSQL: INVITE_DATABASE_URL is a SQLite file, \
+             which has no standby to read from; unset INVITE_DATABASE_READ_URL"
+        );
+        let cli = parse(&[
+            "--database-url",
+            "postgres://postgres@primary/invites",
+            "--database-read-url",
+            "postgres://postgres@primary,standby/invites?target_session_attrs=prefer-standby",
+            "--database-read-max-lag",
+            "2s",
+        ]);
+        let read = read_pool(&cli).unwrap().unwrap();
+        assert!(read.read_only && !cli.config.pool().read_only);
+        assert_eq!(read.url.backend(), invite_store::Backend::Postgres);
+        assert_eq!(cli.config.database_read_max_lag, Duration::from_secs(2));
+        let message = refusal(&["--database-read-url", "sqlite://copy.db"]);
+        assert!(
+            message.contains("INVITE_DATABASE_READ_URL must be a postgres:// URL"),
+            "{message}"
+        );
     }
 
     #[test]

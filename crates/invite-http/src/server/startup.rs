@@ -55,6 +55,7 @@ use invite_runtime::events::{EventBus, Publisher};
 use invite_runtime::gateway::sessions;
 use invite_runtime::metrics::Metrics;
 use invite_runtime::preview_cache::PreviewCache;
+use invite_runtime::replica::Replica;
 use invite_runtime::{background, events, webhooks};
 
 /// How long a connection may take to send a request's head (then 408).
@@ -263,7 +264,19 @@ pub(crate) fn prepare(
     let events = Arc::new(EventBus::default());
     let previews = Arc::new(PreviewCache::new(config.preview_cache_size, config.preview_cache_ttl));
     let publisher = Arc::new(Publisher::new(Arc::clone(&events), Arc::clone(&previews)));
-    let door = Door::new(Db::new(pool, limits, Arc::clone(&metrics)), publisher, clock);
+    let replica = config.read_pool(pool.backend())?.map(|read| {
+        // Half the deadline: a standby that does not answer leaves the primary the other half.
+        let read_limits = DbLimits { timeout: config.db_timeout / 2, ..limits };
+        // The standby's refusals and failures are not the service's: the primary serves those
+        // reads, so they stay out of the shedding and batch series, and
+        // `invite_stale_reads_total` counts them instead.
+        let read_db = Db::new(DbPool::new(&read), read_limits, Arc::new(Metrics::default()));
+        Replica::start(read_db, pool.clone(), config.database_read_max_lag, Arc::clone(&metrics))
+    });
+    let mut door = Door::new(Db::new(pool, limits, Arc::clone(&metrics)), publisher, clock);
+    if let Some(replica) = replica {
+        door = door.with_replica(replica);
+    }
     let service = Service {
         limits: reliability
             .rates

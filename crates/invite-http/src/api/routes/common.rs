@@ -73,6 +73,18 @@ impl Caller {
         Ok(self.door.read(move |conn| work(conn, &ctx)).await?)
     }
 
+    /// Runs a query as the caller whose answer may be stale by up to the standby's bound
+    /// (`Door::read_stale`): for lists a user only looks at, never for what decides a change.
+    pub(crate) async fn read_stale<T, E, F>(&self, work: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        E: Into<OpError>,
+        F: Fn(&mut DbConnection, &Ctx) -> Result<T, E> + Send + Sync + 'static,
+    {
+        let ctx = self.ctx();
+        Ok(self.door.read_stale(move |conn| work(conn, &ctx)).await?)
+    }
+
     /// Runs a change as the caller; its events are settled before its value returns.
     pub(crate) async fn change<T, F>(&self, work: F) -> ApiResult<T>
     where

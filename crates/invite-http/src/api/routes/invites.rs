@@ -270,8 +270,10 @@ async fn list(
     place: Place,
     query: invite_ops::invites::ListQuery,
 ) -> ApiResult<HttpResponse> {
-    let invites =
-        caller.read(move |conn, ctx| invite_ops::invites::list(conn, ctx, place, query)).await?;
+    // A list is looked at, not acted on: a standby may serve it.
+    let invites = caller
+        .read_stale(move |conn, ctx| invite_ops::invites::list(conn, ctx, place, query))
+        .await?;
     Ok(json_list(&invites, |invite| crate::api::wire::invite(invite, links.public_url())))
 }
 

@@ -23,8 +23,10 @@ pub(crate) async fn list(
 ) -> ApiResult<HttpResponse> {
     let server_id = path.into_inner();
     let page = query.into_inner().page();
-    let members =
-        caller.read(move |conn, ctx| invite_ops::members::list(conn, ctx, server_id, page)).await?;
+    // A list is looked at, not acted on: a standby may serve it.
+    let members = caller
+        .read_stale(move |conn, ctx| invite_ops::members::list(conn, ctx, server_id, page))
+        .await?;
     Ok(json_list(members, crate::api::wire::member))
 }
 
@@ -79,7 +81,7 @@ pub(crate) async fn joined_with(
     let ids = path.into_inner();
     let page = query.into_inner().page();
     let members = caller
-        .read(move |conn, ctx| invite_ops::invites::members_joined_with(conn, ctx, ids, page))
+        .read_stale(move |conn, ctx| invite_ops::invites::members_joined_with(conn, ctx, ids, page))
         .await?;
     Ok(json_list(members, crate::api::wire::member))
 }
