@@ -548,7 +548,8 @@ evented AS (
 /// this one join, `RAID_TRIPS` whether that reaches the server's threshold (each NULL, so
 /// false, for a server without protection), and `PAUSE_PAYLOAD` the `INVITES_PAUSE` event's
 /// payload for the row `c` of `counted`, its time written as the service writes times (UTC,
-/// RFC 3339, `Z`).
+/// RFC 3339, `Z`). The time's colons are quoted literals (`":"`), not bare: `pgbench` reads a
+/// bare `:MI` as a variable, and the ceiling benchmarks run this very statement through it.
 fn with_raid_count(sql: &str, server: &str, now: &str) -> String {
     let open = format!(
         "({server}.raid_window_started_at IS NOT NULL AND {now} < \
@@ -563,7 +564,7 @@ fn with_raid_count(sql: &str, server: &str, now: &str) -> String {
             "PAUSE_PAYLOAD",
             "jsonb_build_object('server_id', c.server_id, 'until', \
              to_char(c.invites_paused_until AT TIME ZONE 'UTC', \
-             'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))",
+             'YYYY-MM-DD\"T\"HH24\":\"MI\":\"SS.US\"Z\"'))",
         )
 }
 
