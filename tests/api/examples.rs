@@ -74,6 +74,53 @@ fn join_with_retry_rides_out_maintenance_and_a_rate_limit() {
     assert_eq!(members.body.as_array().unwrap().len(), 2);
 }
 
+/// `moderation` undoes a leaked link and sets raid protection, and the service ends in the
+/// state the walk-through describes: the leaked invite revoked, a raid's pause audited and
+/// lifted, and as members the three admitted before the pause and the one let in after it, not
+/// the one the pause refused.
+#[test]
+fn moderation_undoes_a_leak_and_pauses_a_raid() {
+    let app = TestApp::spawn(Backend::Sqlite);
+    let moderator = app.user();
+    let guests: Vec<_> = (0..5).map(|_| app.user()).collect();
+    let tokens: Vec<&str> = guests.iter().map(|guest| guest.token.as_str()).collect();
+    let output = Command::new(example("moderation"))
+        .args([&app.base, &moderator.token, &tokens.join(",")])
+        .output()
+        .unwrap();
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    for line in [
+        "undo: revoked true, removed 3, kept 0",
+        "undo again: removed 0",
+        "joining through the undone link: refused INVITE_REVOKED",
+        "join 3: joined",
+        "join 4: refused INVITES_PAUSED",
+        "audit: invites paused for a raid, by the service",
+        "after lifting the pause, the last stranger: joined",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing from:\n{stdout}");
+    }
+    let sid = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("server ")?.strip_suffix(" created"))
+        .expect("the example names its server");
+    let members = app.get(&format!("/servers/{sid}/members"), &moderator);
+    let mut ids: Vec<&str> =
+        members.body.as_array().unwrap().iter().map(|m| m["user_id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    let mut expected: Vec<String> = [&moderator, &guests[0], &guests[1], &guests[2], &guests[4]]
+        .map(|u| u.id.to_string())
+        .into();
+    expected.sort_unstable();
+    assert_eq!(ids, expected, "the owner, the three before the pause, the one after it");
+    let protection = app.get(&format!("/servers/{sid}/raid-protection"), &moderator);
+    assert_eq!(protection.body, json!({"enabled": false}));
+    let paused = app.get(&format!("/servers/{sid}"), &moderator);
+    assert!(paused.body["invites_paused_until"].is_null(), "{}", paused.body);
+}
+
 /// The lines `child` prints, as they come (read on a thread of their own, so that a test can
 /// wait for one with a timeout).
 fn lines_of(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
