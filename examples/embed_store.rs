@@ -35,7 +35,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let rules: CreateInviteRequest = serde_json::from_str(r#"{"max_uses": 2}"#)?;
     let settings = rules.validate(now).map_err(|problem| problem.message)?;
-    let new = NewInvite { server_id: server.id, creator: &owner, settings: &settings, now };
+    let new = NewInvite {
+        server_id: server.id,
+        creator: &owner,
+        settings: &settings,
+        now,
+        server_locked: false,
+    };
     let CreatedInvite::Created(invite) =
         pool.run(|conn| conn.create_invite(&new, &mut OsRandom))?
     else {

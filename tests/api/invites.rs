@@ -82,6 +82,34 @@ both_backends! {
         app.post(&path, &owner, json!({})).assert_status(201);
     }
 
+    fn racing_creates_stop_exactly_at_1000_active_invites(app: &TestApp) {
+        // Creates commit together in batches, each reading the creator's standing with the
+        // server's lock: of 20 racing for the last 2 places, exactly 2 get one.
+        const RACERS: usize = 20;
+        let (owner, server) = app.owned_server();
+        let path = format!("/servers/{}/invites", server_id(&server));
+        insert_active_invites(&mut app.conn(), server_id(&server).parse().unwrap(), 998, chrono::Utc::now());
+        let barrier = std::sync::Barrier::new(RACERS);
+        let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..RACERS)
+                .map(|_| {
+                    scope.spawn(|| {
+                        barrier.wait();
+                        let response = app.post(&path, &owner, json!({}));
+                        (response.status, response.body)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|handle| handle.join().unwrap()).collect()
+        });
+        let created = answers.iter().filter(|(status, _)| *status == 201).count();
+        assert_eq!(created, 2, "{answers:?}");
+        for (status, body) in answers.iter().filter(|(status, _)| *status != 201) {
+            assert_eq!((*status, body["code"].as_str()), (400, Some("MAX_INVITES_REACHED")), "{body}");
+        }
+        assert_eq!(app.get(&path, &owner).body.as_array().unwrap().len(), 1000);
+    }
+
     fn creating_and_listing_need_create_invites(app: &TestApp) {
         let (owner, server) = app.owned_server();
         let path = format!("/servers/{}/invites", server_id(&server));

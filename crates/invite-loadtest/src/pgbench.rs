@@ -100,14 +100,16 @@ fn preview(code: &str) -> String {
     )
 }
 
-/// What the store sends to create an invite on PostgreSQL: the caller's standing, then a
-/// transaction that locks the server's row and runs the store's create statement (the count of
-/// active invites, the invite with `ON CONFLICT DO NOTHING`, its audit entry and its event).
+/// What the store sends to create an invite on PostgreSQL, in one transaction: the caller's
+/// standing with the server's row lock, then the store's create statement (the owner's name,
+/// the count of active invites, the invite with `ON CONFLICT DO NOTHING`, its audit entry and
+/// its event).
 fn create(servers: u64) -> String {
     let (server, owner) = seeded_server_and_owner();
     let params = format!(
         "SELECT gen_random_uuid() AS id, {server} AS server_id, NULL::uuid AS channel_id, \
-         substr(md5(random()::text), 1, 8) AS code, {owner} AS created_by, 10::bigint AS max_uses, \
+         substr(md5(random()::text), 1, 8) AS code, {owner} AS created_by, 'owner' || :k AS username, \
+         10::bigint AS max_uses, \
          0::bigint AS max_age, NULL::timestamptz AS expires_at, false AS temporary, \
          0::bigint AS grant_permissions, NULL::uuid AS granted_by, NULL::jsonb AS allowed_user_ids, now() AS now, \
          1000::bigint AS max_active, gen_random_uuid() AS audit_id, 'InviteCreate' AS audit_action, \
@@ -119,8 +121,7 @@ fn create(servers: u64) -> String {
         "\\set k random(1, {servers})\n\
          BEGIN;\n\
          SELECT s.owner_id, s.default_permissions, m.permissions FROM members m JOIN servers s ON s.id = m.server_id \
-         WHERE m.server_id = {server} AND m.user_id = {owner};\n\
-         SELECT 1 FROM servers WHERE id = {server} FOR UPDATE;\n\
+         WHERE m.server_id = {server} AND m.user_id = {owner} FOR UPDATE OF s;\n\
          {};\n\
          COMMIT;\n",
         create_statement_sql(&params)

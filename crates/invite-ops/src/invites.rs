@@ -74,11 +74,20 @@ pub fn create(
     random: &mut dyn RandomSource,
 ) -> OpResult<Outcome<CreatedInvite>> {
     write_transaction(conn, |conn| {
-        let (server_id, standing) = match place {
+        // The standing of a server's member is read with the server's lock, which the create
+        // needs anyway (it counts against the server's limit): one round trip for both. A
+        // channel names its server only once read, and the create takes the lock itself.
+        let (server_id, standing, server_locked) = match place {
             Place::Server(server_id) => {
-                (server_id, member_standing(conn, server_id, ctx.user_id())?)
+                let standing = conn
+                    .standing_locked(server_id, ctx.user_id())?
+                    .ok_or_else(|| OpError::refused(ErrorCode::ServerNotFound))?;
+                (server_id, standing, true)
             }
-            Place::Channel(channel_id) => channel_standing(conn, channel_id, ctx.user_id())?,
+            Place::Channel(channel_id) => {
+                let (server_id, standing) = channel_standing(conn, channel_id, ctx.user_id())?;
+                (server_id, standing, false)
+            }
         };
         standing.require(Requirement::CreateInvites)?;
         let request = match place {
@@ -87,7 +96,13 @@ pub fn create(
         };
         let settings = request.validate(ctx.now)?;
         check_grant(&standing, settings.grant_permissions)?;
-        let new = NewInvite { server_id, creator: &ctx.actor, settings: &settings, now: ctx.now };
+        let new = NewInvite {
+            server_id,
+            creator: &ctx.actor,
+            settings: &settings,
+            now: ctx.now,
+            server_locked,
+        };
         let announce = |invite: &Invite| Event::InviteCreate(invite.into());
         let (created, events) = conn.create_invite_announced(&new, random, announce)?;
         Ok(Outcome::new(created, events))

@@ -43,6 +43,10 @@ pub struct NewInvite<'a> {
     pub settings: &'a InviteSettings,
     /// The creation time, from which the expiry was computed.
     pub now: DateTime<Utc>,
+    /// Whether this transaction holds the server's row lock already (its caller read the
+    /// standing with [`ServerRepository::standing_locked`](super::ServerRepository::standing_locked));
+    /// otherwise the create takes it.
+    pub server_locked: bool,
 }
 
 /// The result of a create request.
@@ -401,6 +405,13 @@ fn new_invite_row(new: &NewInvite<'_>, code: &str) -> InviteRow {
 /// committed before, and two creates at 999 active invites cannot both pass.
 const CREATE_SQL: &str = "
 ),
+-- The creator's name, as `RememberUser` records it, in the same round trip.
+remembered AS (
+    INSERT INTO users AS x (id, username, created_at, updated_at)
+    SELECT p.created_by, p.username, p.now, p.now FROM params AS p WHERE p.username IS NOT NULL
+    ON CONFLICT (id) DO UPDATE SET username = excluded.username, updated_at = excluded.updated_at
+    WHERE x.username IS DISTINCT FROM excluded.username
+),
 mark AS (
     SELECT s.active_invites, s.invites_lapsed_through
     FROM servers AS s, params AS p WHERE s.id = p.server_id
@@ -460,7 +471,7 @@ SELECT (SELECT active FROM open) AS active, (SELECT seq FROM evented) AS event_s
 ";
 
 /// The PostgreSQL create statement, with `params` (a `SELECT` of the columns the create
-/// binds: `id`, `server_id`, `channel_id`, `code`, `created_by`, `max_uses`,
+/// binds: `id`, `server_id`, `channel_id`, `code`, `created_by`, `username`, `max_uses`,
 /// `max_age`, `expires_at`, `temporary`, `grant_permissions`, `granted_by`, `allowed_user_ids`,
 /// `now`, `max_active`, `audit_id`, `audit_action`,
 /// `audit_target`, `audit_details`, `event_type`, `audience`, `payload`) in place of the bound
@@ -474,6 +485,7 @@ pub fn create_statement_sql(params: &str) -> String {
 /// connection (as the accept's `AcceptStatement`).
 struct CreateStatement<'a> {
     row: &'a InviteRow,
+    username: Option<&'a str>,
     max_active: i64,
     audit_id: Uuid,
     audit_action: &'static str,
@@ -497,6 +509,7 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for CreateStatement<'_
         bind_then::<Nullable<DbUuid>, _>(&mut out, &row.channel_id, "::uuid AS channel_id, ")?;
         bind_then::<Nullable<Text>, _>(&mut out, &row.code, "::text AS code, ")?;
         bind_then::<Nullable<DbUuid>, _>(&mut out, &row.created_by, "::uuid AS created_by, ")?;
+        bind_then::<Nullable<Text>, _>(&mut out, &self.username, "::text AS username, ")?;
         bind_then::<Nullable<BigInt>, _>(&mut out, &row.max_uses, "::bigint AS max_uses, ")?;
         bind_then::<BigInt, _>(&mut out, &row.max_age, "::bigint AS max_age, ")?;
         bind_then::<Nullable<DbTimestamp>, _>(
@@ -580,9 +593,10 @@ impl diesel::query_builder::QueryId for LockServerStatement {
 
 impl RunQueryDsl<diesel::PgConnection> for LockServerStatement {}
 
-/// The PostgreSQL create: the server's lock, then one statement for the count, the invite, its
-/// audit entry and its event. Four round trips with the transaction's, where the generic path
-/// takes eight (and writes the server's row twice).
+/// The PostgreSQL create: the server's lock (unless the caller's standing read took it), then
+/// one statement for the creator's name, the count, the invite, its audit entry and its event.
+/// Two statements with the standing read, where the generic path takes eight (and writes the
+/// server's row twice).
 fn create_postgres(
     conn: &mut DbConnection,
     new: &NewInvite<'_>,
@@ -593,7 +607,9 @@ fn create_postgres(
         let DbConnection::Postgres(pg) = &mut *conn else {
             unreachable!("create_postgres is called on PostgreSQL only")
         };
-        if (LockServerStatement { server_id: new.server_id }).execute(pg)? == 0 {
+        if !new.server_locked
+            && (LockServerStatement { server_id: new.server_id }).execute(pg)? == 0
+        {
             return Err(StoreError::NotFound(Entity::Server));
         }
         check_channel(conn, new)?;
@@ -602,7 +618,6 @@ fn create_postgres(
         {
             return Ok((CreatedInvite::Reused(existing), Vec::new()));
         }
-        conn.remember_user(new.creator, new.now)?;
         let DbConnection::Postgres(pg) = &mut *conn else {
             unreachable!("create_postgres is called on PostgreSQL only")
         };
@@ -613,6 +628,7 @@ fn create_postgres(
             let (details, payload) = (create_audit_details(&invite), announced.payload());
             let written = CreateStatement {
                 row: &row,
+                username: new.creator.username.as_deref(),
                 max_active: MAX_ACTIVE_INVITES,
                 audit_id: Uuid::now_v7(),
                 audit_action: AuditAction::InviteCreate.as_str(),

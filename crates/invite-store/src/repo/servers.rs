@@ -42,6 +42,12 @@ pub trait ServerRepository {
     /// is not a member (the API answers both with the same 404).
     fn standing(&mut self, server_id: Uuid, user_id: Uuid) -> StoreResult<Option<Standing>>;
 
+    /// [`ServerRepository::standing`], read with the server's row lock taken for the rest of
+    /// the transaction (as [`ServerRepository::lock_server`] takes it): one round trip where a
+    /// change that counts against a server-wide limit would otherwise need two. On SQLite the
+    /// write transaction already holds the database's one write lock.
+    fn standing_locked(&mut self, server_id: Uuid, user_id: Uuid) -> StoreResult<Option<Standing>>;
+
     /// Applies the changes; `NotFound` when the server does not exist.
     fn update_server(
         &mut self,
@@ -169,6 +175,36 @@ prepared_statement! {
            (server_id: DbUuid) " RETURNING member_count"];
 }
 
+/// A member's standing from the columns it is read from.
+fn standing_of(
+    user_id: Uuid,
+    owner_id: Uuid,
+    default_bits: i64,
+    member_bits: i64,
+) -> StoreResult<Standing> {
+    let parse = |bits: i64| {
+        Permissions::from_bits(bits).ok_or_else(|| corrupt("permissions", &bits.to_string()))
+    };
+    Ok(Standing {
+        user_id,
+        is_owner: owner_id == user_id,
+        default_permissions: parse(default_bits)?,
+        member_permissions: parse(member_bits)?,
+    })
+}
+
+prepared_statement! {
+    /// The member's standing, `FOR UPDATE OF` the server's row only: the lock the create's
+    /// `LockServerStatement` takes, with the member's row left unlocked. PostgreSQL only.
+    struct LockedStanding -> (DbUuid, BigInt, BigInt) {
+        server_id: Uuid,
+        user_id: Uuid,
+    }
+    sql = ["SELECT s.owner_id, s.default_permissions, m.permissions \
+            FROM members AS m JOIN servers AS s ON s.id = m.server_id WHERE m.server_id = "
+           (server_id: DbUuid) " AND m.user_id = " (user_id: DbUuid) " FOR UPDATE OF s"];
+}
+
 /// Takes the server row's write lock for the rest of the transaction, so that checks of
 /// server-wide limits (active invites, one vanity code) cannot race with each other. `NotFound`
 /// when the server does not exist.
@@ -272,16 +308,20 @@ impl ServerRepository for DbConnection {
             .optional()?;
         found
             .map(|(owner_id, default_bits, member_bits)| {
-                let parse = |bits: i64| {
-                    Permissions::from_bits(bits)
-                        .ok_or_else(|| corrupt("permissions", &bits.to_string()))
-                };
-                Ok(Standing {
-                    user_id,
-                    is_owner: owner_id == user_id,
-                    default_permissions: parse(default_bits)?,
-                    member_permissions: parse(member_bits)?,
-                })
+                standing_of(user_id, owner_id, default_bits, member_bits)
+            })
+            .transpose()
+    }
+
+    fn standing_locked(&mut self, server_id: Uuid, user_id: Uuid) -> StoreResult<Option<Standing>> {
+        let DbConnection::Postgres(pg) = self else {
+            return self.standing(server_id, user_id);
+        };
+        let found =
+            LockedStanding { server_id, user_id }.get_result::<(Uuid, i64, i64)>(pg).optional()?;
+        found
+            .map(|(owner_id, default_bits, member_bits)| {
+                standing_of(user_id, owner_id, default_bits, member_bits)
             })
             .transpose()
     }

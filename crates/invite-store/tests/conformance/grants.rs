@@ -121,7 +121,7 @@ conformance! {
         let named = user();
         let json = format!(r#"{{"grant_permissions": 768, "allowed_user_ids": ["{}"]}}"#, named.user_id);
         let settings = crate::settings(&json);
-        let new = NewInvite { server_id: server.id, creator: &owner, settings: &settings, now: t0() };
+        let new = NewInvite { server_id: server.id, creator: &owner, settings: &settings, now: t0(), server_locked: false };
         let announce = |invite: &Invite| Event::InviteCreate(invite.into());
         let (created, events) =
             conn.create_invite_announced(&new, &mut invite_core::code::OsRandom, announce).unwrap();

@@ -69,7 +69,7 @@ conformance! {
         let foreign = conn.create_channel(elsewhere.id, &ChannelName::parse("x").unwrap(), t0()).unwrap();
         for channel_id in [Uuid::now_v7(), foreign.id] {
             let settings = settings(&format!(r#"{{"channel_id": "{channel_id}"}}"#));
-            let new = NewInvite { server_id: server.id, creator: &owner, settings: &settings, now: t0() };
+            let new = NewInvite { server_id: server.id, creator: &owner, settings: &settings, now: t0(), server_locked: false };
             assert_eq!(stopped(conn.create_invite(&new, &mut invite_core::code::OsRandom)), Fact::ChannelNotInServer);
         }
         assert_eq!(invite_rows(conn, server.id), 0);
@@ -84,7 +84,7 @@ conformance! {
         let conn = &mut db.connect();
         let (owner, server, first) = server_with_invite(conn, r#"{"max_uses": 5, "max_age": 3600}"#);
         let reuse = settings(r#"{"max_uses": 5, "max_age": 3600, "unique": false}"#);
-        let new = NewInvite { server_id: server.id, creator: &owner, settings: &reuse, now: t0() };
+        let new = NewInvite { server_id: server.id, creator: &owner, settings: &reuse, now: t0(), server_locked: false };
         assert_eq!(conn.create_invite(&new, &mut invite_core::code::OsRandom).unwrap(), CreatedInvite::Reused(first.clone()));
         assert_eq!(invite_rows(conn, server.id), 1);
         assert_eq!(conn.list_audit_entries(server.id, None, page(10)).unwrap().len(), 1, "a reuse is not audited");
@@ -96,18 +96,18 @@ conformance! {
             (r#"{"max_uses": 5, "max_age": 3600, "unique": false}"#, user()),
         ] {
             let settings = settings(json);
-            let new = NewInvite { server_id: server.id, creator: &creator, settings: &settings, now: t0() };
+            let new = NewInvite { server_id: server.id, creator: &creator, settings: &settings, now: t0(), server_locked: false };
             assert!(matches!(conn.create_invite(&new, &mut invite_core::code::OsRandom).unwrap(), CreatedInvite::Created(_)), "{json}");
         }
         crate::revoke(conn, first.id, owner.user_id, t0()).unwrap();
-        let new = NewInvite { server_id: server.id, creator: &owner, settings: &reuse, now: t0() };
+        let new = NewInvite { server_id: server.id, creator: &owner, settings: &reuse, now: t0(), server_locked: false };
         assert!(matches!(conn.create_invite(&new, &mut invite_core::code::OsRandom).unwrap(), CreatedInvite::Created(_)));
     }
 
     fn a_code_collision_draws_again_and_gives_up_after_three(db: &TestDatabase) {
         let conn = &mut db.connect();
         let (owner, server) = owned_server(conn);
-        let new = NewInvite { server_id: server.id, creator: &owner, settings: &settings("{}"), now: t0() };
+        let new = NewInvite { server_id: server.id, creator: &owner, settings: &settings("{}"), now: t0(), server_locked: false };
         let CreatedInvite::Created(first) = conn.create_invite(&new, &mut constant(0)).unwrap() else { panic!() };
         assert_eq!(first.code.as_deref(), Some("AAAAAAAA"));
 
@@ -160,7 +160,7 @@ conformance! {
         assert_eq!(conn.count_active_invites(server.id, t0()).unwrap(), 999);
 
         let last = create_invite(conn, &server, &owner, "{}");
-        let new = NewInvite { server_id: server.id, creator: &owner, settings: &settings("{}"), now: t0() };
+        let new = NewInvite { server_id: server.id, creator: &owner, settings: &settings("{}"), now: t0(), server_locked: false };
         assert_eq!(stopped(conn.create_invite(&new, &mut invite_core::code::OsRandom)), Fact::ActiveInvitesFull);
         assert_eq!(invite_rows(conn, server.id), 1004);
         crate::revoke(conn, last.id, owner.user_id, t0()).unwrap();
@@ -209,7 +209,7 @@ conformance! {
         let later = t0() + minutes(120);
         check(conn, later, 1);
         let base = settings("{}");
-        let new = NewInvite { server_id: server.id, creator: &owner, settings: &base, now: later };
+        let new = NewInvite { server_id: server.id, creator: &owner, settings: &base, now: later, server_locked: false };
         let payload = crate::announce;
         conn.create_invite_announced(&new, &mut invite_core::code::OsRandom, payload).unwrap();
         check(conn, later, 2);
@@ -239,7 +239,7 @@ conformance! {
         let (owner, server) = owned_server(conn);
         let payload = crate::announce;
         let base = settings(r#"{"max_uses": 5, "max_age": 60, "temporary": true}"#);
-        let new = NewInvite { server_id: server.id, creator: &owner, settings: &base, now: t0() };
+        let new = NewInvite { server_id: server.id, creator: &owner, settings: &base, now: t0(), server_locked: false };
         let (CreatedInvite::Created(first), events) =
             conn.create_invite_announced(&new, &mut constant(0), payload).unwrap()
         else {
@@ -337,7 +337,7 @@ conformance! {
     fn revoking_is_a_soft_delete_and_the_code_is_never_reissued(db: &TestDatabase) {
         let conn = &mut db.connect();
         let (owner, server) = owned_server(conn);
-        let new = NewInvite { server_id: server.id, creator: &owner, settings: &settings("{}"), now: t0() };
+        let new = NewInvite { server_id: server.id, creator: &owner, settings: &settings("{}"), now: t0(), server_locked: false };
         let CreatedInvite::Created(invite) = conn.create_invite(&new, &mut constant(3)).unwrap() else { panic!() };
 
         let revoked = crate::revoke(conn, invite.id, owner.user_id, t0() + minutes(1)).unwrap();

@@ -93,7 +93,8 @@ fn create_invite_at(
 ) -> Invite {
     let settings =
         serde_json::from_str::<CreateInviteRequest>(json).unwrap().validate(now).unwrap();
-    let new = NewInvite { server_id: server.id, creator, settings: &settings, now };
+    let new =
+        NewInvite { server_id: server.id, creator, settings: &settings, now, server_locked: false };
     match conn.create_invite(&new, &mut invite_core::code::OsRandom).unwrap() {
         CreatedInvite::Created(invite) => invite,
         CreatedInvite::Reused(invite) => panic!("expected a new invite, got {invite:?}"),

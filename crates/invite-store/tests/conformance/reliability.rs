@@ -209,6 +209,7 @@ fn postgres_a_connection_lost_mid_transaction_is_unavailable() {
         creator: &owner,
         settings: &settings,
         now: t0(),
+        server_locked: false,
     };
     // The code is drawn inside the transaction, after the server's row is locked: the
     // connection is killed right then.

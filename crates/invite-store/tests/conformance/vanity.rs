@@ -62,7 +62,7 @@ conformance! {
             // Bytes 26..=51 are the letters a-z of the alphabet.
             dest.iter_mut().zip(0u8..).for_each(|(byte, i)| *byte = 26 + i % 26);
         };
-        let new = NewInvite { server_id: second.id, creator: &bob, settings: &settings("{}"), now: t0() };
+        let new = NewInvite { server_id: second.id, creator: &bob, settings: &settings("{}"), now: t0(), server_locked: false };
         let CreatedInvite::Created(random) = conn.create_invite(&new, &mut all_lower).unwrap() else {
             panic!("expected a new invite");
         };
