@@ -370,6 +370,7 @@ fn valid(
             expires_at: found.expires_at(),
             spots_left: found.status.max_uses.map(|max| (max - found.status.uses).max(0)),
             temporary: found.temporary,
+            requires_approval: found.requires_approval,
         },
         &action,
         now,
@@ -478,6 +479,19 @@ async fn join(
             let open = view::open_url(state.settings.app_url.as_deref(), server_id, code.as_str());
             let body = view::joined(&name, open.as_deref(), false);
             Ok(Joined::Page(Page::new(StatusCode::OK, format!("You joined {name}"), body)))
+        }
+        // The invite requires approval: the request is filed (or was pending already), and
+        // the page says so; posting again shows the same pending request.
+        Redemption::Filed(_) => {
+            let name = found
+                .as_ref()
+                .map_or_else(|| "the server".to_owned(), |found| found.server_name.to_string());
+            let body = view::requested(&name);
+            Ok(Joined::Page(Page::new(
+                StatusCode::OK,
+                "Your request to join was sent".to_owned(),
+                body,
+            )))
         }
         // Anyone signed in can compute a form token for any code: a code that does not exist
         // charges the scanning bucket here as on every other route.
