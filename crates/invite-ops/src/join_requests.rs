@@ -26,6 +26,18 @@ pub fn mine(conn: &mut DbConnection, ctx: &Ctx) -> OpResult<Vec<JoinRequest>> {
     Ok(conn.user_join_requests(ctx.user_id())?)
 }
 
+/// The pending request of `user_id` for the server, if any: what the invite page shows a
+/// signed-in visitor of an approval invite who asked already.
+pub fn pending_for(
+    conn: &mut DbConnection,
+    server_id: Uuid,
+    user_id: Uuid,
+) -> OpResult<Option<JoinRequest>> {
+    Ok(conn.user_join_requests(user_id)?.into_iter().find(|request| {
+        request.server_id == server_id && request.status == JoinRequestStatus::Pending
+    }))
+}
+
 /// Approves a pending request: the user joins through its invite, within its uses, with what
 /// it grants, counted for raid protection, in the transaction that approves the request. When
 /// the accept would refuse now (used up, expired, revoked, the user banned...), that refusal,
