@@ -55,6 +55,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let guest = Actor::new(Uuid::now_v7());
         match pool.run(|conn| conn.redeem(&code, &guest, now))? {
             Redemption::Joined(joined) => println!("guest {n}: joined (uses now {})", joined.uses),
+            // Only an invite made with `requires_approval` files a join request.
+            Redemption::Filed(filed) => println!("guest {n}: asked to join ({})", filed.request.id),
             Redemption::Refused(reason) => {
                 let problem = invite_service::core::Problem::from(reason);
                 println!("guest {n}: {} \"{}\"", problem.code.as_str(), problem.message);

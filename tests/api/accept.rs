@@ -64,6 +64,7 @@ both_backends! {
             "code": invite["code"], "server_id": server["id"], "server_name": "Test server",
             "server_icon_url": null, "member_count": 1, "expires_at": invite["expires_at"],
             "channel": null, "inviter_id": owner.id, "temporary": false, "invites_paused": false,
+            "requires_approval": false,
         }));
         // Fluxer's clients ask for the expiry explicitly; it is always there.
         let fluxer = app.request(reqwest::Method::GET, &format!("/invites/{}?with_expiration=true", invite["code"].as_str().unwrap()), None, None);

@@ -237,6 +237,47 @@ fn each_member_hears_what_the_audience_rules_allow(backend: invite_store::Backen
     }
 }
 
+/// Join approval: a join request's events go to those who may decide it and to its requester,
+/// who is not a member; a plain member hears neither.
+fn join_requests_are_heard_by_deciders_and_the_requester_only(backend: invite_store::Backend) {
+    const KICK_MEMBERS: i64 = 1 << 8;
+    let app = TestApp::spawn(backend);
+    let (owner, server) = app.owned_server();
+    let plain = app.member(&server, &owner);
+    let kicker = app.member_with(&server, &owner, KICK_MEMBERS);
+    let invite = app.create_invite(&server, &owner, json!({"requires_approval": true}));
+    let requester = app.user();
+    let (mut kicker_ws, _) = Client::ready(&app, &kicker, "");
+    let (mut plain_ws, _) = Client::ready(&app, &plain, "");
+    let (mut requester_ws, ready) = Client::ready(&app, &requester, "");
+    assert_eq!(ready["servers"], json!([]), "not a member yet");
+
+    let filed = app.accept(&invite, &requester);
+    filed.assert_status(202);
+    let request_id = filed.body["request"]["id"].clone();
+    let created = kicker_ws.event("JOIN_REQUEST_CREATE");
+    assert_eq!((&created["d"]["id"], &created["d"]["status"]), (&request_id, &json!("pending")));
+    assert_eq!(requester_ws.event("JOIN_REQUEST_CREATE")["d"]["id"], request_id);
+
+    let path = format!(
+        "/servers/{}/join-requests/{}/approve",
+        server_id(&server),
+        request_id.as_str().unwrap()
+    );
+    app.post(&path, &kicker, json!({})).assert_status(200);
+    let updated = requester_ws.skip_to("JOIN_REQUEST_UPDATE");
+    assert_eq!((&updated["d"]["id"], &updated["d"]["status"]), (&request_id, &json!("approved")));
+    assert_eq!(kicker_ws.skip_to("JOIN_REQUEST_UPDATE")["d"]["status"], "approved");
+    // The plain member hears the join, as every member does, and nothing of the request.
+    assert_eq!(plain_ws.event("MEMBER_JOIN")["d"]["user_id"], requester.id.to_string());
+    if let Some(frame) = plain_ws.next_within(Duration::from_secs(1)) {
+        panic!("a plain member heard {frame}");
+    }
+    for client in [kicker_ws, plain_ws, requester_ws] {
+        client.close();
+    }
+}
+
 fn a_removed_member_hears_the_removal_and_nothing_after(backend: invite_store::Backend) {
     let app = TestApp::spawn(backend);
     let (owner, server) = app.owned_server();
@@ -592,6 +633,7 @@ fn postgres_an_instance_delivers_what_another_committed_in_order() {
 
 on_both_backends!(
     each_member_hears_what_the_audience_rules_allow,
+    join_requests_are_heard_by_deciders_and_the_requester_only,
     a_removed_member_hears_the_removal_and_nothing_after,
     resume_replays_what_was_missed_in_order,
     bad_input_closes_with_its_code_and_disturbs_no_one,

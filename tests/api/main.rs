@@ -12,6 +12,7 @@
 )]
 
 mod accept;
+mod approval;
 mod audit;
 mod auth;
 mod bans;

@@ -320,6 +320,44 @@ fn an_invite_for_named_users_says_so_to_anyone_else_and_never_shows_the_list(bac
     assert_eq!(app.uses(&invite), 1);
 }
 
+fn an_approval_invite_s_form_files_a_request_and_the_page_shows_it_again(backend: Backend) {
+    let app = page_app(backend);
+    let (owner, server, invite) = app.server_with_invite(json!({"requires_approval": true}));
+    let code = code_of(&invite);
+    let path = format!("/invite/{code}");
+    let visitor = app.user();
+    // Whoever looks is told a moderator decides; the form asks to join.
+    assert_page(&open(&app, &path, None), 200, &["A moderator approves each request to join"]);
+    let page = open(&app, &path, Some(&visitor));
+    assert_page(&page, 200, &["A moderator approves each request to join", "Ask to join"]);
+    let csrf = csrf_of(&page);
+    let sent = submit(&app, code, Some(&visitor), PUBLIC, &csrf);
+    assert_page(&sent, 200, &["Your request to join was sent"]);
+    assert_eq!(app.uses(&invite), 0);
+    let requests = app.get(&format!("/servers/{}/join-requests", server_id(&server)), &owner);
+    assert_eq!(requests.body.as_array().unwrap().len(), 1, "{}", requests.text);
+    assert_eq!(requests.body[0]["user_id"], json!(visitor.id));
+    // The pending request shows again, on the page and through the form, and stays one.
+    let again = open(&app, &path, Some(&visitor));
+    assert_page(&again, 200, &["Your request to join was sent"]);
+    assert!(!again.text.contains("<form"), "{}", again.text);
+    assert_page(
+        &submit(&app, code, Some(&visitor), PUBLIC, &csrf),
+        200,
+        &["Your request to join was sent"],
+    );
+    let requests = app.get(&format!("/servers/{}/join-requests", server_id(&server)), &owner);
+    assert_eq!(requests.body.as_array().unwrap().len(), 1);
+    // Approved: the visitor is in.
+    let approve = format!(
+        "/servers/{}/join-requests/{}/approve",
+        server_id(&server),
+        requests.body[0]["id"].as_str().unwrap()
+    );
+    app.post(&approve, &owner, json!({})).assert_status(200);
+    assert_page(&open(&app, &path, Some(&visitor)), 200, &["You're already in"]);
+}
+
 fn a_vanity_code_is_a_short_link_and_routes_stay_routes(backend: Backend) {
     let app = page_app(backend);
     let (owner, server) = app.owned_server();
@@ -431,6 +469,7 @@ fn during_maintenance_the_page_shows_the_invite_and_a_post_waits(backend: Backen
 
 on_both_backends!(
     an_invite_for_named_users_says_so_to_anyone_else_and_never_shows_the_list,
+    an_approval_invite_s_form_files_a_request_and_the_page_shows_it_again,
     a_vanity_code_is_a_short_link_and_routes_stay_routes,
     a_valid_invite_reads_without_script,
     every_failure_has_its_own_page,

@@ -11,6 +11,8 @@ use uuid::Uuid;
 
 use crate::headers::RateLimit;
 
+pub use invite_core::approval::{JoinRequest, JoinRequestStatus};
+
 string_enum! {
     /// Whether an invite has a random code or is the server's vanity URL.
     pub enum InviteKind: invite_core::invite::InviteKind {
@@ -39,6 +41,10 @@ invite_core::invite_struct! {
         /// invites (never in a preview or on the invite page).
         #[serde(default)]
         pub allowed_user_ids: Option<Vec<Uuid>>,
+        /// Whether accepting it files a join request for a moderator to decide, instead of
+        /// joining.
+        #[serde(default)]
+        pub requires_approval: bool,
     }
 }
 
@@ -50,8 +56,14 @@ impl Invite {
         url: Option<String>,
         allowed_user_ids: Option<Vec<Uuid>>,
     ) -> Self {
-        let grant_permissions = invite.grant_permissions;
-        invite_core::invite_from!(invite => Self { url, grant_permissions, allowed_user_ids })
+        let (grant_permissions, requires_approval) =
+            (invite.grant_permissions, invite.requires_approval);
+        invite_core::invite_from!(invite => Self {
+            url,
+            grant_permissions,
+            allowed_user_ids,
+            requires_approval,
+        })
     }
 }
 
@@ -89,6 +101,11 @@ pub struct Preview {
     pub temporary: bool,
     /// Whether the server's invites are paused right now.
     pub invites_paused: bool,
+    /// Whether accepting files a join request for a moderator to decide, instead of joining
+    /// at once (a person deciding to click wants to know they will wait). Read as false from a
+    /// service that predates join approval.
+    #[serde(default)]
+    pub requires_approval: bool,
     /// With `?with_counts=true`: the member count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approximate_member_count: Option<i64>,
@@ -128,6 +145,36 @@ impl Joined {
     /// The answer to a join of `server_id`.
     pub fn new(server_id: Uuid) -> Self {
         Self { message: Self::MESSAGE.to_owned(), server_id, replayed: false, rate_limit: None }
+    }
+}
+
+/// The answer to an accept of an invite that requires approval (202): the caller's join
+/// request, filed now or pending since an earlier accept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JoinRequestFiled {
+    /// Always `"Join request filed"`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "Join request filed"))]
+    pub message: String,
+    /// The request.
+    pub request: JoinRequest,
+    /// Not part of the body: whether the same response said `Idempotent-Replayed: true`. For
+    /// a client to fill in.
+    #[serde(skip)]
+    pub replayed: bool,
+    /// Not part of the body: the accept bucket's state, from the same response's
+    /// `X-RateLimit-*` headers, for a client to fill in.
+    #[serde(skip)]
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl JoinRequestFiled {
+    /// The message of every filing.
+    pub const MESSAGE: &'static str = "Join request filed";
+
+    /// The answer to an accept that filed (or found pending) `request`.
+    pub fn new(request: JoinRequest) -> Self {
+        Self { message: Self::MESSAGE.to_owned(), request, replayed: false, rate_limit: None }
     }
 }
 

@@ -111,7 +111,10 @@ mod webhooks;
 pub use errors::{ErrorBody, RateLimitedBody};
 pub use events::Event;
 pub use headers::RateLimit;
-pub use invites::{ChannelRef, Invite, InviteKind, InviteUndone, Joined, Preview, VanityUrl};
+pub use invites::{
+    ChannelRef, Invite, InviteKind, InviteUndone, JoinRequest, JoinRequestFiled, JoinRequestStatus,
+    Joined, Preview, VanityUrl,
+};
 pub use operations::{Component, Level, Maintenance, Status, Window};
 pub use servers::{
     AuditAction, AuditEntry, Channel, JoinSource, JoinedVia, Member, RaidProtection, Server,

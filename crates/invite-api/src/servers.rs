@@ -51,6 +51,11 @@ string_enum! {
         MemberUnban => "MemberUnban",
         /// A temporary member's last gateway session had been gone for the grace period.
         MemberRemoveTemporary => "MemberRemoveTemporary",
+        /// A join request was approved (details: `request_id`, `invite_id`, `code`).
+        JoinRequestApprove => "JoinRequestApprove",
+        /// A join request was denied (details: `request_id`, `invite_id`, and `reason: "ban"`
+        /// when a ban denied it).
+        JoinRequestDeny => "JoinRequestDeny",
     }
 }
 

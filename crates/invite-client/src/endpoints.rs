@@ -4,9 +4,10 @@ use std::fmt::Display;
 
 use chrono::{DateTime, Utc};
 use invite_api::{
-    AuditEntry, Ban, BanRequest, Channel, CreateChannelRequest, Invite, InviteUndone, Member,
-    Patch, PauseRequest, Permissions, Preview, RaidProtection, RaidProtectionRequest, Server,
-    UndoInviteRequest, UpdateMemberRequest, VanityRequest, VanityUrl,
+    AuditEntry, Ban, BanRequest, Channel, CreateChannelRequest, Invite, InviteUndone, JoinRequest,
+    JoinRequestFiled, JoinRequestStatus, Member, Patch, PauseRequest, Permissions, Preview,
+    RaidProtection, RaidProtectionRequest, Server, UndoInviteRequest, UpdateMemberRequest,
+    VanityRequest, VanityUrl,
 };
 use reqwest::Method;
 use uuid::Uuid;
@@ -15,7 +16,7 @@ use crate::call::{Call, json, nothing};
 use crate::client::Client;
 use crate::headers::ResponseHeaders;
 use crate::request::{ListInvites, PageAfter, PageBefore, UpdateServer};
-use crate::{Accepted, CreateInvite, CreateServer, UpdateInvite};
+use crate::{Accepted, Admission, CreateInvite, CreateServer, UpdateInvite};
 
 /// A path from its segments.
 fn path(segments: &[&dyn Display]) -> Vec<String> {
@@ -27,6 +28,20 @@ fn accepted(headers: &ResponseHeaders, body: &[u8]) -> Result<Accepted, serde_js
     accepted.replayed = headers.replayed;
     accepted.rate_limit.clone_from(&headers.rate_limit);
     Ok(accepted)
+}
+
+/// A join (`{"message", "server_id"}`) or a filed join request (`{"message", "request"}`),
+/// told apart by the body: both are a success.
+fn admission(headers: &ResponseHeaders, body: &[u8]) -> Result<Admission, serde_json::Error> {
+    let value: serde_json::Value = serde_json::from_slice(body)?;
+    if value.get("request").is_some() {
+        let mut filed: JoinRequestFiled = serde_json::from_value(value)?;
+        filed.replayed = headers.replayed;
+        filed.rate_limit.clone_from(&headers.rate_limit);
+        Ok(Admission::Filed(filed))
+    } else {
+        accepted(headers, body).map(Admission::Joined)
+    }
 }
 
 fn preview(headers: &ResponseHeaders, body: &[u8]) -> Result<Preview, serde_json::Error> {
@@ -119,8 +134,18 @@ impl Client {
     /// `POST /invites/{code}/accept`: joins the invite's server. Safe to retry: the same
     /// idempotency key goes with every attempt, and [`Accepted::replayed`] says whether the
     /// answer is the stored one of an earlier attempt.
+    /// An invite that requires approval answers 202 with a join request, which this call
+    /// cannot read (a decode error): use [`Client::accept_or_request`] where that may happen.
     pub fn accept(&self, code: &str) -> Call<Accepted> {
         Call::new(self, Method::POST, path(&[&"invites", &code, &"accept"]), accepted)
+    }
+
+    /// `POST /invites/{code}/accept`, for any invite: [`Admission::Joined`] as
+    /// [`Client::accept`] would answer, or [`Admission::Filed`] for an invite that requires
+    /// approval (202: the caller's pending join request, filed now or by an earlier accept).
+    /// Safe to retry, as [`Client::accept`] is.
+    pub fn accept_or_request(&self, code: &str) -> Call<Admission> {
+        Call::new(self, Method::POST, path(&[&"invites", &code, &"accept"]), admission)
     }
 
     /// `DELETE /invites/{code}`: revokes an invite by its code (its creator, or
@@ -270,6 +295,58 @@ impl Client {
             self,
             Method::DELETE,
             path(&[&"servers", &server_id, &"raid-protection"]),
+            nothing,
+        )
+    }
+
+    /// `GET /servers/{server_id}/join-requests`: the server's join requests in `status`
+    /// (`None`: pending), oldest first (`KICK_MEMBERS` or `MANAGE_SERVER`).
+    pub fn join_requests(
+        &self,
+        server_id: Uuid,
+        status: Option<JoinRequestStatus>,
+    ) -> Call<Vec<JoinRequest>> {
+        Call::new(self, Method::GET, path(&[&"servers", &server_id, &"join-requests"]), json)
+            .query("status", status.map(JoinRequestStatus::as_str))
+    }
+
+    /// `POST /servers/{server_id}/join-requests/{request_id}/approve`: the user joins through
+    /// the request's invite (`KICK_MEMBERS` or `MANAGE_SERVER`). The accept's refusal
+    /// (`INVITE_MAXED_OUT`, `INVITE_EXPIRED`, `INVITE_REVOKED`...) leaves it pending; one
+    /// decided already is 409 `JOIN_REQUEST_NOT_PENDING`.
+    pub fn approve_join_request(&self, server_id: Uuid, request_id: Uuid) -> Call<JoinRequest> {
+        Call::new(
+            self,
+            Method::POST,
+            path(&[&"servers", &server_id, &"join-requests", &request_id, &"approve"]),
+            json,
+        )
+    }
+
+    /// `POST /servers/{server_id}/join-requests/{request_id}/deny` (`KICK_MEMBERS` or
+    /// `MANAGE_SERVER`).
+    pub fn deny_join_request(&self, server_id: Uuid, request_id: Uuid) -> Call<JoinRequest> {
+        Call::new(
+            self,
+            Method::POST,
+            path(&[&"servers", &server_id, &"join-requests", &request_id, &"deny"]),
+            json,
+        )
+    }
+
+    /// `GET /users/@me/join-requests`: the caller's own join requests, of every server and
+    /// status, oldest first.
+    pub fn my_join_requests(&self) -> Call<Vec<JoinRequest>> {
+        Call::new(self, Method::GET, path(&[&"users", &"@me", &"join-requests"]), json)
+    }
+
+    /// `DELETE /users/@me/join-requests/{request_id}`: withdraws one of the caller's pending
+    /// join requests.
+    pub fn withdraw_join_request(&self, request_id: Uuid) -> Call<()> {
+        Call::new(
+            self,
+            Method::DELETE,
+            path(&[&"users", &"@me", &"join-requests", &request_id]),
             nothing,
         )
     }

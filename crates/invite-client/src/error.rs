@@ -67,6 +67,12 @@ invite_api::string_enum! {
         InviteMaxedOut => "INVITE_MAXED_OUT",
         /// The invite is restricted to named users and the caller is not one of them.
         InviteNotForYou => "INVITE_NOT_FOR_YOU",
+        /// No join request has this id in this server (or among the caller's own).
+        JoinRequestNotFound => "JOIN_REQUEST_NOT_FOUND",
+        /// The join request was approved, denied or withdrawn already.
+        JoinRequestNotPending => "JOIN_REQUEST_NOT_PENDING",
+        /// The server holds the most pending join requests it may (1000).
+        TooManyJoinRequests => "TOO_MANY_JOIN_REQUESTS",
         /// The server already holds the maximum number of active invites.
         MaxInvitesReached => "MAX_INVITES_REACHED",
         /// Every attempt to draw an unused invite code collided.

@@ -29,6 +29,17 @@ pub use invite_api::Joined as Accepted;
 pub use invite_api::UpdateInviteRequest as UpdateInvite;
 pub use invite_api::{
     AuditAction, AuditEntry, Ban, Channel, ChannelRef, Invite, InviteKind, InviteUndone,
-    InvitesPause, JoinSource, JoinedVia, Member, Patch, Permissions, Preview, RaidProtection,
-    RateLimit, Server, ServerFeature, TargetType, VanityUrl,
+    InvitesPause, JoinRequest, JoinRequestFiled, JoinRequestStatus, JoinSource, JoinedVia, Member,
+    Patch, Permissions, Preview, RaidProtection, RateLimit, Server, ServerFeature, TargetType,
+    VanityUrl,
 };
+
+/// What an accept did ([`Client::accept_or_request`]): joined, or, for an invite that requires
+/// approval, filed a join request (202) that a moderator decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Joined the server (201).
+    Joined(Accepted),
+    /// Asked to join (202): the caller's pending request, filed now or before. No use taken.
+    Filed(JoinRequestFiled),
+}

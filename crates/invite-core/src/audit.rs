@@ -28,11 +28,17 @@ pub enum AuditAction {
     /// A temporary member was removed: their last gateway session had been gone for the grace
     /// period (details: `reason`, `temporary`; the actor is the member).
     MemberRemoveTemporary,
+    /// A moderator approved a join request: the user joined through its invite (details:
+    /// `request_id`, `invite_id`, `code`; the target is the user).
+    JoinRequestApprove,
+    /// A moderator denied a join request (details: `request_id`, `invite_id`; the target is
+    /// the user).
+    JoinRequestDeny,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 13] = [
         Self::InviteCreate,
         Self::InviteUpdate,
         Self::InviteRevoke,
@@ -44,6 +50,8 @@ impl AuditAction {
         Self::MemberBan,
         Self::MemberUnban,
         Self::MemberRemoveTemporary,
+        Self::JoinRequestApprove,
+        Self::JoinRequestDeny,
     ];
 
     /// The stored and serialized name (`"InviteCreate"`).
@@ -60,6 +68,8 @@ impl AuditAction {
             Self::MemberBan => "MemberBan",
             Self::MemberUnban => "MemberUnban",
             Self::MemberRemoveTemporary => "MemberRemoveTemporary",
+            Self::JoinRequestApprove => "JoinRequestApprove",
+            Self::JoinRequestDeny => "JoinRequestDeny",
         }
     }
 
@@ -79,7 +89,9 @@ impl AuditAction {
             | Self::MemberKick
             | Self::MemberBan
             | Self::MemberUnban
-            | Self::MemberRemoveTemporary => TargetType::User,
+            | Self::MemberRemoveTemporary
+            | Self::JoinRequestApprove
+            | Self::JoinRequestDeny => TargetType::User,
         }
     }
 }

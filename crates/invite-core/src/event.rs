@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::approval::JoinRequest;
 use crate::invite::InviteKind;
 use crate::permissions::{Permissions, Standing};
 use crate::server::{JoinSource, ServerFeature};
@@ -104,6 +105,11 @@ events! {
     ServerUpdate(ServerData) = "SERVER_UPDATE",
     /// A channel was created (payload: the channel).
     ChannelCreate(ChannelData) = "CHANNEL_CREATE",
+    /// Someone filed a join request through an invite that requires approval (payload: the
+    /// request).
+    JoinRequestCreate(JoinRequest) = "JOIN_REQUEST_CREATE",
+    /// A join request was approved, denied or withdrawn (payload: the request).
+    JoinRequestUpdate(JoinRequest) = "JOIN_REQUEST_UPDATE",
 }
 
 impl Event {
@@ -122,6 +128,9 @@ impl Event {
             Self::VanityUpdate(vanity) => vanity.server_id,
             Self::ServerUpdate(server) => server.id,
             Self::ChannelCreate(channel) => channel.server_id,
+            Self::JoinRequestCreate(request) | Self::JoinRequestUpdate(request) => {
+                request.server_id
+            }
         }
     }
 
@@ -139,6 +148,18 @@ impl Event {
             Self::MemberRemove(removed) => Some(removed.user_id),
             Self::BanAdd(ban) => Some(ban.user_id),
             Self::BanRemove(ban) => Some(ban.user_id),
+            _ => None,
+        }
+    }
+
+    /// Who asked to join, for an event about a join request: the gateway sends it to their
+    /// sessions too, though they are not (yet) a member of the server. Nobody else outside
+    /// the server hears any event.
+    pub const fn requester(&self) -> Option<Uuid> {
+        match self {
+            Self::JoinRequestCreate(request) | Self::JoinRequestUpdate(request) => {
+                Some(request.user_id)
+            }
             _ => None,
         }
     }
@@ -164,6 +185,10 @@ crate::invite_struct! {
         /// before invites could grant permissions.
         #[serde(default)]
         pub grant_permissions: Permissions,
+        /// Whether accepting it files a join request instead of joining. Read as false from
+        /// an event stored before invites could require approval.
+        #[serde(default)]
+        pub requires_approval: bool,
     }
 }
 
@@ -320,11 +345,13 @@ impl EventType {
     }
 
     /// Who may hear of it: a new invite carries its code, which only members allowed to list
-    /// invites may see (Together sends every code to every member); everything else goes to
-    /// every member.
+    /// invites may see (Together sends every code to every member); a join request names
+    /// someone who is not a member yet, which only those who may decide it need to know;
+    /// everything else goes to every member.
     pub const fn audience(self) -> Audience {
         match self {
             Self::InviteCreate => Audience::InviteManagers,
+            Self::JoinRequestCreate | Self::JoinRequestUpdate => Audience::JoinRequestDeciders,
             _ => Audience::Members,
         }
     }
@@ -338,6 +365,8 @@ pub enum Audience {
     Members,
     /// Members allowed to list invites (`CREATE_INVITES` or `MANAGE_SERVER`).
     InviteManagers,
+    /// Members allowed to decide join requests (`KICK_MEMBERS` or `MANAGE_SERVER`).
+    JoinRequestDeciders,
 }
 
 impl Audience {
@@ -346,18 +375,27 @@ impl Audience {
         match self {
             Self::Members => "members",
             Self::InviteManagers => "invite_managers",
+            Self::JoinRequestDeciders => "join_request_deciders",
         }
     }
 
     /// Parses a stored name.
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::Members, Self::InviteManagers].into_iter().find(|a| a.as_str() == name)
+        [Self::Members, Self::InviteManagers, Self::JoinRequestDeciders]
+            .into_iter()
+            .find(|a| a.as_str() == name)
     }
 
     /// Whether a member standing so in the event's server hears it: the one rule of who hears
     /// what, for the gateway's live deliveries and its replays alike.
+    /// (The requester of a join request, who is not a member, hears of it through
+    /// [`Event::requester`].)
     pub fn may_hear(self, standing: &Standing) -> bool {
-        self == Self::Members || standing.may_see_invites().is_ok()
+        match self {
+            Self::Members => true,
+            Self::InviteManagers => standing.may_see_invites().is_ok(),
+            Self::JoinRequestDeciders => standing.may_decide_join_requests().is_ok(),
+        }
     }
 }
 
@@ -378,7 +416,7 @@ mod tests {
             names.join(" "),
             "INVITE_CREATE INVITE_UPDATE INVITE_DELETE MEMBER_JOIN MEMBER_UPDATE MEMBER_REMOVE \
              BAN_ADD BAN_REMOVE INVITES_PAUSE INVITES_RESUME VANITY_UPDATE SERVER_UPDATE \
-             CHANNEL_CREATE"
+             CHANNEL_CREATE JOIN_REQUEST_CREATE JOIN_REQUEST_UPDATE"
         );
         assert_eq!(EventType::InviteCreate.audience(), Audience::InviteManagers);
         assert_eq!(EventType::InviteDelete.audience(), Audience::Members);
@@ -401,6 +439,7 @@ mod tests {
             code: Some("aBcD1234".into()),
             kind: InviteKind::Random,
             grant_permissions: Permissions::KICK_MEMBERS,
+            requires_approval: true,
             created_by: Some(id(3)),
             max_uses: Some(5),
             uses: 1,
@@ -412,9 +451,24 @@ mod tests {
         };
         let invite_json = json!({
             "id": id(1), "server_id": id(2), "channel_id": null, "code": "aBcD1234",
-            "kind": "random", "grant_permissions": 256, "created_by": id(3), "max_uses": 5, "uses": 1, "max_age": 0,
+            "kind": "random", "grant_permissions": 256, "requires_approval": true, "created_by": id(3), "max_uses": 5, "uses": 1, "max_age": 0,
             "expires_at": "2026-12-06T10:00:00Z", "temporary": false,
             "created_at": "2026-12-06T10:00:00Z", "version": 2,
+        });
+        let request = JoinRequest {
+            id: id(6),
+            server_id: id(2),
+            invite_id: id(1),
+            user_id: id(4),
+            status: crate::approval::JoinRequestStatus::Pending,
+            created_at: at,
+            decided_at: None,
+            decided_by: None,
+        };
+        let request_json = json!({
+            "id": id(6), "server_id": id(2), "invite_id": id(1), "user_id": id(4),
+            "status": "pending", "created_at": "2026-12-06T10:00:00Z", "decided_at": null,
+            "decided_by": null,
         });
         vec![
             (Event::InviteCreate(invite.clone()), invite_json.clone()),
@@ -505,6 +559,8 @@ mod tests {
                 }),
                 json!({"id": id(5), "server_id": id(2), "name": "general"}),
             ),
+            (Event::JoinRequestCreate(request.clone()), request_json.clone()),
+            (Event::JoinRequestUpdate(request), request_json),
         ]
     }
 
@@ -550,8 +606,36 @@ mod tests {
         let manager = standing(Permissions::CREATE_INVITES);
         assert!(!EventType::InviteCreate.audience().may_hear(&member));
         assert!(EventType::InviteCreate.audience().may_hear(&manager));
-        for &kind in EventType::ALL.iter().filter(|&&kind| kind != EventType::InviteCreate) {
+        let narrow =
+            [EventType::InviteCreate, EventType::JoinRequestCreate, EventType::JoinRequestUpdate];
+        for &kind in EventType::ALL.iter().filter(|kind| !narrow.contains(kind)) {
             assert!(kind.audience().may_hear(&member), "{kind:?}");
         }
+    }
+
+    #[test]
+    fn a_join_request_is_heard_by_who_may_decide_it_and_its_requester() {
+        let standing = |permissions| Standing {
+            user_id: id(9),
+            is_owner: false,
+            default_permissions: Permissions::VIEW_CHANNEL,
+            member_permissions: permissions,
+        };
+        for kind in [EventType::JoinRequestCreate, EventType::JoinRequestUpdate] {
+            let audience = kind.audience();
+            assert_eq!(audience, Audience::JoinRequestDeciders);
+            assert!(!audience.may_hear(&standing(Permissions::empty())));
+            // Listing invites is not deciding who joins.
+            assert!(!audience.may_hear(&standing(Permissions::CREATE_INVITES)));
+            assert!(audience.may_hear(&standing(Permissions::KICK_MEMBERS)));
+            assert!(audience.may_hear(&standing(Permissions::MANAGE_SERVER)));
+            assert!(
+                audience.may_hear(&Standing { is_owner: true, ..standing(Permissions::empty()) })
+            );
+        }
+        assert_eq!(Audience::parse("join_request_deciders"), Some(Audience::JoinRequestDeciders));
+        let (event, _) = every_event().pop().unwrap();
+        assert_eq!(event.requester(), Some(id(4)));
+        assert_eq!(every_event()[0].0.requester(), None);
     }
 }

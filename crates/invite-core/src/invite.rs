@@ -4,6 +4,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::approval::parse_requires_approval;
 use crate::grant::{parse_allowed_users, parse_grant};
 use crate::patch::Patch;
 use crate::permissions::Permissions;
@@ -172,6 +173,12 @@ pub struct CreateInviteRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Uuid>>))]
     pub allowed_user_ids: Option<serde_json::Value>,
+    /// Whether accepting the invite files a join request for a moderator to decide, instead
+    /// of joining; default false. Held as the JSON value sent, as `grant_permissions` is;
+    /// [`CreateInviteRequest::requiring_approval`] sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<bool>))]
+    pub requires_approval: Option<serde_json::Value>,
 }
 
 /// `grant_permissions` as a request sends it.
@@ -203,6 +210,8 @@ pub struct InviteSettings {
     pub grant_permissions: Permissions,
     /// The only users who may accept it; `None`, anyone.
     pub allowed_user_ids: Option<Vec<Uuid>>,
+    /// Whether accepting it files a join request instead of joining.
+    pub requires_approval: bool,
 }
 
 impl CreateInviteRequest {
@@ -232,8 +241,16 @@ impl CreateInviteRequest {
         self
     }
 
+    /// This request, making accepting the invite file a join request (or not).
+    #[must_use]
+    pub fn requiring_approval(mut self, requires_approval: bool) -> Self {
+        self.requires_approval = Some(serde_json::Value::Bool(requires_approval));
+        self
+    }
+
     /// Applies the rules in this order: `max_uses`, both lifetimes given, `expires_in_hours`,
-    /// `max_age`, `grant_permissions`, `allowed_user_ids`. The first broken rule is reported.
+    /// `max_age`, `grant_permissions`, `allowed_user_ids`, `requires_approval`. The first
+    /// broken rule is reported.
     /// Whether the creator may grant the bits is the caller's to check
     /// ([`crate::grant::check_grant`]): it depends on where the creator stands.
     pub fn validate(&self, now: DateTime<Utc>) -> Result<InviteSettings, Problem> {
@@ -243,6 +260,8 @@ impl CreateInviteRequest {
             self.grant_permissions.as_ref().map(parse_grant).transpose()?.unwrap_or_default();
         let allowed_user_ids =
             self.allowed_user_ids.as_ref().map(parse_allowed_users).transpose()?;
+        let requires_approval =
+            self.requires_approval.as_ref().map(parse_requires_approval).transpose()?;
         Ok(InviteSettings {
             channel_id: self.channel_id,
             max_uses,
@@ -252,6 +271,7 @@ impl CreateInviteRequest {
             unique: self.unique.unwrap_or(true),
             grant_permissions,
             allowed_user_ids,
+            requires_approval: requires_approval.unwrap_or(false),
         })
     }
 }
@@ -291,6 +311,11 @@ pub struct UpdateInviteRequest {
     #[serde(default, skip_serializing_if = "Patch::is_unchanged")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Uuid>>))]
     pub allowed_user_ids: Patch<serde_json::Value>,
+    /// Whether accepting it files a join request from now on (requests already filed stay
+    /// as they are). Held as the JSON value sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<bool>))]
+    pub requires_approval: Option<serde_json::Value>,
 }
 
 /// What a valid update changes.
@@ -304,6 +329,8 @@ pub struct InviteChanges {
     pub grant_permissions: Option<Permissions>,
     /// The new list of who may accept (`Clear`: anyone).
     pub allowed_user_ids: Patch<Vec<Uuid>>,
+    /// Whether accepting files a join request, when it changes.
+    pub requires_approval: Option<bool>,
 }
 
 impl InviteChanges {
@@ -313,6 +340,7 @@ impl InviteChanges {
             && self.lifetime.is_none()
             && self.grant_permissions.is_none()
             && self.allowed_user_ids.is_unchanged()
+            && self.requires_approval.is_none()
     }
 }
 
@@ -338,6 +366,13 @@ impl UpdateInviteRequest {
         self
     }
 
+    /// This update, making accepting the invite file a join request (or not) from now on.
+    #[must_use]
+    pub fn requiring_approval(mut self, requires_approval: bool) -> Self {
+        self.requires_approval = Some(serde_json::Value::Bool(requires_approval));
+        self
+    }
+
     /// Checks the update against the invite as it is: the same ranges as creation, and a use
     /// limit no lower than the uses already made. Whether the editor may grant the bits is the
     /// caller's to check, as on creation.
@@ -360,7 +395,15 @@ impl UpdateInviteRequest {
             .map(|max_age| (max_age, expires_at(now, max_age)));
         let grant_permissions = self.grant_permissions.as_ref().map(parse_grant).transpose()?;
         let allowed_user_ids = self.allowed_user_ids.as_ref().try_map(parse_allowed_users)?;
-        Ok(InviteChanges { max_uses, lifetime, grant_permissions, allowed_user_ids })
+        let requires_approval =
+            self.requires_approval.as_ref().map(parse_requires_approval).transpose()?;
+        Ok(InviteChanges {
+            max_uses,
+            lifetime,
+            grant_permissions,
+            allowed_user_ids,
+            requires_approval,
+        })
     }
 }
 
@@ -456,6 +499,7 @@ mod tests {
                 unique: true,
                 grant_permissions: Permissions::empty(),
                 allowed_user_ids: None,
+                requires_approval: false,
             }
         );
         assert_eq!(CreateInviteRequest::default().validate(now()).unwrap(), settings);
@@ -600,6 +644,36 @@ mod tests {
         assert_eq!(check_version(Some(3), 3), Ok(()));
         let problem = check_version(Some(2), 3).unwrap_err();
         assert_eq!(problem.code.as_str(), "PRECONDITION_FAILED");
+    }
+
+    #[test]
+    fn requires_approval_defaults_to_false_and_a_wrong_type_is_a_validation_error() {
+        assert!(!CreateInviteRequest::default().validate(now()).unwrap().requires_approval);
+        let settings =
+            CreateInviteRequest::default().requiring_approval(true).validate(now()).unwrap();
+        assert!(settings.requires_approval);
+        assert!(
+            !parse(r#"{"requires_approval": null}"#)
+                .unwrap()
+                .validate(now())
+                .unwrap()
+                .requires_approval
+        );
+        for json in [r#"{"requires_approval": "yes"}"#, r#"{"requires_approval": 1}"#] {
+            message(json);
+        }
+        let current = InviteStatus { revoked: false, expires_at: None, max_uses: None, uses: 0 };
+        let changes = UpdateInviteRequest::default()
+            .requiring_approval(false)
+            .validate(&current, now())
+            .unwrap();
+        assert_eq!(changes.requires_approval, Some(false));
+        assert!(!changes.is_empty());
+        let update: UpdateInviteRequest =
+            serde_json::from_str(r#"{"requires_approval": "yes"}"#).unwrap();
+        let problem = update.validate(&current, now()).unwrap_err();
+        assert_eq!(problem.code, ErrorCode::ValidationError);
+        assert_eq!(problem.message, "requires_approval must be true or false");
     }
 
     #[test]

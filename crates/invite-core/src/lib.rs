@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod approval;
 pub mod audit;
 pub mod clock;
 pub mod code;

@@ -127,6 +127,19 @@ impl Standing {
         }
     }
 
+    /// Whether the caller may see and decide the server's join requests: `KICK_MEMBERS` (who
+    /// may remove someone may keep them out) or `MANAGE_SERVER`.
+    pub fn may_decide_join_requests(&self) -> Result<(), Problem> {
+        if self.has(Permissions::KICK_MEMBERS) || self.has(Permissions::MANAGE_SERVER) {
+            Ok(())
+        } else {
+            Err(Problem::with_message(
+                ErrorCode::MissingPermission,
+                "You need the Kick Members or Manage Server permission",
+            ))
+        }
+    }
+
     /// Whether the caller may remove `target` from a server owned by `owner`: oneself (leaving),
     /// or anyone with `KICK_MEMBERS`; never the owner, since a server without its owner could
     /// never be managed again.

@@ -69,6 +69,12 @@ pub enum ErrorCode {
     InviteExpired,
     /// The invite has been used as many times as it allows.
     InviteMaxedOut,
+    /// No join request has this id in this server (or among the caller's own).
+    JoinRequestNotFound,
+    /// The join request was approved, denied or withdrawn already.
+    JoinRequestNotPending,
+    /// The server holds the most pending join requests it may.
+    TooManyJoinRequests,
     /// The server already holds the maximum number of active invites.
     MaxInvitesReached,
     /// Every attempt to draw an unused invite code collided.
@@ -144,6 +150,11 @@ impl ErrorCode {
             Self::InvitesPaused => "Invites to this server are paused",
             Self::InviteExpired => "This invite has expired",
             Self::InviteMaxedOut => "This invite has reached its maximum uses",
+            Self::JoinRequestNotFound => "Join request not found",
+            Self::JoinRequestNotPending => "This join request was already decided or withdrawn",
+            Self::TooManyJoinRequests => {
+                "This server has too many pending join requests, please try again later"
+            }
             Self::MaxInvitesReached => "Maximum number of active invites reached (1000)",
             Self::CodeSpaceExhausted => "Could not generate a unique invite code, please try again",
             Self::VanityTaken => "This vanity code is not available",
@@ -238,6 +249,7 @@ mod tests {
              CHANNEL_NOT_FOUND UNKNOWN_CHANNEL MEMBER_NOT_FOUND BAN_NOT_FOUND WEBHOOK_NOT_FOUND \
              INVITE_NOT_FOUND INVITE_REVOKED MISSING_PERMISSION MISSING_FEATURE OWNER_ONLY \
              OWNER_IMMUNE ALREADY_MEMBER BANNED INVITE_NOT_FOR_YOU INVITES_PAUSED INVITE_EXPIRED INVITE_MAXED_OUT \
+             JOIN_REQUEST_NOT_FOUND JOIN_REQUEST_NOT_PENDING TOO_MANY_JOIN_REQUESTS \
              MAX_INVITES_REACHED CODE_SPACE_EXHAUSTED VANITY_TAKEN VANITY_INVITE \
              PRECONDITION_FAILED IDEMPOTENCY_KEY_REUSED IDEMPOTENCY_IN_FLIGHT MALFORMED_REQUEST \
              REQUEST_TIMEOUT URI_TOO_LONG HEADERS_TOO_LARGE RATE_LIMITED TOO_MANY_CONNECTIONS \

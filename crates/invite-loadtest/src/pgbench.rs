@@ -111,7 +111,8 @@ fn create(servers: u64) -> String {
          substr(md5(random()::text), 1, 8) AS code, {owner} AS created_by, 'owner' || :k AS username, \
          10::bigint AS max_uses, \
          0::bigint AS max_age, NULL::timestamptz AS expires_at, false AS temporary, \
-         0::bigint AS grant_permissions, NULL::uuid AS granted_by, NULL::jsonb AS allowed_user_ids, now() AS now, \
+         0::bigint AS grant_permissions, NULL::uuid AS granted_by, NULL::jsonb AS allowed_user_ids, \
+         false AS requires_approval, now() AS now, \
          1000::bigint AS max_active, gen_random_uuid() AS audit_id, 'InviteCreate' AS audit_action, \
          'invite' AS audit_target, '{{\"max_uses\": 10}}'::jsonb AS audit_details, \
          'INVITE_CREATE' AS event_type, 'invite_managers' AS audience, \

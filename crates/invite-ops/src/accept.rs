@@ -52,6 +52,8 @@ fn outcome(redemption: Redemption) -> Outcome<Redemption> {
         Redemption::Joined(joined) => {
             std::iter::once(joined.event.clone()).chain(joined.raid_pause.clone()).collect()
         }
+        // A new join request announces itself; one pending already was announced then.
+        Redemption::Filed(filed) => filed.event.clone().into_iter().collect(),
         Redemption::Refused(_) => Vec::new(),
     };
     Outcome::new(redemption, events)

@@ -57,6 +57,9 @@ impl From<StoreError> for OpError {
             StoreError::NotFound(Entity::Channel) => Self::refused(ErrorCode::ChannelNotFound),
             StoreError::NotFound(Entity::Member) => Self::refused(ErrorCode::MemberNotFound),
             StoreError::NotFound(Entity::Ban) => Self::refused(ErrorCode::BanNotFound),
+            StoreError::NotFound(Entity::JoinRequest) => {
+                Self::refused(ErrorCode::JoinRequestNotFound)
+            }
             StoreError::Stopped(fact) => Self::Refused(refusal(&fact)),
             StoreError::Unavailable(cause) => Self::Unavailable(cause),
             StoreError::NotFound(Entity::Row)
@@ -85,6 +88,8 @@ fn refusal(fact: &Fact) -> Problem {
             ErrorCode::InvalidQuery,
             format!("the cursor must be the id of {what} of this server"),
         ),
+        Fact::JoinRequestNotPending => Problem::of(ErrorCode::JoinRequestNotPending),
+        Fact::JoinRequestsFull => Problem::of(ErrorCode::TooManyJoinRequests),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod channels;
 mod error;
 pub mod events;
 pub mod invites;
+pub mod join_requests;
 pub mod maintenance;
 pub mod members;
 mod outcome;

@@ -6,7 +6,8 @@ use invite_core::permissions::{Departure, Requirement};
 use invite_core::server::{BanRequest, PageLimit, UpdateMemberRequest};
 use invite_store::models::{Ban, Member};
 use invite_store::repo::{
-    BanRepository, GatewayRepository, MemberRepository, Removal, ServerRepository,
+    BanRepository, GatewayRepository, JoinRequestRepository, MemberRepository, Removal,
+    ServerRepository,
 };
 use invite_store::{DbConnection, write_transaction};
 use uuid::Uuid;
@@ -119,11 +120,15 @@ pub fn ban(
         standing.may_ban(user_id, owner_of(conn, server_id)?)?;
         let was_member = conn.find_member(server_id, user_id)?.is_some();
         let ban = conn.ban(server_id, user_id, reason.clone(), ctx.user_id(), ctx.now)?;
+        // In the ban's transaction, under the server's lock the ban took: a banned user's
+        // pending join requests are denied, so no moderator approves them by mistake.
+        let denied = conn.deny_pending_join_requests(server_id, user_id, ctx.user_id(), ctx.now)?;
         let mut events = vec![Event::BanAdd(BanAdded { server_id, user_id, reason })];
         if was_member {
             let reason = RemovalReason::Ban;
             events.push(Event::MemberRemove(MemberRemoved { server_id, user_id, reason }));
         }
+        events.extend(denied.into_iter().map(Event::JoinRequestUpdate));
         with_events(conn, ctx.now, ban, &events)
     })
 }

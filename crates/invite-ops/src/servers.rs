@@ -152,4 +152,4 @@ pub fn audit_log(
 }
 
 /// The actions the audit log records, for the documentation of its endpoint.
-pub const AUDITED: [AuditAction; 11] = AuditAction::ALL;
+pub const AUDITED: [AuditAction; 13] = AuditAction::ALL;

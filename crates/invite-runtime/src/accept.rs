@@ -51,6 +51,7 @@ pub async fn redeem(
         .await;
     metrics.observe_accept(match &outcome {
         Ok(Keyed::Fresh(Redemption::Joined(_))) => "joined",
+        Ok(Keyed::Fresh(Redemption::Filed(_))) => "filed",
         Ok(Keyed::Fresh(Redemption::Refused(reason))) => reason.label(),
         Ok(Keyed::Replay(_)) => "replayed",
         Err(Failure::Overloaded | Failure::Op(OpError::Unavailable(_))) => "unavailable",

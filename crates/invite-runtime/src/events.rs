@@ -183,7 +183,10 @@ pub fn apply(previews: &PreviewCache, stored: &StoredEvent) {
         | Event::MemberUpdate(_)
         | Event::BanAdd(_)
         | Event::BanRemove(_)
-        | Event::ChannelCreate(_) => {}
+        | Event::ChannelCreate(_)
+        // A request takes no use (its approval's MEMBER_JOIN does).
+        | Event::JoinRequestCreate(_)
+        | Event::JoinRequestUpdate(_) => {}
     }
 }
 

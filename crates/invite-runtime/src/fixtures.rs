@@ -27,5 +27,6 @@ pub(crate) fn invite(server_id: Uuid, code: &str) -> Invite {
         grant_permissions: invite_core::permissions::Permissions::empty(),
         granted_by: None,
         allowed_user_ids: None,
+        requires_approval: false,
     }
 }

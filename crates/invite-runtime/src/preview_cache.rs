@@ -69,6 +69,9 @@ pub struct CachedPreview {
     /// The only users who may accept it (`None`: anyone). Never shown: the invite page tells a
     /// signed-in visitor whether they are one of them, and no more.
     pub allowed_user_ids: Option<Box<[Uuid]>>,
+    /// Whether accepting it files a join request instead of joining (shown: a person
+    /// deciding to click wants to know they will wait for a moderator).
+    pub requires_approval: bool,
 }
 
 impl CachedPreview {
@@ -104,6 +107,7 @@ impl From<&Preview> for CachedPreview {
             temporary: preview.invite.temporary && preview.invite.grant_permissions.is_empty(),
             status: preview.invite.status(),
             allowed_user_ids: preview.invite.allowed_user_ids.as_deref().map(Into::into),
+            requires_approval: preview.invite.requires_approval,
         }
     }
 }

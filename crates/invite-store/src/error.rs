@@ -16,6 +16,8 @@ pub enum Entity {
     Member,
     /// A ban.
     Ban,
+    /// A join request (unknown, of another server, or another user's).
+    JoinRequest,
     /// A row a query expected, unnamed: a bug, never the caller's doing.
     Row,
 }
@@ -93,6 +95,14 @@ pub enum Fact {
     /// should name.
     #[error("the cursor must be the id of {0}")]
     UnknownCursor(&'static str),
+    /// The join request was decided or withdrawn already
+    /// (`invite_core::approval::check_pending`).
+    #[error("the join request is not pending")]
+    JoinRequestNotPending,
+    /// The server holds as many pending join requests as it may
+    /// ([`invite_core::approval::MAX_PENDING_PER_SERVER`]).
+    #[error("the server holds as many pending join requests as it may")]
+    JoinRequestsFull,
 }
 
 /// The uniqueness rules the store relies on to detect conflicts.

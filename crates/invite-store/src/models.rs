@@ -11,7 +11,7 @@ use invite_core::server::ServerFeature;
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::schema::{audit_entries, bans, channels, invites, members, servers};
+use crate::schema::{audit_entries, bans, channels, invites, join_requests, members, servers};
 use crate::sql_types::{Id, Json, Ts};
 
 /// A stored value no longer parses: the database holds something this version never writes.
@@ -158,6 +158,8 @@ invite_core::invite_struct! {
         /// The only users who may accept it (`None`: anyone). Shown to those who may list
         /// invites, never in a preview.
         pub allowed_user_ids: Option<Vec<Uuid>>,
+        /// Whether accepting it files a join request instead of joining.
+        pub requires_approval: bool,
     }
 }
 
@@ -194,6 +196,7 @@ pub(crate) struct InviteRow {
     pub(crate) grant_permissions: i64,
     pub(crate) granted_by: Option<Id>,
     pub(crate) allowed_user_ids: Option<Json>,
+    pub(crate) requires_approval: bool,
 }
 
 /// `allowed_user_ids` as stored: a JSON array of ids as text (see the migration
@@ -211,6 +214,7 @@ impl From<&Invite> for invite_core::event::InviteData {
     fn from(invite: &Invite) -> Self {
         invite_core::invite_from!(invite.clone() => Self {
             grant_permissions: invite.grant_permissions,
+            requires_approval: invite.requires_approval,
         })
     }
 }
@@ -240,6 +244,7 @@ impl TryFrom<InviteRow> for Invite {
                 .ok_or_else(|| corrupt("permissions", &row.grant_permissions.to_string()))?,
             granted_by: row.granted_by.map(Into::into),
             allowed_user_ids: row.allowed_user_ids.map(allowed_users).transpose()?,
+            requires_approval: row.requires_approval,
         })
     }
 }
@@ -251,6 +256,41 @@ fn allowed_users(json: Json) -> Result<Vec<Uuid>, StoreError> {
 }
 
 pub use invite_core::server::JoinSource;
+
+pub use invite_core::approval::{JoinRequest as StoredJoinRequest, JoinRequestStatus};
+
+/// A join request's row (see the migration `join_requests`).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = join_requests)]
+pub(crate) struct JoinRequestRow {
+    pub(crate) id: Id,
+    pub(crate) server_id: Id,
+    pub(crate) invite_id: Id,
+    pub(crate) user_id: Id,
+    pub(crate) status: String,
+    pub(crate) created_at: Ts,
+    pub(crate) decided_at: Option<Ts>,
+    pub(crate) decided_by: Option<Id>,
+}
+
+impl TryFrom<JoinRequestRow> for StoredJoinRequest {
+    type Error = StoreError;
+
+    fn try_from(row: JoinRequestRow) -> Result<Self, StoreError> {
+        let status = JoinRequestStatus::parse(&row.status)
+            .ok_or_else(|| corrupt("join request status", &row.status))?;
+        Ok(Self {
+            id: row.id.0,
+            server_id: row.server_id.0,
+            invite_id: row.invite_id.0,
+            user_id: row.user_id.0,
+            status,
+            created_at: row.created_at.0,
+            decided_at: row.decided_at.map(Into::into),
+            decided_by: row.decided_by.map(Into::into),
+        })
+    }
+}
 
 /// A member of a server, with how they joined.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -75,6 +75,7 @@ diesel::table! {
         grant_permissions -> BigInt,
         granted_by -> Nullable<DbUuid>,
         allowed_user_ids -> Nullable<DbJson>,
+        requires_approval -> Bool,
     }
 }
 
@@ -220,6 +221,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::{Nullable, Text};
+    use crate::sql_types::{DbTimestamp, DbUuid};
+
+    join_requests (id) {
+        id -> DbUuid,
+        server_id -> DbUuid,
+        invite_id -> DbUuid,
+        user_id -> DbUuid,
+        status -> Text,
+        created_at -> DbTimestamp,
+        decided_at -> Nullable<DbTimestamp>,
+        decided_by -> Nullable<DbUuid>,
+    }
+}
+
 diesel::joinable!(channels -> servers (server_id));
 diesel::joinable!(invites -> servers (server_id));
 diesel::joinable!(invites -> channels (channel_id));
@@ -229,6 +246,8 @@ diesel::joinable!(bans -> servers (server_id));
 diesel::joinable!(audit_entries -> servers (server_id));
 diesel::joinable!(webhooks -> servers (server_id));
 diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
+diesel::joinable!(join_requests -> servers (server_id));
+diesel::joinable!(join_requests -> invites (invite_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -244,4 +263,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhooks,
     webhook_deliveries,
     gateway_sessions,
+    join_requests,
 );

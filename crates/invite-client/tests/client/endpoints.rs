@@ -3,9 +3,9 @@
 
 use chrono::{DurationRound, TimeDelta, Utc};
 use invite_client::{
-    AuditAction, ChannelRef, CreateInvite, CreateServer, ErrorCode, InviteKind, InvitesPause,
-    JoinSource, ListInvites, PageAfter, PageBefore, Patch, Permissions, ServerFeature, TargetType,
-    UpdateInvite, UpdateServer,
+    Admission, AuditAction, ChannelRef, CreateInvite, CreateServer, ErrorCode, InviteKind,
+    InvitesPause, JoinRequestStatus, JoinSource, ListInvites, PageAfter, PageBefore, Patch,
+    Permissions, ServerFeature, TargetType, UpdateInvite, UpdateServer,
 };
 
 use crate::support::{both_backends, with_icon};
@@ -362,5 +362,50 @@ both_backends! {
             .await
             .unwrap();
         assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), [entries[4].id, entries[5].id]);
+    }
+
+    async fn join_requests_are_filed_listed_decided_and_withdrawn(app: &TestApp) {
+        let owner = app.user();
+        let client = app.client(&owner);
+        let server = client.create_server(&CreateServer::named("Gated")).await.unwrap();
+        let request = CreateInvite { max_uses: Some(1), ..Default::default() }.requiring_approval(true);
+        let invite = client.create_invite(server.id, &request).await.unwrap();
+        assert!(invite.requires_approval);
+        let code = invite.code.clone().unwrap();
+        assert!(app.anonymous().preview(&code).await.unwrap().requires_approval);
+        let (first, second, third) = (app.user(), app.user(), app.user());
+
+        let Admission::Filed(filed) = app.client(&first).accept_or_request(&code).await.unwrap() else { panic!("not filed") };
+        assert_eq!((filed.message.as_str(), filed.request.status, filed.request.user_id), ("Join request filed", JoinRequestStatus::Pending, first.id));
+        // Asking again answers the same request; the plain accept cannot read it.
+        let Admission::Filed(again) = app.client(&first).accept_or_request(&code).await.unwrap() else { panic!("not filed") };
+        assert_eq!(again.request, filed.request);
+        assert!(app.client(&first).accept(&code).await.is_err());
+        let Admission::Filed(second_filed) = app.client(&second).accept_or_request(&code).await.unwrap() else { panic!() };
+        let Admission::Filed(third_filed) = app.client(&third).accept_or_request(&code).await.unwrap() else { panic!() };
+
+        let pending = client.join_requests(server.id, None).await.unwrap();
+        assert_eq!(pending.iter().map(|r| r.id).collect::<Vec<_>>(), [filed.request.id, second_filed.request.id, third_filed.request.id]);
+        let approved = client.approve_join_request(server.id, filed.request.id).await.unwrap();
+        assert_eq!((approved.status, approved.decided_by), (JoinRequestStatus::Approved, Some(owner.id)));
+        let refused = client.approve_join_request(server.id, second_filed.request.id).await.unwrap_err();
+        assert_eq!((refused.status(), refused.code()), (Some(400), Some(&ErrorCode::InviteMaxedOut)));
+        let twice = client.approve_join_request(server.id, filed.request.id).await.unwrap_err();
+        assert_eq!((twice.status(), twice.code()), (Some(409), Some(&ErrorCode::JoinRequestNotPending)));
+        let denied = client.deny_join_request(server.id, second_filed.request.id).await.unwrap();
+        assert_eq!(denied.status, JoinRequestStatus::Denied);
+        app.client(&third).withdraw_join_request(third_filed.request.id).await.unwrap();
+        let mine = app.client(&third).my_join_requests().await.unwrap();
+        assert_eq!(mine.iter().map(|r| (r.id, r.status)).collect::<Vec<_>>(), [(third_filed.request.id, JoinRequestStatus::Withdrawn)]);
+        let withdrawn = client.join_requests(server.id, Some(JoinRequestStatus::Withdrawn)).await.unwrap();
+        assert_eq!(withdrawn.len(), 1);
+        let members = client.list_members(server.id, PageAfter::default()).await.unwrap();
+        assert!(members.iter().any(|member| member.user_id == first.id));
+        let stranger = app.client(&app.user()).join_requests(server.id, None).await.unwrap_err();
+        assert_eq!((stranger.status(), stranger.code()), (Some(404), Some(&ErrorCode::ServerNotFound)));
+        // A plain invite answers Joined through the same call.
+        let plain = client.create_invite(server.id, &CreateInvite::default()).await.unwrap();
+        let joined = app.client(&app.user()).accept_or_request(&plain.code.unwrap()).await.unwrap();
+        assert!(matches!(joined, Admission::Joined(joined) if joined.server_id == server.id));
     }
 }

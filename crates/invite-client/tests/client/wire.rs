@@ -4,8 +4,9 @@
 
 use chrono::{TimeDelta, Utc};
 use invite_client::{
-    Accepted, AuditEntry, Ban, Channel, CreateInvite, Invite, InviteUndone, Member, Preview,
-    RaidProtection, Server, ServerFeature, UpdateServer, VanityUrl,
+    Accepted, AuditEntry, Ban, Channel, CreateInvite, Invite, InviteUndone, JoinRequest,
+    JoinRequestFiled, Member, Preview, RaidProtection, Server, ServerFeature, UpdateServer,
+    VanityUrl,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -108,6 +109,16 @@ both_backends! {
         client.remove_raid_protection(server.id).await.unwrap();
         let off: RaidProtection = same_on_the_wire(&raw(app, Method::GET, &format!("/servers/{s}/raid-protection"), Some(&owner)).await);
         assert!(!off.enabled);
+
+        // Join approval: the 202 of an accept, and the lists of requests (invites running).
+        client.resume_invites(server.id).await.unwrap();
+        let gated = client.create_invite(server.id, &CreateInvite::default().requiring_approval(true)).await.unwrap();
+        let asker = app.user();
+        let filed: JoinRequestFiled = same_on_the_wire(&raw(app, Method::POST, &format!("/invites/{}/accept", gated.code.as_deref().unwrap()), Some(&asker)).await);
+        assert_eq!(filed.request.user_id, asker.id);
+        let requests: Vec<JoinRequest> = each_same_on_the_wire(&raw(app, Method::GET, &format!("/servers/{s}/join-requests"), Some(&owner)).await);
+        assert_eq!(requests, [filed.request]);
+        each_same_on_the_wire::<JoinRequest>(&raw(app, Method::GET, "/users/@me/join-requests", Some(&asker)).await);
 
         // And the client's own calls read the same values.
         assert_eq!(client.get_server(server.id).await.unwrap().id, paused.id);

@@ -52,18 +52,22 @@ pub(crate) const fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::BanNotFound
         | ErrorCode::WebhookNotFound
         | ErrorCode::InviteNotFound
-        | ErrorCode::InviteRevoked => StatusCode::NOT_FOUND,
+        | ErrorCode::InviteRevoked
+        | ErrorCode::JoinRequestNotFound => StatusCode::NOT_FOUND,
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-        ErrorCode::AlreadyMember | ErrorCode::VanityTaken | ErrorCode::IdempotencyInFlight => {
-            StatusCode::CONFLICT
-        }
+        ErrorCode::AlreadyMember
+        | ErrorCode::VanityTaken
+        | ErrorCode::IdempotencyInFlight
+        | ErrorCode::JoinRequestNotPending => StatusCode::CONFLICT,
         ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::UriTooLong => StatusCode::URI_TOO_LONG,
         ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-        ErrorCode::RateLimited | ErrorCode::TooManyConnections => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::RateLimited | ErrorCode::TooManyConnections | ErrorCode::TooManyJoinRequests => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
         ErrorCode::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         ErrorCode::CodeSpaceExhausted | ErrorCode::InternalError => {
             StatusCode::INTERNAL_SERVER_ERROR

@@ -62,6 +62,7 @@ pub(crate) fn preview(
         inviter_id: preview.inviter_id,
         temporary: preview.temporary,
         invites_paused: preview.invites_paused.is_some_and(|pause| pause.is_active(now)),
+        requires_approval: preview.requires_approval,
         approximate_member_count: None,
         approximate_presence_count: None,
         rate_limit: None,

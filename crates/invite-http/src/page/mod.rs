@@ -334,6 +334,19 @@ async fn render(
     if let Err(reason) = verdict.join {
         return refused_page(state, reason, Some(&found), &code);
     }
+    // Someone who asked to join already sees their request, not the form again (only on an
+    // invite that requires approval: no other visit pays for the read).
+    if let (true, Some((actor, _))) = (found.requires_approval, &visitor) {
+        let (server_id, user_id) = (found.server_id, actor.user_id);
+        let pending = state
+            .door
+            .read(move |conn| invite_ops::join_requests::pending_for(conn, server_id, user_id))
+            .await
+            .map_err(|error| refusal(&error.into()))?;
+        if pending.is_some() {
+            return Ok(requested_page(&found.server_name));
+        }
+    }
     let session = visitor.as_ref().map(|(_, token)| token.as_str());
     Ok(valid(state, &found, &code, session, state.maintenance.active(now).as_ref(), now))
 }
@@ -370,6 +383,7 @@ fn valid(
             expires_at: found.expires_at(),
             spots_left: found.status.max_uses.map(|max| (max - found.status.uses).max(0)),
             temporary: found.temporary,
+            requires_approval: found.requires_approval,
         },
         &action,
         now,
@@ -479,6 +493,14 @@ async fn join(
             let body = view::joined(&name, open.as_deref(), false);
             Ok(Joined::Page(Page::new(StatusCode::OK, format!("You joined {name}"), body)))
         }
+        // The invite requires approval: the request is filed (or was pending already), and
+        // the page says so; posting again shows the same pending request.
+        Redemption::Filed(_) => {
+            let name = found
+                .as_ref()
+                .map_or_else(|| "the server".to_owned(), |found| found.server_name.to_string());
+            Ok(Joined::Page(requested_page(&name)))
+        }
         // Anyone signed in can compute a form token for any code: a code that does not exist
         // charges the scanning bucket here as on every other route.
         Redemption::Refused(RedemptionRefused::NotFound) => Err(refusal(
@@ -488,6 +510,11 @@ async fn join(
             refused_page(state, reason, found.as_deref(), &code).map(Joined::Page)
         }
     }
+}
+
+/// "Your request to join was sent", for the server named `name`.
+fn requested_page(name: &str) -> Page {
+    Page::new(StatusCode::OK, "Your request to join was sent".to_owned(), view::requested(name))
 }
 
 /// The page of an invite the join refuses for `reason`: the way in for a member, the failure's

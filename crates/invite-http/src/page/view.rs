@@ -216,6 +216,8 @@ pub(crate) struct Invite<'a> {
     pub spots_left: Option<i64>,
     /// Whether joining makes a temporary member.
     pub temporary: bool,
+    /// Whether accepting asks a moderator first (join approval).
+    pub requires_approval: bool,
 }
 
 /// How the person can accept.
@@ -272,12 +274,17 @@ pub(crate) fn invite(invite: &Invite<'_>, action: &Action, now: DateTime<Utc>) -
             @if invite.temporary {
                 li { "Temporary membership: you leave when you disconnect, unless given a role" }
             }
+            @if invite.requires_approval {
+                li { "A moderator approves each request to join" }
+            }
         }
         @match action {
             Action::Form { action, csrf } => {
                 form method="post" action=(action) {
                     input type="hidden" name="csrf" value=(csrf);
-                    button.button type="submit" { "Accept invite" }
+                    button.button type="submit" {
+                        @if invite.requires_approval { "Ask to join" } @else { "Accept invite" }
+                    }
                 }
             }
             Action::SignIn { url } => {
@@ -318,6 +325,16 @@ pub(crate) fn joined(server_name: &str, open: Option<&str>, already: bool) -> Ma
         } @else {
             p { "Open your chat app to see it." }
         }
+    }
+}
+
+/// "Your request to join was sent": the invite requires approval, and the person's request is
+/// pending (filed now, or before: the page says the same).
+pub(crate) fn requested(server_name: &str) -> Markup {
+    html! {
+        h1 { "Your request to join was sent" }
+        p { "A moderator of " bdi { (server_name) } " will look at it. You'll be let in once they approve it." }
+        p.muted { "You can close this page; opening the link again shows your request." }
     }
 }
 
@@ -517,6 +534,7 @@ mod tests {
                 expires_at: None,
                 spots_left: None,
                 temporary: false,
+                requires_approval: false,
             },
             &Action::SignInElsewhere,
             Utc::now(),

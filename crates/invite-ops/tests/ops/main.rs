@@ -9,6 +9,7 @@
 
 mod grants;
 mod invites;
+mod join_requests;
 mod outcome;
 mod raid;
 

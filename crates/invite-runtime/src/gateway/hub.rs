@@ -371,22 +371,38 @@ impl Hub {
         let mut slow = Vec::new();
         {
             let registry = self.registry.read();
-            let Some(subscribers) = registry.servers.get(&event.server_id()) else { return };
+            let subscribers = registry.servers.get(&event.server_id());
+            // The user a join request is about hears of it on their own sessions, member of
+            // the server or not (a session of a member who may decide hears it once).
+            let requester = event.event.requester().map(|user| registry.user_sessions(user));
+            if subscribers.is_none() && requester.is_none() {
+                return;
+            }
             let frame = Arc::new(Outgoing {
                 text: dispatch_frame(event),
                 event: Some((event.seq, event.created_at)),
             });
-            for id in subscribers {
-                let Some(entry) = registry.sessions.get(id) else { continue };
-                let may_hear = |standing: &Standing| event.audience().may_hear(standing);
-                if !entry.standings.get(&event.server_id()).is_some_and(may_hear) {
-                    continue;
-                }
+            let mut send = |id: u64| {
+                let Some(entry) = registry.sessions.get(&id) else { return };
                 if let Err(mpsc::error::TrySendError::Full(_)) =
                     entry.queue.try_send(Arc::clone(&frame))
                 {
-                    slow.push(*id);
+                    slow.push(id);
                 }
+            };
+            let requester = requester.unwrap_or_default();
+            for id in subscribers.into_iter().flatten() {
+                let Some(entry) = registry.sessions.get(id) else { continue };
+                let may_hear = |standing: &Standing| event.audience().may_hear(standing);
+                if requester.contains(id)
+                    || !entry.standings.get(&event.server_id()).is_some_and(may_hear)
+                {
+                    continue;
+                }
+                send(*id);
+            }
+            for id in requester {
+                send(id);
             }
         }
         for id in slow {

@@ -276,6 +276,7 @@ fn find_equal_active(
         .filter(invites::max_age.eq(settings.max_age))
         .filter(invites::temporary.eq(settings.temporary))
         .filter(invites::grant_permissions.eq(settings.grant_permissions.bits()))
+        .filter(invites::requires_approval.eq(settings.requires_approval))
         // An invite for named users is never reused (see `InviteRepository::create_invite`).
         .filter(invites::allowed_user_ids.is_null())
         .filter(active_at(Ts(new.now)))
@@ -371,6 +372,9 @@ fn create_audit_details(invite: &Invite) -> serde_json::Value {
     if let Some(users) = &invite.allowed_user_ids {
         details["allowed_user_ids"] = serde_json::json!(users);
     }
+    if invite.requires_approval {
+        details["requires_approval"] = true.into();
+    }
     details
 }
 
@@ -397,6 +401,7 @@ fn new_invite_row(new: &NewInvite<'_>, code: &str) -> InviteRow {
         // The creator sets what it grants; a grant of nothing needs nobody to hold it.
         granted_by: (!settings.grant_permissions.is_empty()).then_some(Id(new.creator.user_id)),
         allowed_user_ids: allowed_users_json(settings.allowed_user_ids.as_deref()),
+        requires_approval: settings.requires_approval,
     }
 }
 
@@ -444,10 +449,10 @@ open AS (
 created AS (
     INSERT INTO invites (id, server_id, channel_id, code, kind, created_by, max_uses, uses,
                          max_age, expires_at, temporary, created_at, updated_at, version,
-                         grant_permissions, granted_by, allowed_user_ids)
+                         grant_permissions, granted_by, allowed_user_ids, requires_approval)
     SELECT p.id, p.server_id, p.channel_id, p.code, 'random', p.created_by, p.max_uses, 0,
            p.max_age, p.expires_at, p.temporary, p.now, p.now, 1,
-           p.grant_permissions, p.granted_by, p.allowed_user_ids
+           p.grant_permissions, p.granted_by, p.allowed_user_ids, p.requires_approval
     FROM params AS p, open AS o
     WHERE o.active < p.max_active
     ON CONFLICT (code) DO NOTHING
@@ -473,7 +478,7 @@ SELECT (SELECT active FROM open) AS active, (SELECT seq FROM evented) AS event_s
 /// The PostgreSQL create statement, with `params` (a `SELECT` of the columns the create
 /// binds: `id`, `server_id`, `channel_id`, `code`, `created_by`, `username`, `max_uses`,
 /// `max_age`, `expires_at`, `temporary`, `grant_permissions`, `granted_by`, `allowed_user_ids`,
-/// `now`, `max_active`, `audit_id`, `audit_action`,
+/// `requires_approval`, `now`, `max_active`, `audit_id`, `audit_action`,
 /// `audit_target`, `audit_details`, `event_type`, `audience`, `payload`) in place of the bound
 /// values: what a benchmark of the database alone runs after the server's lock.
 pub fn create_statement_sql(params: &str) -> String {
@@ -529,6 +534,7 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for CreateStatement<'_
             &row.allowed_user_ids,
             "::jsonb AS allowed_user_ids, ",
         )?;
+        bind_then::<Bool, _>(&mut out, &row.requires_approval, "::boolean AS requires_approval, ")?;
         bind_then::<DbTimestamp, _>(&mut out, &row.created_at, "::timestamptz AS now, ")?;
         bind_then::<BigInt, _>(&mut out, &self.max_active, "::bigint AS max_active, ")?;
         bind_then::<DbUuid, _>(&mut out, &self.audit_id, "::uuid AS audit_id, ")?;
@@ -863,6 +869,7 @@ impl InviteRepository for DbConnection {
             None => (invite.grant_permissions, invite.granted_by),
         };
         let allowed = changes.allowed_user_ids.clone().apply(invite.allowed_user_ids.clone());
+        let requires_approval = changes.requires_approval.unwrap_or(invite.requires_approval);
         diesel::update(invites::table.filter(invites::id.eq(Id(invite_id))))
             .set((
                 invites::max_uses.eq(max_uses),
@@ -871,6 +878,7 @@ impl InviteRepository for DbConnection {
                 invites::grant_permissions.eq(grant.bits()),
                 invites::granted_by.eq(granted_by.map(Id)),
                 invites::allowed_user_ids.eq(allowed_users_json(allowed.as_deref())),
+                invites::requires_approval.eq(requires_approval),
                 invites::version.eq(invites::version + 1),
                 invites::updated_at.eq(Ts(now)),
             ))
@@ -882,6 +890,7 @@ impl InviteRepository for DbConnection {
             "expires_at": expires_at,
             "grant_permissions": grant.bits(),
             "allowed_user_ids": allowed,
+            "requires_approval": requires_approval,
         });
         audited(self, invite, actor, AuditAction::InviteUpdate, details, now)
     }

@@ -41,11 +41,12 @@ use uuid::Uuid;
 use super::actor::Actor;
 use super::audit::{self, NewAuditEntry};
 use super::events::{EventRepository, StoredEvent};
+use super::filing::{Filed, file_locked};
 use super::idempotency::{
     IdempotencyClaim, IdempotencyRepository, JoinResponseTemplate, RecordedResponse,
 };
-use super::servers::add_to_member_count;
 use super::servers::{ServerRepository, UserRepository};
+use super::servers::{add_to_member_count, lock_server};
 use crate::connection::{DbConnection, check_deadline, on_each_backend, write_transaction};
 use crate::error::{Constraint, StoreError, StoreResult};
 use crate::models::{Invite, InviteRow, JoinSource, Member, MemberRow, corrupt};
@@ -76,6 +77,9 @@ pub struct Joined {
 pub enum Redemption {
     /// The user joined (boxed: a join carries its member and event, a refusal one byte).
     Joined(Box<Joined>),
+    /// The invite requires approval: the user's join request was filed, or was pending
+    /// already (see `invite_core::approval`). No use was taken.
+    Filed(Box<Filed>),
     /// The user may not join, for the reason given; nothing changed.
     Refused(RedemptionRefused),
 }
@@ -93,10 +97,10 @@ const MAX_BAN_ROUNDS: usize = 100;
 
 /// The invite named by the code and where the user stands with its server.
 #[expect(clippy::struct_excessive_bools, reason = "the facts the decision reads, as read")]
-struct Target {
-    invite_id: Uuid,
-    server_id: Uuid,
-    code: Option<String>,
+pub(super) struct Target {
+    pub(super) invite_id: Uuid,
+    pub(super) server_id: Uuid,
+    pub(super) code: Option<String>,
     kind: InviteKind,
     created_by: Option<Uuid>,
     temporary: bool,
@@ -113,10 +117,13 @@ struct Target {
     /// What the join grants: `invite_core::grant::granted_on_join` of the invite's grant and
     /// its granter's standing when the facts were read.
     granted: Permissions,
+    /// Whether accepting files a join request instead of joining (see
+    /// `invite_core::approval`): no accept statement takes a use of such an invite.
+    pub(super) requires_approval: bool,
 }
 
 impl Target {
-    fn facts(&self) -> RedemptionFacts {
+    pub(super) fn facts(&self) -> RedemptionFacts {
         RedemptionFacts {
             invite: Some(self.status),
             pause: self.pause,
@@ -156,15 +163,53 @@ pub(super) fn redeem(
     record: Option<JoinRecord<'_>>,
 ) -> StoreResult<Redemption> {
     match conn {
-        DbConnection::Postgres(pg) => redeem_postgres(pg, code, user, now, record),
+        DbConnection::Postgres(pg) => match redeem_postgres(pg, code, user, now, record)? {
+            Some(redemption) => Ok(redemption),
+            // The invite requires approval and the rules admit the user: the statement took
+            // nothing, and the request is filed under the server's lock (the only accepts that
+            // pay this second round trip are those of approval invites).
+            None => file_join_request(conn, code, user, now),
+        },
         DbConnection::Sqlite(_) => {
             write_transaction(conn, |conn| redeem_locked(conn, code, user, now, record))
         }
     }
 }
 
-/// Reads the facts with the DSL (both backends; used inside SQLite's immediate transaction).
-fn load_target(
+/// Files a join request for `user` through the invite `code` names, or finds their pending
+/// one: the accept of an invite that requires approval, once the accept's refusals have
+/// passed. Takes the server's lock and reads the facts again under it (on PostgreSQL they were
+/// read by a statement that held no lock), so that the one-pending rule and the cap hold under
+/// racing accepts, and a ban that committed meanwhile is seen.
+fn file_join_request(
+    conn: &mut DbConnection,
+    code: &CodeRef,
+    user: &Actor,
+    now: DateTime<Utc>,
+) -> StoreResult<super::redeem::Redemption> {
+    write_transaction(conn, |conn| {
+        let Some(target) = load_target(conn, code, user.user_id)? else {
+            return Ok(Redemption::Refused(RedemptionRefused::NotFound));
+        };
+        lock_server(conn, target.server_id)?;
+        let Some(target) = load_target(conn, code, user.user_id)? else {
+            return Ok(Redemption::Refused(RedemptionRefused::NotFound));
+        };
+        if let Err(reason) = decide_redemption(&target.facts(), now) {
+            return Ok(Redemption::Refused(reason));
+        }
+        if !target.requires_approval {
+            // An edit turned approval off since the facts were first read: a plain join.
+            return join_target(conn, &target, user, now, None);
+        }
+        let filed = file_locked(conn, target.server_id, target.invite_id, user, now)?;
+        Ok(Redemption::Filed(Box::new(filed)))
+    })
+}
+
+/// Reads the facts with the DSL (both backends; used inside SQLite's immediate transaction, and
+/// under the server's lock by the filing and the approval of a join request).
+pub(super) fn load_target(
     conn: &mut DbConnection,
     code: &CodeRef,
     user_id: Uuid,
@@ -229,6 +274,7 @@ fn load_target(
         is_banned,
         raid: RaidProtection::from_columns(joins, window_seconds, pause_seconds),
         window: RaidWindow { started_at: window_started_at.map(Into::into), joins: window_joins },
+        requires_approval: invite.requires_approval,
     }))
 }
 
@@ -249,6 +295,25 @@ fn redeem_locked(
     if let Err(reason) = decide_redemption(&target.facts(), now) {
         return Ok(Redemption::Refused(reason));
     }
+    if target.requires_approval {
+        let filed = file_locked(conn, target.server_id, target.invite_id, user, now)?;
+        return Ok(Redemption::Filed(Box::new(filed)));
+    }
+    join_target(conn, &target, user, now, record)
+}
+
+/// Takes a use of the target's invite and makes `user` a member through it, with everything
+/// a join writes (the member count and raid window, the username, the `MEMBER_JOIN` event and
+/// `MemberJoin` audit entry, the raid's pause if the join trips it, the recorded response), the
+/// rules having admitted the join and the writers being serialised by the caller (SQLite's
+/// transaction, or the invite's and server's row locks of an approval).
+pub(super) fn join_target(
+    conn: &mut DbConnection,
+    target: &Target,
+    user: &Actor,
+    now: DateTime<Utc>,
+    record: Option<JoinRecord<'_>>,
+) -> StoreResult<Redemption> {
     let statement = UseInvite { invite_id: target.invite_id, now };
     let used = on_each_backend!(conn, |conn| statement.get_result::<(i64, i64)>(conn).optional())?;
     let Some((uses, version)) = used else {
@@ -429,8 +494,8 @@ const ACCEPT_SQL_TEXT: &str = "
 ),
 target AS (
     SELECT i.id, i.server_id, i.code, i.kind, i.created_by, i.max_uses, i.uses, i.expires_at,
-           i.temporary, i.revoked_at, s.invites_paused_until, s.invites_paused_indefinitely,
-           s.bans_version,
+           i.temporary, i.revoked_at, i.requires_approval, s.invites_paused_until,
+           s.invites_paused_indefinitely, s.bans_version,
            EXISTS (SELECT 1 FROM members m WHERE m.server_id = i.server_id AND m.user_id = p.user_id)
                AS is_member,
            EXISTS (SELECT 1 FROM bans b WHERE b.server_id = i.server_id AND b.user_id = p.user_id)
@@ -459,6 +524,9 @@ used AS (
     SET uses = i.uses + 1, version = i.version + 1, updated_at = p.now
     FROM target AS t, params AS p
     WHERE i.id = t.id
+      -- An invite that requires approval files a join request instead (see the store's
+      -- `redeem`): no use is taken here.
+      AND NOT t.requires_approval
       AND NOT t.is_member
       AND NOT t.is_banned
       AND t.is_allowed
@@ -600,7 +668,7 @@ recorded AS (
 const ACCEPT_RESULT_SQL: &str = "
 SELECT t.id, t.server_id, t.code, t.kind, t.created_by, t.max_uses, t.uses, t.expires_at,
        t.temporary, t.revoked_at, t.invites_paused_until, t.invites_paused_indefinitely,
-       t.is_member, t.is_banned, t.is_allowed, t.granted, u.uses AS new_uses,
+       t.is_member, t.is_banned, t.is_allowed, t.granted, t.requires_approval, u.uses AS new_uses,
        u.version AS new_version, (SELECT member_count FROM counted) AS member_count,
        (SELECT seq FROM evented WHERE type = 'MEMBER_JOIN') AS event_seq,
        (SELECT seq FROM evented WHERE type = 'INVITES_PAUSE') AS pause_seq,
@@ -778,6 +846,10 @@ struct AcceptRow {
     /// `invite_core::grant::granted_on_join` computes it.
     #[diesel(sql_type = BigInt)]
     granted: i64,
+    /// Whether the invite requires approval: the statement took no use, and the caller files a
+    /// join request if the rules admit the user.
+    #[diesel(sql_type = Bool)]
+    requires_approval: bool,
     #[diesel(sql_type = Nullable<BigInt>)]
     new_uses: Option<i64>,
     #[diesel(sql_type = Nullable<BigInt>)]
@@ -831,17 +903,20 @@ impl AcceptRow {
             is_allowed: self.is_allowed,
             granted: Permissions::from_bits(self.granted)
                 .ok_or_else(|| corrupt("permissions", &self.granted.to_string()))?,
+            requires_approval: self.requires_approval,
         })
     }
 }
 
+/// The single-statement accept; `None` when the invite requires approval and the rules admit
+/// the user, for the caller to file the join request.
 fn redeem_postgres(
     conn: &mut diesel::PgConnection,
     code: &CodeRef,
     user: &Actor,
     now: DateTime<Utc>,
     record: Option<JoinRecord<'_>>,
-) -> StoreResult<Redemption> {
+) -> StoreResult<Option<Redemption>> {
     let (mut attempts, mut ban_rounds) = (0, 0);
     while attempts < MAX_ATTEMPTS && ban_rounds < MAX_BAN_ROUNDS {
         // The statement commits as it runs: past the request's deadline its caller has been
@@ -859,7 +934,7 @@ fn redeem_postgres(
         let result = values.run(conn).map_err(StoreError::from);
         let row = match result {
             Ok(Some(row)) => row,
-            Ok(None) => return Ok(Redemption::Refused(RedemptionRefused::NotFound)),
+            Ok(None) => return Ok(Some(Redemption::Refused(RedemptionRefused::NotFound))),
             // The same user joined concurrently: the retry sees the membership.
             Err(StoreError::Conflict(Constraint::MemberKey)) => {
                 attempts += 1;
@@ -884,17 +959,20 @@ fn redeem_postgres(
             let member = target.member(user, now);
             let event =
                 StoredEvent { seq, event: member_joined(&member, member_count), created_at: now };
-            return Ok(Redemption::Joined(Box::new(Joined {
+            return Ok(Some(Redemption::Joined(Box::new(Joined {
                 member,
                 uses,
                 version,
                 member_count,
                 event,
                 raid_pause,
-            })));
+            }))));
         }
         if let Err(reason) = decide_redemption(&target.facts(), now) {
-            return Ok(Redemption::Refused(reason));
+            return Ok(Some(Redemption::Refused(reason)));
+        }
+        if target.requires_approval {
+            return Ok(None);
         }
         // Admissible on the snapshot, refused under the invite's row lock: a concurrent join
         // took the last use, or an edit or revoke landed. Run again on fresh data. (A pause
@@ -932,7 +1010,8 @@ pub struct JoinRequest {
 /// too. A failure rolls the whole statement back; the caller then runs each join alone.
 ///
 /// A join of a user whom an earlier join of the batch may already have admitted to the same
-/// server (`nth > 1`) is left undecided, as is anything the rules would admit but the statement
+/// server (`nth > 1`) is left undecided, as is an accept of an invite that requires approval
+/// (it files a join request, alone) and anything the rules would admit but the statement
 /// did not: the caller runs those alone, after the batch commits (as if they had come later,
 /// which concurrent requests may always have).
 ///
@@ -948,7 +1027,7 @@ const ACCEPT_SET_SQL_TEXT: &str = "
 inv AS MATERIALIZED (
     SELECT i.id, i.server_id, i.code, i.kind, i.created_by, i.max_uses, i.uses, i.version,
            i.expires_at, i.temporary, i.revoked_at, i.grant_permissions, i.granted_by,
-           i.allowed_user_ids
+           i.allowed_user_ids, i.requires_approval
     FROM invites AS i WHERE i.code IN (SELECT code FROM p) ORDER BY i.id FOR UPDATE
 ),
 -- The servers' raid windows are read on the locked rows, as of the batch's latest request
@@ -964,7 +1043,7 @@ srv AS MATERIALIZED (
 t AS MATERIALIZED (
     SELECT p.ord, p.user_id, p.audit_id, p.pause_audit_id, p.username, p.now,
            inv.id, inv.server_id, inv.code, inv.kind, inv.created_by, inv.max_uses, inv.uses,
-           inv.version, inv.expires_at, inv.temporary, inv.revoked_at,
+           inv.version, inv.expires_at, inv.temporary, inv.revoked_at, inv.requires_approval,
            srv.member_count, srv.invites_paused_until, srv.invites_paused_indefinitely,
            srv.raid_joins, srv.raid_window_joins, srv.raid_open, srv.batch_now,
            -- The locked row's version against the snapshot's: a ban committed in between.
@@ -994,6 +1073,9 @@ candidate AS MATERIALIZED (
     SELECT t.*, row_number() OVER (PARTITION BY t.server_id, t.user_id ORDER BY t.ord) AS nth
     FROM t
     WHERE NOT t.is_member AND NOT t.is_banned AND t.is_allowed
+      -- An accept of an invite that requires approval is left undecided (a join request is
+      -- filed when it runs alone).
+      AND NOT t.requires_approval
       AND NOT t.invites_paused_indefinitely
       AND (t.invites_paused_until IS NULL OR t.invites_paused_until <= t.now)
       AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > t.now)
@@ -1105,7 +1187,7 @@ evented AS (
 SELECT t.ord, t.id, t.server_id, t.code, t.kind, t.created_by, t.max_uses, t.uses,
        t.expires_at, t.temporary, t.revoked_at, t.invites_paused_until,
        t.invites_paused_indefinitely, t.is_member, t.is_banned, t.is_allowed, t.granted,
-       e.ord IS NOT NULL AS eligible, us.ord IS NOT NULL AND a.ord IS NULL AS raid_refused,
+       t.requires_approval, e.ord IS NOT NULL AS eligible, us.ord IS NOT NULL AND a.ord IS NULL AS raid_refused,
        a.uses + a.rank AS new_uses, a.version + a.rank AS new_version,
        a.member_count + a.server_rank AS member_count, v.seq AS event_seq,
        pv.seq AS pause_seq, c.invites_paused_until AS raid_paused_until

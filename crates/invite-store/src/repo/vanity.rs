@@ -195,6 +195,8 @@ fn insert_vanity(
         grant_permissions: 0,
         granted_by: None,
         allowed_user_ids: None,
+        // The server's public link joins at once: approval is for invites a moderator made so.
+        requires_approval: false,
     };
     match insert_unless_code_taken(conn, &row)? {
         Reservation::Reserved(invite) => Ok(invite),

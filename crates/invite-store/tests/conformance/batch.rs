@@ -116,7 +116,7 @@ pub(crate) fn commit_at(
 fn reason(redemption: &Redemption) -> Option<RedemptionRefused> {
     match redemption {
         Redemption::Refused(reason) => Some(*reason),
-        Redemption::Joined(_) => None,
+        Redemption::Joined(_) | Redemption::Filed(_) => None,
     }
 }
 
@@ -220,7 +220,7 @@ conformance! {
         // Each join says what it made of the invite and the server, as a join alone would.
         let joined: Vec<_> = outcomes.iter().filter_map(|outcome| match outcome {
             Redemption::Joined(joined) => Some(joined),
-            Redemption::Refused(_) => None,
+            Redemption::Refused(_) | Redemption::Filed(_) => None,
         }).collect();
         let seen: Vec<_> = joined.iter().map(|joined| (joined.member.joined_via_invite_id.unwrap(), joined.uses, joined.member_count)).collect();
         assert_eq!(seen, vec![(capped.id, 1, 3), (capped.id, 2, 4), (open.id, 2, 5), (capped.id, 3, 6)]);

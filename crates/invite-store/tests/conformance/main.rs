@@ -11,6 +11,7 @@ mod concurrency;
 mod gateway;
 mod grants;
 mod invites;
+mod join_requests;
 mod members;
 mod migrations;
 mod raid;

@@ -42,7 +42,7 @@ fn join(conn: &mut DbConnection, code: &CodeRef, now: DateTime<Utc>) -> Redempti
 fn refusal(redemption: &Redemption) -> Option<RedemptionRefused> {
     match redemption {
         Redemption::Refused(reason) => Some(*reason),
-        Redemption::Joined(_) => None,
+        Redemption::Joined(_) | Redemption::Filed(_) => None,
     }
 }
 
@@ -50,7 +50,7 @@ fn refusal(redemption: &Redemption) -> Option<RedemptionRefused> {
 fn raid_pause(redemption: &Redemption) -> Option<&StoredEvent> {
     match redemption {
         Redemption::Joined(joined) => joined.raid_pause.as_ref(),
-        Redemption::Refused(_) => None,
+        Redemption::Refused(_) | Redemption::Filed(_) => None,
     }
 }
 

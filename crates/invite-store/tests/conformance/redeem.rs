@@ -28,6 +28,7 @@ fn refusal(conn: &mut DbConnection, code: &CodeRef, who: &Actor) -> RedemptionRe
     match conn.redeem(code, who, t0()).unwrap() {
         Redemption::Refused(reason) => reason,
         Redemption::Joined(joined) => panic!("expected a refusal, joined {joined:?}"),
+        Redemption::Filed(filed) => panic!("expected a refusal, filed {filed:?}"),
     }
 }
 
@@ -118,7 +119,7 @@ conformance! {
         let late = t0() + minutes(2);
         let reason = |conn: &mut DbConnection, who: &Actor| match conn.redeem(&code_of(&invite), who, late).unwrap() {
             Redemption::Refused(reason) => reason,
-            Redemption::Joined(_) => panic!("joined"),
+            Redemption::Joined(_) | Redemption::Filed(_) => panic!("joined"),
         };
         assert_eq!(reason(conn, &someone), RedemptionRefused::AlreadyMember);
         let banned = user();

@@ -99,7 +99,7 @@ fn invite_response(
 #[utoipa::path(post, path = "/servers/{server_id}/invites", tag = "invites", security(("bearer" = [])),
     params(super::common::ServerPath, super::common::IdempotencyHeader), request_body(content = Option<CreateInviteRequest>, description = "Absent or empty: `{}`"), responses(
         CreateAnswers,
-        (status = 400, description = "A rule of the request (`VALIDATION_ERROR`, for `grant_permissions` and `allowed_user_ids` a wrong type too), `UNKNOWN_CHANNEL`, `MAX_INVITES_REACHED`, malformed input", body = ErrorBody),
+        (status = 400, description = "A rule of the request (`VALIDATION_ERROR`, for `grant_permissions`, `allowed_user_ids` and `requires_approval` a wrong type too), `UNKNOWN_CHANNEL`, `MAX_INVITES_REACHED`, malformed input", body = ErrorBody),
         super::common::GrantRefused, super::common::ServerNotFound,
     ))]
 pub(crate) async fn create_in_server(
@@ -116,7 +116,7 @@ pub(crate) async fn create_in_server(
 #[utoipa::path(post, path = "/channels/{channel_id}/invites", tag = "invites", security(("bearer" = [])),
     params(("channel_id" = Uuid, Path, description = "The channel"), super::common::IdempotencyHeader), request_body(content = Option<CreateInviteRequest>, description = "Absent or empty: `{}`"), responses(
         CreateAnswers,
-        (status = 400, description = "A rule of the request (`VALIDATION_ERROR`, for `grant_permissions` and `allowed_user_ids` a wrong type too), `MAX_INVITES_REACHED`, malformed input", body = ErrorBody),
+        (status = 400, description = "A rule of the request (`VALIDATION_ERROR`, for `grant_permissions`, `allowed_user_ids` and `requires_approval` a wrong type too), `MAX_INVITES_REACHED`, malformed input", body = ErrorBody),
         (status = 404, description = "`CHANNEL_NOT_FOUND`: unknown, or in a server the caller is not in", body = ErrorBody),
         super::common::GrantRefused,
     ))]
@@ -435,11 +435,12 @@ pub(crate) async fn preview(
 #[utoipa::path(post, path = "/invites/{code}/accept", tag = "invites", security(("bearer" = [])),
     params(super::common::CodePath, super::common::IdempotencyHeader), responses(
         (status = 201, description = "Joined (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = invite_api::Joined),
+        (status = 202, description = "The invite requires approval: a join request was filed, or the caller's pending request for the server is answered again. No use is taken", body = invite_api::JoinRequestFiled),
         (status = 400, description = "`INVITE_EXPIRED` or `INVITE_MAXED_OUT`", body = ErrorBody),
         (status = 403, description = "`BANNED`, `INVITE_NOT_FOR_YOU` (the invite names its users, and the caller is not one) or `INVITES_PAUSED`", body = ErrorBody),
         (status = 404, description = "`INVITE_NOT_FOUND` (which charges the client address's `unknown-code` bucket) or `INVITE_REVOKED` (\"Invite not found\")", body = ErrorBody),
         (status = 409, description = "`ALREADY_MEMBER`", body = ErrorBody),
-        (status = 429, description = "`RATE_LIMITED`: the `accept` bucket (or, for a code that does not exist, `unknown-code`) is empty; retry after `Retry-After` seconds. Every response of this operation carries `X-RateLimit-Limit`, `-Remaining`, `-Reset-After` and `-Bucket`", body = crate::api::error::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 429, description = "`TOO_MANY_JOIN_REQUESTS`: the server holds 1000 pending join requests. Or `RATE_LIMITED`: the `accept` bucket (or, for a code that does not exist, `unknown-code`) is empty; retry after `Retry-After` seconds. Every response of this operation carries `X-RateLimit-Limit`, `-Remaining`, `-Reset-After` and `-Bucket`", body = crate::api::error::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 pub(crate) async fn accept(
     door: web::Data<Door>,
@@ -464,6 +465,11 @@ pub(crate) async fn accept(
             body: JOINED.render(joined.member.server_id),
             etag: None,
         }))),
+        // The invite requires approval: 202 with the request, filed now or pending already.
+        // Not recorded under the key: a retry answers the same pending request anyway.
+        Keyed::Fresh(Redemption::Filed(filed)) => {
+            Ok(HttpResponse::Accepted().json(invite_api::JoinRequestFiled::new(filed.request)))
+        }
         Keyed::Fresh(Redemption::Refused(RedemptionRefused::NotFound)) => Err(not_found()),
         Keyed::Fresh(Redemption::Refused(reason)) => Err(Problem::from(reason).into()),
     }

@@ -33,6 +33,7 @@ pub(crate) mod channels;
 mod common;
 pub(crate) mod health;
 pub(crate) mod invites;
+pub(crate) mod join_requests;
 pub(crate) mod members;
 pub(crate) mod metrics;
 pub(crate) mod servers;
@@ -52,7 +53,7 @@ use common::{Endpoint, Module};
 /// The route modules, in the order the router tries their routes. First: the router tries
 /// routes in order, each dynamic one with a regular expression, and previews and accepts are
 /// what a crowd sends; no other route starts with `/invites/`.
-static MODULES: [Module; 11] = [
+static MODULES: [Module; 12] = [
     invites::MODULE,
     health::MODULE,
     status::MODULE,
@@ -64,6 +65,7 @@ static MODULES: [Module; 11] = [
     channels::MODULE,
     vanity::MODULE,
     webhooks::MODULE,
+    join_requests::MODULE,
 ];
 
 /// Registers every route.
