@@ -220,6 +220,52 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::BigInt;
+    use crate::sql_types::DbUuid;
+
+    invite_stats (invite_id) {
+        invite_id -> DbUuid,
+        server_id -> DbUuid,
+        previews -> BigInt,
+        accepts -> BigInt,
+        departures -> BigInt,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{BigInt, Text};
+    use crate::sql_types::DbUuid;
+
+    invite_refusals (invite_id, code) {
+        invite_id -> DbUuid,
+        code -> Text,
+        server_id -> DbUuid,
+        refusals -> BigInt,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::BigInt;
+    use crate::sql_types::DbUuid;
+
+    invite_joins_daily (invite_id, day) {
+        invite_id -> DbUuid,
+        day -> BigInt,
+        server_id -> DbUuid,
+        joins -> BigInt,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{BigInt, SmallInt};
+
+    invite_stats_fold (id) {
+        id -> SmallInt,
+        folded_through -> BigInt,
+    }
+}
+
 diesel::joinable!(channels -> servers (server_id));
 diesel::joinable!(invites -> servers (server_id));
 diesel::joinable!(invites -> channels (channel_id));
@@ -229,6 +275,7 @@ diesel::joinable!(bans -> servers (server_id));
 diesel::joinable!(audit_entries -> servers (server_id));
 diesel::joinable!(webhooks -> servers (server_id));
 diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
+diesel::joinable!(invite_stats -> invites (invite_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -244,4 +291,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhooks,
     webhook_deliveries,
     gateway_sessions,
+    invite_stats,
+    invite_refusals,
+    invite_joins_daily,
+    invite_stats_fold,
 );

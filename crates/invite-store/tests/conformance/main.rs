@@ -18,6 +18,7 @@ mod redeem;
 mod reliability;
 mod schema;
 mod servers;
+mod stats;
 mod vanity;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};

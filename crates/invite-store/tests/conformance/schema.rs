@@ -156,6 +156,10 @@ fn declared_by_schema_rs(side: Side) -> Vec<Described> {
         webhooks,
         webhook_deliveries,
         gateway_sessions,
+        invite_stats,
+        invite_refusals,
+        invite_joins_daily,
+        invite_stats_fold,
     );
     // A table added to `schema.rs` but not to the list above would go unchecked.
     let in_schema_rs = include_str!("../../src/schema.rs").matches("diesel::table!").count();
