@@ -10,6 +10,7 @@ pub mod maintenance;
 pub mod members;
 mod outcome;
 pub mod servers;
+pub mod stats;
 pub mod webhooks;
 
 use chrono::{DateTime, Utc};

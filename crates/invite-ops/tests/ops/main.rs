@@ -11,6 +11,7 @@ mod grants;
 mod invites;
 mod outcome;
 mod raid;
+mod stats;
 
 use chrono::{DateTime, TimeZone, Utc};
 use invite_core::invite::CreateInviteRequest;
