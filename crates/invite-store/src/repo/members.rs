@@ -138,13 +138,18 @@ fn into_members(rows: Vec<MemberWithName>) -> StoreResult<Vec<Member>> {
     rows.into_iter().map(|(row, username)| row.into_member(username)).collect()
 }
 
-/// Deletes the membership and keeps the member count: `None` when there was none, else the
-/// invite the member had joined through (which the departure's event names, for analytics).
+/// A membership deleted: the invite the member had joined through (none for the owner), which
+/// the departure's event names for per-invite analytics.
+struct Departed {
+    joined_via: Option<Uuid>,
+}
+
+/// Deletes the membership and keeps the member count; `None` when there was none.
 fn delete_membership(
     conn: &mut DbConnection,
     server_id: Uuid,
     user_id: Uuid,
-) -> StoreResult<Option<Option<Uuid>>> {
+) -> StoreResult<Option<Departed>> {
     let deleted: Option<Option<Id>> = on_each_backend!(&mut *conn, |inner| diesel::delete(
         members::table
             .filter(members::server_id.eq(Id(server_id)))
@@ -156,7 +161,7 @@ fn delete_membership(
     if deleted.is_some() {
         add_to_member_count(conn, server_id, -1)?;
     }
-    Ok(deleted.map(|invite| invite.map(|id| id.0)))
+    Ok(deleted.map(|invite| Departed { joined_via: invite.map(|id| id.0) }))
 }
 
 impl MemberRepository for DbConnection {
@@ -225,7 +230,7 @@ impl MemberRepository for DbConnection {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Uuid>> {
         write_transaction(self, |conn| {
-            let Some(joined_via) = delete_membership(conn, server_id, user_id)? else {
+            let Some(Departed { joined_via }) = delete_membership(conn, server_id, user_id)? else {
                 return Err(StoreError::NotFound(Entity::Member));
             };
             let (actor_id, action, details) = match removal {

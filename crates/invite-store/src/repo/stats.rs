@@ -22,7 +22,9 @@ use uuid::Uuid;
 use super::events::membership_events_between;
 use crate::connection::{DbConnection, write_transaction};
 use crate::error::StoreResult;
-use crate::schema::{invite_joins_daily, invite_refusals, invite_stats, invite_stats_fold, invites};
+use crate::schema::{
+    invite_joins_daily, invite_refusals, invite_stats, invite_stats_fold, invites,
+};
 use crate::sql_types::Id;
 
 /// Rows written by one statement on PostgreSQL.
@@ -116,8 +118,12 @@ pub trait StatsRepository {
 
     /// A server's totals, its joins per day from `first_day` on, and its `top` invites by
     /// accepts.
-    fn server_stats(&mut self, server_id: Uuid, first_day: i64, top: i64)
-    -> StoreResult<ServerStats>;
+    fn server_stats(
+        &mut self,
+        server_id: Uuid,
+        first_day: i64,
+        top: i64,
+    ) -> StoreResult<ServerStats>;
 }
 
 #[derive(Insertable)]
@@ -167,7 +173,13 @@ fn add_counts(conn: &mut DbConnection, rows: &[StatsRow]) -> StoreResult<()> {
 
 fn add_days(conn: &mut DbConnection, rows: &[DayRow]) -> StoreResult<()> {
     use invite_joins_daily::dsl::{day, invite_id, joins};
-    upsert!(conn, invite_joins_daily::table, rows, (invite_id, day), joins.eq(joins + excluded(joins)));
+    upsert!(
+        conn,
+        invite_joins_daily::table,
+        rows,
+        (invite_id, day),
+        joins.eq(joins + excluded(joins))
+    );
     Ok(())
 }
 
@@ -370,5 +382,8 @@ impl StatsRepository for DbConnection {
 
 /// Roll-ups by day number, as dates; days without joins left out.
 fn by_date(days: Vec<(i64, i64)>) -> Vec<(chrono::NaiveDate, i64)> {
-    days.into_iter().filter(|(_, joins)| *joins > 0).map(|(day, joins)| (day_date(day), joins)).collect()
+    days.into_iter()
+        .filter(|(_, joins)| *joins > 0)
+        .map(|(day, joins)| (day_date(day), joins))
+        .collect()
 }

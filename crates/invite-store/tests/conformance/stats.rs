@@ -7,7 +7,7 @@ use std::sync::{Arc, Barrier};
 use chrono::Duration;
 use diesel::prelude::*;
 use invite_core::event::{Event, MemberRemoved, RemovalReason};
-use invite_core::stats::{InviteSummary, day_date, day_number, first_shown_day};
+use invite_core::stats::{InviteStats, InviteSummary, day_date, day_number, first_shown_day};
 use invite_store::DbConnection;
 use invite_store::repo::{
     EventRepository, InviteRepository, MemberRepository, PreviewCount, RefusalCount, Removal,
@@ -157,7 +157,7 @@ conformance! {
         // An invite nothing happened to reads as zeros.
         let (_, other) = owned_server(conn);
         let quiet = create_invite(conn, &other, &owner, "{}");
-        assert_eq!(conn.invite_stats(quiet.id, 0).unwrap(), Default::default());
+        assert_eq!(conn.invite_stats(quiet.id, 0).unwrap(), InviteStats::default());
     }
 
     fn joins_per_day_shows_the_days_asked_for_and_the_top_ties_by_id(db: &TestDatabase) {
@@ -181,6 +181,7 @@ conformance! {
     }
 
     fn racing_folds_count_every_join_once(db: &TestDatabase) {
+        const FOLDERS: usize = 4;
         let pool = racing_pool(db);
         let mut conn = pool.get().unwrap();
         let (owner, server) = owned_server(&mut conn);
@@ -190,7 +191,6 @@ conformance! {
         }
         let latest = conn.latest_seq().unwrap();
         drop(conn);
-        const FOLDERS: usize = 4;
         let barrier = Arc::new(Barrier::new(FOLDERS));
         let handles: Vec<_> = (0..FOLDERS)
             .map(|_| {

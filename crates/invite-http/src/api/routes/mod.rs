@@ -36,6 +36,7 @@ pub(crate) mod invites;
 pub(crate) mod members;
 pub(crate) mod metrics;
 pub(crate) mod servers;
+pub(crate) mod stats;
 pub(crate) mod status;
 pub(crate) mod vanity;
 pub(crate) mod webhooks;
@@ -52,7 +53,7 @@ use common::{Endpoint, Module};
 /// The route modules, in the order the router tries their routes. First: the router tries
 /// routes in order, each dynamic one with a regular expression, and previews and accepts are
 /// what a crowd sends; no other route starts with `/invites/`.
-static MODULES: [Module; 11] = [
+static MODULES: [Module; 12] = [
     invites::MODULE,
     health::MODULE,
     status::MODULE,
@@ -64,6 +65,7 @@ static MODULES: [Module; 11] = [
     channels::MODULE,
     vanity::MODULE,
     webhooks::MODULE,
+    stats::MODULE,
 ];
 
 /// Registers every route.
