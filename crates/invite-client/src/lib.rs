@@ -28,7 +28,8 @@ pub use invite_api::Joined as Accepted;
 /// The body of an invite edit: only what is set changes. A new lifetime counts from now.
 pub use invite_api::UpdateInviteRequest as UpdateInvite;
 pub use invite_api::{
-    AuditAction, AuditEntry, Ban, Channel, ChannelRef, Invite, InviteKind, InviteUndone,
-    InvitesPause, JoinSource, JoinedVia, Member, Patch, Permissions, Preview, RaidProtection,
-    RateLimit, Server, ServerFeature, TargetType, VanityUrl,
+    AuditAction, AuditEntry, Ban, Channel, ChannelRef, Invite, InviteKind, InviteStats,
+    InviteStatsSummary, InviteUndone, InvitesPause, JoinSource, JoinedVia, JoinsOnDay, Member,
+    Patch, Permissions, Preview, RaidProtection, RateLimit, Server, ServerFeature,
+    ServerInviteStats, TargetType, VanityUrl,
 };
