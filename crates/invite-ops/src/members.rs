@@ -122,7 +122,12 @@ pub fn ban(
         let mut events = vec![Event::BanAdd(BanAdded { server_id, user_id, reason })];
         if let Some(member) = member {
             let (reason, invite_id) = (RemovalReason::Ban, member.joined_via_invite_id);
-            events.push(Event::MemberRemove(MemberRemoved { server_id, user_id, reason, invite_id }));
+            events.push(Event::MemberRemove(MemberRemoved {
+                server_id,
+                user_id,
+                reason,
+                invite_id,
+            }));
         }
         with_events(conn, ctx.now, ban, &events)
     })
