@@ -241,9 +241,13 @@ impl StatsRepository for DbConnection {
     }
 
     fn add_previews(&mut self, counts: &[PreviewCount]) -> StoreResult<()> {
+        let mut counts: Vec<&PreviewCount> =
+            counts.iter().filter(|count| count.previews > 0).collect();
+        // In the fold's order (by invite), so that a flush and another instance's fold, which
+        // lock some of the same rows, cannot deadlock.
+        counts.sort_unstable_by_key(|count| count.invite_id);
         let rows: Vec<StatsRow> = counts
-            .iter()
-            .filter(|count| count.previews > 0)
+            .into_iter()
             .map(|count| StatsRow {
                 invite_id: Id(count.invite_id),
                 server_id: Id(count.server_id),
@@ -268,7 +272,7 @@ impl StatsRepository for DbConnection {
                 .iter()
                 .filter_map(|(found, id, server)| Some((found.as_deref()?, (*id, *server))))
                 .collect();
-            let rows: Vec<RefusalRow> = chunk
+            let mut rows: Vec<RefusalRow> = chunk
                 .iter()
                 .filter(|count| count.refusals > 0)
                 .filter_map(|count| {
@@ -284,6 +288,8 @@ impl StatsRepository for DbConnection {
             if rows.is_empty() {
                 continue;
             }
+            // In key order, so that two instances' flushes cannot deadlock on the same rows.
+            rows.sort_unstable_by(|a, b| (a.invite_id.0, &a.code).cmp(&(b.invite_id.0, &b.code)));
             written += rows.len();
             upsert!(
                 &mut *self,
