@@ -48,6 +48,24 @@ fn roll_up_rows(conn: &mut DbConnection, invite_id: Uuid) -> i64 {
         .unwrap()
 }
 
+/// Runs this migration's `down.sql` then `up.sql` again: as if it were applied now, over what
+/// the tables hold.
+fn apply_analytics_migration_again(conn: &mut DbConnection) {
+    use diesel::connection::SimpleConnection as _;
+    let (down, up) = match conn {
+        DbConnection::Postgres(_) => (
+            include_str!("../../../../migrations/postgres/2026-12-08-000002_invite_stats/down.sql"),
+            include_str!("../../../../migrations/postgres/2026-12-08-000002_invite_stats/up.sql"),
+        ),
+        DbConnection::Sqlite(_) => (
+            include_str!("../../../../migrations/sqlite/2026-12-08-000002_invite_stats/down.sql"),
+            include_str!("../../../../migrations/sqlite/2026-12-08-000002_invite_stats/up.sql"),
+        ),
+    };
+    conn.batch_execute(down).unwrap();
+    conn.batch_execute(up).unwrap();
+}
+
 conformance! {
     fn joins_and_departures_fold_into_counters_and_daily_roll_ups(db: &TestDatabase) {
         let conn = &mut db.connect();
@@ -209,5 +227,28 @@ conformance! {
         let stats = conn.invite_stats(invite.id, 0).unwrap();
         assert_eq!((stats.accepts, stats.retained), (20, 20));
         assert_eq!(stats.joins_per_day, vec![(t0().date_naive(), 20)]);
+    }
+
+    fn the_migration_starts_the_counters_from_what_the_tables_hold(db: &TestDatabase) {
+        let conn = &mut db.connect();
+        let (owner, server) = owned_server(conn);
+        let invite = create_invite(conn, &server, &owner, "{}");
+        // Within the migration's 30 days of the database's own clock.
+        let yesterday = chrono::Utc::now() - Duration::days(1);
+        let joiners: Vec<_> = (0..3).map(|_| user()).collect();
+        for joiner in &joiners {
+            conn.redeem(&code_of(&invite), joiner, yesterday).unwrap();
+        }
+        leave(conn, server.id, joiners[0].user_id);
+        apply_analytics_migration_again(conn);
+
+        // Its uses are its accepts; its members still there, its retained and its days.
+        let stats = conn.invite_stats(invite.id, first_shown_day(chrono::Utc::now())).unwrap();
+        assert_eq!((stats.accepts, stats.retained), (3, 2));
+        assert_eq!(stats.joins_per_day, vec![(yesterday.date_naive(), 2)]);
+        // The events already written are behind the cursor: nothing counts twice.
+        assert_eq!(conn.stats_folded_through().unwrap(), conn.latest_seq().unwrap());
+        fold_all(conn);
+        assert_eq!(conn.invite_stats(invite.id, 0).unwrap().accepts, 3);
     }
 }
