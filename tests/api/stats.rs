@@ -215,8 +215,34 @@ fn a_graceful_restart_writes_what_was_counted(backend: Backend) {
     assert_eq!(read.body, expected);
 }
 
+fn analytics_off_count_nothing_and_the_joins_are_folded_once_on(backend: Backend) {
+    let app = TestApp::spawn_args(
+        backend,
+        &["--analytics", "off", "--analytics-flush-interval", "100ms"],
+    );
+    let (owner, server) = app.owned_server();
+    let invite = app.create_invite(&server, &owner, json!({"max_uses": 1}));
+    preview(&app, &invite, &owner);
+    app.accept(&invite, &app.user()).assert_status(201);
+    app.accept(&invite, &app.user()).assert_code(400, "INVITE_MAXED_OUT");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let path = invite_stats_path(&server, &invite);
+    assert_eq!(app.get(&path, &owner).body["accepts"], 0);
+    // On again: the join is in the outbox still, and folded; what was not counted stays so.
+    let app = app.restart(&SOON);
+    let expected = json!({
+        "previews": 0,
+        "accepts": 1,
+        "refusals": {},
+        "joins_per_day": [{"date": today(&app), "joins": 1}],
+        "retained": 1,
+    });
+    settled(&app, &path, &owner, &expected);
+}
+
 both_backends! {
     ;
+    analytics_off_count_nothing_and_the_joins_are_folded_once_on,
     stats_agree_with_what_was_done,
     only_managers_read_stats_and_only_of_their_servers_invites,
     the_server_lists_its_top_100_invites_by_accepts,

@@ -51,8 +51,8 @@ type Refusals = HashMap<Box<str>, HashMap<&'static str, i64>>;
 /// read the outbox up to.
 #[derive(Debug)]
 pub struct Analytics {
-    /// Whether previews and refusals are counted (`INVITE_ANALYTICS`); joins are folded from
-    /// the outbox either way.
+    /// Whether analytics are on here (`INVITE_ANALYTICS`): previews and refusals counted, and
+    /// joins folded from the outbox.
     counting: bool,
     previews: [RwLock<HashMap<Uuid, PreviewCounter>>; SHARDS],
     refusals: Mutex<Refusals>,
@@ -76,7 +76,7 @@ impl Pending {
 }
 
 impl Analytics {
-    /// Counts previews and refusals when `counting`, else only folds joins.
+    /// Counts previews and refusals, and folds joins, when `counting`; else does nothing.
     pub fn new(counting: bool) -> Self {
         Self {
             counting,
@@ -86,7 +86,7 @@ impl Analytics {
         }
     }
 
-    /// Whether previews and refusals are counted.
+    /// Whether analytics are on here.
     pub fn counting(&self) -> bool {
         self.counting
     }
@@ -220,9 +220,13 @@ pub async fn fold(door: &Door, analytics: &Analytics) -> DbResult<()> {
     }
 }
 
-/// Flushes and folds every `interval`, as long as the service runs. Spawn it on the server's
-/// runtime.
+/// Flushes and folds every `interval`, as long as the service runs; nothing when analytics are
+/// off (`INVITE_ANALYTICS=off`: the fold then catches up once they are on again, here or on
+/// another instance, within the outbox's retention). Spawn it on the server's runtime.
 pub async fn run(door: Door, analytics: Arc<Analytics>, interval: Duration) {
+    if !analytics.counting {
+        return;
+    }
     loop {
         tokio::time::sleep(interval).await;
         if let Err(error) = flush(&door, &analytics).await {
@@ -236,6 +240,9 @@ pub async fn run(door: Door, analytics: Arc<Analytics>, interval: Duration) {
 
 /// The last flush and fold, when the service stops: a graceful stop loses no count.
 pub async fn finish(door: &Door, analytics: &Analytics) {
+    if !analytics.counting {
+        return;
+    }
     if let Err(error) = flush(door, analytics).await {
         tracing::warn!(%error, "previews and refusals counted here since the last flush are lost");
     }
