@@ -258,6 +258,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    use diesel::sql_types::BigInt;
+    use crate::sql_types::DbUuid;
+
+    server_joins_daily (server_id, day) {
+        server_id -> DbUuid,
+        day -> BigInt,
+        joins -> BigInt,
+    }
+}
+
+diesel::table! {
     use diesel::sql_types::{BigInt, SmallInt};
 
     invite_stats_fold (id) {
@@ -294,5 +305,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     invite_stats,
     invite_refusals,
     invite_joins_daily,
+    server_joins_daily,
     invite_stats_fold,
 );

@@ -30,8 +30,16 @@ CREATE TABLE invite_joins_daily (
     joins bigint NOT NULL,
     PRIMARY KEY (invite_id, day)
 );
--- A server's last 30 days: one range of this index.
 CREATE INDEX invite_joins_daily_server_day_idx ON invite_joins_daily (server_id, day);
+
+-- The same by server, which the fold adds to with its invites' rows: a server's last 30 days
+-- are 30 rows, however many of its invites were used on each.
+CREATE TABLE server_joins_daily (
+    server_id uuid NOT NULL,
+    day bigint NOT NULL,
+    joins bigint NOT NULL,
+    PRIMARY KEY (server_id, day)
+);
 
 -- How far the outbox is folded in: one row, locked by the fold that advances it, so instances
 -- sharing the database never fold an event twice.
@@ -59,3 +67,5 @@ SELECT joined_via_invite_id, floor(extract(epoch FROM joined_at) / 86400)::bigin
 FROM members
 WHERE joined_via_invite_id IS NOT NULL AND joined_at >= now() - interval '30 days'
 GROUP BY 1, 2, 3;
+INSERT INTO server_joins_daily (server_id, day, joins)
+SELECT server_id, day, sum(joins) FROM invite_joins_daily GROUP BY server_id, day;

@@ -26,6 +26,13 @@ CREATE TABLE invite_joins_daily (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX invite_joins_daily_server_day_idx ON invite_joins_daily (server_id, day);
 
+CREATE TABLE server_joins_daily (
+    server_id TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    joins INTEGER NOT NULL,
+    PRIMARY KEY (server_id, day)
+) STRICT, WITHOUT ROWID;
+
 CREATE TABLE invite_stats_fold (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     folded_through INTEGER NOT NULL
@@ -44,3 +51,5 @@ SELECT joined_via_invite_id, CAST(unixepoch(joined_at) / 86400 AS INTEGER), serv
 FROM members
 WHERE joined_via_invite_id IS NOT NULL AND unixepoch(joined_at) >= unixepoch('now', '-30 days')
 GROUP BY 1, 2, 3;
+INSERT INTO server_joins_daily (server_id, day, joins)
+SELECT server_id, day, sum(joins) FROM invite_joins_daily GROUP BY server_id, day;

@@ -8,7 +8,7 @@
 //!   final (an [`EventHorizon`](super::EventHorizon)), so no event that commits late is skipped.
 //! - Previews and refusals, counted in memory by each instance, are added in batches: one
 //!   statement per batch of rows, whatever the number of previews it stands for.
-//! - Reads take a few rows per invite, and per invite and day: never the members.
+//! - Reads take a few rows per invite, and per invite (or server) and day: never the members.
 
 use std::collections::BTreeMap;
 
@@ -24,6 +24,7 @@ use crate::connection::{DbConnection, write_transaction};
 use crate::error::StoreResult;
 use crate::schema::{
     invite_joins_daily, invite_refusals, invite_stats, invite_stats_fold, invites,
+    server_joins_daily,
 };
 use crate::sql_types::Id;
 
@@ -146,6 +147,14 @@ struct DayRow {
 }
 
 #[derive(Insertable)]
+#[diesel(table_name = server_joins_daily)]
+struct ServerDayRow {
+    server_id: Id,
+    day: i64,
+    joins: i64,
+}
+
+#[derive(Insertable)]
 #[diesel(table_name = invite_refusals)]
 struct RefusalRow {
     invite_id: Id,
@@ -180,6 +189,29 @@ fn add_days(conn: &mut DbConnection, rows: &[DayRow]) -> StoreResult<()> {
         (invite_id, day),
         joins.eq(joins + excluded(joins))
     );
+    // The same by server, in key order.
+    let mut by_server: BTreeMap<(Uuid, i64), i64> = BTreeMap::new();
+    for row in rows {
+        *by_server.entry((row.server_id.0, row.day)).or_default() += row.joins;
+    }
+    let servers: Vec<ServerDayRow> = by_server
+        .into_iter()
+        .map(|((server, day_number), count)| ServerDayRow {
+            server_id: Id(server),
+            day: day_number,
+            joins: count,
+        })
+        .collect();
+    {
+        use server_joins_daily::dsl::{day, joins, server_id};
+        upsert!(
+            conn,
+            server_joins_daily::table,
+            &servers,
+            (server_id, day),
+            joins.eq(joins + excluded(joins))
+        );
+    }
     Ok(())
 }
 
@@ -343,12 +375,11 @@ impl StatsRepository for DbConnection {
             .group_by(invite_refusals::code)
             .select((invite_refusals::code, sum("refusals")))
             .load(self)?;
-        let days: Vec<(i64, i64)> = invite_joins_daily::table
-            .filter(invite_joins_daily::server_id.eq(Id(server_id)))
-            .filter(invite_joins_daily::day.ge(first_day))
-            .group_by(invite_joins_daily::day)
-            .order(invite_joins_daily::day)
-            .select((invite_joins_daily::day, sum("joins")))
+        let days: Vec<(i64, i64)> = server_joins_daily::table
+            .filter(server_joins_daily::server_id.eq(Id(server_id)))
+            .filter(server_joins_daily::day.ge(first_day))
+            .order(server_joins_daily::day)
+            .select((server_joins_daily::day, server_joins_daily::joins))
             .load(self)?;
         // In the order of `invite_stats_server_accepts_idx`: the first `top` rows of one range.
         let rows: Vec<(Id, Option<String>, i64, i64, i64)> = invite_stats::table

@@ -159,6 +159,7 @@ fn declared_by_schema_rs(side: Side) -> Vec<Described> {
         invite_stats,
         invite_refusals,
         invite_joins_daily,
+        server_joins_daily,
         invite_stats_fold,
     );
     // A table added to `schema.rs` but not to the list above would go unchecked.
