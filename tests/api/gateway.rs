@@ -585,7 +585,8 @@ fn temporary_members_leave_when_their_last_session_has_been_gone_for_the_grace(
     let removal = owner_ws.event("MEMBER_REMOVE");
     assert_eq!(
         removal["d"],
-        json!({"server_id": server["id"], "user_id": gone.id.to_string(), "reason": "temporary"})
+        json!({"server_id": server["id"], "user_id": gone.id.to_string(), "reason": "temporary",
+               "invite_id": invite["id"]})
     );
     let members = members_of(&app, &server, &owner);
     assert!(!members.contains(&gone.id.to_string()));

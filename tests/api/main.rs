@@ -40,6 +40,7 @@ mod raid;
 mod rate_limits;
 mod read_replica;
 mod servers;
+mod stats;
 mod status;
 mod undo;
 mod vanity;

@@ -106,6 +106,7 @@ mod headers;
 mod invites;
 mod operations;
 mod servers;
+mod stats;
 mod webhooks;
 
 pub use errors::{ErrorBody, RateLimitedBody};
@@ -120,6 +121,7 @@ pub use servers::{
     AuditAction, AuditEntry, Channel, JoinSource, JoinedVia, Member, RaidProtection, Server,
     ServerFeature, TargetType,
 };
+pub use stats::{InviteStats, InviteStatsSummary, JoinsOnDay, ServerInviteStats};
 pub use webhooks::{Deliveries, Delivery, Webhook};
 
 // The rules' own types, which are the wire's too: the error catalogue, the permission bits, the

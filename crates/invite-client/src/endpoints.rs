@@ -4,10 +4,10 @@ use std::fmt::Display;
 
 use chrono::{DateTime, Utc};
 use invite_api::{
-    AuditEntry, Ban, BanRequest, Channel, CreateChannelRequest, Invite, InviteUndone, JoinRequest,
-    JoinRequestFiled, JoinRequestStatus, Member, Patch, PauseRequest, Permissions, Preview,
-    RaidProtection, RaidProtectionRequest, Server, UndoInviteRequest, UpdateMemberRequest,
-    VanityRequest, VanityUrl,
+    AuditEntry, Ban, BanRequest, Channel, CreateChannelRequest, Invite, InviteStats, InviteUndone,
+    JoinRequest, JoinRequestFiled, JoinRequestStatus, Member, Patch, PauseRequest, Permissions,
+    Preview, RaidProtection, RaidProtectionRequest, Server, ServerInviteStats, UndoInviteRequest,
+    UpdateMemberRequest, VanityRequest, VanityUrl,
 };
 use reqwest::Method;
 use uuid::Uuid;
@@ -285,6 +285,25 @@ impl Client {
     ) -> Call<RaidProtection> {
         Call::new(self, Method::PUT, path(&[&"servers", &server_id, &"raid-protection"]), json)
             .json(&RaidProtectionRequest::new(joins, window_seconds, pause_seconds))
+    }
+
+    /// `GET /servers/{server_id}/invites/{invite_id}/stats`: the invite's analytics
+    /// (`MANAGE_SERVER`): previews, accepts, refusals by error code, joins per day over the
+    /// last 30 days and who is still a member. They lag by up to the service's
+    /// `INVITE_ANALYTICS_FLUSH_INTERVAL`. Another server's invite: 404 `INVITE_NOT_FOUND`.
+    pub fn invite_stats(&self, server_id: Uuid, invite_id: Uuid) -> Call<InviteStats> {
+        Call::new(
+            self,
+            Method::GET,
+            path(&[&"servers", &server_id, &"invites", &invite_id, &"stats"]),
+            json,
+        )
+    }
+
+    /// `GET /servers/{server_id}/invite-stats`: the server's analytics, totals over its
+    /// invites and its top 100 invites by accepts (`MANAGE_SERVER`).
+    pub fn server_invite_stats(&self, server_id: Uuid) -> Call<ServerInviteStats> {
+        Call::new(self, Method::GET, path(&[&"servers", &server_id, &"invite-stats"]), json)
     }
 
     /// `DELETE /servers/{server_id}/raid-protection`: turns raid protection off

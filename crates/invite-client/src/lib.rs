@@ -28,10 +28,10 @@ pub use invite_api::Joined as Accepted;
 /// The body of an invite edit: only what is set changes. A new lifetime counts from now.
 pub use invite_api::UpdateInviteRequest as UpdateInvite;
 pub use invite_api::{
-    AuditAction, AuditEntry, Ban, Channel, ChannelRef, Invite, InviteKind, InviteUndone,
-    InvitesPause, JoinRequest, JoinRequestFiled, JoinRequestStatus, JoinSource, JoinedVia, Member,
-    Patch, Permissions, Preview, RaidProtection, RateLimit, Server, ServerFeature, TargetType,
-    VanityUrl,
+    AuditAction, AuditEntry, Ban, Channel, ChannelRef, Invite, InviteKind, InviteStats,
+    InviteStatsSummary, InviteUndone, InvitesPause, JoinRequest, JoinRequestFiled,
+    JoinRequestStatus, JoinSource, JoinedVia, JoinsOnDay, Member, Patch, Permissions, Preview,
+    RaidProtection, RateLimit, Server, ServerFeature, ServerInviteStats, TargetType, VanityUrl,
 };
 
 /// What an accept did ([`Client::accept_or_request`]): joined, or, for an invite that requires

@@ -263,6 +263,10 @@ pub struct MemberRemoved {
     pub user_id: Uuid,
     /// Why.
     pub reason: RemovalReason,
+    /// The invite they had joined through (`null` for the owner, and in events stored before
+    /// departures named it): what per-invite analytics count their departure against.
+    #[serde(default)]
+    pub invite_id: Option<Uuid>,
 }
 
 /// `BAN_ADD`.
@@ -511,8 +515,9 @@ mod tests {
                     server_id: id(2),
                     user_id: id(4),
                     reason: RemovalReason::Temporary,
+                    invite_id: Some(id(1)),
                 }),
-                json!({"server_id": id(2), "user_id": id(4), "reason": "temporary"}),
+                json!({"server_id": id(2), "user_id": id(4), "reason": "temporary", "invite_id": id(1)}),
             ),
             (
                 Event::BanAdd(BanAdded { server_id: id(2), user_id: id(4), reason: None }),

@@ -14,6 +14,7 @@ pub mod problem;
 pub mod raid;
 pub mod redeem;
 pub mod server;
+pub mod stats;
 pub mod undo;
 pub mod vanity;
 pub mod webhook;

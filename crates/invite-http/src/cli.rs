@@ -62,8 +62,11 @@ fn serve_until_stopped(
     tracing::info!(address = %listener.local_addr()?, "listening");
     actix_web::rt::System::new().block_on(async move {
         let (door, deliverer) = (service.door.clone(), Arc::clone(&service.deliverer));
+        let analytics = Arc::clone(&service.analytics);
         startup::run(listener, service, options)?.await.context("the HTTP server failed")?;
         invite_runtime::webhooks::release_leases(&door, &deliverer).await;
+        // What this instance counted since its last flush, which a crash would lose.
+        invite_runtime::analytics::finish(&door, &analytics).await;
         anyhow::Ok(())
     })?;
     tracing::info!("stopped");

@@ -72,10 +72,12 @@ impl TestServer {
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
                 let (door, deliverer) = (service.door.clone(), Arc::clone(&service.deliverer));
+                let analytics = Arc::clone(&service.analytics);
                 let server = startup::run(listener, service, options).expect("the server runs");
                 sender.send(server.handle()).expect("the test waits for the handle");
                 let _ = server.await;
                 invite_runtime::webhooks::release_leases(&door, &deliverer).await;
+                invite_runtime::analytics::finish(&door, &analytics).await;
             });
         });
         let handle = receiver.recv().expect("the server started");

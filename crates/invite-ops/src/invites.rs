@@ -363,8 +363,8 @@ pub fn undo(
         }
         let removed = conn.remove_joiners(&invite, &plan.remove, ctx.user_id(), ctx.now)?;
         events.extend(removed.iter().map(|&user_id| {
-            let reason = RemovalReason::InviteUndo;
-            Event::MemberRemove(MemberRemoved { server_id, user_id, reason })
+            let (reason, invite_id) = (RemovalReason::InviteUndo, Some(invite.id));
+            Event::MemberRemove(MemberRemoved { server_id, user_id, reason, invite_id })
         }));
         let removed = u64::try_from(removed.len()).unwrap_or(u64::MAX);
         with_events(conn, ctx.now, Undone { revoked_now, removed, kept: plan.kept }, &events)

@@ -11,6 +11,7 @@ pub mod maintenance;
 pub mod members;
 mod outcome;
 pub mod servers;
+pub mod stats;
 pub mod webhooks;
 
 use chrono::{DateTime, Utc};

@@ -71,12 +71,12 @@ pub fn remove(
             Departure::Leave => Removal::Leave,
             Departure::Kick => Removal::Kick { by: ctx.user_id() },
         };
-        conn.remove_member(server_id, user_id, removal, ctx.now)?;
+        let invite_id = conn.remove_member(server_id, user_id, removal, ctx.now)?;
         let reason = match departure {
             Departure::Leave => RemovalReason::Leave,
             Departure::Kick => RemovalReason::Kick,
         };
-        let event = Event::MemberRemove(MemberRemoved { server_id, user_id, reason });
+        let event = Event::MemberRemove(MemberRemoved { server_id, user_id, reason, invite_id });
         with_events(conn, ctx.now, departure, &[event])
     })
 }
@@ -98,9 +98,9 @@ pub fn remove_temporary(
         if !conn.is_lapsed_temporary_member(server_id, user_id, now, grace)? {
             return Ok(Outcome::quiet(false));
         }
-        conn.remove_member(server_id, user_id, Removal::Temporary, now)?;
+        let invite_id = conn.remove_member(server_id, user_id, Removal::Temporary, now)?;
         let reason = RemovalReason::Temporary;
-        let event = Event::MemberRemove(MemberRemoved { server_id, user_id, reason });
+        let event = Event::MemberRemove(MemberRemoved { server_id, user_id, reason, invite_id });
         with_events(conn, now, true, &[event])
     })
 }
@@ -118,15 +118,20 @@ pub fn ban(
         standing.require(Requirement::BanMembers)?;
         let reason = request.reason()?;
         standing.may_ban(user_id, owner_of(conn, server_id)?)?;
-        let was_member = conn.find_member(server_id, user_id)?.is_some();
+        let member = conn.find_member(server_id, user_id)?;
         let ban = conn.ban(server_id, user_id, reason.clone(), ctx.user_id(), ctx.now)?;
         // In the ban's transaction, under the server's lock the ban took: a banned user's
         // pending join requests are denied, so no moderator approves them by mistake.
         let denied = conn.deny_pending_join_requests(server_id, user_id, ctx.user_id(), ctx.now)?;
         let mut events = vec![Event::BanAdd(BanAdded { server_id, user_id, reason })];
-        if was_member {
-            let reason = RemovalReason::Ban;
-            events.push(Event::MemberRemove(MemberRemoved { server_id, user_id, reason }));
+        if let Some(member) = member {
+            let (reason, invite_id) = (RemovalReason::Ban, member.joined_via_invite_id);
+            events.push(Event::MemberRemove(MemberRemoved {
+                server_id,
+                user_id,
+                reason,
+                invite_id,
+            }));
         }
         events.extend(denied.into_iter().map(Event::JoinRequestUpdate));
         with_events(conn, ctx.now, ban, &events)

@@ -9,6 +9,7 @@ use invite_store::repo::{
     Actor, IdempotencyClaim, JoinRequest, JoinResponseTemplate, Keyed, Redemption,
 };
 
+use crate::analytics::Analytics;
 use crate::db::{DbResult, Failure, SetSpec};
 use crate::door::Door;
 use crate::metrics::Metrics;
@@ -18,15 +19,18 @@ use crate::metrics::Metrics;
 pub type Recording = (IdempotencyClaim, &'static JoinResponseTemplate<'static>);
 
 /// Joins `code`'s server as `actor`: through the door in the invite's commit group, with the
-/// response recorded under `recording`'s key when there is one, and counted by outcome.
+/// response recorded under `recording`'s key when there is one, and counted by outcome (a
+/// refusal also in the invite's analytics).
 pub async fn redeem(
     door: &Door,
-    metrics: &Metrics,
+    (metrics, analytics): (&Metrics, &Analytics),
     actor: Actor,
     code: CodeRef,
     recording: Option<Recording>,
 ) -> DbResult<Keyed<Redemption>> {
     let ctx = door.ctx(actor);
+    // Kept for the analytics' count of a refusal; the join takes the code.
+    let counted = analytics.counting().then(|| code.clone());
     let group =
         invite_ops::accept::commit_group(&code, door.pool().backend(), door.write_groups().accepts);
     // A join without a key may be decided with its batch-mates in one statement; a keyed one
@@ -57,5 +61,8 @@ pub async fn redeem(
         Err(Failure::Overloaded | Failure::Op(OpError::Unavailable(_))) => "unavailable",
         Err(_) => "error",
     });
+    if let (Some(code), Ok(Keyed::Fresh(Redemption::Refused(reason)))) = (counted, &outcome) {
+        analytics.refused(code.as_str(), *reason);
+    }
     outcome
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod accept;
+pub mod analytics;
 pub mod background;
 pub mod db;
 pub mod door;

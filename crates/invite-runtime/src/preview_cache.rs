@@ -43,6 +43,8 @@ use crate::door::Door;
 /// in a small service's memory (about a third of a full [`Preview`] each).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedPreview {
+    /// The invite (what its previews are counted against).
+    pub invite_id: Uuid,
     /// The server.
     pub server_id: Uuid,
     /// Its name.
@@ -90,6 +92,7 @@ impl From<&Preview> for CachedPreview {
     fn from(preview: &Preview) -> Self {
         let vanity = preview.invite.kind == InviteKind::Vanity;
         Self {
+            invite_id: preview.invite.id,
             server_id: preview.invite.server_id,
             server_name: preview.server_name.as_str().into(),
             server_icon_url: preview.server_icon_url.as_deref().map(Into::into),

@@ -237,6 +237,63 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::BigInt;
+    use crate::sql_types::DbUuid;
+
+    invite_stats (invite_id) {
+        invite_id -> DbUuid,
+        server_id -> DbUuid,
+        previews -> BigInt,
+        accepts -> BigInt,
+        departures -> BigInt,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{BigInt, Text};
+    use crate::sql_types::DbUuid;
+
+    invite_refusals (invite_id, code) {
+        invite_id -> DbUuid,
+        code -> Text,
+        server_id -> DbUuid,
+        refusals -> BigInt,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::BigInt;
+    use crate::sql_types::DbUuid;
+
+    invite_joins_daily (invite_id, day) {
+        invite_id -> DbUuid,
+        day -> BigInt,
+        server_id -> DbUuid,
+        joins -> BigInt,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::BigInt;
+    use crate::sql_types::DbUuid;
+
+    server_joins_daily (server_id, day) {
+        server_id -> DbUuid,
+        day -> BigInt,
+        joins -> BigInt,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{BigInt, SmallInt};
+
+    invite_stats_fold (id) {
+        id -> SmallInt,
+        folded_through -> BigInt,
+    }
+}
+
 diesel::joinable!(channels -> servers (server_id));
 diesel::joinable!(invites -> servers (server_id));
 diesel::joinable!(invites -> channels (channel_id));
@@ -248,6 +305,7 @@ diesel::joinable!(webhooks -> servers (server_id));
 diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 diesel::joinable!(join_requests -> servers (server_id));
 diesel::joinable!(join_requests -> invites (invite_id));
+diesel::joinable!(invite_stats -> invites (invite_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -264,4 +322,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_deliveries,
     gateway_sessions,
     join_requests,
+    invite_stats,
+    invite_refusals,
+    invite_joins_daily,
+    server_joins_daily,
+    invite_stats_fold,
 );

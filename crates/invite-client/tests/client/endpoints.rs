@@ -163,6 +163,41 @@ both_backends! {
         assert_eq!((error.status(), error.code()), (Some(404), Some(&ErrorCode::ServerNotFound)));
     }
 
+    async fn invite_analytics_are_read_for_an_invite_and_its_server(app: &TestApp) {
+        let owner = app.user();
+        let client = app.client(&owner);
+        let server = client.create_server(&CreateServer::named("Counted")).await.unwrap();
+        let invite = client
+            .create_invite(server.id, &CreateInvite { max_uses: Some(1), ..Default::default() })
+            .await
+            .unwrap();
+        let code = invite.code.clone().unwrap();
+        app.anonymous().preview(&code).await.unwrap();
+        app.client(&app.user()).accept(&code).await.unwrap();
+        let refused = app.client(&app.user()).accept(&code).await.unwrap_err();
+        assert_eq!(refused.code(), Some(&ErrorCode::InviteMaxedOut));
+        // Written and folded within the flush interval.
+        let mut stats = client.invite_stats(server.id, invite.id).await.unwrap();
+        for _ in 0..500 {
+            if stats.accepts == 1 && stats.previews == 1 && !stats.refusals.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            stats = client.invite_stats(server.id, invite.id).await.unwrap();
+        }
+        assert_eq!((stats.previews, stats.accepts, stats.retained), (1, 1, 1));
+        assert_eq!(stats.refusals.get("INVITE_MAXED_OUT"), Some(&1));
+        assert_eq!(stats.joins_per_day.len(), 1);
+        assert_eq!(stats.joins_per_day[0].joins, 1);
+        let totals = client.server_invite_stats(server.id).await.unwrap();
+        assert_eq!((totals.accepts, totals.invites.len()), (1, 1));
+        assert_eq!((totals.invites[0].invite_id, totals.invites[0].code.as_deref()), (invite.id, Some(code.as_str())));
+
+        let other = client.create_server(&CreateServer::named("Elsewhere")).await.unwrap();
+        let error = client.invite_stats(other.id, invite.id).await.unwrap_err();
+        assert_eq!((error.status(), error.code()), (Some(404), Some(&ErrorCode::InviteNotFound)));
+    }
+
     async fn an_invite_grants_permissions_to_the_users_it_names(app: &TestApp) {
         let owner = app.user();
         let client = app.client(&owner);

@@ -60,7 +60,9 @@ pub(crate) struct TestApp {
 impl TestApp {
     pub(crate) fn spawn(backend: invite_store::Backend) -> Self {
         let db = TestDatabase::new(backend);
-        let server = TestServer::start(db.pool().clone(), os_random(), &[]);
+        // Analytics written and folded often, so a test sees them soon.
+        let args = ["--analytics-flush-interval", "100ms"];
+        let server = TestServer::start(db.pool().clone(), os_random(), &args);
         Self { base: server.base.clone(), clock: server.clock.clone(), server, _db: db }
     }
 

@@ -94,6 +94,8 @@ pub(crate) struct PageContext {
     pub links: Arc<Links>,
     /// Counts joins.
     pub metrics: Arc<Metrics>,
+    /// Counts the invite's previews and refusals.
+    pub analytics: Arc<invite_runtime::analytics::Analytics>,
 }
 
 /// Registers `/invite/{code}`, the link the service hands out. Call before the API's routes:
@@ -331,6 +333,9 @@ async fn render(
         standing,
         now,
     );
+    if verdict.shown.is_ok() {
+        state.analytics.previewed(found.invite_id, found.server_id);
+    }
     if let Err(reason) = verdict.join {
         return refused_page(state, reason, Some(&found), &code);
     }
@@ -475,10 +480,15 @@ async fn join(
         .await
         .ok()
         .flatten();
-    let outcome =
-        invite_runtime::accept::redeem(&state.door, &state.metrics, actor, code.clone(), None)
-            .await
-            .map_err(|failure| refusal(&ApiError::from(failure)))?;
+    let outcome = invite_runtime::accept::redeem(
+        &state.door,
+        (&state.metrics, &state.analytics),
+        actor,
+        code.clone(),
+        None,
+    )
+    .await
+    .map_err(|failure| refusal(&ApiError::from(failure)))?;
     let Keyed::Fresh(redemption) = outcome else {
         // No Idempotency-Key was given, so nothing is replayed.
         return Err(Failure::Unavailable { retry_after: 1 });

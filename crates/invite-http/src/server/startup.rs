@@ -25,6 +25,7 @@ use tokio::net::TcpStream;
 
 use anyhow::Context as _;
 use invite_core::clock::Clock;
+use invite_runtime::analytics::{self, Analytics};
 use invite_runtime::gateway::Gateway;
 use invite_runtime::idempotency::InFlight;
 use invite_runtime::maintenance::{Maintenance, MaintenanceView};
@@ -156,6 +157,10 @@ pub(crate) struct Service {
     pub page: Arc<PageSettings>,
     /// The gateway's sessions and settings.
     pub gateway: Arc<Gateway>,
+    /// Previews and refusals counted here, not yet written.
+    pub analytics: Arc<Analytics>,
+    /// How often they are written, and joins folded (`INVITE_ANALYTICS_FLUSH_INTERVAL`).
+    pub analytics_interval: std::time::Duration,
 }
 
 impl std::fmt::Debug for Service {
@@ -181,6 +186,7 @@ impl Service {
             auth: Arc::clone(&self.auth),
             links: Arc::clone(&self.links),
             metrics: Arc::clone(&self.metrics),
+            analytics: Arc::clone(&self.analytics),
         }
     }
 
@@ -302,6 +308,8 @@ pub(crate) fn prepare(
         previews,
         page: Arc::new(config.page()),
         gateway: Arc::new(Gateway::new(config.gateway())),
+        analytics: Arc::new(Analytics::new(config.analytics)),
+        analytics_interval: config.analytics_flush_interval,
     };
     service.maintenance_view().show(switch, now);
     Ok((service, options))
@@ -329,6 +337,7 @@ pub(crate) fn configure_app(service: &Service) -> impl FnOnce(&mut web::ServiceC
             .app_data(web::Data::from(parts.links))
             .app_data(web::Data::from(parts.metrics))
             .app_data(web::Data::from(parts.previews))
+            .app_data(web::Data::from(parts.analytics))
             .app_data(extract::path_config())
             .app_data(extract::query_config())
             .configure(crate::page::configure_links)
@@ -511,6 +520,11 @@ fn spawn_background(service: &Service) {
         spawn(background::forget_idle_keys(limits));
     }
     spawn(background::purge(service.door.clone(), service.events_retention));
+    spawn(analytics::run(
+        service.door.clone(),
+        Arc::clone(&service.analytics),
+        service.analytics_interval,
+    ));
 }
 
 /// SIGTERM or Ctrl-C.

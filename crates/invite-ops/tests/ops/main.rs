@@ -12,6 +12,7 @@ mod invites;
 mod join_requests;
 mod outcome;
 mod raid;
+mod stats;
 
 use chrono::{DateTime, TimeZone, Utc};
 use invite_core::invite::CreateInviteRequest;

@@ -353,6 +353,19 @@ impl EventRepository for DbConnection {
     }
 }
 
+/// The joins and departures after `after` and up to `up_to`, oldest first: what per-invite
+/// analytics fold (see the `stats` module).
+pub(super) fn membership_events_between(
+    conn: &mut DbConnection,
+    after: i64,
+    up_to: i64,
+    limit: i64,
+) -> StoreResult<Vec<StoredEvent>> {
+    let kinds = [EventType::MemberJoin.as_str(), EventType::MemberRemove.as_str()];
+    let scope = events::table.filter(events::seq.le(up_to)).filter(events::kind.eq_any(kinds));
+    load_events(conn, scope.into_boxed(), after, limit)
+}
+
 /// The events of `scope` after `after`, oldest first: the one read behind every reader, which
 /// differ only in which servers and up to which `seq` they read.
 fn load_events(

@@ -56,14 +56,15 @@ pub trait MemberRepository {
         now: DateTime<Utc>,
     ) -> StoreResult<Member>;
 
-    /// Removes the member and keeps the member count; `NotFound` when not a member.
+    /// Removes the member and keeps the member count; returns the invite they had joined
+    /// through, if any. `NotFound` when not a member.
     fn remove_member(
         &mut self,
         server_id: Uuid,
         user_id: Uuid,
         removal: Removal,
         now: DateTime<Utc>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<Option<Uuid>>;
 
     /// Members who joined with the invite, in join order, after the given user.
     fn members_joined_with(
@@ -137,18 +138,30 @@ fn into_members(rows: Vec<MemberWithName>) -> StoreResult<Vec<Member>> {
     rows.into_iter().map(|(row, username)| row.into_member(username)).collect()
 }
 
-/// Deletes the membership and keeps the member count; whether there was one.
-fn delete_membership(conn: &mut DbConnection, server_id: Uuid, user_id: Uuid) -> StoreResult<bool> {
-    let deleted = diesel::delete(
+/// A membership deleted: the invite the member had joined through (none for the owner), which
+/// the departure's event names for per-invite analytics.
+struct Departed {
+    joined_via: Option<Uuid>,
+}
+
+/// Deletes the membership and keeps the member count; `None` when there was none.
+fn delete_membership(
+    conn: &mut DbConnection,
+    server_id: Uuid,
+    user_id: Uuid,
+) -> StoreResult<Option<Departed>> {
+    let deleted: Option<Option<Id>> = on_each_backend!(&mut *conn, |inner| diesel::delete(
         members::table
             .filter(members::server_id.eq(Id(server_id)))
             .filter(members::user_id.eq(Id(user_id))),
     )
-    .execute(conn)?;
-    if deleted > 0 {
+    .returning(members::joined_via_invite_id)
+    .get_result(inner)
+    .optional())?;
+    if deleted.is_some() {
         add_to_member_count(conn, server_id, -1)?;
     }
-    Ok(deleted > 0)
+    Ok(deleted.map(|invite| Departed { joined_via: invite.map(|id| id.0) }))
 }
 
 impl MemberRepository for DbConnection {
@@ -215,13 +228,13 @@ impl MemberRepository for DbConnection {
         user_id: Uuid,
         removal: Removal,
         now: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Option<Uuid>> {
         write_transaction(self, |conn| {
-            if !delete_membership(conn, server_id, user_id)? {
+            let Some(Departed { joined_via }) = delete_membership(conn, server_id, user_id)? else {
                 return Err(StoreError::NotFound(Entity::Member));
-            }
+            };
             let (actor_id, action, details) = match removal {
-                Removal::Leave => return Ok(()),
+                Removal::Leave => return Ok(joined_via),
                 Removal::Kick { by } => (by, AuditAction::MemberKick, serde_json::json!({})),
                 Removal::Temporary => (
                     user_id,
@@ -240,7 +253,7 @@ impl MemberRepository for DbConnection {
                     now,
                 },
             )?;
-            Ok(())
+            Ok(joined_via)
         })
     }
 
@@ -370,7 +383,7 @@ impl BanRepository for DbConnection {
                 .do_update()
                 .set((bans::reason.eq(&ban.reason), bans::banned_by.eq(Id(actor))))
                 .execute(inner))?;
-            let was_member = delete_membership(conn, server_id, user_id)?;
+            let was_member = delete_membership(conn, server_id, user_id)?.is_some();
             audit::record(
                 conn,
                 NewAuditEntry {

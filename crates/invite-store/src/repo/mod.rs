@@ -20,6 +20,7 @@ mod maintenance;
 mod members;
 mod redeem;
 mod servers;
+mod stats;
 mod vanity;
 mod webhooks;
 
@@ -45,6 +46,7 @@ pub use members::{BanRepository, MemberRepository, Removal};
 pub use redeem::accept_statement_sql;
 pub use redeem::{JoinRequest, Joined, Redemption, redeem_set};
 pub use servers::{ChannelRepository, ServerRepository, UserRepository};
+pub use stats::{Folded, PreviewCount, RefusalCount, StatsRepository};
 pub use vanity::VanityRepository;
 pub use webhooks::WebhookRepository;
 pub use webhooks::{AttemptOutcome, Delivery, NewWebhook, Webhook};

@@ -19,6 +19,7 @@ mod redeem;
 mod reliability;
 mod schema;
 mod servers;
+mod stats;
 mod vanity;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};

@@ -157,6 +157,11 @@ fn declared_by_schema_rs(side: Side) -> Vec<Described> {
         webhook_deliveries,
         gateway_sessions,
         join_requests,
+        invite_stats,
+        invite_refusals,
+        invite_joins_daily,
+        server_joins_daily,
+        invite_stats_fold,
     );
     // A table added to `schema.rs` but not to the list above would go unchecked.
     let in_schema_rs = include_str!("../../src/schema.rs").matches("diesel::table!").count();

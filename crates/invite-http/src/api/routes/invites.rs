@@ -18,6 +18,7 @@ use invite_store::repo::{
 use serde::Deserialize;
 use uuid::Uuid;
 
+use invite_runtime::analytics::Analytics;
 use invite_runtime::door::Door;
 use invite_runtime::metrics::Metrics;
 use invite_runtime::preview_cache::PreviewCache;
@@ -402,6 +403,7 @@ pub(crate) async fn preview(
     door: web::Data<Door>,
     limiter: web::Data<Limiter>,
     previews: web::Data<PreviewCache>,
+    analytics: web::Data<Analytics>,
     req: HttpRequest,
     path: web::Path<String>,
     query: web::Query<PreviewQuery>,
@@ -421,6 +423,7 @@ pub(crate) async fn preview(
     let verdict =
         invite_ops::invites::preview_verdict(Some(&found.status), found.invites_paused, None, now);
     verdict.shown.map_err(ApiError::Preview)?;
+    analytics.previewed(found.invite_id, found.server_id);
     let mut preview =
         crate::api::wire::preview(code.as_str(), &found, previews.member_count(&found), now);
     if query.with_counts {
@@ -458,7 +461,10 @@ pub(crate) async fn accept(
         || limiter.unknown_code(&req, Problem::from(RedemptionRefused::NotFound).into());
     let code = CodeRef::parse(&path).ok_or_else(not_found)?;
     let recording = key.claim().map(|claim| (claim, &JOINED));
-    match invite_runtime::accept::redeem(&door, &metrics, actor, code, recording).await? {
+    let analytics = super::common::app_data::<Analytics>(&req)?;
+    match invite_runtime::accept::redeem(&door, (&metrics, &analytics), actor, code, recording)
+        .await?
+    {
         Keyed::Replay(recorded) => Ok(respond(Keyed::Replay(recorded))),
         Keyed::Fresh(Redemption::Joined(joined)) => Ok(respond(Keyed::Fresh(RecordedResponse {
             status: JOINED.status,

@@ -37,6 +37,7 @@ pub(crate) mod join_requests;
 pub(crate) mod members;
 pub(crate) mod metrics;
 pub(crate) mod servers;
+pub(crate) mod stats;
 pub(crate) mod status;
 pub(crate) mod vanity;
 pub(crate) mod webhooks;
@@ -53,7 +54,7 @@ use common::{Endpoint, Module};
 /// The route modules, in the order the router tries their routes. First: the router tries
 /// routes in order, each dynamic one with a regular expression, and previews and accepts are
 /// what a crowd sends; no other route starts with `/invites/`.
-static MODULES: [Module; 12] = [
+static MODULES: [Module; 13] = [
     invites::MODULE,
     health::MODULE,
     status::MODULE,
@@ -66,6 +67,7 @@ static MODULES: [Module; 12] = [
     vanity::MODULE,
     webhooks::MODULE,
     join_requests::MODULE,
+    stats::MODULE,
 ];
 
 /// Registers every route.

@@ -1,0 +1,345 @@
+//! Per-invite analytics as the service keeps them (contract section 11).
+//!
+//! - Previews and refused accepts are counted in this instance's memory and written in batches
+//!   every flush interval (`INVITE_ANALYTICS_FLUSH_INTERVAL`): never a write per preview. A
+//!   cached preview is the hottest path of the service, so counting one costs a shared lock on
+//!   one of [`SHARDS`] maps and an atomic add, and allocates only the first time an invite is
+//!   counted since the last flush. What a crash loses is what was counted since the last flush;
+//!   a graceful stop flushes ([`finish`]). A flush that fails puts its counts back.
+//! - Joins and departures are not counted here at all: they are in the outbox already, and
+//!   [`fold`] adds them to the counters and daily roll-ups behind the store's cursor, up to this
+//!   instance's horizon (where nothing can still commit below), at the same interval. Instances
+//!   sharing a database take turns on the cursor; each event is folded once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use invite_core::redeem::RedemptionRefused;
+use invite_store::repo::{
+    EventHorizon, EventRepository, PreviewCount, RefusalCount, StatsRepository,
+};
+use parking_lot::{Mutex, RwLock};
+use uuid::Uuid;
+
+use crate::db::DbResult;
+use crate::door::Door;
+
+/// Maps the preview counters are spread over, so that previews of different invites on
+/// different threads rarely meet on one lock.
+pub const SHARDS: usize = 16;
+
+/// Joins and departures folded per transaction.
+const FOLD_BATCH: i64 = 5_000;
+
+/// Samples of the outbox's horizon one fold may take while transactions that drew `seq`s end.
+const HORIZON_TRIES: u32 = 5;
+const HORIZON_RETRY: Duration = Duration::from_millis(10);
+
+/// One invite's previews since the last flush.
+#[derive(Debug)]
+struct PreviewCounter {
+    server_id: Uuid,
+    previews: AtomicI64,
+}
+
+/// Refusals since the last flush, by code accepted and by the contract's error code.
+type Refusals = HashMap<Box<str>, HashMap<&'static str, i64>>;
+
+/// This instance's counts of previews and refusals not yet written, and the horizon its folds
+/// read the outbox up to.
+#[derive(Debug)]
+pub struct Analytics {
+    /// Whether analytics are on here (`INVITE_ANALYTICS`): previews and refusals counted, and
+    /// joins folded from the outbox.
+    counting: bool,
+    previews: [RwLock<HashMap<Uuid, PreviewCounter>>; SHARDS],
+    refusals: Mutex<Refusals>,
+    horizon: Mutex<EventHorizon>,
+}
+
+/// What [`Analytics::take`] took: the rows of one flush.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// Previews, by invite.
+    pub previews: Vec<PreviewCount>,
+    /// Refusals, by code and error code.
+    pub refusals: Vec<RefusalCount>,
+}
+
+impl Pending {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.previews.is_empty() && self.refusals.is_empty()
+    }
+}
+
+impl Analytics {
+    /// Counts previews and refusals, and folds joins, when `counting`; else does nothing.
+    pub fn new(counting: bool) -> Self {
+        Self {
+            counting,
+            previews: std::array::from_fn(|_| RwLock::default()),
+            refusals: Mutex::default(),
+            horizon: Mutex::new(EventHorizon::starting_at(0)),
+        }
+    }
+
+    /// Whether analytics are on here.
+    pub fn counting(&self) -> bool {
+        self.counting
+    }
+
+    fn shard(&self, invite_id: Uuid) -> &RwLock<HashMap<Uuid, PreviewCounter>> {
+        // The low bits of a v7 id are random.
+        let low = invite_id.as_u64_pair().1;
+        &self.previews[usize::try_from(low % SHARDS as u64).unwrap_or(0)]
+    }
+
+    /// Counts one preview of the invite shown.
+    pub fn previewed(&self, invite_id: Uuid, server_id: Uuid) {
+        if !self.counting {
+            return;
+        }
+        let shard = self.shard(invite_id);
+        if let Some(counter) = shard.read().get(&invite_id) {
+            counter.previews.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        shard
+            .write()
+            .entry(invite_id)
+            .or_insert_with(|| PreviewCounter { server_id, previews: AtomicI64::new(0) })
+            .previews
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an accept of `code` refused for `reason`; a code that names no invite is
+    /// nobody's to count.
+    pub fn refused(&self, code: &str, reason: RedemptionRefused) {
+        if !self.counting || reason == RedemptionRefused::NotFound {
+            return;
+        }
+        let error = reason.code().as_str();
+        let mut refusals = self.refusals.lock();
+        if let Some(by_error) = refusals.get_mut(code) {
+            *by_error.entry(error).or_default() += 1;
+        } else {
+            refusals.insert(code.into(), HashMap::from([(error, 1)]));
+        }
+    }
+
+    /// Takes every count not yet written, leaving zero.
+    pub fn take(&self) -> Pending {
+        let mut pending = Pending::default();
+        for shard in &self.previews {
+            let taken = std::mem::take(&mut *shard.write());
+            pending.previews.extend(taken.into_iter().map(|(invite_id, counter)| PreviewCount {
+                invite_id,
+                server_id: counter.server_id,
+                previews: counter.previews.into_inner(),
+            }));
+        }
+        let refusals = std::mem::take(&mut *self.refusals.lock());
+        for (code, by_error) in refusals {
+            pending.refusals.extend(by_error.into_iter().map(|(error, refusals)| RefusalCount {
+                code: code.to_string(),
+                error,
+                refusals,
+            }));
+        }
+        pending
+    }
+
+    /// Puts counts back that could not be written, to go with the next flush.
+    pub fn restore(&self, pending: Pending) {
+        for count in pending.previews {
+            let mut shard = self.shard(count.invite_id).write();
+            let counter = shard.entry(count.invite_id).or_insert_with(|| PreviewCounter {
+                server_id: count.server_id,
+                previews: AtomicI64::new(0),
+            });
+            counter.previews.fetch_add(count.previews, Ordering::Relaxed);
+        }
+        let mut refusals = self.refusals.lock();
+        for count in pending.refusals {
+            *refusals
+                .entry(count.code.into_boxed_str())
+                .or_default()
+                .entry(count.error)
+                .or_default() += count.refusals;
+        }
+    }
+}
+
+/// Writes the counts taken from `analytics` in one transaction (a statement per batch of
+/// rows); on failure they are put back for the next flush.
+pub async fn flush(door: &Door, analytics: &Analytics) -> DbResult<()> {
+    let pending = analytics.take();
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let written = pending.clone();
+    let outcome = door
+        .upkeep(move |conn| {
+            invite_store::write_transaction(conn, |conn| {
+                conn.add_previews(&written.previews)?;
+                conn.add_refusals(&written.refusals)?;
+                Ok::<_, invite_store::StoreError>(())
+            })
+        })
+        .await;
+    if outcome.is_err() {
+        analytics.restore(pending);
+    }
+    outcome
+}
+
+/// Folds the joins and departures committed since the store's cursor, up to this instance's
+/// horizon of the outbox, into the counters and daily roll-ups.
+pub async fn fold(door: &Door, analytics: &Analytics) -> DbResult<()> {
+    let mut tries = 0;
+    let safe = loop {
+        let sample = door.read(EventRepository::horizon_sample).await?;
+        let (safe, waiting) = {
+            let mut horizon = analytics.horizon.lock();
+            (horizon.advance(sample), horizon.is_waiting())
+        };
+        tries += 1;
+        if !waiting || tries >= HORIZON_TRIES {
+            break safe;
+        }
+        tokio::time::sleep(HORIZON_RETRY).await;
+    };
+    loop {
+        let folded = door.upkeep(move |conn| conn.fold_stats(safe, FOLD_BATCH)).await?;
+        if !folded.more {
+            return Ok(());
+        }
+    }
+}
+
+/// Flushes and folds every `interval`, as long as the service runs; nothing when analytics are
+/// off (`INVITE_ANALYTICS=off`: the fold then catches up once they are on again, here or on
+/// another instance, within the outbox's retention). Spawn it on the server's runtime.
+pub async fn run(door: Door, analytics: Arc<Analytics>, interval: Duration) {
+    if !analytics.counting {
+        return;
+    }
+    loop {
+        tokio::time::sleep(interval).await;
+        if let Err(error) = flush(&door, &analytics).await {
+            tracing::debug!(%error, "could not write the analytics counted here");
+        }
+        if let Err(error) = fold(&door, &analytics).await {
+            tracing::debug!(%error, "could not fold joins into the analytics");
+        }
+    }
+}
+
+/// The last flush and fold, when the service stops: a graceful stop loses no count.
+pub async fn finish(door: &Door, analytics: &Analytics) {
+    if !analytics.counting {
+        return;
+    }
+    if let Err(error) = flush(door, analytics).await {
+        tracing::warn!(%error, "previews and refusals counted here since the last flush are lost");
+    }
+    if let Err(error) = fold(door, analytics).await {
+        tracing::debug!(%error, "the next instance folds the joins left");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u128) -> Uuid {
+        Uuid::from_u128(n)
+    }
+
+    fn previews(pending: &Pending) -> Vec<(Uuid, Uuid, i64)> {
+        let mut rows: Vec<_> =
+            pending.previews.iter().map(|c| (c.invite_id, c.server_id, c.previews)).collect();
+        rows.sort();
+        rows
+    }
+
+    #[test]
+    fn previews_are_counted_by_invite_and_taken_once() {
+        let analytics = Analytics::new(true);
+        for _ in 0..3 {
+            analytics.previewed(id(1), id(9));
+        }
+        analytics.previewed(id(2), id(9));
+        let pending = analytics.take();
+        assert_eq!(previews(&pending), vec![(id(1), id(9), 3), (id(2), id(9), 1)]);
+        assert!(analytics.take().is_empty(), "taken counts start again from zero");
+    }
+
+    #[test]
+    fn previews_counted_on_many_threads_all_count() {
+        let analytics = Arc::new(Analytics::new(true));
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let analytics = Arc::clone(&analytics);
+                std::thread::spawn(move || {
+                    for n in 0..1000 {
+                        analytics.previewed(id(n % 4), id(9));
+                        if n % 100 == 0 && t == 0 {
+                            // A flush in the middle takes what was counted so far.
+                            analytics.restore(analytics.take());
+                        }
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let total: i64 = analytics.take().previews.iter().map(|c| c.previews).sum();
+        assert_eq!(total, 8000);
+    }
+
+    #[test]
+    fn refusals_are_counted_by_code_and_error_and_unknown_codes_not_at_all() {
+        let analytics = Analytics::new(true);
+        analytics.refused("aaaa1111", RedemptionRefused::MaxedOut);
+        analytics.refused("aaaa1111", RedemptionRefused::MaxedOut);
+        analytics.refused("aaaa1111", RedemptionRefused::Banned);
+        analytics.refused("nope0000", RedemptionRefused::NotFound);
+        let mut rows: Vec<(String, &str, i64)> =
+            analytics.take().refusals.into_iter().map(|c| (c.code, c.error, c.refusals)).collect();
+        rows.sort();
+        assert_eq!(
+            rows,
+            vec![
+                ("aaaa1111".to_owned(), "BANNED", 1),
+                ("aaaa1111".to_owned(), "INVITE_MAXED_OUT", 2)
+            ]
+        );
+    }
+
+    #[test]
+    fn counts_put_back_after_a_failed_flush_add_to_new_ones() {
+        let analytics = Analytics::new(true);
+        analytics.previewed(id(1), id(9));
+        analytics.refused("aaaa1111", RedemptionRefused::Expired);
+        let failed = analytics.take();
+        analytics.previewed(id(1), id(9));
+        analytics.refused("aaaa1111", RedemptionRefused::Expired);
+        analytics.restore(failed);
+        let pending = analytics.take();
+        assert_eq!(previews(&pending), vec![(id(1), id(9), 2)]);
+        assert_eq!(pending.refusals[0].refusals, 2);
+    }
+
+    #[test]
+    fn nothing_is_counted_when_counting_is_off() {
+        let analytics = Analytics::new(false);
+        analytics.previewed(id(1), id(9));
+        analytics.refused("aaaa1111", RedemptionRefused::Expired);
+        assert!(analytics.take().is_empty());
+    }
+}
