@@ -199,6 +199,30 @@ fn decision_audit(
     }
 }
 
+/// Denies `request` for `actor` with its `JoinRequestDeny` audit entry; `reason` is recorded
+/// when the denial is not a moderator's own choice (a ban's).
+fn deny_audited(
+    conn: &mut DbConnection,
+    request: &StoredJoinRequest,
+    actor: Uuid,
+    reason: Option<&str>,
+    now: DateTime<Utc>,
+) -> StoreResult<StoredJoinRequest> {
+    let request = decide(conn, request, Decision::Deny, Some(actor), now)?;
+    let mut details = serde_json::json!({
+        "request_id": request.id,
+        "invite_id": request.invite_id,
+    });
+    if let Some(reason) = reason {
+        details["reason"] = reason.into();
+    }
+    audit::record(
+        conn,
+        decision_audit(&request, AuditAction::JoinRequestDeny, actor, details, now),
+    )?;
+    Ok(request)
+}
+
 /// Appends the `JOIN_REQUEST_UPDATE` of `request`.
 fn announce(
     conn: &mut DbConnection,
@@ -322,20 +346,7 @@ impl JoinRequestRepository for DbConnection {
         write_transaction(self, |conn| {
             let request = server_request(conn, server_id, request_id)?;
             lock_server(conn, server_id)?;
-            let request = decide(conn, &request, Decision::Deny, Some(actor), now)?;
-            audit::record(
-                conn,
-                decision_audit(
-                    &request,
-                    AuditAction::JoinRequestDeny,
-                    actor,
-                    serde_json::json!({
-                        "request_id": request.id,
-                        "invite_id": request.invite_id,
-                    }),
-                    now,
-                ),
-            )?;
+            let request = deny_audited(conn, &request, actor, None, now)?;
             let event = announce(conn, &request, now)?;
             Ok(Decided { request, event })
         })
@@ -376,22 +387,7 @@ impl JoinRequestRepository for DbConnection {
             .collect::<StoreResult<_>>()?;
         let mut denied = Vec::with_capacity(pending.len());
         for request in pending {
-            let request = decide(self, &request, Decision::Deny, Some(actor), now)?;
-            audit::record(
-                self,
-                decision_audit(
-                    &request,
-                    AuditAction::JoinRequestDeny,
-                    actor,
-                    serde_json::json!({
-                        "request_id": request.id,
-                        "invite_id": request.invite_id,
-                        "reason": "ban",
-                    }),
-                    now,
-                ),
-            )?;
-            denied.push(request);
+            denied.push(deny_audited(self, &request, actor, Some("ban"), now)?);
         }
         Ok(denied)
     }
