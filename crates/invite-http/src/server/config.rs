@@ -45,7 +45,7 @@
 //! | `--gateway-queue` | `INVITE_GATEWAY_QUEUE` | 1024 | frames a session may have waiting before it is closed as a slow consumer |
 //! | `--temporary-grace` | `INVITE_TEMPORARY_GRACE` | `60s` | how long a temporary member's last gateway session may be gone before they are removed |
 //! | `--analytics` | `INVITE_ANALYTICS` | `on` | whether this instance keeps per-invite analytics: counts previews and refused accepts, and folds joins in from the outbox (`off`: neither; another instance, or this one turned on again, folds the joins within the outbox's retention) |
-//! | `--analytics-flush-interval` | `INVITE_ANALYTICS_FLUSH_INTERVAL` | `10s` | how often each instance writes the previews and refusals it counted, and joins are folded in: what the analytics lag by, and what a crash loses of previews and refusals |
+//! | `--analytics-flush-interval` | `INVITE_ANALYTICS_FLUSH_INTERVAL` | `60s` | how often each instance writes the previews and refusals it counted, and joins are folded in: what the analytics lag by, and what a crash loses of previews and refusals (a flush writes a row per invite previewed since the last, so its cost falls with the interval, not with the previews) |
 
 use std::ffi::OsStr;
 use std::path::PathBuf;
@@ -249,7 +249,7 @@ pub(crate) struct Config {
     pub analytics: bool,
     /// How often each instance writes the previews and refusals it counted (one batch) and
     /// folds new joins in: what the analytics lag by, and what a crash loses of the counts.
-    #[arg(long, env = "INVITE_ANALYTICS_FLUSH_INTERVAL", default_value = "10s", value_parser = Setting(interval), global = true)]
+    #[arg(long, env = "INVITE_ANALYTICS_FLUSH_INTERVAL", default_value = "60s", value_parser = Setting(interval), global = true)]
     pub analytics_flush_interval: Duration,
     /// The cookie that carries the platform's bearer token to the invite page.
     #[arg(long, env = "INVITE_SESSION_COOKIE", default_value = "session", value_parser = Setting(cookie_name), global = true)]

@@ -33,9 +33,19 @@ const CHUNK: usize = 1000;
 
 /// Adds `$rows` into `$table` with one `INSERT ... ON CONFLICT ($target) DO UPDATE SET $set`
 /// per [`CHUNK`] of rows on PostgreSQL. diesel writes no multi-row upsert for SQLite, whose
-/// statements are calls into this process rather than round trips: one per row there, in the
-/// caller's transaction.
+/// statements are calls into this process rather than round trips: one per row there (the
+/// `sqlite` form), in the caller's transaction.
 macro_rules! upsert {
+    (sqlite $sqlite:expr, $table:expr, $rows:expr, $target:expr, $set:expr) => {
+        for row in $rows {
+            diesel::insert_into($table)
+                .values(row)
+                .on_conflict($target)
+                .do_update()
+                .set($set)
+                .execute($sqlite)?;
+        }
+    };
     ($conn:expr, $table:expr, $rows:expr, $target:expr, $set:expr) => {
         match $conn {
             DbConnection::Postgres(pg) => {
@@ -48,16 +58,7 @@ macro_rules! upsert {
                         .execute(pg)?;
                 }
             }
-            DbConnection::Sqlite(sqlite) => {
-                for row in $rows {
-                    diesel::insert_into($table)
-                        .values(row)
-                        .on_conflict($target)
-                        .do_update()
-                        .set($set)
-                        .execute(sqlite)?;
-                }
-            }
+            DbConnection::Sqlite(sqlite) => upsert!(sqlite sqlite, $table, $rows, $target, $set),
         }
     };
 }
@@ -163,20 +164,50 @@ struct RefusalRow {
     refusals: i64,
 }
 
+/// The counters' upsert on PostgreSQL: every row of a flush or a fold in one statement, its
+/// columns bound as five arrays (`unnest` keeps their order). A flush writes a row for nearly
+/// every invite previewed since the last; as multi-row `VALUES` of a [`CHUNK`] each, that was a
+/// statement per thousand rows, each of thousands of parameters parsed and planned afresh.
+const ADD_COUNTS_PG: &str = "\
+    INSERT INTO invite_stats AS s (invite_id, server_id, previews, accepts, departures) \
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::int8[], $5::int8[]) \
+    ON CONFLICT (invite_id) DO UPDATE SET previews = s.previews + excluded.previews, \
+        accepts = s.accepts + excluded.accepts, departures = s.departures + excluded.departures";
+
 /// Adds `rows` to the counters: each column to what the row holds, or the row as it is.
 fn add_counts(conn: &mut DbConnection, rows: &[StatsRow]) -> StoreResult<()> {
+    use diesel::sql_types::{Array, Uuid as SqlUuid};
     use invite_stats::dsl::{accepts, departures, invite_id, previews};
-    upsert!(
-        conn,
-        invite_stats::table,
-        rows,
-        invite_id,
-        (
-            previews.eq(previews + excluded(previews)),
-            accepts.eq(accepts + excluded(accepts)),
-            departures.eq(departures + excluded(departures)),
-        )
-    );
+    match conn {
+        DbConnection::Postgres(pg) => {
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let column = |get: fn(&StatsRow) -> i64| rows.iter().map(get).collect::<Vec<_>>();
+            diesel::sql_query(ADD_COUNTS_PG)
+                .bind::<Array<SqlUuid>, _>(
+                    rows.iter().map(|row| row.invite_id.0).collect::<Vec<_>>(),
+                )
+                .bind::<Array<SqlUuid>, _>(
+                    rows.iter().map(|row| row.server_id.0).collect::<Vec<_>>(),
+                )
+                .bind::<Array<BigInt>, _>(column(|row| row.previews))
+                .bind::<Array<BigInt>, _>(column(|row| row.accepts))
+                .bind::<Array<BigInt>, _>(column(|row| row.departures))
+                .execute(pg)?;
+        }
+        DbConnection::Sqlite(sqlite) => upsert!(
+            sqlite sqlite,
+            invite_stats::table,
+            rows,
+            invite_id,
+            (
+                previews.eq(previews + excluded(previews)),
+                accepts.eq(accepts + excluded(accepts)),
+                departures.eq(departures + excluded(departures)),
+            )
+        ),
+    }
     Ok(())
 }
 
