@@ -2,6 +2,9 @@
 
 use actix_web::{HttpResponse, web};
 use invite_core::server::UpdateMemberRequest;
+use invite_ops::{Ctx, OpResult};
+use invite_store::DbConnection;
+use invite_store::models::Member;
 use uuid::Uuid;
 
 use super::common::{AfterQuery, Caller, json_list};
@@ -30,10 +33,16 @@ pub(crate) async fn list(
 ) -> ApiResult<HttpResponse> {
     let server_id = path.into_inner();
     let page = query.into_inner().page();
-    // A list is looked at, not acted on: a standby may serve it.
-    let members = caller
-        .read_stale(move |conn, ctx| invite_ops::members::list(conn, ctx, server_id, page))
-        .await?;
+    members(&caller, move |conn, ctx| invite_ops::members::list(conn, ctx, server_id, page)).await
+}
+
+/// `200` with the members `read` finds. A list is looked at, not acted on: a standby may serve
+/// it.
+async fn members<F>(caller: &Caller, read: F) -> ApiResult<HttpResponse>
+where
+    F: Fn(&mut DbConnection, &Ctx) -> OpResult<Vec<Member>> + Send + Sync + 'static,
+{
+    let members = caller.read_stale(read).await?;
     Ok(json_list(members, crate::api::wire::member))
 }
 
@@ -88,8 +97,8 @@ pub(crate) async fn joined_with(
 ) -> ApiResult<HttpResponse> {
     let ids = path.into_inner();
     let page = query.into_inner().page();
-    let members = caller
-        .read_stale(move |conn, ctx| invite_ops::invites::members_joined_with(conn, ctx, ids, page))
-        .await?;
-    Ok(json_list(members, crate::api::wire::member))
+    members(&caller, move |conn, ctx| {
+        invite_ops::invites::members_joined_with(conn, ctx, ids, page)
+    })
+    .await
 }
