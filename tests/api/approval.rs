@@ -3,8 +3,6 @@
 //! own requests, a ban's denial, the cap, the refusals, the audit entries and the events, and
 //! approvals racing for an invite's last uses.
 
-use std::sync::{Arc, Barrier};
-
 use invite_core::approval::{JoinRequest, JoinRequestStatus, MAX_PENDING_PER_SERVER};
 use invite_store::repo::{
     InviteRepository, JoinRequestRepository, MemberRepository, insert_join_request_unchecked,
@@ -12,7 +10,7 @@ use invite_store::repo::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, TestUser, bits, both_backends, server_id};
+use crate::helpers::{TestApp, TestUser, at_once, bits, both_backends, server_id};
 
 fn id_of(value: &Value) -> Uuid {
     value["id"].as_str().unwrap().parse().unwrap()
@@ -43,16 +41,8 @@ fn is_member(app: &TestApp, server: &Value, user: &TestUser) -> bool {
     app.conn().find_member(id_of(server), user.id).unwrap().is_some()
 }
 
-fn events(app: &TestApp, server: &Value, owner: &TestUser) -> Vec<Value> {
-    let events = app.get(&format!("/servers/{}/events?limit=1000", server_id(server)), owner);
-    events.assert_status(200);
-    events.body.as_array().unwrap().clone()
-}
-
 fn audit(app: &TestApp, server: &Value, owner: &TestUser, action: &str) -> Vec<Value> {
-    let log = app.get(&format!("/servers/{}/audit-log?limit=100", server_id(server)), owner);
-    log.assert_status(200);
-    log.body.as_array().unwrap().iter().filter(|entry| entry["action"] == action).cloned().collect()
+    app.audit_log(server, owner).into_iter().filter(|entry| entry["action"] == action).collect()
 }
 
 fn ids(list: &Value) -> Vec<&str> {
@@ -96,7 +86,7 @@ both_backends! {
         assert_eq!(file(app, &other, &guest), request);
         assert_eq!(file(app, &invite, &guest), request);
         assert_eq!(app.conn().count_pending_join_requests(id_of(&server)).unwrap(), 1);
-        let created: Vec<Value> = events(app, &server, &owner).into_iter().filter(|event| event["type"] == "JOIN_REQUEST_CREATE").collect();
+        let created: Vec<Value> = app.events(&server, &owner).into_iter().filter(|event| event["type"] == "JOIN_REQUEST_CREATE").collect();
         assert_eq!(created.len(), 1);
         assert_eq!(created[0]["data"], request);
         // A PATCH turns it off: the next accept joins.
@@ -150,7 +140,7 @@ both_backends! {
         app.accept(&used, &app.user()).assert_code(400, "INVITE_MAXED_OUT");
         assert_eq!(app.conn().count_pending_join_requests(id_of(&server)).unwrap(), 0);
         assert_eq!(app.get(&requests_path(&server), &owner).body, json!([]));
-        assert!(events(app, &server, &owner).iter().all(|event| event["type"] != "JOIN_REQUEST_CREATE"));
+        assert!(app.events(&server, &owner).iter().all(|event| event["type"] != "JOIN_REQUEST_CREATE"));
         assert_eq!(app.uses(&invite), 0);
     }
 
@@ -222,7 +212,7 @@ both_backends! {
         assert_eq!((&entries[0]["actor_id"], &entries[0]["target_id"]), (&json!(kicker.id), &json!(guest.id)));
         assert_eq!(entries[0]["details"]["request_id"], request["id"]);
         assert_eq!(audit(app, &server, &owner, "MemberJoin").iter().filter(|entry| entry["target_id"] == json!(guest.id)).count(), 1);
-        let events = events(app, &server, &owner);
+        let events = app.events(&server, &owner);
         let kinds: Vec<&str> = events.iter().rev().take(2).map(|event| event["type"].as_str().unwrap()).collect();
         assert_eq!(kinds, ["JOIN_REQUEST_UPDATE", "MEMBER_JOIN"]);
         assert_eq!(events.last().unwrap()["data"]["status"], "approved");
@@ -296,7 +286,7 @@ both_backends! {
         // A decided request does not stop a new one.
         let again = file(app, &invite, &leaving);
         assert_ne!(again["id"], mine["id"]);
-        let updates = events(app, &server, &owner).into_iter().filter(|event| event["type"] == "JOIN_REQUEST_UPDATE").count();
+        let updates = app.events(&server, &owner).into_iter().filter(|event| event["type"] == "JOIN_REQUEST_UPDATE").count();
         assert_eq!(updates, 2);
     }
 
@@ -311,7 +301,7 @@ both_backends! {
         assert!(!is_member(app, &server, &troll));
         let entries = audit(app, &server, &owner, "JoinRequestDeny");
         assert_eq!(entries[0]["details"]["reason"], "ban");
-        let last = events(app, &server, &owner).pop().unwrap();
+        let last = app.events(&server, &owner).pop().unwrap();
         assert_eq!((&last["type"], &last["data"]["status"]), (&json!("JOIN_REQUEST_UPDATE"), &json!("denied")));
     }
 
@@ -354,18 +344,7 @@ both_backends! {
         app.patch(&format!("/servers/{sid}/invites/{}", invite["id"].as_str().unwrap()), &owner, json!({"requires_approval": true})).assert_status(200);
         let users: Vec<TestUser> = (0..REQUESTS).map(|_| app.user()).collect();
         let requests: Vec<Value> = users.iter().map(|user| file(app, &invite, user)).collect();
-        let barrier = Arc::new(Barrier::new(REQUESTS));
-        let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = requests.iter().map(|request| {
-                let (barrier, owner, server) = (barrier.clone(), &owner, &server);
-                scope.spawn(move || {
-                    barrier.wait();
-                    let answer = app.post(&decide_path(server, request, "approve"), owner, json!({}));
-                    (answer.status, answer.body)
-                })
-            }).collect();
-            handles.into_iter().map(|handle| handle.join().unwrap()).collect()
-        });
+        let answers = at_once(&requests, |request| app.post(&decide_path(&server, request, "approve"), &owner, json!({})));
         let approved = answers.iter().filter(|(status, _)| *status == 200).count();
         for (status, body) in &answers {
             assert!(*status == 200 || (*status == 400 && body["code"] == "INVITE_MAXED_OUT"), "{status} {body}");

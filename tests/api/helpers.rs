@@ -1,6 +1,6 @@
 //! `TestApp`: the real server, on port 0, over a database of its own, spoken to over HTTP.
 
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use invite_core::clock::OffsetClock;
@@ -392,6 +392,23 @@ impl TestApp {
         user
     }
 
+    /// The JSON array `GET path` answers `user` with, asserting the 200.
+    pub(crate) fn list(&self, path: &str, user: &TestUser) -> Vec<Value> {
+        let response = self.get(path, user);
+        response.assert_status(200);
+        response.body.as_array().unwrap().clone()
+    }
+
+    /// The server's events, oldest first (up to 1000), as `reader` sees them.
+    pub(crate) fn events(&self, server: &Value, reader: &TestUser) -> Vec<Value> {
+        self.list(&format!("/servers/{}/events?limit=1000", server_id(server)), reader)
+    }
+
+    /// The server's audit log, newest first (up to 100), as `reader` sees it.
+    pub(crate) fn audit_log(&self, server: &Value, reader: &TestUser) -> Vec<Value> {
+        self.list(&format!("/servers/{}/audit-log?limit=100", server_id(server)), reader)
+    }
+
     /// Gives `user` extra permissions, as the owner.
     pub(crate) fn grant(
         &self,
@@ -417,6 +434,29 @@ pub(crate) mod bits {
     pub(crate) const MANAGE_SERVER: i64 = 1 << 12;
     pub(crate) const ADMINISTRATOR: i64 = 1 << 13;
     pub(crate) const CREATE_INVITES: i64 = 1 << 14;
+}
+
+/// Sends `send(item)` for every item at once, each from a thread of its own, all released
+/// together; the answers (status and body) in the items' order.
+pub(crate) fn at_once<T: Sync>(
+    items: &[T],
+    send: impl Fn(&T) -> TestResponse + Sync,
+) -> Vec<(u16, Value)> {
+    let barrier = Barrier::new(items.len());
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .iter()
+            .map(|item| {
+                let (barrier, send) = (&barrier, &send);
+                scope.spawn(move || {
+                    barrier.wait();
+                    let response = send(item);
+                    (response.status, response.body)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|handle| handle.join().unwrap()).collect()
+    })
 }
 
 /// How long until `done` holds, polled every 10 ms; fails the test after 10 s. For what the

@@ -32,12 +32,6 @@ fn is_member(app: &TestApp, server: &Value, user: &TestUser) -> bool {
     app.conn().find_member(id_of(server), user.id).unwrap().is_some()
 }
 
-fn event_count(app: &TestApp, server: &Value, owner: &TestUser) -> usize {
-    let events = app.get(&format!("/servers/{}/events?limit=1000", server_id(server)), owner);
-    events.assert_status(200);
-    events.body.as_array().unwrap().len()
-}
-
 both_backends! {
     fn only_the_named_users_may_accept_and_anyone_else_consumes_nothing(app: &TestApp) {
         let (owner, server) = app.owned_server();
@@ -61,13 +55,13 @@ both_backends! {
         }
 
         let before = held(app, &server, &invite);
-        let events_before = event_count(app, &server, &owner);
+        let events_before = app.events(&server, &owner).len();
         for _ in 0..2 {
             app.accept(&invite, &stranger).assert_error(403, "INVITE_NOT_FOR_YOU", NOT_FOR_YOU);
         }
         assert_eq!(held(app, &server, &invite), before, "no use, no version, no member counted");
         assert!(!is_member(app, &server, &stranger));
-        assert_eq!(event_count(app, &server, &owner), events_before, "no event");
+        assert_eq!(app.events(&server, &owner).len(), events_before, "no event");
         let log = app.get(&format!("/servers/{}/audit-log?limit=100", server_id(&server)), &owner);
         assert!(!log.text.contains(&stranger.id.to_string()), "no audit entry: {}", log.text);
 

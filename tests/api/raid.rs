@@ -2,15 +2,13 @@
 //! pause a burst of joins sets (as `PUT .../invites-pause` would), its audit entry and event, the
 //! count starting afresh, and racing joins admitted no further than the threshold.
 
-use std::sync::{Arc, Barrier};
-
 use invite_core::clock::Clock;
 use invite_core::raid::{RaidProtection, RaidWindow};
 use invite_store::repo::ServerRepository;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, TestUser, bits, both_backends, server_id};
+use crate::helpers::{TestApp, TestUser, at_once, bits, both_backends, server_id};
 
 fn raid_path(server: &Value) -> String {
     format!("/servers/{}/raid-protection", server_id(server))
@@ -25,22 +23,11 @@ fn held(app: &TestApp, server: &Value) -> (Option<RaidProtection>, RaidWindow) {
     app.conn().raid_protection(id_of(server)).unwrap()
 }
 
-fn events(app: &TestApp, server: &Value, owner: &TestUser) -> Vec<Value> {
-    let events = app.get(&format!("/servers/{}/events?limit=1000", server_id(server)), owner);
-    events.assert_status(200);
-    events.body.as_array().unwrap().clone()
-}
-
 /// The audit log's `InvitesPause` entries.
 fn pause_entries(app: &TestApp, server: &Value, owner: &TestUser) -> Vec<Value> {
-    let log = app.get(&format!("/servers/{}/audit-log?limit=100", server_id(server)), owner);
-    log.assert_status(200);
-    log.body
-        .as_array()
-        .unwrap()
-        .iter()
+    app.audit_log(server, owner)
+        .into_iter()
         .filter(|entry| entry["action"] == "InvitesPause")
-        .cloned()
         .collect()
 }
 
@@ -152,7 +139,7 @@ both_backends! {
         assert_eq!(entries[0]["actor_id"], Value::Null);
         assert_eq!(entries[0]["target_id"], json!(sid));
         assert_eq!(entries[0]["details"], json!({"reason": "raid", "joins": 3, "window_seconds": 60}));
-        let events = events(app, &server, &owner);
+        let events = app.events(&server, &owner);
         let last = events.last().unwrap();
         assert_eq!(last["type"], "INVITES_PAUSE", "{events:?}");
         assert_eq!(last["data"]["server_id"], json!(sid));
@@ -207,18 +194,8 @@ both_backends! {
             let invites = [app.create_invite(&server, &owner, json!({})), app.create_invite(&server, &owner, json!({}))];
             app.put(&raid_path(&server), &owner, json!({"joins": JOINS, "window_seconds": 600, "pause_seconds": 600})).assert_status(200);
             let users: Vec<TestUser> = (0..RACERS).map(|_| app.user()).collect();
-            let barrier = Arc::new(Barrier::new(RACERS));
-            let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
-                let handles: Vec<_> = users.iter().enumerate().map(|(i, user)| {
-                    let (barrier, invite) = (barrier.clone(), &invites[i % 2]);
-                    scope.spawn(move || {
-                        barrier.wait();
-                        let response = app.accept(invite, user);
-                        (response.status, response.body)
-                    })
-                }).collect();
-                handles.into_iter().map(|handle| handle.join().unwrap()).collect()
-            });
+            let racers: Vec<(&TestUser, &Value)> = users.iter().zip(invites.iter().cycle()).collect();
+            let answers = at_once(&racers, |(user, invite)| app.accept(invite, user));
             let admitted = answers.iter().filter(|(status, _)| *status == 201).count();
             for (status, body) in &answers {
                 assert!(*status == 201 || (*status == 403 && body["code"] == "INVITES_PAUSED"), "round {round}: {status} {body}");
@@ -233,7 +210,7 @@ both_backends! {
             let uses: i64 = invites.iter().map(|invite| app.uses(invite)).sum();
             assert_eq!(uses, i64::try_from(JOINS).unwrap(), "round {round}");
             assert_eq!(pause_entries(app, &server, &owner).len(), 1, "round {round}");
-            let events = events(app, &server, &owner);
+            let events = app.events(&server, &owner);
             let pauses = events.iter().filter(|event| event["type"] == "INVITES_PAUSE").count();
             let joins = events.iter().filter(|event| event["type"] == "MEMBER_JOIN").count();
             assert_eq!((pauses, joins), (1, JOINS), "round {round}");

@@ -38,18 +38,6 @@ fn held(app: &TestApp, server: &Value, invite: &Value) -> (Vec<Uuid>, usize, i64
     (through, rows, counted, revoked)
 }
 
-fn audit_log(app: &TestApp, server: &Value, owner: &TestUser) -> Vec<Value> {
-    let log = app.get(&format!("/servers/{}/audit-log?limit=100", server_id(server)), owner);
-    log.assert_status(200);
-    log.body.as_array().unwrap().clone()
-}
-
-fn events(app: &TestApp, server: &Value, owner: &TestUser) -> Vec<Value> {
-    let events = app.get(&format!("/servers/{}/events?limit=1000", server_id(server)), owner);
-    events.assert_status(200);
-    events.body.as_array().unwrap().clone()
-}
-
 fn sorted(mut ids: Vec<Uuid>) -> Vec<Uuid> {
     ids.sort_unstable();
     ids
@@ -75,7 +63,7 @@ both_backends! {
         app.grant(&server, &owner, &guests[2], 0);
         // Joined through another invite: none of this undo's business.
         let other = app.member(&server, &owner);
-        let events_before = events(app, &server, &owner).len();
+        let events_before = app.events(&server, &owner).len();
 
         let undone = app.post(&undo_path(&server, &invite), &owner, json!({}));
         undone.assert_status(200);
@@ -97,7 +85,7 @@ both_backends! {
         app.get(&format!("/invites/{}", invite["code"].as_str().unwrap()), &owner).assert_code(404, "INVITE_REVOKED");
 
         // Each removal a kick audited with the reason and the code; the revoke audited once.
-        let log = audit_log(app, &server, &owner);
+        let log = app.audit_log(&server, &owner);
         let kicks: Vec<&Value> = log.iter().filter(|entry| entry["action"] == "MemberKick").collect();
         assert_eq!(kicks.len(), 2);
         for kick in &kicks {
@@ -114,7 +102,7 @@ both_backends! {
         assert_eq!(revokes[0]["target_id"], invite["id"]);
 
         // The revoke's event, then a MEMBER_REMOVE for each removal, committed with it.
-        let new: Vec<Value> = events(app, &server, &owner).split_off(events_before);
+        let new: Vec<Value> = app.events(&server, &owner).split_off(events_before);
         let kinds: Vec<&str> = new.iter().map(|event| event["type"].as_str().unwrap()).collect();
         assert_eq!(kinds, ["INVITE_DELETE", "MEMBER_REMOVE", "MEMBER_REMOVE"]);
         assert_eq!(new[0]["data"], json!({"server_id": server["id"], "invite_id": invite["id"], "code": invite["code"]}));
@@ -128,8 +116,8 @@ both_backends! {
         // Repeating it removes nobody, says the same of who stays, and writes nothing.
         let again = app.post(&undo_path(&server, &invite), &owner, json!({}));
         assert_eq!((again.status, again.body.clone()), (200, json!({"revoked": true, "removed": 0, "kept": 1})));
-        assert_eq!(audit_log(app, &server, &owner).len(), log.len());
-        assert_eq!(events(app, &server, &owner).len(), events_before + 3);
+        assert_eq!(app.audit_log(&server, &owner).len(), log.len());
+        assert_eq!(app.events(&server, &owner).len(), events_before + 3);
         assert_eq!(held(app, &server, &invite), (vec![guests[2].id], 3, 3, true));
     }
 
@@ -165,14 +153,14 @@ both_backends! {
         let (owner, server, invite) = app.server_with_invite(json!({}));
         let guests = joined(app, &invite, 2);
         app.delete(&format!("/servers/{}/invites/{}", server_id(&server), invite["id"].as_str().unwrap()), &owner).assert_status(204);
-        let events_before = events(app, &server, &owner).len();
+        let events_before = app.events(&server, &owner).len();
         // A bare POST, no body at all, is `{}`.
         let undone = app.request(reqwest::Method::POST, &undo_path(&server, &invite), Some(&owner), None);
         assert_eq!((undone.status, undone.body.clone()), (200, json!({"revoked": true, "removed": 2, "kept": 0})));
         // Not revoked twice: no second INVITE_DELETE, no second InviteRevoke.
-        let new: Vec<Value> = events(app, &server, &owner).split_off(events_before);
+        let new: Vec<Value> = app.events(&server, &owner).split_off(events_before);
         assert_eq!(new.iter().map(|event| event["type"].as_str().unwrap()).collect::<Vec<_>>(), ["MEMBER_REMOVE", "MEMBER_REMOVE"]);
-        let revokes = audit_log(app, &server, &owner).iter().filter(|entry| entry["action"] == "InviteRevoke").count();
+        let revokes = app.audit_log(&server, &owner).iter().filter(|entry| entry["action"] == "InviteRevoke").count();
         assert_eq!(revokes, 1);
         assert_eq!(held(app, &server, &invite), (vec![], 1, 1, true));
         for guest in &guests {
@@ -198,7 +186,7 @@ both_backends! {
         let moderator = app.member_with(&server, &owner, bits::MANAGE_SERVER | bits::KICK_MEMBERS);
         let undone = app.post(&path, &moderator, json!({}));
         assert_eq!((undone.status, undone.body.clone()), (200, json!({"revoked": true, "removed": 2, "kept": 0})));
-        let kicks = audit_log(app, &server, &owner).into_iter().filter(|entry| entry["action"] == "MemberKick").count();
+        let kicks = app.audit_log(&server, &owner).into_iter().filter(|entry| entry["action"] == "MemberKick").count();
         assert_eq!(kicks, 2);
     }
 
@@ -206,7 +194,7 @@ both_backends! {
         let (owner, server, invite) = app.server_with_invite(json!({}));
         let guest = joined(app, &invite, 1).remove(0);
         let path = undo_path(&server, &invite);
-        let log = audit_log(app, &server, &owner).len();
+        let log = app.audit_log(&server, &owner).len();
         let message = "since must be an RFC 3339 time, such as 2026-12-07T12:00:00Z";
         for since in [json!("yesterday"), json!(""), json!("2026-12-07"), json!("2026-12-07T12:00"), json!(1_765_108_800), json!(true), json!(["2026-12-07T12:00:00Z"]), json!({"at": "2026-12-07T12:00:00Z"})] {
             app.post(&path, &owner, json!({ "since": since })).assert_error(400, "VALIDATION_ERROR", message);
@@ -233,9 +221,9 @@ both_backends! {
         // Nothing changed, here or there.
         assert_eq!(held(app, &server, &invite), (vec![guest.id], 2, 2, false));
         assert_eq!(held(app, &elsewhere, &foreign), (vec![foreign_guest.id], 2, 2, false));
-        assert_eq!(audit_log(app, &server, &owner).len(), log);
+        assert_eq!(app.audit_log(&server, &owner).len(), log);
         app.accept(&invite, &app.user()).assert_status(201);
-        assert!(audit_log(app, &elsewhere, &stranger).iter().all(|entry| entry["action"] != "MemberKick"));
+        assert!(app.audit_log(&elsewhere, &stranger).iter().all(|entry| entry["action"] != "MemberKick"));
     }
 
     fn the_vanity_invite_cannot_be_undone(app: &TestApp) {
@@ -316,7 +304,7 @@ both_backends! {
             assert_eq!(undone.body, json!({"revoked": true, "removed": joined, "kept": 0}), "round {round}");
             assert_eq!(held(app, &server, &invite), (vec![], 1, 1, true), "round {round}");
             assert_eq!(app.uses(&invite), i64::try_from(joined).unwrap(), "round {round}");
-            let removes = events(app, &server, &owner).iter().filter(|event| event["type"] == "MEMBER_REMOVE").count();
+            let removes = app.events(&server, &owner).iter().filter(|event| event["type"] == "MEMBER_REMOVE").count();
             assert_eq!(removes, joined, "round {round}");
             assert!(joined >= FIRST + 5 * round, "round {round}: {joined}");
             println!("round {round}: {joined} of {JOINS} joined before the undo");

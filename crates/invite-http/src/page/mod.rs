@@ -98,6 +98,29 @@ pub(crate) struct PageContext {
     pub analytics: Arc<invite_runtime::analytics::Analytics>,
 }
 
+impl PageContext {
+    /// What `work` reads of the visitor `user_id` in the server `server_id`; the service's
+    /// refusal, as a page, when the database cannot answer.
+    async fn read_visitor<T, E, F>(
+        &self,
+        server_id: uuid::Uuid,
+        user_id: uuid::Uuid,
+        work: F,
+    ) -> Result<T, Failure>
+    where
+        T: Send + 'static,
+        E: Into<invite_ops::OpError>,
+        F: FnOnce(&mut invite_store::DbConnection, uuid::Uuid, uuid::Uuid) -> Result<T, E>
+            + Send
+            + 'static,
+    {
+        self.door
+            .read(move |conn| work(conn, server_id, user_id))
+            .await
+            .map_err(|error| refusal(&error.into()))
+    }
+}
+
 /// Registers `/invite/{code}`, the link the service hands out. Call before the API's routes:
 /// the router tries routes in order, matching each dynamic one with a regular expression, and
 /// the page is the path a crowd follows (tried after every API route, it would pay for every
@@ -317,12 +340,10 @@ async fn render(
     let visitor = visitor(req, state);
     let standing = match &visitor {
         Some((actor, _)) => {
-            let (server_id, user_id) = (found.server_id, actor.user_id);
+            let user_id = actor.user_id;
             let standing = state
-                .door
-                .read(move |conn| invite_ops::members::visitor_standing(conn, server_id, user_id))
-                .await
-                .map_err(|error| refusal(&error.into()))?;
+                .read_visitor(found.server_id, user_id, invite_ops::members::visitor_standing)
+                .await?;
             Some((standing, found.allows(user_id)))
         }
         None => None,
@@ -342,12 +363,9 @@ async fn render(
     // Someone who asked to join already sees their request, not the form again (only on an
     // invite that requires approval: no other visit pays for the read).
     if let (true, Some((actor, _))) = (found.requires_approval, &visitor) {
-        let (server_id, user_id) = (found.server_id, actor.user_id);
         let pending = state
-            .door
-            .read(move |conn| invite_ops::join_requests::pending_for(conn, server_id, user_id))
-            .await
-            .map_err(|error| refusal(&error.into()))?;
+            .read_visitor(found.server_id, actor.user_id, invite_ops::join_requests::pending_for)
+            .await?;
         if pending.is_some() {
             return Ok(requested_page(&found.server_name));
         }

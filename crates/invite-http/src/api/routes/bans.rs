@@ -24,8 +24,9 @@ pub(crate) async fn ban(
     JsonBody(request): JsonBody<BanRequest>,
 ) -> ApiResult<HttpResponse> {
     let ids = path.into_inner();
-    caller.change(move |conn, ctx| invite_ops::members::ban(conn, ctx, ids, &request)).await?;
-    Ok(HttpResponse::NoContent().finish())
+    caller
+        .change_then_no_content(move |conn, ctx| invite_ops::members::ban(conn, ctx, ids, &request))
+        .await
 }
 
 /// Lifts a ban (`BAN_MEMBERS`).
@@ -40,8 +41,7 @@ pub(crate) async fn unban(
     path: web::Path<(Uuid, Uuid)>,
 ) -> ApiResult<HttpResponse> {
     let ids = path.into_inner();
-    caller.change(move |conn, ctx| invite_ops::members::unban(conn, ctx, ids)).await?;
-    Ok(HttpResponse::NoContent().finish())
+    caller.change_then_no_content(move |conn, ctx| invite_ops::members::unban(conn, ctx, ids)).await
 }
 
 /// The server's bans, newest first (`BAN_MEMBERS`).

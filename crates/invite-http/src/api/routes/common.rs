@@ -94,6 +94,16 @@ impl Caller {
         let ctx = self.ctx();
         Ok(self.door.change(move |conn| work(conn, &ctx)).await?)
     }
+
+    /// Runs a change as the caller whose answer shows nothing of it: `204 No Content`.
+    pub(crate) async fn change_then_no_content<T, F>(&self, work: F) -> ApiResult<HttpResponse>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection, &Ctx) -> OpResult<Outcome<T>> + Send + 'static,
+    {
+        self.change(work).await?;
+        Ok(HttpResponse::NoContent().finish())
+    }
 }
 
 /// `200` with `items` as one JSON array, each as `show` puts it on the wire.
@@ -230,6 +240,30 @@ pub(crate) struct ServerNotFound(
     #[expect(dead_code, reason = "documents the body; `ApiError` writes it")]
     invite_api::ErrorBody<'static>,
 );
+
+/// The refusal of an invite that is not one of the server's, or of a server the caller is not
+/// in.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 404, description = "`SERVER_NOT_FOUND` or `INVITE_NOT_FOUND`")]
+pub(crate) struct InviteNotFound(
+    #[expect(dead_code, reason = "documents the body; `ApiError` writes it")]
+    invite_api::ErrorBody<'static>,
+);
+
+/// The refusals of what needs a permission on one of a server's invites, revoked ones too.
+#[derive(utoipa::IntoResponses)]
+#[expect(dead_code, reason = "documents the bodies; `ApiError` writes them")]
+pub(crate) enum InviteRefusals {
+    /// The caller lacks the permission.
+    #[response(status = 403, description = "`MISSING_PERMISSION`")]
+    MissingPermission(invite_api::ErrorBody<'static>),
+    /// No such invite in a server the caller is in.
+    #[response(
+        status = 404,
+        description = "`SERVER_NOT_FOUND`, or `INVITE_NOT_FOUND` (unknown, or another server's)"
+    )]
+    NotFound(invite_api::ErrorBody<'static>),
+}
 
 /// The refusals of the operator's endpoints.
 #[derive(utoipa::IntoResponses)]

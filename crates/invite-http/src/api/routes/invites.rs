@@ -45,6 +45,13 @@ routes![
     undo
 ];
 
+/// The refusal of a revocation whose `If-Match` names another version.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 412, description = "`PRECONDITION_FAILED`")]
+pub(crate) struct PreconditionFailed(
+    #[expect(dead_code, reason = "documents the body; `ApiError` writes it")] ErrorBody<'static>,
+);
+
 /// `?channel_id=&limit=&before=`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -285,7 +292,7 @@ async fn list(
     request_body(content = Option<UpdateInviteRequest>, description = "Absent or `{}`: no change"), responses(
         (status = 200, description = "The invite after the change", body = invite_api::Invite, headers(("ETag" = String, description = "The invite's version, quoted"))),
         (status = 400, description = "`VALIDATION_ERROR` (e.g. max_uses below uses), `VANITY_INVITE`, malformed input", body = ErrorBody),
-        (status = 404, description = "`SERVER_NOT_FOUND` or `INVITE_NOT_FOUND`", body = ErrorBody),
+        super::common::InviteNotFound,
         (status = 412, description = "`PRECONDITION_FAILED`: the version changed", body = ErrorBody),
         super::common::GrantRefused,
     ))]
@@ -311,7 +318,7 @@ pub(crate) async fn update(
         (status = 204, description = "Revoked"),
         (status = 400, description = "`VANITY_INVITE`, or a malformed id", body = ErrorBody),
         (status = 404, description = "`SERVER_NOT_FOUND`, or `INVITE_NOT_FOUND` (unknown, revoked, another server's)", body = ErrorBody),
-        (status = 412, description = "`PRECONDITION_FAILED`", body = ErrorBody),
+        PreconditionFailed,
         super::common::MissingPermission,
     ))]
 pub(crate) async fn revoke(
@@ -321,8 +328,11 @@ pub(crate) async fn revoke(
 ) -> ApiResult<HttpResponse> {
     let ids = path.into_inner();
     let expected = if_match(&req);
-    caller.change(move |conn, ctx| invite_ops::invites::revoke(conn, ctx, ids, expected)).await?;
-    Ok(HttpResponse::NoContent().finish())
+    caller
+        .change_then_no_content(move |conn, ctx| {
+            invite_ops::invites::revoke(conn, ctx, ids, expected)
+        })
+        .await
 }
 
 /// Undoes a leaked link (`MANAGE_SERVER` and `KICK_MEMBERS`): revokes the invite (if it is not
@@ -335,8 +345,7 @@ pub(crate) async fn revoke(
     request_body(content = Option<UndoInviteRequest>, description = "Absent or empty: `{}`, everyone who joined through it"), responses(
         (status = 200, description = "Revoked, and who joined through it removed (a replay of an `Idempotency-Key` carries `Idempotent-Replayed: true`)", body = invite_api::InviteUndone),
         (status = 400, description = "`VALIDATION_ERROR` (`since` is not an RFC 3339 time), `VANITY_INVITE`, malformed input", body = ErrorBody),
-        (status = 404, description = "`SERVER_NOT_FOUND`, or `INVITE_NOT_FOUND` (unknown, or another server's)", body = ErrorBody),
-        super::common::MissingPermission,
+        super::common::InviteRefusals,
     ))]
 pub(crate) async fn undo(
     caller: Caller,
@@ -366,7 +375,7 @@ pub(crate) async fn undo(
         (status = 400, description = "`VANITY_INVITE`", body = ErrorBody),
         (status = 403, description = "`MISSING_PERMISSION`: a member of the invite's server without `MANAGE_SERVER`", body = ErrorBody),
         (status = 404, description = "`INVITE_NOT_FOUND`: unknown, revoked, or of a server the caller is not in (the same body for each); charges the client address's `unknown-code` bucket", body = ErrorBody),
-        (status = 412, description = "`PRECONDITION_FAILED`", body = ErrorBody),
+        PreconditionFailed,
         (status = 429, description = "`RATE_LIMITED`: the `unknown-code` bucket is empty; retry after `Retry-After` seconds", body = crate::api::error::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 pub(crate) async fn revoke_by_code(

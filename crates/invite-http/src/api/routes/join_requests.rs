@@ -136,7 +136,8 @@ pub(crate) async fn mine(caller: Caller) -> ApiResult<HttpResponse> {
 pub(crate) async fn withdraw(caller: Caller, path: web::Path<Uuid>) -> ApiResult<HttpResponse> {
     let request_id = path.into_inner();
     caller
-        .change(move |conn, ctx| invite_ops::join_requests::withdraw(conn, ctx, request_id))
-        .await?;
-    Ok(HttpResponse::NoContent().finish())
+        .change_then_no_content(move |conn, ctx| {
+            invite_ops::join_requests::withdraw(conn, ctx, request_id)
+        })
+        .await
 }

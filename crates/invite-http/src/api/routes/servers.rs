@@ -89,11 +89,10 @@ pub(crate) async fn pause(
 ) -> ApiResult<HttpResponse> {
     let server_id = path.into_inner();
     caller
-        .change(move |conn, ctx| {
+        .change_then_no_content(move |conn, ctx| {
             invite_ops::servers::set_pause(conn, ctx, server_id, Some(&request))
         })
-        .await?;
-    Ok(HttpResponse::NoContent().finish())
+        .await
 }
 
 /// Resumes the server's invites (`MANAGE_SERVER`).
@@ -105,9 +104,10 @@ pub(crate) async fn pause(
 pub(crate) async fn resume(caller: Caller, path: web::Path<Uuid>) -> ApiResult<HttpResponse> {
     let server_id = path.into_inner();
     caller
-        .change(move |conn, ctx| invite_ops::servers::set_pause(conn, ctx, server_id, None))
-        .await?;
-    Ok(HttpResponse::NoContent().finish())
+        .change_then_no_content(move |conn, ctx| {
+            invite_ops::servers::set_pause(conn, ctx, server_id, None)
+        })
+        .await
 }
 
 /// The server's raid protection (`MANAGE_SERVER`): `{"enabled": false}` when it is off.
@@ -161,11 +161,10 @@ pub(crate) async fn protect(
 pub(crate) async fn unprotect(caller: Caller, path: web::Path<Uuid>) -> ApiResult<HttpResponse> {
     let server_id = path.into_inner();
     caller
-        .change(move |conn, ctx| {
+        .change_then_no_content(move |conn, ctx| {
             invite_ops::servers::set_raid_protection(conn, ctx, server_id, None)
         })
-        .await?;
-    Ok(HttpResponse::NoContent().finish())
+        .await
 }
 
 /// The audit log, newest first (`ADMINISTRATOR`).

@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use uuid::Uuid;
 
 use super::common::Caller;
-use crate::api::error::{ApiResult, ErrorBody};
+use crate::api::error::ApiResult;
 
 routes![invite_stats, server_stats];
 
@@ -16,8 +16,7 @@ routes![invite_stats, server_stats];
 #[utoipa::path(get, path = "/servers/{server_id}/invites/{invite_id}/stats", tag = "invites", security(("bearer" = [])),
     params(super::common::ServerPath, ("invite_id" = Uuid, Path, description = "The invite (a revoked one too)")), responses(
         (status = 200, description = "The invite's analytics", body = invite_api::InviteStats),
-        (status = 404, description = "`SERVER_NOT_FOUND`, or `INVITE_NOT_FOUND` (unknown, or another server's)", body = ErrorBody),
-        super::common::MissingPermission,
+        super::common::InviteRefusals,
     ))]
 pub(crate) async fn invite_stats(
     caller: Caller,

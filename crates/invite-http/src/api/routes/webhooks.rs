@@ -16,6 +16,18 @@ use invite_runtime::webhooks::Deliverer;
 
 routes![events, create, list, delete, deliveries];
 
+/// The refusals of what is done to one of a server's webhooks.
+#[derive(utoipa::IntoResponses)]
+#[expect(dead_code, reason = "documents the bodies; `ApiError` writes them")]
+pub(crate) enum WebhookRefusals {
+    /// The caller lacks `MANAGE_SERVER`.
+    #[response(status = 403, description = "`MISSING_PERMISSION`")]
+    MissingPermission(ErrorBody<'static>),
+    /// No such webhook in a server the caller is in.
+    #[response(status = 404, description = "`SERVER_NOT_FOUND` or `WEBHOOK_NOT_FOUND`")]
+    NotFound(ErrorBody<'static>),
+}
+
 /// `?after=&limit=`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -140,24 +152,23 @@ pub(crate) async fn list(caller: Caller, path: web::Path<Uuid>) -> ApiResult<Htt
 #[utoipa::path(delete, path = "/servers/{server_id}/webhooks/{webhook_id}", tag = "events", security(("bearer" = [])),
     params(super::common::ServerPath, ("webhook_id" = Uuid, Path, description = "The webhook")), responses(
         (status = 204, description = "Deleted"),
-        (status = 404, description = "`SERVER_NOT_FOUND` or `WEBHOOK_NOT_FOUND`", body = ErrorBody),
-        super::common::MissingPermission,
+        WebhookRefusals,
     ))]
 pub(crate) async fn delete(
     caller: Caller,
     path: web::Path<(Uuid, Uuid)>,
 ) -> ApiResult<HttpResponse> {
     let ids = path.into_inner();
-    caller.change(move |conn, ctx| invite_ops::webhooks::delete(conn, ctx, ids)).await?;
-    Ok(HttpResponse::NoContent().finish())
+    caller
+        .change_then_no_content(move |conn, ctx| invite_ops::webhooks::delete(conn, ctx, ids))
+        .await
 }
 
 /// A webhook's latest deliveries, newest first, with its state (`MANAGE_SERVER`).
 #[utoipa::path(get, path = "/servers/{server_id}/webhooks/{webhook_id}/deliveries", tag = "events", security(("bearer" = [])),
     params(super::common::ServerPath, ("webhook_id" = Uuid, Path, description = "The webhook")), responses(
         (status = 200, description = "The webhook and its deliveries", body = invite_api::Deliveries),
-        (status = 404, description = "`SERVER_NOT_FOUND` or `WEBHOOK_NOT_FOUND`", body = ErrorBody),
-        super::common::MissingPermission,
+        WebhookRefusals,
     ))]
 pub(crate) async fn deliveries(
     caller: Caller,
