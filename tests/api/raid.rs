@@ -6,7 +6,6 @@ use std::sync::{Arc, Barrier};
 
 use invite_core::clock::Clock;
 use invite_core::raid::{RaidProtection, RaidWindow};
-use invite_store::repo::ServerRepository;
 use serde_json::{Value, json};
 use uuid::Uuid;
 

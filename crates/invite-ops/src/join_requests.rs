@@ -4,7 +4,7 @@
 
 use invite_core::Problem;
 use invite_core::approval::{JoinRequest, JoinRequestStatus};
-use invite_store::repo::{Approval, JoinRequestRepository};
+use invite_store::repo::Approval;
 use invite_store::{DbConnection, write_transaction};
 use uuid::Uuid;
 

@@ -10,10 +10,7 @@ use invite_core::event::EventType;
 use invite_core::redeem::{InvitesPause, RedemptionRefused};
 use invite_store::batch::{BatchWrite, SetOutcome, SetRequest, commit_batch};
 use invite_store::models::{Invite, Preview, Server};
-use invite_store::repo::{
-    Actor, AuditRepository, BanRepository, EventRepository, InviteRepository, JoinRequest,
-    MemberRepository, Redemption, ServerRepository,
-};
+use invite_store::repo::{Actor, JoinRequest, Redemption};
 use invite_store::testing::TestDatabase;
 use invite_store::{DbConnection, StoreResult};
 
