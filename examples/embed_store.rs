@@ -10,9 +10,7 @@ use invite_service::core::invite::CreateInviteRequest;
 use invite_service::core::server::CreateServerRequest;
 use invite_service::store::migrations::run_pending_migrations;
 use invite_service::store::pool::{DatabaseUrl, DbPool, PoolConfig};
-use invite_service::store::repo::{
-    Actor, CreatedInvite, InviteRepository, NewInvite, Redemption, ServerRepository,
-};
+use invite_service::store::repo::{Actor, CreatedInvite, NewInvite, Redemption};
 use uuid::Uuid;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

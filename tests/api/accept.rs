@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Barrier};
 
 use invite_core::ErrorCode;
-use invite_store::repo::MemberRepository;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -21,10 +20,8 @@ fn member_count(app: &TestApp, server: &Value) -> (usize, i64) {
         )
         .unwrap()
         .len();
-    let counted = invite_store::repo::ServerRepository::find_server(&mut conn, id)
-        .unwrap()
-        .unwrap()
-        .member_count;
+    let counted =
+        invite_store::DbConnection::find_server(&mut conn, id).unwrap().unwrap().member_count;
     (rows, counted)
 }
 

@@ -4,9 +4,7 @@
 //! approvals racing for an invite's last uses.
 
 use invite_core::approval::{JoinRequest, JoinRequestStatus, MAX_PENDING_PER_SERVER};
-use invite_store::repo::{
-    InviteRepository, JoinRequestRepository, MemberRepository, insert_join_request_unchecked,
-};
+use invite_store::repo::insert_join_request_unchecked;
 use serde_json::{Value, json};
 use uuid::Uuid;
 

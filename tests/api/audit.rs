@@ -2,7 +2,6 @@
 
 use diesel::connection::SimpleConnection;
 use invite_store::Backend;
-use invite_store::repo::{InviteRepository, MemberRepository};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, bits, both_backends, server_id};

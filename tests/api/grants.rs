@@ -2,7 +2,6 @@
 //! grant what, what the join gives, and every way a member lacking a bit might try to get it
 //! through an invite.
 
-use invite_store::repo::{InviteRepository, MemberRepository};
 use serde_json::{Value, json};
 use uuid::Uuid;
 

@@ -326,7 +326,6 @@ impl TestApp {
 
     /// The invite's `uses`, as the database holds it.
     pub(crate) fn uses(&self, invite: &Value) -> i64 {
-        use invite_store::repo::InviteRepository;
         let id = invite["id"].as_str().unwrap().parse().unwrap();
         self.conn().find_invite(id).unwrap().unwrap().uses
     }

@@ -42,7 +42,6 @@ fn assert_replay_of(replay: &TestResponse, first: &TestResponse) {
 }
 
 fn member_rows(app: &TestApp, server: &Value) -> usize {
-    use invite_store::repo::MemberRepository;
     let limit = invite_core::server::PageLimit::parse(Some(1000), 1000, 1000).unwrap();
     app.conn().list_members(server_id(server).parse().unwrap(), None, limit).unwrap().len()
 }

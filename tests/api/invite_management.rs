@@ -3,7 +3,6 @@
 
 use std::sync::{Arc, Barrier};
 
-use invite_store::repo::{InviteRepository, MemberRepository};
 use serde_json::{Value, json};
 use uuid::Uuid;
 

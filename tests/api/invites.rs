@@ -1,6 +1,5 @@
 //! Creating, listing and revoking invites (Together's endpoints).
 
-use invite_store::repo::InviteRepository;
 use invite_store::testing::insert_active_invites;
 use serde_json::{Value, json};
 use uuid::Uuid;

@@ -1,4 +1,3 @@
-use invite_store::repo::MemberRepository;
 use serde_json::json;
 use uuid::Uuid;
 

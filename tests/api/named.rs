@@ -4,7 +4,6 @@
 
 use std::sync::{Arc, Barrier};
 
-use invite_store::repo::{InviteRepository, MemberRepository, ServerRepository};
 use serde_json::{Value, json};
 use uuid::Uuid;
 

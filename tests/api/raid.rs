@@ -4,7 +4,6 @@
 
 use invite_core::clock::Clock;
 use invite_core::raid::{RaidProtection, RaidWindow};
-use invite_store::repo::ServerRepository;
 use serde_json::{Value, json};
 use uuid::Uuid;
 

@@ -6,7 +6,6 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use invite_core::server::PageLimit;
-use invite_store::repo::{InviteRepository, MemberRepository, ServerRepository};
 use serde_json::{Value, json};
 use uuid::Uuid;
 

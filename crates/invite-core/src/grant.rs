@@ -118,19 +118,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    fn member(bits: Permissions) -> Standing {
-        Standing {
-            user_id: Uuid::from_u128(1),
-            is_owner: false,
-            default_permissions: Permissions::VIEW_CHANNEL,
-            member_permissions: bits,
-        }
-    }
-
-    fn owner() -> Standing {
-        Standing { is_owner: true, ..member(Permissions::empty()) }
-    }
+    use crate::testing::{member, owner};
 
     #[test]
     fn a_grant_is_an_integer_of_known_bits() {

@@ -15,6 +15,8 @@ pub mod raid;
 pub mod redeem;
 pub mod server;
 pub mod stats;
+#[cfg(test)]
+mod testing;
 pub mod undo;
 pub mod vanity;
 pub mod webhook;

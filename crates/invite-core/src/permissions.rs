@@ -291,19 +291,7 @@ impl InviteAction {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn member(bits: Permissions) -> Standing {
-        Standing {
-            user_id: Uuid::from_u128(1),
-            is_owner: false,
-            default_permissions: Permissions::DEFAULT_MEMBER,
-            member_permissions: bits,
-        }
-    }
-
-    fn owner() -> Standing {
-        Standing { is_owner: true, ..member(Permissions::empty()) }
-    }
+    use crate::testing::{member, owner};
 
     #[test]
     fn seeing_invites_takes_create_invites_or_manage_server() {

@@ -4,9 +4,7 @@
 
 use invite_core::code::CodeRef;
 use invite_store::batch::SetOutcome;
-use invite_store::repo::{
-    IdempotencyClaim, InviteRepository, JoinResponseTemplate, Keyed, Redemption, keyed,
-};
+use invite_store::repo::{IdempotencyClaim, JoinResponseTemplate, Keyed, Redemption, keyed};
 use invite_store::{Backend, DbConnection};
 
 use crate::{Ctx, OpResult, Outcome};

@@ -4,7 +4,6 @@ use invite_core::event::{ChannelData, Event};
 use invite_core::permissions::Requirement;
 use invite_core::server::{ChannelName, CreateChannelRequest};
 use invite_store::models::Channel;
-use invite_store::repo::ChannelRepository;
 use invite_store::{DbConnection, write_transaction};
 use uuid::Uuid;
 

@@ -6,7 +6,7 @@ use invite_core::permissions::Requirement;
 use invite_core::{ErrorCode, Problem};
 use invite_store::DbConnection;
 use invite_store::models::{Member, Server};
-use invite_store::repo::{EventRepository, StoredEvent};
+use invite_store::repo::StoredEvent;
 use uuid::Uuid;
 
 use crate::{Ctx, OpResult, member_standing};

@@ -16,10 +16,7 @@ use invite_core::server::PageLimit;
 use invite_core::undo::{UndoInviteRequest, check_undoable, plan_undo};
 use invite_core::{ErrorCode, Problem};
 use invite_store::models::{Invite, Member, Preview};
-use invite_store::repo::{
-    ChannelRepository, CreatedInvite, InviteRepository, InviteScope, MemberRepository, NewInvite,
-    ServerRepository,
-};
+use invite_store::repo::{CreatedInvite, InviteScope, NewInvite};
 use invite_store::{Backend, DbConnection, write_transaction};
 use uuid::Uuid;
 
@@ -404,7 +401,7 @@ pub fn preview_verdict(
 }
 
 /// What anyone may see of an invite, with its server's members present at `now`: one read
-/// (`InviteRepository::preview`); `None` for an unknown code. Whether it can be previewed is
+/// (`DbConnection::preview`); `None` for an unknown code. Whether it can be previewed is
 /// decided by the caller, who may hold it in a cache.
 pub fn preview(
     conn: &mut DbConnection,

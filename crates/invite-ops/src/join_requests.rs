@@ -4,7 +4,7 @@
 
 use invite_core::Problem;
 use invite_core::approval::{JoinRequest, JoinRequestStatus};
-use invite_store::repo::{Approval, JoinRequestRepository};
+use invite_store::repo::Approval;
 use invite_store::{DbConnection, write_transaction};
 use uuid::Uuid;
 
@@ -48,8 +48,7 @@ pub fn approve(
     ctx: &Ctx,
     (server_id, request_id): (Uuid, Uuid),
 ) -> OpResult<Outcome<JoinRequest>> {
-    write_transaction(conn, |conn| {
-        member_standing(conn, server_id, ctx.user_id())?.may_decide_join_requests()?;
+    decide(conn, ctx, server_id, |conn| {
         match conn.approve_join_request(server_id, request_id, ctx.user_id(), ctx.now)? {
             Approval::Approved(approved) => {
                 let joined = approved.joined;
@@ -70,10 +69,23 @@ pub fn deny(
     ctx: &Ctx,
     (server_id, request_id): (Uuid, Uuid),
 ) -> OpResult<Outcome<JoinRequest>> {
-    write_transaction(conn, |conn| {
-        member_standing(conn, server_id, ctx.user_id())?.may_decide_join_requests()?;
+    decide(conn, ctx, server_id, |conn| {
         let decided = conn.deny_join_request(server_id, request_id, ctx.user_id(), ctx.now)?;
         Ok(Outcome::new(decided.request, vec![decided.event]))
+    })
+}
+
+/// Runs a decision on one of the server's requests in one transaction with the check that the
+/// caller may decide them: a permission taken away meanwhile stops the decision.
+fn decide(
+    conn: &mut DbConnection,
+    ctx: &Ctx,
+    server_id: Uuid,
+    decision: impl FnOnce(&mut DbConnection) -> OpResult<Outcome<JoinRequest>>,
+) -> OpResult<Outcome<JoinRequest>> {
+    write_transaction(conn, |conn| {
+        member_standing(conn, server_id, ctx.user_id())?.may_decide_join_requests()?;
+        decision(conn)
     })
 }
 

@@ -19,7 +19,7 @@ use invite_core::ErrorCode;
 use invite_core::event::Event;
 use invite_core::permissions::Standing;
 use invite_store::DbConnection;
-use invite_store::repo::{Actor, EventRepository, ServerRepository};
+use invite_store::repo::Actor;
 use uuid::Uuid;
 
 pub use error::{OpError, OpResult};

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use invite_core::maintenance::MaintenanceRequest;
 use invite_store::DbConnection;
-use invite_store::repo::{MaintenanceRepository, MaintenanceState};
+use invite_store::repo::MaintenanceState;
 
 use crate::{OpResult, Outcome};
 

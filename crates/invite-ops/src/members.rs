@@ -5,10 +5,7 @@ use invite_core::event::{BanAdded, BanRemoved, Event, MemberRemoved, RemovalReas
 use invite_core::permissions::{Departure, Requirement};
 use invite_core::server::{BanRequest, PageLimit, UpdateMemberRequest};
 use invite_store::models::{Ban, Member};
-use invite_store::repo::{
-    BanRepository, GatewayRepository, JoinRequestRepository, MemberRepository, Removal,
-    ServerRepository,
-};
+use invite_store::repo::Removal;
 use invite_store::{DbConnection, write_transaction};
 use uuid::Uuid;
 

@@ -10,7 +10,6 @@ use invite_core::server::{
     CreateServerRequest, PageLimit, PauseRequest, ServerFeature, UpdateServerRequest, VanityRequest,
 };
 use invite_store::models::{AuditEntry, Invite, Server};
-use invite_store::repo::{AuditRepository, ServerRepository, VanityRepository};
 use invite_store::{DbConnection, write_transaction};
 use uuid::Uuid;
 

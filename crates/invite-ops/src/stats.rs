@@ -6,7 +6,6 @@ use invite_core::ErrorCode;
 use invite_core::permissions::Requirement;
 use invite_core::stats::{InviteStats, ServerStats, TOP_INVITES, first_shown_day};
 use invite_store::DbConnection;
-use invite_store::repo::{InviteRepository, StatsRepository};
 use uuid::Uuid;
 
 use crate::{Ctx, OpError, OpResult, member_standing};

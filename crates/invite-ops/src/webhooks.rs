@@ -5,9 +5,7 @@
 use invite_core::ErrorCode;
 use invite_core::permissions::Requirement;
 use invite_core::webhook::{WebhookTarget, check_webhook_count};
-use invite_store::repo::{
-    Delivery, EventRepository, NewWebhook, ServerRepository, Webhook, WebhookRepository,
-};
+use invite_store::repo::{Delivery, NewWebhook, Webhook};
 use invite_store::{DbConnection, write_transaction};
 use secrecy::SecretString;
 use uuid::Uuid;

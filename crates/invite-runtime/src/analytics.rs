@@ -17,9 +17,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use invite_core::redeem::RedemptionRefused;
-use invite_store::repo::{
-    EventHorizon, EventRepository, PreviewCount, RefusalCount, StatsRepository,
-};
+use invite_store::DbConnection;
+use invite_store::repo::{EventHorizon, PreviewCount, RefusalCount};
 use parking_lot::{Mutex, RwLock};
 use uuid::Uuid;
 
@@ -201,7 +200,7 @@ pub async fn flush(door: &Door, analytics: &Analytics) -> DbResult<()> {
 pub async fn fold(door: &Door, analytics: &Analytics) -> DbResult<()> {
     let mut tries = 0;
     let safe = loop {
-        let sample = door.read(EventRepository::horizon_sample).await?;
+        let sample = door.read(DbConnection::horizon_sample).await?;
         let (safe, waiting) = {
             let mut horizon = analytics.horizon.lock();
             (horizon.advance(sample), horizon.is_waiting())

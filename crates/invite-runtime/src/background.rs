@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use invite_store::repo::{EventRepository, IdempotencyRepository, MaintenanceRepository};
+use invite_store::DbConnection;
 
 use crate::door::Door;
 use crate::maintenance::{MaintenanceView, POLL_INTERVAL};
@@ -24,7 +24,7 @@ const PURGE_BATCH: i64 = 10_000;
 pub async fn follow_maintenance(door: Door, view: MaintenanceView) {
     loop {
         let begun = view.maintenance.begin_read();
-        match door.read(MaintenanceRepository::maintenance).await {
+        match door.read(DbConnection::maintenance).await {
             Ok(switch) => view.show_read(begun, switch, door.now()),
             // The database's own state is in /status; the last known switch stands.
             Err(error) => tracing::debug!(%error, "could not read the maintenance switch"),

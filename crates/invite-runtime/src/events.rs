@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::StreamExt;
 use invite_core::event::{Event, InviteData, InviteDeleted};
-use invite_store::repo::{EventHorizon, EventRepository, StoredEvent};
+use invite_store::DbConnection;
+use invite_store::repo::{EventHorizon, StoredEvent};
 use secrecy::{ExposeSecret as _, SecretString};
 use tokio::sync::Notify;
 
@@ -209,7 +210,7 @@ pub async fn read(door: Door, consumers: Consumers) {
     let Consumers { bus, previews, gateway, metrics } = consumers;
     // Start from what is committed now: what came before is not news to this instance.
     let start = loop {
-        match door.read(EventRepository::latest_seq).await {
+        match door.read(DbConnection::latest_seq).await {
             Ok(seq) => break seq,
             Err(error) => {
                 tracing::debug!(%error, "the event reader waits for the database");
@@ -232,7 +233,7 @@ pub async fn read(door: Door, consumers: Consumers) {
         let joining = gateway.hub.take_pending();
         loop {
             let cursor = bus.cursor();
-            let sample = match door.read(EventRepository::horizon_sample).await {
+            let sample = match door.read(DbConnection::horizon_sample).await {
                 Ok(sample) => sample,
                 Err(error) => {
                     tracing::debug!(%error, "cannot read the event horizon");

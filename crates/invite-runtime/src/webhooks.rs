@@ -30,9 +30,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::{DateTime, TimeDelta, Utc};
 use hmac::{Hmac, Mac};
 use invite_core::webhook::{TargetHost, WebhookUrl, is_public};
-use invite_store::repo::{
-    AttemptOutcome, Delivery, EventRepository, StoredEvent, Webhook, WebhookRepository,
-};
+use invite_store::repo::{AttemptOutcome, Delivery, StoredEvent, Webhook};
 use parking_lot::Mutex;
 use secrecy::{ExposeSecret as _, SecretString};
 use sha2::Sha256;

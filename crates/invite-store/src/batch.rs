@@ -19,7 +19,7 @@
 //! On PostgreSQL, the plain accepts of a batch go further: one statement decides and writes
 //! them all ([`crate::repo::redeem_set`]), so that the database plans, locks and writes once per
 //! batch instead of once per join; what else the batch holds commits after them. A batch of
-//! preview reads is one statement too ([`InviteRepository::previews`]), outside any
+//! preview reads is one statement too ([`DbConnection::previews`]), outside any
 //! transaction.
 //!
 //! Whatever fails, no write's outcome depends on its batch-mates: a write that fails in a
@@ -38,7 +38,7 @@ use invite_core::code::CodeRef;
 use crate::connection::{DbConnection, with_deadline, write_transaction};
 use crate::error::{StoreError, StoreResult};
 use crate::models::Preview;
-use crate::repo::{InviteRepository, JoinRequest, Redemption, redeem_set};
+use crate::repo::{JoinRequest, Redemption, redeem_set};
 
 /// A write, or a read, that a batch may run together with others of its kind as one statement.
 #[derive(Debug, Clone, PartialEq)]

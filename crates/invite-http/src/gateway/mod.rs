@@ -18,9 +18,7 @@ use actix_http::ws::{CloseReason, ProtocolError};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use invite_core::ErrorCode;
-use invite_store::repo::{
-    Actor, EventRepository, GatewayRepository, MemberServer, NewSession, StoredEvent,
-};
+use invite_store::repo::{Actor, MemberServer, NewSession, StoredEvent};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -163,7 +161,7 @@ async fn run(
     let opened = state
         .door
         .upkeep(move |conn| {
-            invite_store::repo::UserRepository::remember_user(conn, &remembered, now)?;
+            conn.remember_user(&remembered, now)?;
             conn.open_session(row, now, cap)
         })
         .await;

@@ -146,7 +146,6 @@ pub(crate) fn seed(base: &str, invites: usize, max_uses: u32) -> (Uuid, Vec<Stri
 
 /// The server's members who joined with an invite (everyone but the owner), by user id.
 pub(crate) fn members(conn: &mut DbConnection, server: Uuid) -> std::collections::HashSet<Uuid> {
-    use invite_store::repo::MemberRepository;
     let page = invite_core::server::PageLimit::parse(Some(1000), 1000, 1000).unwrap();
     let mut all = std::collections::HashSet::new();
     let mut after = None;

@@ -4,7 +4,6 @@
 use invite_core::code::CodeRef;
 use invite_core::event::Event;
 use invite_core::invite::UpdateInviteRequest;
-use invite_store::repo::{EventRepository, InviteRepository};
 use invite_store::testing::TestDatabase;
 use uuid::Uuid;
 
@@ -21,7 +20,6 @@ fn member_with(
     owner: Uuid,
     permissions: invite_core::permissions::Permissions,
 ) -> Uuid {
-    use invite_store::repo::MemberRepository;
     let invite = crate::create_invite(conn, server, owner, "{}");
     let member = Uuid::now_v7();
     let code = CodeRef::parse(invite.code.as_deref().unwrap()).unwrap();

@@ -3,7 +3,7 @@
 use invite_core::code::CodeRef;
 use invite_core::event::{Event, EventType};
 use invite_core::invite::UpdateInviteRequest;
-use invite_store::repo::{EventRepository, InviteRepository, StoredEvent, VanityRepository};
+use invite_store::repo::StoredEvent;
 use invite_store::testing::TestDatabase;
 use uuid::Uuid;
 
@@ -93,7 +93,6 @@ on_both_backends! {
         use invite_core::event::RemovalReason;
         use invite_core::undo::UndoInviteRequest;
         use invite_ops::invites::Undone;
-        use invite_store::repo::MemberRepository;
 
         let conn = &mut db.connect();
         let (owner, server, invite) = server_with_invite(conn, "{}");

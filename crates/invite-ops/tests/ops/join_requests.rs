@@ -39,8 +39,7 @@ fn member_with(
     user: Uuid,
     permissions: Permissions,
 ) {
-    let server =
-        invite_store::repo::ServerRepository::find_server(conn, server_id).unwrap().unwrap();
+    let server = invite_store::DbConnection::find_server(conn, server_id).unwrap().unwrap();
     let invite = crate::create_invite(conn, &server, owner, "{}");
     let code = invite_core::code::CodeRef::parse(invite.code.as_deref().unwrap()).unwrap();
     let _ = accept(conn, &ctx(user), &code, None).unwrap();

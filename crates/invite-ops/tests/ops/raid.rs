@@ -4,7 +4,7 @@
 use invite_core::event::Event;
 use invite_core::raid::{RaidProtection, RaidProtectionRequest};
 use invite_ops::accept::accept;
-use invite_store::repo::{Actor, Keyed, Redemption, ServerRepository};
+use invite_store::repo::{Actor, Keyed, Redemption};
 use invite_store::testing::TestDatabase;
 use uuid::Uuid;
 

@@ -5,7 +5,7 @@
 use invite_core::event::Event;
 use invite_core::stats::first_shown_day;
 use invite_ops::accept::accept;
-use invite_store::repo::{Actor, EventRepository, Keyed, StatsRepository};
+use invite_store::repo::{Actor, Keyed};
 use invite_store::testing::TestDatabase;
 use uuid::Uuid;
 

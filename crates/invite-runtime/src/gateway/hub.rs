@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use invite_core::event::Event;
 use invite_core::permissions::{Permissions, Standing};
 use invite_store::StoreResult;
-use invite_store::repo::{GatewayRepository, MemberServer, ServerRepository, StoredEvent};
+use invite_store::repo::{MemberServer, StoredEvent};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{Notify, mpsc, oneshot};
 use uuid::Uuid;

@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use chrono::TimeDelta;
-use invite_store::repo::GatewayRepository;
 
 use std::sync::Arc;
 

@@ -15,17 +15,6 @@ use crate::models::{AuditEntry, AuditRow};
 use crate::schema::audit_entries;
 use crate::sql_types::{Id, Json, Ts};
 
-/// The audit log.
-pub trait AuditRepository {
-    /// Entries newest first, older than `before`.
-    fn list_audit_entries(
-        &mut self,
-        server_id: Uuid,
-        before: Option<Uuid>,
-        limit: PageLimit,
-    ) -> StoreResult<Vec<AuditEntry>>;
-}
-
 /// Audit writes that failed (failing their operations) since the process started. A counter
 /// rather than configuration, so a process-wide static is the honest shape for it; `/metrics`
 /// exports it.
@@ -89,8 +78,10 @@ pub(crate) fn count_failure(server_id: Uuid, action: AuditAction, error: impl st
     );
 }
 
-impl AuditRepository for DbConnection {
-    fn list_audit_entries(
+/// The audit log.
+impl DbConnection {
+    /// Entries newest first, older than `before`.
+    pub fn list_audit_entries(
         &mut self,
         server_id: Uuid,
         before: Option<Uuid>,

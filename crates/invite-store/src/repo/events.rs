@@ -9,7 +9,7 @@
 //! PostgreSQL draws `seq`s from a sequence as transactions run, and commits them in another order:
 //! a reader that has seen `seq` 11 committed may later see 10 commit. Two rules close that gap.
 //! - One server's events are numbered in its commit order: every transaction takes its servers'
-//!   row locks before drawing ([`EventRepository::append_events`] does, and the accept statement
+//!   row locks before drawing ([`DbConnection::append_events`] does, and the accept statement
 //!   updates the server's row first), and holds them to its commit.
 //! - Readers of every server's events read only up to a horizon
 //!   ([`EventHorizon`]): at some moment, the sequence has handed out `seq`s up to `S`. Every
@@ -36,58 +36,6 @@ use crate::error::StoreResult;
 use crate::models::corrupt;
 use crate::schema::events;
 use crate::sql_types::{Id, Json, Ts};
-
-/// The outbox (contract section 9); see the `events` module for how it is read safely.
-pub trait EventRepository {
-    /// Appends events inside the caller's transaction, after taking their servers' row locks (so
-    /// that one server's events are numbered in commit order); returns them as stored.
-    fn append_events(
-        &mut self,
-        events: &[Event],
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<StoredEvent>>;
-
-    /// One server's events after `after`, oldest first: safe to page through with `after`,
-    /// since a server's events commit in `seq` order.
-    fn server_events(
-        &mut self,
-        server_id: Uuid,
-        after: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<StoredEvent>>;
-
-    /// Every server's events after `after` and up to `up_to` (an [`EventHorizon`]), oldest
-    /// first.
-    fn events_between(
-        &mut self,
-        after: i64,
-        up_to: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<StoredEvent>>;
-
-    /// What an [`EventHorizon`] needs to know now.
-    fn horizon_sample(&mut self) -> StoreResult<HorizonSample>;
-
-    /// The largest `seq` committed so far (0 when none).
-    fn latest_seq(&mut self) -> StoreResult<i64>;
-
-    /// Deletes up to about `batch` events written before `before`; returns how many went.
-    fn purge_events(&mut self, before: DateTime<Utc>, batch: i64) -> StoreResult<usize>;
-
-    /// The smallest `seq` the outbox still holds (`None` when it is empty): a reader that last
-    /// saw a `seq` below the one before it may have missed purged events.
-    fn oldest_seq(&mut self) -> StoreResult<Option<i64>>;
-
-    /// The events of `servers` after `after` and up to `up_to`, oldest first (a gateway
-    /// session's replay).
-    fn servers_events_between(
-        &mut self,
-        servers: &[Uuid],
-        after: i64,
-        up_to: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<StoredEvent>>;
-}
 
 /// An event as the outbox holds it: its place in the outbox, the event, and when it was
 /// written. Serialised as the events endpoint and the webhooks send it: `seq`, `server_id`,
@@ -225,8 +173,11 @@ impl EventHorizon {
     }
 }
 
-impl EventRepository for DbConnection {
-    fn append_events(
+/// The outbox (contract section 9); see the `events` module for how it is read safely.
+impl DbConnection {
+    /// Appends events inside the caller's transaction, after taking their servers' row locks (so
+    /// that one server's events are numbered in commit order); returns them as stored.
+    pub fn append_events(
         &mut self,
         new: &[Event],
         now: DateTime<Utc>,
@@ -262,7 +213,9 @@ impl EventRepository for DbConnection {
             .collect()
     }
 
-    fn server_events(
+    /// One server's events after `after`, oldest first: safe to page through with `after`,
+    /// since a server's events commit in `seq` order.
+    pub fn server_events(
         &mut self,
         server_id: Uuid,
         after: i64,
@@ -272,7 +225,9 @@ impl EventRepository for DbConnection {
         load_events(self, scope.into_boxed(), after, limit)
     }
 
-    fn events_between(
+    /// Every server's events after `after` and up to `up_to` (an [`EventHorizon`]), oldest
+    /// first.
+    pub fn events_between(
         &mut self,
         after: i64,
         up_to: i64,
@@ -281,11 +236,15 @@ impl EventRepository for DbConnection {
         load_events(self, events::table.filter(events::seq.le(up_to)).into_boxed(), after, limit)
     }
 
-    fn oldest_seq(&mut self) -> StoreResult<Option<i64>> {
+    /// The smallest `seq` the outbox still holds (`None` when it is empty): a reader that last
+    /// saw a `seq` below the one before it may have missed purged events.
+    pub fn oldest_seq(&mut self) -> StoreResult<Option<i64>> {
         Ok(events::table.select(diesel::dsl::min(events::seq)).get_result::<Option<i64>>(self)?)
     }
 
-    fn servers_events_between(
+    /// The events of `servers` after `after` and up to `up_to`, oldest first (a gateway
+    /// session's replay).
+    pub fn servers_events_between(
         &mut self,
         servers: &[Uuid],
         after: i64,
@@ -301,7 +260,8 @@ impl EventRepository for DbConnection {
         load_events(self, scope.into_boxed(), after, limit)
     }
 
-    fn horizon_sample(&mut self) -> StoreResult<HorizonSample> {
+    /// What an [`EventHorizon`] needs to know now.
+    pub fn horizon_sample(&mut self) -> StoreResult<HorizonSample> {
         match self {
             // The sequence is read first (the materialized CTE is scanned before the lateral
             // join runs for its row), then the running transactions. `backend_xid` is 32 bits;
@@ -333,14 +293,16 @@ impl EventRepository for DbConnection {
         }
     }
 
-    fn latest_seq(&mut self) -> StoreResult<i64> {
+    /// The largest `seq` committed so far (0 when none).
+    pub fn latest_seq(&mut self) -> StoreResult<i64> {
         Ok(events::table
             .select(diesel::dsl::max(events::seq))
             .get_result::<Option<i64>>(self)?
             .unwrap_or(0))
     }
 
-    fn purge_events(&mut self, before: DateTime<Utc>, batch: i64) -> StoreResult<usize> {
+    /// Deletes up to about `batch` events written before `before`; returns how many went.
+    pub fn purge_events(&mut self, before: DateTime<Utc>, batch: i64) -> StoreResult<usize> {
         // Events are appended in time order: the oldest `batch` by `seq` are the ones to check.
         let expired = events::table
             .filter(events::created_at.lt(Ts(before)))

@@ -10,8 +10,7 @@ use invite_core::event::Event;
 use uuid::Uuid;
 
 use super::actor::Actor;
-use super::events::{EventRepository, StoredEvent};
-use super::servers::UserRepository as _;
+use super::events::StoredEvent;
 use crate::connection::DbConnection;
 use crate::error::{Fact, StoreError, StoreResult};
 use crate::models::{JoinRequestRow, JoinRequestStatus, StoredJoinRequest, corrupt};

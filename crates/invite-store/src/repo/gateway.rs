@@ -2,7 +2,7 @@
 //! for the removal of temporary members.
 //!
 //! A live session's `expires_at` is in the future; its instance pushes it forward for all of its
-//! sessions in one statement ([`GatewayRepository::renew_sessions`]), so the sessions of an
+//! sessions in one statement ([`DbConnection::renew_sessions`]), so the sessions of an
 //! instance that crashed lapse by themselves. A session that ends keeps its row, with
 //! `expires_at` set to the moment it ended: how long a user has been gone is read from there.
 
@@ -16,62 +16,6 @@ use crate::error::StoreResult;
 use crate::models::corrupt;
 use crate::schema::{gateway_sessions, members, servers};
 use crate::sql_types::{Id, Ts};
-
-/// Gateway sessions (contract section 10): presence, and the removal of temporary members.
-pub trait GatewayRepository {
-    /// Records a session unless the user already has `per_user` live ones; whether it was
-    /// recorded.
-    fn open_session(
-        &mut self,
-        session: NewSession,
-        now: DateTime<Utc>,
-        per_user: i64,
-    ) -> StoreResult<bool>;
-
-    /// Ends a session now (its row stays, saying when it ended).
-    fn close_session(&mut self, session_id: Uuid, now: DateTime<Utc>) -> StoreResult<()>;
-
-    /// Keeps an instance's live sessions live until `until`; returns how many.
-    fn renew_sessions(
-        &mut self,
-        instance_id: Uuid,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> StoreResult<usize>;
-
-    /// Ends every live session of an instance now (it is stopping).
-    fn end_instance_sessions(
-        &mut self,
-        instance_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> StoreResult<usize>;
-
-    /// Temporary members (server, user) who joined more than `grace` ago and have had no
-    /// session for at least `grace`, oldest first.
-    fn lapsed_temporary_members(
-        &mut self,
-        now: DateTime<Utc>,
-        grace: chrono::TimeDelta,
-        limit: i64,
-    ) -> StoreResult<Vec<(Uuid, Uuid)>>;
-
-    /// Whether the user is still a temporary member of the server, gone for at least `grace`
-    /// (checked again inside the removal's transaction).
-    fn is_lapsed_temporary_member(
-        &mut self,
-        server_id: Uuid,
-        user_id: Uuid,
-        now: DateTime<Utc>,
-        grace: chrono::TimeDelta,
-    ) -> StoreResult<bool>;
-
-    /// Deletes the rows of sessions that ended before `before`.
-    fn purge_sessions(&mut self, before: DateTime<Utc>) -> StoreResult<usize>;
-
-    /// The servers each of `users` belongs to, with where they stand in each, as (user,
-    /// server) by user and server id: one query for a burst of new sessions.
-    fn member_servers(&mut self, users: &[Uuid]) -> StoreResult<Vec<(Uuid, MemberServer)>>;
-}
 
 /// A session to record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,8 +59,11 @@ fn permissions(bits: i64) -> StoreResult<Permissions> {
     Permissions::from_bits(bits).ok_or_else(|| corrupt("permissions", &bits.to_string()))
 }
 
-impl GatewayRepository for DbConnection {
-    fn open_session(
+/// Gateway sessions (contract section 10): presence, and the removal of temporary members.
+impl DbConnection {
+    /// Records a session unless the user already has `per_user` live ones; whether it was
+    /// recorded.
+    pub fn open_session(
         &mut self,
         session: NewSession,
         now: DateTime<Utc>,
@@ -144,7 +91,8 @@ impl GatewayRepository for DbConnection {
         })
     }
 
-    fn close_session(&mut self, session_id: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
+    /// Ends a session now (its row stays, saying when it ended).
+    pub fn close_session(&mut self, session_id: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
         diesel::update(
             gateway_sessions::table
                 .filter(gateway_sessions::id.eq(Id(session_id)))
@@ -155,7 +103,8 @@ impl GatewayRepository for DbConnection {
         Ok(())
     }
 
-    fn renew_sessions(
+    /// Keeps an instance's live sessions live until `until`; returns how many.
+    pub fn renew_sessions(
         &mut self,
         instance_id: Uuid,
         now: DateTime<Utc>,
@@ -172,7 +121,8 @@ impl GatewayRepository for DbConnection {
         .execute(self)?)
     }
 
-    fn end_instance_sessions(
+    /// Ends every live session of an instance now (it is stopping).
+    pub fn end_instance_sessions(
         &mut self,
         instance_id: Uuid,
         now: DateTime<Utc>,
@@ -181,7 +131,9 @@ impl GatewayRepository for DbConnection {
         self.renew_sessions(instance_id, now, now)
     }
 
-    fn lapsed_temporary_members(
+    /// Temporary members (server, user) who joined more than `grace` ago and have had no
+    /// session for at least `grace`, oldest first.
+    pub fn lapsed_temporary_members(
         &mut self,
         now: DateTime<Utc>,
         grace: TimeDelta,
@@ -203,7 +155,9 @@ impl GatewayRepository for DbConnection {
             .load::<(Uuid, Uuid)>(self)?)
     }
 
-    fn is_lapsed_temporary_member(
+    /// Whether the user is still a temporary member of the server, gone for at least `grace`
+    /// (checked again inside the removal's transaction).
+    pub fn is_lapsed_temporary_member(
         &mut self,
         server_id: Uuid,
         user_id: Uuid,
@@ -225,14 +179,17 @@ impl GatewayRepository for DbConnection {
             && !diesel::select(diesel::dsl::exists(seen)).get_result::<bool>(self)?)
     }
 
-    fn purge_sessions(&mut self, before: DateTime<Utc>) -> StoreResult<usize> {
+    /// Deletes the rows of sessions that ended before `before`.
+    pub fn purge_sessions(&mut self, before: DateTime<Utc>) -> StoreResult<usize> {
         Ok(diesel::delete(
             gateway_sessions::table.filter(gateway_sessions::expires_at.lt(Ts(before))),
         )
         .execute(self)?)
     }
 
-    fn member_servers(&mut self, users: &[Uuid]) -> StoreResult<Vec<(Uuid, MemberServer)>> {
+    /// The servers each of `users` belongs to, with where they stand in each, as (user,
+    /// server) by user and server id: one query for a burst of new sessions.
+    pub fn member_servers(&mut self, users: &[Uuid]) -> StoreResult<Vec<(Uuid, MemberServer)>> {
         let rows = members::table
             .inner_join(servers::table)
             .filter(members::user_id.eq_any(users.iter().copied().map(Id)))

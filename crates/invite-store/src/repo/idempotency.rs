@@ -14,31 +14,6 @@ use crate::error::StoreResult;
 use crate::schema::idempotency_records;
 use crate::sql_types::{Id, Ts};
 
-/// Responses recorded for `Idempotency-Key` replays.
-pub trait IdempotencyRepository {
-    /// What the claim's key already stands for. A record older than
-    /// [`IDEMPOTENCY_WINDOW`] stands for nothing, and is deleted on the way.
-    fn prior_response(
-        &mut self,
-        claim: &IdempotencyClaim,
-        now: DateTime<Utc>,
-    ) -> StoreResult<PriorResponse>;
-
-    /// Records the response to the claim's request; call it inside the transaction of the change
-    /// it describes. A conflict on [`Constraint::IdempotencyKey`](crate::Constraint) means a
-    /// twin recorded first, and the caller's transaction must roll back.
-    fn record_response(
-        &mut self,
-        claim: &IdempotencyClaim,
-        response: &RecordedResponse,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()>;
-
-    /// Deletes up to about `batch` records older than [`IDEMPOTENCY_WINDOW`]; returns how many
-    /// went.
-    fn purge_idempotency_records(&mut self, now: DateTime<Utc>, batch: i64) -> StoreResult<usize>;
-}
-
 /// How long a record answers for its key; afterwards the key is free again.
 pub const IDEMPOTENCY_WINDOW: TimeDelta = TimeDelta::hours(24);
 
@@ -118,8 +93,11 @@ fn for_claim(
         .and(idempotency_records::idempotency_key.eq(claim.key.as_str()))
 }
 
-impl IdempotencyRepository for DbConnection {
-    fn prior_response(
+/// Responses recorded for `Idempotency-Key` replays.
+impl DbConnection {
+    /// What the claim's key already stands for. A record older than
+    /// [`IDEMPOTENCY_WINDOW`] stands for nothing, and is deleted on the way.
+    pub fn prior_response(
         &mut self,
         claim: &IdempotencyClaim,
         now: DateTime<Utc>,
@@ -147,7 +125,10 @@ impl IdempotencyRepository for DbConnection {
         Ok(PriorResponse::Replay(RecordedResponse { status, body: row.body, etag: row.etag }))
     }
 
-    fn record_response(
+    /// Records the response to the claim's request; call it inside the transaction of the change
+    /// it describes. A conflict on [`Constraint::IdempotencyKey`](crate::Constraint) means a
+    /// twin recorded first, and the caller's transaction must roll back.
+    pub fn record_response(
         &mut self,
         claim: &IdempotencyClaim,
         response: &RecordedResponse,
@@ -167,7 +148,13 @@ impl IdempotencyRepository for DbConnection {
         Ok(())
     }
 
-    fn purge_idempotency_records(&mut self, now: DateTime<Utc>, batch: i64) -> StoreResult<usize> {
+    /// Deletes up to about `batch` records older than [`IDEMPOTENCY_WINDOW`]; returns how many
+    /// went.
+    pub fn purge_idempotency_records(
+        &mut self,
+        now: DateTime<Utc>,
+        batch: i64,
+    ) -> StoreResult<usize> {
         // In batches, so a purge never holds locks on a large table for long.
         let expired = idempotency_records::table
             .filter(idempotency_records::created_at.le(Ts(now - IDEMPOTENCY_WINDOW)))

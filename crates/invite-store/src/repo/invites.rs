@@ -18,11 +18,10 @@ use uuid::Uuid;
 use super::actor::Actor;
 use super::audit::{self, NewAuditEntry};
 use super::cursor::unknown_cursor;
-use super::events::{EventRepository, StoredEvent};
+use super::events::StoredEvent;
 use super::idempotency::IdempotencyClaim;
 use super::idempotency::JoinResponseTemplate;
 use super::redeem::Redemption;
-use super::servers::UserRepository;
 use super::servers::lock_server;
 use crate::Backend;
 use crate::connection::{DbConnection, on_each_backend, write_transaction};
@@ -44,7 +43,7 @@ pub struct NewInvite<'a> {
     /// The creation time, from which the expiry was computed.
     pub now: DateTime<Utc>,
     /// Whether this transaction holds the server's row lock already (its caller read the
-    /// standing with [`ServerRepository::standing_locked`](super::ServerRepository::standing_locked));
+    /// standing with [`DbConnection::standing_locked`]);
     /// otherwise the create takes it.
     pub server_locked: bool,
 }
@@ -65,104 +64,6 @@ pub enum InviteScope {
     Server(Uuid),
     /// The invites pointing at the channel.
     Channel(Uuid),
-}
-
-/// Invites: creation with code reservation, listing, editing, revoking, previews and joins.
-pub trait InviteRepository {
-    /// Creates an invite (or, with `unique: false`, reuses an equal active one), with its audit
-    /// entry. Refuses an unknown channel and a server at its active-invite limit; draws codes
-    /// from `random` with the core's collision retry.
-    fn create_invite(
-        &mut self,
-        new: &NewInvite<'_>,
-        random: &mut dyn RandomSource,
-    ) -> StoreResult<CreatedInvite>;
-
-    /// [`Self::create_invite`], with a new invite's event (made by `announce`) written in the
-    /// same transaction; returns the event. On PostgreSQL the count of active invites, the
-    /// invite, its audit entry and its event are one statement after the server's lock.
-    fn create_invite_announced(
-        &mut self,
-        new: &NewInvite<'_>,
-        random: &mut dyn RandomSource,
-        announce: fn(&Invite) -> Event,
-    ) -> StoreResult<(CreatedInvite, Vec<StoredEvent>)>;
-
-    /// Random invites that are not revoked, newest first, older than `before`.
-    fn list_invites(
-        &mut self,
-        scope: InviteScope,
-        before: Option<Uuid>,
-        limit: PageLimit,
-    ) -> StoreResult<Vec<Invite>>;
-
-    /// The invite, whatever its state, or `None`.
-    fn find_invite(&mut self, invite_id: Uuid) -> StoreResult<Option<Invite>>;
-
-    /// The invite holding the code, whatever its state, or `None`.
-    fn find_invite_by_code(&mut self, code: &CodeRef) -> StoreResult<Option<Invite>>;
-
-    /// Counts the server's active random invites (not revoked, not expired, not used up).
-    fn count_active_invites(&mut self, server_id: Uuid, now: DateTime<Utc>) -> StoreResult<i64>;
-
-    /// Takes the invite row's write lock for the rest of the transaction and reads it as it is
-    /// then, whatever its state: what an edit or a revoke is checked against, so that a
-    /// concurrent join cannot slip under a lowered limit, and a version checked is the version
-    /// bumped. `NotFound` when there is no such invite.
-    fn lock_invite(&mut self, invite_id: Uuid) -> StoreResult<Invite>;
-
-    /// Applies `changes` to an invite locked by [`InviteRepository::lock_invite`] in this
-    /// transaction, with its audit entry; the invite as it is after.
-    fn update_invite(
-        &mut self,
-        invite: &Invite,
-        changes: &InviteChanges,
-        actor: Uuid,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Invite>;
-
-    /// Revokes (soft-deletes) an invite locked by [`InviteRepository::lock_invite`] in this
-    /// transaction, with its audit entry; the invite as it is after.
-    fn revoke_invite(
-        &mut self,
-        invite: &Invite,
-        actor: Uuid,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Invite>;
-
-    /// The invite, its server's public face and the server's members with a live gateway
-    /// session on any instance at `now`, in one read; `None` for an unknown code. Without live
-    /// sessions its cost does not depend on the server's size; with them, the presence count's
-    /// plan may read a big server's members (see BENCHMARKS.md, "Preview cache misses").
-    fn preview(&mut self, code: &CodeRef, now: DateTime<Utc>) -> StoreResult<Option<Preview>>;
-
-    /// [`InviteRepository::preview`] for several codes in one read: the previews of those that
-    /// name an invite, in no particular order. On PostgreSQL one statement serves every batch
-    /// size (the codes are one array); SQLite prepares it per size.
-    fn previews(&mut self, codes: &[CodeRef], now: DateTime<Utc>) -> StoreResult<Vec<Preview>>;
-
-    /// Accepts the invite for `user`, atomically: the member row, the use, the version bump,
-    /// the member count and the `MemberJoin` audit entry commit together or not at all, and a
-    /// refused attempt consumes nothing.
-    fn redeem(
-        &mut self,
-        code: &CodeRef,
-        user: &Actor,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Redemption>;
-
-    /// [`InviteRepository::redeem`] for a request with an `Idempotency-Key`: a join also records
-    /// its response (`response`, with the server's id) under the claim, in the same transaction
-    /// (on PostgreSQL, in the same statement). A refusal records nothing. A conflict on
-    /// [`Constraint::IdempotencyKey`](crate::Constraint) means a twin joined first.
-    fn redeem_recorded(
-        &mut self,
-        code: &CodeRef,
-        user: &Actor,
-        now: DateTime<Utc>,
-        claim: &IdempotencyClaim,
-        response: &JoinResponseTemplate<'_>,
-    ) -> StoreResult<Redemption>;
 }
 
 /// Not revoked, not expired at `now`, not used up: the core's `InviteStatus::is_active`, in SQL.
@@ -277,7 +178,7 @@ fn find_equal_active(
         .filter(invites::temporary.eq(settings.temporary))
         .filter(invites::grant_permissions.eq(settings.grant_permissions.bits()))
         .filter(invites::requires_approval.eq(settings.requires_approval))
-        // An invite for named users is never reused (see `InviteRepository::create_invite`).
+        // An invite for named users is never reused (see `DbConnection::create_invite`).
         .filter(invites::allowed_user_ids.is_null())
         .filter(active_at(Ts(new.now)))
         .order((invites::created_at.desc(), invites::id.desc()))
@@ -732,8 +633,12 @@ fn preview_of(row: PreviewRow) -> StoreResult<Preview> {
     })
 }
 
-impl InviteRepository for DbConnection {
-    fn create_invite_announced(
+/// Invites: creation with code reservation, listing, editing, revoking, previews and joins.
+impl DbConnection {
+    /// [`Self::create_invite`], with a new invite's event (made by `announce`) written in the
+    /// same transaction; returns the event. On PostgreSQL the count of active invites, the
+    /// invite, its audit entry and its event are one statement after the server's lock.
+    pub fn create_invite_announced(
         &mut self,
         new: &NewInvite<'_>,
         random: &mut dyn RandomSource,
@@ -754,7 +659,10 @@ impl InviteRepository for DbConnection {
         })
     }
 
-    fn create_invite(
+    /// Creates an invite (or, with `unique: false`, reuses an equal active one), with its audit
+    /// entry. Refuses an unknown channel and a server at its active-invite limit; draws codes
+    /// from `random` with the core's collision retry.
+    pub fn create_invite(
         &mut self,
         new: &NewInvite<'_>,
         random: &mut dyn RandomSource,
@@ -792,7 +700,8 @@ impl InviteRepository for DbConnection {
         })
     }
 
-    fn list_invites(
+    /// Random invites that are not revoked, newest first, older than `before`.
+    pub fn list_invites(
         &mut self,
         scope: InviteScope,
         before: Option<Uuid>,
@@ -828,11 +737,13 @@ impl InviteRepository for DbConnection {
         query.load(self)?.into_iter().map(Invite::try_from).collect()
     }
 
-    fn find_invite(&mut self, invite_id: Uuid) -> StoreResult<Option<Invite>> {
+    /// The invite, whatever its state, or `None`.
+    pub fn find_invite(&mut self, invite_id: Uuid) -> StoreResult<Option<Invite>> {
         load_invite(self, invite_id)
     }
 
-    fn find_invite_by_code(&mut self, code: &CodeRef) -> StoreResult<Option<Invite>> {
+    /// The invite holding the code, whatever its state, or `None`.
+    pub fn find_invite_by_code(&mut self, code: &CodeRef) -> StoreResult<Option<Invite>> {
         invites::table
             .filter(invites::code.eq(code.as_str()))
             .select(InviteRow::as_select())
@@ -842,15 +753,26 @@ impl InviteRepository for DbConnection {
             .transpose()
     }
 
-    fn count_active_invites(&mut self, server_id: Uuid, now: DateTime<Utc>) -> StoreResult<i64> {
+    /// Counts the server's active random invites (not revoked, not expired, not used up).
+    pub fn count_active_invites(
+        &mut self,
+        server_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<i64> {
         active_count(self, server_id, now, false)
     }
 
-    fn lock_invite(&mut self, invite_id: Uuid) -> StoreResult<Invite> {
+    /// Takes the invite row's write lock for the rest of the transaction and reads it as it is
+    /// then, whatever its state: what an edit or a revoke is checked against, so that a
+    /// concurrent join cannot slip under a lowered limit, and a version checked is the version
+    /// bumped. `NotFound` when there is no such invite.
+    pub fn lock_invite(&mut self, invite_id: Uuid) -> StoreResult<Invite> {
         lock_invite(self, invite_id)
     }
 
-    fn update_invite(
+    /// Applies `changes` to an invite locked by [`DbConnection::lock_invite`] in this
+    /// transaction, with its audit entry; the invite as it is after.
+    pub fn update_invite(
         &mut self,
         invite: &Invite,
         changes: &InviteChanges,
@@ -895,7 +817,9 @@ impl InviteRepository for DbConnection {
         audited(self, invite, actor, AuditAction::InviteUpdate, details, now)
     }
 
-    fn revoke_invite(
+    /// Revokes (soft-deletes) an invite locked by [`DbConnection::lock_invite`] in this
+    /// transaction, with its audit entry; the invite as it is after.
+    pub fn revoke_invite(
         &mut self,
         invite: &Invite,
         actor: Uuid,
@@ -906,7 +830,11 @@ impl InviteRepository for DbConnection {
         audited(self, invite, actor, AuditAction::InviteRevoke, details, now)
     }
 
-    fn preview(&mut self, code: &CodeRef, now: DateTime<Utc>) -> StoreResult<Option<Preview>> {
+    /// The invite, its server's public face and the server's members with a live gateway
+    /// session on any instance at `now`, in one read; `None` for an unknown code. Without live
+    /// sessions its cost does not depend on the server's size; with them, the presence count's
+    /// plan may read a big server's members (see BENCHMARKS.md, "Preview cache misses").
+    pub fn preview(&mut self, code: &CodeRef, now: DateTime<Utc>) -> StoreResult<Option<Preview>> {
         preview_query!(now, invites::code.eq(code.as_str()))
             .get_result::<PreviewRow>(self)
             .optional()?
@@ -914,7 +842,10 @@ impl InviteRepository for DbConnection {
             .transpose()
     }
 
-    fn previews(&mut self, codes: &[CodeRef], now: DateTime<Utc>) -> StoreResult<Vec<Preview>> {
+    /// [`DbConnection::preview`] for several codes in one read: the previews of those that
+    /// name an invite, in no particular order. On PostgreSQL one statement serves every batch
+    /// size (the codes are one array); SQLite prepares it per size.
+    pub fn previews(&mut self, codes: &[CodeRef], now: DateTime<Utc>) -> StoreResult<Vec<Preview>> {
         let codes: Vec<&str> = codes.iter().map(CodeRef::as_str).collect();
         preview_query!(now, invites::code.eq_any(codes))
             .load::<PreviewRow>(self)?
@@ -923,22 +854,29 @@ impl InviteRepository for DbConnection {
             .collect()
     }
 
-    fn redeem(
+    /// Accepts the invite for `user`, atomically: the member row, the use, the version bump,
+    /// the member count and the `MemberJoin` audit entry commit together or not at all, and a
+    /// refused attempt consumes nothing.
+    pub fn redeem(
         &mut self,
         code: &CodeRef,
-        user: &super::actor::Actor,
+        user: &Actor,
         now: DateTime<Utc>,
     ) -> StoreResult<Redemption> {
         super::redeem::redeem(self, code, user, now, None)
     }
 
-    fn redeem_recorded(
+    /// [`DbConnection::redeem`] for a request with an `Idempotency-Key`: a join also records
+    /// its response (`response`, with the server's id) under the claim, in the same transaction
+    /// (on PostgreSQL, in the same statement). A refusal records nothing. A conflict on
+    /// [`Constraint::IdempotencyKey`](crate::Constraint) means a twin joined first.
+    pub fn redeem_recorded(
         &mut self,
         code: &CodeRef,
-        user: &super::actor::Actor,
+        user: &Actor,
         now: DateTime<Utc>,
-        claim: &super::idempotency::IdempotencyClaim,
-        response: &super::idempotency::JoinResponseTemplate<'_>,
+        claim: &IdempotencyClaim,
+        response: &JoinResponseTemplate<'_>,
     ) -> StoreResult<Redemption> {
         super::redeem::redeem(self, code, user, now, Some((claim, response)))
     }

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::actor::Actor;
 use super::audit::{self, NewAuditEntry};
-use super::events::{EventRepository, StoredEvent};
+use super::events::StoredEvent;
 use super::filing::count_pending;
 use super::redeem::{Joined, join_target, load_target};
 use super::servers::lock_server;
@@ -61,71 +61,6 @@ pub struct Decided {
     pub request: StoredJoinRequest,
     /// The `JOIN_REQUEST_UPDATE` event.
     pub event: StoredEvent,
-}
-
-/// Join requests: reading them, and every change but the filing (which an accept makes, see
-/// `InviteRepository::redeem`).
-pub trait JoinRequestRepository {
-    /// The request with this id, of any server and user.
-    fn find_join_request(&mut self, request_id: Uuid) -> StoreResult<Option<StoredJoinRequest>>;
-
-    /// A server's requests in `status`, oldest first (by filing time, then id).
-    fn list_join_requests(
-        &mut self,
-        server_id: Uuid,
-        status: JoinRequestStatus,
-    ) -> StoreResult<Vec<StoredJoinRequest>>;
-
-    /// A user's own requests, of every server and status, oldest first.
-    fn user_join_requests(&mut self, user_id: Uuid) -> StoreResult<Vec<StoredJoinRequest>>;
-
-    /// How many pending requests a server holds.
-    fn count_pending_join_requests(&mut self, server_id: Uuid) -> StoreResult<i64>;
-
-    /// Approves the server's pending request `request_id` as `actor`: the user joins through
-    /// its invite (the use counted within `max_uses`, what it grants granted, the join counted
-    /// for raid protection, its `MEMBER_JOIN` event and `MemberJoin` audit entry), the request
-    /// is approved, audited (`JoinRequestApprove`) and announced (`JOIN_REQUEST_UPDATE`), all
-    /// in one transaction. `NotFound(JoinRequest)` for a request of another server,
-    /// `Stopped(JoinRequestNotPending)` for one decided already.
-    fn approve_join_request(
-        &mut self,
-        server_id: Uuid,
-        request_id: Uuid,
-        actor: Uuid,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Approval>;
-
-    /// Denies the server's pending request `request_id` as `actor`, audited
-    /// (`JoinRequestDeny`) and announced; the same refusals as an approval.
-    fn deny_join_request(
-        &mut self,
-        server_id: Uuid,
-        request_id: Uuid,
-        actor: Uuid,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Decided>;
-
-    /// Withdraws `user_id`'s own pending request `request_id`, announced. `NotFound` for
-    /// another user's request.
-    fn withdraw_join_request(
-        &mut self,
-        user_id: Uuid,
-        request_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Decided>;
-
-    /// Denies `user_id`'s pending requests for the server, as a ban by `actor` does, inside
-    /// the ban's transaction (which holds the server's lock): each audited
-    /// (`JoinRequestDeny`, reason `ban`). The requests as they are now; the caller announces
-    /// them with the ban's events.
-    fn deny_pending_join_requests(
-        &mut self,
-        server_id: Uuid,
-        user_id: Uuid,
-        actor: Uuid,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<StoredJoinRequest>>;
 }
 
 fn load_request(
@@ -235,12 +170,19 @@ fn announce(
         .ok_or_else(|| corrupt("event", "none appended"))
 }
 
-impl JoinRequestRepository for DbConnection {
-    fn find_join_request(&mut self, request_id: Uuid) -> StoreResult<Option<StoredJoinRequest>> {
+/// Join requests: reading them, and every change but the filing (which an accept makes, see
+/// `DbConnection::redeem`).
+impl DbConnection {
+    /// The request with this id, of any server and user.
+    pub fn find_join_request(
+        &mut self,
+        request_id: Uuid,
+    ) -> StoreResult<Option<StoredJoinRequest>> {
         load_request(self, request_id)
     }
 
-    fn list_join_requests(
+    /// A server's requests in `status`, oldest first (by filing time, then id).
+    pub fn list_join_requests(
         &mut self,
         server_id: Uuid,
         status: JoinRequestStatus,
@@ -256,7 +198,8 @@ impl JoinRequestRepository for DbConnection {
             .collect()
     }
 
-    fn user_join_requests(&mut self, user_id: Uuid) -> StoreResult<Vec<StoredJoinRequest>> {
+    /// A user's own requests, of every server and status, oldest first.
+    pub fn user_join_requests(&mut self, user_id: Uuid) -> StoreResult<Vec<StoredJoinRequest>> {
         join_requests::table
             .filter(join_requests::user_id.eq(Id(user_id)))
             .order((join_requests::created_at.asc(), join_requests::id.asc()))
@@ -267,11 +210,18 @@ impl JoinRequestRepository for DbConnection {
             .collect()
     }
 
-    fn count_pending_join_requests(&mut self, server_id: Uuid) -> StoreResult<i64> {
+    /// How many pending requests a server holds.
+    pub fn count_pending_join_requests(&mut self, server_id: Uuid) -> StoreResult<i64> {
         count_pending(self, server_id)
     }
 
-    fn approve_join_request(
+    /// Approves the server's pending request `request_id` as `actor`: the user joins through
+    /// its invite (the use counted within `max_uses`, what it grants granted, the join counted
+    /// for raid protection, its `MEMBER_JOIN` event and `MemberJoin` audit entry), the request
+    /// is approved, audited (`JoinRequestApprove`) and announced (`JOIN_REQUEST_UPDATE`), all
+    /// in one transaction. `NotFound(JoinRequest)` for a request of another server,
+    /// `Stopped(JoinRequestNotPending)` for one decided already.
+    pub fn approve_join_request(
         &mut self,
         server_id: Uuid,
         request_id: Uuid,
@@ -336,7 +286,9 @@ impl JoinRequestRepository for DbConnection {
         })
     }
 
-    fn deny_join_request(
+    /// Denies the server's pending request `request_id` as `actor`, audited
+    /// (`JoinRequestDeny`) and announced; the same refusals as an approval.
+    pub fn deny_join_request(
         &mut self,
         server_id: Uuid,
         request_id: Uuid,
@@ -352,7 +304,9 @@ impl JoinRequestRepository for DbConnection {
         })
     }
 
-    fn withdraw_join_request(
+    /// Withdraws `user_id`'s own pending request `request_id`, announced. `NotFound` for
+    /// another user's request.
+    pub fn withdraw_join_request(
         &mut self,
         user_id: Uuid,
         request_id: Uuid,
@@ -369,7 +323,11 @@ impl JoinRequestRepository for DbConnection {
         })
     }
 
-    fn deny_pending_join_requests(
+    /// Denies `user_id`'s pending requests for the server, as a ban by `actor` does, inside
+    /// the ban's transaction (which holds the server's lock): each audited
+    /// (`JoinRequestDeny`, reason `ban`). The requests as they are now; the caller announces
+    /// them with the ban's events.
+    pub fn deny_pending_join_requests(
         &mut self,
         server_id: Uuid,
         user_id: Uuid,

@@ -8,21 +8,6 @@ use crate::error::StoreResult;
 use crate::schema::maintenance;
 use crate::sql_types::Ts;
 
-/// The maintenance switch (contract section 6), shared by every instance on the database.
-pub trait MaintenanceRepository {
-    /// The switch as last set; `None` if it never was (maintenance is off).
-    fn maintenance(&mut self) -> StoreResult<Option<MaintenanceState>>;
-
-    /// Sets the switch. Switching it on while it is on, or off while off, keeps `since`.
-    fn set_maintenance(
-        &mut self,
-        enabled: bool,
-        message: Option<&str>,
-        ends_at: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<MaintenanceState>;
-}
-
 /// The only row's id.
 const ROW: i16 = 1;
 
@@ -75,12 +60,15 @@ fn load(conn: &mut DbConnection) -> StoreResult<Option<MaintenanceState>> {
         .map(MaintenanceState::from))
 }
 
-impl MaintenanceRepository for DbConnection {
-    fn maintenance(&mut self) -> StoreResult<Option<MaintenanceState>> {
+/// The maintenance switch (contract section 6), shared by every instance on the database.
+impl DbConnection {
+    /// The switch as last set; `None` if it never was (maintenance is off).
+    pub fn maintenance(&mut self) -> StoreResult<Option<MaintenanceState>> {
         load(self)
     }
 
-    fn set_maintenance(
+    /// Sets the switch. Switching it on while it is on, or off while off, keeps `since`.
+    pub fn set_maintenance(
         &mut self,
         enabled: bool,
         message: Option<&str>,

@@ -32,100 +32,6 @@ pub enum Removal {
     Temporary,
 }
 
-/// Members and how they joined.
-pub trait MemberRepository {
-    /// Members ordered by user id, after the given one.
-    fn list_members(
-        &mut self,
-        server_id: Uuid,
-        after: Option<Uuid>,
-        limit: PageLimit,
-    ) -> StoreResult<Vec<Member>>;
-
-    /// The membership, or `None`.
-    fn find_member(&mut self, server_id: Uuid, user_id: Uuid) -> StoreResult<Option<Member>>;
-
-    /// Replaces the member's extra permissions, and records when (`permissions_set_at`, which
-    /// keeps them through an undo of the invite they joined with); being given permissions ends
-    /// a temporary membership. `NotFound` when not a member.
-    fn set_member_permissions(
-        &mut self,
-        server_id: Uuid,
-        user_id: Uuid,
-        permissions: Permissions,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Member>;
-
-    /// Removes the member and keeps the member count; returns the invite they had joined
-    /// through, if any. `NotFound` when not a member.
-    fn remove_member(
-        &mut self,
-        server_id: Uuid,
-        user_id: Uuid,
-        removal: Removal,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Option<Uuid>>;
-
-    /// Members who joined with the invite, in join order, after the given user.
-    fn members_joined_with(
-        &mut self,
-        invite_id: Uuid,
-        after: Option<Uuid>,
-        limit: PageLimit,
-    ) -> StoreResult<Vec<Member>>;
-
-    /// Everyone still a member through the invite, with what the undo rule
-    /// ([`invite_core::undo::undo_verdict`]) reads, in user id order. On PostgreSQL their rows
-    /// stay locked for the rest of the transaction: a permission set meanwhile waits for the
-    /// undo, and then finds the member gone, rather than being set on someone the undo judged
-    /// without it. Call it after locking the invite ([`InviteRepository::lock_invite`]), so
-    /// that no join through it is still to commit, and before anything that locks the server's
-    /// row, the order the other member changes take.
-    ///
-    /// [`InviteRepository::lock_invite`]: super::InviteRepository::lock_invite
-    fn lock_joiners(&mut self, invite_id: Uuid) -> StoreResult<Vec<Joiner>>;
-
-    /// Removes these members, who joined through `invite`, for an undo of it: keeps the member
-    /// count, and audits each removal as `MemberKick` by `actor` with details
-    /// `{"reason": "invite_undo", "code"}`. Returns who was removed, in the order given; anyone
-    /// no longer a member through the invite is skipped.
-    fn remove_joiners(
-        &mut self,
-        invite: &Invite,
-        user_ids: &[Uuid],
-        actor: Uuid,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<Uuid>>;
-}
-
-/// Bans.
-pub trait BanRepository {
-    /// Bans the user (again, updating the reason) and removes their membership, if any.
-    fn ban(
-        &mut self,
-        server_id: Uuid,
-        user_id: Uuid,
-        reason: Option<String>,
-        actor: Uuid,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Ban>;
-
-    /// Lifts the ban; `NotFound` when there is none.
-    fn unban(
-        &mut self,
-        server_id: Uuid,
-        user_id: Uuid,
-        actor: Uuid,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()>;
-
-    /// The server's bans, newest first.
-    fn list_bans(&mut self, server_id: Uuid) -> StoreResult<Vec<Ban>>;
-
-    /// Whether the user is banned from the server.
-    fn is_banned(&mut self, server_id: Uuid, user_id: Uuid) -> StoreResult<bool>;
-}
-
 /// Members with the name their tokens carried, if any.
 #[diesel::dsl::auto_type]
 fn members_with_names() -> _ {
@@ -164,8 +70,10 @@ fn delete_membership(
     Ok(deleted.map(|invite| Departed { joined_via: invite.map(|id| id.0) }))
 }
 
-impl MemberRepository for DbConnection {
-    fn list_members(
+/// Members and how they joined.
+impl DbConnection {
+    /// Members ordered by user id, after the given one.
+    pub fn list_members(
         &mut self,
         server_id: Uuid,
         after: Option<Uuid>,
@@ -183,7 +91,8 @@ impl MemberRepository for DbConnection {
         into_members(query.load(self)?)
     }
 
-    fn find_member(&mut self, server_id: Uuid, user_id: Uuid) -> StoreResult<Option<Member>> {
+    /// The membership, or `None`.
+    pub fn find_member(&mut self, server_id: Uuid, user_id: Uuid) -> StoreResult<Option<Member>> {
         members_with_names()
             .filter(members::server_id.eq(Id(server_id)))
             .filter(members::user_id.eq(Id(user_id)))
@@ -194,7 +103,10 @@ impl MemberRepository for DbConnection {
             .transpose()
     }
 
-    fn set_member_permissions(
+    /// Replaces the member's extra permissions, and records when (`permissions_set_at`, which
+    /// keeps them through an undo of the invite they joined with); being given permissions ends
+    /// a temporary membership. `NotFound` when not a member.
+    pub fn set_member_permissions(
         &mut self,
         server_id: Uuid,
         user_id: Uuid,
@@ -222,7 +134,9 @@ impl MemberRepository for DbConnection {
         })
     }
 
-    fn remove_member(
+    /// Removes the member and keeps the member count; returns the invite they had joined
+    /// through, if any. `NotFound` when not a member.
+    pub fn remove_member(
         &mut self,
         server_id: Uuid,
         user_id: Uuid,
@@ -257,7 +171,8 @@ impl MemberRepository for DbConnection {
         })
     }
 
-    fn members_joined_with(
+    /// Members who joined with the invite, in join order, after the given user.
+    pub fn members_joined_with(
         &mut self,
         invite_id: Uuid,
         after: Option<Uuid>,
@@ -286,7 +201,14 @@ impl MemberRepository for DbConnection {
         into_members(query.load(self)?)
     }
 
-    fn lock_joiners(&mut self, invite_id: Uuid) -> StoreResult<Vec<Joiner>> {
+    /// Everyone still a member through the invite, with what the undo rule
+    /// ([`invite_core::undo::undo_verdict`]) reads, in user id order. On PostgreSQL their rows
+    /// stay locked for the rest of the transaction: a permission set meanwhile waits for the
+    /// undo, and then finds the member gone, rather than being set on someone the undo judged
+    /// without it. Call it after locking the invite ([`DbConnection::lock_invite`]), so
+    /// that no join through it is still to commit, and before anything that locks the server's
+    /// row, the order the other member changes take.
+    pub fn lock_joiners(&mut self, invite_id: Uuid) -> StoreResult<Vec<Joiner>> {
         let query = members::table
             .filter(members::joined_via_invite_id.eq(Id(invite_id)))
             .order(members::user_id.asc())
@@ -306,7 +228,11 @@ impl MemberRepository for DbConnection {
             .collect())
     }
 
-    fn remove_joiners(
+    /// Removes these members, who joined through `invite`, for an undo of it: keeps the member
+    /// count, and audits each removal as `MemberKick` by `actor` with details
+    /// `{"reason": "invite_undo", "code"}`. Returns who was removed, in the order given; anyone
+    /// no longer a member through the invite is skipped.
+    pub fn remove_joiners(
         &mut self,
         invite: &Invite,
         user_ids: &[Uuid],
@@ -354,8 +280,10 @@ impl MemberRepository for DbConnection {
     }
 }
 
-impl BanRepository for DbConnection {
-    fn ban(
+/// Bans.
+impl DbConnection {
+    /// Bans the user (again, updating the reason) and removes their membership, if any.
+    pub fn ban(
         &mut self,
         server_id: Uuid,
         user_id: Uuid,
@@ -404,7 +332,8 @@ impl BanRepository for DbConnection {
         })
     }
 
-    fn unban(
+    /// Lifts the ban; `NotFound` when there is none.
+    pub fn unban(
         &mut self,
         server_id: Uuid,
         user_id: Uuid,
@@ -436,7 +365,8 @@ impl BanRepository for DbConnection {
         })
     }
 
-    fn list_bans(&mut self, server_id: Uuid) -> StoreResult<Vec<Ban>> {
+    /// The server's bans, newest first.
+    pub fn list_bans(&mut self, server_id: Uuid) -> StoreResult<Vec<Ban>> {
         Ok(bans::table
             .filter(bans::server_id.eq(Id(server_id)))
             .order((bans::created_at.desc(), bans::user_id.asc()))
@@ -447,7 +377,8 @@ impl BanRepository for DbConnection {
             .collect())
     }
 
-    fn is_banned(&mut self, server_id: Uuid, user_id: Uuid) -> StoreResult<bool> {
+    /// Whether the user is banned from the server.
+    pub fn is_banned(&mut self, server_id: Uuid, user_id: Uuid) -> StoreResult<bool> {
         Ok(diesel::select(diesel::dsl::exists(
             bans::table
                 .filter(bans::server_id.eq(Id(server_id)))

@@ -1,5 +1,7 @@
-//! Repository traits: everything the HTTP API reads and writes, as synchronous calls on a
-//! connection. One implementation, on [`DbConnection`], serves both backends.
+//! The repositories: everything the HTTP API reads and writes, as synchronous methods of
+//! [`DbConnection`], which serves both backends. Each module adds one area's methods in an
+//! `impl DbConnection` block of its own; with one connection type there is nothing for a trait
+//! per area to abstract over.
 //!
 //! Every write that changes more than one row runs in one transaction: either all of it is
 //! committed or none. What stops a change comes back as a fact or a conflict
@@ -25,30 +27,22 @@ mod vanity;
 mod webhooks;
 
 pub use actor::Actor;
-pub use audit::AuditRepository;
 pub use audit::audit_write_failures;
-pub use events::EventRepository;
 pub use events::{EventHorizon, HorizonSample, StoredEvent};
 pub use filing::{Filed, insert_join_request_unchecked};
-pub use gateway::GatewayRepository;
 pub use gateway::{MemberServer, NewSession};
-pub use idempotency::IdempotencyRepository;
 pub use idempotency::{
     IDEMPOTENCY_WINDOW, IdempotencyClaim, JoinResponseTemplate, Keyed, PriorResponse,
     RecordedResponse, keyed, recorded,
 };
 pub use invites::create_statement_sql;
-pub use invites::{CreatedInvite, InviteRepository, InviteScope, NewInvite};
-pub use join_requests::{Approval, Approved, Decided, JoinRequestRepository};
-pub use maintenance::MaintenanceRepository;
+pub use invites::{CreatedInvite, InviteScope, NewInvite};
+pub use join_requests::{Approval, Approved, Decided};
 pub use maintenance::MaintenanceState;
-pub use members::{BanRepository, MemberRepository, Removal};
+pub use members::Removal;
 pub use redeem::accept_statement_sql;
 pub use redeem::{JoinRequest, Joined, Redemption, redeem_set};
-pub use servers::{ChannelRepository, ServerRepository, UserRepository};
-pub use stats::{Folded, PreviewCount, RefusalCount, StatsRepository};
-pub use vanity::VanityRepository;
-pub use webhooks::WebhookRepository;
+pub use stats::{Folded, PreviewCount, RefusalCount};
 pub use webhooks::{AttemptOutcome, Delivery, NewWebhook, Webhook};
 
 #[cfg(doc)]

@@ -40,12 +40,9 @@ use uuid::Uuid;
 
 use super::actor::Actor;
 use super::audit::{self, NewAuditEntry};
-use super::events::{EventRepository, StoredEvent};
+use super::events::StoredEvent;
 use super::filing::{Filed, file_locked};
-use super::idempotency::{
-    IdempotencyClaim, IdempotencyRepository, JoinResponseTemplate, RecordedResponse,
-};
-use super::servers::{ServerRepository, UserRepository};
+use super::idempotency::{IdempotencyClaim, JoinResponseTemplate, RecordedResponse};
 use super::servers::{add_to_member_count, lock_server};
 use crate::connection::{DbConnection, check_deadline, on_each_backend, write_transaction};
 use crate::error::{Constraint, StoreError, StoreResult};

@@ -20,94 +20,9 @@ use crate::schema::{channels, invites, members, servers};
 use crate::sql_types::{DbTimestamp, DbUuid, Id, Json, Ts};
 
 /// Users, remembered by the name their tokens carry.
-pub trait UserRepository {
+impl DbConnection {
     /// Stores the actor's `username` claim, if any (a missing claim keeps the known name).
-    fn remember_user(&mut self, actor: &Actor, now: DateTime<Utc>) -> StoreResult<()>;
-}
-
-/// Servers and their settings.
-pub trait ServerRepository {
-    /// Creates a server owned by `owner`, who becomes its first member.
-    fn create_server(
-        &mut self,
-        owner: &Actor,
-        settings: &NewServerSettings,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Server>;
-
-    /// The server, or `None`.
-    fn find_server(&mut self, server_id: Uuid) -> StoreResult<Option<Server>>;
-
-    /// The caller's standing in the server: `None` when the server does not exist or the caller
-    /// is not a member (the API answers both with the same 404).
-    fn standing(&mut self, server_id: Uuid, user_id: Uuid) -> StoreResult<Option<Standing>>;
-
-    /// [`ServerRepository::standing`], read with the server's row lock taken for the rest of
-    /// the transaction (as [`ServerRepository::lock_server`] takes it): one round trip where a
-    /// change that counts against a server-wide limit would otherwise need two. On SQLite the
-    /// write transaction already holds the database's one write lock.
-    fn standing_locked(&mut self, server_id: Uuid, user_id: Uuid) -> StoreResult<Option<Standing>>;
-
-    /// Applies the changes; `NotFound` when the server does not exist.
-    fn update_server(
-        &mut self,
-        server_id: Uuid,
-        changes: &ServerChanges,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Server>;
-
-    /// Takes the server's row lock for the rest of the transaction: writes that must not
-    /// interleave for one server (counting against a limit, numbering its events) take turns.
-    /// `NotFound` when there is no such server.
-    fn lock_server(&mut self, server_id: Uuid) -> StoreResult<()>;
-
-    /// Pauses (`Some`) or resumes (`None`) the server's invites, with its audit entry. Either
-    /// way the raid window closes: the count starts afresh once invites work again.
-    fn set_invites_pause(
-        &mut self,
-        server_id: Uuid,
-        pause: Option<InvitesPause>,
-        actor: Uuid,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Server>;
-
-    /// The server's raid protection (`None`: off) and its current window; `NotFound` when
-    /// there is no such server.
-    fn raid_protection(
-        &mut self,
-        server_id: Uuid,
-    ) -> StoreResult<(Option<RaidProtection>, RaidWindow)>;
-
-    /// Sets (`Some`) or turns off (`None`) the server's raid protection. The window closes
-    /// either way, so a new setting counts from the next join. `NotFound` when there is no such
-    /// server.
-    fn set_raid_protection(
-        &mut self,
-        server_id: Uuid,
-        protection: Option<RaidProtection>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()>;
-}
-
-/// Channels.
-pub trait ChannelRepository {
-    /// Creates a channel in the server.
-    fn create_channel(
-        &mut self,
-        server_id: Uuid,
-        name: &ChannelName,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Channel>;
-
-    /// The server's channels, oldest first.
-    fn list_channels(&mut self, server_id: Uuid) -> StoreResult<Vec<Channel>>;
-
-    /// The channel, or `None`.
-    fn find_channel(&mut self, channel_id: Uuid) -> StoreResult<Option<Channel>>;
-}
-
-impl UserRepository for DbConnection {
-    fn remember_user(&mut self, actor: &Actor, now: DateTime<Utc>) -> StoreResult<()> {
+    pub fn remember_user(&mut self, actor: &Actor, now: DateTime<Utc>) -> StoreResult<()> {
         let Some(username) = actor.username.clone() else {
             return Ok(());
         };
@@ -254,8 +169,10 @@ struct NewServerRow<'a> {
     updated_at: Ts,
 }
 
-impl ServerRepository for DbConnection {
-    fn create_server(
+/// Servers and their settings.
+impl DbConnection {
+    /// Creates a server owned by `owner`, who becomes its first member.
+    pub fn create_server(
         &mut self,
         owner: &Actor,
         settings: &NewServerSettings,
@@ -294,11 +211,14 @@ impl ServerRepository for DbConnection {
         })
     }
 
-    fn find_server(&mut self, server_id: Uuid) -> StoreResult<Option<Server>> {
+    /// The server, or `None`.
+    pub fn find_server(&mut self, server_id: Uuid) -> StoreResult<Option<Server>> {
         load_server(self, server_id)
     }
 
-    fn standing(&mut self, server_id: Uuid, user_id: Uuid) -> StoreResult<Option<Standing>> {
+    /// The caller's standing in the server: `None` when the server does not exist or the caller
+    /// is not a member (the API answers both with the same 404).
+    pub fn standing(&mut self, server_id: Uuid, user_id: Uuid) -> StoreResult<Option<Standing>> {
         let found = members::table
             .inner_join(servers::table)
             .filter(members::server_id.eq(Id(server_id)))
@@ -313,7 +233,15 @@ impl ServerRepository for DbConnection {
             .transpose()
     }
 
-    fn standing_locked(&mut self, server_id: Uuid, user_id: Uuid) -> StoreResult<Option<Standing>> {
+    /// [`DbConnection::standing`], read with the server's row lock taken for the rest of
+    /// the transaction (as [`DbConnection::lock_server`] takes it): one round trip where a
+    /// change that counts against a server-wide limit would otherwise need two. On SQLite the
+    /// write transaction already holds the database's one write lock.
+    pub fn standing_locked(
+        &mut self,
+        server_id: Uuid,
+        user_id: Uuid,
+    ) -> StoreResult<Option<Standing>> {
         let DbConnection::Postgres(pg) = self else {
             return self.standing(server_id, user_id);
         };
@@ -326,7 +254,8 @@ impl ServerRepository for DbConnection {
             .transpose()
     }
 
-    fn update_server(
+    /// Applies the changes; `NotFound` when the server does not exist.
+    pub fn update_server(
         &mut self,
         server_id: Uuid,
         changes: &ServerChanges,
@@ -354,11 +283,16 @@ impl ServerRepository for DbConnection {
         })
     }
 
-    fn lock_server(&mut self, server_id: Uuid) -> StoreResult<()> {
+    /// Takes the server's row lock for the rest of the transaction: writes that must not
+    /// interleave for one server (counting against a limit, numbering its events) take turns.
+    /// `NotFound` when there is no such server.
+    pub fn lock_server(&mut self, server_id: Uuid) -> StoreResult<()> {
         lock_server(self, server_id)
     }
 
-    fn set_invites_pause(
+    /// Pauses (`Some`) or resumes (`None`) the server's invites, with its audit entry. Either
+    /// way the raid window closes: the count starts afresh once invites work again.
+    pub fn set_invites_pause(
         &mut self,
         server_id: Uuid,
         pause: Option<InvitesPause>,
@@ -402,7 +336,9 @@ impl ServerRepository for DbConnection {
         })
     }
 
-    fn raid_protection(
+    /// The server's raid protection (`None`: off) and its current window; `NotFound` when
+    /// there is no such server.
+    pub fn raid_protection(
         &mut self,
         server_id: Uuid,
     ) -> StoreResult<(Option<RaidProtection>, RaidWindow)> {
@@ -424,7 +360,10 @@ impl ServerRepository for DbConnection {
         ))
     }
 
-    fn set_raid_protection(
+    /// Sets (`Some`) or turns off (`None`) the server's raid protection. The window closes
+    /// either way, so a new setting counts from the next join. `NotFound` when there is no such
+    /// server.
+    pub fn set_raid_protection(
         &mut self,
         server_id: Uuid,
         protection: Option<RaidProtection>,
@@ -444,8 +383,10 @@ impl ServerRepository for DbConnection {
     }
 }
 
-impl ChannelRepository for DbConnection {
-    fn create_channel(
+/// Channels.
+impl DbConnection {
+    /// Creates a channel in the server.
+    pub fn create_channel(
         &mut self,
         server_id: Uuid,
         name: &ChannelName,
@@ -461,7 +402,8 @@ impl ChannelRepository for DbConnection {
         Ok(channel.into())
     }
 
-    fn list_channels(&mut self, server_id: Uuid) -> StoreResult<Vec<Channel>> {
+    /// The server's channels, oldest first.
+    pub fn list_channels(&mut self, server_id: Uuid) -> StoreResult<Vec<Channel>> {
         Ok(channels::table
             .filter(channels::server_id.eq(Id(server_id)))
             .order((channels::created_at.asc(), channels::id.asc()))
@@ -472,7 +414,8 @@ impl ChannelRepository for DbConnection {
             .collect())
     }
 
-    fn find_channel(&mut self, channel_id: Uuid) -> StoreResult<Option<Channel>> {
+    /// The channel, or `None`.
+    pub fn find_channel(&mut self, channel_id: Uuid) -> StoreResult<Option<Channel>> {
         Ok(channels::table
             .filter(channels::id.eq(Id(channel_id)))
             .select(ChannelRow::as_select())

@@ -85,7 +85,7 @@ pub struct RefusalCount {
     pub refusals: i64,
 }
 
-/// What one call of [`StatsRepository::fold_stats`] did.
+/// What one call of [`DbConnection::fold_stats`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Folded {
     /// The cursor after it: every event up to this `seq` is folded in.
@@ -94,38 +94,6 @@ pub struct Folded {
     pub events: usize,
     /// Whether it stopped at its limit before `up_to`: call again.
     pub more: bool,
-}
-
-/// Per-invite analytics.
-pub trait StatsRepository {
-    /// Folds the joins and departures after the cursor and up to `up_to` (at most `limit` of
-    /// them) into the counters and daily roll-ups, and moves the cursor, in one transaction.
-    /// `up_to` must be a `seq` below which nothing can still commit (see
-    /// [`EventHorizon`](super::EventHorizon)); a cursor already past it changes nothing.
-    fn fold_stats(&mut self, up_to: i64, limit: i64) -> StoreResult<Folded>;
-
-    /// How far the outbox is folded in.
-    fn stats_folded_through(&mut self) -> StoreResult<i64>;
-
-    /// Adds previews counted in memory, a batch of invites per statement.
-    fn add_previews(&mut self, counts: &[PreviewCount]) -> StoreResult<()>;
-
-    /// Adds refusals counted in memory; codes that name no invite are dropped. Returns how
-    /// many rows were written.
-    fn add_refusals(&mut self, counts: &[RefusalCount]) -> StoreResult<usize>;
-
-    /// One invite's analytics, its joins per day from `first_day` (an
-    /// [`invite_core::stats::day_number`]) on.
-    fn invite_stats(&mut self, invite_id: Uuid, first_day: i64) -> StoreResult<InviteStats>;
-
-    /// A server's totals, its joins per day from `first_day` on, and its `top` invites by
-    /// accepts.
-    fn server_stats(
-        &mut self,
-        server_id: Uuid,
-        first_day: i64,
-        top: i64,
-    ) -> StoreResult<ServerStats>;
 }
 
 #[derive(Insertable)]
@@ -251,8 +219,13 @@ fn sum(column: &str) -> diesel::expression::SqlLiteral<BigInt> {
     sql::<BigInt>(&format!("CAST(COALESCE(SUM({column}), 0) AS BIGINT)"))
 }
 
-impl StatsRepository for DbConnection {
-    fn fold_stats(&mut self, up_to: i64, limit: i64) -> StoreResult<Folded> {
+/// Per-invite analytics.
+impl DbConnection {
+    /// Folds the joins and departures after the cursor and up to `up_to` (at most `limit` of
+    /// them) into the counters and daily roll-ups, and moves the cursor, in one transaction.
+    /// `up_to` must be a `seq` below which nothing can still commit (see
+    /// [`EventHorizon`](super::EventHorizon)); a cursor already past it changes nothing.
+    pub fn fold_stats(&mut self, up_to: i64, limit: i64) -> StoreResult<Folded> {
         write_transaction(self, |conn| {
             let cursor = invite_stats_fold::table.select(invite_stats_fold::folded_through);
             // SQLite has no row locks (nor `FOR UPDATE`): its writers run one at a time.
@@ -299,11 +272,13 @@ impl StatsRepository for DbConnection {
         })
     }
 
-    fn stats_folded_through(&mut self) -> StoreResult<i64> {
+    /// How far the outbox is folded in.
+    pub fn stats_folded_through(&mut self) -> StoreResult<i64> {
         Ok(invite_stats_fold::table.select(invite_stats_fold::folded_through).get_result(self)?)
     }
 
-    fn add_previews(&mut self, counts: &[PreviewCount]) -> StoreResult<()> {
+    /// Adds previews counted in memory, a batch of invites per statement.
+    pub fn add_previews(&mut self, counts: &[PreviewCount]) -> StoreResult<()> {
         let mut counts: Vec<&PreviewCount> =
             counts.iter().filter(|count| count.previews > 0).collect();
         // In the fold's order (by invite), so that a flush and another instance's fold, which
@@ -322,7 +297,9 @@ impl StatsRepository for DbConnection {
         add_counts(self, &rows)
     }
 
-    fn add_refusals(&mut self, counts: &[RefusalCount]) -> StoreResult<usize> {
+    /// Adds refusals counted in memory; codes that name no invite are dropped. Returns how
+    /// many rows were written.
+    pub fn add_refusals(&mut self, counts: &[RefusalCount]) -> StoreResult<usize> {
         use invite_refusals::dsl::{code, invite_id, refusals};
         let mut written = 0;
         for chunk in counts.chunks(CHUNK) {
@@ -365,7 +342,9 @@ impl StatsRepository for DbConnection {
         Ok(written)
     }
 
-    fn invite_stats(&mut self, invite_id: Uuid, first_day: i64) -> StoreResult<InviteStats> {
+    /// One invite's analytics, its joins per day from `first_day` (an
+    /// [`invite_core::stats::day_number`]) on.
+    pub fn invite_stats(&mut self, invite_id: Uuid, first_day: i64) -> StoreResult<InviteStats> {
         let counts: Option<(i64, i64, i64)> = invite_stats::table
             .filter(invite_stats::invite_id.eq(Id(invite_id)))
             .select((invite_stats::previews, invite_stats::accepts, invite_stats::departures))
@@ -391,7 +370,9 @@ impl StatsRepository for DbConnection {
         })
     }
 
-    fn server_stats(
+    /// A server's totals, its joins per day from `first_day` on, and its `top` invites by
+    /// accepts.
+    pub fn server_stats(
         &mut self,
         server_id: Uuid,
         first_day: i64,

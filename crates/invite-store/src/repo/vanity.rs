@@ -12,7 +12,6 @@ use crate::Fact;
 use uuid::Uuid;
 
 use super::audit::{self, NewAuditEntry};
-use super::invites::InviteRepository;
 use super::invites::{insert_unless_code_taken, load_invite, mark_revoked};
 use super::servers::lock_server;
 use crate::connection::{DbConnection, write_transaction};
@@ -20,23 +19,6 @@ use crate::error::{Entity, StoreError, StoreResult};
 use crate::models::{Invite, InviteRow};
 use crate::schema::invites;
 use crate::sql_types::{Id, Ts};
-
-/// Vanity URLs.
-pub trait VanityRepository {
-    /// The server's active vanity invite, or `None`.
-    fn vanity_invite(&mut self, server_id: Uuid) -> StoreResult<Option<Invite>>;
-
-    /// Sets (`Some`) or releases (`None`) the server's vanity code, with its audit entry,
-    /// following the core's claim rules (shared namespace, 30-day cooldown). Returns the active
-    /// vanity invite afterwards.
-    fn set_vanity_code(
-        &mut self,
-        server_id: Uuid,
-        code: Option<&VanityCode>,
-        actor: Uuid,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Option<Invite>>;
-}
 
 fn active_vanity(conn: &mut DbConnection, server_id: Uuid) -> StoreResult<Option<Invite>> {
     invites::table
@@ -50,12 +32,17 @@ fn active_vanity(conn: &mut DbConnection, server_id: Uuid) -> StoreResult<Option
         .transpose()
 }
 
-impl VanityRepository for DbConnection {
-    fn vanity_invite(&mut self, server_id: Uuid) -> StoreResult<Option<Invite>> {
+/// Vanity URLs.
+impl DbConnection {
+    /// The server's active vanity invite, or `None`.
+    pub fn vanity_invite(&mut self, server_id: Uuid) -> StoreResult<Option<Invite>> {
         active_vanity(self, server_id)
     }
 
-    fn set_vanity_code(
+    /// Sets (`Some`) or releases (`None`) the server's vanity code, with its audit entry,
+    /// following the core's claim rules (shared namespace, 30-day cooldown). Returns the active
+    /// vanity invite afterwards.
+    pub fn set_vanity_code(
         &mut self,
         server_id: Uuid,
         code: Option<&VanityCode>,

@@ -17,54 +17,6 @@ use crate::models::corrupt;
 use crate::schema::{webhook_deliveries, webhooks};
 use crate::sql_types::{Id, Json, Ts};
 
-/// Webhooks and their deliveries (contract section 9).
-pub trait WebhookRepository {
-    /// Registers a webhook whose deliveries start after event `cursor`.
-    fn create_webhook(&mut self, new: &NewWebhook<'_>, cursor: i64) -> StoreResult<Webhook>;
-
-    /// How many webhooks the server has.
-    fn count_webhooks(&mut self, server_id: Uuid) -> StoreResult<i64>;
-
-    /// The server's webhooks, oldest first.
-    fn list_webhooks(&mut self, server_id: Uuid) -> StoreResult<Vec<Webhook>>;
-
-    /// The webhook, or `None`.
-    fn find_webhook(&mut self, webhook_id: Uuid) -> StoreResult<Option<Webhook>>;
-
-    /// Deletes the server's webhook, with its deliveries; `false` when there was none.
-    fn delete_webhook(&mut self, server_id: Uuid, webhook_id: Uuid) -> StoreResult<bool>;
-
-    /// The webhook's latest deliveries, newest first.
-    fn deliveries(&mut self, webhook_id: Uuid, limit: i64) -> StoreResult<Vec<Delivery>>;
-
-    /// Takes (or renews) the lease of every enabled webhook that is due (not waiting for a
-    /// retry) and not leased by another instance, until `until`.
-    fn lease_due_webhooks(
-        &mut self,
-        owner: Uuid,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> StoreResult<Vec<Webhook>>;
-
-    /// Gives up every lease `owner` holds, so that another instance takes over at once (an
-    /// instance stopping gracefully; a crashed one's leases run out by themselves).
-    fn release_leases(&mut self, owner: Uuid) -> StoreResult<usize>;
-
-    /// Records an attempt (if any) and its outcome, if `owner` still holds the lease; `false`
-    /// when it no longer does (nothing is written then).
-    fn record_attempt(
-        &mut self,
-        owner: Uuid,
-        delivery: Option<&Delivery>,
-        webhook_id: Uuid,
-        outcome: &AttemptOutcome,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool>;
-
-    /// Deletes deliveries logged before `before`.
-    fn purge_deliveries(&mut self, before: DateTime<Utc>) -> StoreResult<usize>;
-}
-
 /// A registered webhook.
 #[derive(Debug, Clone)]
 pub struct Webhook {
@@ -221,8 +173,10 @@ fn types_json(types: &[EventType]) -> Json {
     Json(types.iter().map(|kind| kind.as_str()).collect())
 }
 
-impl WebhookRepository for DbConnection {
-    fn create_webhook(&mut self, new: &NewWebhook<'_>, cursor: i64) -> StoreResult<Webhook> {
+/// Webhooks and their deliveries (contract section 9).
+impl DbConnection {
+    /// Registers a webhook whose deliveries start after event `cursor`.
+    pub fn create_webhook(&mut self, new: &NewWebhook<'_>, cursor: i64) -> StoreResult<Webhook> {
         let values = (
             webhooks::id.eq(Id(Uuid::now_v7())),
             webhooks::server_id.eq(Id(new.server_id)),
@@ -241,14 +195,16 @@ impl WebhookRepository for DbConnection {
         Webhook::try_from(row)
     }
 
-    fn count_webhooks(&mut self, server_id: Uuid) -> StoreResult<i64> {
+    /// How many webhooks the server has.
+    pub fn count_webhooks(&mut self, server_id: Uuid) -> StoreResult<i64> {
         Ok(webhooks::table
             .filter(webhooks::server_id.eq(Id(server_id)))
             .count()
             .get_result(self)?)
     }
 
-    fn list_webhooks(&mut self, server_id: Uuid) -> StoreResult<Vec<Webhook>> {
+    /// The server's webhooks, oldest first.
+    pub fn list_webhooks(&mut self, server_id: Uuid) -> StoreResult<Vec<Webhook>> {
         webhooks::table
             .filter(webhooks::server_id.eq(Id(server_id)))
             .order((webhooks::created_at, webhooks::id))
@@ -259,7 +215,8 @@ impl WebhookRepository for DbConnection {
             .collect()
     }
 
-    fn find_webhook(&mut self, webhook_id: Uuid) -> StoreResult<Option<Webhook>> {
+    /// The webhook, or `None`.
+    pub fn find_webhook(&mut self, webhook_id: Uuid) -> StoreResult<Option<Webhook>> {
         webhooks::table
             .filter(webhooks::id.eq(Id(webhook_id)))
             .select(WebhookRow::as_select())
@@ -269,7 +226,8 @@ impl WebhookRepository for DbConnection {
             .transpose()
     }
 
-    fn delete_webhook(&mut self, server_id: Uuid, webhook_id: Uuid) -> StoreResult<bool> {
+    /// Deletes the server's webhook, with its deliveries; `false` when there was none.
+    pub fn delete_webhook(&mut self, server_id: Uuid, webhook_id: Uuid) -> StoreResult<bool> {
         let deleted = diesel::delete(
             webhooks::table
                 .filter(webhooks::id.eq(Id(webhook_id)))
@@ -279,7 +237,8 @@ impl WebhookRepository for DbConnection {
         Ok(deleted > 0)
     }
 
-    fn deliveries(&mut self, webhook_id: Uuid, limit: i64) -> StoreResult<Vec<Delivery>> {
+    /// The webhook's latest deliveries, newest first.
+    pub fn deliveries(&mut self, webhook_id: Uuid, limit: i64) -> StoreResult<Vec<Delivery>> {
         Ok(webhook_deliveries::table
             .filter(webhook_deliveries::webhook_id.eq(Id(webhook_id)))
             .order((webhook_deliveries::created_at.desc(), webhook_deliveries::id.desc()))
@@ -291,7 +250,9 @@ impl WebhookRepository for DbConnection {
             .collect())
     }
 
-    fn lease_due_webhooks(
+    /// Takes (or renews) the lease of every enabled webhook that is due (not waiting for a
+    /// retry) and not leased by another instance, until `until`.
+    pub fn lease_due_webhooks(
         &mut self,
         owner: Uuid,
         now: DateTime<Utc>,
@@ -330,13 +291,17 @@ impl WebhookRepository for DbConnection {
         })
     }
 
-    fn release_leases(&mut self, owner: Uuid) -> StoreResult<usize> {
+    /// Gives up every lease `owner` holds, so that another instance takes over at once (an
+    /// instance stopping gracefully; a crashed one's leases run out by themselves).
+    pub fn release_leases(&mut self, owner: Uuid) -> StoreResult<usize> {
         Ok(diesel::update(webhooks::table.filter(webhooks::lease_owner.eq(Id(owner))))
             .set((webhooks::lease_owner.eq(None::<Id>), webhooks::lease_until.eq(None::<Ts>)))
             .execute(self)?)
     }
 
-    fn record_attempt(
+    /// Records an attempt (if any) and its outcome, if `owner` still holds the lease; `false`
+    /// when it no longer does (nothing is written then).
+    pub fn record_attempt(
         &mut self,
         owner: Uuid,
         delivery: Option<&Delivery>,
@@ -398,7 +363,8 @@ impl WebhookRepository for DbConnection {
         })
     }
 
-    fn purge_deliveries(&mut self, before: DateTime<Utc>) -> StoreResult<usize> {
+    /// Deletes deliveries logged before `before`.
+    pub fn purge_deliveries(&mut self, before: DateTime<Utc>) -> StoreResult<usize> {
         Ok(diesel::delete(
             webhook_deliveries::table.filter(webhook_deliveries::created_at.lt(Ts(before))),
         )

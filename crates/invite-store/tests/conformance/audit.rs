@@ -1,6 +1,5 @@
 use invite_core::audit::AuditAction;
 use invite_core::server::PageLimit;
-use invite_store::repo::AuditRepository;
 use invite_store::testing::TestDatabase;
 use uuid::Uuid;
 

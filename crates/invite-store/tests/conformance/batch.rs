@@ -9,11 +9,8 @@ use invite_core::code::CodeRef;
 use invite_core::event::EventType;
 use invite_core::redeem::{InvitesPause, RedemptionRefused};
 use invite_store::batch::{BatchWrite, SetOutcome, SetRequest, commit_batch};
-use invite_store::models::Preview;
-use invite_store::repo::{
-    Actor, AuditRepository, BanRepository, EventRepository, InviteRepository, JoinRequest,
-    MemberRepository, Redemption, ServerRepository,
-};
+use invite_store::models::{Invite, Preview, Server};
+use invite_store::repo::{Actor, JoinRequest, Redemption};
 use invite_store::testing::TestDatabase;
 use invite_store::{DbConnection, StoreResult};
 
@@ -118,6 +115,17 @@ fn reason(redemption: &Redemption) -> Option<RedemptionRefused> {
         Redemption::Refused(reason) => Some(*reason),
         Redemption::Joined(_) | Redemption::Filed(_) => None,
     }
+}
+
+/// A new owner's server with a plain invite, its code, and `users` new users to race
+/// through it.
+fn crowd(conn: &mut DbConnection, users: usize) -> (Actor, Server, Invite, CodeRef, Vec<Actor>) {
+    let owner = user();
+    let server = create_server(conn, &owner);
+    let invite = create_invite(conn, &server, &owner, "{}");
+    let code = code_of(&invite);
+    let actors = (0..users).map(|_| user()).collect();
+    (owner, server, invite, code, actors)
 }
 
 conformance! {
@@ -303,11 +311,7 @@ conformance! {
         const USERS: usize = 100;
         let pool = racing_pool(db);
         let conn = &mut db.connect();
-        let owner = user();
-        let server = create_server(conn, &owner);
-        let invite = create_invite(conn, &server, &owner, "{}");
-        let code = code_of(&invite);
-        let actors: Vec<Actor> = (0..USERS).map(|_| user()).collect();
+        let (owner, server, _, code, actors) = crowd(conn, USERS);
         let barrier = Arc::new(Barrier::new(5));
         let joiners: Vec<_> = actors.chunks(25).map(|chunk| {
             let (pool, barrier, code, chunk) = (pool.clone(), barrier.clone(), code.clone(), chunk.to_vec());
@@ -352,11 +356,7 @@ conformance! {
         let pool = racing_pool(db);
         let conn = &mut db.connect();
         for round in 0..5_u64 {
-            let owner = user();
-            let server = create_server(conn, &owner);
-            let invite = create_invite(conn, &server, &owner, "{}");
-            let code = code_of(&invite);
-            let actors: Vec<Actor> = (0..USERS).map(|_| user()).collect();
+            let (owner, server, invite, code, actors) = crowd(conn, USERS);
             let barrier = Arc::new(Barrier::new(6));
             // Half the joins in small batches (one statement each on PostgreSQL), half alone.
             let joiners: Vec<_> = actors.chunks(10).enumerate().map(|(i, chunk)| {

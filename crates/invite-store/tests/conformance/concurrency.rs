@@ -8,7 +8,7 @@ use std::time::Duration;
 use invite_core::code::CodeRef;
 use invite_core::redeem::RedemptionRefused;
 use invite_core::server::PageLimit;
-use invite_store::repo::{Actor, BanRepository, InviteRepository, MemberRepository, Redemption};
+use invite_store::repo::{Actor, Redemption};
 use invite_store::testing::TestDatabase;
 use invite_store::{Backend, DbPool, PoolConfig};
 

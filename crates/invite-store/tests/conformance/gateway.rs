@@ -4,7 +4,7 @@
 use chrono::Duration;
 use invite_core::permissions::Permissions;
 use invite_store::DbConnection;
-use invite_store::repo::{GatewayRepository, InviteRepository, MemberRepository, NewSession};
+use invite_store::repo::NewSession;
 use invite_store::testing::TestDatabase;
 use uuid::Uuid;
 

@@ -8,10 +8,7 @@ use invite_core::grant::granted_on_join;
 use invite_core::permissions::Permissions;
 use invite_core::redeem::RedemptionRefused;
 use invite_store::models::Invite;
-use invite_store::repo::{
-    AuditRepository, BanRepository, CreatedInvite, EventRepository, InviteRepository,
-    MemberRepository, NewInvite, Redemption, ServerRepository,
-};
+use invite_store::repo::{CreatedInvite, NewInvite, Redemption};
 use invite_store::testing::TestDatabase;
 
 use crate::{

@@ -6,10 +6,7 @@ use invite_core::invite::{InviteKind, UpdateInviteRequest};
 use invite_core::server::{ChannelName, PageLimit};
 use invite_store::Fact;
 
-use invite_store::repo::{
-    AuditRepository, ChannelRepository, CreatedInvite, EventRepository, InviteRepository,
-    InviteScope, NewInvite,
-};
+use invite_store::repo::{CreatedInvite, InviteScope, NewInvite};
 use invite_store::schema::{invites, servers};
 use invite_store::sql_types::{Id, Ts};
 use invite_store::testing::{TestDatabase, insert_active_invites};
@@ -413,7 +410,6 @@ impl VanityForTest for DbConnection {
         server_id: Uuid,
         actor: Uuid,
     ) -> invite_store::models::Invite {
-        use invite_store::repo::VanityRepository;
         let random_part = &Uuid::now_v7().simple().to_string()[14..];
         let code = invite_core::code::VanityCode::parse(&format!("v-{random_part}")).unwrap();
         self.set_vanity_code(server_id, Some(&code), actor, t0()).unwrap().unwrap()

@@ -12,10 +12,7 @@ use invite_core::event::Event;
 use invite_core::redeem::RedemptionRefused;
 use invite_core::server::PageLimit;
 use invite_store::models::StoredJoinRequest;
-use invite_store::repo::{
-    Actor, Approval, AuditRepository, BanRepository, EventRepository, InviteRepository,
-    JoinRequestRepository, MemberRepository, Redemption, insert_join_request_unchecked,
-};
+use invite_store::repo::{Actor, Approval, Redemption, insert_join_request_unchecked};
 use invite_store::testing::TestDatabase;
 use invite_store::{DbConnection, Entity, Fact, StoreError};
 use uuid::Uuid;

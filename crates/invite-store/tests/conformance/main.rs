@@ -29,9 +29,7 @@ use invite_core::invite::{CreateInviteRequest, InviteSettings};
 use invite_core::server::CreateServerRequest;
 use invite_store::DbConnection;
 use invite_store::models::{Invite, Server};
-use invite_store::repo::{
-    Actor, CreatedInvite, InviteRepository, MemberRepository, NewInvite, ServerRepository,
-};
+use invite_store::repo::{Actor, CreatedInvite, NewInvite};
 use uuid::Uuid;
 
 /// Declares tests once and instantiates each for both backends, as `postgres::name` and

@@ -3,10 +3,7 @@ use invite_core::permissions::Permissions;
 use invite_core::redeem::RedemptionRefused;
 use invite_core::server::PageLimit;
 use invite_core::undo::Joiner;
-use invite_store::repo::{
-    AuditRepository, BanRepository, InviteRepository, MemberRepository, Redemption, Removal,
-    ServerRepository,
-};
+use invite_store::repo::{Redemption, Removal};
 use invite_store::testing::TestDatabase;
 use invite_store::{StoreError, write_transaction};
 use uuid::Uuid;

@@ -1,6 +1,5 @@
 use diesel::prelude::*;
 use invite_store::migrations::{migration_status, revert_all_migrations, run_pending_migrations};
-use invite_store::repo::ServerRepository;
 use invite_store::testing::TestDatabase;
 
 use crate::{conformance, create_server, user};

@@ -14,10 +14,7 @@ use invite_core::redeem::{InvitesPause, RedemptionRefused};
 use invite_core::server::PageLimit;
 use invite_store::DbConnection;
 use invite_store::models::{AuditEntry, Server};
-use invite_store::repo::{
-    Actor, AuditRepository, EventRepository, InviteRepository, Redemption, ServerRepository,
-    StoredEvent,
-};
+use invite_store::repo::{Actor, Redemption, StoredEvent};
 use invite_store::testing::TestDatabase;
 
 use crate::batch::commit_at;

@@ -9,10 +9,7 @@ use invite_core::redeem::{
 use invite_core::server::PageLimit;
 use invite_store::DbConnection;
 use invite_store::models::JoinSource;
-use invite_store::repo::{
-    Actor, AuditRepository, BanRepository, EventRepository, InviteRepository, MemberRepository,
-    Redemption, ServerRepository, VanityRepository,
-};
+use invite_store::repo::{Actor, Redemption};
 use invite_store::schema::invites;
 use invite_store::sql_types::{Id, Ts};
 use invite_store::testing::TestDatabase;

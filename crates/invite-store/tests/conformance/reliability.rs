@@ -5,9 +5,8 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use invite_core::event::{Event, InvitesResumed};
 use invite_store::repo::{
-    EventHorizon, EventRepository, IdempotencyClaim, IdempotencyRepository, InviteRepository,
-    JoinResponseTemplate, Keyed, MaintenanceRepository, PriorResponse, RecordedResponse,
-    Redemption, ServerRepository, keyed, recorded,
+    EventHorizon, IdempotencyClaim, JoinResponseTemplate, Keyed, PriorResponse, RecordedResponse,
+    Redemption, keyed, recorded,
 };
 use invite_store::testing::TestDatabase;
 use invite_store::{Constraint, StoreError};

@@ -5,9 +5,6 @@ use invite_core::server::{
     ChannelName, CreateServerRequest, PageLimit, ServerFeature, UpdateServerRequest,
 };
 use invite_store::models::JoinSource;
-use invite_store::repo::{
-    AuditRepository, ChannelRepository, MemberRepository, ServerRepository, UserRepository,
-};
 use invite_store::testing::TestDatabase;
 use uuid::Uuid;
 

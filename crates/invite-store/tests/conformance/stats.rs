@@ -9,10 +9,7 @@ use diesel::prelude::*;
 use invite_core::event::{Event, MemberRemoved, RemovalReason};
 use invite_core::stats::{InviteStats, InviteSummary, day_date, day_number, first_shown_day};
 use invite_store::DbConnection;
-use invite_store::repo::{
-    EventRepository, InviteRepository, MemberRepository, PreviewCount, RefusalCount, Removal,
-    StatsRepository,
-};
+use invite_store::repo::{PreviewCount, RefusalCount, Removal};
 use invite_store::testing::TestDatabase;
 use uuid::Uuid;
 

@@ -4,9 +4,7 @@ use invite_core::audit::AuditAction;
 use invite_core::code::{CodeRef, VanityCode};
 use invite_core::invite::InviteKind;
 use invite_core::server::PageLimit;
-use invite_store::repo::{
-    AuditRepository, CreatedInvite, InviteRepository, NewInvite, ServerRepository, VanityRepository,
-};
+use invite_store::repo::{CreatedInvite, NewInvite};
 use invite_store::testing::TestDatabase;
 use invite_store::{Fact, StoreError};
 
