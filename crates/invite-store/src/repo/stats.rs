@@ -6,8 +6,9 @@
 //!   is locked first, so instances sharing the database take turns and never fold an event
 //!   twice; SQLite's writers run one at a time. The caller says up to which `seq` the outbox is
 //!   final (an [`EventHorizon`](super::EventHorizon)), so no event that commits late is skipped.
-//! - Previews and refusals, counted in memory by each instance, are added in batches: one
-//!   statement per batch of rows, whatever the number of previews it stands for.
+//! - Previews and refusals, counted in memory by each instance, are added in batches: a row
+//!   per invite, whatever the number of previews it stands for (the previews all in one
+//!   statement on PostgreSQL).
 //! - Reads take a few rows per invite, and per invite (or server) and day: never the members.
 
 use std::collections::BTreeMap;
@@ -151,14 +152,11 @@ fn add_counts(conn: &mut DbConnection, rows: &[StatsRow]) -> StoreResult<()> {
             if rows.is_empty() {
                 return Ok(());
             }
+            let ids = |get: fn(&StatsRow) -> Uuid| rows.iter().map(get).collect::<Vec<_>>();
             let column = |get: fn(&StatsRow) -> i64| rows.iter().map(get).collect::<Vec<_>>();
             diesel::sql_query(ADD_COUNTS_PG)
-                .bind::<Array<SqlUuid>, _>(
-                    rows.iter().map(|row| row.invite_id.0).collect::<Vec<_>>(),
-                )
-                .bind::<Array<SqlUuid>, _>(
-                    rows.iter().map(|row| row.server_id.0).collect::<Vec<_>>(),
-                )
+                .bind::<Array<SqlUuid>, _>(ids(|row| row.invite_id.0))
+                .bind::<Array<SqlUuid>, _>(ids(|row| row.server_id.0))
                 .bind::<Array<BigInt>, _>(column(|row| row.previews))
                 .bind::<Array<BigInt>, _>(column(|row| row.accepts))
                 .bind::<Array<BigInt>, _>(column(|row| row.departures))
@@ -277,7 +275,7 @@ impl DbConnection {
         Ok(invite_stats_fold::table.select(invite_stats_fold::folded_through).get_result(self)?)
     }
 
-    /// Adds previews counted in memory, a batch of invites per statement.
+    /// Adds previews counted in memory, a row per invite (one statement on PostgreSQL).
     pub fn add_previews(&mut self, counts: &[PreviewCount]) -> StoreResult<()> {
         let mut counts: Vec<&PreviewCount> =
             counts.iter().filter(|count| count.previews > 0).collect();
