@@ -135,8 +135,8 @@ struct RefusalRow {
 
 /// The counters' upsert on PostgreSQL: every row of a flush or a fold in one statement, its
 /// columns bound as five arrays (`unnest` keeps their order). A flush writes a row for nearly
-/// every invite previewed since the last; as multi-row `VALUES` of a [`CHUNK`] each, that was a
-/// statement per thousand rows, each of thousands of parameters parsed and planned afresh.
+/// every invite previewed since the last, and multi-row `VALUES` would take a statement per
+/// [`CHUNK`] of them, each of thousands of parameters parsed and planned afresh.
 const ADD_COUNTS_PG: &str = "\
     INSERT INTO invite_stats AS s (invite_id, server_id, previews, accepts, departures) \
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::int8[], $5::int8[]) \
