@@ -1,0 +1,1 @@
+ALTER TABLE invite_stats RESET (fillfactor);
