@@ -108,6 +108,58 @@ fn stats_agree_with_what_was_done(backend: Backend) {
     settled(&app, &server_stats_path(&server), &owner, &expected);
 }
 
+/// (previews, accepts, departures) as the counters hold them, if they hold the invite at all.
+fn stored(app: &TestApp, invite: &Value) -> Option<(i64, i64, i64)> {
+    let invite_id: Uuid = invite["id"].as_str().unwrap().parse().unwrap();
+    invite_stats::table
+        .filter(invite_stats::invite_id.eq(Id(invite_id)))
+        .select((invite_stats::previews, invite_stats::accepts, invite_stats::departures))
+        .get_result(&mut app.conn())
+        .optional()
+        .unwrap()
+}
+
+fn a_read_answers_what_its_instance_counted_and_a_refused_one_writes_nothing(backend: Backend) {
+    // No flush or fold of its own while it runs: only the reads bring the counts in.
+    let app = TestApp::spawn_args(backend, &["--analytics-flush-interval", "1h"]);
+    let (owner, server) = app.owned_server();
+    let invite = app.create_invite(&server, &owner, json!({"max_uses": 2}));
+    let viewer = app.user();
+    for _ in 0..3 {
+        preview(&app, &invite, &viewer);
+    }
+    app.accept(&invite, &app.user()).assert_status(201);
+    app.accept(&invite, &app.user()).assert_status(201);
+    app.accept(&invite, &app.user()).assert_code(400, "INVITE_MAXED_OUT");
+
+    let member = app.member(&server, &owner);
+    app.get(&invite_stats_path(&server, &invite), &member).assert_code(403, "MISSING_PERMISSION");
+    app.get(&server_stats_path(&server), &app.user()).assert_code(404, "SERVER_NOT_FOUND");
+    assert_eq!(stored(&app, &invite), None, "a refused read writes nothing");
+
+    let day = today(&app);
+    let expected = json!({"previews": 3, "accepts": 2, "refusals": {"INVITE_MAXED_OUT": 1},
+                          "joins_per_day": [{"date": day, "joins": 2}], "retained": 2});
+    let read = app.get(&invite_stats_path(&server, &invite), &owner);
+    read.assert_status(200);
+    assert_eq!(read.body, expected);
+    assert_eq!(stored(&app, &invite), Some((3, 2, 0)));
+
+    // Counted after that read: the next read brings it in too.
+    let other = app.create_invite(&server, &owner, json!({}));
+    preview(&app, &other, &viewer);
+    let read = app.get(&server_stats_path(&server), &owner);
+    read.assert_status(200);
+    assert_eq!(read.body["previews"], 4);
+    assert_eq!(read.body["accepts"], 3, "two through the invite, one through the member's");
+    assert_eq!(
+        read.body["invites"][0],
+        json!({"invite_id": invite["id"], "code": invite["code"], "previews": 3, "accepts": 2,
+               "retained": 2})
+    );
+    assert_eq!(stored(&app, &other), Some((1, 0, 0)));
+}
+
 fn only_managers_read_stats_and_only_of_their_servers_invites(backend: Backend) {
     let app = TestApp::spawn_args(backend, &SOON);
     let (owner, server) = app.owned_server();
@@ -248,4 +300,5 @@ both_backends! {
     the_server_lists_its_top_100_invites_by_accepts,
     previews_from_two_instances_are_summed,
     a_graceful_restart_writes_what_was_counted,
+    a_read_answers_what_its_instance_counted_and_a_refused_one_writes_nothing,
 }

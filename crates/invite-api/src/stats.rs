@@ -20,7 +20,8 @@ pub struct JoinsOnDay {
 
 /// An invite's analytics (`GET /servers/{id}/invites/{invite_id}/stats`). Joins are folded in
 /// from the outbox and previews and refusals written from each instance's memory, every
-/// `INVITE_ANALYTICS_FLUSH_INTERVAL`: the figures lag by up to that.
+/// `INVITE_ANALYTICS_FLUSH_INTERVAL` and before each read by the instance answering it: only
+/// what other instances counted lags, by up to that interval.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InviteStats {

@@ -48,6 +48,17 @@ fn add_previews(counters: &mut PreviewCounters, invite_id: Uuid, server_id: Uuid
         previews;
 }
 
+fn preview_counts(counters: PreviewCounters) -> Vec<PreviewCount> {
+    counters
+        .into_iter()
+        .map(|(invite_id, counter)| PreviewCount {
+            invite_id,
+            server_id: counter.server_id,
+            previews: counter.previews,
+        })
+        .collect()
+}
+
 /// Refusals since the last flush, by code accepted and by the contract's error code.
 type Refusals = HashMap<Box<str>, HashMap<&'static str, i64>>;
 
@@ -120,29 +131,44 @@ impl Analytics {
 
     /// Takes every count not yet written, leaving zero.
     pub fn take(&self) -> Pending {
-        let mut pending = Pending::default();
         // An invite previewed on several threads has a counter on each: added up here.
         let mut previews = PreviewCounters::new();
-        for counters in self.previews.iter() {
+        for counters in &self.previews {
             let taken = std::mem::take(&mut *counters.lock());
             for (invite_id, counter) in taken {
                 add_previews(&mut previews, invite_id, counter.server_id, counter.previews);
             }
         }
-        pending.previews.extend(previews.into_iter().map(|(invite_id, counter)| PreviewCount {
-            invite_id,
-            server_id: counter.server_id,
-            previews: counter.previews,
-        }));
+        Pending { previews: preview_counts(previews), refusals: self.take_refusals() }
+    }
+
+    /// Takes the previews of one server's invites not yet written, and every refusal (they
+    /// are few, and keyed by code alone): what a read of that server's analytics writes first.
+    pub fn take_server(&self, server_id: Uuid) -> Pending {
+        let mut previews = PreviewCounters::new();
+        for counters in &self.previews {
+            counters.lock().retain(|&invite_id, counter| {
+                if counter.server_id != server_id {
+                    return true;
+                }
+                add_previews(&mut previews, invite_id, server_id, counter.previews);
+                false
+            });
+        }
+        Pending { previews: preview_counts(previews), refusals: self.take_refusals() }
+    }
+
+    fn take_refusals(&self) -> Vec<RefusalCount> {
         let refusals = std::mem::take(&mut *self.refusals.lock());
+        let mut counts = Vec::new();
         for (code, by_error) in refusals {
-            pending.refusals.extend(by_error.into_iter().map(|(error, refusals)| RefusalCount {
+            counts.extend(by_error.into_iter().map(|(error, refusals)| RefusalCount {
                 code: code.to_string(),
                 error,
                 refusals,
             }));
         }
-        pending
+        counts
     }
 
     /// Puts counts back that could not be written, to go with the next flush.
@@ -166,7 +192,25 @@ impl Analytics {
 /// Writes the counts taken from `analytics` in one transaction (a statement per batch of
 /// rows); on failure they are put back for the next flush.
 pub async fn flush(door: &Door, analytics: &Analytics) -> DbResult<()> {
-    let pending = analytics.take();
+    write(door, analytics, analytics.take()).await
+}
+
+/// Brings one server's analytics up to date before they are read: writes what this instance
+/// counted of its previews (and every refusal counted here), and folds the joins and
+/// departures the outbox holds. A moderator checking a link they just shared or undid sees
+/// what happened, not the last interval's figures; only what other instances counted
+/// (previews and refusals) still lags, by up to their flush interval. Nothing when analytics
+/// are off here.
+pub async fn catch_up(door: &Door, analytics: &Analytics, server_id: Uuid) -> DbResult<()> {
+    if !analytics.counting {
+        return Ok(());
+    }
+    write(door, analytics, analytics.take_server(server_id)).await?;
+    fold(door, analytics).await
+}
+
+/// Writes `pending`, taken from `analytics`, or puts it back when it cannot.
+async fn write(door: &Door, analytics: &Analytics, pending: Pending) -> DbResult<()> {
     if pending.is_empty() {
         return Ok(());
     }
@@ -292,6 +336,20 @@ mod tests {
         // added up.
         let expected: Vec<_> = (0..4).map(|n| (id(n), id(9), 8 * 250)).collect();
         assert_eq!(previews(&analytics.take()), expected);
+    }
+
+    #[test]
+    fn a_servers_take_leaves_the_other_servers_previews() {
+        let analytics = Arc::new(Analytics::new(true));
+        analytics.previewed(id(1), id(9));
+        analytics.previewed(id(2), id(8));
+        let other_thread = Arc::clone(&analytics);
+        std::thread::spawn(move || other_thread.previewed(id(1), id(9))).join().unwrap();
+        analytics.refused("aaaa1111", RedemptionRefused::Expired);
+        let taken = analytics.take_server(id(9));
+        assert_eq!(previews(&taken), vec![(id(1), id(9), 2)]);
+        assert_eq!(taken.refusals.len(), 1, "refusals are keyed by code alone: all are taken");
+        assert_eq!(previews(&analytics.take()), vec![(id(2), id(8), 1)]);
     }
 
     #[test]

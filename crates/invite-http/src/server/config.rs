@@ -45,7 +45,7 @@
 //! | `--gateway-queue` | `INVITE_GATEWAY_QUEUE` | 1024 | frames a session may have waiting before it is closed as a slow consumer |
 //! | `--temporary-grace` | `INVITE_TEMPORARY_GRACE` | `60s` | how long a temporary member's last gateway session may be gone before they are removed |
 //! | `--analytics` | `INVITE_ANALYTICS` | `on` | whether this instance keeps per-invite analytics: counts previews and refused accepts, and folds joins in from the outbox (`off`: neither; another instance, or this one turned on again, folds the joins within the outbox's retention) |
-//! | `--analytics-flush-interval` | `INVITE_ANALYTICS_FLUSH_INTERVAL` | `60s` | how often each instance writes the previews and refusals it counted, and joins are folded in: what the analytics lag by, and what a crash loses of previews and refusals (a flush writes a row per invite previewed since the last, so its cost falls with the interval, not with the previews) |
+//! | `--analytics-flush-interval` | `INVITE_ANALYTICS_FLUSH_INTERVAL` | `60s` | how often each instance writes the previews and refusals it counted, and joins are folded in: what the analytics counted by other instances than the one read lag by, and what a crash loses of previews and refusals (a flush writes a row per invite previewed since the last, so its cost falls with the interval, not with the previews) |
 
 use std::ffi::OsStr;
 use std::path::PathBuf;
@@ -248,7 +248,8 @@ pub(crate) struct Config {
     #[arg(long, env = "INVITE_ANALYTICS", default_value = "on", value_parser = Setting(switch), action = ArgAction::Set, global = true)]
     pub analytics: bool,
     /// How often each instance writes the previews and refusals it counted (one batch) and
-    /// folds new joins in: what the analytics lag by, and what a crash loses of the counts.
+    /// folds new joins in (a read catches up first on its own instance): what other
+    /// instances' counts lag by, and what a crash loses of them.
     #[arg(long, env = "INVITE_ANALYTICS_FLUSH_INTERVAL", default_value = "60s", value_parser = Setting(interval), global = true)]
     pub analytics_flush_interval: Duration,
     /// The cookie that carries the platform's bearer token to the invite page.
