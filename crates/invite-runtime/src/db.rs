@@ -611,13 +611,8 @@ impl Db {
         F: FnOnce(&mut DbConnection) -> OpResult<T> + Send + 'static,
         R: FnOnce(&T) -> RecordedResponse + Send + 'static,
     {
-        self.run(move |conn| -> OpResult<_> {
-            match claim {
-                None => work(conn).map(|value| Keyed::Fresh((render(&value), value))),
-                Some(claim) => invite_store::repo::recorded(conn, &claim, now, work, render),
-            }
-        })
-        .await
+        self.run(move |conn| invite_store::repo::answered(conn, claim.as_ref(), now, work, render))
+            .await
     }
 }
 
