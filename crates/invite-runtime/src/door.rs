@@ -273,7 +273,10 @@ impl Door {
         let now = self.clock.now();
         let answer = self
             .db
-            .write(claim, now, work, move |outcome: &Outcome<T>| render(outcome.value()))
+            .run(move |conn| {
+                let render = |outcome: &Outcome<T>| render(outcome.value());
+                invite_store::repo::answered(conn, claim.as_ref(), now, work, render)
+            })
             .await?;
         Ok(self.settle_keyed(answer))
     }
