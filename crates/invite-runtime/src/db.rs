@@ -30,10 +30,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use invite_ops::{OpError, OpResult};
 use invite_store::batch::{BatchWrite, SetOutcome, SetRequest};
-use invite_store::repo::{IdempotencyClaim, Keyed, RecordedResponse};
 use invite_store::{DbConnection, DbPool, StoreResult};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
@@ -593,31 +591,6 @@ impl Db {
             self.combiner.observe_batch(key, took);
             self.gate.observe_hold(took);
         }
-    }
-
-    /// Runs a write whose response `render` describes. With an Idempotency-Key (`claim`), the
-    /// write and the record of its response commit together, and a key already answered is
-    /// replayed without doing the work again (see `invite_store::repo::recorded`); a fresh
-    /// answer comes with the work's value.
-    pub(crate) async fn write<T, F, R>(
-        &self,
-        claim: Option<IdempotencyClaim>,
-        now: DateTime<Utc>,
-        work: F,
-        render: R,
-    ) -> DbResult<Keyed<(RecordedResponse, T)>>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> OpResult<T> + Send + 'static,
-        R: FnOnce(&T) -> RecordedResponse + Send + 'static,
-    {
-        self.run(move |conn| -> OpResult<_> {
-            match claim {
-                None => work(conn).map(|value| Keyed::Fresh((render(&value), value))),
-                Some(claim) => invite_store::repo::recorded(conn, &claim, now, work, render),
-            }
-        })
-        .await
     }
 }
 

@@ -273,7 +273,10 @@ impl Door {
         let now = self.clock.now();
         let answer = self
             .db
-            .write(claim, now, work, move |outcome: &Outcome<T>| render(outcome.value()))
+            .run(move |conn| {
+                let render = |outcome: &Outcome<T>| render(outcome.value());
+                invite_store::repo::answered(conn, claim.as_ref(), now, work, render)
+            })
             .await?;
         Ok(self.settle_keyed(answer))
     }
@@ -299,12 +302,9 @@ impl Door {
         let now = self.clock.now();
         let answer = self
             .db
-            .run_combined(key, None, lock_order, move |conn| -> OpResult<_> {
+            .run_combined(key, None, lock_order, move |conn| {
                 let render = |outcome: &Outcome<T>| render(outcome.value());
-                match &claim {
-                    None => work(conn).map(|outcome| Keyed::Fresh((render(&outcome), outcome))),
-                    Some(claim) => invite_store::repo::recorded(conn, claim, now, &work, render),
-                }
+                invite_store::repo::answered(conn, claim.as_ref(), now, &work, render)
             })
             .await?;
         Ok(self.settle_keyed(answer))

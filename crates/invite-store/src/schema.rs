@@ -307,24 +307,37 @@ diesel::joinable!(join_requests -> servers (server_id));
 diesel::joinable!(join_requests -> invites (invite_id));
 diesel::joinable!(invite_stats -> invites (invite_id));
 
-diesel::allow_tables_to_appear_in_same_query!(
-    users,
-    servers,
-    channels,
-    invites,
-    members,
-    bans,
-    audit_entries,
-    maintenance,
-    idempotency_records,
-    events,
-    webhooks,
-    webhook_deliveries,
-    gateway_sessions,
-    join_requests,
-    invite_stats,
-    invite_refusals,
-    invite_joins_daily,
-    server_joins_daily,
-    invite_stats_fold,
-);
+/// Hands `$callback` every table of this schema, after `$args`: the one list of them, read by
+/// `allow_tables_to_appear_in_same_query!` below and by the conformance test that compares
+/// each table with what the migrations make (a table left out of it would go unchecked).
+#[macro_export]
+macro_rules! with_every_table {
+    ($callback:ident!($($args:tt)*)) => {
+        $callback! {
+            $($args)*
+            users,
+            servers,
+            channels,
+            invites,
+            members,
+            bans,
+            audit_entries,
+            maintenance,
+            idempotency_records,
+            events,
+            webhooks,
+            webhook_deliveries,
+            gateway_sessions,
+            join_requests,
+            invite_stats,
+            invite_refusals,
+            invite_joins_daily,
+            server_joins_daily,
+            invite_stats_fold,
+        }
+    };
+}
+
+use diesel::allow_tables_to_appear_in_same_query;
+
+with_every_table!(allow_tables_to_appear_in_same_query!());

@@ -261,6 +261,26 @@ impl ResponseError for ApiError {
 /// Shorthand for handler results.
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
+/// Implements `FromRequest` for an extractor that is ready at once, with nothing to wait for:
+/// `$extract`, a function of the request and its payload, makes it or refuses the request.
+macro_rules! ready_extractor {
+    ($extractor:ty, $extract:path) => {
+        impl actix_web::FromRequest for $extractor {
+            type Error = $crate::api::error::ApiError;
+            type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+            fn from_request(
+                req: &actix_web::HttpRequest,
+                payload: &mut actix_web::dev::Payload,
+            ) -> Self::Future {
+                std::future::ready($extract(req, payload))
+            }
+        }
+    };
+}
+
+pub(crate) use ready_extractor;
+
 #[cfg(test)]
 mod tests {
     use actix_web::body::to_bytes;

@@ -13,8 +13,6 @@
 //!   refusal changed nothing, and answers that say "retry" (429, 503) must not be replayed: a
 //!   retry with the same key is decided afresh.
 
-use std::future::{Ready, ready};
-
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -24,7 +22,7 @@ use invite_runtime::idempotency::{Claimed, InFlight};
 use invite_store::repo::{IdempotencyClaim, Keyed, RecordedResponse};
 use sha2::{Digest, Sha256};
 
-use crate::api::error::ApiError;
+use crate::api::error::{ApiError, ready_extractor};
 use crate::guard::auth::AuthUser;
 use crate::guard::body::BufferedBody;
 
@@ -49,14 +47,7 @@ impl IdempotencyKey {
     }
 }
 
-impl FromRequest for IdempotencyKey {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        ready(claim(req, payload))
-    }
-}
+ready_extractor!(IdempotencyKey, claim);
 
 fn claim(req: &HttpRequest, payload: &mut Payload) -> Result<IdempotencyKey, ApiError> {
     let Some(value) = req.headers().get(HEADER) else { return Ok(IdempotencyKey(None)) };

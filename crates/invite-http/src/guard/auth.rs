@@ -7,11 +7,9 @@
 //! `alg: none` never verifies, a token signed with another algorithm than the configured one is
 //! refused, and so is one whose header lists `crit` parameters (none is understood here).
 
-use std::future::{Ready, ready};
-
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use actix_web::{HttpMessage, HttpRequest, web};
 use invite_core::ErrorCode;
 use invite_store::repo::Actor;
 use jsonwebtoken::errors::ErrorKind;
@@ -21,7 +19,7 @@ use jsonwebtoken::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::api::error::ApiError;
+use crate::api::error::{ApiError, ready_extractor};
 
 /// The shortest HS256 secret accepted: 256 bits, the size of the hash.
 pub const MIN_SECRET_LEN: usize = 32;
@@ -210,21 +208,16 @@ fn validation(algorithm: Algorithm) -> Validation {
 #[derive(Debug, Clone)]
 pub(crate) struct AuthUser(pub(crate) Actor);
 
-impl FromRequest for AuthUser {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+ready_extractor!(AuthUser, auth_user);
 
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        // Verified once per request, whichever extractors ask.
-        if let Some(user) = req.extensions().get::<AuthUser>() {
-            return ready(Ok(user.clone()));
-        }
-        let user = authenticate(req).map(AuthUser);
-        if let Ok(user) = &user {
-            req.extensions_mut().insert(user.clone());
-        }
-        ready(user)
+/// The request's caller, verified once per request, whichever extractors ask.
+fn auth_user(req: &HttpRequest, _: &mut Payload) -> Result<AuthUser, ApiError> {
+    if let Some(user) = req.extensions().get::<AuthUser>() {
+        return Ok(user.clone());
     }
+    let user = AuthUser(authenticate(req)?);
+    req.extensions_mut().insert(user.clone());
+    Ok(user)
 }
 
 fn authenticate(req: &HttpRequest) -> Result<Actor, ApiError> {

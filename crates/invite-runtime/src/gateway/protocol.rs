@@ -17,79 +17,65 @@ use serde::Deserialize;
 /// The largest frame a client may send, in bytes.
 pub const MAX_FRAME: usize = 4 * 1024;
 
-/// Why the gateway closed a connection. 4000-4999 are the gateway's own; 1012 and 1013 are
-/// RFC 6455's "service restart" and "try again later".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u16)]
-pub enum CloseCode {
+/// Declares [`CloseCode`] from one table: each code's name, number and close frame's reason,
+/// so that a code cannot be added without its reason or left out of [`CloseCode::ALL`].
+macro_rules! close_codes {
+    ($($(#[$doc:meta])* $name:ident = $number:literal, $reason:literal;)+) => {
+        /// Why the gateway closed a connection. 4000-4999 are the gateway's own; 1012 and 1013
+        /// are RFC 6455's "service restart" and "try again later".
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(u16)]
+        pub enum CloseCode {
+            $($(#[$doc])* $name = $number,)+
+        }
+
+        impl CloseCode {
+            /// Every code, for the documentation and tests.
+            pub const ALL: [Self; [$($number),+].len()] = [$(Self::$name),+];
+
+            /// The close frame's reason (at most 123 bytes).
+            pub const fn reason(self) -> &'static str {
+                match self {
+                    $(Self::$name => $reason,)+
+                }
+            }
+        }
+    };
+}
+
+close_codes! {
     /// An `op` the gateway does not know.
-    UnknownOpcode = 4001,
+    UnknownOpcode = 4001, "unknown op";
     /// A text frame that is not a JSON object with an `op`.
-    DecodeError = 4002,
+    DecodeError = 4002, "frames must be JSON objects with an op";
     /// A binary frame: the gateway speaks JSON text only.
-    BinaryFrame = 4003,
+    BinaryFrame = 4003, "binary frames are not accepted";
     /// No token, or one that does not verify.
-    AuthenticationFailed = 4004,
+    AuthenticationFailed = 4004, "missing or invalid token";
     /// The token expired during the session: connect again with a fresh one.
-    TokenExpired = 4005,
+    TokenExpired = 4005, "the token expired";
     /// A frame over [`MAX_FRAME`] bytes.
-    FrameTooLarge = 4006,
+    FrameTooLarge = 4006, "frame over 4096 bytes";
     /// `resume_from` is not a `seq`, or one the outbox has not reached.
-    InvalidSeq = 4007,
+    InvalidSeq = 4007, "resume_from is not a seq the outbox has reached";
     /// No frame from the client for 1.5 heartbeat intervals.
-    SessionTimedOut = 4008,
+    SessionTimedOut = 4008, "no heartbeat";
     /// The client read too slowly and its queue filled: resume from the last `seq` received.
-    SlowConsumer = 4009,
+    SlowConsumer = 4009, "slow consumer: resume from the last seq received";
     /// The user has as many sessions as allowed, on all instances together.
-    TooManyConnections = 4010,
+    TooManyConnections = 4010, "too many connections for this user";
     /// `resume_from` is older than the outbox keeps: connect without it and reload.
-    InvalidSession = 4011,
+    InvalidSession = 4011, "resume_from is older than the outbox keeps";
     /// The instance is stopping: resume on another with `resume_from`.
-    Restarting = 1012,
+    Restarting = 1012, "instance stopping: resume on another";
     /// The database cannot be reached: try again later.
-    Unavailable = 1013,
+    Unavailable = 1013, "database unavailable: try again later";
 }
 
 impl CloseCode {
-    /// Every code, for the documentation and tests.
-    pub const ALL: [Self; 13] = [
-        Self::UnknownOpcode,
-        Self::DecodeError,
-        Self::BinaryFrame,
-        Self::AuthenticationFailed,
-        Self::TokenExpired,
-        Self::FrameTooLarge,
-        Self::InvalidSeq,
-        Self::SessionTimedOut,
-        Self::SlowConsumer,
-        Self::TooManyConnections,
-        Self::InvalidSession,
-        Self::Restarting,
-        Self::Unavailable,
-    ];
-
     /// The code from its number.
     pub fn from_u16(code: u16) -> Option<Self> {
         Self::ALL.into_iter().find(|known| *known as u16 == code)
-    }
-
-    /// The close frame's reason (at most 123 bytes).
-    pub const fn reason(self) -> &'static str {
-        match self {
-            Self::UnknownOpcode => "unknown op",
-            Self::DecodeError => "frames must be JSON objects with an op",
-            Self::BinaryFrame => "binary frames are not accepted",
-            Self::AuthenticationFailed => "missing or invalid token",
-            Self::TokenExpired => "the token expired",
-            Self::FrameTooLarge => "frame over 4096 bytes",
-            Self::InvalidSeq => "resume_from is not a seq the outbox has reached",
-            Self::SessionTimedOut => "no heartbeat",
-            Self::SlowConsumer => "slow consumer: resume from the last seq received",
-            Self::TooManyConnections => "too many connections for this user",
-            Self::InvalidSession => "resume_from is older than the outbox keeps",
-            Self::Restarting => "instance stopping: resume on another",
-            Self::Unavailable => "database unavailable: try again later",
-        }
     }
 }
 

@@ -281,6 +281,24 @@ where
     )
 }
 
+/// [`recorded`] for a request with an Idempotency-Key (`claim`); without one, `work`'s answer
+/// is rendered and not recorded: what every change with a recorded answer runs.
+pub fn answered<T, E>(
+    conn: &mut DbConnection,
+    claim: Option<&IdempotencyClaim>,
+    now: DateTime<Utc>,
+    work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+    render: impl FnOnce(&T) -> RecordedResponse,
+) -> Result<Keyed<(RecordedResponse, T)>, E>
+where
+    E: From<crate::StoreError> + From<diesel::result::Error> + crate::error::Availability,
+{
+    match claim {
+        None => work(conn).map(|value| Keyed::Fresh((render(&value), value))),
+        Some(claim) => recorded(conn, claim, now, work, render),
+    }
+}
+
 fn reused() -> crate::StoreError {
     crate::Fact::KeyReused.into()
 }

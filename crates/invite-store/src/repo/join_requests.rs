@@ -24,7 +24,7 @@ use super::events::StoredEvent;
 use super::filing::count_pending;
 use super::redeem::{Joined, join_target, load_target};
 use super::servers::lock_server;
-use crate::connection::{DbConnection, write_transaction};
+use crate::connection::{DbConnection, MultiBackend, write_transaction};
 use crate::error::{Entity, Fact, StoreError, StoreResult};
 use crate::models::{JoinRequestRow, JoinRequestStatus, StoredJoinRequest, corrupt};
 use crate::schema::{invites, join_requests};
@@ -170,6 +170,37 @@ fn announce(
         .ok_or_else(|| corrupt("event", "none appended"))
 }
 
+/// The requests `query` finds, oldest first (by filing time, then id).
+fn oldest_first(
+    conn: &mut DbConnection,
+    query: join_requests::BoxedQuery<'_, MultiBackend>,
+) -> StoreResult<Vec<StoredJoinRequest>> {
+    query
+        .order((join_requests::created_at.asc(), join_requests::id.asc()))
+        .select(JoinRequestRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(StoredJoinRequest::try_from)
+        .collect()
+}
+
+/// Takes the request `find` finds out of `pending` as `leave` does (a denial or a withdrawal),
+/// under its server's lock, and announces it, in one transaction.
+fn settle(
+    conn: &mut DbConnection,
+    find: impl FnOnce(&mut DbConnection) -> StoreResult<StoredJoinRequest>,
+    leave: impl FnOnce(&mut DbConnection, &StoredJoinRequest) -> StoreResult<StoredJoinRequest>,
+    now: DateTime<Utc>,
+) -> StoreResult<Decided> {
+    write_transaction(conn, |conn| {
+        let request = find(conn)?;
+        lock_server(conn, request.server_id)?;
+        let request = leave(conn, &request)?;
+        let event = announce(conn, &request, now)?;
+        Ok(Decided { request, event })
+    })
+}
+
 /// Join requests: reading them, and every change but the filing (which an accept makes, see
 /// `DbConnection::redeem`).
 impl DbConnection {
@@ -187,27 +218,16 @@ impl DbConnection {
         server_id: Uuid,
         status: JoinRequestStatus,
     ) -> StoreResult<Vec<StoredJoinRequest>> {
-        join_requests::table
+        let query = join_requests::table
             .filter(join_requests::server_id.eq(Id(server_id)))
-            .filter(join_requests::status.eq(status.as_str()))
-            .order((join_requests::created_at.asc(), join_requests::id.asc()))
-            .select(JoinRequestRow::as_select())
-            .load(self)?
-            .into_iter()
-            .map(StoredJoinRequest::try_from)
-            .collect()
+            .filter(join_requests::status.eq(status.as_str()));
+        oldest_first(self, query.into_boxed())
     }
 
     /// A user's own requests, of every server and status, oldest first.
     pub fn user_join_requests(&mut self, user_id: Uuid) -> StoreResult<Vec<StoredJoinRequest>> {
-        join_requests::table
-            .filter(join_requests::user_id.eq(Id(user_id)))
-            .order((join_requests::created_at.asc(), join_requests::id.asc()))
-            .select(JoinRequestRow::as_select())
-            .load(self)?
-            .into_iter()
-            .map(StoredJoinRequest::try_from)
-            .collect()
+        let query = join_requests::table.filter(join_requests::user_id.eq(Id(user_id)));
+        oldest_first(self, query.into_boxed())
     }
 
     /// How many pending requests a server holds.
@@ -295,13 +315,12 @@ impl DbConnection {
         actor: Uuid,
         now: DateTime<Utc>,
     ) -> StoreResult<Decided> {
-        write_transaction(self, |conn| {
-            let request = server_request(conn, server_id, request_id)?;
-            lock_server(conn, server_id)?;
-            let request = deny_audited(conn, &request, actor, None, now)?;
-            let event = announce(conn, &request, now)?;
-            Ok(Decided { request, event })
-        })
+        settle(
+            self,
+            |conn| server_request(conn, server_id, request_id),
+            |conn, request| deny_audited(conn, request, actor, None, now),
+            now,
+        )
     }
 
     /// Withdraws `user_id`'s own pending request `request_id`, announced. `NotFound` for
@@ -312,15 +331,16 @@ impl DbConnection {
         request_id: Uuid,
         now: DateTime<Utc>,
     ) -> StoreResult<Decided> {
-        write_transaction(self, |conn| {
-            let request = load_request(conn, request_id)?
-                .filter(|request| request.user_id == user_id)
-                .ok_or(StoreError::NotFound(Entity::JoinRequest))?;
-            lock_server(conn, request.server_id)?;
-            let request = decide(conn, &request, Decision::Withdraw, None, now)?;
-            let event = announce(conn, &request, now)?;
-            Ok(Decided { request, event })
-        })
+        settle(
+            self,
+            |conn| {
+                load_request(conn, request_id)?
+                    .filter(|request| request.user_id == user_id)
+                    .ok_or(StoreError::NotFound(Entity::JoinRequest))
+            },
+            |conn, request| decide(conn, request, Decision::Withdraw, None, now),
+            now,
+        )
     }
 
     /// Denies `user_id`'s pending requests for the server, as a ban by `actor` does, inside

@@ -33,7 +33,7 @@ pub use filing::{Filed, insert_join_request_unchecked};
 pub use gateway::{MemberServer, NewSession};
 pub use idempotency::{
     IDEMPOTENCY_WINDOW, IdempotencyClaim, JoinResponseTemplate, Keyed, PriorResponse,
-    RecordedResponse, keyed, recorded,
+    RecordedResponse, answered, keyed, recorded,
 };
 pub use invites::create_statement_sql;
 pub use invites::{CreatedInvite, InviteScope, NewInvite};

@@ -167,9 +167,11 @@ pub(super) fn redeem(
             // pay this second round trip are those of approval invites).
             None => file_join_request(conn, code, user, now),
         },
-        DbConnection::Sqlite(_) => {
-            write_transaction(conn, |conn| redeem_locked(conn, code, user, now, record))
-        }
+        // Read, decide, write, with writers serialised by SQLite's immediate transaction.
+        DbConnection::Sqlite(_) => write_transaction(conn, |conn| {
+            let target = load_target(conn, code, user.user_id)?;
+            admit(conn, target, user, now, record)
+        }),
     }
 }
 
@@ -189,18 +191,10 @@ fn file_join_request(
             return Ok(Redemption::Refused(RedemptionRefused::NotFound));
         };
         lock_server(conn, target.server_id)?;
-        let Some(target) = load_target(conn, code, user.user_id)? else {
-            return Ok(Redemption::Refused(RedemptionRefused::NotFound));
-        };
-        if let Err(reason) = decide_redemption(&target.facts(), now) {
-            return Ok(Redemption::Refused(reason));
-        }
-        if !target.requires_approval {
-            // An edit turned approval off since the facts were first read: a plain join.
-            return join_target(conn, &target, user, now, None);
-        }
-        let filed = file_locked(conn, target.server_id, target.invite_id, user, now)?;
-        Ok(Redemption::Filed(Box::new(filed)))
+        // Decided again on the facts under the lock: should an edit have turned approval off
+        // since they were first read, this is a plain join.
+        let target = load_target(conn, code, user.user_id)?;
+        admit(conn, target, user, now, None)
     })
 }
 
@@ -278,15 +272,17 @@ pub(super) fn load_target(
 /// A server's raid columns: the protection's three settings, and its window's start and count.
 type RaidColumns = (Option<i64>, Option<i64>, Option<i64>, Option<Ts>, i64);
 
-/// Read, decide, write, with writers already serialised by the caller's transaction.
-fn redeem_locked(
+/// Decides the accept of `target` (`None`: no invite has the code) by the core's rules and
+/// writes what they admit: the join, or the join request of an invite that requires approval.
+/// The facts were read with the writers serialised, so what was read is what is written against.
+fn admit(
     conn: &mut DbConnection,
-    code: &CodeRef,
+    target: Option<Target>,
     user: &Actor,
     now: DateTime<Utc>,
     record: Option<JoinRecord<'_>>,
 ) -> StoreResult<Redemption> {
-    let Some(target) = load_target(conn, code, user.user_id)? else {
+    let Some(target) = target else {
         return Ok(Redemption::Refused(RedemptionRefused::NotFound));
     };
     if let Err(reason) = decide_redemption(&target.facts(), now) {
@@ -332,26 +328,9 @@ pub(super) fn join_target(
     on_each_backend!(conn, |conn| diesel::insert_into(members::table).values(&row).execute(conn))?;
     // The join counts into the server's raid window on the server's row, with its member count.
     let raid = count_join(target.raid, target.window, now);
-    let member_count = match raid {
-        RaidCount::Unprotected => add_to_member_count(conn, target.server_id, 1)?,
-        RaidCount::Counted(window) => {
-            let statement = CountRaidJoin {
-                server_id: target.server_id,
-                started_at: window.started_at,
-                joins: window.joins,
-                paused_until: None,
-            };
-            on_each_backend!(conn, |conn| statement.get_result(conn))?
-        }
-        RaidCount::Tripped { paused_until } => {
-            let statement = CountRaidJoin {
-                server_id: target.server_id,
-                started_at: None,
-                joins: 0,
-                paused_until: Some(paused_until),
-            };
-            on_each_backend!(conn, |conn| statement.get_result(conn))?
-        }
+    let member_count = match CountRaidJoin::counting(target.server_id, raid) {
+        None => add_to_member_count(conn, target.server_id, 1)?,
+        Some(statement) => on_each_backend!(conn, |conn| statement.get_result(conn))?,
     };
     conn.remember_user(user, now)?;
     let mut events = vec![member_joined(&member, member_count)];
@@ -444,6 +423,20 @@ prepared_statement! {
            (started_at: Nullable<DbTimestamp>) ", raid_window_joins = " (joins: BigInt)
            ", invites_paused_until = coalesce(" (paused_until: Nullable<DbTimestamp>)
            ", invites_paused_until) WHERE id = " (server_id: DbUuid) " RETURNING member_count"];
+}
+
+impl CountRaidJoin {
+    /// The statement that counts a join on `server_id` as `count_join` counted it: the window
+    /// counted on, or closed with the pause by the join that tripped it. `None` for a server
+    /// without protection, whose member count alone changes.
+    fn counting(server_id: Uuid, raid: RaidCount) -> Option<Self> {
+        let (started_at, joins, paused_until) = match raid {
+            RaidCount::Unprotected => return None,
+            RaidCount::Counted(window) => (window.started_at, window.joins, None),
+            RaidCount::Tripped { paused_until } => (None, 0, Some(paused_until)),
+        };
+        Some(Self { server_id, started_at, joins, paused_until })
+    }
 }
 
 prepared_statement! {
@@ -866,11 +859,41 @@ struct AcceptRow {
     raid_paused_until: Option<DateTime<Utc>>,
 }
 
+/// What an accept statement did with one accept.
+enum Written {
+    /// The user joined.
+    Joined(Box<Joined>),
+    /// Nobody joined: the facts the statement read, for the reason.
+    Nothing(Target),
+}
+
 impl AcceptRow {
     /// The `INVITES_PAUSE` event of a join that tripped its server's raid protection.
     fn raid_pause(&self, now: DateTime<Utc>) -> Option<StoredEvent> {
         let (seq, until) = (self.pause_seq?, self.raid_paused_until?);
         Some(raid_pause_event(seq, self.server_id, until, now))
+    }
+
+    /// What the statement did with `user`'s accept at `now`: the join it wrote (its member
+    /// and event built again here from the facts, as the statement built them), or nothing.
+    fn written(self, user: &Actor, now: DateTime<Utc>) -> StoreResult<Written> {
+        let raid_pause = self.raid_pause(now);
+        let wrote = (self.member_count, self.new_uses, self.new_version, self.event_seq);
+        let target = self.into_target()?;
+        let (Some(member_count), Some(uses), Some(version), Some(seq)) = wrote else {
+            return Ok(Written::Nothing(target));
+        };
+        let member = target.member(user, now);
+        let event =
+            StoredEvent { seq, event: member_joined(&member, member_count), created_at: now };
+        Ok(Written::Joined(Box::new(Joined {
+            member,
+            uses,
+            version,
+            member_count,
+            event,
+            raid_pause,
+        })))
     }
 
     fn into_target(self) -> StoreResult<Target> {
@@ -945,26 +968,10 @@ fn redeem_postgres(
             }
             Err(error) => return Err(error),
         };
-        let (member_count, new_uses, new_version) =
-            (row.member_count, row.new_uses, row.new_version);
-        let event_seq = row.event_seq;
-        let raid_pause = row.raid_pause(now);
-        let target = row.into_target()?;
-        if let (Some(member_count), Some(uses), Some(version), Some(seq)) =
-            (member_count, new_uses, new_version, event_seq)
-        {
-            let member = target.member(user, now);
-            let event =
-                StoredEvent { seq, event: member_joined(&member, member_count), created_at: now };
-            return Ok(Some(Redemption::Joined(Box::new(Joined {
-                member,
-                uses,
-                version,
-                member_count,
-                event,
-                raid_pause,
-            }))));
-        }
+        let target = match row.written(user, now)? {
+            Written::Joined(joined) => return Ok(Some(Redemption::Joined(joined))),
+            Written::Nothing(target) => target,
+        };
         if let Err(reason) = decide_redemption(&target.facts(), now) {
             return Ok(Some(Redemption::Refused(reason)));
         }
@@ -1284,33 +1291,17 @@ pub fn redeem_set(
             .filter(|index| *index < joins.len())
             .ok_or_else(|| corrupt("accept ordinal", &row.ord.to_string()))?;
         let join = joins[index];
-        let facts = row.facts;
-        let (member_count, new_uses, new_version, event_seq) =
-            (facts.member_count, facts.new_uses, facts.new_version, facts.event_seq);
-        let raid_pause = facts.raid_pause(join.now);
-        let target = facts.into_target()?;
-        decided[index] = match (member_count, new_uses, new_version, event_seq) {
-            (Some(member_count), Some(uses), Some(version), Some(seq)) => {
-                let member = target.member(&join.actor, join.now);
-                let event = StoredEvent {
-                    seq,
-                    event: member_joined(&member, member_count),
-                    created_at: join.now,
-                };
-                Some(Redemption::Joined(Box::new(Joined {
-                    member,
-                    uses,
-                    version,
-                    member_count,
-                    event,
-                    raid_pause,
-                })))
-            }
+        decided[index] = match row.facts.written(&join.actor, join.now)? {
+            Written::Joined(joined) => Some(Redemption::Joined(joined)),
             // Admitted but for the raid window, which an earlier join of the batch filled.
-            _ if row.raid_refused => Some(Redemption::Refused(RedemptionRefused::Paused)),
+            Written::Nothing(_) if row.raid_refused => {
+                Some(Redemption::Refused(RedemptionRefused::Paused))
+            }
             // Admitted by the rules on the locked invite, but its uses ran out within the batch.
-            _ if row.eligible => Some(Redemption::Refused(RedemptionRefused::MaxedOut)),
-            _ => match decide_redemption(&target.facts(), join.now) {
+            Written::Nothing(_) if row.eligible => {
+                Some(Redemption::Refused(RedemptionRefused::MaxedOut))
+            }
+            Written::Nothing(target) => match decide_redemption(&target.facts(), join.now) {
                 Err(reason) => Some(Redemption::Refused(reason)),
                 // A second join of one user to one server in the batch: decided alone, after.
                 Ok(()) => None,

@@ -90,22 +90,21 @@ prepared_statement! {
            (server_id: DbUuid) " RETURNING member_count"];
 }
 
-/// A member's standing from the columns it is read from.
-fn standing_of(
-    user_id: Uuid,
-    owner_id: Uuid,
-    default_bits: i64,
-    member_bits: i64,
-) -> StoreResult<Standing> {
+/// The member's standing from the columns it is read from (the server's owner and default
+/// permissions, the member's permissions); `None` when `user_id` is not a member.
+fn standing_of(user_id: Uuid, found: Option<(Uuid, i64, i64)>) -> StoreResult<Option<Standing>> {
+    let Some((owner_id, default_bits, member_bits)) = found else {
+        return Ok(None);
+    };
     let parse = |bits: i64| {
         Permissions::from_bits(bits).ok_or_else(|| corrupt("permissions", &bits.to_string()))
     };
-    Ok(Standing {
+    Ok(Some(Standing {
         user_id,
         is_owner: owner_id == user_id,
         default_permissions: parse(default_bits)?,
         member_permissions: parse(member_bits)?,
-    })
+    }))
 }
 
 prepared_statement! {
@@ -226,11 +225,7 @@ impl DbConnection {
             .select((servers::owner_id, servers::default_permissions, members::permissions))
             .get_result::<(Uuid, i64, i64)>(self)
             .optional()?;
-        found
-            .map(|(owner_id, default_bits, member_bits)| {
-                standing_of(user_id, owner_id, default_bits, member_bits)
-            })
-            .transpose()
+        standing_of(user_id, found)
     }
 
     /// [`DbConnection::standing`], read with the server's row lock taken for the rest of
@@ -247,11 +242,7 @@ impl DbConnection {
         };
         let found =
             LockedStanding { server_id, user_id }.get_result::<(Uuid, i64, i64)>(pg).optional()?;
-        found
-            .map(|(owner_id, default_bits, member_bits)| {
-                standing_of(user_id, owner_id, default_bits, member_bits)
-            })
-            .transpose()
+        standing_of(user_id, found)
     }
 
     /// Applies the changes; `NotFound` when the server does not exist.

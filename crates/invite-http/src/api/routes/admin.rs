@@ -1,11 +1,9 @@
 //! Operator endpoints, behind `INVITE_ADMIN_TOKEN` (compared in constant time). Without a
 //! configured token they do not exist: 404, as for any unknown path.
 
-use std::future::{Ready, ready};
-
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use invite_api::MaintenanceRequest;
 use invite_core::ErrorCode;
@@ -21,7 +19,7 @@ use invite_runtime::metrics::Metrics;
 use secrecy::SecretString;
 
 use super::common::app_data;
-use crate::api::error::{ApiError, ApiResult, ErrorBody};
+use crate::api::error::{ApiError, ApiResult, ErrorBody, ready_extractor};
 use crate::api::extract::JsonBody;
 
 routes![get_maintenance, start_maintenance, end_maintenance];
@@ -37,16 +35,9 @@ pub(crate) struct Admin {
     here: MaintenanceView,
 }
 
-impl FromRequest for Admin {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+ready_extractor!(Admin, admin);
 
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(admin(req))
-    }
-}
-
-fn admin(req: &HttpRequest) -> Result<Admin, ApiError> {
+fn admin(req: &HttpRequest, _: &mut Payload) -> Result<Admin, ApiError> {
     let expected = req
         .app_data::<web::Data<AdminToken>>()
         .and_then(|token| token.0.as_ref())

@@ -2,8 +2,6 @@
 //! records `routes!` builds, the paging queries, and the parameters and refusals their
 //! annotations repeat.
 
-use std::future::{Ready, ready};
-
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, Route, web};
 use invite_ops::{Ctx, OpError, OpResult, Outcome};
@@ -14,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::openapi::path::HttpMethod;
 use uuid::Uuid;
 
-use crate::api::error::{ApiError, ApiResult};
+use crate::api::error::{ApiError, ApiResult, ready_extractor};
 use crate::guard::auth::AuthUser;
 
 /// The signed-in caller and the door their work goes through: what a handler acting for a user
@@ -25,18 +23,13 @@ pub(crate) struct Caller {
     actor: Actor,
 }
 
-impl FromRequest for Caller {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+ready_extractor!(Caller, caller);
 
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let mut caller = || {
-            let door = app_data(req)?;
-            let AuthUser(actor) = AuthUser::from_request(req, payload).into_inner()?;
-            Ok(Self { door, actor })
-        };
-        ready(caller())
-    }
+/// The caller of a request: the door, and the user its token names.
+fn caller(req: &HttpRequest, payload: &mut Payload) -> Result<Caller, ApiError> {
+    let door = app_data(req)?;
+    let AuthUser(actor) = AuthUser::from_request(req, payload).into_inner()?;
+    Ok(Caller { door, actor })
 }
 
 /// A part of the service the app was built with, for extractors made of several.

@@ -1,7 +1,5 @@
 //! Invites: create, list, edit and revoke (server- and channel-scoped), preview and accept.
 
-use std::future::{Ready, ready};
-
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
@@ -24,7 +22,7 @@ use invite_runtime::metrics::Metrics;
 use invite_runtime::preview_cache::PreviewCache;
 
 use super::common::{Caller, app_data, json_list};
-use crate::api::error::{ApiError, ApiResult, ErrorBody};
+use crate::api::error::{ApiError, ApiResult, ErrorBody, ready_extractor};
 use crate::api::extract::{JsonBody, etag, if_match};
 use crate::api::idempotency::{IdempotencyKey, render, respond};
 use crate::api::wire::Links;
@@ -163,21 +161,15 @@ pub(crate) struct Creating {
     random: web::Data<RandomFactory>,
 }
 
-impl FromRequest for Creating {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+ready_extractor!(Creating, creating);
 
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let mut creating = || {
-            Ok(Self {
-                limiter: app_data(req)?,
-                links: app_data(req)?,
-                random: app_data(req)?,
-                caller: Caller::from_request(req, payload).into_inner()?,
-            })
-        };
-        ready(creating())
-    }
+fn creating(req: &HttpRequest, payload: &mut Payload) -> Result<Creating, ApiError> {
+    Ok(Creating {
+        limiter: app_data(req)?,
+        links: app_data(req)?,
+        random: app_data(req)?,
+        caller: Caller::from_request(req, payload).into_inner()?,
+    })
 }
 
 impl Creating {
