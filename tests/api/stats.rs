@@ -44,14 +44,20 @@ fn preview(app: &TestApp, invite: &Value, user: &TestUser) {
     app.get(&format!("/invites/{}", invite["code"].as_str().unwrap()), user).assert_status(200);
 }
 
-/// (previews, accepts, departures) as the counters hold them.
-fn counters(app: &TestApp, invite: &Value) -> (i64, i64, i64) {
+/// (previews, accepts, departures) as the counters hold them, if they hold the invite at all.
+fn stored(app: &TestApp, invite: &Value) -> Option<(i64, i64, i64)> {
     let invite_id: Uuid = invite["id"].as_str().unwrap().parse().unwrap();
     invite_stats::table
         .filter(invite_stats::invite_id.eq(Id(invite_id)))
         .select((invite_stats::previews, invite_stats::accepts, invite_stats::departures))
         .get_result(&mut app.conn())
+        .optional()
         .unwrap()
+}
+
+/// (previews, accepts, departures) as the counters hold them.
+fn counters(app: &TestApp, invite: &Value) -> (i64, i64, i64) {
+    stored(app, invite).expect("the counters hold the invite")
 }
 
 fn today(app: &TestApp) -> String {
@@ -106,17 +112,6 @@ fn stats_agree_with_what_was_done(backend: Backend) {
         ],
     });
     settled(&app, &server_stats_path(&server), &owner, &expected);
-}
-
-/// (previews, accepts, departures) as the counters hold them, if they hold the invite at all.
-fn stored(app: &TestApp, invite: &Value) -> Option<(i64, i64, i64)> {
-    let invite_id: Uuid = invite["id"].as_str().unwrap().parse().unwrap();
-    invite_stats::table
-        .filter(invite_stats::invite_id.eq(Id(invite_id)))
-        .select((invite_stats::previews, invite_stats::accepts, invite_stats::departures))
-        .get_result(&mut app.conn())
-        .optional()
-        .unwrap()
 }
 
 fn a_read_answers_what_its_instance_counted_and_a_refused_one_writes_nothing(backend: Backend) {
