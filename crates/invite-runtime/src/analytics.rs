@@ -9,7 +9,8 @@
 //!   stop flushes ([`finish`]). A flush that fails puts its counts back.
 //! - Joins and departures are not counted here at all: they are in the outbox already, and
 //!   [`fold`] adds them to the counters and daily roll-ups behind the store's cursor, up to this
-//!   instance's horizon (where nothing can still commit below), at the same interval. Instances
+//!   instance's horizon (where nothing can still commit below), at the same interval and
+//!   before a read of a server's analytics ([`catch_up`]). Instances
 //!   sharing a database take turns on the cursor; each event is folded once.
 
 use std::collections::HashMap;
